@@ -1,0 +1,160 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//
+// Command-line parsing of livepatchd and livepatchctl: what each argv means, and the message
+// for each kind of wrong usage.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include <cerrno>
+#include <initializer_list>
+#include <string>
+#include <vector>
+
+#include "cli.hpp"
+
+using namespace livepatchd;
+
+namespace {
+
+Result<DaemonOptions> daemon(std::initializer_list<std::string_view> args)
+{
+    return parse_daemon_options(std::vector<std::string_view>(args));
+}
+
+Result<CtlOptions> ctl(std::initializer_list<std::string_view> args)
+{
+    return parse_ctl_options(std::vector<std::string_view>(args));
+}
+
+template <typename T>
+std::string usage_message(const Result<T>& result)
+{
+    if (result)
+        FAIL("accepted");
+    CHECK(result.error().errnum == EINVAL);
+    return result.error().message;
+}
+
+} // namespace
+
+TEST_CASE("livepatchd: no options runs the service with the optional default config")
+{
+    auto o = daemon({});
+    REQUIRE(o.ok());
+    CHECK(o->action == DaemonOptions::Action::run);
+    CHECK(o->config_path == std::filesystem::path(default_config_path));
+    CHECK_FALSE(o->config_path_given);
+    CHECK(o->if_config_missing() == MissingConfig::use_defaults);
+}
+
+TEST_CASE("livepatchd: --config makes the file mandatory, in every spelling")
+{
+    for (auto args : {std::vector<std::string_view>{"--config", "/tmp/x.json"},
+                      std::vector<std::string_view>{"--config=/tmp/x.json"},
+                      std::vector<std::string_view>{"-c", "/tmp/x.json"},
+                      std::vector<std::string_view>{"-c/tmp/x.json"}}) {
+        auto o = parse_daemon_options(args);
+        REQUIRE(o.ok());
+        CHECK(o->action == DaemonOptions::Action::run);
+        CHECK(o->config_path == "/tmp/x.json");
+        CHECK(o->if_config_missing() == MissingConfig::fail);
+    }
+}
+
+TEST_CASE("livepatchd: --check-config, in any order with --config")
+{
+    auto a = daemon({"--check-config", "--config", "a.json"});
+    auto b = daemon({"--config", "a.json", "--check-config"});
+    REQUIRE(a.ok());
+    REQUIRE(b.ok());
+    CHECK(a->action == DaemonOptions::Action::check_config);
+    CHECK(b->action == DaemonOptions::Action::check_config);
+    CHECK(a->config_path == "a.json");
+}
+
+TEST_CASE("livepatchd: --help and --version win over other options")
+{
+    CHECK(daemon({"--help"})->action == DaemonOptions::Action::help);
+    CHECK(daemon({"-h"})->action == DaemonOptions::Action::help);
+    CHECK(daemon({"--check-config", "--help"})->action == DaemonOptions::Action::help);
+    CHECK(daemon({"--version", "--help"})->action == DaemonOptions::Action::help);
+    CHECK(daemon({"--version"})->action == DaemonOptions::Action::version);
+    CHECK(daemon({"--check-config", "--version"})->action == DaemonOptions::Action::version);
+}
+
+TEST_CASE("livepatchd: wrong usage names the option")
+{
+    CHECK(usage_message(daemon({"--frobnicate"})) == "unrecognized option '--frobnicate'");
+    CHECK(usage_message(daemon({"--check-conf"})) ==
+          "unrecognized option '--check-conf' (did you mean '--check-config'?)");
+    CHECK(usage_message(daemon({"-x"})) == "unrecognized option '-x'");
+    CHECK(usage_message(daemon({"--config"})) == "option '--config' needs a value");
+    CHECK(usage_message(daemon({"-c"})) == "option '-c' needs a value");
+    CHECK(usage_message(daemon({"--config="})) ==
+          "option '--config' needs a file name, not an empty string");
+    CHECK(usage_message(daemon({"--help=yes"})) == "option '--help' does not take a value");
+    CHECK(usage_message(daemon({"start"})) ==
+          "unexpected argument 'start'; livepatchd takes options only");
+    // After "--" everything is an argument, and livepatchd takes none.
+    CHECK(usage_message(daemon({"--", "--help"})) ==
+          "unexpected argument '--help'; livepatchd takes options only");
+}
+
+TEST_CASE("livepatchctl: the command table is the documented one")
+{
+    std::vector<std::string_view> names;
+    for (const CtlCommand& c : ctl_commands()) {
+        names.push_back(c.name);
+        CHECK_FALSE(c.summary.empty());
+    }
+    CHECK(names == std::vector<std::string_view>{"status", "list", "install", "apply", "revert",
+                                                 "remove", "blocking", "watch", "check"});
+}
+
+TEST_CASE("livepatchctl: commands, arguments and --json anywhere")
+{
+    auto none = ctl({});
+    REQUIRE(none.ok());
+    CHECK(none->action == CtlOptions::Action::run_command);
+    CHECK(none->command == "status");
+    CHECK_FALSE(none->json);
+
+    auto apply = ctl({"apply", "--json", "fix-cve"});
+    REQUIRE(apply.ok());
+    CHECK(apply->command == "apply");
+    CHECK(apply->json);
+    CHECK(apply->arguments == std::vector<std::string>{"fix-cve"});
+
+    auto json_first = ctl({"--json", "list"});
+    REQUIRE(json_first.ok());
+    CHECK(json_first->command == "list");
+    CHECK(json_first->json);
+
+    // A patch name that looks like an option goes after "--".
+    auto dashed = ctl({"revert", "--", "-odd-name"});
+    REQUIRE(dashed.ok());
+    CHECK(dashed->arguments == std::vector<std::string>{"-odd-name"});
+
+    for (const CtlCommand& c : ctl_commands()) {
+        auto o = ctl({c.name});
+        REQUIRE(o.ok());
+        CHECK(o->command == c.name);
+    }
+}
+
+TEST_CASE("livepatchctl: --help and --version, even with an unknown command")
+{
+    CHECK(ctl({"--help"})->action == CtlOptions::Action::help);
+    CHECK(ctl({"status", "-h"})->action == CtlOptions::Action::help);
+    CHECK(ctl({"nonsense", "--help"})->action == CtlOptions::Action::help);
+    CHECK(ctl({"--version"})->action == CtlOptions::Action::version);
+}
+
+TEST_CASE("livepatchctl: wrong usage names the command or option")
+{
+    CHECK(usage_message(ctl({"stauts"})) == "unknown command 'stauts' (did you mean 'status'?)");
+    CHECK(usage_message(ctl({"frobnicate"})) == "unknown command 'frobnicate'");
+    CHECK(usage_message(ctl({"--jsno"})) == "unrecognized option '--jsno' (did you mean '--json'?)");
+    CHECK(usage_message(ctl({"status", "--force"})) == "unrecognized option '--force'");
+    CHECK(usage_message(ctl({"--json=yes"})) == "option '--json' does not take a value");
+}

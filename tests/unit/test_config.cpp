@@ -1,0 +1,425 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//
+// The configuration contract: defaults, every validation rule and the wording of its error, the
+// missing-file policy, and the round trip through to_json that --check-config relies on.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "config.hpp"
+
+using namespace livepatchd;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr std::string_view origin = "test.json";
+
+Config parse_ok(std::string_view text)
+{
+    auto result = parse_config(text, origin);
+    if (!result)
+        FAIL("unexpected error: " << result.error().message);
+    return *result;
+}
+
+// The full message for text, which must be rejected with EINVAL.
+std::string parse_error(std::string_view text)
+{
+    auto result = parse_config(text, origin);
+    if (result)
+        FAIL("accepted: " << text);
+    CHECK(result.error().errnum == EINVAL);
+    return result.error().message;
+}
+
+// A scratch directory removed at the end of the test case.
+struct TempDir {
+    std::filesystem::path path;
+    TempDir()
+    {
+        std::string templ = (std::filesystem::temp_directory_path() / "livepatchd-test-XXXXXX").string();
+        REQUIRE(mkdtemp(templ.data()) != nullptr);
+        path = templ;
+    }
+    ~TempDir() { std::filesystem::remove_all(path); }
+    std::filesystem::path write(std::string_view name, std::string_view text) const
+    {
+        const auto file = path / name;
+        std::ofstream(file) << text;
+        return file;
+    }
+};
+
+} // namespace
+
+TEST_CASE("defaults are the documented values")
+{
+    const Config c;
+    CHECK(c.boot.apply == true);
+    CHECK(c.boot.crash_guard_seconds == 300s);
+    CHECK(c.transition.stall_timeout_ms == 30000ms);
+    CHECK(c.transition.on_stall == StallAction::revert);
+    CHECK(c.remediation.enabled == true);
+    CHECK(c.remediation.grace_ms == 200ms);
+    CHECK(c.remediation.kick.enabled == true);
+    CHECK(c.remediation.kick.interval_ms == 500ms);
+    CHECK(c.remediation.stop_continue.enabled == true);
+    CHECK(c.remediation.stop_continue.after_ms == 600ms);
+    CHECK(c.remediation.stop_continue.hold_ms == 50ms);
+    CHECK(c.remediation.stop_continue.exclude_units.empty());
+    CHECK(c.remediation.stop_continue.exclude_commands.empty());
+    CHECK(c.log.level == LogLevel::info);
+    CHECK(default_config_path == SYSCONFDIR "/livepatchd/livepatchd.json");
+}
+
+TEST_CASE("an empty object and empty sections mean the defaults")
+{
+    CHECK(parse_ok("{}") == Config{});
+    CHECK(parse_ok(R"({"boot": {}, "transition": {}, "remediation": {"kick": {}, "stop_continue": {}}, "log": {}})") ==
+          Config{});
+}
+
+TEST_CASE("every key is read")
+{
+    const Config c = parse_ok(R"({
+      "boot": {"apply": false, "crash_guard_seconds": 0},
+      "transition": {"stall_timeout_ms": 100, "on_stall": "force"},
+      "remediation": {
+        "enabled": false, "grace_ms": 0,
+        "kick": {"enabled": false, "interval_ms": 3600000},
+        "stop_continue": {"enabled": false, "after_ms": 3600000, "hold_ms": 10000,
+                          "exclude_units": ["sshd.service", "user.slice", "getty@tty1.service", "session-2.scope"],
+                          "exclude_commands": ["qemu-system-x86", "postgres"]}
+      },
+      "log": {"level": "debug"}
+    })");
+    CHECK(c.boot.apply == false);
+    CHECK(c.boot.crash_guard_seconds == 0s);
+    CHECK(c.transition.stall_timeout_ms == 100ms);
+    CHECK(c.transition.on_stall == StallAction::force);
+    CHECK(c.remediation.enabled == false);
+    CHECK(c.remediation.grace_ms == 0ms);
+    CHECK(c.remediation.kick.enabled == false);
+    CHECK(c.remediation.kick.interval_ms == 3600000ms);
+    CHECK(c.remediation.stop_continue.enabled == false);
+    CHECK(c.remediation.stop_continue.after_ms == 3600000ms);
+    CHECK(c.remediation.stop_continue.hold_ms == 10000ms);
+    CHECK(c.remediation.stop_continue.exclude_units ==
+          std::vector<std::string>{"sshd.service", "user.slice", "getty@tty1.service", "session-2.scope"});
+    CHECK(c.remediation.stop_continue.exclude_commands ==
+          std::vector<std::string>{"qemu-system-x86", "postgres"});
+    CHECK(c.log.level == LogLevel::debug);
+}
+
+TEST_CASE("enum values: every name is accepted and maps to its own value")
+{
+    CHECK(parse_ok(R"({"transition": {"on_stall": "wait"}})").transition.on_stall == StallAction::wait);
+    CHECK(parse_ok(R"({"transition": {"on_stall": "revert"}})").transition.on_stall == StallAction::revert);
+    CHECK(parse_ok(R"({"transition": {"on_stall": "force"}})").transition.on_stall == StallAction::force);
+    CHECK(parse_ok(R"({"log": {"level": "debug"}})").log.level == LogLevel::debug);
+    CHECK(parse_ok(R"({"log": {"level": "info"}})").log.level == LogLevel::info);
+    CHECK(parse_ok(R"({"log": {"level": "notice"}})").log.level == LogLevel::notice);
+    CHECK(parse_ok(R"({"log": {"level": "warning"}})").log.level == LogLevel::warning);
+    CHECK(parse_ok(R"({"log": {"level": "err"}})").log.level == LogLevel::err);
+    // The numeric values are the syslog priorities, passed to the journal as they are.
+    CHECK(static_cast<int>(LogLevel::err) == 3);
+    CHECK(static_cast<int>(LogLevel::debug) == 7);
+    CHECK(to_string(StallAction::wait) == "wait");
+    CHECK(to_string(LogLevel::warning) == "warning");
+}
+
+TEST_CASE("JSON syntax errors name the file, line and column")
+{
+    SUBCASE("bad literal on line 3") {
+        const std::string m = parse_error("{\n  \"boot\": {\n    \"apply\": tru\n  }\n}");
+        CHECK(m.starts_with("test.json:3:"));
+        CHECK(m.find("tru") != std::string::npos);
+        CHECK(m.find("[json.exception") == std::string::npos);
+    }
+    SUBCASE("missing value, exact column") {
+        // The '}' at line 2, column 10 is where a value was expected.
+        CHECK(parse_error("{\n  \"log\": }").starts_with("test.json:2:10: "));
+    }
+    SUBCASE("trailing comma") {
+        CHECK(parse_error("{\"log\": {\"level\": \"info\"},}").starts_with("test.json:1:"));
+    }
+    SUBCASE("empty document") {
+        CHECK(parse_error("").starts_with("test.json:1:1: "));
+    }
+    SUBCASE("comments are not JSON") {
+        CHECK(parse_error("// comment\n{}").starts_with("test.json:1:"));
+    }
+}
+
+TEST_CASE("the top level must be an object")
+{
+    const std::string m = parse_error("[1, 2]");
+    CHECK(m == R"(test.json: [1,2] is not a configuration; use a JSON object with the keys "boot", "transition", "remediation", "log", or {} for the defaults)");
+}
+
+TEST_CASE("a duplicate key is an error, at any level")
+{
+    CHECK(parse_error(R"({"log": {}, "log": {}})") ==
+          "test.json: log: duplicate key; give each key once (the last one would silently win)");
+    CHECK(parse_error(R"({"remediation": {"kick": {"enabled": true, "enabled": false}}})")
+              .starts_with("test.json: remediation.kick.enabled: duplicate key"));
+    // The same key in different objects is fine.
+    CHECK(parse_ok(R"({"remediation": {"enabled": false, "kick": {"enabled": false}}})").remediation.kick.enabled == false);
+}
+
+TEST_CASE("unknown keys name the dotted key and list the known keys at that level")
+{
+    CHECK(parse_error(R"({"bot": {}})") ==
+          R"(test.json: bot: unknown key (did you mean "boot"?); the top-level keys are "boot", "transition", "remediation", "log")");
+    CHECK(parse_error(R"({"frobnicate": 1})") ==
+          R"(test.json: frobnicate: unknown key; the top-level keys are "boot", "transition", "remediation", "log")");
+    CHECK(parse_error(R"({"boot": {"aply": true}})") ==
+          R"(test.json: boot.aply: unknown key (did you mean "apply"?); the keys in "boot" are "apply", "crash_guard_seconds")");
+    CHECK(parse_error(R"({"transition": {"stall_timeout": 100}})")
+              .starts_with("test.json: transition.stall_timeout: unknown key"));
+    CHECK(parse_error(R"({"remediation": {"kick": {"intervall_ms": 100}}})") ==
+          R"(test.json: remediation.kick.intervall_ms: unknown key (did you mean "interval_ms"?); the keys in "remediation.kick" are "enabled", "interval_ms")");
+    CHECK(parse_error(R"({"remediation": {"stop_continue": {"exclude_unit": []}}})") ==
+          R"(test.json: remediation.stop_continue.exclude_unit: unknown key (did you mean "exclude_units"?); the keys in "remediation.stop_continue" are "enabled", "after_ms", "hold_ms", "exclude_units", "exclude_commands")");
+    CHECK(parse_error(R"({"log": {"level": "info", "target": "journal"}})")
+              .starts_with(R"(test.json: log.target: unknown key; the keys in "log" are "level")"));
+}
+
+TEST_CASE("wrong types name the key, the value and what is accepted")
+{
+    CHECK(parse_error(R"({"boot": true})") ==
+          R"(test.json: boot: true is not an object; use an object with the keys "apply", "crash_guard_seconds")");
+    CHECK(parse_error(R"({"remediation": {"kick": []}})") ==
+          R"(test.json: remediation.kick: [] is not an object; use an object with the keys "enabled", "interval_ms")");
+    CHECK(parse_error(R"({"boot": {"apply": "yes"}})") ==
+          R"(test.json: boot.apply: "yes" is not a boolean; use true or false)");
+    CHECK(parse_error(R"({"boot": {"apply": 1}})") ==
+          R"(test.json: boot.apply: 1 is not a boolean; use true or false)");
+    CHECK(parse_error(R"({"transition": {"stall_timeout_ms": "30s"}})") ==
+          R"(test.json: transition.stall_timeout_ms: "30s" is not an integer; use an integer from 100 to 3600000 (milliseconds))");
+    CHECK(parse_error(R"({"remediation": {"grace_ms": 1.5}})") ==
+          R"(test.json: remediation.grace_ms: 1.5 is not an integer; use an integer from 0 to 3600000 (milliseconds))");
+    CHECK(parse_error(R"({"boot": {"crash_guard_seconds": null}})") ==
+          R"(test.json: boot.crash_guard_seconds: null is not an integer; use an integer from 0 to 86400 (seconds))");
+    CHECK(parse_error(R"({"remediation": {"stop_continue": {"exclude_units": "sshd.service"}}})") ==
+          R"(test.json: remediation.stop_continue.exclude_units: "sshd.service" is not an array; use a list such as ["sshd.service", "user.slice"])");
+    CHECK(parse_error(R"({"remediation": {"stop_continue": {"exclude_commands": ["ok", 7]}}})") ==
+          R"(test.json: remediation.stop_continue.exclude_commands[1]: 7 is not a string; use a list such as ["qemu-system-x86", "postgres"])");
+    CHECK(parse_error(R"({"log": {"level": 6}})") ==
+          R"(test.json: log.level: 6 is not one of "debug", "info", "notice", "warning", "err")");
+}
+
+TEST_CASE("a long bad value is shortened in the message")
+{
+    const std::string m = parse_error(R"({"boot": {"apply": ")" + std::string(200, 'x') + R"("}})");
+    CHECK(m.find("...") != std::string::npos);
+    CHECK(m.size() < 150);
+}
+
+TEST_CASE("ranges: the bounds are accepted, one past them is not")
+{
+    struct Case {
+        std::string key_json; // {"a": {"b": VALUE}} with VALUE as @
+        std::string dotted;
+        long long min, max;
+        std::string unit;
+    };
+    const Case cases[] = {
+        {R"({"boot": {"crash_guard_seconds": @}})", "boot.crash_guard_seconds", 0, 86400, "seconds"},
+        {R"({"transition": {"stall_timeout_ms": @}})", "transition.stall_timeout_ms", 100, 3600000, "milliseconds"},
+        {R"({"remediation": {"grace_ms": @}})", "remediation.grace_ms", 0, 3600000, "milliseconds"},
+        {R"({"remediation": {"kick": {"interval_ms": @}}})", "remediation.kick.interval_ms", 10, 3600000, "milliseconds"},
+        {R"({"remediation": {"stop_continue": {"after_ms": @}}})", "remediation.stop_continue.after_ms", 0, 3600000, "milliseconds"},
+        {R"({"remediation": {"stop_continue": {"hold_ms": @}}})", "remediation.stop_continue.hold_ms", 1, 10000, "milliseconds"},
+    };
+    for (const Case& c : cases) {
+        CAPTURE(c.dotted);
+        auto with = [&c](long long v) {
+            std::string text = c.key_json;
+            text.replace(text.find('@'), 1, std::to_string(v));
+            return text;
+        };
+        CHECK(parse_config(with(c.min), origin));
+        CHECK(parse_config(with(c.max), origin));
+        const std::string accepted = "use an integer from " + std::to_string(c.min) + " to " +
+                                     std::to_string(c.max) + " (" + c.unit + ")";
+        CHECK(parse_error(with(c.max + 1)) ==
+              "test.json: " + c.dotted + ": " + std::to_string(c.max + 1) + " is out of range; " + accepted);
+        CHECK(parse_error(with(c.min - 1)) ==
+              "test.json: " + c.dotted + ": " + std::to_string(c.min - 1) + " is out of range; " + accepted);
+    }
+    // Beyond 64 bits: out of range, not wrapped into range.
+    CHECK(parse_error(R"({"remediation": {"grace_ms": 18446744073709551616}})")
+              .starts_with("test.json: remediation.grace_ms: "));
+    CHECK(parse_error(R"({"remediation": {"grace_ms": 18446744073709551615}})")
+              .find("is out of range") != std::string::npos);
+}
+
+TEST_CASE("enum values outside the set are listed with what is accepted")
+{
+    CHECK(parse_error(R"({"transition": {"on_stall": "retry"}})") ==
+          R"(test.json: transition.on_stall: "retry" is not one of "wait", "revert", "force")");
+    CHECK(parse_error(R"({"transition": {"on_stall": "revret"}})") ==
+          R"(test.json: transition.on_stall: "revret" is not one of "wait", "revert", "force" (did you mean "revert"?))");
+    CHECK(parse_error(R"({"transition": {"on_stall": "Revert"}})")
+              .starts_with(R"(test.json: transition.on_stall: "Revert" is not one of)"));
+    CHECK(parse_error(R"({"log": {"level": "error"}})") ==
+          R"(test.json: log.level: "error" is not one of "debug", "info", "notice", "warning", "err" (did you mean "err"?))");
+    CHECK(parse_error(R"({"log": {"level": "verbose"}})") ==
+          R"(test.json: log.level: "verbose" is not one of "debug", "info", "notice", "warning", "err")");
+}
+
+TEST_CASE("exclude_units entries must be systemd unit names of units that hold processes")
+{
+    const std::string key = "test.json: remediation.stop_continue.exclude_units[0]: ";
+    auto units = [](std::string_view entry) {
+        return R"({"remediation": {"stop_continue": {"exclude_units": [")" + std::string(entry) + R"("]}}})";
+    };
+    for (const char* good : {"sshd.service", "user.slice", "session-4.scope", "docker.socket",
+                             "home.mount", "dev-sda2.swap", "getty@tty1.service",
+                             "system-getty.slice", R"(dev-disk-by\\x2duuid.swap)"}) {
+        const std::string name = good; // CAPTURE shows a const char* as a pointer
+        CAPTURE(name);
+        CHECK(parse_config(units(good), origin));
+    }
+    CHECK(parse_error(units("sshd")) ==
+          key + R"("sshd" is not a systemd unit name; use the full name with its type suffix, such as "sshd.service")");
+    CHECK(parse_error(units("")).starts_with(key + R"("" is not a systemd unit name)"));
+    CHECK(parse_error(units(".service")).starts_with(key + R"(".service" is not a systemd unit name)"));
+    CHECK(parse_error(units("/usr/sbin/sshd")) ==
+          key + R"("/usr/sbin/sshd" is not a unit name but a path; use the unit's name, such as "sshd.service")");
+    CHECK(parse_error(units("system.slice/sshd.service")).find("is not a unit name but a path") != std::string::npos);
+    CHECK(parse_error(units("multi-user.target")) ==
+          key + R"("multi-user.target" is not a unit that can contain processes; use a unit name ending in ".service", ".scope", ".slice", ".socket", ".mount", ".swap")");
+    CHECK(parse_error(units("sshd.servce")).find("is not a unit that can contain processes") != std::string::npos);
+    CHECK(parse_error(units("my daemon.service")) ==
+          key + R"("my daemon.service" is not a systemd unit name: it contains ' '; see systemd-escape(1) for how to name such a unit)");
+    CHECK(parse_error(units("getty@.service")) ==
+          key + R"("getty@.service" is a template, which never contains processes itself; name an instance, such as "getty@tty1.service")");
+    CHECK(parse_error(units("@x.service")).find("starts with '@'") != std::string::npos);
+    CHECK(parse_error(units(std::string(250, 'a') + ".service")).find("is longer than 255 characters") != std::string::npos);
+    // The index names the offending entry, not the first one.
+    CHECK(parse_error(R"({"remediation": {"stop_continue": {"exclude_units": ["a.service", "b"]}}})")
+              .starts_with("test.json: remediation.stop_continue.exclude_units[1]: \"b\""));
+}
+
+TEST_CASE("exclude_commands entries are non-empty and fit in the kernel's comm")
+{
+    auto commands = [](std::string_view entry) {
+        return R"({"remediation": {"stop_continue": {"exclude_commands": [")" + std::string(entry) + R"("]}}})";
+    };
+    CHECK(parse_ok(commands("systemd-journal")).remediation.stop_continue.exclude_commands ==
+          std::vector<std::string>{"systemd-journal"}); // exactly 15
+    CHECK(parse_error(commands("systemd-journald")) ==
+          R"(test.json: remediation.stop_continue.exclude_commands[0]: "systemd-journald" is 16 bytes long, but the kernel keeps only 15 (TASK_COMM_LEN - 1) of a command name, so it would never match; use "systemd-journal")");
+    CHECK(parse_error(commands("")) ==
+          R"(test.json: remediation.stop_continue.exclude_commands[0]: "" is empty; use a command name as ps -o comm shows it, such as "qemu-system-x86")");
+    CHECK(comm_max_length == 15);
+}
+
+TEST_CASE("the first error is reported, in document order of the schema")
+{
+    CHECK(parse_error(R"({"boot": {"apply": 1}, "log": {"level": "x"}})").starts_with("test.json: boot.apply:"));
+    // Unknown keys are found before bad values in the same object.
+    CHECK(parse_error(R"({"log": {"level": "x"}, "xyz": 1})").starts_with("test.json: xyz: unknown key"));
+}
+
+TEST_CASE("to_json prints every key, and parsing it gives the same configuration back")
+{
+    const nlohmann::json defaults = to_json(Config{});
+    CHECK(defaults["boot"]["apply"] == true);
+    CHECK(defaults["boot"]["crash_guard_seconds"] == 300);
+    CHECK(defaults["transition"]["stall_timeout_ms"] == 30000);
+    CHECK(defaults["transition"]["on_stall"] == "revert");
+    CHECK(defaults["remediation"]["grace_ms"] == 200);
+    CHECK(defaults["remediation"]["kick"]["interval_ms"] == 500);
+    CHECK(defaults["remediation"]["stop_continue"]["after_ms"] == 600);
+    CHECK(defaults["remediation"]["stop_continue"]["hold_ms"] == 50);
+    CHECK(defaults["remediation"]["stop_continue"]["exclude_units"] == nlohmann::json::array());
+    CHECK(defaults["log"]["level"] == "info");
+    CHECK(parse_ok(defaults.dump()) == Config{});
+
+    Config changed;
+    changed.boot.apply = false;
+    changed.boot.crash_guard_seconds = 0s;
+    changed.transition.on_stall = StallAction::wait;
+    changed.transition.stall_timeout_ms = 1234ms;
+    changed.remediation.kick.enabled = false;
+    changed.remediation.stop_continue.hold_ms = 7ms;
+    changed.remediation.stop_continue.exclude_units = {"sshd.service"};
+    changed.remediation.stop_continue.exclude_commands = {"postgres"};
+    changed.log.level = LogLevel::notice;
+    REQUIRE(changed != Config{});
+    CHECK(parse_ok(to_json(changed).dump(2)) == changed);
+}
+
+TEST_CASE("config/livepatchd.json holds exactly the defaults")
+{
+    const char* path = std::getenv("LIVEPATCHD_CONFIG_EXAMPLE");
+    REQUIRE_MESSAGE(path != nullptr, "meson sets LIVEPATCHD_CONFIG_EXAMPLE to config/livepatchd.json");
+    auto result = load_config(path, MissingConfig::fail);
+    REQUIRE_MESSAGE(result.ok(), (result.ok() ? "" : result.error().message));
+    CHECK(*result == Config{});
+    // And it spells out every key: nothing is left to the defaults silently.
+    std::ifstream in(path);
+    CHECK(nlohmann::json::parse(in) == to_json(Config{}));
+}
+
+TEST_CASE("load_config: a missing file is the defaults only at the default path")
+{
+    TempDir dir;
+    const auto missing = dir.path / "livepatchd.json";
+
+    auto defaults = load_config(missing, MissingConfig::use_defaults);
+    REQUIRE(defaults.ok());
+    CHECK(*defaults == Config{});
+
+    auto explicit_missing = load_config(missing, MissingConfig::fail);
+    REQUIRE_FALSE(explicit_missing.ok());
+    CHECK(explicit_missing.error().errnum == ENOENT);
+    CHECK(explicit_missing.error().message ==
+          missing.string() + ": cannot open the configuration file: No such file or directory");
+}
+
+TEST_CASE("load_config reads the file and names it in errors")
+{
+    TempDir dir;
+    const auto good = dir.write("good.json", R"({"log": {"level": "debug"}})");
+    for (MissingConfig m : {MissingConfig::use_defaults, MissingConfig::fail}) {
+        auto c = load_config(good, m);
+        REQUIRE(c.ok());
+        CHECK(c->log.level == LogLevel::debug);
+    }
+
+    const auto bad = dir.write("bad.json", "{\n\"log\": {\"level\": \"loud\"}}");
+    auto semantic = load_config(bad, MissingConfig::use_defaults);
+    REQUIRE_FALSE(semantic.ok());
+    CHECK(semantic.error().message.starts_with(bad.string() + ": log.level: \"loud\""));
+
+    const auto broken = dir.write("broken.json", "{\n\n  \"log\" {}\n}");
+    auto syntax = load_config(broken, MissingConfig::use_defaults);
+    REQUIRE_FALSE(syntax.ok());
+    CHECK(syntax.error().message.starts_with(broken.string() + ":3:9: "));
+
+    // A directory where the file should be is an error even at the default path: only a
+    // missing file means "use the defaults".
+    auto directory = load_config(dir.path, MissingConfig::use_defaults);
+    REQUIRE_FALSE(directory.ok());
+    CHECK(directory.error().errnum == EISDIR);
+    CHECK(directory.error().message.starts_with(dir.path.string() + ": cannot read the configuration file: "));
+
+    const auto huge = dir.write("huge.json", std::string(config_max_size + 1, ' '));
+    auto too_big = load_config(huge, MissingConfig::fail);
+    REQUIRE_FALSE(too_big.ok());
+    CHECK(too_big.error().errnum == EFBIG);
+    CHECK(too_big.error().message.find("larger than 1 MiB") != std::string::npos);
+}
