@@ -1,0 +1,121 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//
+// task-stacks TID...: print the kernel stack of each task through TaskStackCollector, the way
+// the daemon gets it. For VM tests:
+//
+//   tid=<tid> comm=<comm> frames=<n>
+//     <symbol>+0x<off>/0x<size> [<module>]      one line per frame, innermost first
+//
+// Exit status: 0 every TID was found; 1 the BPF program could not be loaded or attached, or the
+// iterator failed (the message names the libbpf error); 2 usage; 3 some TID names no task (the
+// others are still printed; nothing is printed on stdout for the missing ones).
+#include <charconv>
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "kernel_symbols.hpp"
+#include "task_stacks.hpp"
+
+namespace {
+
+constexpr int exit_ok = 0;
+constexpr int exit_bpf_error = 1;
+constexpr int exit_usage = 2;
+constexpr int exit_no_such_task = 3;
+
+int usage()
+{
+    std::fputs("usage: task-stacks TID...\n"
+               "Print the kernel stack of each task (needs root).\n",
+               stderr);
+    return exit_usage;
+}
+
+std::optional<pid_t> parse_tid(std::string_view arg)
+{
+    pid_t tid = 0;
+    const auto [ptr, ec] = std::from_chars(arg.data(), arg.data() + arg.size(), tid);
+    if (ec != std::errc{} || ptr != arg.data() + arg.size() || tid <= 0)
+        return std::nullopt;
+    return tid;
+}
+
+void print_stack(const livepatchd::TaskStack& stack, const livepatchd::KernelSymbols* symbols)
+{
+    std::printf("tid=%d comm=%s frames=%zu", static_cast<int>(stack.tid), stack.comm.c_str(),
+                stack.frames.size());
+    if (stack.stack_errnum != 0)
+        std::printf(" (no stack: errno %d)", stack.stack_errnum);
+    std::putchar('\n');
+    for (const std::uint64_t frame : stack.frames) {
+        if (symbols)
+            std::printf("  %s\n", symbols->format(frame).c_str());
+        else
+            std::printf("  0x%llx\n", static_cast<unsigned long long>(frame));
+    }
+}
+
+} // namespace
+
+int main(int argc, char** argv)
+{
+    if (argc < 2)
+        return usage();
+    std::vector<pid_t> tids;
+    for (int i = 1; i < argc; i++) {
+        const std::optional<pid_t> tid = parse_tid(argv[i]);
+        if (!tid) {
+            std::fprintf(stderr, "task-stacks: '%s' is not a task id (a positive number)\n", argv[i]);
+            return usage();
+        }
+        tids.push_back(*tid);
+    }
+
+    auto collector = livepatchd::TaskStackCollector::open();
+    if (!collector) {
+        std::fprintf(stderr, "task-stacks: %s\n", collector.error().message.c_str());
+        return exit_bpf_error;
+    }
+    for (const pid_t tid : tids) {
+        if (auto r = collector->watch(tid); !r) {
+            std::fprintf(stderr, "task-stacks: %s\n", r.error().message.c_str());
+            return exit_bpf_error;
+        }
+    }
+    auto stacks = collector->collect();
+    if (!stacks) {
+        std::fprintf(stderr, "task-stacks: %s\n", stacks.error().message.c_str());
+        return exit_bpf_error;
+    }
+
+    std::optional<livepatchd::KernelSymbols> symbols;
+    bool any_frames = false;
+    for (const auto& s : *stacks)
+        any_frames = any_frames || !s.frames.empty();
+    if (any_frames) {
+        auto loaded = livepatchd::KernelSymbols::load();
+        if (loaded)
+            symbols = std::move(*loaded);
+        else
+            std::fprintf(stderr, "task-stacks: %s; printing raw addresses\n",
+                         loaded.error().message.c_str());
+    }
+
+    int status = exit_ok;
+    for (const pid_t tid : tids) {
+        const livepatchd::TaskStack* found = nullptr;
+        for (const auto& s : *stacks)
+            if (s.tid == tid)
+                found = &s;
+        if (!found) {
+            std::fprintf(stderr, "task-stacks: no task with tid %d\n", static_cast<int>(tid));
+            status = exit_no_such_task;
+            continue;
+        }
+        print_stack(*found, symbols ? &*symbols : nullptr);
+    }
+    return status;
+}
