@@ -9,16 +9,16 @@
 
 #include <linux/kprobes.h>
 #include <linux/kallsyms.h>
+#include <linux/module.h>
+#include <linux/version.h>
 #ifdef CONFIG_X86_KERNEL_IBT
 #include <asm/ibt.h>
 #endif
 
 #include "ksyms.h"
 
-typedef unsigned long (*kallsyms_lookup_name_t)(const char *name);
-
-/* Written once in lpshim_ksyms_init(), before anything can call lpshim_lookup_name(). */
-static kallsyms_lookup_name_t lpshim_kallsyms_lookup_name;
+/* Written once in lpshim_ksyms_init(), before any other part of lpshim runs. */
+struct lpshim_ksyms lpshim_ksyms;
 
 /*
  * On IBT kernels a kprobe on a function entry is placed after its ENDBR instruction
@@ -37,7 +37,7 @@ static unsigned long lpshim_func_entry(unsigned long addr)
 	return addr;
 }
 
-int lpshim_ksyms_init(void)
+static int lpshim_resolve_kallsyms_lookup_name(void)
 {
 	struct kprobe kp = { .symbol_name = "kallsyms_lookup_name" };
 	unsigned long addr;
@@ -52,10 +52,10 @@ int lpshim_ksyms_init(void)
 	addr = lpshim_func_entry((unsigned long)kp.addr);
 	unregister_kprobe(&kp);
 
-	lpshim_kallsyms_lookup_name = (kallsyms_lookup_name_t)addr;
+	lpshim_ksyms.kallsyms_lookup_name = (void *)addr;
 	/* A wrong entry address would crash here rather than later: check it finds itself. */
-	if (lpshim_kallsyms_lookup_name("kallsyms_lookup_name") != addr) {
-		lpshim_kallsyms_lookup_name = NULL;
+	if (lpshim_ksyms.kallsyms_lookup_name("kallsyms_lookup_name") != addr) {
+		lpshim_ksyms.kallsyms_lookup_name = NULL;
 		pr_err("cannot find kallsyms_lookup_name: the kprobe address %px is not its entry\n",
 		       kp.addr);
 		return -ENOENT;
@@ -63,9 +63,86 @@ int lpshim_ksyms_init(void)
 	return 0;
 }
 
-unsigned long lpshim_lookup_name(const char *name)
+int lpshim_ksyms_init(void)
 {
-	if (WARN_ON_ONCE(!lpshim_kallsyms_lookup_name))
-		return 0;
-	return lpshim_kallsyms_lookup_name(name);
+	const struct {
+		const char *name;
+		void **addr;
+	} helpers[] = {
+		{ "kallsyms_lookup_size_offset", (void **)&lpshim_ksyms.kallsyms_lookup_size_offset },
+		{ "kallsyms_on_each_symbol", &lpshim_ksyms.kallsyms_on_each_symbol },
+		{ "ftrace_location", (void **)&lpshim_ksyms.ftrace_location },
+		{ "find_module", (void **)&lpshim_ksyms.find_module },
+		{ "ftrace_enabled", (void **)&lpshim_ksyms.ftrace_enabled },
+	};
+	unsigned long addr;
+	int i, ret;
+
+	ret = lpshim_resolve_kallsyms_lookup_name();
+	if (ret)
+		return ret;
+
+	for (i = 0; i < ARRAY_SIZE(helpers); i++) {
+		addr = lpshim_ksyms.kallsyms_lookup_name(helpers[i].name);
+		if (!addr) {
+			pr_err("cannot find %s: not in kallsyms; lpshim needs a kernel with CONFIG_KALLSYMS_ALL and CONFIG_LIVEPATCH\n",
+			       helpers[i].name);
+			return -ENOENT;
+		}
+		*helpers[i].addr = (void *)addr;
+	}
+	return 0;
+}
+
+struct lpshim_symbol_walk {
+	int (*fn)(void *data, const char *name, unsigned long addr);
+	void *data;
+};
+
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 2, 0)
+static int lpshim_vmlinux_symbol(void *data, const char *name, struct module *mod,
+				 unsigned long addr)
+#else
+static int lpshim_vmlinux_symbol(void *data, const char *name, unsigned long addr)
+#endif
+{
+	struct lpshim_symbol_walk *walk = data;
+
+	return walk->fn(walk->data, name, addr);
+}
+
+int lpshim_for_each_vmlinux_symbol(int (*fn)(void *data, const char *name, unsigned long addr),
+				   void *data)
+{
+	struct lpshim_symbol_walk walk = { .fn = fn, .data = data };
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 2, 0)
+	int (*each)(int (*)(void *, const char *, struct module *, unsigned long), void *);
+#else
+	int (*each)(int (*)(void *, const char *, unsigned long), void *);
+#endif
+
+	each = lpshim_ksyms.kallsyms_on_each_symbol;
+	return each(lpshim_vmlinux_symbol, &walk);
+}
+
+int lpshim_for_each_module_symbol(struct module *mod,
+				  int (*fn)(void *data, const char *name, unsigned long addr),
+				  void *data)
+{
+	struct mod_kallsyms *kallsyms;
+	unsigned int i;
+	int ret = 0;
+
+	/* mod->kallsyms moves from the full table to core_kallsyms after init: RCU-sched */
+	preempt_disable();
+	kallsyms = rcu_dereference_sched(mod->kallsyms);
+	for (i = 0; i < kallsyms->num_symtab && !ret; i++) {
+		const Elf_Sym *sym = &kallsyms->symtab[i];
+
+		if (sym->st_shndx == SHN_UNDEF || !sym->st_value)
+			continue;
+		ret = fn(data, kallsyms->strtab + sym->st_name, sym->st_value);
+	}
+	preempt_enable();
+	return ret;
 }

@@ -3,14 +3,45 @@
  * ksyms.h - kernel helpers lpshim needs but the kernel does not export
  *
  * They are resolved once, at load, through kallsyms_lookup_name (itself found with a kprobe).
- * lpshim refuses to load when one is missing rather than run without it.
+ * lpshim refuses to load when one is missing rather than run without it. After
+ * lpshim_ksyms_init() succeeds every pointer below is valid until unload.
  */
 #ifndef _LPSHIM_KSYMS_H
 #define _LPSHIM_KSYMS_H
 
+#include <linux/types.h>
+
+struct module;
+
+struct lpshim_ksyms {
+	unsigned long (*kallsyms_lookup_name)(const char *name);
+	int (*kallsyms_lookup_size_offset)(unsigned long addr, unsigned long *size,
+					   unsigned long *offset);
+	/* vmlinux symbols only; its callback's prototype changed in 6.2 (see ksyms.c) */
+	void *kallsyms_on_each_symbol;
+	unsigned long (*ftrace_location)(unsigned long ip);
+	/* needs module_mutex or preemption disabled */
+	struct module *(*find_module)(const char *name);
+	int *ftrace_enabled;
+};
+
+extern struct lpshim_ksyms lpshim_ksyms;
+
 int lpshim_ksyms_init(void);
 
-/* Address of @name in vmlinux or a loaded module, 0 when there is none. */
-unsigned long lpshim_lookup_name(const char *name);
+/*
+ * Call @fn for every vmlinux symbol, in kallsyms order, until it returns non-zero (which is
+ * then returned). May sleep between symbols.
+ */
+int lpshim_for_each_vmlinux_symbol(int (*fn)(void *data, const char *name, unsigned long addr),
+				   void *data);
+
+/*
+ * Same for the symbols of @mod (loaded, or coming: during its init the full symbol table),
+ * with preemption disabled: @fn must not sleep.
+ */
+int lpshim_for_each_module_symbol(struct module *mod,
+				  int (*fn)(void *data, const char *name, unsigned long addr),
+				  void *data);
 
 #endif /* _LPSHIM_KSYMS_H */

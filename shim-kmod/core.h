@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * core.h - patch registry and lifecycle, shared with patch.c and transition.c
+ */
+#ifndef _LPSHIM_CORE_H
+#define _LPSHIM_CORE_H
+
+#include <linux/mutex.h>
+#include <lpshim/lpshim.h>
+
+/*
+ * lpshim_mutex serialises everything but the ftrace handler and the per-task switch points:
+ * the list of patches, every patch's enabled/forced state, objects and functions, the
+ * func_stacks (patch.c) and the transition (transition.c).
+ */
+extern struct mutex lpshim_mutex;
+/* Enabled patches, oldest first: the func_stacks follow this order. lpshim_mutex. */
+extern struct list_head lpshim_patches;
+
+#define lpshim_for_each_object(patch, obj) \
+	list_for_each_entry(obj, &(patch)->obj_list, node)
+#define lpshim_for_each_func(obj, func) \
+	list_for_each_entry(func, &(obj)->func_list, node)
+
+static inline const char *lpshim_object_name(struct lpshim_object *obj)
+{
+	return obj->name ? obj->name : "vmlinux";
+}
+
+/* The object's code is in memory: vmlinux, or a module that is loaded. */
+static inline bool lpshim_object_loaded(struct lpshim_object *obj)
+{
+	return !obj->name || obj->mod;
+}
+
+/* Functions of @patch that are redirected per task (not immediate). */
+static inline bool lpshim_func_immediate(struct lpshim_patch *patch, struct lpshim_func *func)
+{
+	return patch->immediate || func->immediate;
+}
+
+void lpshim_unpatch_objects(struct lpshim_patch *patch);
+void lpshim_discard_replaced_patches(struct lpshim_patch *new_patch);
+void lpshim_discard_nops(struct lpshim_patch *patch);
+void lpshim_free_patch_async(struct lpshim_patch *patch);
+
+void lpshim_pre_unpatch_callbacks(struct lpshim_patch *patch);
+void lpshim_post_patch_callbacks(struct lpshim_patch *patch);
+void lpshim_post_unpatch_callbacks(struct lpshim_patch *patch);
+
+#endif /* _LPSHIM_CORE_H */

@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * patch.h - redirection of patched functions through ftrace, and their func_stacks
+ */
+#ifndef _LPSHIM_PATCH_H
+#define _LPSHIM_PATCH_H
+
+#include <lpshim/lpshim.h>
+
+/*
+ * Redirect @nr functions (of one patch, already resolved: ->ip set) by pushing each on the
+ * func_stack of its ip. Functions no patch redirected before are added to ftrace in one batch.
+ * On failure nothing is changed and the cause is logged. Called with lpshim_mutex held.
+ */
+int lpshim_patch_funcs(struct lpshim_func **funcs, unsigned int nr);
+
+/*
+ * Take @nr functions off their func_stacks; functions left with an empty stack leave ftrace in
+ * one batch. The caller must lpshim_synchronize() before the functions' memory may go.
+ * Called with lpshim_mutex held.
+ */
+void lpshim_unpatch_funcs(struct lpshim_func **funcs, unsigned int nr);
+
+/*
+ * The function each call of @func's ip runs when @func is on top: the original when @func is
+ * a NOP or the only entry... (for the stack check): the implementation @func replaces, i.e. the
+ * next entry down the func_stack, or the original function. Fills @addr and @size.
+ */
+void lpshim_func_prev_impl(struct lpshim_func *func, unsigned long *addr, unsigned long *size);
+
+/*
+ * Wait until no CPU can still be in lpshim's ftrace handler with a view from before the caller's
+ * last change (the handler's read side is a preemption-disabled region, possibly where RCU is
+ * not watching: hence the "rude" flavour).
+ */
+void lpshim_synchronize(void);
+
+/* Remove every trace of lpshim from ftrace at unload; WARNs if a function is still patched. */
+void lpshim_patch_exit(void);
+
+#endif /* _LPSHIM_PATCH_H */
