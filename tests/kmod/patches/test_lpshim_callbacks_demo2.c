@@ -1,0 +1,98 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * test_lpshim_callbacks_demo2 - lib/livepatch/test_klp_callbacks_demo2.c (6.1), ported to lpshim
+ *
+ * One object, vmlinux, patching no function, with all four callbacks logging; the parameter
+ * replace (read when the module loads) makes it an atomic-replace patch.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/module.h>
+#include <linux/kernel.h>
+#include <lpshim/lpshim.h>
+
+static int replace;
+module_param(replace, int, 0644);
+MODULE_PARM_DESC(replace, "replace (default=0)");
+
+static const char *const module_state[] = {
+	[MODULE_STATE_LIVE]	= "[MODULE_STATE_LIVE] Normal state",
+	[MODULE_STATE_COMING]	= "[MODULE_STATE_COMING] Full formed, running module_init",
+	[MODULE_STATE_GOING]	= "[MODULE_STATE_GOING] Going away",
+	[MODULE_STATE_UNFORMED]	= "[MODULE_STATE_UNFORMED] Still setting it up",
+};
+
+static void callback_info(const char *callback, struct lpshim_object *obj)
+{
+	if (obj->mod)
+		pr_info("%s: %s -> %s\n", callback, obj->mod->name,
+			(unsigned int)obj->mod->state < ARRAY_SIZE(module_state) ?
+			module_state[obj->mod->state] : "[?] unknown state");
+	else
+		pr_info("%s: vmlinux\n", callback);
+}
+
+/* Before the object's functions are redirected: a non-zero return refuses the patch */
+static int pre_patch_callback(struct lpshim_object *obj)
+{
+	callback_info(__func__, obj);
+	return 0;
+}
+
+/* Once every task runs the patched object */
+static void post_patch_callback(struct lpshim_object *obj)
+{
+	callback_info(__func__, obj);
+}
+
+/* Before the unpatching transition starts */
+static void pre_unpatch_callback(struct lpshim_object *obj)
+{
+	callback_info(__func__, obj);
+}
+
+/* Once every task runs the original object again */
+static void post_unpatch_callback(struct lpshim_object *obj)
+{
+	callback_info(__func__, obj);
+}
+
+static struct lpshim_func no_funcs[] = {
+	{ }
+};
+
+static struct lpshim_object objs[] = {
+	{
+		.name = NULL,	/* vmlinux */
+		.funcs = no_funcs,
+		.callbacks = {
+			.pre_patch = pre_patch_callback,
+			.post_patch = post_patch_callback,
+			.pre_unpatch = pre_unpatch_callback,
+			.post_unpatch = post_unpatch_callback,
+		},
+	}, { }
+};
+
+static struct lpshim_patch patch = {
+	.mod = THIS_MODULE,
+	.objs = objs,
+	/* set by module parameter */
+	.replace = false,
+};
+
+static int test_lpshim_callbacks_demo2_init(void)
+{
+	patch.replace = replace;
+	return lpshim_enable_patch(&patch);
+}
+
+static void test_lpshim_callbacks_demo2_exit(void)
+{
+}
+
+module_init(test_lpshim_callbacks_demo2_init);
+module_exit(test_lpshim_callbacks_demo2_exit);
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("lpshim test: livepatch demo with callbacks (2)");
+LPSHIM_PATCH_MODULE();
