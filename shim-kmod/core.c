@@ -30,6 +30,8 @@
 #include <linux/stringhash.h>
 #include <linux/log2.h>
 #include <linux/panic.h>
+#include <linux/debugfs.h>
+#include <linux/seq_file.h>
 
 #include "core.h"
 #include "ksyms.h"
@@ -402,6 +404,28 @@ static ssize_t force_store(struct kobject *kobj, struct kobj_attribute *attr,
 	return ret ? ret : count;
 }
 
+static ssize_t signal_store(struct kobject *kobj, struct kobj_attribute *attr,
+			    const char *buf, size_t count)
+{
+	struct lpshim_patch *patch = container_of(kobj, struct lpshim_patch, kobj);
+	bool kick;
+	int ret;
+
+	ret = kstrtobool(buf, &kick);
+	if (ret)
+		return ret;
+	if (!kick)
+		return count;
+
+	mutex_lock(&lpshim_mutex);
+	if (patch != lpshim_transition_patch)
+		ret = -EINVAL;
+	else
+		lpshim_kick_transition();
+	mutex_unlock(&lpshim_mutex);
+	return ret ? ret : count;
+}
+
 static ssize_t replace_show(struct kobject *kobj, struct kobj_attribute *attr, char *buf)
 {
 	return sysfs_emit(buf, "%d\n", container_of(kobj, struct lpshim_patch, kobj)->replace);
@@ -435,6 +459,7 @@ static ssize_t patched_show(struct kobject *kobj, struct kobj_attribute *attr, c
 static struct kobj_attribute enabled_kobj_attr = __ATTR_RW(enabled);
 static struct kobj_attribute transition_kobj_attr = __ATTR_RO(transition);
 static struct kobj_attribute force_kobj_attr = __ATTR_WO(force);
+static struct kobj_attribute signal_kobj_attr = __ATTR_WO(signal);
 static struct kobj_attribute replace_kobj_attr = __ATTR_RO(replace);
 static struct kobj_attribute immediate_kobj_attr = __ATTR_RO(immediate);
 static struct kobj_attribute stack_order_kobj_attr = __ATTR_RO(stack_order);
@@ -444,6 +469,7 @@ static struct attribute *lpshim_patch_attrs[] = {
 	&enabled_kobj_attr.attr,
 	&transition_kobj_attr.attr,
 	&force_kobj_attr.attr,
+	&signal_kobj_attr.attr,
 	&replace_kobj_attr.attr,
 	&immediate_kobj_attr.attr,
 	&stack_order_kobj_attr.attr,
@@ -794,7 +820,9 @@ static int __lpshim_enable_patch(struct lpshim_patch *patch)
 		return -EINVAL;
 
 	pr_notice("enabling patch '%s'\n", patch->mod->name);
-	lpshim_init_transition(patch, LPSHIM_PATCHED);
+	ret = lpshim_init_transition(patch, LPSHIM_PATCHED);
+	if (ret)
+		return ret;
 
 	lpshim_for_each_object(patch, obj) {
 		if (!lpshim_object_loaded(obj))
@@ -870,6 +898,8 @@ EXPORT_SYMBOL_GPL(lpshim_enable_patch);
 
 static int lpshim_disable_patch(struct lpshim_patch *patch)
 {
+	int ret;
+
 	lockdep_assert_held(&lpshim_mutex);
 	if (WARN_ON_ONCE(!patch->enabled))
 		return -EINVAL;
@@ -879,11 +909,17 @@ static int lpshim_disable_patch(struct lpshim_patch *patch)
 		return -EBUSY;
 	}
 	/* Patches leave the stack top first: a lower one's functions may be under others. */
-	if (!list_is_last(&patch->list, &lpshim_patches))
+	if (!list_is_last(&patch->list, &lpshim_patches)) {
+		pr_err("patch '%s' is not on top of the stack: disable '%s' first\n",
+		       patch->mod->name,
+		       list_last_entry(&lpshim_patches, struct lpshim_patch, list)->mod->name);
 		return -EBUSY;
+	}
 
+	ret = lpshim_init_transition(patch, LPSHIM_UNPATCHED);
+	if (ret)
+		return ret;
 	lpshim_pre_unpatch_callbacks(patch);
-	lpshim_init_transition(patch, LPSHIM_UNPATCHED);
 	lpshim_start_transition();
 	patch->enabled = false;
 	lpshim_try_complete_transition();
@@ -951,6 +987,7 @@ static int lpshim_module_coming(struct module *mod)
 				lpshim_post_patch_callback(obj);
 		}
 	}
+	lpshim_transition_objects_changed();
 	mutex_unlock(&lpshim_mutex);
 	return 0;
 err:
@@ -970,6 +1007,7 @@ static void lpshim_module_going(struct module *mod)
 
 	mutex_lock(&lpshim_mutex);
 	lpshim_revert_module(mod, NULL);
+	lpshim_transition_objects_changed();
 	list_for_each_entry_safe(ref, tmp, &lpshim_coming_modules, node) {
 		if (ref->mod == mod) {
 			list_del(&ref->node);
@@ -1002,6 +1040,19 @@ static struct notifier_block lpshim_module_nb = {
 	.priority = INT_MAX,	/* before the module's other users see it coming */
 };
 
+/* --- debugfs ----------------------------------------------------------------------------- */
+
+static struct dentry *lpshim_debugfs_dir;
+
+static int lpshim_tasks_show(struct seq_file *m, void *v)
+{
+	mutex_lock(&lpshim_mutex);
+	lpshim_show_pending_tasks(m);
+	mutex_unlock(&lpshim_mutex);
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(lpshim_tasks);
+
 /* --- load / unload ---------------------------------------------------------------------------- */
 
 static int __init lpshim_init(void)
@@ -1023,6 +1074,8 @@ static int __init lpshim_init(void)
 		kobject_put(lpshim_root_kobj);
 		goto out;
 	}
+	lpshim_debugfs_dir = debugfs_create_dir("lpshim", NULL);
+	debugfs_create_file("tasks", 0400, lpshim_debugfs_dir, NULL, &lpshim_tasks_fops);
 	pr_info("loaded (version %s)\n", LPSHIM_VERSION);
 out:
 	return ret;
@@ -1031,7 +1084,9 @@ out:
 /* Patch modules hold a reference on lpshim: it unloads only when no patch is left. */
 static void __exit lpshim_exit(void)
 {
+	debugfs_remove_recursive(lpshim_debugfs_dir);
 	unregister_module_notifier(&lpshim_module_nb);
+	lpshim_transition_exit();
 	WARN_ON_ONCE(!list_empty(&lpshim_patches) || !list_empty(&lpshim_coming_modules));
 	lpshim_patch_exit();
 	lpshim_shadow_exit();

@@ -11,6 +11,7 @@
 #include <linux/kallsyms.h>
 #include <linux/module.h>
 #include <linux/version.h>
+#include <linux/tracepoint.h>
 #ifdef CONFIG_X86_KERNEL_IBT
 #include <asm/ibt.h>
 #endif
@@ -63,6 +64,40 @@ static int lpshim_resolve_kallsyms_lookup_name(void)
 	return 0;
 }
 
+static const struct {
+	const char *name;
+	struct tracepoint **tp;
+} lpshim_tracepoints[] = {
+	{ "sched_process_fork", &lpshim_ksyms.tp_sched_process_fork },
+	{ "sched_process_free", &lpshim_ksyms.tp_sched_process_free },
+	{ "sched_switch", &lpshim_ksyms.tp_sched_switch },
+	{ "cpu_idle", &lpshim_ksyms.tp_cpu_idle },
+};
+
+static void lpshim_match_tracepoint(struct tracepoint *tp, void *data)
+{
+	int i;
+
+	for (i = 0; i < ARRAY_SIZE(lpshim_tracepoints); i++)
+		if (!strcmp(tp->name, lpshim_tracepoints[i].name))
+			*lpshim_tracepoints[i].tp = tp;
+}
+
+static int lpshim_find_tracepoints(void)
+{
+	int i;
+
+	for_each_kernel_tracepoint(lpshim_match_tracepoint, NULL);
+	for (i = 0; i < ARRAY_SIZE(lpshim_tracepoints); i++) {
+		if (!*lpshim_tracepoints[i].tp) {
+			pr_err("cannot find the %s tracepoint; lpshim needs CONFIG_TRACEPOINTS\n",
+			       lpshim_tracepoints[i].name);
+			return -ENOENT;
+		}
+	}
+	return 0;
+}
+
 int lpshim_ksyms_init(void)
 {
 	const struct {
@@ -74,6 +109,15 @@ int lpshim_ksyms_init(void)
 		{ "ftrace_location", (void **)&lpshim_ksyms.ftrace_location },
 		{ "find_module", (void **)&lpshim_ksyms.find_module },
 		{ "ftrace_enabled", (void **)&lpshim_ksyms.ftrace_enabled },
+		{ "tasklist_lock", (void **)&lpshim_ksyms.tasklist_lock },
+		{ "task_call_func", (void **)&lpshim_ksyms.task_call_func },
+		{ "task_curr", (void **)&lpshim_ksyms.task_curr },
+		{ "stack_trace_save_tsk_reliable",
+		  (void **)&lpshim_ksyms.stack_trace_save_tsk_reliable },
+		{ "idle_task", (void **)&lpshim_ksyms.idle_task },
+		{ "wake_up_if_idle", (void **)&lpshim_ksyms.wake_up_if_idle },
+		{ "wake_up_state", (void **)&lpshim_ksyms.wake_up_state },
+		{ "task_work_cancel_match", (void **)&lpshim_ksyms.task_work_cancel_match },
 	};
 	unsigned long addr;
 	int i, ret;
@@ -91,7 +135,7 @@ int lpshim_ksyms_init(void)
 		}
 		*helpers[i].addr = (void *)addr;
 	}
-	return 0;
+	return lpshim_find_tracepoints();
 }
 
 struct lpshim_symbol_walk {

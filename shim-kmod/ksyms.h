@@ -10,8 +10,12 @@
 #define _LPSHIM_KSYMS_H
 
 #include <linux/types.h>
+#include <linux/spinlock_types.h>
 
 struct module;
+struct task_struct;
+struct tracepoint;
+struct callback_head;
 
 struct lpshim_ksyms {
 	unsigned long (*kallsyms_lookup_name)(const char *name);
@@ -23,6 +27,25 @@ struct lpshim_ksyms {
 	/* needs module_mutex or preemption disabled */
 	struct module *(*find_module)(const char *name);
 	int *ftrace_enabled;
+
+	/* the per-task consistency model (transition.c, task_state.c) */
+	rwlock_t *tasklist_lock;
+	int (*task_call_func)(struct task_struct *p, int (*func)(struct task_struct *, void *),
+			      void *arg);
+	int (*task_curr)(const struct task_struct *p);
+	int (*stack_trace_save_tsk_reliable)(struct task_struct *tsk, unsigned long *store,
+					     unsigned int size);
+	struct task_struct *(*idle_task)(int cpu);
+	void (*wake_up_if_idle)(int cpu);
+	int (*wake_up_state)(struct task_struct *p, unsigned int state);
+	struct callback_head *(*task_work_cancel_match)(struct task_struct *task,
+							bool (*match)(struct callback_head *, void *),
+							void *data);
+	/* core-kernel tracepoints: not exported, found with for_each_kernel_tracepoint() */
+	struct tracepoint *tp_sched_process_fork;
+	struct tracepoint *tp_sched_process_free;
+	struct tracepoint *tp_sched_switch;
+	struct tracepoint *tp_cpu_idle;
 };
 
 extern struct lpshim_ksyms lpshim_ksyms;

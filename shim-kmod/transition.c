@@ -1,47 +1,505 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * transition.c - the transition of one patch between its unpatched and patched states
+ * transition.c - the per-task consistency model (docs/consistency-model.md)
  *
- * A transition starts when a patch is enabled (target: patched) or disabled (target:
- * unpatched); while it runs, the functions of the patch are marked ->transition and the ftrace
- * handler asks which state the calling task is in. It completes when every task is in the
- * target state; then the marks are cleared and callbacks run.
+ * During a transition every task runs either all the old code of the patch or all the new:
+ * the ftrace handler chooses by the calling task's state (task_state.h). A task switches to the
+ * target state only when no function the transition changes is on its stack, at one of these
+ * switch points:
  *
- * In this release every task is in the target state as soon as the transition starts, so a
- * transition completes in the call that started it. The per-task consistency model (per-task
- * states, stack checks, switch points) is built on this state machine.
+ *  - stack: the transition work checks the reliable stack of each task that is not running
+ *    (inside task_call_func(), which pins it), retried on a short period that backs off;
+ *  - user-return: a pending user task checks its own stack on its way back to user mode
+ *    (a task_work queued for pending tasks only: no slow path for other syscalls);
+ *  - sched: a pending task that schedules out checks its own stack (sched_switch), so a
+ *    kernel thread that sleeps or calls cond_resched() outside the patch switches;
+ *  - idle: an idle task checks its own stack when its CPU goes idle (cpu_idle); an offline
+ *    CPU's idle task runs nothing and switches at once;
+ *  - fork: a child starts in its parent's state (task_state.c).
+ *
+ * The transition completes when a pass finds every task in the target state; a task created
+ * during the pass cannot be missed, as the pass holds tasklist_lock and a child created after
+ * it inherits the state of its parent, which the pass saw switched.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/cpu.h>
 #include <linux/module.h>
+#include <linux/sched/signal.h>
+#include <linux/sched/task.h>
+#include <linux/seq_file.h>
+#include <linux/slab.h>
+#include <linux/sort.h>
+#include <linux/task_work.h>
+#include <linux/tracepoint.h>
+#include <linux/workqueue.h>
 
 #include "core.h"
+#include "ksyms.h"
 #include "patch.h"
+#include "task_state.h"
 #include "transition.h"
+
+#define CREATE_TRACE_POINTS
+#include "trace.h"
+
+static unsigned int transition_retry_ms = 100;
+module_param(transition_retry_ms, uint, 0644);
+MODULE_PARM_DESC(transition_retry_ms,
+		 "first retry period of a transition in ms (default 100); doubles every 10 attempts, up to 1 s");
 
 struct lpshim_patch *lpshim_transition_patch;
 int lpshim_target_state = LPSHIM_UNDEFINED;
+
+/* Attempts of the transition in progress, and when it started. lpshim_mutex. */
+static unsigned int lpshim_attempts;
+static u64 lpshim_transition_start_ns;
+
+static void lpshim_transition_work_fn(struct work_struct *work);
+static DECLARE_DELAYED_WORK(lpshim_transition_work, lpshim_transition_work_fn);
 
 const char *lpshim_state_name(int state)
 {
 	return state == LPSHIM_PATCHED ? "patching" : "unpatching";
 }
 
-/* Mark the functions of @patch (not immediate ones) as in transition towards @state. */
-void lpshim_init_transition(struct lpshim_patch *patch, int state)
+/* --- what the stack check looks for -------------------------------------------------------- */
+
+struct lpshim_range {
+	unsigned long start, end;
+	struct lpshim_func *func;
+};
+
+/**
+ * struct lpshim_ranges - the code a task in the non-target state may be running
+ * @target:	the state the ranges are for
+ * @nr:		number of ranges
+ * @rcu:	freed after readers (switch points, RCU-sched) are done
+ * @r:		sorted by start
+ *
+ * Patching: the implementation each function of the patch replaces (the previous patch's, or
+ * the original). Unpatching: the patch's own. A task with a return address in one of them
+ * cannot switch yet.
+ */
+struct lpshim_ranges {
+	int target;
+	unsigned int nr;
+	struct rcu_head rcu;
+	struct lpshim_range r[];
+};
+
+/* Published with rcu_assign_pointer() under lpshim_mutex; NULL outside a transition. */
+static struct lpshim_ranges __rcu *lpshim_ranges;
+
+#define LPSHIM_MAX_STACK_ENTRIES 100
+/* One stack buffer per CPU, used with interrupts disabled only. */
+static DEFINE_PER_CPU(unsigned long[LPSHIM_MAX_STACK_ENTRIES], lpshim_stack_entries);
+
+static int lpshim_cmp_range(const void *a, const void *b)
+{
+	const struct lpshim_range *x = a, *y = b;
+
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+static void lpshim_update_ranges(void)
+{
+	struct lpshim_patch *patch = lpshim_transition_patch;
+	struct lpshim_ranges *ranges, *old;
+	struct lpshim_object *obj;
+	struct lpshim_func *func;
+	unsigned int nr = 0;
+	unsigned long addr, size;
+
+	lpshim_for_each_object(patch, obj)
+		lpshim_for_each_func(obj, func)
+			nr++;
+	ranges = kvzalloc(struct_size(ranges, r, nr), GFP_KERNEL | __GFP_NOFAIL);
+	ranges->target = lpshim_target_state;
+	lpshim_for_each_object(patch, obj) {
+		if (!obj->patched)
+			continue;
+		lpshim_for_each_func(obj, func) {
+			if (!func->transition)
+				continue;
+			if (ranges->target == LPSHIM_PATCHED) {
+				lpshim_func_prev_impl(func, &addr, &size);
+			} else {
+				addr = (unsigned long)func->new_func;
+				size = func->new_size;
+			}
+			ranges->r[ranges->nr++] = (struct lpshim_range){ addr, addr + size, func };
+		}
+	}
+	sort(ranges->r, ranges->nr, sizeof(ranges->r[0]), lpshim_cmp_range, NULL);
+
+	old = rcu_replace_pointer(lpshim_ranges, ranges, lockdep_is_held(&lpshim_mutex));
+	if (old)
+		kvfree_rcu(old, rcu);
+}
+
+static void lpshim_free_ranges(void)
+{
+	struct lpshim_ranges *old;
+
+	old = rcu_replace_pointer(lpshim_ranges, NULL, lockdep_is_held(&lpshim_mutex));
+	if (old)
+		kvfree_rcu(old, rcu);
+}
+
+static struct lpshim_func *lpshim_range_hit(struct lpshim_ranges *ranges, unsigned long addr)
+{
+	unsigned int lo = 0, hi = ranges->nr, mid;
+
+	/* The last range starting at or below addr; ranges of distinct functions do not overlap. */
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (ranges->r[mid].start <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo && addr < ranges->r[lo - 1].end)
+		return ranges->r[lo - 1].func;
+	return NULL;
+}
+
+/*
+ * Check the stack of @task (pinned, or current) against @ranges. Interrupts disabled (the
+ * per-CPU buffer). Return 0 when clean, or the reason, with the function found in *@hit.
+ */
+static int lpshim_check_stack(struct task_struct *task, struct lpshim_ranges *ranges,
+			      struct lpshim_func **hit)
+{
+	unsigned long *entries = *this_cpu_ptr(&lpshim_stack_entries);
+	int nr, i;
+
+	nr = lpshim_ksyms.stack_trace_save_tsk_reliable(task, entries, LPSHIM_MAX_STACK_ENTRIES);
+	if (nr < 0)
+		return LPSHIM_BLOCK_UNRELIABLE_STACK;
+	for (i = 0; i < nr; i++) {
+		*hit = lpshim_range_hit(ranges, entries[i]);
+		if (*hit)
+			return LPSHIM_BLOCK_SLEEPING_IN_FUNC;
+	}
+	return LPSHIM_BLOCK_NONE;
+}
+
+/* --- switching one task ------------------------------------------------------------------- */
+
+/* Where the state of @task lives: its entry, or its CPU's idle state. NULL: no entry. */
+static int *lpshim_state_slot(struct lpshim_task_table *table, struct task_struct *task,
+			      struct lpshim_task **entry)
+{
+	*entry = NULL;
+	if (is_idle_task(task))
+		return per_cpu_ptr(&lpshim_idle_state, task_cpu(task));
+	*entry = lpshim_task_lookup(table, task);
+	return *entry ? &(*entry)->state : NULL;
+}
+
+static void lpshim_note_blocked(struct task_struct *task, struct lpshim_task *entry, int reason,
+				struct lpshim_func *hit)
+{
+	unsigned long func = hit ? hit->old_func : 0;
+
+	if (entry) {
+		WRITE_ONCE(entry->reason, reason);
+		WRITE_ONCE(entry->blocked_func, func);
+	}
+	trace_lpshim_task_blocked(task->pid, reason, func, lpshim_attempts);
+}
+
+/*
+ * Try to switch @task, which is current or pinned by task_call_func(), with interrupts
+ * disabled. Return 0 when it is in the target state afterwards, else the block reason.
+ */
+static int lpshim_switch_task_locked(struct task_struct *task, int how)
+{
+	struct lpshim_task_table *table = rcu_dereference_sched(lpshim_tasks);
+	struct lpshim_ranges *ranges = rcu_dereference_sched(lpshim_ranges);
+	struct lpshim_func *hit = NULL;
+	struct lpshim_task *entry;
+	int *state, reason;
+
+	if (!table || !ranges)
+		return 0;
+	state = lpshim_state_slot(table, task, &entry);
+	if (!state || READ_ONCE(*state) == ranges->target)
+		return 0;
+	if (task != current && lpshim_ksyms.task_curr(task)) {
+		reason = LPSHIM_BLOCK_RUNNING;
+	} else {
+		reason = lpshim_check_stack(task, ranges, &hit);
+		if (!reason) {
+			/*
+			 * The task's next run sees this: it is pinned (the scheduler's locks order
+			 * it before the task runs again) or it is current.
+			 */
+			WRITE_ONCE(*state, ranges->target);
+			trace_lpshim_task_switch(task->pid, ranges->target, how);
+			return 0;
+		}
+	}
+	lpshim_note_blocked(task, entry, reason, hit);
+	return reason;
+}
+
+static int lpshim_switch_pinned(struct task_struct *task, void *arg)
+{
+	return lpshim_switch_task_locked(task, LPSHIM_SWITCH_STACK);
+}
+
+/* A switch point in the context of the current task. */
+static void lpshim_switch_current(int how)
+{
+	unsigned long flags;
+
+	local_irq_save(flags);
+	lpshim_switch_task_locked(current, how);
+	local_irq_restore(flags);
+}
+
+/* --- user-return switch point: a task_work for pending user tasks --------------------------- */
+
+/**
+ * struct lpshim_switch_work - a switch attempt queued on a task's return to user mode
+ * @cb:		the task_work
+ * @task:	the task (referenced until the work runs or is cancelled)
+ * @node:	entry in lpshim_works
+ */
+struct lpshim_switch_work {
+	struct callback_head cb;
+	struct task_struct *task;
+	struct list_head node;
+};
+
+/* Queued works, so that they can be cancelled when the transition ends. */
+static LIST_HEAD(lpshim_works);
+static DEFINE_SPINLOCK(lpshim_works_lock);
+
+static void lpshim_switch_work_fn(struct callback_head *cb)
+{
+	struct lpshim_switch_work *work = container_of(cb, struct lpshim_switch_work, cb);
+	struct lpshim_task_table *table;
+	struct lpshim_task *entry;
+	unsigned long flags;
+
+	spin_lock_irqsave(&lpshim_works_lock, flags);
+	list_del(&work->node);
+	spin_unlock_irqrestore(&lpshim_works_lock, flags);
+
+	local_irq_save(flags);
+	table = rcu_dereference_sched(lpshim_tasks);
+	entry = table ? lpshim_task_lookup(table, current) : NULL;
+	if (entry)
+		WRITE_ONCE(entry->work_queued, false);
+	lpshim_switch_task_locked(current, LPSHIM_SWITCH_USER_RETURN);
+	local_irq_restore(flags);
+
+	put_task_struct(work->task);
+	kfree(work);
+}
+
+/*
+ * Queue a switch attempt for @task's return to user mode. TWA_SIGNAL also wakes it from an
+ * interruptible sleep (the "fake signal": the syscall restarts transparently after the switch).
+ */
+static void lpshim_queue_switch_work(struct task_struct *task, enum task_work_notify_mode mode)
+{
+	struct lpshim_switch_work *work;
+	unsigned long flags;
+
+	work = kzalloc(sizeof(*work), GFP_ATOMIC | __GFP_NOWARN);
+	if (!work)
+		return;		/* the next attempt tries again */
+	init_task_work(&work->cb, lpshim_switch_work_fn);
+	work->task = get_task_struct(task);
+	spin_lock_irqsave(&lpshim_works_lock, flags);
+	list_add(&work->node, &lpshim_works);
+	spin_unlock_irqrestore(&lpshim_works_lock, flags);
+	if (task_work_add(task, &work->cb, mode)) {
+		/* exiting: it will not return to user mode */
+		spin_lock_irqsave(&lpshim_works_lock, flags);
+		list_del(&work->node);
+		spin_unlock_irqrestore(&lpshim_works_lock, flags);
+		put_task_struct(task);
+		kfree(work);
+	}
+}
+
+static bool lpshim_match_work(struct callback_head *cb, void *data)
+{
+	return cb == data;
+}
+
+/* Cancel the works still queued; one already taken by its task runs and finds no transition. */
+static void lpshim_cancel_switch_works(void)
+{
+	struct lpshim_switch_work *work;
+	unsigned long flags;
+
+	for (;;) {
+		spin_lock_irqsave(&lpshim_works_lock, flags);
+		work = list_first_entry_or_null(&lpshim_works, struct lpshim_switch_work, node);
+		if (work && lpshim_ksyms.task_work_cancel_match(work->task, lpshim_match_work,
+								&work->cb)) {
+			list_del(&work->node);
+		} else if (work) {
+			/* its task is running it: it removes itself */
+			work = NULL;
+			spin_unlock_irqrestore(&lpshim_works_lock, flags);
+			cpu_relax();
+			continue;
+		}
+		spin_unlock_irqrestore(&lpshim_works_lock, flags);
+		if (!work)
+			break;
+		put_task_struct(work->task);
+		kfree(work);
+	}
+}
+
+/* --- sched and idle switch points ---------------------------------------------------------- */
+
+/* prev is current, about to schedule out: its stack is as still as it gets. */
+static void lpshim_sched_switch_probe(void *data, bool preempt, struct task_struct *prev,
+				      struct task_struct *next, unsigned int prev_state)
+{
+	lpshim_switch_task_locked(prev, LPSHIM_SWITCH_SCHED);
+}
+
+/* cpu_idle's state when a CPU leaves idle (PWR_EVENT_EXIT in trace/events/power.h) */
+#define LPSHIM_PWR_EVENT_EXIT ((unsigned int)-1)
+
+/* The idle task, entering idle (interrupts disabled). */
+static void lpshim_cpu_idle_probe(void *data, unsigned int state, unsigned int cpu)
+{
+	if (state != LPSHIM_PWR_EVENT_EXIT && is_idle_task(current))
+		lpshim_switch_task_locked(current, LPSHIM_SWITCH_IDLE);
+}
+
+static int lpshim_register_switch_points(void)
+{
+	int ret;
+
+	ret = tracepoint_probe_register(lpshim_ksyms.tp_sched_switch, lpshim_sched_switch_probe,
+					NULL);
+	if (ret)
+		return ret;
+	ret = tracepoint_probe_register(lpshim_ksyms.tp_cpu_idle, lpshim_cpu_idle_probe, NULL);
+	if (ret) {
+		tracepoint_probe_unregister(lpshim_ksyms.tp_sched_switch,
+					    lpshim_sched_switch_probe, NULL);
+		tracepoint_synchronize_unregister();
+	}
+	return ret;
+}
+
+static void lpshim_unregister_switch_points(void)
+{
+	tracepoint_probe_unregister(lpshim_ksyms.tp_sched_switch, lpshim_sched_switch_probe, NULL);
+	tracepoint_probe_unregister(lpshim_ksyms.tp_cpu_idle, lpshim_cpu_idle_probe, NULL);
+	tracepoint_synchronize_unregister();
+}
+
+/* --- the transition ------------------------------------------------------------------------ */
+
+/*
+ * Try to switch @task from the transition work. Return whether it is in the target state.
+ * A pending user task gets a switch attempt queued for its return to user mode.
+ */
+static bool lpshim_try_switch_task(struct task_struct *task)
+{
+	struct lpshim_task_table *table = rcu_dereference_protected(lpshim_tasks, 1);
+	struct lpshim_task *entry;
+	int *state;
+
+	state = lpshim_state_slot(table, task, &entry);
+	if (!state || READ_ONCE(*state) == lpshim_target_state)
+		return true;
+	if (task == current)
+		lpshim_switch_current(LPSHIM_SWITCH_STACK);
+	else
+		lpshim_ksyms.task_call_func(task, lpshim_switch_pinned, NULL);
+	if (READ_ONCE(*state) == lpshim_target_state)
+		return true;
+
+	if (entry && !(task->flags & PF_KTHREAD) && !entry->work_queued) {
+		entry->work_queued = true;
+		lpshim_queue_switch_work(task, TWA_RESUME);
+	}
+	return false;
+}
+
+static unsigned int lpshim_switch_tasks(void)
+{
+	struct task_struct *g, *t;
+	unsigned int pending = 0;
+	int cpu;
+
+	/* Under tasklist_lock no task can be created: none is missed by this pass. */
+	read_lock(lpshim_ksyms.tasklist_lock);
+	for_each_process_thread(g, t)
+		pending += !lpshim_try_switch_task(t);
+	read_unlock(lpshim_ksyms.tasklist_lock);
+
+	cpus_read_lock();
+	for_each_possible_cpu(cpu) {
+		int *state = per_cpu_ptr(&lpshim_idle_state, cpu);
+
+		if (READ_ONCE(*state) == lpshim_target_state)
+			continue;
+		if (!cpu_online(cpu)) {
+			/* An offline CPU runs nothing: its idle task can switch. */
+			WRITE_ONCE(*state, lpshim_target_state);
+			continue;
+		}
+		if (!lpshim_try_switch_task(lpshim_ksyms.idle_task(cpu))) {
+			/* Idle now: let it pass through its switch point. */
+			lpshim_ksyms.wake_up_if_idle(cpu);
+			pending++;
+		}
+	}
+	cpus_read_unlock();
+	return pending;
+}
+
+static void lpshim_schedule_retry(void)
+{
+	unsigned int ms = transition_retry_ms << min(lpshim_attempts / 10, 4U);
+
+	schedule_delayed_work(&lpshim_transition_work,
+			      msecs_to_jiffies(clamp(ms, 1U, max(transition_retry_ms, 1000U))));
+}
+
+int lpshim_init_transition(struct lpshim_patch *patch, int state)
 {
 	struct lpshim_object *obj;
 	struct lpshim_func *func;
+	int ret;
 
 	lockdep_assert_held(&lpshim_mutex);
-	WARN_ON_ONCE(lpshim_target_state != LPSHIM_UNDEFINED);
+	if (WARN_ON_ONCE(lpshim_target_state != LPSHIM_UNDEFINED))
+		return -EBUSY;
 
 	lpshim_transition_patch = patch;
 	WRITE_ONCE(lpshim_target_state, state);
+	lpshim_attempts = 0;
+	lpshim_transition_start_ns = ktime_get_ns();
+
+	if (!patch->immediate) {
+		ret = lpshim_task_table_create(state);
+		if (ret) {
+			lpshim_transition_patch = NULL;
+			WRITE_ONCE(lpshim_target_state, LPSHIM_UNDEFINED);
+			return ret;
+		}
+	}
 
 	/*
-	 * Task states (here: the target state) before func->transition. Pairs with the second
-	 * smp_rmb() in lpshim_ftrace_handler().
+	 * Task states (the table) before func->transition. Pairs with the second smp_rmb() in
+	 * lpshim_ftrace_handler().
 	 */
 	smp_wmb();
 
@@ -49,6 +507,7 @@ void lpshim_init_transition(struct lpshim_patch *patch, int state)
 		lpshim_for_each_func(obj, func)
 			if (!lpshim_func_immediate(patch, func))
 				func->transition = true;
+	return 0;
 }
 
 void lpshim_start_transition(void)
@@ -58,9 +517,26 @@ void lpshim_start_transition(void)
 	lockdep_assert_held(&lpshim_mutex);
 	pr_notice("'%s': starting %s transition\n", patch->mod->name,
 		  lpshim_state_name(lpshim_target_state));
+	if (rcu_access_pointer(lpshim_tasks)) {
+		lpshim_update_ranges();
+		if (lpshim_register_switch_points())
+			pr_warn("'%s': no sched and idle switch points; the transition relies on stack checks and user returns\n",
+				patch->mod->name);
+	}
+	trace_lpshim_transition_start(patch->mod->name, lpshim_target_state, 0);
 }
 
-static void lpshim_complete_transition(void)
+static void lpshim_end_transition_tracking(void)
+{
+	if (!rcu_access_pointer(lpshim_tasks))
+		return;
+	lpshim_unregister_switch_points();
+	lpshim_cancel_switch_works();
+	lpshim_task_table_destroy();
+	lpshim_free_ranges();
+}
+
+static void lpshim_complete_transition(unsigned int forced_tasks)
 {
 	struct lpshim_patch *patch = lpshim_transition_patch;
 	struct lpshim_object *obj;
@@ -84,7 +560,11 @@ static void lpshim_complete_transition(void)
 			func->transition = false;
 	/* No handler may still act on a ->transition it read before it was cleared. */
 	lpshim_synchronize();
+	lpshim_end_transition_tracking();
 
+	cancel_delayed_work(&lpshim_transition_work);
+	trace_lpshim_transition_end(patch->mod->name, state, forced_tasks,
+				    ktime_get_ns() - lpshim_transition_start_ns);
 	WRITE_ONCE(lpshim_target_state, LPSHIM_UNDEFINED);
 	lpshim_transition_patch = NULL;
 
@@ -104,11 +584,25 @@ bool lpshim_try_complete_transition(void)
 	lockdep_assert_held(&lpshim_mutex);
 	if (WARN_ON_ONCE(!lpshim_transition_patch))
 		return true;
-	lpshim_complete_transition();
+
+	if (rcu_access_pointer(lpshim_tasks) && lpshim_switch_tasks()) {
+		lpshim_attempts++;
+		lpshim_schedule_retry();
+		return false;
+	}
+	lpshim_complete_transition(0);
 	return true;
 }
 
-/* Undo an enable that failed after lpshim_init_transition() but before it started. */
+static void lpshim_transition_work_fn(struct work_struct *work)
+{
+	mutex_lock(&lpshim_mutex);
+	if (lpshim_transition_patch)
+		lpshim_try_complete_transition();
+	mutex_unlock(&lpshim_mutex);
+}
+
+/* Undo an enable that failed after lpshim_init_transition() and before it started. */
 void lpshim_cancel_transition(void)
 {
 	struct lpshim_patch *patch = lpshim_transition_patch;
@@ -119,10 +613,18 @@ void lpshim_cancel_transition(void)
 	lpshim_for_each_object(patch, obj)
 		lpshim_for_each_func(obj, func)
 			func->transition = false;
+	lpshim_synchronize();
+	lpshim_end_transition_tracking();
 	WRITE_ONCE(lpshim_target_state, LPSHIM_UNDEFINED);
 	lpshim_transition_patch = NULL;
 }
 
+/*
+ * The opposite of the current target. Task states are absolute (patched or unpatched), so the
+ * handler needs no barrier for the flip; a switch point that checked a task against the old
+ * target's ranges writes that target, which is consistent for it, and the task is then merely
+ * pending again.
+ */
 void lpshim_reverse_transition(void)
 {
 	struct lpshim_patch *patch = lpshim_transition_patch;
@@ -133,17 +635,134 @@ void lpshim_reverse_transition(void)
 		  lpshim_state_name(from), lpshim_state_name(!from));
 	patch->enabled = !patch->enabled;
 	WRITE_ONCE(lpshim_target_state, !from);
-	lpshim_start_transition();
+	lpshim_attempts = 0;
+	if (rcu_access_pointer(lpshim_tasks))
+		lpshim_update_ranges();
+	trace_lpshim_transition_start(patch->mod->name, lpshim_target_state, 0);
 	lpshim_try_complete_transition();
 }
 
+/* Move every remaining task to the target state now: this breaks the consistency model. */
 void lpshim_force_transition(void)
 {
 	struct lpshim_patch *patch = lpshim_transition_patch;
+	struct lpshim_task_table *table = rcu_dereference_protected(lpshim_tasks, 1);
+	struct lpshim_task *entry;
+	unsigned int i, forced = 0;
+	int cpu;
 
 	lockdep_assert_held(&lpshim_mutex);
-	pr_warn("'%s': forcing 0 remaining tasks to the %s state\n", patch->mod->name,
+	if (table) {
+		spin_lock_irq(&table->lock);
+		for (i = 0; i < (1U << table->bits); i++) {
+			hlist_for_each_entry(entry, &table->buckets[i], node) {
+				if (entry->state == lpshim_target_state)
+					continue;
+				WRITE_ONCE(entry->state, lpshim_target_state);
+				trace_lpshim_task_switch(entry->task->pid, lpshim_target_state,
+							 LPSHIM_SWITCH_FORCE);
+				forced++;
+			}
+		}
+		spin_unlock_irq(&table->lock);
+		for_each_possible_cpu(cpu) {
+			if (per_cpu(lpshim_idle_state, cpu) != lpshim_target_state) {
+				per_cpu(lpshim_idle_state, cpu) = lpshim_target_state;
+				forced++;
+			}
+		}
+	}
+	pr_warn("'%s': forcing %u remaining tasks to the %s state\n", patch->mod->name, forced,
 		lpshim_target_state == LPSHIM_PATCHED ? "patched" : "unpatched");
+	/* The module of a forced patch, or of every patch it replaces, can never be removed. */
 	patch->forced = true;
-	lpshim_try_complete_transition();
+	if (patch->replace && lpshim_target_state == LPSHIM_PATCHED) {
+		struct lpshim_patch *old;
+
+		list_for_each_entry(old, &lpshim_patches, list)
+			old->forced = true;
+	}
+	lpshim_synchronize();
+	lpshim_complete_transition(forced);
+}
+
+void lpshim_transition_objects_changed(void)
+{
+	lockdep_assert_held(&lpshim_mutex);
+	if (lpshim_transition_patch && rcu_access_pointer(lpshim_ranges))
+		lpshim_update_ranges();
+}
+
+/*
+ * The kick: wake what still blocks the transition, invisibly to it. User tasks get a fake
+ * signal (an interruptible sleep ends with -ERESTARTSYS, the task switches on its way to user
+ * mode and the syscall restarts); kernel threads are woken from interruptible sleeps, or made
+ * to reschedule so that they pass the sched switch point. Uninterruptible sleepers stay.
+ */
+void lpshim_kick_transition(void)
+{
+	struct lpshim_task_table *table = rcu_dereference_protected(lpshim_tasks, 1);
+	struct task_struct *g, *t;
+	struct lpshim_task *entry;
+
+	lockdep_assert_held(&lpshim_mutex);
+	if (!table)
+		return;
+	read_lock(lpshim_ksyms.tasklist_lock);
+	for_each_process_thread(g, t) {
+		entry = lpshim_task_lookup(table, t);
+		if (!entry || READ_ONCE(entry->state) == lpshim_target_state)
+			continue;
+		if (!(t->flags & PF_KTHREAD)) {
+			lpshim_queue_switch_work(t, TWA_SIGNAL);
+		} else if (!lpshim_ksyms.wake_up_state(t, TASK_INTERRUPTIBLE)) {
+			set_tsk_need_resched(t);
+			kick_process(t);
+		}
+	}
+	read_unlock(lpshim_ksyms.tasklist_lock);
+	/* Now, not in a second: the kicked tasks need a moment to reach their switch point. */
+	mod_delayed_work(system_wq, &lpshim_transition_work, msecs_to_jiffies(10));
+}
+
+static const char *const lpshim_block_reason_names[] = {
+	[LPSHIM_BLOCK_NONE] = "not-checked-yet",
+	[LPSHIM_BLOCK_RUNNING] = "running",
+	[LPSHIM_BLOCK_SLEEPING_IN_FUNC] = "sleeping-in-function",
+	[LPSHIM_BLOCK_UNRELIABLE_STACK] = "unreliable-stack",
+};
+
+void lpshim_show_pending_tasks(struct seq_file *m)
+{
+	struct lpshim_task_table *table = rcu_dereference_protected(lpshim_tasks, 1);
+	struct task_struct *g, *t;
+	struct lpshim_task *entry;
+
+	lockdep_assert_held(&lpshim_mutex);
+	if (!table)
+		return;
+	rcu_read_lock();
+	for_each_process_thread(g, t) {
+		entry = lpshim_task_lookup(table, t);
+		if (!entry || READ_ONCE(entry->state) == lpshim_target_state)
+			continue;
+		seq_printf(m, "%d %d %s %s %ps\n", t->pid, t->tgid, t->comm,
+			   lpshim_block_reason_names[READ_ONCE(entry->reason)],
+			   (void *)READ_ONCE(entry->blocked_func));
+	}
+	rcu_read_unlock();
+}
+
+int lpshim_transition_init(void)
+{
+	return 0;
+}
+
+/* Patch modules pin lpshim: no transition can be in progress at unload. */
+void lpshim_transition_exit(void)
+{
+	cancel_delayed_work_sync(&lpshim_transition_work);
+	WARN_ON_ONCE(!list_empty(&lpshim_works));
+	/* A switch work that just freed itself may still be returning through our code. */
+	synchronize_rcu_tasks();
 }

@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * transition.h - moving tasks between the unpatched and patched states of one patch
+ * transition.h - the per-task consistency model: moving every task between the unpatched and
+ * patched states of one patch (docs/consistency-model.md)
  */
 #ifndef _LPSHIM_TRANSITION_H
 #define _LPSHIM_TRANSITION_H
 
 #include <lpshim/lpshim.h>
+
+#include "task_state.h"
 
 #define LPSHIM_UNDEFINED	(-1)
 
@@ -15,24 +18,34 @@ extern struct lpshim_patch *lpshim_transition_patch;
 extern int lpshim_target_state;
 
 /*
- * The state of the current task in the transition, for the ftrace handler: lock-free, O(1),
- * no allocation, notrace. Interrupts use the state of the task they interrupt.
- *
- * In this release every task moves to the target state at once when the transition starts;
- * the per-task consistency model replaces this.
+ * The state of the current task, for the ftrace handler: lock-free, O(1), no allocation,
+ * nothing traceable. Interrupts run in the context of the task they interrupt and so use its
+ * state.
  */
 static __always_inline int lpshim_current_patch_state(void)
 {
-	return READ_ONCE(lpshim_target_state);
+	return lpshim_task_patch_state(current, READ_ONCE(lpshim_target_state));
 }
 
 const char *lpshim_state_name(int state);
 
-void lpshim_init_transition(struct lpshim_patch *patch, int state);
+/* The transition's lifecycle; all with lpshim_mutex held. */
+int lpshim_init_transition(struct lpshim_patch *patch, int state);
 void lpshim_start_transition(void);
 bool lpshim_try_complete_transition(void);
 void lpshim_cancel_transition(void);
 void lpshim_reverse_transition(void);
 void lpshim_force_transition(void);
+/* An object of the patch in transition was loaded or unloaded: recompute what to check. */
+void lpshim_transition_objects_changed(void);
+/* Wake the tasks that still block the transition (sysfs "signal"). */
+void lpshim_kick_transition(void);
+
+/* debugfs "tasks": one line per task not yet in the target state. lpshim_mutex held. */
+struct seq_file;
+void lpshim_show_pending_tasks(struct seq_file *m);
+
+int lpshim_transition_init(void);
+void lpshim_transition_exit(void);
 
 #endif /* _LPSHIM_TRANSITION_H */

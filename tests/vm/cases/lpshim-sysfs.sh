@@ -148,6 +148,8 @@ EOF
 # Upstream (after 6.1): test-sysfs.sh "sysfs test stack_order value"
 # stack_order is the 1-based position in load order among enabled patches; when the middle
 # one leaves, the one above it moves down.
+# Upstream's later "sysfs test stack_order value", with lpshim's rule that patches leave the
+# stack top first (the lifecycle): disabling a lower patch is refused and changes nothing.
 sysfs_test_stack_order() {
 	start_test "sysfs test stack_order value"
 	load_lp $P
@@ -156,12 +158,17 @@ sysfs_test_stack_order() {
 	expect_eq "$(sysfs_value $LPSHIM_SYSFS/$P/stack_order)" 1 "$P/stack_order reads 1"
 	expect_eq "$(sysfs_value $LPSHIM_SYSFS/$D/stack_order)" 2 "$D/stack_order reads 2"
 	expect_eq "$(sysfs_value $LPSHIM_SYSFS/$R/stack_order)" 3 "$R/stack_order reads 3"
-	disable_lp $D
-	unload_mod $D
-	expect_eq "$(sysfs_value $LPSHIM_SYSFS/$P/stack_order)" 1 "$P/stack_order still reads 1"
-	expect_eq "$(sysfs_value $LPSHIM_SYSFS/$R/stack_order)" 2 "$R/stack_order now reads 2"
+	log "% echo 0 > $LPSHIM_SYSFS/$D/enabled"
+	if echo 0 2>/dev/null >$LPSHIM_SYSFS/$D/enabled; then
+		fail "disabling $D under $R was accepted"
+	fi
+	expect_eq "$(sysfs_value $LPSHIM_SYSFS/$D/enabled)" 1 "$D is still enabled after the refused disable"
+	expect_eq "$(sysfs_value $LPSHIM_SYSFS/$R/stack_order)" 3 "$R/stack_order still reads 3"
 	disable_lp $R
 	unload_mod $R
+	expect_eq "$(sysfs_value $LPSHIM_SYSFS/$D/stack_order)" 2 "$D/stack_order reads 2 on top"
+	disable_lp $D
+	unload_mod $D
 	disable_lp $P
 	unload_mod $P
 
@@ -181,15 +188,17 @@ lpshim: enabling patch '$R'
 lpshim: '$R': starting patching transition
 lpshim: '$R': patching complete
 % echo 0 > $LPSHIM_SYSFS/$D/enabled
+lpshim: patch '$D' is not on top of the stack: disable '$R' first
+% echo 0 > $LPSHIM_SYSFS/$R/enabled
+lpshim: '$R': starting unpatching transition
+lpshim: '$R': unpatching complete
+% rmmod $R
+% echo 0 > $LPSHIM_SYSFS/$D/enabled
 $D: pre_unpatch_callback: vmlinux
 lpshim: '$D': starting unpatching transition
 $D: post_unpatch_callback: vmlinux
 lpshim: '$D': unpatching complete
 % rmmod $D
-% echo 0 > $LPSHIM_SYSFS/$R/enabled
-lpshim: '$R': starting unpatching transition
-lpshim: '$R': unpatching complete
-% rmmod $R
 % echo 0 > $LPSHIM_SYSFS/$P/enabled
 lpshim: '$P': starting unpatching transition
 lpshim: '$P': unpatching complete
