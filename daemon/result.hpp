@@ -20,11 +20,13 @@ struct Error {
     bool operator==(const Error&) const = default;
 };
 
-template <typename T>
+// E is Error, or a type derived from it that adds a named outcome (PatchError): callers that
+// only report can treat every E as an Error, callers that map outcomes (D-Bus) read the name.
+template <typename T, typename E = Error>
 class [[nodiscard]] Result {
 public:
     Result(T value) : state_(std::in_place_index<0>, std::move(value)) {}
-    Result(Error error) : state_(std::in_place_index<1>, std::move(error)) {}
+    Result(E error) : state_(std::in_place_index<1>, std::move(error)) {}
 
     bool ok() const noexcept { return state_.index() == 0; }
     explicit operator bool() const noexcept { return ok(); }
@@ -39,27 +41,27 @@ public:
     T& operator*() & { return value(); }
     const T& operator*() const& { return value(); }
 
-    const Error& error() const& { return std::get<1>(state_); }
-    Error&& error() && { return std::get<1>(std::move(state_)); }
+    const E& error() const& { return std::get<1>(state_); }
+    E&& error() && { return std::get<1>(std::move(state_)); }
 
 private:
-    std::variant<T, Error> state_;
+    std::variant<T, E> state_;
 };
 
 // For actions that produce nothing but may fail: `return {};` on success.
-template <>
-class [[nodiscard]] Result<void> {
+template <typename E>
+class [[nodiscard]] Result<void, E> {
 public:
     Result() = default;
-    Result(Error error) : error_(std::move(error)), failed_(true) {}
+    Result(E error) : error_(std::move(error)), failed_(true) {}
 
     bool ok() const noexcept { return !failed_; }
     explicit operator bool() const noexcept { return ok(); }
-    const Error& error() const& { return error_; }
-    Error&& error() && { return std::move(error_); }
+    const E& error() const& { return error_; }
+    E&& error() && { return std::move(error_); }
 
 private:
-    Error error_;
+    E error_;
     bool failed_ = false;
 };
 

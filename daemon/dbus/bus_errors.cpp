@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#include "bus_errors.hpp"
+
+#include <cerrno>
+#include <string>
+
+namespace livepatchd::dbus {
+
+namespace {
+
+int set_named(sd_bus_error* error, std::string_view name, int errnum, const std::string& message)
+{
+    const std::string full = std::string(error_prefix) + std::string(name);
+    // sd_bus_error_set() copies both strings. It returns the errno sd-bus maps the name to,
+    // which is EIO for names it does not know: the handler returns the caller's errno instead.
+    (void)sd_bus_error_set(error, full.c_str(), message.c_str());
+    return -errnum;
+}
+
+} // namespace
+
+std::string_view to_string(ManagerErrc code)
+{
+    switch (code) {
+    case ManagerErrc::transition_in_progress: return "TransitionInProgress";
+    case ManagerErrc::no_transition: return "NoTransition";
+    case ManagerErrc::not_in_transition: return "NotInTransition";
+    case ManagerErrc::already_applied: return "AlreadyApplied";
+    case ManagerErrc::not_applied: return "NotApplied";
+    case ManagerErrc::not_top_patch: return "NotTopPatch";
+    case ManagerErrc::still_applied: return "StillApplied";
+    case ManagerErrc::shim_not_loaded: return "ShimNotLoaded";
+    }
+    return "TransitionInProgress";
+}
+
+int set_error(sd_bus_error* error, ManagerErrc code, const std::string& message)
+{
+    int errnum = EINVAL;
+    switch (code) {
+    case ManagerErrc::transition_in_progress: errnum = EBUSY; break;
+    case ManagerErrc::no_transition:
+    case ManagerErrc::not_in_transition: errnum = ESRCH; break;
+    case ManagerErrc::already_applied: errnum = EALREADY; break;
+    case ManagerErrc::not_applied: errnum = ENOENT; break;
+    case ManagerErrc::not_top_patch:
+    case ManagerErrc::still_applied: errnum = EBUSY; break;
+    case ManagerErrc::shim_not_loaded: errnum = ENODEV; break;
+    }
+    return set_named(error, to_string(code), errnum, message);
+}
+
+int set_error(sd_bus_error* error, const PatchError& patch_error)
+{
+    const int errnum = patch_error.errnum > 0 ? patch_error.errnum : EIO;
+    switch (patch_error.code) {
+    case PatchErrc::io:
+        return sd_bus_error_set_errnof(error, errnum, "%s", patch_error.message.c_str());
+    case PatchErrc::invalid_path:
+    case PatchErrc::invalid_name:
+        (void)sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, patch_error.message.c_str());
+        return -EINVAL;
+    default:
+        return set_named(error, to_string(patch_error.code), errnum, patch_error.message);
+    }
+}
+
+int set_error(sd_bus_error* error, const Error& plain_error)
+{
+    if (plain_error.errnum == EBUSY)
+        return set_error(error, ManagerErrc::transition_in_progress, plain_error.message);
+    if (plain_error.errnum == ENODEV)
+        return set_error(error, ManagerErrc::shim_not_loaded, plain_error.message);
+    return sd_bus_error_set_errnof(error, plain_error.errnum > 0 ? plain_error.errnum : EIO, "%s",
+                                   plain_error.message.c_str());
+}
+
+} // namespace livepatchd::dbus

@@ -1,0 +1,703 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#include "manager.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <new>
+
+#include "bus_errors.hpp"
+#include "patch_file.hpp"
+
+namespace livepatchd::dbus {
+
+namespace {
+
+struct FreeDeleter {
+    void operator()(void* p) const noexcept { std::free(p); }
+};
+using CString = std::unique_ptr<char, FreeDeleter>;
+
+std::string action_id(std::string_view verb)
+{
+    return std::string(polkit_action_prefix) + std::string(verb);
+}
+
+const KernelPatch* find_in(const std::vector<KernelPatch>& patches, std::string_view name)
+{
+    const auto it = std::find_if(patches.begin(), patches.end(),
+                                 [&](const KernelPatch& p) { return p.name == name; });
+    return it == patches.end() ? nullptr : &*it;
+}
+
+const KernelPatch* in_transition(const std::vector<KernelPatch>& patches)
+{
+    const auto it = std::find_if(patches.begin(), patches.end(),
+                                 [](const KernelPatch& p) { return p.transition; });
+    return it == patches.end() ? nullptr : &*it;
+}
+
+std::string transition_text(const KernelPatch& patch)
+{
+    return patch.name + " is in a transition to " + (patch.enabled ? "patched" : "unpatched");
+}
+
+int system_error(sd_bus_error* error, const Error& e)
+{
+    return sd_bus_error_set_errnof(error, e.errnum > 0 ? e.errnum : EIO, "%s", e.message.c_str());
+}
+
+// Every C callback below is one of these: nothing may unwind into libsystemd.
+template <typename Body>
+int guarded(sd_bus_error* error, Body&& body) noexcept
+{
+    try {
+        return body();
+    } catch (const std::bad_alloc&) {
+        return -ENOMEM;
+    } catch (const std::exception& e) {
+        return sd_bus_error_set_errnof(error, EIO, "Internal error: %s", e.what());
+    } catch (...) {
+        return -EIO;
+    }
+}
+
+} // namespace
+
+std::string patch_object_path(std::string_view name)
+{
+    char* path = nullptr;
+    const std::string external(name);
+    if (sd_bus_path_encode(patch_path_prefix, external.c_str(), &path) < 0)
+        throw std::bad_alloc();
+    return CString(path).get();
+}
+
+std::optional<std::string> patch_name_from_path(const char* path)
+{
+    char* name = nullptr;
+    if (sd_bus_path_decode(path, patch_path_prefix, &name) <= 0 || !name)
+        return std::nullopt;
+    CString owned(name);
+    if (!is_valid_patch_name(owned.get()))
+        return std::nullopt;
+    return std::string(owned.get());
+}
+
+// The vtables and the trampolines into Manager's members.
+struct ManagerVtable {
+    template <int (Manager::*body)(sd_bus_message*, sd_bus_error*)>
+    static int method(sd_bus_message* call, void* userdata, sd_bus_error* error) noexcept
+    {
+        return guarded(error,
+                       [&] { return (static_cast<Manager*>(userdata)->*body)(call, error); });
+    }
+
+    static int manager_property(sd_bus* /*bus*/, const char* /*path*/, const char* /*interface*/,
+                                const char* property, sd_bus_message* reply, void* userdata,
+                                sd_bus_error* error) noexcept
+    {
+        return guarded(error, [&] {
+            return static_cast<Manager*>(userdata)->manager_property(property, reply, error);
+        });
+    }
+
+    static int patch_property(sd_bus* /*bus*/, const char* path, const char* /*interface*/,
+                              const char* property, sd_bus_message* reply, void* userdata,
+                              sd_bus_error* error) noexcept
+    {
+        return guarded(error, [&] {
+            return static_cast<Manager*>(userdata)->patch_property(path, property, reply, error);
+        });
+    }
+
+    static int find_patch(sd_bus* /*bus*/, const char* path, const char* /*interface*/,
+                          void* userdata, void** found, sd_bus_error* error) noexcept
+    {
+        return guarded(error, [&] {
+            const int r = static_cast<Manager*>(userdata)->find_patch(path, error);
+            if (r > 0)
+                *found = userdata;
+            return r;
+        });
+    }
+
+    static int enumerate(sd_bus* /*bus*/, const char* /*prefix*/, void* userdata, char*** nodes,
+                         sd_bus_error* error) noexcept
+    {
+        return guarded(error, [&] {
+            return static_cast<Manager*>(userdata)->enumerate_patches(nodes, error);
+        });
+    }
+
+    static const sd_bus_vtable manager[];
+    static const sd_bus_vtable patch[];
+};
+
+// clang-format off
+const sd_bus_vtable ManagerVtable::manager[] = {
+    SD_BUS_VTABLE_START(0),
+    SD_BUS_METHOD_WITH_NAMES("Install", "s", SD_BUS_PARAM(path),
+                             "so", SD_BUS_PARAM(name) SD_BUS_PARAM(patch),
+                             method<&Manager::install>, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("Apply", "s", SD_BUS_PARAM(name), "", ,
+                             method<&Manager::apply>, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("Revert", "s", SD_BUS_PARAM(name), "", ,
+                             method<&Manager::revert>, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("Remove", "s", SD_BUS_PARAM(name), "", ,
+                             method<&Manager::remove>, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("ListPatches", "", , "a(sosbbbutt)", SD_BUS_PARAM(patches),
+                             method<&Manager::list_patches>, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("ListPendingTasks", "", , "a(uusss)", SD_BUS_PARAM(tasks),
+                             method<&Manager::list_pending_tasks>, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD("Kick", "", "", method<&Manager::kick>, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("Force", "s", SD_BUS_PARAM(name), "", ,
+                             method<&Manager::force>, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_PROPERTY("KernelRelease", "s", manager_property, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+    SD_BUS_PROPERTY("ShimVersion", "s", manager_property, 0,
+                    SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("State", "s", manager_property, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("TransitionPatch", "s", manager_property, 0,
+                    SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("TransitionTarget", "s", manager_property, 0,
+                    SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("TransitionStartedUSec", "t", manager_property, 0,
+                    SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("PendingTasks", "u", manager_property, 0,
+                    SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_SIGNAL_WITH_NAMES("TransitionStarted", "ss",
+                             SD_BUS_PARAM(patch) SD_BUS_PARAM(target), 0),
+    SD_BUS_SIGNAL_WITH_NAMES("TransitionFinished", "ssst",
+                             SD_BUS_PARAM(patch) SD_BUS_PARAM(target) SD_BUS_PARAM(outcome)
+                             SD_BUS_PARAM(duration_usec), 0),
+    SD_BUS_SIGNAL_WITH_NAMES("PatchStateChanged", "ss",
+                             SD_BUS_PARAM(patch) SD_BUS_PARAM(state), 0),
+    SD_BUS_VTABLE_END,
+};
+
+const sd_bus_vtable ManagerVtable::patch[] = {
+    SD_BUS_VTABLE_START(0),
+    SD_BUS_PROPERTY("Name", "s", patch_property, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+    SD_BUS_PROPERTY("State", "s", patch_property, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("SkipReason", "s", patch_property, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("Enabled", "b", patch_property, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("Transition", "b", patch_property, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("Replace", "b", patch_property, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("StackOrder", "u", patch_property, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("Functions", "a(ssu)", patch_property, 0,
+                    SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("InstalledAt", "t", patch_property, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("AppliedAt", "t", patch_property, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("Forced", "b", patch_property, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("BuiltFor", "s", patch_property, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("SHA256", "s", patch_property, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_VTABLE_END,
+};
+// clang-format on
+
+Manager::Manager(sd_bus* bus, ManagerContext context)
+    : bus_(bus), context_(std::move(context)), authorizer_(bus)
+{
+}
+
+Result<void> Manager::attach()
+{
+    const auto failed = [](const char* what, int r) {
+        return Error{-r, std::string("Failed to ") + what + ": " + std::strerror(-r)};
+    };
+    sd_bus_slot* slot = nullptr;
+    int r = sd_bus_add_object_vtable(bus_, &slot, manager_path, manager_interface,
+                                     ManagerVtable::manager, this);
+    if (r < 0)
+        return failed("register the manager object", r);
+    slots_.emplace_back(slot);
+    r = sd_bus_add_fallback_vtable(bus_, &slot, patch_path_prefix, patch_interface,
+                                   ManagerVtable::patch, ManagerVtable::find_patch, this);
+    if (r < 0)
+        return failed("register the patch objects", r);
+    slots_.emplace_back(slot);
+    r = sd_bus_add_node_enumerator(bus_, &slot, patch_path_prefix, ManagerVtable::enumerate,
+                                   this);
+    if (r < 0)
+        return failed("register the patch object enumerator", r);
+    slots_.emplace_back(slot);
+    r = sd_bus_add_object_manager(bus_, &slot, manager_path);
+    if (r < 0)
+        return failed("register the object manager", r);
+    slots_.emplace_back(slot);
+    return {};
+}
+
+// --- state -------------------------------------------------------------------------------
+
+Result<std::vector<PatchStatus>> Manager::statuses() const
+{
+    auto installed = context_.store.list();
+    if (!installed)
+        return std::move(installed).error();
+    auto in_kernel = context_.kernel.patches();
+    if (!in_kernel)
+        return std::move(in_kernel).error();
+    return collect_patch_status(*installed, context_.desired, *in_kernel, skip_reasons_,
+                                forced_);
+}
+
+Result<std::optional<PatchStatus>> Manager::status_of(std::string_view name) const
+{
+    auto all = statuses();
+    if (!all)
+        return std::move(all).error();
+    for (PatchStatus& status : *all)
+        if (status.name == name)
+            return std::optional<PatchStatus>(std::move(status));
+    return std::optional<PatchStatus>();
+}
+
+Result<void> Manager::save_desired(const DesiredState& before)
+{
+    if (auto r = context_.desired_file.save(context_.desired); !r) {
+        context_.desired = before;
+        return r;
+    }
+    return {};
+}
+
+TransitionStatus Manager::transition() const
+{
+    if (watched_transition_)
+        return *watched_transition_;
+    auto in_kernel = context_.kernel.patches();
+    if (!in_kernel)
+        return TransitionStatus{ServiceState::error, {}, {}, 0, 0};
+    TransitionStatus status = transition_from_kernel(*in_kernel);
+    if (status.state == ServiceState::transitioning)
+        if (auto tasks = context_.control.pending_tasks())
+            status.pending_tasks = static_cast<std::uint32_t>(tasks->size());
+    return status;
+}
+
+void Manager::set_transition(const TransitionStatus& status)
+{
+    watched_transition_ = status;
+    (void)sd_bus_emit_properties_changed(bus_, manager_path, manager_interface, "State",
+                                         "TransitionPatch", "TransitionTarget",
+                                         "TransitionStartedUSec", "PendingTasks", nullptr);
+}
+
+void Manager::set_skip_reasons(std::map<std::string, std::string, std::less<>> reasons)
+{
+    skip_reasons_ = std::move(reasons);
+}
+
+void Manager::emit_transition_started(std::string_view patch, std::string_view target)
+{
+    (void)sd_bus_emit_signal(bus_, manager_path, manager_interface, "TransitionStarted", "ss",
+                             std::string(patch).c_str(), std::string(target).c_str());
+}
+
+void Manager::emit_transition_finished(std::string_view patch, std::string_view target,
+                                       std::string_view outcome, std::uint64_t duration_usec)
+{
+    (void)sd_bus_emit_signal(bus_, manager_path, manager_interface, "TransitionFinished", "ssst",
+                             std::string(patch).c_str(), std::string(target).c_str(),
+                             std::string(outcome).c_str(), duration_usec);
+}
+
+void Manager::emit_patch_changed(std::string_view name)
+{
+    auto status = status_of(name);
+    const std::string path = patch_object_path(name);
+    if (status && *status) {
+        (void)sd_bus_emit_properties_changed(bus_, path.c_str(), patch_interface, "State",
+                                             "SkipReason", "Enabled", "Transition", "Replace",
+                                             "StackOrder", "Functions", "AppliedAt", "Forced",
+                                             nullptr);
+    }
+    const std::string_view state =
+        status && *status ? to_string((*status)->state) : std::string_view("removed");
+    (void)sd_bus_emit_signal(bus_, manager_path, manager_interface, "PatchStateChanged", "ss",
+                             std::string(name).c_str(), std::string(state).c_str());
+}
+
+// --- methods -----------------------------------------------------------------------------
+
+int Manager::install(sd_bus_message* call, sd_bus_error* error)
+{
+    const char* path = nullptr;
+    int r = sd_bus_message_read(call, "s", &path);
+    if (r < 0)
+        return r;
+    if (auto valid = PatchStore::check_source_path(path); !valid)
+        return set_error(error, valid.error());
+
+    r = authorizer_.check(call, action_id("install"), {{"path", path}}, error);
+    if (r <= 0)
+        return r == 0 ? 1 : r;
+
+    // The file is opened only now: a caller who may not install learns nothing about it.
+    auto installed = context_.store.install(path, context_.kernel_release);
+    if (!installed)
+        return set_error(error, installed.error());
+
+    const std::string object = patch_object_path(installed->name);
+    (void)sd_bus_emit_interfaces_added(bus_, object.c_str(), patch_interface, nullptr);
+    return sd_bus_reply_method_return(call, "so", installed->name.c_str(), object.c_str());
+}
+
+int Manager::apply(sd_bus_message* call, sd_bus_error* error)
+{
+    const char* name = nullptr;
+    int r = sd_bus_message_read(call, "s", &name);
+    if (r < 0)
+        return r;
+    auto patch = context_.store.find(name);
+    if (!patch)
+        return set_error(error, patch.error());
+    auto in_kernel = context_.kernel.patches();
+    if (!in_kernel)
+        return system_error(error, in_kernel.error());
+    if (const KernelPatch* loaded = find_in(*in_kernel, name)) {
+        if (loaded->applied())
+            return set_error(error, ManagerErrc::already_applied,
+                             std::string(name) + " is already applied");
+        return set_error(error, ManagerErrc::transition_in_progress,
+                         transition_text(*loaded) + "; wait for it to end");
+    }
+    if (const KernelPatch* moving = in_transition(*in_kernel))
+        return set_error(error, ManagerErrc::transition_in_progress,
+                         transition_text(*moving) +
+                             "; one transition at a time: wait for it to end");
+    // The stored file, checked again: the store may be older than the running kernel.
+    if (auto checked = PatchFile::validate(patch->file, context_.kernel_release); !checked)
+        return set_error(error, checked.error());
+
+    r = authorizer_.check(call, action_id("apply"), {{"patch", name}}, error);
+    if (r <= 0)
+        return r == 0 ? 1 : r;
+
+    // Recorded before the module is loaded, so that a crash during the transition counts for
+    // the crash-loop guard at the next boot. Applying puts the patch on top of the stack, so
+    // it moves to the end of the desired order.
+    const DesiredState before = context_.desired;
+    context_.desired.erase(name);
+    DesiredPatch& wanted = context_.desired.append(name);
+    wanted.applied_at_usec = context_.clock();
+    wanted.applied_boot_id = context_.boot_id;
+    wanted.survived_guard = false;
+    wanted.oops_after_apply = false;
+    if (auto saved = save_desired(before); !saved)
+        return system_error(error, saved.error());
+
+    if (auto done = context_.control.apply(*patch); !done) {
+        context_.desired = before;
+        (void)context_.desired_file.save(before); // at worst the guard holds it at next boot
+        return set_error(error, done.error());
+    }
+    skip_reasons_.erase(std::string(name));
+    emit_patch_changed(name);
+    return sd_bus_reply_method_return(call, "");
+}
+
+int Manager::revert(sd_bus_message* call, sd_bus_error* error)
+{
+    const char* name = nullptr;
+    int r = sd_bus_message_read(call, "s", &name);
+    if (r < 0)
+        return r;
+    if (!is_valid_patch_name(name))
+        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "\"%s\" is not a patch name",
+                                 name);
+    auto in_kernel = context_.kernel.patches();
+    if (!in_kernel)
+        return system_error(error, in_kernel.error());
+    const KernelPatch* loaded = find_in(*in_kernel, name);
+    if (!loaded && !context_.desired.find(name))
+        return set_error(error, ManagerErrc::not_applied, std::string(name) + " is not applied");
+    if (loaded) {
+        const KernelPatch* moving = in_transition(*in_kernel);
+        if (moving && moving != loaded)
+            return set_error(error, ManagerErrc::transition_in_progress,
+                             transition_text(*moving) + "; wait for it to end");
+        if (loaded->transition && !loaded->enabled)
+            return set_error(error, ManagerErrc::not_applied,
+                             std::string(name) + " is already being reverted");
+        if (!loaded->transition) {
+            // The kernel unpatches the top patch only.
+            for (const KernelPatch& other : *in_kernel)
+                if (other.enabled && other.stack_order > loaded->stack_order)
+                    return set_error(error, ManagerErrc::not_top_patch,
+                                     other.name + " is applied above " + name + "; revert " +
+                                         other.name + " first");
+        }
+    }
+
+    r = authorizer_.check(call, action_id("revert"), {{"patch", name}}, error);
+    if (r <= 0)
+        return r == 0 ? 1 : r;
+
+    // A wanted patch that is not applied (skipped at boot) is only dropped from the wants.
+    const DesiredState before = context_.desired;
+    context_.desired.erase(name);
+    if (auto saved = save_desired(before); !saved)
+        return system_error(error, saved.error());
+    if (loaded) {
+        if (auto done = context_.control.revert(name); !done) {
+            context_.desired = before;
+            (void)context_.desired_file.save(before);
+            return set_error(error, done.error());
+        }
+    }
+    skip_reasons_.erase(std::string(name));
+    emit_patch_changed(name);
+    return sd_bus_reply_method_return(call, "");
+}
+
+int Manager::remove(sd_bus_message* call, sd_bus_error* error)
+{
+    const char* name = nullptr;
+    int r = sd_bus_message_read(call, "s", &name);
+    if (r < 0)
+        return r;
+    auto patch = context_.store.find(name);
+    if (!patch)
+        return set_error(error, patch.error());
+    auto in_kernel = context_.kernel.patches();
+    if (!in_kernel)
+        return system_error(error, in_kernel.error());
+    if (find_in(*in_kernel, name))
+        return set_error(error, ManagerErrc::still_applied,
+                         std::string(name) + " is applied; revert it first, then remove it");
+    if (context_.desired.find(name))
+        return set_error(error, ManagerErrc::still_applied,
+                         std::string(name) +
+                             " is wanted (livepatchd applies it at boot); revert it first to "
+                             "stop wanting it, then remove it");
+
+    r = authorizer_.check(call, action_id("remove"), {{"patch", name}}, error);
+    if (r <= 0)
+        return r == 0 ? 1 : r;
+
+    if (auto removed = context_.store.remove(name); !removed)
+        return set_error(error, removed.error());
+    const std::string object = patch_object_path(name);
+    (void)sd_bus_emit_interfaces_removed(bus_, object.c_str(), patch_interface, nullptr);
+    return sd_bus_reply_method_return(call, "");
+}
+
+int Manager::list_patches(sd_bus_message* call, sd_bus_error* error)
+{
+    auto all = statuses();
+    if (!all)
+        return system_error(error, all.error());
+    sd_bus_message* m = nullptr;
+    int r = sd_bus_message_new_method_return(call, &m);
+    if (r < 0)
+        return r;
+    MessagePtr reply(m);
+    r = sd_bus_message_open_container(m, 'a', "(sosbbbutt)");
+    if (r < 0)
+        return r;
+    for (const PatchStatus& status : *all) {
+        r = sd_bus_message_append(m, "(sosbbbutt)", status.name.c_str(),
+                                  patch_object_path(status.name).c_str(),
+                                  std::string(to_string(status.state)).c_str(),
+                                  static_cast<int>(status.enabled),
+                                  static_cast<int>(status.transition),
+                                  static_cast<int>(status.replace), status.stack_order,
+                                  status.installed_at_usec, status.applied_at_usec);
+        if (r < 0)
+            return r;
+    }
+    r = sd_bus_message_close_container(m);
+    if (r < 0)
+        return r;
+    return sd_bus_send(nullptr, m, nullptr);
+}
+
+int Manager::list_pending_tasks(sd_bus_message* call, sd_bus_error* error)
+{
+    auto tasks = context_.control.pending_tasks();
+    if (!tasks)
+        return system_error(error, tasks.error());
+    sd_bus_message* m = nullptr;
+    int r = sd_bus_message_new_method_return(call, &m);
+    if (r < 0)
+        return r;
+    MessagePtr reply(m);
+    r = sd_bus_message_open_container(m, 'a', "(uusss)");
+    if (r < 0)
+        return r;
+    for (const PendingTask& task : *tasks) {
+        r = sd_bus_message_append(m, "(uusss)", task.tid, task.tgid, task.comm.c_str(),
+                                  task.reason.c_str(), task.function.c_str());
+        if (r < 0)
+            return r;
+    }
+    r = sd_bus_message_close_container(m);
+    if (r < 0)
+        return r;
+    return sd_bus_send(nullptr, m, nullptr);
+}
+
+int Manager::kick(sd_bus_message* call, sd_bus_error* error)
+{
+    auto in_kernel = context_.kernel.patches();
+    if (!in_kernel)
+        return system_error(error, in_kernel.error());
+    if (!in_transition(*in_kernel))
+        return set_error(error, ManagerErrc::no_transition, "No transition is under way");
+
+    int r = authorizer_.check(call, action_id("kick"), {}, error);
+    if (r <= 0)
+        return r == 0 ? 1 : r;
+
+    if (auto done = context_.control.kick(); !done)
+        return set_error(error, done.error());
+    return sd_bus_reply_method_return(call, "");
+}
+
+int Manager::force(sd_bus_message* call, sd_bus_error* error)
+{
+    const char* name = nullptr;
+    int r = sd_bus_message_read(call, "s", &name);
+    if (r < 0)
+        return r;
+    if (!is_valid_patch_name(name))
+        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "\"%s\" is not a patch name",
+                                 name);
+    auto in_kernel = context_.kernel.patches();
+    if (!in_kernel)
+        return system_error(error, in_kernel.error());
+    const KernelPatch* moving = in_transition(*in_kernel);
+    if (!moving)
+        return set_error(error, ManagerErrc::no_transition, "No transition is under way");
+    if (moving->name != name)
+        return set_error(error, ManagerErrc::not_in_transition,
+                         "The transition under way is " + moving->name + "'s, not " + name +
+                             "'s; nothing was forced");
+
+    r = authorizer_.check(call, action_id("force"), {{"patch", name}}, error);
+    if (r <= 0)
+        return r == 0 ? 1 : r;
+
+    if (auto done = context_.control.force(name); !done)
+        return set_error(error, done.error());
+    forced_.insert(name);
+    emit_patch_changed(name);
+    return sd_bus_reply_method_return(call, "");
+}
+
+// --- properties and objects --------------------------------------------------------------
+
+int Manager::manager_property(const char* property, sd_bus_message* reply, sd_bus_error* error)
+{
+    const std::string_view p = property;
+    if (p == "KernelRelease")
+        return sd_bus_message_append(reply, "s", context_.kernel_release.c_str());
+    if (p == "ShimVersion")
+        return sd_bus_message_append(reply, "s", context_.kernel.shim_version().c_str());
+    const TransitionStatus status = transition();
+    if (p == "State")
+        return sd_bus_message_append(reply, "s", std::string(to_string(status.state)).c_str());
+    if (p == "TransitionPatch")
+        return sd_bus_message_append(reply, "s", status.patch.c_str());
+    if (p == "TransitionTarget")
+        return sd_bus_message_append(reply, "s", status.target.c_str());
+    if (p == "TransitionStartedUSec")
+        return sd_bus_message_append(reply, "t", status.started_usec);
+    if (p == "PendingTasks")
+        return sd_bus_message_append(reply, "u", status.pending_tasks);
+    return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_PROPERTY, "Unknown property %s",
+                             property);
+}
+
+int Manager::patch_property(const char* path, const char* property, sd_bus_message* reply,
+                            sd_bus_error* error)
+{
+    const auto name = patch_name_from_path(path);
+    if (!name)
+        return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_OBJECT, "No patch at %s", path);
+    auto found = status_of(*name);
+    if (!found)
+        return system_error(error, found.error());
+    if (!*found)
+        return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_OBJECT, "No patch %s",
+                                 name->c_str());
+    const PatchStatus& s = **found;
+    const std::string_view p = property;
+    if (p == "Name")
+        return sd_bus_message_append(reply, "s", s.name.c_str());
+    if (p == "State")
+        return sd_bus_message_append(reply, "s", std::string(to_string(s.state)).c_str());
+    if (p == "SkipReason")
+        return sd_bus_message_append(reply, "s", s.skip_reason.c_str());
+    if (p == "Enabled")
+        return sd_bus_message_append(reply, "b", static_cast<int>(s.enabled));
+    if (p == "Transition")
+        return sd_bus_message_append(reply, "b", static_cast<int>(s.transition));
+    if (p == "Replace")
+        return sd_bus_message_append(reply, "b", static_cast<int>(s.replace));
+    if (p == "StackOrder")
+        return sd_bus_message_append(reply, "u", s.stack_order);
+    if (p == "InstalledAt")
+        return sd_bus_message_append(reply, "t", s.installed_at_usec);
+    if (p == "AppliedAt")
+        return sd_bus_message_append(reply, "t", s.applied_at_usec);
+    if (p == "Forced")
+        return sd_bus_message_append(reply, "b", static_cast<int>(s.forced));
+    if (p == "BuiltFor")
+        return sd_bus_message_append(reply, "s", s.built_for.c_str());
+    if (p == "SHA256")
+        return sd_bus_message_append(reply, "s", s.sha256.c_str());
+    if (p == "Functions") {
+        int r = sd_bus_message_open_container(reply, 'a', "(ssu)");
+        if (r < 0)
+            return r;
+        for (const PatchFunction& f : s.functions) {
+            r = sd_bus_message_append(reply, "(ssu)", f.object.c_str(), f.function.c_str(),
+                                      f.sympos);
+            if (r < 0)
+                return r;
+        }
+        return sd_bus_message_close_container(reply);
+    }
+    return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_PROPERTY, "Unknown property %s",
+                             property);
+}
+
+int Manager::find_patch(const char* path, sd_bus_error* error)
+{
+    const auto name = patch_name_from_path(path);
+    if (!name)
+        return 0;
+    auto found = status_of(*name);
+    if (!found)
+        return system_error(error, found.error());
+    return *found ? 1 : 0;
+}
+
+int Manager::enumerate_patches(char*** nodes, sd_bus_error* error)
+{
+    auto all = statuses();
+    if (!all)
+        return system_error(error, all.error());
+    // sd-bus frees the list with free(): allocate it with malloc().
+    auto** list = static_cast<char**>(std::calloc(all->size() + 1, sizeof(char*)));
+    if (!list)
+        return -ENOMEM;
+    for (std::size_t i = 0; i < all->size(); ++i) {
+        list[i] = ::strdup(patch_object_path((*all)[i].name).c_str());
+        if (!list[i]) {
+            for (std::size_t j = 0; j < i; ++j)
+                std::free(list[j]);
+            std::free(list);
+            return -ENOMEM;
+        }
+    }
+    *nodes = list;
+    return 0;
+}
+
+} // namespace livepatchd::dbus

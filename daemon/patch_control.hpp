@@ -1,0 +1,51 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//
+// PatchControl: the kernel-side actions behind the Manager's mutating methods, as one narrow
+// interface: the D-Bus layer decides whether an action may happen (validation, polkit), this
+// does it. The implementation over libkmod and lpshim's sysfs comes with the transition
+// watcher; tests give a fake.
+//
+// Errors use errno to classify: EBUSY means another transition is under way (the D-Bus
+// layer's TransitionInProgress), ENODEV that lpshim is not loaded (ShimNotLoaded); anything
+// else is reported as it is.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "patch_store.hpp"
+#include "result.hpp"
+
+namespace livepatchd {
+
+// One line of /sys/kernel/debug/lpshim/tasks: a task not yet at the transition's target.
+struct PendingTask {
+    std::uint32_t tid = 0;
+    std::uint32_t tgid = 0;
+    std::string comm;
+    std::string reason;   // why it cannot switch yet, in lpshim's words
+    std::string function; // the patched function found on its stack, or ""
+
+    bool operator==(const PendingTask&) const = default;
+};
+
+class PatchControl {
+public:
+    virtual ~PatchControl() = default;
+
+    // Loads the patch's module from the store; returns once its transition has started.
+    virtual Result<void> apply(const InstalledPatch& patch) = 0;
+    // Writes 0 to <patch>/enabled: starts the unpatch transition, or reverses the patch's own
+    // transition to patched.
+    virtual Result<void> revert(std::string_view name) = 0;
+    // Kicks the tasks still pending in the current transition.
+    virtual Result<void> kick() = 0;
+    // Writes 1 to <patch>/force.
+    virtual Result<void> force(std::string_view name) = 0;
+    // The tasks still pending in the current transition; empty when there is none.
+    virtual Result<std::vector<PendingTask>> pending_tasks() const = 0;
+};
+
+} // namespace livepatchd

@@ -1,0 +1,293 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//
+// The service's bus side over a fake kernel, for the bus tests: the real Manager, PatchStore
+// and DesiredStateFile on a scratch state directory, with FakeKernelView and a PatchControl
+// that moves patches through transitions in that fake kernel. It connects to the system bus
+// named by DBUS_SYSTEM_BUS_ADDRESS (the test's private dbus-daemon), takes the bus name, and
+// runs until SIGTERM.
+//
+// A test-only object, /org/livepatchd/Test (org.livepatchd.Test), lets the tests end the
+// fake kernel's transition, as the kernel would on its own, and start a fake polkit on the
+// bus (a second connection owning org.freedesktop.PolicyKit1) whose answers depend on the
+// action: kick and revert allowed, install allowed only interactively (a "challenge"
+// otherwise), everything else denied. It records the last question it was asked.
+//
+// Usage: bus_fixture STATE_DIRECTORY KERNEL_RELEASE
+#include <signal.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include <cstdio>
+#include <cstring>
+#include <exception>
+
+#include "dbus/bus_ptr.hpp"
+#include "dbus/manager.hpp"
+#include "fake_kernel_view.hpp"
+
+using namespace livepatchd;
+using namespace livepatchd::test;
+
+namespace {
+
+constexpr std::string_view boot_id = "0123456789abcdef0123456789abcdef";
+
+class FakePatchControl final : public PatchControl {
+public:
+    explicit FakePatchControl(FakeKernelView& kernel) : kernel_(kernel) {}
+
+    Result<void> apply(const InstalledPatch& patch) override
+    {
+        if (patch.name == "lp_fail_load")
+            return Error{EINVAL, "finit_module(lp_fail_load): Invalid argument"};
+        kernel_.add(patch.name, true, true);
+        return {};
+    }
+    Result<void> revert(std::string_view name) override
+    {
+        for (KernelPatch& p : kernel_.kernel_patches)
+            if (p.name == name) {
+                p.enabled = false;
+                p.transition = true;
+            }
+        return {};
+    }
+    Result<void> kick() override
+    {
+        ++kicks;
+        return {};
+    }
+    Result<void> force(std::string_view name) override
+    {
+        complete(name);
+        return {};
+    }
+    Result<std::vector<PendingTask>> pending_tasks() const override
+    {
+        std::vector<PendingTask> tasks;
+        for (const KernelPatch& p : kernel_.kernel_patches)
+            if (p.transition)
+                tasks.push_back({4242, 4240, "fake_worker", "blocked in a patched function",
+                                 "cmdline_proc_show"});
+        return tasks;
+    }
+
+    // What the kernel does when the last task has switched.
+    void complete(std::string_view only = {})
+    {
+        auto& patches = kernel_.kernel_patches;
+        for (auto it = patches.begin(); it != patches.end();) {
+            if (it->transition && (only.empty() || it->name == only)) {
+                it->transition = false;
+                if (!it->enabled) {
+                    it = patches.erase(it); // gone from sysfs; the module stays loaded
+                    continue;
+                }
+            }
+            ++it;
+        }
+        unsigned order = 0;
+        for (KernelPatch& p : patches)
+            p.stack_order = ++order;
+    }
+
+    unsigned kicks = 0;
+
+private:
+    FakeKernelView& kernel_;
+};
+
+FakePatchControl* the_control = nullptr;
+sd_event* the_event = nullptr;
+dbus::BusPtr polkit_bus;
+dbus::SlotPtr polkit_slot;
+std::string last_polkit_question = "none";
+
+// CheckAuthorization((sa{sv}) subject, s action, a{ss} details, u flags, s cancellation_id)
+//   -> (bba{ss}): is_authorized, is_challenge, details
+int check_authorization(sd_bus_message* call, void* /*userdata*/, sd_bus_error* /*error*/) noexcept
+{
+    try {
+        const char* kind = nullptr;
+        int r = sd_bus_message_enter_container(call, 'r', "sa{sv}");
+        if (r >= 0)
+            r = sd_bus_message_read(call, "s", &kind);
+        if (r >= 0)
+            r = sd_bus_message_skip(call, "a{sv}");
+        if (r >= 0)
+            r = sd_bus_message_exit_container(call);
+        const char* action = nullptr;
+        if (r >= 0)
+            r = sd_bus_message_read(call, "s", &action);
+        if (r < 0)
+            return r;
+        std::string question = std::string(action) + " subject=" + kind;
+        r = sd_bus_message_enter_container(call, 'a', "{ss}");
+        if (r < 0)
+            return r;
+        const char* key = nullptr;
+        const char* value = nullptr;
+        while ((r = sd_bus_message_read(call, "{ss}", &key, &value)) > 0)
+            question += std::string(" ") + key + "=" + value;
+        if (r < 0 || (r = sd_bus_message_exit_container(call)) < 0)
+            return r;
+        std::uint32_t flags = 0;
+        const char* cancellation = nullptr;
+        if ((r = sd_bus_message_read(call, "us", &flags, &cancellation)) < 0)
+            return r;
+        question += " flags=" + std::to_string(flags);
+        last_polkit_question = question;
+
+        const std::string_view verb = std::string_view(action).substr(std::string_view(action).rfind('.') + 1);
+        const bool interactive = flags & 1;
+        int authorized = verb == "kick" || verb == "revert" || (verb == "install" && interactive);
+        int challenge = verb == "install" && !interactive;
+        return sd_bus_reply_method_return(call, "(bba{ss})", authorized, challenge, 0);
+    } catch (...) {
+        return -ENOMEM;
+    }
+}
+
+const sd_bus_vtable polkit_vtable[] = {
+    SD_BUS_VTABLE_START(0),
+    SD_BUS_METHOD("CheckAuthorization", "(sa{sv})sa{ss}us", "(bba{ss})", check_authorization,
+                  SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_VTABLE_END,
+};
+
+int start_polkit(sd_bus_message* call, void* /*userdata*/, sd_bus_error* /*error*/) noexcept
+{
+    sd_bus* bus = nullptr;
+    int r = sd_bus_open_system(&bus);
+    if (r < 0)
+        return r;
+    polkit_bus.reset(bus);
+    if ((r = sd_bus_attach_event(bus, the_event, SD_EVENT_PRIORITY_NORMAL)) < 0)
+        return r;
+    sd_bus_slot* slot = nullptr;
+    if ((r = sd_bus_add_object_vtable(bus, &slot, "/org/freedesktop/PolicyKit1/Authority",
+                                      "org.freedesktop.PolicyKit1.Authority", polkit_vtable,
+                                      nullptr)) < 0)
+        return r;
+    polkit_slot.reset(slot);
+    if ((r = sd_bus_request_name(bus, "org.freedesktop.PolicyKit1", 0)) < 0)
+        return r;
+    return sd_bus_reply_method_return(call, "");
+}
+
+int last_question(sd_bus_message* call, void* /*userdata*/, sd_bus_error* /*error*/) noexcept
+{
+    return sd_bus_reply_method_return(call, "s", last_polkit_question.c_str());
+}
+
+int complete_transition(sd_bus_message* call, void* /*userdata*/, sd_bus_error* /*error*/) noexcept
+{
+    the_control->complete();
+    return sd_bus_reply_method_return(call, "");
+}
+
+int kick_count(sd_bus_message* call, void* /*userdata*/, sd_bus_error* /*error*/) noexcept
+{
+    return sd_bus_reply_method_return(call, "u", the_control->kicks);
+}
+
+const sd_bus_vtable test_vtable[] = {
+    SD_BUS_VTABLE_START(0),
+    SD_BUS_METHOD("CompleteTransition", "", "", complete_transition, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD("KickCount", "", "u", kick_count, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD("StartPolkit", "", "", start_polkit, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD("LastPolkitQuestion", "", "s", last_question, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_VTABLE_END,
+};
+
+int fail(const char* what, int r)
+{
+    std::fprintf(stderr, "bus_fixture: %s: %s\n", what, std::strerror(-r));
+    return 1;
+}
+
+int run(const char* state_directory, const char* kernel_release)
+{
+    sd_event* event_raw = nullptr;
+    int r = sd_event_default(&event_raw);
+    if (r < 0)
+        return fail("sd_event_default", r);
+    std::unique_ptr<sd_event, decltype(&sd_event_unref)> event(event_raw, sd_event_unref);
+    the_event = event_raw;
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigprocmask(SIG_BLOCK, &mask, nullptr);
+    // No handler: sd-event then exits the loop on the signal.
+    (void)sd_event_add_signal(event.get(), nullptr, SIGTERM, nullptr, nullptr);
+    (void)sd_event_add_signal(event.get(), nullptr, SIGINT, nullptr, nullptr);
+
+    sd_bus* bus_raw = nullptr;
+    r = sd_bus_open_system(&bus_raw);
+    if (r < 0)
+        return fail("connect to the bus", r);
+    dbus::BusPtr bus(bus_raw);
+    r = sd_bus_attach_event(bus.get(), event.get(), SD_EVENT_PRIORITY_NORMAL);
+    if (r < 0)
+        return fail("attach the bus", r);
+
+    auto store = PatchStore::open(state_directory);
+    if (!store) {
+        std::fprintf(stderr, "bus_fixture: %s\n", store.error().message.c_str());
+        return 1;
+    }
+    auto desired_file = DesiredStateFile::open(state_directory);
+    if (!desired_file) {
+        std::fprintf(stderr, "bus_fixture: %s\n", desired_file.error().message.c_str());
+        return 1;
+    }
+    auto desired = desired_file->load();
+    if (!desired) {
+        std::fprintf(stderr, "bus_fixture: %s\n", desired.error().message.c_str());
+        return 1;
+    }
+    FakeKernelView kernel;
+    FakePatchControl control(kernel);
+    the_control = &control;
+
+    dbus::Manager manager(bus.get(), dbus::ManagerContext{*store, *desired_file, *desired, kernel,
+                                                          control, kernel_release,
+                                                          std::string(boot_id)});
+    if (auto attached = manager.attach(); !attached) {
+        std::fprintf(stderr, "bus_fixture: %s\n", attached.error().message.c_str());
+        return 1;
+    }
+    sd_bus_slot* slot = nullptr;
+    r = sd_bus_add_object_vtable(bus.get(), &slot, "/org/livepatchd/Test", "org.livepatchd.Test",
+                                 test_vtable, nullptr);
+    if (r < 0)
+        return fail("register the test object", r);
+    dbus::SlotPtr test_slot(slot);
+
+    r = sd_bus_request_name(bus.get(), dbus::bus_name, 0);
+    if (r < 0)
+        return fail("take the bus name", r);
+    r = sd_event_loop(event.get());
+    polkit_slot.reset();
+    polkit_bus.reset();
+    if (r < 0)
+        return fail("run the event loop", r);
+    return 0;
+}
+
+} // namespace
+
+int main(int argc, char* argv[])
+{
+    if (argc != 3) {
+        std::fprintf(stderr, "usage: bus_fixture STATE_DIRECTORY KERNEL_RELEASE\n");
+        return 2;
+    }
+    try {
+        return run(argv[1], argv[2]);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "bus_fixture: %s\n", e.what());
+        return 1;
+    }
+}

@@ -1,0 +1,528 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//
+// The D-Bus API (docs/dbus-api.md) against bus_fixture on a private dbus-daemon that runs the
+// shipped policy (run-bus-tests sets that up). The cases form one story over one service and
+// run in file order: each starts from the state the previous one left, as said at its top.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include <grp.h>
+#include <sys/wait.h>
+#include <systemd/sd-bus.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <string>
+
+#include "dbus/bus_ptr.hpp"
+#include "elf_builder.hpp"
+
+using namespace livepatchd;
+using namespace livepatchd::dbus;
+using namespace livepatchd::test;
+
+namespace {
+
+constexpr const char* service = "org.livepatchd.LivePatch1";
+constexpr const char* manager_path = "/org/livepatchd/LivePatch1";
+constexpr const char* manager_iface = "org.livepatchd.LivePatch1.Manager";
+constexpr const char* patch_iface = "org.livepatchd.LivePatch1.Patch";
+constexpr const char* error_prefix = "org.livepatchd.LivePatch1.Error.";
+constexpr uid_t nobody = 65534;
+
+std::string env(const char* name)
+{
+    const char* value = std::getenv(name);
+    if (!value)
+        throw std::runtime_error(std::string(name) + " is not set; run through run-bus-tests");
+    return value;
+}
+
+BusPtr connect()
+{
+    sd_bus* bus = nullptr;
+    if (sd_bus_new(&bus) < 0)
+        throw std::runtime_error("sd_bus_new");
+    BusPtr owned(bus);
+    if (sd_bus_set_address(bus, env("LIVEPATCHD_TEST_BUS").c_str()) < 0 ||
+        sd_bus_set_bus_client(bus, 1) < 0 || sd_bus_start(bus) < 0)
+        throw std::runtime_error("cannot connect to the test bus");
+    return owned;
+}
+
+sd_bus* bus()
+{
+    static BusPtr connection = connect();
+    return connection.get();
+}
+
+struct Reply {
+    std::string error;   // the error name; empty on success
+    std::string message; // the error message
+    MessagePtr reply;
+    bool ok() const { return error.empty(); }
+};
+
+template <typename... Args>
+Reply call_on(sd_bus* on, const char* path, const char* interface, const char* member,
+              const char* types, Args... args)
+{
+    BusError error;
+    sd_bus_message* reply = nullptr;
+    const int r = sd_bus_call_method(on, service, path, interface, member, error.get(), &reply,
+                                     types, args...);
+    Reply result;
+    result.reply.reset(reply);
+    if (r < 0) {
+        result.error = error.is_set() ? error.get()->name : "errno";
+        result.message = error.is_set() && error.get()->message ? error.get()->message
+                                                                 : std::strerror(-r);
+    }
+    return result;
+}
+
+template <typename... Args>
+Reply manager(const char* member, const char* types, Args... args)
+{
+    return call_on(bus(), manager_path, manager_iface, member, types, args...);
+}
+
+Reply test_hook(const char* member)
+{
+    return call_on(bus(), "/org/livepatchd/Test", "org.livepatchd.Test", member, "");
+}
+
+std::string named(const char* name)
+{
+    return std::string(error_prefix) + name;
+}
+
+std::string string_property(const std::string& path, const char* interface, const char* name)
+{
+    BusError error;
+    char* value = nullptr;
+    if (sd_bus_get_property_string(bus(), service, path.c_str(), interface, name, error.get(),
+                                   &value) < 0)
+        return std::string("<error ") + (error.is_set() ? error.get()->name : "?") + ">";
+    std::string text(value);
+    std::free(value);
+    return text;
+}
+
+template <typename T>
+T trivial_property(const std::string& path, const char* interface, const char* name, char type)
+{
+    BusError error;
+    T value{};
+    if (sd_bus_get_property_trivial(bus(), service, path.c_str(), interface, name, error.get(),
+                                    type, &value) < 0)
+        FAIL("cannot read " << name << ": " << (error.is_set() ? error.get()->message : "?"));
+    return value;
+}
+
+std::string manager_string(const char* name)
+{
+    return string_property(manager_path, manager_iface, name);
+}
+
+std::string patch_path(const std::string& name)
+{
+    char* path = nullptr;
+    REQUIRE(sd_bus_path_encode("/org/livepatchd/LivePatch1/patch", name.c_str(), &path) >= 0);
+    std::string text(path);
+    std::free(path);
+    return text;
+}
+
+std::string patch_state(const std::string& name)
+{
+    return string_property(patch_path(name), patch_iface, "State");
+}
+
+bool contains(const std::string& text, std::string_view part)
+{
+    return text.find(part) != std::string::npos;
+}
+
+// A patch module for the service's kernel, written where the service can read it.
+std::string write_patch(const std::string& name, const std::string& release = "")
+{
+    ElfSpec spec;
+    spec.modinfo = patch_modinfo(name, (release.empty() ? env("LIVEPATCHD_TEST_KERNEL") : release) +
+                                           " SMP preempt mod_unload modversions ");
+    const std::string path = env("LIVEPATCHD_TEST_SCRATCH") + "/" + name + ".ko";
+    std::ofstream(path, std::ios::binary) << build_elf(spec);
+    return path;
+}
+
+std::string desired_json()
+{
+    std::ifstream in(env("LIVEPATCHD_TEST_STATE") + "/desired.json");
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// Runs body in a child process as nobody, on its own connection; returns what body returned.
+std::string as_nobody(const std::function<std::string(sd_bus*)>& body)
+{
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        ::close(fds[0]);
+        std::string result;
+        try {
+            if (::setgroups(0, nullptr) < 0 || ::setresgid(nobody, nobody, nobody) < 0 ||
+                ::setresuid(nobody, nobody, nobody) < 0)
+                result = "cannot become nobody";
+            else
+                result = body(connect().get());
+        } catch (const std::exception& e) {
+            result = std::string("exception: ") + e.what();
+        }
+        (void)!::write(fds[1], result.data(), result.size());
+        ::_exit(0);
+    }
+    ::close(fds[1]);
+    std::string result;
+    char buffer[4096];
+    for (ssize_t n; (n = ::read(fds[0], buffer, sizeof buffer)) > 0;)
+        result.append(buffer, static_cast<std::size_t>(n));
+    ::close(fds[0]);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    return result;
+}
+
+std::string error_of(const Reply& reply)
+{
+    return reply.ok() ? "ok" : reply.error + ": " + reply.message;
+}
+
+} // namespace
+
+// State: nothing installed, nothing in the kernel.
+TEST_CASE("the manager's properties at rest")
+{
+    CHECK(manager_string("KernelRelease") == env("LIVEPATCHD_TEST_KERNEL"));
+    CHECK(manager_string("ShimVersion") == "0.1.0");
+    CHECK(manager_string("State") == "idle");
+    CHECK(manager_string("TransitionPatch").empty());
+    CHECK(manager_string("TransitionTarget").empty());
+    CHECK(trivial_property<std::uint64_t>(manager_path, manager_iface, "TransitionStartedUSec",
+                                          't') == 0);
+    CHECK(trivial_property<std::uint32_t>(manager_path, manager_iface, "PendingTasks", 'u') == 0);
+    Reply list = manager("ListPatches", "");
+    REQUIRE(list.ok());
+    CHECK(sd_bus_message_enter_container(list.reply.get(), 'a', "(sosbbbutt)") > 0);
+    CHECK(sd_bus_message_at_end(list.reply.get(), 0) > 0);
+}
+
+TEST_CASE("Install refuses bad paths, naming the rule")
+{
+    Reply r = manager("Install", "s", "relative/lp_a.ko");
+    CHECK(r.error == SD_BUS_ERROR_INVALID_ARGS);
+    CHECK(contains(r.message, "is a relative path"));
+    r = manager("Install", "s", "/tmp/../tmp/lp_a.ko");
+    CHECK(r.error == SD_BUS_ERROR_INVALID_ARGS);
+    r = manager("Install", "s", "/nonexistent/lp_a.ko");
+    CHECK(r.error == SD_BUS_ERROR_FILE_NOT_FOUND);
+    CHECK(contains(r.message, "/nonexistent/lp_a.ko: cannot open the file"));
+    const std::string link = env("LIVEPATCHD_TEST_SCRATCH") + "/link.ko";
+    REQUIRE(::symlink(write_patch("lp_a").c_str(), link.c_str()) == 0);
+    r = manager("Install", "s", link.c_str());
+    CHECK(r.error == SD_BUS_ERROR_INVALID_ARGS);
+    CHECK(contains(r.message, "is a symbolic link"));
+    r = manager("Install", "s", env("LIVEPATCHD_TEST_SCRATCH").c_str());
+    CHECK(r.error == named("NotRegularFile"));
+}
+
+TEST_CASE("Install: a named error for each wrong file")
+{
+    const std::string scratch = env("LIVEPATCHD_TEST_SCRATCH");
+    std::ofstream(scratch + "/text.ko") << "not a module";
+    Reply r = manager("Install", "s", (scratch + "/text.ko").c_str());
+    CHECK(r.error == named("NotElf"));
+
+    ElfSpec upstream;
+    upstream.modinfo = modinfo_text({{"livepatch", "Y"}, {"name", "livepatch_sample"},
+                                     {"vermagic", env("LIVEPATCHD_TEST_KERNEL")}});
+    std::ofstream(scratch + "/upstream.ko", std::ios::binary) << build_elf(upstream);
+    r = manager("Install", "s", (scratch + "/upstream.ko").c_str());
+    CHECK(r.error == named("NotAPatch"));
+
+    r = manager("Install", "s", write_patch("lp_old", "5.10.0-30-amd64").c_str());
+    CHECK(r.error == named("KernelMismatch"));
+    CHECK(contains(r.message, "built for 5.10.0-30-amd64, but this kernel is " +
+                                  env("LIVEPATCHD_TEST_KERNEL") +
+                                  "; rebuild it against linux-headers-" +
+                                  env("LIVEPATCHD_TEST_KERNEL")));
+}
+
+TEST_CASE("Install puts a patch object on the bus")
+{
+    Reply r = manager("Install", "s", write_patch("lp_a").c_str());
+    REQUIRE_MESSAGE(r.ok(), error_of(r));
+    const char* name = nullptr;
+    const char* path = nullptr;
+    REQUIRE(sd_bus_message_read(r.reply.get(), "so", &name, &path) >= 0);
+    CHECK(std::string(name) == "lp_a");
+    CHECK(std::string(path) == "/org/livepatchd/LivePatch1/patch/lp_5fa");
+
+    CHECK(string_property(path, patch_iface, "Name") == "lp_a");
+    CHECK(patch_state("lp_a") == "installed");
+    CHECK(string_property(path, patch_iface, "BuiltFor") == env("LIVEPATCHD_TEST_KERNEL"));
+    CHECK(string_property(path, patch_iface, "SHA256").size() == 64);
+    CHECK(string_property(path, patch_iface, "SkipReason").empty());
+    CHECK(trivial_property<std::uint64_t>(path, patch_iface, "InstalledAt", 't') > 0);
+    CHECK(trivial_property<std::uint64_t>(path, patch_iface, "AppliedAt", 't') == 0);
+    CHECK(trivial_property<int>(path, patch_iface, "Enabled", 'b') == 0);
+
+    r = manager("Install", "s", write_patch("lp_a").c_str());
+    CHECK(r.error == named("AlreadyInstalled"));
+    REQUIRE(manager("Install", "s", write_patch("lp_b").c_str()).ok());
+
+    Reply objects = call_on(bus(), manager_path, "org.freedesktop.DBus.ObjectManager",
+                            "GetManagedObjects", "");
+    REQUIRE(objects.ok());
+    std::vector<std::string> paths;
+    REQUIRE(sd_bus_message_enter_container(objects.reply.get(), 'a', "{oa{sa{sv}}}") > 0);
+    while (sd_bus_message_enter_container(objects.reply.get(), 'e', "oa{sa{sv}}") > 0) {
+        const char* object = nullptr;
+        REQUIRE(sd_bus_message_read(objects.reply.get(), "o", &object) > 0);
+        paths.emplace_back(object);
+        REQUIRE(sd_bus_message_skip(objects.reply.get(), "a{sa{sv}}") >= 0);
+        REQUIRE(sd_bus_message_exit_container(objects.reply.get()) >= 0);
+    }
+    CHECK(paths == std::vector<std::string>{patch_path("lp_a"), patch_path("lp_b")});
+}
+
+// State: lp_a and lp_b installed.
+TEST_CASE("Apply starts a transition; one transition at a time")
+{
+    Reply r = manager("Apply", "s", "lp_a");
+    REQUIRE_MESSAGE(r.ok(), error_of(r));
+    CHECK(manager_string("State") == "transitioning");
+    CHECK(manager_string("TransitionPatch") == "lp_a");
+    CHECK(manager_string("TransitionTarget") == "patched");
+    CHECK(trivial_property<std::uint32_t>(manager_path, manager_iface, "PendingTasks", 'u') == 1);
+    CHECK(patch_state("lp_a") == "applying");
+    CHECK(trivial_property<std::uint64_t>(patch_path("lp_a"), patch_iface, "AppliedAt", 't') > 0);
+    CHECK(contains(desired_json(), "\"name\": \"lp_a\""));
+
+    Reply tasks = manager("ListPendingTasks", "");
+    REQUIRE(tasks.ok());
+    REQUIRE(sd_bus_message_enter_container(tasks.reply.get(), 'a', "(uusss)") > 0);
+    std::uint32_t tid = 0, tgid = 0;
+    const char *comm = nullptr, *reason = nullptr, *function = nullptr;
+    REQUIRE(sd_bus_message_read(tasks.reply.get(), "(uusss)", &tid, &tgid, &comm, &reason,
+                                &function) > 0);
+    CHECK(tid == 4242);
+    CHECK(std::string(function) == "cmdline_proc_show");
+
+    CHECK(manager("Apply", "s", "lp_b").error == named("TransitionInProgress"));
+    CHECK(manager("Apply", "s", "lp_a").error == named("TransitionInProgress"));
+    CHECK(manager("Force", "s", "lp_b").error == named("NotInTransition"));
+    CHECK(manager("Revert", "s", "lp_b").error == named("NotApplied"));
+    CHECK(manager("Remove", "s", "lp_a").error == named("StillApplied"));
+    CHECK(manager("Apply", "s", "lp_nope").error == named("NotInstalled"));
+    CHECK(manager("Apply", "s", "lp-bad").error == SD_BUS_ERROR_INVALID_ARGS);
+
+    REQUIRE(manager("Kick", "").ok());
+    Reply kicks = test_hook("KickCount");
+    std::uint32_t count = 0;
+    REQUIRE(sd_bus_message_read(kicks.reply.get(), "u", &count) > 0);
+    CHECK(count == 1);
+}
+
+TEST_CASE("the transition completes")
+{
+    REQUIRE(test_hook("CompleteTransition").ok());
+    CHECK(patch_state("lp_a") == "applied");
+    CHECK(manager_string("State") == "idle");
+    CHECK(manager("Apply", "s", "lp_a").error == named("AlreadyApplied"));
+    CHECK(manager("Kick", "").error == named("NoTransition"));
+    CHECK(manager("Force", "s", "lp_a").error == named("NoTransition"));
+}
+
+// State: lp_a applied.
+TEST_CASE("patches stack; only the top one is reverted")
+{
+    REQUIRE(manager("Apply", "s", "lp_b").ok());
+    REQUIRE(test_hook("CompleteTransition").ok());
+    CHECK(trivial_property<std::uint32_t>(patch_path("lp_b"), patch_iface, "StackOrder", 'u') == 2);
+
+    Reply r = manager("Revert", "s", "lp_a");
+    CHECK(r.error == named("NotTopPatch"));
+    CHECK(r.message == "lp_b is applied above lp_a; revert lp_b first");
+
+    REQUIRE(manager("Revert", "s", "lp_b").ok());
+    CHECK(patch_state("lp_b") == "reverting");
+    CHECK(manager_string("TransitionTarget") == "unpatched");
+    REQUIRE(test_hook("CompleteTransition").ok());
+    CHECK(patch_state("lp_b") == "installed");
+    CHECK(contains(desired_json(), "lp_a"));
+    CHECK(!contains(desired_json(), "lp_b"));
+}
+
+TEST_CASE("Force completes the transition and marks the patch")
+{
+    REQUIRE(manager("Apply", "s", "lp_b").ok());
+    Reply r = manager("Force", "s", "lp_b");
+    REQUIRE_MESSAGE(r.ok(), error_of(r));
+    CHECK(patch_state("lp_b") == "applied");
+    CHECK(trivial_property<int>(patch_path("lp_b"), patch_iface, "Forced", 'b') == 1);
+    REQUIRE(manager("Revert", "s", "lp_b").ok());
+    REQUIRE(test_hook("CompleteTransition").ok());
+}
+
+// State: lp_a applied, lp_b installed.
+TEST_CASE("a failed load leaves the desired state as it was")
+{
+    REQUIRE(manager("Install", "s", write_patch("lp_fail_load").c_str()).ok());
+    const std::string before = desired_json();
+    Reply r = manager("Apply", "s", "lp_fail_load");
+    CHECK(r.error == SD_BUS_ERROR_INVALID_ARGS);
+    CHECK(contains(r.message, "finit_module(lp_fail_load)"));
+    CHECK(desired_json() == before);
+    CHECK(patch_state("lp_fail_load") == "installed");
+}
+
+TEST_CASE("Remove takes the patch and its object away")
+{
+    REQUIRE(manager("Remove", "s", "lp_fail_load").ok());
+    CHECK(string_property(patch_path("lp_fail_load"), patch_iface, "Name") ==
+          "<error org.freedesktop.DBus.Error.UnknownObject>");
+    CHECK(manager("Remove", "s", "lp_fail_load").error == named("NotInstalled"));
+    CHECK(manager("Remove", "s", "no/such").error == SD_BUS_ERROR_INVALID_ARGS);
+}
+
+TEST_CASE("callers who are not root: reading is public, acting needs polkit, which is absent")
+{
+    CHECK(as_nobody([](sd_bus* b) {
+              char* value = nullptr;
+              BusError error;
+              if (sd_bus_get_property_string(b, service, manager_path, manager_iface,
+                                             "KernelRelease", error.get(), &value) < 0)
+                  return std::string(error.get()->name);
+              std::string text(value);
+              std::free(value);
+              return text;
+          }) == env("LIVEPATCHD_TEST_KERNEL"));
+    CHECK(as_nobody([](sd_bus* b) {
+              return error_of(call_on(b, manager_path, manager_iface, "ListPatches", ""));
+          }) == "ok");
+    const std::string denied = as_nobody([](sd_bus* b) {
+        return error_of(call_on(b, manager_path, manager_iface, "Apply", "s", "lp_b"));
+    });
+    CHECK(denied == std::string(SD_BUS_ERROR_ACCESS_DENIED) +
+                        ": Not allowed to apply (polkit action org.livepatchd.LivePatch1.apply): "
+                        "polkit is not running, so only root is allowed");
+    CHECK(patch_state("lp_b") == "installed");
+    // Validation comes before authorization: wrong requests are told so at once.
+    CHECK(contains(as_nobody([](sd_bus* b) {
+                       return error_of(
+                           call_on(b, manager_path, manager_iface, "Install", "s", "x.ko"));
+                   }),
+                   SD_BUS_ERROR_INVALID_ARGS));
+    CHECK(contains(as_nobody([](sd_bus* b) {
+                       return error_of(
+                           call_on(b, manager_path, manager_iface, "Apply", "s", "lp_a"));
+                   }),
+                   named("AlreadyApplied")));
+    // The policy: only root may own the name.
+    CHECK(as_nobody([](sd_bus* b) {
+              return std::to_string(sd_bus_request_name(b, service, 0));
+          }) == std::to_string(-EACCES));
+}
+
+// State: lp_a applied, lp_b installed. From here on a (fake) polkit answers.
+TEST_CASE("with polkit: allowed, denied, authentication required, and what polkit is told")
+{
+    const auto last_question = [] {
+        Reply r = test_hook("LastPolkitQuestion");
+        const char* text = nullptr;
+        REQUIRE(sd_bus_message_read(r.reply.get(), "s", &text) > 0);
+        return std::string(text);
+    };
+    REQUIRE(test_hook("StartPolkit").ok());
+
+    // Root is allowed without asking.
+    REQUIRE(manager("Apply", "s", "lp_b").ok());
+    CHECK(last_question() == "none");
+
+    CHECK(as_nobody([](sd_bus* b) {
+              return error_of(call_on(b, manager_path, manager_iface, "Kick", ""));
+          }) == "ok");
+    CHECK(last_question() ==
+          "org.livepatchd.LivePatch1.kick subject=system-bus-name flags=0");
+    REQUIRE(test_hook("CompleteTransition").ok());
+
+    REQUIRE(manager("Install", "s", write_patch("lp_c").c_str()).ok());
+    CHECK(as_nobody([](sd_bus* b) {
+              return error_of(call_on(b, manager_path, manager_iface, "Apply", "s", "lp_c"));
+          }) == std::string(SD_BUS_ERROR_ACCESS_DENIED) +
+                    ": Not allowed to apply (polkit action org.livepatchd.LivePatch1.apply)");
+    CHECK(last_question() ==
+          "org.livepatchd.LivePatch1.apply subject=system-bus-name patch=lp_c flags=0");
+    CHECK(patch_state("lp_c") == "installed");
+
+    const std::string file = write_patch("lp_d");
+    const std::string challenged = as_nobody([&](sd_bus* b) {
+        return error_of(call_on(b, manager_path, manager_iface, "Install", "s", file.c_str()));
+    });
+    CHECK(challenged.starts_with(std::string(SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED) +
+                                 ": Not allowed to install"));
+    CHECK(patch_state("lp_d") == "<error org.freedesktop.DBus.Error.UnknownObject>");
+    CHECK(as_nobody([&](sd_bus* b) {
+              sd_bus_set_allow_interactive_authorization(b, 1);
+              return error_of(call_on(b, manager_path, manager_iface, "Install", "s",
+                                      file.c_str()));
+          }) == "ok");
+    CHECK(last_question() == "org.livepatchd.LivePatch1.install subject=system-bus-name path=" +
+                                 file + " flags=1");
+    CHECK(patch_state("lp_d") == "installed");
+
+    CHECK(as_nobody([](sd_bus* b) {
+              return error_of(call_on(b, manager_path, manager_iface, "Revert", "s", "lp_b"));
+          }) == "ok");
+    CHECK(patch_state("lp_b") == "reverting");
+    REQUIRE(test_hook("CompleteTransition").ok());
+}
+
+TEST_CASE("signals: PatchStateChanged and InterfacesAdded")
+{
+    std::vector<std::string> seen;
+    sd_bus_slot* slot = nullptr;
+    auto record = [](sd_bus_message* m, void* userdata, sd_bus_error*) noexcept -> int {
+        auto* out = static_cast<std::vector<std::string>*>(userdata);
+        const char* first = nullptr;
+        const char* second = nullptr;
+        if (sd_bus_message_is_signal(m, manager_iface, "PatchStateChanged") &&
+            sd_bus_message_read(m, "ss", &first, &second) >= 0)
+            out->push_back(std::string("PatchStateChanged ") + first + " " + second);
+        else if (sd_bus_message_is_signal(m, "org.freedesktop.DBus.ObjectManager",
+                                          "InterfacesAdded") &&
+                 sd_bus_message_read(m, "o", &first) >= 0)
+            out->push_back(std::string("InterfacesAdded ") + first);
+        return 0;
+    };
+    REQUIRE(sd_bus_add_match(bus(), &slot,
+                             "type='signal',sender='org.livepatchd.LivePatch1'", record,
+                             &seen) >= 0);
+    SlotPtr match(slot);
+
+    REQUIRE(manager("Install", "s", write_patch("lp_keep").c_str()).ok());
+    REQUIRE(manager("Revert", "s", "lp_a").ok());
+    for (int i = 0; i < 100 && seen.size() < 2; ++i) {
+        while (sd_bus_process(bus(), nullptr) > 0) {
+        }
+        (void)sd_bus_wait(bus(), 50'000);
+    }
+    CHECK(seen == std::vector<std::string>{"InterfacesAdded " + patch_path("lp_keep"),
+                                           "PatchStateChanged lp_a reverting"});
+    REQUIRE(test_hook("CompleteTransition").ok());
+    // lp_keep stays installed: run-bus-tests compares a patch object with the committed XML.
+}

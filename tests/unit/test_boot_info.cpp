@@ -1,0 +1,77 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//
+// The kernel command line (livepatchd.apply=), boot ids, and reading them from files.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include "boot_info.hpp"
+#include "temp_dir.hpp"
+
+using namespace livepatchd;
+using namespace livepatchd::test;
+
+TEST_CASE("livepatchd.apply on the kernel command line")
+{
+    const std::string debian = "BOOT_IMAGE=/boot/vmlinuz-6.1.0-56-amd64 root=UUID=x ro quiet";
+    CHECK(!parse_kernel_command_line(debian).apply);
+    CHECK(parse_kernel_command_line(debian + " livepatchd.apply=0").apply == false);
+    CHECK(parse_kernel_command_line("livepatchd.apply=1 " + debian).apply == true);
+    CHECK(parse_kernel_command_line("livepatchd.apply").apply == true);
+    for (const char* no : {"0", "no", "n", "false", "f", "off", "OFF", "False"})
+        CHECK(parse_kernel_command_line(std::string("livepatchd.apply=") + no).apply == false);
+    for (const char* yes : {"1", "yes", "y", "true", "t", "on", "YES"})
+        CHECK(parse_kernel_command_line(std::string("livepatchd.apply=") + yes).apply == true);
+}
+
+TEST_CASE("the last occurrence wins, '-' and '_' are one, quotes group")
+{
+    CHECK(parse_kernel_command_line("livepatchd.apply=0 livepatchd.apply=1").apply == true);
+    CHECK(parse_kernel_command_line("livepatchd.apply=1 livepatchd.apply=0").apply == false);
+    CHECK(parse_kernel_command_line("livepatchd.apply=0\n").apply == false);
+    // Not our parameter: a longer name, or inside another parameter's quoted value.
+    CHECK(!parse_kernel_command_line("livepatchd.applyx=0").apply);
+    CHECK(!parse_kernel_command_line("xlivepatchd.apply=0").apply);
+    CHECK(!parse_kernel_command_line("dyndbg=\"file x.c livepatchd.apply=0\"").apply);
+    CHECK(parse_kernel_command_line("\"livepatchd.apply=0\"").apply == false);
+    CHECK(parse_kernel_command_line("livepatchd.apply=\"off\"").apply == false);
+}
+
+TEST_CASE("a value that is not a boolean is reported and ignored")
+{
+    const BootFlags flags = parse_kernel_command_line("livepatchd.apply=0 livepatchd.apply=maybe");
+    CHECK(flags.apply == false);
+    REQUIRE(flags.warnings.size() == 1);
+    CHECK(flags.warnings[0] ==
+          "the kernel command line says livepatchd.apply=maybe, which is not a boolean (use "
+          "livepatchd.apply=0 or livepatchd.apply=1), ignoring");
+}
+
+TEST_CASE("boot ids")
+{
+    CHECK(boot_id_from_uuid("5f0b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d\n") ==
+          "5f0b1c2d3e4f4a5b8c6d7e8f9a0b1c2d");
+    CHECK(boot_id_from_uuid("5F0B1C2D-3E4F-4A5B-8C6D-7E8F9A0B1C2D") ==
+          "5f0b1c2d3e4f4a5b8c6d7e8f9a0b1c2d");
+    CHECK(!boot_id_from_uuid("5f0b1c2d3e4f4a5b8c6d7e8f9a0b1c2d"));
+    CHECK(!boot_id_from_uuid("5f0b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2x"));
+    CHECK(!boot_id_from_uuid(""));
+    CHECK(is_boot_id("5f0b1c2d3e4f4a5b8c6d7e8f9a0b1c2d"));
+    CHECK(!is_boot_id("5F0B1C2D3E4F4A5B8C6D7E8F9A0B1C2D"));
+    CHECK(!is_boot_id("5f0b1c2d"));
+}
+
+TEST_CASE("reading the boot id and the command line from files")
+{
+    TempDir dir;
+    auto id = read_boot_id(dir.write("boot_id", "5f0b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d\n"));
+    REQUIRE(id);
+    CHECK(*id == "5f0b1c2d3e4f4a5b8c6d7e8f9a0b1c2d");
+    auto bad = read_boot_id(dir.write("bad", "garbage\n"));
+    REQUIRE(!bad);
+    CHECK(bad.error().message == (dir.path / "bad").native() + ": does not hold a boot id (a UUID)");
+    CHECK(!read_boot_id(dir.path / "missing"));
+    auto cmdline = read_kernel_command_line(dir.write("cmdline", "ro livepatchd.apply=0\n"));
+    REQUIRE(cmdline);
+    CHECK(parse_kernel_command_line(*cmdline).apply == false);
+    CHECK(!running_kernel_release().empty());
+}
