@@ -24,6 +24,7 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/cpu.h>
+#include <linux/delay.h>
 #include <linux/module.h>
 #include <linux/sched/signal.h>
 #include <linux/sched/task.h>
@@ -333,28 +334,24 @@ static bool lpshim_match_work(struct callback_head *cb, void *data)
 	return cb == data;
 }
 
-/* Cancel the works still queued; one already taken by its task runs and finds no transition. */
+/*
+ * Cancel the works still queued. One its task has already taken off its queue is about to run:
+ * it finds no transition (or checks against the next one, which is as safe) and frees itself.
+ * Never wait for it here: its task may need this CPU to run it.
+ */
 static void lpshim_cancel_switch_works(void)
 {
-	struct lpshim_switch_work *work;
+	struct lpshim_switch_work *work, *tmp;
 	unsigned long flags;
+	LIST_HEAD(cancelled);
 
-	for (;;) {
-		spin_lock_irqsave(&lpshim_works_lock, flags);
-		work = list_first_entry_or_null(&lpshim_works, struct lpshim_switch_work, node);
-		if (work && lpshim_ksyms.task_work_cancel_match(work->task, lpshim_match_work,
-								&work->cb)) {
-			list_del(&work->node);
-		} else if (work) {
-			/* its task is running it: it removes itself */
-			work = NULL;
-			spin_unlock_irqrestore(&lpshim_works_lock, flags);
-			cpu_relax();
-			continue;
-		}
-		spin_unlock_irqrestore(&lpshim_works_lock, flags);
-		if (!work)
-			break;
+	spin_lock_irqsave(&lpshim_works_lock, flags);
+	list_for_each_entry_safe(work, tmp, &lpshim_works, node)
+		if (lpshim_ksyms.task_work_cancel_match(work->task, lpshim_match_work, &work->cb))
+			list_move(&work->node, &cancelled);
+	spin_unlock_irqrestore(&lpshim_works_lock, flags);
+
+	list_for_each_entry_safe(work, tmp, &cancelled, node) {
 		put_task_struct(work->task);
 		kfree(work);
 	}
@@ -762,7 +759,10 @@ int lpshim_transition_init(void)
 void lpshim_transition_exit(void)
 {
 	cancel_delayed_work_sync(&lpshim_transition_work);
-	WARN_ON_ONCE(!list_empty(&lpshim_works));
+	lpshim_cancel_switch_works();
+	/* Works taken off their queue run soon, in their (running) task: wait for them. */
+	while (!list_empty_careful(&lpshim_works))
+		msleep(10);
 	/* A switch work that just freed itself may still be returning through our code. */
 	synchronize_rcu_tasks();
 }
