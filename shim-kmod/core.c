@@ -1069,6 +1069,7 @@ static int __init lpshim_init(void)
 		ret = -ENOMEM;
 		goto out;
 	}
+	lpshim_transition_init();
 	ret = register_module_notifier(&lpshim_module_nb);
 	if (ret) {
 		kobject_put(lpshim_root_kobj);

@@ -71,7 +71,6 @@ static const struct {
 	{ "sched_process_fork", &lpshim_ksyms.tp_sched_process_fork },
 	{ "sched_process_free", &lpshim_ksyms.tp_sched_process_free },
 	{ "sched_switch", &lpshim_ksyms.tp_sched_switch },
-	{ "cpu_idle", &lpshim_ksyms.tp_cpu_idle },
 };
 
 static void lpshim_match_tracepoint(struct tracepoint *tp, void *data)
@@ -115,7 +114,6 @@ int lpshim_ksyms_init(void)
 		{ "stack_trace_save_tsk_reliable",
 		  (void **)&lpshim_ksyms.stack_trace_save_tsk_reliable },
 		{ "idle_task", (void **)&lpshim_ksyms.idle_task },
-		{ "wake_up_if_idle", (void **)&lpshim_ksyms.wake_up_if_idle },
 		{ "wake_up_state", (void **)&lpshim_ksyms.wake_up_state },
 		{ "task_work_cancel_match", (void **)&lpshim_ksyms.task_work_cancel_match },
 	};

@@ -36,7 +36,6 @@ struct lpshim_ksyms {
 	int (*stack_trace_save_tsk_reliable)(struct task_struct *tsk, unsigned long *store,
 					     unsigned int size);
 	struct task_struct *(*idle_task)(int cpu);
-	void (*wake_up_if_idle)(int cpu);
 	int (*wake_up_state)(struct task_struct *p, unsigned int state);
 	struct callback_head *(*task_work_cancel_match)(struct task_struct *task,
 							bool (*match)(struct callback_head *, void *),
@@ -45,7 +44,6 @@ struct lpshim_ksyms {
 	struct tracepoint *tp_sched_process_fork;
 	struct tracepoint *tp_sched_process_free;
 	struct tracepoint *tp_sched_switch;
-	struct tracepoint *tp_cpu_idle;
 };
 
 extern struct lpshim_ksyms lpshim_ksyms;

@@ -13,8 +13,8 @@
  *    (a task_work queued for pending tasks only: no slow path for other syscalls);
  *  - sched: a pending task that schedules out checks its own stack (sched_switch), so a
  *    kernel thread that sleeps or calls cond_resched() outside the patch switches;
- *  - idle: an idle task checks its own stack when its CPU goes idle (cpu_idle); an offline
- *    CPU's idle task runs nothing and switches at once;
+ *  - idle: an idle task checks its own stack when it schedules out (a no-op work queued on
+ *    its CPU makes it); an offline CPU's idle task runs nothing and switches at once;
  *  - fork: a child starts in its parent's state (task_state.c).
  *
  * The transition completes when a pass finds every task in the target state; a task created
@@ -359,22 +359,31 @@ static void lpshim_cancel_switch_works(void)
 
 /* --- sched and idle switch points ---------------------------------------------------------- */
 
-/* prev is current, about to schedule out: its stack is as still as it gets. */
+/*
+ * prev is current, about to schedule out: its stack is as still as it gets. For an idle task
+ * this is its idle-loop switch point.
+ */
 static void lpshim_sched_switch_probe(void *data, bool preempt, struct task_struct *prev,
 				      struct task_struct *next, unsigned int prev_state)
 {
-	lpshim_switch_task_locked(prev, LPSHIM_SWITCH_SCHED);
+	lpshim_switch_task_locked(prev, is_idle_task(prev) ? LPSHIM_SWITCH_IDLE :
+							      LPSHIM_SWITCH_SCHED);
 }
 
-/* cpu_idle's state when a CPU leaves idle (PWR_EVENT_EXIT in trace/events/power.h) */
-#define LPSHIM_PWR_EVENT_EXIT ((unsigned int)-1)
+/*
+ * An idle CPU's idle task is running, so the transition cannot check it; a no-op work queued on
+ * that CPU makes it schedule out, and it checks itself at the sched switch point. (A cpu_idle
+ * probe would rewrite the idle path's code at every transition: a CPU halted in it resumed
+ * into a half-patched instruction on 6.12 under TCG.)
+ */
+static DEFINE_PER_CPU(struct work_struct, lpshim_idle_work);
 
-/* The idle task, entering idle (interrupts disabled). */
-static void lpshim_cpu_idle_probe(void *data, unsigned int state, unsigned int cpu)
+static void lpshim_idle_work_fn(struct work_struct *work)
 {
-	if (state != LPSHIM_PWR_EVENT_EXIT && is_idle_task(current))
-		lpshim_switch_task_locked(current, LPSHIM_SWITCH_IDLE);
 }
+
+/* The sched probe is registered (from the start of a transition). lpshim_mutex. */
+static bool lpshim_switch_points_registered;
 
 static int lpshim_register_switch_points(void)
 {
@@ -384,19 +393,17 @@ static int lpshim_register_switch_points(void)
 					NULL);
 	if (ret)
 		return ret;
-	ret = tracepoint_probe_register(lpshim_ksyms.tp_cpu_idle, lpshim_cpu_idle_probe, NULL);
-	if (ret) {
-		tracepoint_probe_unregister(lpshim_ksyms.tp_sched_switch,
-					    lpshim_sched_switch_probe, NULL);
-		tracepoint_synchronize_unregister();
-	}
-	return ret;
+	lpshim_switch_points_registered = true;
+	return 0;
 }
 
+/* A transition cancelled before it started never registered them. */
 static void lpshim_unregister_switch_points(void)
 {
+	if (!lpshim_switch_points_registered)
+		return;
+	lpshim_switch_points_registered = false;
 	tracepoint_probe_unregister(lpshim_ksyms.tp_sched_switch, lpshim_sched_switch_probe, NULL);
-	tracepoint_probe_unregister(lpshim_ksyms.tp_cpu_idle, lpshim_cpu_idle_probe, NULL);
 	tracepoint_synchronize_unregister();
 }
 
@@ -453,8 +460,8 @@ static unsigned int lpshim_switch_tasks(void)
 			continue;
 		}
 		if (!lpshim_try_switch_task(lpshim_ksyms.idle_task(cpu))) {
-			/* Idle now: let it pass through its switch point. */
-			lpshim_ksyms.wake_up_if_idle(cpu);
+			/* Idle now: make it schedule out, through its switch point. */
+			schedule_work_on(cpu, per_cpu_ptr(&lpshim_idle_work, cpu));
 			pending++;
 		}
 	}
@@ -635,6 +642,9 @@ void lpshim_reverse_transition(void)
 	lpshim_attempts = 0;
 	if (rcu_access_pointer(lpshim_tasks))
 		lpshim_update_ranges();
+	/* As upstream, the reversed transition starts anew (and says so). */
+	pr_notice("'%s': starting %s transition\n", patch->mod->name,
+		  lpshim_state_name(lpshim_target_state));
 	trace_lpshim_transition_start(patch->mod->name, lpshim_target_state, 0);
 	lpshim_try_complete_transition();
 }
@@ -752,13 +762,21 @@ void lpshim_show_pending_tasks(struct seq_file *m)
 
 int lpshim_transition_init(void)
 {
+	int cpu;
+
+	for_each_possible_cpu(cpu)
+		INIT_WORK(per_cpu_ptr(&lpshim_idle_work, cpu), lpshim_idle_work_fn);
 	return 0;
 }
 
 /* Patch modules pin lpshim: no transition can be in progress at unload. */
 void lpshim_transition_exit(void)
 {
+	int cpu;
+
 	cancel_delayed_work_sync(&lpshim_transition_work);
+	for_each_possible_cpu(cpu)
+		flush_work(per_cpu_ptr(&lpshim_idle_work, cpu));
 	lpshim_cancel_switch_works();
 	/* Works taken off their queue run soon, in their (running) task: wait for them. */
 	while (!list_empty_careful(&lpshim_works))

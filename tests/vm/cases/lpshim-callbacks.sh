@@ -4,8 +4,7 @@
 # around target modules loading and unloading.
 #
 # Case 9 ("busy target module") needs a patching transition that stays open while a worker
-# sleeps in the function to patch: the per-task consistency model. It runs only with
-# LPSHIM_CONSISTENCY=1 in the environment (docs/testing.md).
+# sleeps in the function to patch: the per-task consistency model.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lpshim-lib.sh"
 
@@ -419,11 +418,7 @@ target_module_not_present
 pre_patch_callback_enodev
 module_coming_pre_patch_callback_enodev
 multiple_target_modules
-if [[ ${LPSHIM_CONSISTENCY:-0} == 1 ]]; then
-	busy_target_module
-else
-	echo "skip - busy target module: needs the per-task consistency model (run with LPSHIM_CONSISTENCY=1)"
-fi
+busy_target_module
 multiple_livepatches
 atomic_replace
 lpshim_teardown

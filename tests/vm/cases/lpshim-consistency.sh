@@ -118,6 +118,7 @@ reverse_transition() {
 lpshim: enabling patch '$P'
 lpshim: '$P': starting patching transition
 lpshim: '$P': reversing transition from patching to unpatching
+lpshim: '$P': starting unpatching transition
 lpshim: '$P': unpatching complete
 EOF
 }

@@ -79,36 +79,36 @@ scale() {
 	start_test "a patch of $n functions"
 	log "% insmod lpshim.ko"
 	insmod "$(module_path lpshim)" || fail "insmod lpshim.ko failed"
-	load_mod $TARGET
-	expect_eq "$(cat $sum)" $sum_orig "$TARGET's sum is the original, $sum_orig"
+	load_mod "$TARGET"
+	expect_eq "$(cat "$sum")" $sum_orig "$TARGET's sum is the original, $sum_orig"
 	[[ -z $(lpshim_many_lines) ]] || fail "enabled_functions lists lpshim_many_fn_ before the patch"
 
 	now_ns
 	t0=$NOW_NS
-	insmod_logged $PATCH || fail "insmod $PATCH.ko failed"
-	wait_ns $SCALE_WAIT "the patching transition of $PATCH completes" read_is $p/transition 0
+	insmod_logged "$PATCH" || fail "insmod $PATCH.ko failed"
+	wait_ns $SCALE_WAIT "the patching transition of $PATCH completes" read_is "$p/transition" 0
 	now_ns
 	ENABLE_MS[$n]=$(ms $((NOW_NS - t0)))
 
-	expect_eq "$(sysfs_value $p/enabled)" 1 "$PATCH is enabled"
-	expect_eq "$(sysfs_value $p/$TARGET/patched)" 1 "$PATCH/$TARGET/patched reads 1"
-	expect_eq "$(find $p/$TARGET -mindepth 1 -maxdepth 1 -type d -name 'lpshim_many_fn_*,1' | wc -l)" "$n" \
+	expect_eq "$(sysfs_value "$p/enabled")" 1 "$PATCH is enabled"
+	expect_eq "$(sysfs_value "$p/$TARGET/patched")" 1 "$PATCH/$TARGET/patched reads 1"
+	expect_eq "$(find "$p/$TARGET" -mindepth 1 -maxdepth 1 -type d -name 'lpshim_many_fn_*,1' | wc -l)" "$n" \
 		"$PATCH/$TARGET has $n function directories"
-	expect_eq "$(cat $sum)" $((sum_orig + n)) "$TARGET's sum is the patched one, $sum_orig + $n"
+	expect_eq "$(cat "$sum")" $((sum_orig + n)) "$TARGET's sum is the patched one, $sum_orig + $n"
 	expect_redirected "$n"
 
 	log "% echo 0 > $p/enabled"
 	now_ns
 	t0=$NOW_NS
-	{ printf '0\n' >$p/enabled; } 2>/dev/null || fail "echo 0 > $p/enabled failed"
-	wait_ns $SCALE_WAIT "$p is removed" gone $p
+	{ printf '0\n' >"$p/enabled"; } 2>/dev/null || fail "echo 0 > $p/enabled failed"
+	wait_ns $SCALE_WAIT "$p is removed" gone "$p"
 	now_ns
 	DISABLE_MS[$n]=$(ms $((NOW_NS - t0)))
 
-	expect_eq "$(cat $sum)" $sum_orig "$TARGET's sum is the original again"
+	expect_eq "$(cat "$sum")" $sum_orig "$TARGET's sum is the original again"
 	expect_eq "$(lpshim_many_lines | head -n 3)" "" "enabled_functions lists no lpshim_many_fn_ any more"
-	unload_mod $PATCH
-	unload_mod $TARGET
+	unload_mod "$PATCH"
+	unload_mod "$TARGET"
 	log "% rmmod lpshim"
 	rmmod lpshim || fail "rmmod lpshim failed"
 	[[ ! -e $LPSHIM_SYSFS && ! -e /sys/module/lpshim ]] || fail "lpshim is left after rmmod"

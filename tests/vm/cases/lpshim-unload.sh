@@ -36,32 +36,44 @@ btf_offset() {
 		if ($i ~ /^bits_offset=/) { print substr($i, 13) / 8; exit } }'
 }
 
-# tracepoint_layout: TP_FUNCS_OFFSET, TP_FUNC_SIZE from the kernel's BTF.
-TP_FUNCS_OFFSET='' TP_FUNC_SIZE=''
-tracepoint_layout() {
-	TP_FUNCS_OFFSET=$(btf_offset tracepoint funcs)
-	TP_FUNC_SIZE=$(btf_struct tracepoint_func | sed -n '1s/.* size=\([0-9]*\) .*/\1/p')
-	[[ -n $TP_FUNCS_OFFSET && -n $TP_FUNC_SIZE && $(btf_offset tracepoint_func func) == 0 ]] ||
-		fail "no struct tracepoint/tracepoint_func layout in /sys/kernel/btf/vmlinux (bpftool)"
+# kernel_layout: the offsets kernel_read needs, from the kernel's BTF: KERNEL_LAYOUT.
+KERNEL_LAYOUT=''
+kernel_layout() {
+	local funcs func_size trampoline
+	funcs=$(btf_offset tracepoint funcs)
+	func_size=$(btf_struct tracepoint_func | sed -n '1s/.* size=\([0-9]*\) .*/\1/p')
+	trampoline=$(btf_offset ftrace_ops trampoline)
+	[[ -n $funcs && -n $func_size && -n $trampoline && $(btf_offset tracepoint_func func) == 0 ]] ||
+		fail "no struct tracepoint, tracepoint_func or ftrace_ops in /sys/kernel/btf/vmlinux (bpftool)"
+	KERNEL_LAYOUT="$funcs $func_size $trampoline"
 }
 
-# tracepoint_probes TRACEPOINT...: "TRACEPOINT: PROBE..." per tracepoint, each probe the
+# kernel_read tracepoints TRACEPOINT...: "TRACEPOINT: PROBE..." per tracepoint, each probe the
 # symbol of its function: the tracepoint's funcs array (struct tracepoint_func, ended by a
-# NULL func), read from /proc/kcore at the offsets the kernel's BTF gives. Tracefs shows no
-# probes that are not trace events'.
-# tracepoint_layout must have run first.
-tracepoint_probes() {
-	python3 - "$TP_FUNCS_OFFSET" "$TP_FUNC_SIZE" "$@" <<'PY'
+# NULL func). Tracefs shows only the probes of trace events.
+# kernel_read trampolines: the ftrace trampolines (ftrace_trampoline [__builtin__ftrace] in
+# kallsyms, one per ftrace_ops that has its own), but for those of kprobes' own ftrace_ops
+# (kprobe_ftrace_ops, kprobe_ipmodify_ops): static ops, whose trampoline the kernel keeps for
+# the next kprobe once the first one on an ftrace location is gone (lpshim's load registers
+# one, on kallsyms_lookup_name). A dynamic ftrace_ops (lpshim's) loses its trampoline when it
+# is unregistered.
+# Both read the kernel's memory in /proc/kcore at the offsets of kernel_layout.
+kernel_read() {
+	# shellcheck disable=SC2086 # KERNEL_LAYOUT is three numbers
+	python3 - $KERNEL_LAYOUT "$@" <<'PY'
 import bisect, struct, sys
 
-funcs_offset, func_size, names = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
-syms, tracepoints = [], {}
+funcs_offset, func_size, trampoline_offset = (int(a) for a in sys.argv[1:4])
+query, names = sys.argv[4], sys.argv[5:]
+syms, symbol_addr, trampolines = [], {}, []
 with open("/proc/kallsyms") as f:
     for line in f:
         addr, _, name, *mod = line.split()
-        syms.append((int(addr, 16), name + (" " + mod[0] if mod else "")))
-        if name.startswith("__tracepoint_"):
-            tracepoints[name[len("__tracepoint_"):]] = int(addr, 16)
+        addr = int(addr, 16)
+        syms.append((addr, name + (" " + mod[0] if mod else "")))
+        symbol_addr.setdefault(name, addr)
+        if mod == ["[__builtin__ftrace]"]:
+            trampolines.append(addr)
 syms.sort()
 addrs = [a for a, _ in syms]
 if not addrs or addrs[-1] == 0:
@@ -90,30 +102,36 @@ def symbol(addr):
     i = bisect.bisect_right(addrs, addr) - 1
     return syms[i][1] if i >= 0 else hex(addr)
 
-for name in names:
-    if name not in tracepoints:
-        print("%s: <no __tracepoint_%s>" % (name, name))
-        continue
-    probes, funcs = [], u64(tracepoints[name] + funcs_offset)
-    while funcs:
-        func = u64(funcs)
-        if not func:
-            break
-        probes.append(symbol(func))
-        funcs += func_size
-    print("%s: %s" % (name, " ".join(probes) if probes else "<no probe>"))
+if query == "tracepoints":
+    for name in names:
+        if "__tracepoint_" + name not in symbol_addr:
+            print("%s: <no __tracepoint_%s>" % (name, name))
+            continue
+        probes, funcs = [], u64(symbol_addr["__tracepoint_" + name] + funcs_offset)
+        while funcs:
+            func = u64(funcs)
+            if not func:
+                break
+            probes.append(symbol(func))
+            funcs += func_size
+        print("%s: %s" % (name, " ".join(probes) if probes else "<no probe>"))
+elif query == "trampolines":
+    kept = {u64(symbol_addr[ops] + trampoline_offset)
+            for ops in ("kprobe_ftrace_ops", "kprobe_ipmodify_ops") if ops in symbol_addr}
+    others = [a for a in trampolines if a not in kept]
+    print("%d ftrace trampolines but kprobes' own" % len(others))
 PY
 }
 
-# expect_tracepoint_probes_seen: the reader of tracepoint_probes sees a probe come and go: the
+# expect_tracepoint_probes_seen: kernel_read tracepoints sees a probe come and go: the
 # sched_switch trace event's, enabled and disabled again.
 expect_tracepoint_probes_seen() {
 	local ev=$TRACEFS/events/sched/sched_switch/enable before during after
-	before=$(tracepoint_probes sched_switch) || fail "cannot read the probes of sched_switch"
+	before=$(kernel_read tracepoints sched_switch) || fail "cannot read the probes of sched_switch"
 	echo 1 >$ev
-	during=$(tracepoint_probes sched_switch) || fail "cannot read the probes of sched_switch"
+	during=$(kernel_read tracepoints sched_switch) || fail "cannot read the probes of sched_switch"
 	echo 0 >$ev
-	after=$(tracepoint_probes sched_switch) || fail "cannot read the probes of sched_switch"
+	after=$(kernel_read tracepoints sched_switch) || fail "cannot read the probes of sched_switch"
 	[[ $during == *trace_event_raw_event_sched_switch* && $before != "$during" ]] ||
 		fail "the sched_switch trace event's probe is not seen: '$before' / '$during'"
 	expect_eq "$after" "$before" "tracepoint probes are readable: the sched_switch event's came and went"
@@ -133,11 +151,10 @@ snapshot() {
 	else
 		echo "<no touched_functions on $KVER>" >"$d/touched_functions_active"
 	fi
-	tracepoint_probes $TRACEPOINTS >"$d/tracepoint_probes" || fail "cannot read tracepoint probes"
-	# ftrace_ops have no list in tracefs; each ops with a trampoline of its own has a
-	# ftrace_trampoline symbol in kallsyms, which goes with the ops (a dynamic ops' when it
-	# is unregistered).
-	grep -c '\[__builtin__ftrace\]' /proc/kallsyms >"$d/ftrace_trampolines" || true
+	# shellcheck disable=SC2086 # a list
+	kernel_read tracepoints $TRACEPOINTS >"$d/tracepoint_probes" || fail "cannot read tracepoint probes"
+	# ftrace_ops have no list in tracefs: count their trampolines.
+	kernel_read trampolines >"$d/ftrace_trampolines" || fail "cannot count ftrace trampolines"
 	if [[ -r $KPROBES_LIST ]]; then
 		cat $KPROBES_LIST >"$d/kprobes"
 		cat $DEBUGFS/kprobes/enabled >"$d/kprobes_enabled"
@@ -151,7 +168,7 @@ snapshot() {
 	} >"$d/lpshim_sysfs" 2>&1 || true
 	ls -la /sys/module/lpshim >"$d/lpshim_module" 2>&1 || true
 	ls -la $KLP_SYSFS >"$d/livepatch_sysfs" 2>&1 || true
-	# Trace events: lpshim defines none; events/lpshim and lpshim:* must not appear.
+	# Trace events: lpshim's (events/lpshim, lpshim:*) go with it.
 	{
 		ls $TRACEFS/events
 		cat $TRACEFS/available_events
@@ -215,6 +232,12 @@ unload_after_a_patch() {
 	expect_eq "$(ls /sys/module/lpshim/holders)" "$P" "$P holds lpshim"
 	expect_match "$(grep '^cmdline_proc_show ' $TRACEFS/enabled_functions)" \
 		'^cmdline_proc_show \(1\) .* I .*lpshim_ftrace_handler' "cmdline_proc_show is redirected by lpshim"
+	# What the snapshots compare sees lpshim: its ftrace_ops has a trampoline of its own now.
+	expect_eq "$(kernel_read trampolines)" "$(($(cut -d ' ' -f 1 "$SNAP/before/ftrace_trampolines") + 1)) ftrace trampolines but kprobes' own" \
+		"lpshim's ftrace_ops has its trampoline while $P is enabled"
+	# shellcheck disable=SC2086 # a list
+	expect_eq "$(kernel_read tracepoints $TRACEPOINTS)" "$(cat "$SNAP/before/tracepoint_probes")" \
+		"no tracepoint probe of lpshim is left once the transition completed"
 	disable_lp $P
 	expect_eq "$(grep -c '^cmdline_proc_show ' $TRACEFS/enabled_functions)" 0 \
 		"cmdline_proc_show has no ftrace callback once $P is disabled"
@@ -286,7 +309,7 @@ done
 [[ -r $TRACEFS/enabled_functions ]] || fail "no $TRACEFS/enabled_functions (tracefs, CONFIG_DYNAMIC_FTRACE)"
 [[ -d $DEBUGFS/kprobes ]] || mount -t debugfs nodev $DEBUGFS 2>/dev/null || true
 expect_eq "$(sysctl -n kernel.ftrace_enabled)" 1 "kernel.ftrace_enabled is 1"
-tracepoint_layout
+kernel_layout
 expect_tracepoint_probes_seen
 # shellcheck disable=SC2034 # read by expect_unpatched (lpshim-lib.sh)
 ORIG_CMDLINE=$(cat /proc/cmdline) ORIG_VERSION=$(cat /proc/version) ORIG_MEMINFO=$(head -n 1 /proc/meminfo)
