@@ -382,48 +382,39 @@ static ssize_t transition_show(struct kobject *kobj, struct kobj_attribute *attr
 	return sysfs_emit(buf, "%d\n", patch == READ_ONCE(lpshim_transition_patch));
 }
 
-static ssize_t force_store(struct kobject *kobj, struct kobj_attribute *attr,
-			   const char *buf, size_t count)
+/* force and signal: writing 1 acts on this patch's transition (EINVAL when not in one), 0 not. */
+static ssize_t lpshim_transition_action(struct kobject *kobj, const char *buf, size_t count,
+					void (*action)(void))
 {
 	struct lpshim_patch *patch = container_of(kobj, struct lpshim_patch, kobj);
-	bool force;
+	bool act;
 	int ret;
 
-	ret = kstrtobool(buf, &force);
+	ret = kstrtobool(buf, &act);
 	if (ret)
 		return ret;
-	if (!force)
+	if (!act)
 		return count;
 
 	mutex_lock(&lpshim_mutex);
 	if (patch != lpshim_transition_patch)
 		ret = -EINVAL;
 	else
-		lpshim_force_transition();
+		action();
 	mutex_unlock(&lpshim_mutex);
 	return ret ? ret : count;
+}
+
+static ssize_t force_store(struct kobject *kobj, struct kobj_attribute *attr,
+			   const char *buf, size_t count)
+{
+	return lpshim_transition_action(kobj, buf, count, lpshim_force_transition);
 }
 
 static ssize_t signal_store(struct kobject *kobj, struct kobj_attribute *attr,
 			    const char *buf, size_t count)
 {
-	struct lpshim_patch *patch = container_of(kobj, struct lpshim_patch, kobj);
-	bool kick;
-	int ret;
-
-	ret = kstrtobool(buf, &kick);
-	if (ret)
-		return ret;
-	if (!kick)
-		return count;
-
-	mutex_lock(&lpshim_mutex);
-	if (patch != lpshim_transition_patch)
-		ret = -EINVAL;
-	else
-		lpshim_kick_transition();
-	mutex_unlock(&lpshim_mutex);
-	return ret ? ret : count;
+	return lpshim_transition_action(kobj, buf, count, lpshim_kick_transition);
 }
 
 static ssize_t replace_show(struct kobject *kobj, struct kobj_attribute *attr, char *buf)
@@ -1069,9 +1060,15 @@ static int __init lpshim_init(void)
 		ret = -ENOMEM;
 		goto out;
 	}
-	lpshim_transition_init();
+	ret = lpshim_transition_init();
+	if (ret) {
+		pr_err("cannot register the scheduler probes of the consistency model (%d)\n", ret);
+		kobject_put(lpshim_root_kobj);
+		goto out;
+	}
 	ret = register_module_notifier(&lpshim_module_nb);
 	if (ret) {
+		lpshim_transition_exit();
 		kobject_put(lpshim_root_kobj);
 		goto out;
 	}

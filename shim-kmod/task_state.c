@@ -169,16 +169,6 @@ retry:
 	for_each_possible_cpu(cpu)
 		per_cpu(lpshim_idle_state, cpu) = !target;
 
-	ret = tracepoint_probe_register(lpshim_ksyms.tp_sched_process_fork, lpshim_fork_probe, NULL);
-	if (ret)
-		goto err_table;
-	ret = tracepoint_probe_register(lpshim_ksyms.tp_sched_process_free, lpshim_free_probe, NULL);
-	if (ret) {
-		tracepoint_probe_unregister(lpshim_ksyms.tp_sched_process_fork, lpshim_fork_probe,
-					    NULL);
-		tracepoint_synchronize_unregister();
-		goto err_table;
-	}
 	/*
 	 * Publish the filled table (and the idle states) before any function is marked in
 	 * transition. The smp_wmb() in lpshim_init_transition() orders this store before those
@@ -190,7 +180,6 @@ retry:
 err:
 	list_for_each_entry_safe(entry, tmp, &pool, graveyard)
 		kfree(entry);
-err_table:
 	lpshim_free_entries(table);
 	return ret;
 }
@@ -201,14 +190,38 @@ void lpshim_task_table_destroy(void)
 
 	if (!table)
 		return;
-	tracepoint_probe_unregister(lpshim_ksyms.tp_sched_process_fork, lpshim_fork_probe, NULL);
-	tracepoint_probe_unregister(lpshim_ksyms.tp_sched_process_free, lpshim_free_probe, NULL);
-	/* No fork or free probe runs any more: the table is only read now. */
-	tracepoint_synchronize_unregister();
 	RCU_INIT_POINTER(lpshim_tasks, NULL);
 	/* Readers: the handler (preemption-disabled, maybe where RCU is not watching)... */
 	lpshim_synchronize();
-	/* ...and the switch points (RCU-sched). */
+	/* ...and the probes and switch points (RCU-sched), which may still insert or remove. */
 	synchronize_rcu();
 	lpshim_free_entries(table);
+}
+
+/*
+ * The fork and free probes stay registered while lpshim is loaded and return at once outside
+ * a transition: registering them per transition rewrote hot kernel code (their tracepoints'
+ * jump labels) at every transition, and on 6.12 under TCG a CPU then executed a stale int3.
+ */
+int lpshim_task_state_init(void)
+{
+	int ret;
+
+	ret = tracepoint_probe_register(lpshim_ksyms.tp_sched_process_fork, lpshim_fork_probe, NULL);
+	if (ret)
+		return ret;
+	ret = tracepoint_probe_register(lpshim_ksyms.tp_sched_process_free, lpshim_free_probe, NULL);
+	if (ret) {
+		tracepoint_probe_unregister(lpshim_ksyms.tp_sched_process_fork, lpshim_fork_probe,
+					    NULL);
+		tracepoint_synchronize_unregister();
+	}
+	return ret;
+}
+
+void lpshim_task_state_exit(void)
+{
+	tracepoint_probe_unregister(lpshim_ksyms.tp_sched_process_fork, lpshim_fork_probe, NULL);
+	tracepoint_probe_unregister(lpshim_ksyms.tp_sched_process_free, lpshim_free_probe, NULL);
+	tracepoint_synchronize_unregister();
 }

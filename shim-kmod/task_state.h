@@ -100,10 +100,14 @@ static __always_inline int lpshim_task_patch_state(struct task_struct *task, int
 
 /*
  * Allocate and fill the table for a transition to @target: every task (and idle task)
- * starts in the other state. Registers the fork and free hooks. lpshim_mutex held.
+ * starts in the other state. lpshim_mutex held.
  */
 int lpshim_task_table_create(int target);
 /* Unpublish and free the table; lpshim_mutex held, after func->transition was cleared. */
 void lpshim_task_table_destroy(void);
+
+/* Register and unregister the fork and free probes, for lpshim's lifetime. */
+int lpshim_task_state_init(void);
+void lpshim_task_state_exit(void);
 
 #endif /* _LPSHIM_TASK_STATE_H */

@@ -382,30 +382,10 @@ static void lpshim_idle_work_fn(struct work_struct *work)
 {
 }
 
-/* The sched probe is registered (from the start of a transition). lpshim_mutex. */
-static bool lpshim_switch_points_registered;
-
-static int lpshim_register_switch_points(void)
-{
-	int ret;
-
-	ret = tracepoint_probe_register(lpshim_ksyms.tp_sched_switch, lpshim_sched_switch_probe,
-					NULL);
-	if (ret)
-		return ret;
-	lpshim_switch_points_registered = true;
-	return 0;
-}
-
-/* A transition cancelled before it started never registered them. */
-static void lpshim_unregister_switch_points(void)
-{
-	if (!lpshim_switch_points_registered)
-		return;
-	lpshim_switch_points_registered = false;
-	tracepoint_probe_unregister(lpshim_ksyms.tp_sched_switch, lpshim_sched_switch_probe, NULL);
-	tracepoint_synchronize_unregister();
-}
+/*
+ * The sched probe stays registered while lpshim is loaded (see lpshim_task_state_init() for
+ * why not per transition); outside a transition it returns after one pointer check.
+ */
 
 /* --- the transition ------------------------------------------------------------------------ */
 
@@ -521,12 +501,8 @@ void lpshim_start_transition(void)
 	lockdep_assert_held(&lpshim_mutex);
 	pr_notice("'%s': starting %s transition\n", patch->mod->name,
 		  lpshim_state_name(lpshim_target_state));
-	if (rcu_access_pointer(lpshim_tasks)) {
+	if (rcu_access_pointer(lpshim_tasks))
 		lpshim_update_ranges();
-		if (lpshim_register_switch_points())
-			pr_warn("'%s': no sched and idle switch points; the transition relies on stack checks and user returns\n",
-				patch->mod->name);
-	}
 	trace_lpshim_transition_start(patch->mod->name, lpshim_target_state, 0);
 }
 
@@ -534,7 +510,6 @@ static void lpshim_end_transition_tracking(void)
 {
 	if (!rcu_access_pointer(lpshim_tasks))
 		return;
-	lpshim_unregister_switch_points();
 	lpshim_cancel_switch_works();
 	lpshim_task_table_destroy();
 	lpshim_free_ranges();
@@ -762,11 +737,18 @@ void lpshim_show_pending_tasks(struct seq_file *m)
 
 int lpshim_transition_init(void)
 {
-	int cpu;
+	int cpu, ret;
 
 	for_each_possible_cpu(cpu)
 		INIT_WORK(per_cpu_ptr(&lpshim_idle_work, cpu), lpshim_idle_work_fn);
-	return 0;
+	ret = lpshim_task_state_init();
+	if (ret)
+		return ret;
+	ret = tracepoint_probe_register(lpshim_ksyms.tp_sched_switch, lpshim_sched_switch_probe,
+					NULL);
+	if (ret)
+		lpshim_task_state_exit();
+	return ret;
 }
 
 /* Patch modules pin lpshim: no transition can be in progress at unload. */
@@ -774,6 +756,8 @@ void lpshim_transition_exit(void)
 {
 	int cpu;
 
+	tracepoint_probe_unregister(lpshim_ksyms.tp_sched_switch, lpshim_sched_switch_probe, NULL);
+	lpshim_task_state_exit();	/* synchronizes: no probe runs after this */
 	cancel_delayed_work_sync(&lpshim_transition_work);
 	for_each_possible_cpu(cpu)
 		flush_work(per_cpu_ptr(&lpshim_idle_work, cpu));
