@@ -64,6 +64,18 @@ int guarded(sd_bus_error* error, Body&& body) noexcept
     }
 }
 
+// Read the patch-name argument of a method and check its form; <0 is the reply's error.
+int read_patch_name(sd_bus_message* call, sd_bus_error* error, const char** name)
+{
+    int r = sd_bus_message_read(call, "s", name);
+    if (r < 0)
+        return r;
+    if (!is_valid_patch_name(*name))
+        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "\"%s\" is not a patch name",
+                                 *name);
+    return 0;
+}
+
 } // namespace
 
 std::string patch_object_path(std::string_view name)
@@ -403,12 +415,9 @@ int Manager::apply(sd_bus_message* call, sd_bus_error* error)
 int Manager::revert(sd_bus_message* call, sd_bus_error* error)
 {
     const char* name = nullptr;
-    int r = sd_bus_message_read(call, "s", &name);
+    int r = read_patch_name(call, error, &name);
     if (r < 0)
         return r;
-    if (!is_valid_patch_name(name))
-        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "\"%s\" is not a patch name",
-                                 name);
     auto in_kernel = context_.kernel.patches();
     if (!in_kernel)
         return system_error(error, in_kernel.error());
@@ -561,12 +570,9 @@ int Manager::kick(sd_bus_message* call, sd_bus_error* error)
 int Manager::force(sd_bus_message* call, sd_bus_error* error)
 {
     const char* name = nullptr;
-    int r = sd_bus_message_read(call, "s", &name);
+    int r = read_patch_name(call, error, &name);
     if (r < 0)
         return r;
-    if (!is_valid_patch_name(name))
-        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "\"%s\" is not a patch name",
-                                 name);
     auto in_kernel = context_.kernel.patches();
     if (!in_kernel)
         return system_error(error, in_kernel.error());
