@@ -846,7 +846,8 @@ int lpshim_enable_patch(struct lpshim_patch *patch)
 	if (lpshim_for_each_module_symbol(patch->mod, lpshim_find_marker, NULL) != 1) {
 		pr_err("module '%s' is not marked as an lpshim patch (LPSHIM_PATCH_MODULE())\n",
 		       patch->mod->name);
-		return -EINVAL;
+		ret = -EINVAL;
+		goto refused;
 	}
 	ret = lpshim_check_patch(patch);
 	if (ret)

@@ -17,7 +17,8 @@ LP_KMSG='^(lpshim: |livepatch: |test_lpshim_|test_klp_|test_kprobe_|% |insmod: |
 # The modules of tests/kmod/patches.
 LP_TEST_MODULES='test_lpshim_livepatch test_lpshim_atomic_replace test_lpshim_callbacks_demo
 	test_lpshim_callbacks_demo2 test_lpshim_callbacks_mod test_lpshim_callbacks_busy
-	test_klp_conflict test_klp_other test_kprobe_post'
+	test_klp_conflict test_klp_other test_kprobe_post test_lpshim_twins test_lpshim_refused
+	test_lpshim_unmarked'
 
 log() {
 	echo "$*" >/dev/kmsg
