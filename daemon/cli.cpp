@@ -114,6 +114,8 @@ constexpr std::array ctl_specs{
     OptionSpec{"help", 'h', false},
     OptionSpec{"version", 0, false},
     OptionSpec{"json", 0, false},
+    OptionSpec{"no-block", 0, false},
+    OptionSpec{"verbose", 'v', false},
 };
 
 constexpr std::array ctl_command_table{
@@ -125,7 +127,7 @@ constexpr std::array ctl_command_table{
     CtlCommand{"remove", "PATCH", "Remove a patch that is not applied from the store"},
     CtlCommand{"blocking", "", "Show the tasks that block the current transition"},
     CtlCommand{"watch", "", "Follow transitions and remediation as they happen"},
-    CtlCommand{"check", "MODULE.ko", "Check that a patch module fits the running kernel"},
+    CtlCommand{"check", "", "Exit 0 if every wanted patch is applied and nothing moves"},
 };
 
 } // namespace
@@ -192,6 +194,10 @@ Result<CtlOptions> parse_ctl_options(std::span<const std::string_view> args)
             version = true;
         else if (name == "json")
             options.json = true;
+        else if (name == "no-block")
+            options.no_block = true;
+        else if (name == "verbose")
+            options.verbose = true;
     }
     if (help) {
         options.action = CtlOptions::Action::help;
@@ -210,6 +216,17 @@ Result<CtlOptions> parse_ctl_options(std::span<const std::string_view> args)
         if (auto guess = closest_match(options.command, names))
             message += " (did you mean '" + std::string(*guess) + "'?)";
         return usage_error(message);
+    }
+    const CtlCommand& command = *std::find_if(
+        ctl_command_table.begin(), ctl_command_table.end(),
+        [&](const CtlCommand& c) { return c.name == options.command; });
+    const std::size_t wanted = command.arguments.empty() ? 0 : 1;
+    if (options.arguments.size() != wanted) {
+        if (wanted == 0)
+            return usage_error("'" + options.command + "' takes no arguments, got '" +
+                               options.arguments.front() + "'");
+        return usage_error("'" + options.command + "' takes one argument: " +
+                           std::string(command.arguments));
     }
     return options;
 }

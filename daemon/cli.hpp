@@ -21,7 +21,9 @@ namespace exit_status {
 inline constexpr int success = 0;
 inline constexpr int failure = 1;      // the request failed; the reason is on stderr
 inline constexpr int usage = 2;        // unknown option or command, missing argument
-inline constexpr int unavailable = 69; // EX_UNAVAILABLE: not implemented in this version
+// livepatchctl check:
+inline constexpr int check_moving = 3;      // a transition is under way
+inline constexpr int check_not_applied = 4; // a wanted patch is not applied
 } // namespace exit_status
 
 struct DaemonOptions {
@@ -58,8 +60,10 @@ struct CtlOptions {
 
     Action action = Action::run_command;
     bool json = false;                     // --json: machine-readable output
+    bool no_block = false;                 // --no-block: apply/revert return once started
+    bool verbose = false;                  // -v: blocking shows more
     std::string command{ctl_default_command}; // one of ctl_commands()
-    std::vector<std::string> arguments;    // the command's own arguments, unchecked for now
+    std::vector<std::string> arguments;    // the command's own arguments, counted
 };
 
 // args is argv without argv[0]. Options may come before or after the command.

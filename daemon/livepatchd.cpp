@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
 //
-// livepatchd: the live-patching service. In this version only the configuration is
-// implemented (--check-config); the service itself (D-Bus, sd-event) comes later, and until then
-// starting it says so and fails rather than pretend to run.
+// livepatchd: the live-patching service. main() reads the options and the configuration; the
+// service itself is Service (service.hpp).
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <string>
 #include <string_view>
@@ -13,6 +13,8 @@
 
 #include "cli.hpp"
 #include "config.hpp"
+#include "patch_store.hpp"
+#include "service.hpp"
 
 using namespace livepatchd;
 
@@ -36,8 +38,10 @@ void print_help()
         "  transition, and offers all of it on the system bus as org.livepatchd.LivePatch1.\n"
         "  It runs as livepatchd.service; livepatchctl(1) is its command-line client.\n"
         "\n"
-        "  This version implements only the configuration: --check-config works, and\n"
-        "  starting the service fails with exit status 69.\n"
+        "  Without options it runs the service: it loads lpshim.ko if needed, applies the\n"
+        "  wanted patches (unless livepatchd.apply=0 is on the kernel command line), takes the\n"
+        "  bus name and tells systemd it is ready. It stops on SIGTERM and leaves every patch\n"
+        "  as it is.\n"
         "\n"
         "Options:\n"
         "  -c, --config PATH    Read the configuration from PATH instead of\n"
@@ -55,14 +59,15 @@ void print_help()
         "      The configuration, JSON; every key is optional, and an unknown key is an error.\n"
         "  %s\n"
         "      An example holding every key at its default value.\n"
-        "  %s/livepatchd/\n"
-        "      The daemon's state (the patch store); not used yet.\n"
+        "  %s/lib/livepatchd/ (or $STATE_DIRECTORY, set by systemd)\n"
+        "      The daemon's state: the patch store (patches/) and the wanted patches\n"
+        "      (desired.json).\n"
         "\n"
         "Exit status:\n"
         "  0   Success; with --check-config: the configuration is valid.\n"
-        "  1   The configuration cannot be read or is invalid; the reason is on standard error.\n"
-        "  2   Wrong usage: an unknown option or argument, or a missing option value.\n"
-        "  69  The request is not implemented in this version (EX_UNAVAILABLE).\n",
+        "  1   The configuration cannot be read or is invalid, or the service could not start;\n"
+        "      the reason is on standard error.\n"
+        "  2   Wrong usage: an unknown option or argument, or a missing option value.\n",
         PROJECT_VERSION, std::string(default_config_path).c_str(),
         std::string(default_config_path).c_str(), LIVEPATCHD_EXAMPLE_CONFIG, LOCALSTATEDIR);
 }
@@ -100,11 +105,17 @@ int run(std::span<const std::string_view> args)
         return std::fflush(stdout) == 0 ? exit_status::success : exit_status::failure;
     }
 
-    std::fprintf(stderr,
-                 "%s: the service is not implemented yet; only --check-config works in this "
-                 "version\n",
-                 program.data());
-    return exit_status::unavailable;
+    // systemd names the state directory (StateDirectory=); run by hand, the built-in one.
+    std::string state_directory(default_state_directory);
+    if (const char* from_systemd = std::getenv("STATE_DIRECTORY"); from_systemd && *from_systemd)
+        state_directory = std::string_view(from_systemd).substr(
+            0, std::string_view(from_systemd).find(':'));
+    auto service = Service::start(*config, state_directory);
+    if (!service) {
+        std::fprintf(stderr, "%s: %s\n", program.data(), service.error().message.c_str());
+        return exit_status::failure;
+    }
+    return (*service)->run() == 0 ? exit_status::success : exit_status::failure;
 }
 
 } // namespace

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
 //
-// PatchControl: the kernel-side actions behind the Manager's mutating methods, as one narrow
-// interface: the D-Bus layer decides whether an action may happen (validation, polkit), this
-// does it. The implementation over libkmod and lpshim's sysfs comes with the transition
-// watcher; tests give a fake.
+// PatchControl: the kernel-side actions behind the Manager's mutating methods and the boot
+// apply, as one narrow interface: the D-Bus layer decides whether an action may happen
+// (validation, polkit), this does it. KmodPatchControl is the real one (libkmod and lpshim's
+// sysfs); tests give a fake.
 //
 // Errors use errno to classify: EBUSY means another transition is under way (the D-Bus
 // layer's TransitionInProgress), ENODEV that lpshim is not loaded (ShimNotLoaded); anything
@@ -37,6 +37,9 @@ public:
 
     // Loads the patch's module from the store; returns once its transition has started.
     virtual Result<void> apply(const InstalledPatch& patch) = 0;
+    // Removes a patch's module that is loaded but no longer a patch (its unpatch transition
+    // completed, or it was replaced).
+    virtual Result<void> unload(std::string_view name) = 0;
     // Writes 0 to <patch>/enabled: starts the unpatch transition, or reverses the patch's own
     // transition to patched.
     virtual Result<void> revert(std::string_view name) = 0;

@@ -292,6 +292,8 @@ TransitionStatus Manager::transition() const
 
 void Manager::set_transition(const TransitionStatus& status)
 {
+    if (watched_transition_ == status)
+        return;
     watched_transition_ = status;
     (void)sd_bus_emit_properties_changed(bus_, manager_path, manager_interface, "State",
                                          "TransitionPatch", "TransitionTarget",
@@ -409,6 +411,7 @@ int Manager::apply(sd_bus_message* call, sd_bus_error* error)
     }
     skip_reasons_.erase(std::string(name));
     emit_patch_changed(name);
+    context_.transition_started(name, "patched");
     return sd_bus_reply_method_return(call, "");
 }
 
@@ -460,6 +463,8 @@ int Manager::revert(sd_bus_message* call, sd_bus_error* error)
     }
     skip_reasons_.erase(std::string(name));
     emit_patch_changed(name);
+    if (loaded)
+        context_.transition_started(name, "unpatched");
     return sd_bus_reply_method_return(call, "");
 }
 

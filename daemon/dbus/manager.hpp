@@ -55,6 +55,10 @@ struct ManagerContext {
     std::string kernel_release;
     std::string boot_id;
     std::function<std::uint64_t()> clock = realtime_usec;
+    // Called after an action started a transition (Apply: "patched", Revert: "unpatched"; the
+    // kernel may have completed it already): the transition watcher reports it even then.
+    std::function<void(std::string_view patch, std::string_view target)> transition_started =
+        [](std::string_view, std::string_view) {};
 };
 
 class Manager {

@@ -43,6 +43,7 @@ public:
         kernel_.add(patch.name, true, true);
         return {};
     }
+    Result<void> unload(std::string_view) override { return {}; }
     Result<void> revert(std::string_view name) override
     {
         for (KernelPatch& p : kernel_.kernel_patches)

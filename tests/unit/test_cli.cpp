@@ -136,10 +136,15 @@ TEST_CASE("livepatchctl: commands, arguments and --json anywhere")
     CHECK(dashed->arguments == std::vector<std::string>{"-odd-name"});
 
     for (const CtlCommand& c : ctl_commands()) {
-        auto o = ctl({c.name});
+        auto o = c.arguments.empty() ? ctl({c.name}) : ctl({c.name, "x"});
         REQUIRE(o.ok());
         CHECK(o->command == c.name);
     }
+
+    auto no_block = ctl({"apply", "--no-block", "fix"});
+    REQUIRE(no_block.ok());
+    CHECK(no_block->no_block);
+    CHECK(ctl({"blocking", "-v"})->verbose);
 }
 
 TEST_CASE("livepatchctl: --help and --version, even with an unknown command")
@@ -157,4 +162,8 @@ TEST_CASE("livepatchctl: wrong usage names the command or option")
     CHECK(usage_message(ctl({"--jsno"})) == "unrecognized option '--jsno' (did you mean '--json'?)");
     CHECK(usage_message(ctl({"status", "--force"})) == "unrecognized option '--force'");
     CHECK(usage_message(ctl({"--json=yes"})) == "option '--json' does not take a value");
+    CHECK(usage_message(ctl({"apply"})) == "'apply' takes one argument: PATCH");
+    CHECK(usage_message(ctl({"install", "a.ko", "b.ko"})) ==
+          "'install' takes one argument: MODULE.ko");
+    CHECK(usage_message(ctl({"status", "now"})) == "'status' takes no arguments, got 'now'");
 }

@@ -1,0 +1,517 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#include "service.hpp"
+
+#include <signal.h>
+#include <systemd/sd-daemon.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+
+#include "journal.hpp"
+#include "reconciler.hpp"
+#include "status.hpp"
+
+namespace livepatchd {
+
+namespace {
+
+constexpr std::uint64_t usec_per_msec = 1000;
+constexpr std::uint64_t busy_tick_usec = 100 * usec_per_msec;
+constexpr std::uint64_t idle_tick_usec = 1000 * usec_per_msec;
+constexpr unsigned long taint_die = 1UL << 7; // TAINT_DIE: the kernel oopsed
+
+using journal::Field;
+
+bool kernel_oopsed()
+{
+    std::ifstream in("/proc/sys/kernel/tainted");
+    unsigned long mask = 0;
+    return (in >> mask) && (mask & taint_die);
+}
+
+std::string seconds_text(std::uint64_t usec)
+{
+    char text[32];
+    std::snprintf(text, sizeof(text), "%.1f s", static_cast<double>(usec) / 1e6);
+    return text;
+}
+
+const KernelPatch* find_patch(const std::vector<KernelPatch>& in_kernel, std::string_view name)
+{
+    for (const KernelPatch& p : in_kernel)
+        if (p.name == name)
+            return &p;
+    return nullptr;
+}
+
+// Whether systemd is shutting the system down (SystemState "stopping").
+bool system_stopping(sd_bus* bus)
+{
+    char* state = nullptr;
+    const int r = sd_bus_get_property_string(bus, "org.freedesktop.systemd1",
+                                             "/org/freedesktop/systemd1",
+                                             "org.freedesktop.systemd1.Manager", "SystemState",
+                                             nullptr, &state);
+    const bool stopping = r >= 0 && std::string_view(state) == "stopping";
+    std::free(state);
+    return stopping;
+}
+
+} // namespace
+
+Result<std::unique_ptr<Service>> Service::start(const Config& config,
+                                                const std::filesystem::path& state_directory)
+{
+    journal::set_level(config.log.level);
+
+    auto control = KmodPatchControl::create();
+    if (!control)
+        return std::move(control).error();
+    if (auto loaded = (*control)->load_shim(); !loaded)
+        return loaded.error();
+
+    auto store = PatchStore::open(state_directory);
+    if (!store)
+        return std::move(store).error();
+    auto desired_file = DesiredStateFile::open(state_directory);
+    if (!desired_file)
+        return std::move(desired_file).error();
+    DesiredState desired;
+    if (auto loaded = desired_file->load())
+        desired = std::move(*loaded);
+    else
+        // The damaged file is kept aside (desired.json.corrupt); start from nothing wanted
+        // rather than not at all, and say so loudly.
+        journal::log(LogLevel::err, loaded.error().message + "; starting with no patch wanted",
+                     {{"MESSAGE_ID", std::string(journal::message_id::action_failed)}});
+
+    std::unique_ptr<Service> service(new Service(config, std::move(*store),
+                                                 std::move(*desired_file), std::move(desired),
+                                                 std::move(*control)));
+    if (auto connected = service->connect(); !connected)
+        return connected.error();
+    service->boot_apply();
+    return service;
+}
+
+Service::Service(const Config& config, PatchStore store, DesiredStateFile desired_file,
+                 DesiredState desired, std::unique_ptr<KmodPatchControl> control)
+    : config_(config), store_(std::move(store)), desired_file_(std::move(desired_file)),
+      desired_(std::move(desired)), control_(std::move(control)),
+      release_(running_kernel_release())
+{
+    if (auto id = read_boot_id())
+        boot_id_ = *id;
+    if (auto cmdline = read_kernel_command_line())
+        boot_flags_ = parse_kernel_command_line(*cmdline);
+    for (const std::string& warning : boot_flags_.warnings)
+        journal::log(LogLevel::warning, warning);
+    oops_seen_ = kernel_oopsed();
+}
+
+Service::~Service()
+{
+    manager_.reset(); // its slots before the bus
+}
+
+Result<void> Service::connect()
+{
+    sd_event* event = nullptr;
+    int r = sd_event_default(&event);
+    if (r < 0)
+        return Error{-r, "cannot create the event loop: " + std::string(std::strerror(-r))};
+    event_.reset(event);
+
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    sigprocmask(SIG_BLOCK, &signals, nullptr);
+    sd_event_source* source = nullptr;
+    if ((r = sd_event_add_signal(event, &source, SIGTERM, on_signal, this)) < 0)
+        return Error{-r, "cannot watch SIGTERM: " + std::string(std::strerror(-r))};
+    sigterm_.reset(source);
+    if ((r = sd_event_add_signal(event, &source, SIGINT, on_signal, this)) < 0)
+        return Error{-r, "cannot watch SIGINT: " + std::string(std::strerror(-r))};
+    sigint_.reset(source);
+    // WATCHDOG=1 from the loop itself, at half of WatchdogSec=: a stuck loop gets restarted.
+    (void)sd_event_set_watchdog(event, 1);
+
+    sd_bus* bus = nullptr;
+    if ((r = sd_bus_open_system(&bus)) < 0)
+        return Error{-r, "cannot connect to the system bus: " + std::string(std::strerror(-r))};
+    bus_.reset(bus);
+
+    manager_ = std::make_unique<dbus::Manager>(
+        bus, dbus::ManagerContext{
+                 .store = store_,
+                 .desired_file = desired_file_,
+                 .desired = desired_,
+                 .kernel = kernel_,
+                 .control = *control_,
+                 .kernel_release = release_,
+                 .boot_id = boot_id_,
+                 .transition_started = [this](std::string_view patch,
+                                              std::string_view target) {
+                     watch(patch, target);
+                 },
+             });
+    if (auto attached = manager_->attach(); !attached)
+        return attached.error();
+    if ((r = sd_bus_attach_event(bus, event, SD_EVENT_PRIORITY_NORMAL)) < 0)
+        return Error{-r, "cannot attach the bus to the loop: " + std::string(std::strerror(-r))};
+    if ((r = sd_bus_request_name(bus, dbus::bus_name, 0)) < 0)
+        return Error{-r, std::string("cannot own the bus name ") + dbus::bus_name + ": " +
+                             std::strerror(-r) +
+                             " (is another livepatchd running? The D-Bus policy lets only "
+                             "root own it)"};
+    schedule_tick(0);
+    return {};
+}
+
+// The boot apply: what reconcile() decides, logged; the patches to apply queue up and go one
+// at a time, each after the previous transition ends.
+void Service::boot_apply()
+{
+    auto installed = store_.list();
+    if (!installed) {
+        journal::log(LogLevel::err, installed.error().message);
+        return;
+    }
+    auto plan = reconcile({
+        .desired = desired_,
+        .installed = *installed,
+        .kernel = kernel_,
+        .kernel_release = release_,
+        .boot_id = boot_id_,
+        .config_boot_apply = config_.boot.apply,
+        .crash_guard = config_.boot.crash_guard_seconds,
+        .boot_flags = boot_flags_,
+    });
+    if (!plan) {
+        journal::log(LogLevel::err, "cannot read the kernel's patches: " + plan.error().message);
+        return;
+    }
+    std::map<std::string, std::string, std::less<>> skipped;
+    for (const Action& action : *plan) {
+        const std::string kind(to_string(action.kind));
+        switch (action.kind) {
+        case ActionKind::apply:
+            if (action.unload_first)
+                if (auto gone = control_->unload(action.patch); !gone)
+                    journal::log(LogLevel::warning, gone.error().message,
+                                 {{"PATCH", action.patch}});
+            boot_queue_.push_back(action.patch);
+            break;
+        case ActionKind::skip:
+            skipped[action.patch] = action.reason;
+            journal::log(LogLevel::warning, action.patch + " is not applied: " + action.reason,
+                         {{"PATCH", action.patch},
+                          {"MESSAGE_ID", std::string(journal::message_id::boot_apply)},
+                          {"ACTION", kind}});
+            break;
+        case ActionKind::already_applied:
+        case ActionKind::wait:
+        case ActionKind::unmanaged:
+            journal::log(LogLevel::info,
+                         action.patch + ": " + (action.reason.empty() ? kind : action.reason),
+                         {{"PATCH", action.patch},
+                          {"MESSAGE_ID", std::string(journal::message_id::boot_apply)},
+                          {"ACTION", kind}});
+            break;
+        }
+    }
+    manager_->set_skip_reasons(std::move(skipped));
+}
+
+int Service::run()
+{
+    sd_notify(0, "READY=1\nSTATUS=Started");
+    journal::log(LogLevel::info, "livepatchd " PROJECT_VERSION " started on " + release_,
+                 {{"KERNEL_RELEASE", release_}});
+    const int r = sd_event_loop(event_.get());
+    sd_notify(0, "STOPPING=1");
+    if (r < 0) {
+        journal::log(LogLevel::err, std::string("the event loop failed: ") + std::strerror(-r));
+        return 1;
+    }
+    return 0;
+}
+
+int Service::on_signal(sd_event_source*, const signalfd_siginfo*, void* userdata)
+{
+    auto* self = static_cast<Service*>(userdata);
+    self->record_clean_shutdown();
+    journal::log(LogLevel::info, "stopping; the kernel keeps every patch as it is");
+    return sd_event_exit(self->event_.get(), 0);
+}
+
+void Service::schedule_tick(std::uint64_t delay_usec)
+{
+    std::uint64_t now = 0;
+    sd_event_now(event_.get(), CLOCK_MONOTONIC, &now);
+    if (timer_) {
+        (void)sd_event_source_set_time(timer_.get(), now + delay_usec);
+        (void)sd_event_source_set_enabled(timer_.get(), SD_EVENT_ONESHOT);
+        return;
+    }
+    sd_event_source* source = nullptr;
+    if (sd_event_add_time(event_.get(), &source, CLOCK_MONOTONIC, now + delay_usec, 0, on_tick,
+                          this) >= 0)
+        timer_.reset(source);
+}
+
+int Service::on_tick(sd_event_source*, std::uint64_t, void* userdata)
+{
+    static_cast<Service*>(userdata)->tick();
+    return 0;
+}
+
+void Service::tick()
+{
+    auto in_kernel = kernel_.patches();
+    if (!in_kernel) {
+        journal::log(LogLevel::err, "cannot read the kernel's patches: " +
+                                        in_kernel.error().message);
+        schedule_tick(idle_tick_usec);
+        return;
+    }
+    follow_transition(*in_kernel);
+    if (!watched_) {
+        unload_unpatched(*in_kernel);
+        apply_next_queued(*in_kernel);
+    }
+    keep_crash_guard();
+    schedule_tick(watched_ || !boot_queue_.empty() ? busy_tick_usec : idle_tick_usec);
+}
+
+void Service::watch(std::string_view patch, std::string_view target)
+{
+    if (watched_ && watched_->patch == patch && watched_->target == target)
+        return;
+    // A reversal of the watched transition: that one ended where it came from.
+    if (watched_) {
+        journal::log(LogLevel::info, watched_->patch + ": transition to " + watched_->target +
+                                         " reversed", {{"PATCH", watched_->patch}});
+        watched_.reset();
+    }
+    started_watching(std::string(patch), std::string(target));
+    schedule_tick(0);
+}
+
+void Service::started_watching(std::string patch, std::string target)
+{
+    watched_ = Watched{std::move(patch), std::move(target), realtime_usec(), false};
+    manager_->emit_transition_started(watched_->patch, watched_->target);
+    journal::log(LogLevel::info, watched_->patch + ": transition to " + watched_->target +
+                                     " started",
+                 {{"PATCH", watched_->patch},
+                  {"TRANSITION", watched_->target},
+                  {"MESSAGE_ID", std::string(journal::message_id::transition_started)}});
+}
+
+void Service::follow_transition(const std::vector<KernelPatch>& in_kernel)
+{
+    TransitionStatus now = transition_from_kernel(in_kernel);
+    if (watched_ && (now.state == ServiceState::idle || now.patch != watched_->patch ||
+                     now.target != watched_->target)) {
+        const Watched ended = *watched_;
+        watched_.reset();
+        transition_ended(ended, in_kernel);
+    }
+    if (now.state == ServiceState::idle) {
+        manager_->set_transition(now);
+        update_status_line(now);
+        return;
+    }
+    if (!watched_)
+        started_watching(now.patch, now.target);
+    now.started_usec = watched_->started_usec;
+    if (auto tasks = control_->pending_tasks())
+        now.pending_tasks = static_cast<std::uint32_t>(tasks->size());
+    const std::uint64_t elapsed = realtime_usec() - watched_->started_usec;
+    const auto limit = static_cast<std::uint64_t>(config_.transition.stall_timeout_ms.count()) *
+                       usec_per_msec;
+    if (elapsed >= limit) {
+        now.state = ServiceState::stalled;
+        if (!watched_->stalled) {
+            watched_->stalled = true;
+            on_stall(*watched_);
+        }
+    }
+    manager_->set_transition(now);
+    update_status_line(now);
+}
+
+void Service::transition_ended(const Watched& ended, const std::vector<KernelPatch>& in_kernel)
+{
+    const KernelPatch* patch = find_patch(in_kernel, ended.patch);
+    // Where it ended: a patch still in sysfs and enabled is patched; a patch gone from sysfs
+    // (or disabled) is unpatched, whichever way it was going.
+    const std::string outcome = patch && patch->enabled ? "patched" : "unpatched";
+    const std::uint64_t duration = realtime_usec() - ended.started_usec;
+    manager_->emit_transition_finished(ended.patch, ended.target, outcome, duration);
+    manager_->emit_patch_changed(ended.patch);
+    const bool as_asked = outcome == ended.target;
+    journal::log(as_asked ? LogLevel::info : LogLevel::warning,
+                 ended.patch + ": transition to " + ended.target + " ended " + outcome +
+                     " after " + seconds_text(duration) +
+                     (as_asked ? "" : " (it was reversed)"),
+                 {{"PATCH", ended.patch},
+                  {"TRANSITION", ended.target},
+                  {"OUTCOME", outcome},
+                  {"DURATION_USEC", std::to_string(duration)},
+                  {"MESSAGE_ID", std::string(journal::message_id::transition_finished)}});
+    // A patch that ended unpatched is no longer wanted (a reversed apply, a revert).
+    if (outcome == "unpatched" && desired_.find(ended.patch)) {
+        desired_.erase(ended.patch);
+        save_desired();
+    }
+}
+
+void Service::on_stall(const Watched& watched)
+{
+    const std::string limit =
+        std::to_string(config_.transition.stall_timeout_ms.count()) + " ms";
+    const StallAction action = config_.transition.on_stall;
+    journal::log(LogLevel::warning,
+                 watched.patch + ": the transition to " + watched.target +
+                     " has not completed after " + limit + "; on_stall is " +
+                     std::string(to_string(action)),
+                 {{"PATCH", watched.patch}, {"TRANSITION", watched.target}});
+    Result<void> done;
+    if (action == StallAction::revert && watched.target == "patched")
+        done = control_->revert(watched.patch);
+    else if (action == StallAction::force)
+        done = control_->force(watched.patch);
+    if (!done)
+        journal::log(LogLevel::err, done.error().message,
+                     {{"PATCH", watched.patch},
+                      {"MESSAGE_ID", std::string(journal::message_id::action_failed)}});
+}
+
+// A patch of the store whose module is loaded but that lpshim no longer lists ended its unpatch
+// transition (or was replaced): its module goes, so that it can be applied again later.
+// Modules of patches not in the store are not livepatchd's to remove.
+void Service::unload_unpatched(const std::vector<KernelPatch>& in_kernel)
+{
+    auto installed = store_.list();
+    if (!installed)
+        return;
+    for (const InstalledPatch& patch : *installed) {
+        if (find_patch(in_kernel, patch.name) || !kernel_.module_loaded(patch.name))
+            continue;
+        if (auto gone = control_->unload(patch.name); !gone) {
+            journal::log(LogLevel::warning, gone.error().message, {{"PATCH", patch.name}});
+            continue;
+        }
+        journal::log(LogLevel::info, patch.name + ": module removed", {{"PATCH", patch.name}});
+        manager_->emit_patch_changed(patch.name);
+    }
+}
+
+void Service::apply_next_queued(const std::vector<KernelPatch>& in_kernel)
+{
+    while (!boot_queue_.empty()) {
+        const std::string name = boot_queue_.front();
+        boot_queue_.pop_front();
+        DesiredPatch* wanted = desired_.find(name);
+        if (!wanted || find_patch(in_kernel, name))
+            continue; // reverted meanwhile, or applied over the bus
+        auto patch = store_.find(name);
+        if (!patch) {
+            journal::log(LogLevel::err, patch.error().message, {{"PATCH", name}});
+            continue;
+        }
+        // Recorded before the module loads, as Apply does: a crash during the transition
+        // counts for the crash-loop guard at the next boot.
+        wanted->applied_at_usec = realtime_usec();
+        wanted->applied_boot_id = boot_id_;
+        wanted->survived_guard = false;
+        wanted->oops_after_apply = false;
+        save_desired();
+        journal::log(LogLevel::info, name + ": applying (boot apply)",
+                     {{"PATCH", name},
+                      {"MESSAGE_ID", std::string(journal::message_id::boot_apply)},
+                      {"ACTION", "apply"}});
+        if (auto done = control_->apply(*patch); !done) {
+            journal::log(LogLevel::err, done.error().message,
+                         {{"PATCH", name},
+                          {"MESSAGE_ID", std::string(journal::message_id::action_failed)}});
+            continue;
+        }
+        manager_->emit_patch_changed(name);
+        started_watching(name, "patched");
+        return; // the next one after this transition ends
+    }
+}
+
+// The crash-loop guard's records for the patches applied in this boot: survived the guard's
+// window, or saw an oops after their apply.
+void Service::keep_crash_guard()
+{
+    const bool oops = kernel_oopsed();
+    const bool new_oops = oops && !oops_seen_;
+    oops_seen_ = oops;
+    const std::uint64_t now = realtime_usec();
+    const auto window = static_cast<std::uint64_t>(config_.boot.crash_guard_seconds.count()) *
+                        1000000;
+    bool changed = false;
+    for (DesiredPatch& p : desired_.patches) {
+        if (p.applied_boot_id != boot_id_ || p.applied_at_usec == 0)
+            continue;
+        if (new_oops && !p.oops_after_apply) {
+            p.oops_after_apply = true;
+            changed = true;
+            journal::log(LogLevel::err,
+                         "the kernel oopsed after " + p.name +
+                             " was applied; it will not be applied at the next boot unless "
+                             "applied again",
+                         {{"PATCH", p.name}});
+        }
+        if (!p.survived_guard && !p.oops_after_apply && window > 0 &&
+            now >= p.applied_at_usec + window) {
+            p.survived_guard = true;
+            changed = true;
+        }
+    }
+    if (changed)
+        save_desired();
+}
+
+void Service::record_clean_shutdown()
+{
+    if (!bus_ || !system_stopping(bus_.get()))
+        return;
+    desired_.clean_shutdown_boot_id = boot_id_;
+    save_desired();
+}
+
+void Service::save_desired()
+{
+    if (auto saved = desired_file_.save(desired_); !saved)
+        journal::log(LogLevel::err, saved.error().message,
+                     {{"MESSAGE_ID", std::string(journal::message_id::action_failed)}});
+}
+
+void Service::update_status_line(const TransitionStatus& status)
+{
+    std::string line;
+    if (status.state == ServiceState::idle) {
+        line = boot_queue_.empty() ? "Idle"
+                                   : "Boot apply: " + std::to_string(boot_queue_.size()) +
+                                         " patch(es) to go";
+    } else {
+        line = std::string(status.state == ServiceState::stalled ? "Stalled: " : "") +
+               status.patch + " moving to " + status.target + ", " +
+               std::to_string(status.pending_tasks) + " task(s) left";
+    }
+    if (line == status_line_)
+        return;
+    status_line_ = line;
+    sd_notify(0, ("STATUS=" + line).c_str());
+}
+
+} // namespace livepatchd

@@ -1,0 +1,133 @@
+#!/bin/bash
+# livepatchd under systemd in the guest, driven the way an operator drives it: livepatchctl and
+# busctl. Install and apply the cmdline example; State reads idle after the transition; a
+# restart keeps the patch; a transition held open by a sleeping task shows in State, check and
+# blocking, and refuses a second apply; bad inputs return their named errors and change
+# nothing; revert restores /proc/cmdline and removes the module. The reboot cases (a second
+# boot of the same state, livepatchd.apply=0) are tests/vm/daemon-reboot, from the host.
+. "$(dirname "$0")/../lib.sh"
+
+K=$KVER
+E=lpshim_example_cmdline
+C=test_lpshim_consistency
+V1=lpshim_example_target_v1
+E_LINE="$E: this has been live patched"
+ORIG_CMDLINE=$(cat /proc/cmdline)
+BUSCTL=(busctl --system)
+MANAGER=(org.livepatchd.LivePatch1 /org/livepatchd/LivePatch1 org.livepatchd.LivePatch1.Manager)
+T=/sys/kernel/debug/lpshim_target
+SCRATCH=$(mktemp -d)
+
+state() { "${BUSCTL[@]}" get-property "${MANAGER[@]}" State; }
+state_is() { [[ $(state) == "s \"$1\"" ]]; }
+patch_state() { livepatchctl --json list | python3 -c "
+import json, sys
+print(next((p['State'] for p in json.load(sys.stdin) if p['Name'] == sys.argv[1]), 'none'))" "$1"; }
+listing() { livepatchctl --json list; }
+
+# expect_bus_error ERROR WHAT METHOD ARGUMENT: calling METHOD(ARGUMENT) fails with the D-Bus
+# error org.livepatchd.LivePatch1.Error.ERROR (or org.freedesktop.DBus.Error.ERROR).
+expect_bus_error() {
+	local name=$1 what=$2 out
+	if out=$(dbus-send --system --print-reply --dest=org.livepatchd.LivePatch1 \
+		/org/livepatchd/LivePatch1 "org.livepatchd.LivePatch1.Manager.$3" "string:$4" 2>&1); then
+		fail "$what: the call succeeded: $out"
+	fi
+	expect_match "$out" "^Error org\.(livepatchd\.LivePatch1|freedesktop\.DBus)\.Error\.$name: " "$what: $out"
+}
+
+# --- the service starts ------------------------------------------------------------------
+"$(dirname "$0")/../install-livepatchd" "$BUILD"
+mkdir -p /usr/local/etc/livepatchd
+# A stall revert would end the held-open transition below before the case looks at it.
+echo '{"transition": {"stall_timeout_ms": 120000}}' >/usr/local/etc/livepatchd/livepatchd.json
+systemctl start livepatchd || { journalctl -u livepatchd --no-pager | tail -20; fail "systemctl start livepatchd failed"; }
+expect_eq "$(systemctl is-active livepatchd)" active "livepatchd.service is active"
+expect_eq "$(state)" 's "idle"' "State is idle"
+[[ -d /sys/kernel/lpshim ]] || fail "lpshim.ko is not loaded after the start"
+ok "the service loaded lpshim.ko"
+expect_eq "$("${BUSCTL[@]}" get-property "${MANAGER[@]}" KernelRelease)" "s \"$K\"" "KernelRelease is $K"
+
+# --- install and apply -----------------------------------------------------------------------
+out=$(livepatchctl install "$(module_path $E)")
+expect_eq "$out" "Installed $E (apply it with: livepatchctl apply $E)" "livepatchctl install"
+expect_eq "$(patch_state $E)" installed "the patch is installed, not applied"
+out=$(livepatchctl apply $E)
+expect_eq "$out" "$E: applied" "livepatchctl apply waits until applied"
+expect_eq "$(cat /proc/cmdline)" "$E_LINE" "/proc/cmdline is live patched"
+wait_until 5 "State is idle" state_is idle
+ok "State reads idle after the transition"
+expect_eq "$(patch_state $E)" applied "the patch is applied"
+livepatchctl check >/dev/null || fail "livepatchctl check exits $? with every patch applied"
+ok "livepatchctl check exits 0"
+journalctl -u livepatchd --no-pager -o cat MESSAGE_ID=5b5e20f1304b434c8c8bfbc866f04ccd PATCH=$E |
+	grep -qx "$E: transition to patched ended patched after .* s" ||
+	fail "no 'transition ended' journal entry for $E"
+ok "the journal has the transition's end, with PATCH= and MESSAGE_ID="
+
+# --- a restart keeps it --------------------------------------------------------------------
+systemctl restart livepatchd
+expect_eq "$(systemctl is-active livepatchd)" active "livepatchd.service is active after a restart"
+expect_eq "$(cat /proc/cmdline)" "$E_LINE" "/proc/cmdline is still live patched after a restart"
+expect_eq "$(patch_state $E)" applied "the patch is still applied after a restart"
+expect_eq "$(python3 -c 'import json,sys; print(json.load(sys.stdin)["State"])' \
+	< <(livepatchctl --json status))" idle "livepatchctl --json status: State idle"
+
+# --- bad inputs: named errors, nothing changed ----------------------------------------------
+before=$(listing)
+head -c 4096 /dev/urandom >$SCRATCH/garbage.ko
+expect_bus_error NotElf "a non-ELF file" Install $SCRATCH/garbage.ko
+other=$(ls -d "$BUILD"/modules/*/ | grep -v "/$K/\$" | head -n 1)
+if [[ -n $other ]]; then
+	expect_bus_error KernelMismatch "a module for another kernel" Install \
+		"$(realpath "$other/lpshim_example_target_v1.ko")"
+fi
+expect_bus_error NotInstalled "an unknown patch name" Apply lp_no_such_patch
+expect_bus_error InvalidArgs "a path with .." Install "$SCRATCH/../${SCRATCH##*/}/garbage.ko"
+err=$(livepatchctl apply lp_no_such_patch 2>&1) && fail "livepatchctl apply of an unknown patch succeeded"
+expect_match "$err" "^livepatchctl: .*lp_no_such_patch" "livepatchctl names the unknown patch"
+expect_eq "$(listing)" "$before" "the bad inputs changed nothing"
+
+# --- a transition held open: State, check, blocking, and a second apply refused -------------
+insmod "$(module_path lpshim_target)"
+cat /dev/lpshim_target_sleep >/dev/null &
+reader=$!
+wait_until 10 "the reader sleeps in lpshim_target_sleep" grep -qx 1 $T/sleepers
+livepatchctl install "$(module_path $C)" >/dev/null
+livepatchctl install "$(module_path $V1)" >/dev/null
+livepatchctl apply --no-block $C
+wait_until 10 "State is transitioning" state_is transitioning
+ok "State reads transitioning while a task sleeps in a patched function"
+rc=0
+livepatchctl check >/dev/null || rc=$?
+expect_eq "$rc" 3 "livepatchctl check exits 3 during a transition"
+expect_match "$(livepatchctl blocking)" \
+	$'(^|\n)'"$reader +$reader +cat +sleeping-in-function +lpshim_target_sleep \\[lpshim_target\\]"$'(\n|$)' \
+	"livepatchctl blocking names the sleeping reader and its function"
+expect_bus_error TransitionInProgress "a second apply during a transition" Apply $V1
+expect_eq "$(patch_state $V1)" installed "the refused patch is still only installed"
+echo 1 >$T/sleep_release
+wait $reader || true
+wait_until 20 "State is idle again" state_is idle
+expect_eq "$(patch_state $C)" applied "the held-open patch is applied once the reader left"
+livepatchctl revert $C >/dev/null
+wait_until 10 "the module of $C is removed" test ! -e /sys/module/$C
+ok "revert removed the module of $C"
+rmmod lpshim_target
+
+# --- revert and remove -----------------------------------------------------------------------
+out=$(livepatchctl revert $E)
+expect_eq "$out" "$E: reverted" "livepatchctl revert"
+expect_eq "$(cat /proc/cmdline)" "$ORIG_CMDLINE" "/proc/cmdline is the original again"
+wait_until 10 "the module of $E is removed" test ! -e /sys/module/$E
+ok "the patch's module is gone"
+expect_eq "$(patch_state $E)" installed "the patch is back to installed"
+livepatchctl remove $E >/dev/null
+livepatchctl remove $C >/dev/null
+livepatchctl remove $V1 >/dev/null
+expect_eq "$(patch_state $E)" none "the patch is gone from the store"
+
+# The service stops without touching the kernel; lpshim stays (the last case's teardown is ours).
+systemctl stop livepatchd
+rmmod lpshim
+rm -rf "$SCRATCH"
