@@ -2,8 +2,12 @@
 #include "service.hpp"
 
 #include <signal.h>
+#include <sys/epoll.h>
 #include <systemd/sd-daemon.h>
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -12,6 +16,7 @@
 #include "journal.hpp"
 #include "reconciler.hpp"
 #include "status.hpp"
+#include "task_facts.hpp"
 
 namespace livepatchd {
 
@@ -87,9 +92,22 @@ Result<std::unique_ptr<Service>> Service::start(const Config& config,
         journal::log(LogLevel::err, loaded.error().message + "; starting with no patch wanted",
                      {{"MESSAGE_ID", std::string(journal::message_id::action_failed)}});
 
+    // Processes a crashed livepatchd left stopped are continued before anything else.
+    auto signaller = TaskSignaller::open(state_directory);
+    if (!signaller)
+        return std::move(signaller).error();
+    auto continued = signaller->recover();
+    if (!continued)
+        return std::move(continued).error();
+    for (pid_t pid : *continued)
+        journal::log(LogLevel::warning,
+                     "continued process " + std::to_string(pid) +
+                         ", which an earlier livepatchd stopped and did not continue",
+                     {{"TID", std::to_string(pid)}});
+
     std::unique_ptr<Service> service(new Service(config, std::move(*store),
                                                  std::move(*desired_file), std::move(desired),
-                                                 std::move(*control)));
+                                                 std::move(*control), std::move(*signaller)));
     if (auto connected = service->connect(); !connected)
         return connected.error();
     service->boot_apply();
@@ -97,9 +115,11 @@ Result<std::unique_ptr<Service>> Service::start(const Config& config,
 }
 
 Service::Service(const Config& config, PatchStore store, DesiredStateFile desired_file,
-                 DesiredState desired, std::unique_ptr<KmodPatchControl> control)
+                 DesiredState desired, std::unique_ptr<KmodPatchControl> control,
+                 TaskSignaller signaller)
     : config_(config), store_(std::move(store)), desired_file_(std::move(desired_file)),
       desired_(std::move(desired)), control_(std::move(control)),
+      remediation_(config.remediation, getpid()), signaller_(std::move(signaller)),
       release_(running_kernel_release())
 {
     if (auto id = read_boot_id())
@@ -167,8 +187,47 @@ Result<void> Service::connect()
                              std::strerror(-r) +
                              " (is another livepatchd running? The D-Bus policy lets only "
                              "root own it)"};
+    watch_transition_events();
     schedule_tick(0);
     return {};
+}
+
+// Transition starts and ends from lpshim's tracepoints (BPF): the watcher wakes when something
+// happens instead of looking every second. Without them (no BPF), it looks every second.
+void Service::watch_transition_events()
+{
+#if LIVEPATCHD_HAVE_BPF
+    auto events = TransitionEvents::open([this](const TransitionEvent& e) {
+        const std::string target = e.to_patched ? "patched" : "unpatched";
+        if (e.type == TransitionEvent::Type::start)
+            watch(e.patch, target);
+        else
+            schedule_tick(0);
+    });
+    if (!events) {
+        journal::log(LogLevel::warning, events.error().message +
+                                            "; following transitions by reading sysfs every "
+                                            "second instead");
+        return;
+    }
+    sd_event_source* source = nullptr;
+    const int r = sd_event_add_io(
+        event_.get(), &source, (*events)->fd(), EPOLLIN,
+        [](sd_event_source*, int, std::uint32_t, void* userdata) -> int {
+            auto* self = static_cast<Service*>(userdata);
+            if (auto consumed = self->events_->consume(); !consumed)
+                journal::log(LogLevel::warning, consumed.error().message);
+            return 0;
+        },
+        this);
+    if (r < 0) {
+        journal::log(LogLevel::warning, std::string("cannot watch the transition events: ") +
+                                            std::strerror(-r));
+        return;
+    }
+    events_ = std::move(*events);
+    events_source_.reset(source);
+#endif
 }
 
 // The boot apply: what reconcile() decides, logged; the patches to apply queue up and go one
@@ -284,7 +343,34 @@ void Service::tick()
         apply_next_queued(*in_kernel);
     }
     keep_crash_guard();
-    schedule_tick(watched_ || !boot_queue_.empty() ? busy_tick_usec : idle_tick_usec);
+    schedule_next_tick();
+}
+
+void Service::schedule_next_tick()
+{
+    if (watched_ || !boot_queue_.empty()) {
+        schedule_tick(busy_tick_usec);
+        return;
+    }
+    if (!events_source_) {
+        schedule_tick(idle_tick_usec);
+        return;
+    }
+    // The next deadline of the crash-loop guard, if a patch of this boot still has one.
+    const auto window = static_cast<std::uint64_t>(config_.boot.crash_guard_seconds.count()) *
+                        1000000;
+    std::optional<std::uint64_t> next;
+    for (const DesiredPatch& p : desired_.patches)
+        if (window > 0 && p.applied_boot_id == boot_id_ && p.applied_at_usec != 0 &&
+            !p.survived_guard && !p.oops_after_apply)
+            next = std::min(next.value_or(UINT64_MAX), p.applied_at_usec + window);
+    if (!next) {
+        if (timer_)
+            (void)sd_event_source_set_enabled(timer_.get(), SD_EVENT_OFF);
+        return;
+    }
+    const std::uint64_t now = realtime_usec();
+    schedule_tick(*next > now ? *next - now : 0);
 }
 
 void Service::watch(std::string_view patch, std::string_view target)
@@ -304,6 +390,7 @@ void Service::watch(std::string_view patch, std::string_view target)
 void Service::started_watching(std::string patch, std::string target)
 {
     watched_ = Watched{std::move(patch), std::move(target), realtime_usec(), false};
+    remediation_.reset();
     manager_->emit_transition_started(watched_->patch, watched_->target);
     journal::log(LogLevel::info, watched_->patch + ": transition to " + watched_->target +
                                      " started",
@@ -329,9 +416,11 @@ void Service::follow_transition(const std::vector<KernelPatch>& in_kernel)
     if (!watched_)
         started_watching(now.patch, now.target);
     now.started_usec = watched_->started_usec;
-    if (auto tasks = control_->pending_tasks())
-        now.pending_tasks = static_cast<std::uint32_t>(tasks->size());
     const std::uint64_t elapsed = realtime_usec() - watched_->started_usec;
+    if (auto tasks = control_->pending_tasks()) {
+        now.pending_tasks = static_cast<std::uint32_t>(tasks->size());
+        remediate(std::chrono::milliseconds(elapsed / usec_per_msec), *tasks);
+    }
     const auto limit = static_cast<std::uint64_t>(config_.transition.stall_timeout_ms.count()) *
                        usec_per_msec;
     if (elapsed >= limit) {
@@ -364,11 +453,19 @@ void Service::transition_ended(const Watched& ended, const std::vector<KernelPat
                   {"OUTCOME", outcome},
                   {"DURATION_USEC", std::to_string(duration)},
                   {"MESSAGE_ID", std::string(journal::message_id::transition_finished)}});
-    // A patch that ended unpatched is no longer wanted (a reversed apply, a revert).
-    if (outcome == "unpatched" && desired_.find(ended.patch)) {
-        desired_.erase(ended.patch);
+    // A patch that ended unpatched is no longer wanted (a reversed apply, a revert); nor are
+    // the patches an atomic replace took the place of.
+    bool changed = outcome == "unpatched" && desired_.erase(ended.patch);
+    if (outcome == "patched" && patch && patch->replace)
+        for (const DesiredPatch& wanted : std::vector<DesiredPatch>(desired_.patches))
+            if (!find_patch(in_kernel, wanted.name)) {
+                desired_.erase(wanted.name);
+                journal::log(LogLevel::info, wanted.name + ": replaced by " + ended.patch,
+                             {{"PATCH", wanted.name}});
+                changed = true;
+            }
+    if (changed)
         save_desired();
-    }
 }
 
 void Service::on_stall(const Watched& watched)
@@ -381,6 +478,8 @@ void Service::on_stall(const Watched& watched)
                      " has not completed after " + limit + "; on_stall is " +
                      std::string(to_string(action)),
                  {{"PATCH", watched.patch}, {"TRANSITION", watched.target}});
+    manager_->emit_transition_stalled(watched.patch, to_string(action),
+                                      realtime_usec() - watched.started_usec);
     Result<void> done;
     if (action == StallAction::revert && watched.target == "patched")
         done = control_->revert(watched.patch);
@@ -392,6 +491,100 @@ void Service::on_stall(const Watched& watched)
                       {"MESSAGE_ID", std::string(journal::message_id::action_failed)}});
 }
 
+void Service::remediate(std::chrono::milliseconds elapsed, const std::vector<PendingTask>& pending)
+{
+    std::vector<TaskFacts> facts;
+    for (const PendingTask& task : pending)
+        if (auto f = read_task_facts(task))
+            facts.push_back(std::move(*f));
+    std::vector<std::pair<std::uint32_t, std::string>> refused;
+    for (const Remedy& remedy : remediation_.decide(elapsed, facts, &refused)) {
+        if (remedy.kind == RemedyKind::kick) {
+            if (auto kicked = control_->kick(); !kicked)
+                journal::log(LogLevel::warning, kicked.error().message,
+                             {{"PATCH", watched_->patch}});
+            else
+                journal::log(LogLevel::debug,
+                             watched_->patch + ": kicked " + std::to_string(facts.size()) +
+                                 " pending task(s)",
+                             {{"PATCH", watched_->patch}});
+            continue;
+        }
+        stop_for_a_moment(remedy.target);
+    }
+    for (const auto& [tid, why] : refused) {
+        const auto f = std::find_if(facts.begin(), facts.end(),
+                                    [tid = tid](const TaskFacts& x) { return x.task.tid == tid; });
+        if (f == facts.end())
+            continue;
+        const std::string kind(to_string(f->kind));
+        journal::log(LogLevel::warning,
+                     watched_->patch + ": task " + std::to_string(tid) + " (" + f->task.comm +
+                         ", " + kind + ") blocks the transition in " +
+                         (f->task.function.empty() ? "?" : f->task.function) +
+                         "; not stopped: " + why,
+                     {{"PATCH", watched_->patch},
+                      {"TID", std::to_string(tid)},
+                      {"TASK_KIND", kind},
+                      {"FUNCTION", f->task.function}});
+        manager_->emit_task_blocked(f->task, kind, "not stopped: " + why);
+    }
+}
+
+// SIGSTOP now, SIGCONT hold_ms later: the task leaves the patched function on its way to the
+// stop and switches at its return to user mode.
+void Service::stop_for_a_moment(const TaskFacts& facts)
+{
+    const PendingTask& task = facts.task;
+    const std::string unit = facts.units.empty() ? "" : facts.units.back();
+    const auto pid = static_cast<pid_t>(task.tgid);
+    journal::log(LogLevel::notice,
+                 watched_->patch + ": stopping process " + std::to_string(pid) + " (" +
+                     task.comm + (unit.empty() ? "" : ", " + unit) + ") for " +
+                     std::to_string(config_.remediation.stop_continue.hold_ms.count()) +
+                     " ms: task " + std::to_string(task.tid) + " is asleep in " +
+                     task.function,
+                 {{"PATCH", watched_->patch},
+                  {"TID", std::to_string(task.tid)},
+                  {"UNIT", unit},
+                  {"FUNCTION", task.function}});
+    if (auto stopped = signaller_.stop(pid, facts.start_time); !stopped) {
+        journal::log(LogLevel::warning, stopped.error().message, {{"PATCH", watched_->patch}});
+        return;
+    }
+#ifdef LIVEPATCHD_FAULT_INJECTION
+    // tests/vm: a crash between SIGSTOP and SIGCONT, which the next start must repair.
+    if (std::getenv("LIVEPATCHD_FAULT_KILL_AFTER_STOP"))
+        ::raise(SIGKILL);
+#endif
+    manager_->emit_task_remediated(task, "stop-continue");
+    struct Resume {
+        Service* service;
+        pid_t pid;
+    };
+    auto* resume = new Resume{this, pid};
+    std::uint64_t now = 0;
+    sd_event_now(event_.get(), CLOCK_MONOTONIC, &now);
+    const auto hold = static_cast<std::uint64_t>(config_.remediation.stop_continue.hold_ms.count()) *
+                      usec_per_msec;
+    sd_event_source* source = nullptr;
+    const int r = sd_event_add_time(
+        event_.get(), &source, CLOCK_MONOTONIC, now + hold, 0,
+        [](sd_event_source* s, std::uint64_t, void* userdata) -> int {
+            auto* r = static_cast<Resume*>(userdata);
+            if (auto resumed = r->service->signaller_.resume(r->pid); !resumed)
+                journal::log(LogLevel::warning, resumed.error().message);
+            delete r;
+            sd_event_source_unref(s);
+            return 0;
+        },
+        resume);
+    if (r < 0) {
+        delete resume;
+        (void)signaller_.resume(pid); // no timer: continue it at once
+    }
+}
+
 // A patch of the store whose module is loaded but that lpshim no longer lists ended its unpatch
 // transition (or was replaced): its module goes, so that it can be applied again later.
 // Modules of patches not in the store are not livepatchd's to remove.
@@ -401,10 +594,16 @@ void Service::unload_unpatched(const std::vector<KernelPatch>& in_kernel)
     if (!installed)
         return;
     for (const InstalledPatch& patch : *installed) {
-        if (find_patch(in_kernel, patch.name) || !kernel_.module_loaded(patch.name))
+        if (find_patch(in_kernel, patch.name) || !kernel_.module_loaded(patch.name)) {
+            cannot_unload_.erase(patch.name);
+            continue;
+        }
+        if (cannot_unload_.contains(patch.name))
             continue;
         if (auto gone = control_->unload(patch.name); !gone) {
+            // Said once: a forced patch's module, for one, can never be removed.
             journal::log(LogLevel::warning, gone.error().message, {{"PATCH", patch.name}});
+            cannot_unload_.insert(patch.name);
             continue;
         }
         journal::log(LogLevel::info, patch.name + ": module removed", {{"PATCH", patch.name}});

@@ -20,11 +20,13 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "boot_info.hpp"
@@ -35,7 +37,13 @@
 #include "kernel_view.hpp"
 #include "kmod_patch_control.hpp"
 #include "patch_store.hpp"
+#include "remediation.hpp"
 #include "result.hpp"
+#include "task_signaller.hpp"
+
+#if LIVEPATCHD_HAVE_BPF
+#include "transition_events.hpp"
+#endif
 
 namespace livepatchd {
 
@@ -70,12 +78,17 @@ private:
     };
 
     Service(const Config& config, PatchStore store, DesiredStateFile desired_file,
-            DesiredState desired, std::unique_ptr<KmodPatchControl> control);
+            DesiredState desired, std::unique_ptr<KmodPatchControl> control,
+            TaskSignaller signaller);
 
     Result<void> connect();
     void boot_apply();
     void tick();
     void schedule_tick(std::uint64_t delay_usec);
+    // After a tick: soon while something moves; between transitions only at the crash-loop
+    // guard's next deadline when transition events come from BPF, every second otherwise.
+    void schedule_next_tick();
+    void watch_transition_events();
     static int on_tick(sd_event_source* source, std::uint64_t usec, void* userdata);
     static int on_signal(sd_event_source* source, const signalfd_siginfo* info, void* userdata);
 
@@ -86,6 +99,9 @@ private:
     void follow_transition(const std::vector<KernelPatch>& in_kernel);
     void transition_ended(const Watched& ended, const std::vector<KernelPatch>& in_kernel);
     void on_stall(const Watched& watched);
+    // The remediation ladder, once per tick of a transition under way.
+    void remediate(std::chrono::milliseconds elapsed, const std::vector<PendingTask>& pending);
+    void stop_for_a_moment(const TaskFacts& facts);
     void unload_unpatched(const std::vector<KernelPatch>& in_kernel);
     void apply_next_queued(const std::vector<KernelPatch>& in_kernel);
     void keep_crash_guard();
@@ -99,6 +115,8 @@ private:
     DesiredState desired_;
     SysfsKernelView kernel_;
     std::unique_ptr<KmodPatchControl> control_;
+    RemediationPolicy remediation_;
+    TaskSignaller signaller_;
     std::string release_;
     std::string boot_id_;
     BootFlags boot_flags_;
@@ -107,12 +125,17 @@ private:
     dbus::BusPtr bus_;
     std::unique_ptr<dbus::Manager> manager_;
     EventSourcePtr timer_;
+#if LIVEPATCHD_HAVE_BPF
+    std::unique_ptr<TransitionEvents> events_;
+#endif
+    EventSourcePtr events_source_;
     EventSourcePtr sigterm_;
     EventSourcePtr sigint_;
 
     std::optional<Watched> watched_;
     std::deque<std::string> boot_queue_; // the boot apply's patches still to apply, in order
     bool oops_seen_ = false;             // TAINT_DIE was set at the last look
+    std::set<std::string, std::less<>> cannot_unload_; // modules whose removal failed
     std::string status_line_;
 };
 

@@ -186,6 +186,15 @@ const sd_bus_vtable ManagerVtable::manager[] = {
                              SD_BUS_PARAM(duration_usec), 0),
     SD_BUS_SIGNAL_WITH_NAMES("PatchStateChanged", "ss",
                              SD_BUS_PARAM(patch) SD_BUS_PARAM(state), 0),
+    SD_BUS_SIGNAL_WITH_NAMES("TaskBlocked", "uussss",
+                             SD_BUS_PARAM(tid) SD_BUS_PARAM(tgid) SD_BUS_PARAM(comm)
+                             SD_BUS_PARAM(kind) SD_BUS_PARAM(function) SD_BUS_PARAM(note), 0),
+    SD_BUS_SIGNAL_WITH_NAMES("TaskRemediated", "uuss",
+                             SD_BUS_PARAM(tid) SD_BUS_PARAM(tgid) SD_BUS_PARAM(action)
+                             SD_BUS_PARAM(comm), 0),
+    SD_BUS_SIGNAL_WITH_NAMES("TransitionStalled", "sst",
+                             SD_BUS_PARAM(patch) SD_BUS_PARAM(action)
+                             SD_BUS_PARAM(elapsed_usec), 0),
     SD_BUS_VTABLE_END,
 };
 
@@ -317,6 +326,29 @@ void Manager::emit_transition_finished(std::string_view patch, std::string_view 
     (void)sd_bus_emit_signal(bus_, manager_path, manager_interface, "TransitionFinished", "ssst",
                              std::string(patch).c_str(), std::string(target).c_str(),
                              std::string(outcome).c_str(), duration_usec);
+}
+
+void Manager::emit_task_blocked(const PendingTask& task, std::string_view kind,
+                                std::string_view note)
+{
+    (void)sd_bus_emit_signal(bus_, manager_path, manager_interface, "TaskBlocked", "uussss",
+                             task.tid, task.tgid, task.comm.c_str(), std::string(kind).c_str(),
+                             task.function.c_str(), std::string(note).c_str());
+}
+
+void Manager::emit_task_remediated(const PendingTask& task, std::string_view action)
+{
+    (void)sd_bus_emit_signal(bus_, manager_path, manager_interface, "TaskRemediated", "uuss",
+                             task.tid, task.tgid, std::string(action).c_str(),
+                             task.comm.c_str());
+}
+
+void Manager::emit_transition_stalled(std::string_view patch, std::string_view action,
+                                      std::uint64_t elapsed_usec)
+{
+    (void)sd_bus_emit_signal(bus_, manager_path, manager_interface, "TransitionStalled", "sst",
+                             std::string(patch).c_str(), std::string(action).c_str(),
+                             elapsed_usec);
 }
 
 void Manager::emit_patch_changed(std::string_view name)

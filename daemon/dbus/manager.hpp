@@ -82,6 +82,12 @@ public:
     void emit_transition_started(std::string_view patch, std::string_view target);
     void emit_transition_finished(std::string_view patch, std::string_view target,
                                   std::string_view outcome, std::uint64_t duration_usec);
+    // For the remediation ladder: a task that blocks the transition (note: what livepatchd
+    // will or will not do about it), an action taken on one, a stall and its outcome.
+    void emit_task_blocked(const PendingTask& task, std::string_view kind, std::string_view note);
+    void emit_task_remediated(const PendingTask& task, std::string_view action);
+    void emit_transition_stalled(std::string_view patch, std::string_view action,
+                                 std::uint64_t elapsed_usec);
     // PatchStateChanged and the patch object's PropertiesChanged.
     void emit_patch_changed(std::string_view name);
 

@@ -1,0 +1,98 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#include "remediation.hpp"
+
+#include <algorithm>
+
+namespace livepatchd {
+
+std::string_view to_string(TaskKind kind)
+{
+    switch (kind) {
+    case TaskKind::user: return "user";
+    case TaskKind::kthread: return "kthread";
+    case TaskKind::idle: return "idle";
+    }
+    return "user";
+}
+
+std::string_view to_string(RemedyKind kind)
+{
+    switch (kind) {
+    case RemedyKind::kick: return "kick";
+    case RemedyKind::stop_continue: return "stop-continue";
+    }
+    return "kick";
+}
+
+std::optional<std::string> why_not_stop(const TaskFacts& facts, const StopContinueConfig& config,
+                                        pid_t self)
+{
+    const PendingTask& t = facts.task;
+    if (facts.kind != TaskKind::user)
+        return "it is a kernel thread; signals do not move it";
+    if (t.tgid == 1)
+        return "it is PID 1";
+    if (static_cast<pid_t>(t.tgid) == self)
+        return "it is livepatchd itself";
+    if (facts.state == 'T' || facts.state == 't')
+        return "it is stopped already; livepatchd never continues a process it did not stop";
+    if (facts.traced)
+        return "it is being traced";
+    if (facts.state == 'D')
+        return "it is in uninterruptible sleep; a signal does not wake it";
+    if (t.reason != "sleeping-in-function")
+        return "it is not asleep in a patched function (" + t.reason + ")";
+    for (const std::string& unit : facts.units)
+        if (std::find(config.exclude_units.begin(), config.exclude_units.end(), unit) !=
+            config.exclude_units.end())
+            return "its unit " + unit + " is in stop_continue.exclude_units";
+    if (std::find(config.exclude_commands.begin(), config.exclude_commands.end(), t.comm) !=
+        config.exclude_commands.end())
+        return "its command " + t.comm + " is in stop_continue.exclude_commands";
+    return std::nullopt;
+}
+
+RemediationPolicy::RemediationPolicy(RemediationConfig config, pid_t self)
+    : config_(std::move(config)), self_(self)
+{
+}
+
+void RemediationPolicy::reset()
+{
+    last_kick_.reset();
+    stopped_.clear();
+    refused_.clear();
+}
+
+std::vector<Remedy> RemediationPolicy::decide(
+    std::chrono::milliseconds elapsed, const std::vector<TaskFacts>& pending,
+    std::vector<std::pair<std::uint32_t, std::string>>* refused)
+{
+    std::vector<Remedy> remedies;
+    if (!config_.enabled || pending.empty() || elapsed < config_.grace_ms)
+        return remedies;
+
+    if (config_.kick.enabled &&
+        (!last_kick_ || elapsed - *last_kick_ >= config_.kick.interval_ms)) {
+        last_kick_ = elapsed;
+        remedies.push_back({RemedyKind::kick, {}});
+    }
+
+    const StopContinueConfig& sc = config_.stop_continue;
+    if (!sc.enabled || elapsed < sc.after_ms)
+        return remedies;
+    for (const TaskFacts& facts : pending) {
+        if (stopped_.contains(facts.task.tgid))
+            continue;
+        if (auto why = why_not_stop(facts, sc, self_)) {
+            if (refused && refused_.insert(facts.task.tid).second)
+                refused->emplace_back(facts.task.tid, *why);
+            continue;
+        }
+        stopped_.insert(facts.task.tgid);
+        remedies.push_back({RemedyKind::stop_continue, facts});
+    }
+    return remedies;
+}
+
+} // namespace livepatchd

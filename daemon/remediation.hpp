@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//
+// The remediation ladder (docs/remediation.md): what livepatchd does about the tasks that keep a
+// transition open, decided from the configuration, the time since the transition started and
+// what is known about each pending task. Pure: RemediationPolicy decides, the Service acts
+// (PatchControl::kick, TaskSignaller) and reports.
+//
+//   rung 1  grace:          nothing before remediation.grace_ms;
+//   rung 2  kick:           then every kick.interval_ms, lpshim's kick of the pending tasks;
+//   rung 3  stop/continue:  from stop_continue.after_ms (never inside the grace), SIGSTOP and,
+//                           hold_ms later, SIGCONT to each user process with a task asleep in a
+//                           patched function, once per process and transition, if it may be
+//                           signalled at all (may_stop).
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "config.hpp"
+#include "patch_control.hpp"
+
+namespace livepatchd {
+
+enum class TaskKind { user, kthread, idle };
+std::string_view to_string(TaskKind kind);
+
+// A pending task as lpshim lists it, with what /proc says about it.
+struct TaskFacts {
+    PendingTask task;
+    TaskKind kind = TaskKind::user;
+    char state = '?';              // /proc/<tid>/stat: R, S, D, T (stopped), t (traced), ...
+    bool traced = false;           // TracerPid != 0
+    std::uint64_t start_time = 0;  // /proc/<tid>/stat field 22: tells a reused pid apart
+    std::vector<std::string> units; // systemd units of its cgroup path, outermost first
+
+    bool operator==(const TaskFacts&) const = default;
+};
+
+// Whether livepatchd may SIGSTOP the process of this task: nullopt if it may, otherwise why
+// not, in words for the journal. self is livepatchd's pid.
+std::optional<std::string> why_not_stop(const TaskFacts& facts, const StopContinueConfig& config,
+                                        pid_t self);
+
+enum class RemedyKind { kick, stop_continue };
+std::string_view to_string(RemedyKind kind);
+
+struct Remedy {
+    RemedyKind kind;
+    TaskFacts target; // stop_continue: the task whose process is stopped; kick: unused
+    bool operator==(const Remedy&) const = default;
+};
+
+class RemediationPolicy {
+public:
+    explicit RemediationPolicy(RemediationConfig config, pid_t self);
+
+    // A new transition: forget what was done in the last one.
+    void reset();
+
+    // What to do now, elapsed after the transition started, about these pending tasks. Tasks
+    // that may not be stopped are reported once each through `refused` (tid, why).
+    std::vector<Remedy> decide(std::chrono::milliseconds elapsed,
+                               const std::vector<TaskFacts>& pending,
+                               std::vector<std::pair<std::uint32_t, std::string>>* refused);
+
+private:
+    RemediationConfig config_;
+    pid_t self_;
+    std::optional<std::chrono::milliseconds> last_kick_;
+    std::set<std::uint32_t> stopped_;  // tgids stopped in this transition
+    std::set<std::uint32_t> refused_;  // tids already reported as not to be stopped
+};
+
+} // namespace livepatchd

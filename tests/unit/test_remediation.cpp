@@ -1,0 +1,139 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//
+// The remediation ladder's decisions (RemediationPolicy, why_not_stop) and what it reads from
+// /proc (parse_proc_stat, parse_cgroup_units).
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include "remediation.hpp"
+#include "task_facts.hpp"
+
+using namespace livepatchd;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr pid_t self = 4242;
+
+TaskFacts sleeper(std::uint32_t tid, std::uint32_t tgid = 0)
+{
+    TaskFacts f;
+    f.task = {tid, tgid ? tgid : tid, "cat", "sleeping-in-function", "lpshim_target_sleep"};
+    f.state = 'S';
+    f.units = {"system.slice", "app.service"};
+    return f;
+}
+
+std::vector<RemedyKind> kinds(const std::vector<Remedy>& remedies)
+{
+    std::vector<RemedyKind> k;
+    for (const Remedy& r : remedies)
+        k.push_back(r.kind);
+    return k;
+}
+
+} // namespace
+
+TEST_CASE("the default ladder: grace, kicks every interval, one stop per process")
+{
+    RemediationPolicy policy(RemediationConfig{}, self);
+    const std::vector<TaskFacts> pending{sleeper(10), sleeper(11, 10), sleeper(20)};
+    CHECK(policy.decide(100ms, pending, nullptr).empty()); // grace (200 ms)
+    CHECK(kinds(policy.decide(200ms, pending, nullptr)) == std::vector{RemedyKind::kick});
+    CHECK(policy.decide(400ms, pending, nullptr).empty()); // next kick at 700 ms
+    // From 600 ms, stop each process once: 10 (tasks 10 and 11) and 20.
+    auto at600 = policy.decide(600ms, pending, nullptr);
+    REQUIRE(kinds(at600) == std::vector{RemedyKind::stop_continue, RemedyKind::stop_continue});
+    CHECK(at600[0].target.task.tgid == 10);
+    CHECK(at600[1].target.task.tgid == 20);
+    CHECK(kinds(policy.decide(700ms, pending, nullptr)) == std::vector{RemedyKind::kick});
+    CHECK(policy.decide(800ms, pending, nullptr).empty());
+    policy.reset(); // a new transition starts over
+    CHECK(kinds(policy.decide(600ms, pending, nullptr)) ==
+          std::vector{RemedyKind::kick, RemedyKind::stop_continue, RemedyKind::stop_continue});
+}
+
+TEST_CASE("each rung can be turned off, and remediation as a whole")
+{
+    RemediationConfig off;
+    off.enabled = false;
+    CHECK(RemediationPolicy(off, self).decide(10s, {sleeper(10)}, nullptr).empty());
+
+    RemediationConfig no_kick;
+    no_kick.kick.enabled = false;
+    CHECK(kinds(RemediationPolicy(no_kick, self).decide(1s, {sleeper(10)}, nullptr)) ==
+          std::vector{RemedyKind::stop_continue});
+
+    RemediationConfig no_stop;
+    no_stop.stop_continue.enabled = false;
+    CHECK(kinds(RemediationPolicy(no_stop, self).decide(1s, {sleeper(10)}, nullptr)) ==
+          std::vector{RemedyKind::kick});
+
+    // No stop inside the grace, whatever after_ms says.
+    RemediationConfig early;
+    early.stop_continue.after_ms = 0ms;
+    CHECK(RemediationPolicy(early, self).decide(100ms, {sleeper(10)}, nullptr).empty());
+}
+
+TEST_CASE("never stopped: kthreads, pid 1, livepatchd, stopped, traced, D, excluded")
+{
+    StopContinueConfig sc;
+    sc.exclude_units = {"app.service"};
+    sc.exclude_commands = {"postgres"};
+
+    auto kthread = sleeper(10);
+    kthread.kind = TaskKind::kthread;
+    CHECK(why_not_stop(kthread, {}, self)->find("kernel thread") != std::string::npos);
+    auto init = sleeper(1);
+    CHECK(why_not_stop(init, {}, self) == "it is PID 1");
+    auto us = sleeper(self);
+    CHECK(why_not_stop(us, {}, self) == "it is livepatchd itself");
+    for (char stopped : {'T', 't'}) {
+        auto s = sleeper(10);
+        s.state = stopped;
+        CHECK(why_not_stop(s, {}, self)->find("stopped already") != std::string::npos);
+    }
+    auto traced = sleeper(10);
+    traced.traced = true;
+    CHECK(why_not_stop(traced, {}, self) == "it is being traced");
+    auto d = sleeper(10);
+    d.state = 'D';
+    CHECK(why_not_stop(d, {}, self)->find("uninterruptible") != std::string::npos);
+    auto running = sleeper(10);
+    running.task.reason = "running";
+    CHECK(why_not_stop(running, {}, self)->find("not asleep") != std::string::npos);
+    CHECK(why_not_stop(sleeper(10), sc, self) ==
+          "its unit app.service is in stop_continue.exclude_units");
+    auto pg = sleeper(10);
+    pg.units = {};
+    pg.task.comm = "postgres";
+    CHECK(why_not_stop(pg, sc, self) == "its command postgres is in stop_continue.exclude_commands");
+    CHECK_FALSE(why_not_stop(sleeper(10), {}, self));
+
+    // The policy reports each refused task once.
+    RemediationPolicy policy(RemediationConfig{}, self);
+    std::vector<std::pair<std::uint32_t, std::string>> refused;
+    CHECK(kinds(policy.decide(1s, {kthread}, &refused)) == std::vector{RemedyKind::kick});
+    CHECK(refused.size() == 1);
+    (void)policy.decide(2s, {kthread}, &refused);
+    CHECK(refused.size() == 1);
+}
+
+TEST_CASE("/proc/<pid>/stat and /proc/<pid>/cgroup")
+{
+    const auto stat = parse_proc_stat(
+        "383 (c a t) x) S 1 383 383 0 -1 4194560 89 0 0 0 0 0 0 0 20 0 1 0 4711 5484544 "
+        "230 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n");
+    REQUIRE(stat);
+    CHECK(stat->state == 'S');
+    CHECK(stat->flags == 4194560);
+    CHECK(stat->start_time == 4711);
+    CHECK_FALSE(parse_proc_stat("383 (cat S 1"));
+    CHECK_FALSE(parse_proc_stat("383 (cat) S 1 2 3"));
+
+    CHECK(parse_cgroup_units("0::/system.slice/foo.service\n") ==
+          std::vector<std::string>{"system.slice", "foo.service"});
+    CHECK(parse_cgroup_units("0::/user.slice/user-0.slice/session-1.scope/x\n") ==
+          std::vector<std::string>{"user.slice", "user-0.slice", "session-1.scope"});
+    CHECK(parse_cgroup_units("1:name=systemd:/a.service\n").empty());
+}

@@ -1,0 +1,137 @@
+#!/bin/bash
+# The remediation ladder of livepatchd (docs/remediation.md), under systemd in the guest: a
+# reader asleep in a patched function keeps the transition open; the kick alone, SIGSTOP/SIGCONT
+# alone, and the whole ladder each end it, and the reader's read then completes in the patched
+# code. With remediation off it stays pending; a process its user stopped is never continued;
+# a crash between SIGSTOP and SIGCONT leaves no process stopped once systemd restarted the
+# daemon; a parked kthread is reported as one, never signalled, and the stall reverts the patch.
+. "$(dirname "$0")/../lib.sh"
+
+C=test_lpshim_consistency
+T=/sys/kernel/debug/lpshim_target
+CONF=/usr/local/etc/livepatchd/livepatchd.json
+OUT=$(mktemp)
+MANAGER=(org.livepatchd.LivePatch1 /org/livepatchd/LivePatch1 org.livepatchd.LivePatch1.Manager)
+
+state_is() { [[ $(busctl get-property "${MANAGER[@]}" State) == "s \"$1\"" ]]; }
+patch_state() { livepatchctl --json list | python3 -c "
+import json, sys
+print(next((p['State'] for p in json.load(sys.stdin) if p['Name'] == sys.argv[1]), 'none'))" "$1"; }
+proc_state() { awk '{ sub(/.*\) /, ""); print substr($0, 1, 1) }' /proc/$1/stat; }
+
+# configure JSON: restart livepatchd with this remediation configuration.
+configure() {
+	echo "$1" >$CONF
+	systemctl restart livepatchd || { journalctl -u livepatchd --no-pager | tail; fail "livepatchd does not start with $1"; }
+}
+
+start_reader() {
+	cat /dev/lpshim_target_sleep >"$OUT" &
+	READER=$!
+	wait_until 10 "the reader sleeps in lpshim_target_sleep" grep -qx 1 $T/sleepers
+}
+
+release_reader() {
+	echo 1 >$T/sleep_release
+	wait $READER
+}
+
+# ladder_ends_it WHAT CONFIG: with CONFIG, applying C completes while the reader sleeps; the
+# reader's read restarts in the patched code.
+ladder_ends_it() {
+	local what=$1 start end
+	echo "# $what"
+	configure "$2"
+	start_reader
+	start=$(date +%s%N)
+	livepatchctl apply $C >/dev/null || fail "$what: the apply did not complete"
+	end=$(date +%s%N)
+	echo "# $what: the transition completed $(((end - start) / 1000000)) ms after the apply"
+	expect_eq "$(patch_state $C)" applied "$what: the patch is applied"
+	kill -0 $READER || fail "$what: the reader is gone"
+	expect_eq "$(proc_state $READER)" S "$what: the reader is asleep again, not stopped"
+	wait_until 10 "the restarted read sleeps again" grep -qx 1 $T/sleepers
+	release_reader
+	expect_eq "$(cat "$OUT")" "woken by v2" "$what: the reader's read completed in the patch"
+	livepatchctl revert $C >/dev/null
+}
+
+"$(dirname "$0")/../install-livepatchd" "$BUILD"
+mkdir -p "$(dirname $CONF)"
+echo '{}' >$CONF
+systemctl start livepatchd
+insmod "$(module_path lpshim_target)"
+livepatchctl install "$(module_path $C)" >/dev/null
+
+ladder_ends_it "the whole ladder" '{"transition": {"stall_timeout_ms": 20000}}'
+ladder_ends_it "the kick alone" \
+	'{"transition": {"stall_timeout_ms": 20000}, "remediation": {"stop_continue": {"enabled": false}}}'
+ladder_ends_it "SIGSTOP/SIGCONT alone" \
+	'{"transition": {"stall_timeout_ms": 20000}, "remediation": {"kick": {"enabled": false}}}'
+journalctl -u livepatchd --no-pager -o cat | grep -q "stopping process $READER (cat, .*) for 50 ms: task $READER is asleep in lpshim_target_sleep" ||
+	fail "no journal entry for the SIGSTOP of the reader"
+ok "the journal names the stopped process, its unit and the function"
+
+echo "# remediation off"
+configure '{"transition": {"stall_timeout_ms": 60000}, "remediation": {"enabled": false}}'
+start_reader
+livepatchctl apply --no-block $C
+sleep 3
+expect_eq "$(patch_state $C)" applying "remediation off: the transition stays open"
+release_reader
+wait_until 20 "the transition completes once the reader left" state_is idle
+livepatchctl revert $C >/dev/null
+
+echo "# a process its user stopped"
+configure '{"transition": {"stall_timeout_ms": 60000}, "remediation": {"kick": {"enabled": false}}}'
+start_reader
+kill -STOP $READER
+# A stopped reader is out of the function already: the transition completes; what matters is
+# that nobody continued it.
+livepatchctl apply --no-block $C
+wait_until 20 "the transition completes" state_is idle
+sleep 1
+expect_eq "$(proc_state $READER)" T "the process its user stopped is still stopped"
+kill -CONT $READER
+release_reader
+livepatchctl revert $C >/dev/null
+
+echo "# a crash between SIGSTOP and SIGCONT"
+mkdir -p /run/systemd/system/livepatchd.service.d
+printf '[Service]\nEnvironment=LIVEPATCHD_FAULT_KILL_AFTER_STOP=1\n' \
+	>/run/systemd/system/livepatchd.service.d/fault.conf
+systemctl daemon-reload
+configure '{"transition": {"stall_timeout_ms": 60000}, "remediation": {"kick": {"enabled": false}}}'
+start_reader
+livepatchctl apply --no-block $C
+wait_until 20 "livepatchd crashed after the SIGSTOP" \
+	sh -c "journalctl -u livepatchd --no-pager -o cat | grep -q 'continued process $READER'"
+ok "the restarted livepatchd continued the process its predecessor stopped"
+rm /run/systemd/system/livepatchd.service.d/fault.conf
+systemctl daemon-reload
+configure '{"transition": {"stall_timeout_ms": 60000}, "remediation": {"kick": {"enabled": false}}}'
+wait_until 20 "the transition completes" state_is idle
+expect_eq "$(proc_state $READER)" S "the reader is not left stopped"
+release_reader
+livepatchctl revert $C >/dev/null
+
+echo "# a parked kthread"
+configure '{"transition": {"stall_timeout_ms": 3000, "on_stall": "revert"}}'
+echo 1 >$T/kthread_park
+wait_until 10 "the kthread is parked" grep -qx 1 $T/kthread_park
+kthread=$(pgrep -x lpshim_tgt_park)
+livepatchctl apply $C >/dev/null 2>&1 && fail "the apply completed with a kthread parked in a patched function"
+expect_eq "$(patch_state $C)" installed "the stall reverted the patch"
+journalctl -u livepatchd --no-pager -o cat | grep -q "task $kthread (lpshim_tgt_park, kthread) blocks the transition in lpshim_target_kthread_park.*; not stopped: it is a kernel thread" ||
+	fail "the parked kthread is not reported as a kthread"
+ok "the parked kthread is reported as a kthread, not stopped"
+journalctl -u livepatchd --no-pager -o cat | grep -q "has not completed after 3000 ms; on_stall is revert" ||
+	fail "the stall is not reported"
+ok "the stall and its outcome are reported"
+echo 0 >$T/kthread_park
+
+livepatchctl remove $C >/dev/null
+systemctl stop livepatchd
+rmmod lpshim_target
+wait_until 10 "nothing holds lpshim" grep -sqx 0 /sys/module/lpshim/refcnt
+rmmod lpshim
