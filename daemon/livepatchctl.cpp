@@ -87,7 +87,9 @@ struct ManagerState {
 
 struct PendingTaskRow {
     std::uint32_t tid = 0, tgid = 0;
-    std::string comm, reason, function;
+    std::string comm, reason, function, kind, state, unit;
+    std::uint64_t blocked_usec = 0;
+    std::vector<std::string> actions;
 };
 
 class Client {
@@ -174,18 +176,33 @@ public:
     {
         MessagePtr reply = call("ListPendingTasks", nullptr);
         std::vector<PendingTaskRow> rows;
-        int r = sd_bus_message_enter_container(reply.get(), 'a', "(uusss)");
-        for (; r > 0;) {
-            PendingTaskRow row;
-            const char *comm, *reason, *function;
-            r = sd_bus_message_read(reply.get(), "(uusss)", &row.tid, &row.tgid, &comm, &reason,
-                                    &function);
+        sd_bus_message* m = reply.get();
+        int r = sd_bus_message_enter_container(m, 'a', "(uusssssstas)");
+        while (r > 0) {
+            r = sd_bus_message_enter_container(m, 'r', "uusssssstas");
             if (r <= 0)
+                break;
+            PendingTaskRow row;
+            const char *comm, *reason, *function, *kind, *state, *unit;
+            r = sd_bus_message_read(m, "uusssssst", &row.tid, &row.tgid, &comm, &reason,
+                                    &function, &kind, &state, &unit, &row.blocked_usec);
+            if (r < 0)
                 break;
             row.comm = comm;
             row.reason = reason;
             row.function = function;
+            row.kind = kind;
+            row.state = state;
+            row.unit = unit;
+            r = sd_bus_message_enter_container(m, 'a', "s");
+            const char* action = nullptr;
+            while (r > 0 && (r = sd_bus_message_read(m, "s", &action)) > 0)
+                row.actions.emplace_back(action);
+            if (r < 0 || (r = sd_bus_message_exit_container(m)) < 0 ||
+                (r = sd_bus_message_exit_container(m)) < 0)
+                break;
             rows.push_back(std::move(row));
+            r = 1;
         }
         if (r < 0)
             fail(std::string("cannot read ListPendingTasks' reply: ") + std::strerror(-r));
@@ -318,7 +335,9 @@ int cmd_blocking(Client& client, const CtlOptions& options)
         json j = json::array();
         for (const auto& r : rows)
             j.push_back({{"Tid", r.tid}, {"Tgid", r.tgid}, {"Comm", r.comm},
-                         {"Reason", r.reason}, {"Function", r.function}});
+                         {"Reason", r.reason}, {"Function", r.function}, {"Kind", r.kind},
+                         {"State", r.state}, {"Unit", r.unit},
+                         {"BlockedUSec", r.blocked_usec}, {"Actions", r.actions}});
         print_json(j);
         return exit_status::success;
     }
@@ -326,12 +345,21 @@ int cmd_blocking(Client& client, const CtlOptions& options)
         std::printf("No task blocks a transition.\n");
         return exit_status::success;
     }
-    std::printf("%-8s %-8s %-16s %-22s %s\n", "TID", "TGID", "COMMAND", "REASON", "FUNCTION");
-    for (const auto& r : rows)
-        std::printf("%-8u %-8u %-16s %-22s %s\n", r.tid, r.tgid, r.comm.c_str(),
-                    r.reason.c_str(), options.verbose || !r.function.empty()
-                                          ? r.function.c_str()
-                                          : "");
+    std::printf("%-8s %-8s %-16s %-8s %-22s %7s %s\n", "TID", "TGID", "COMMAND", "KIND",
+                "REASON", "FOR", "FUNCTION");
+    for (const auto& r : rows) {
+        char blocked[32];
+        std::snprintf(blocked, sizeof(blocked), "%.1fs",
+                      static_cast<double>(r.blocked_usec) / 1e6);
+        std::printf("%-8u %-8u %-16s %-8s %-22s %7s %s\n", r.tid, r.tgid, r.comm.c_str(),
+                    r.kind.c_str(), r.reason.c_str(), blocked, r.function.c_str());
+        if (!options.verbose)
+            continue;
+        std::printf("         state %s%s%s\n", r.state.c_str(), r.unit.empty() ? "" : ", unit ",
+                    r.unit.c_str());
+        for (const std::string& action : r.actions)
+            std::printf("         %s\n", action.c_str());
+    }
     return exit_status::success;
 }
 
@@ -492,7 +520,8 @@ void print_help()
         "                  D-Bus properties' (docs/dbus-api.md).\n"
         "      --no-block  apply, revert: return once the transition has started instead of\n"
         "                  waiting for it to end.\n"
-        "  -v, --verbose   blocking: show every column even when empty.\n"
+        "  -v, --verbose   blocking: also show each task's state, unit, and what livepatchd\n"
+        "                  did about it.\n"
         "  -h, --help      Show this help and exit.\n"
         "      --version   Show the version and exit.\n"
         "\n"

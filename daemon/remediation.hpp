@@ -42,6 +42,16 @@ struct TaskFacts {
     bool operator==(const TaskFacts&) const = default;
 };
 
+// What ListPendingTasks and `livepatchctl blocking` report about a task that keeps the
+// transition open.
+struct BlockingTask {
+    TaskFacts facts;
+    std::uint64_t blocked_usec = 0;   // since livepatchd first saw it pending in this transition
+    std::vector<std::string> actions; // what livepatchd did or decided, oldest first
+
+    bool operator==(const BlockingTask&) const = default;
+};
+
 // Whether livepatchd may SIGSTOP the process of this task: nullopt if it may, otherwise why
 // not, in words for the journal. self is livepatchd's pid.
 std::optional<std::string> why_not_stop(const TaskFacts& facts, const StopContinueConfig& config,

@@ -177,6 +177,7 @@ Result<void> Service::connect()
                                               std::string_view target) {
                      watch(patch, target);
                  },
+                 .blocking_tasks = [this] { return blocking_tasks(); },
              });
     if (auto attached = manager_->attach(); !attached)
         return attached.error();
@@ -391,6 +392,7 @@ void Service::started_watching(std::string patch, std::string target)
 {
     watched_ = Watched{std::move(patch), std::move(target), realtime_usec(), false};
     remediation_.reset();
+    seen_.clear();
     manager_->emit_transition_started(watched_->patch, watched_->target);
     journal::log(LogLevel::info, watched_->patch + ": transition to " + watched_->target +
                                      " started",
@@ -494,20 +496,27 @@ void Service::on_stall(const Watched& watched)
 void Service::remediate(std::chrono::milliseconds elapsed, const std::vector<PendingTask>& pending)
 {
     std::vector<TaskFacts> facts;
-    for (const PendingTask& task : pending)
+    const std::uint64_t now = realtime_usec();
+    for (const PendingTask& task : pending) {
+        seen_.try_emplace(task.tid, Seen{now, 0, {}});
         if (auto f = read_task_facts(task))
             facts.push_back(std::move(*f));
+    }
     std::vector<std::pair<std::uint32_t, std::string>> refused;
     for (const Remedy& remedy : remediation_.decide(elapsed, facts, &refused)) {
         if (remedy.kind == RemedyKind::kick) {
-            if (auto kicked = control_->kick(); !kicked)
+            const auto kicked = control_->kick();
+            if (!kicked) {
                 journal::log(LogLevel::warning, kicked.error().message,
                              {{"PATCH", watched_->patch}});
-            else
-                journal::log(LogLevel::debug,
-                             watched_->patch + ": kicked " + std::to_string(facts.size()) +
-                                 " pending task(s)",
-                             {{"PATCH", watched_->patch}});
+                continue;
+            }
+            for (const TaskFacts& f : facts)
+                ++seen_[f.task.tid].kicks;
+            journal::log(LogLevel::debug,
+                         watched_->patch + ": kicked " + std::to_string(facts.size()) +
+                             " pending task(s)",
+                         {{"PATCH", watched_->patch}});
             continue;
         }
         stop_for_a_moment(remedy.target);
@@ -528,6 +537,7 @@ void Service::remediate(std::chrono::milliseconds elapsed, const std::vector<Pen
                       {"TASK_KIND", kind},
                       {"FUNCTION", f->task.function}});
         manager_->emit_task_blocked(f->task, kind, "not stopped: " + why);
+        seen_[tid].actions.push_back("not stopped: " + why);
     }
 }
 
@@ -558,6 +568,9 @@ void Service::stop_for_a_moment(const TaskFacts& facts)
         ::raise(SIGKILL);
 #endif
     manager_->emit_task_remediated(task, "stop-continue");
+    seen_[task.tid].actions.push_back(
+        "stopped for " + std::to_string(config_.remediation.stop_continue.hold_ms.count()) +
+        " ms");
     struct Resume {
         Service* service;
         pid_t pid;
@@ -583,6 +596,31 @@ void Service::stop_for_a_moment(const TaskFacts& facts)
         delete resume;
         (void)signaller_.resume(pid); // no timer: continue it at once
     }
+}
+
+Result<std::vector<BlockingTask>> Service::blocking_tasks() const
+{
+    auto pending = control_->pending_tasks();
+    if (!pending)
+        return pending.error();
+    const std::uint64_t now = realtime_usec();
+    std::vector<BlockingTask> report;
+    for (PendingTask& task : *pending) {
+        BlockingTask b;
+        if (auto facts = read_task_facts(task))
+            b.facts = std::move(*facts);
+        else
+            b.facts.task = std::move(task);
+        if (const auto seen = seen_.find(b.facts.task.tid); seen != seen_.end()) {
+            b.blocked_usec = now - seen->second.first_usec;
+            if (seen->second.kicks)
+                b.actions.push_back("kicked " + std::to_string(seen->second.kicks) + " time(s)");
+            b.actions.insert(b.actions.end(), seen->second.actions.begin(),
+                             seen->second.actions.end());
+        }
+        report.push_back(std::move(b));
+    }
+    return report;
 }
 
 // A patch of the store whose module is loaded but that lpshim no longer lists ended its unpatch

@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <deque>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -102,6 +103,8 @@ private:
     // The remediation ladder, once per tick of a transition under way.
     void remediate(std::chrono::milliseconds elapsed, const std::vector<PendingTask>& pending);
     void stop_for_a_moment(const TaskFacts& facts);
+    // ListPendingTasks: lpshim's pending tasks with what /proc and the ladder know of them.
+    Result<std::vector<BlockingTask>> blocking_tasks() const;
     void unload_unpatched(const std::vector<KernelPatch>& in_kernel);
     void apply_next_queued(const std::vector<KernelPatch>& in_kernel);
     void keep_crash_guard();
@@ -133,6 +136,13 @@ private:
     EventSourcePtr sigint_;
 
     std::optional<Watched> watched_;
+    // The tasks seen pending in the watched transition, by tid.
+    struct Seen {
+        std::uint64_t first_usec = 0;
+        unsigned kicks = 0;
+        std::vector<std::string> actions;
+    };
+    std::map<std::uint32_t, Seen> seen_;
     std::deque<std::string> boot_queue_; // the boot apply's patches still to apply, in order
     bool oops_seen_ = false;             // TAINT_DIE was set at the last look
     std::set<std::string, std::less<>> cannot_unload_; // modules whose removal failed

@@ -162,7 +162,7 @@ const sd_bus_vtable ManagerVtable::manager[] = {
                              method<&Manager::remove>, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD_WITH_NAMES("ListPatches", "", , "a(sosbbbutt)", SD_BUS_PARAM(patches),
                              method<&Manager::list_patches>, SD_BUS_VTABLE_UNPRIVILEGED),
-    SD_BUS_METHOD_WITH_NAMES("ListPendingTasks", "", , "a(uusss)", SD_BUS_PARAM(tasks),
+    SD_BUS_METHOD_WITH_NAMES("ListPendingTasks", "", , "a(uusssssstas)", SD_BUS_PARAM(tasks),
                              method<&Manager::list_pending_tasks>, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("Kick", "", "", method<&Manager::kick>, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD_WITH_NAMES("Force", "s", SD_BUS_PARAM(name), "", ,
@@ -564,7 +564,19 @@ int Manager::list_patches(sd_bus_message* call, sd_bus_error* error)
 
 int Manager::list_pending_tasks(sd_bus_message* call, sd_bus_error* error)
 {
-    auto tasks = context_.control.pending_tasks();
+    Result<std::vector<BlockingTask>> tasks = std::vector<BlockingTask>{};
+    if (context_.blocking_tasks) {
+        tasks = context_.blocking_tasks();
+    } else if (auto pending = context_.control.pending_tasks()) {
+        for (PendingTask& task : *pending)
+            {
+            BlockingTask blocking;
+            blocking.facts.task = std::move(task);
+            tasks->push_back(std::move(blocking));
+        }
+    } else {
+        tasks = pending.error();
+    }
     if (!tasks)
         return system_error(error, tasks.error());
     sd_bus_message* m = nullptr;
@@ -572,13 +584,27 @@ int Manager::list_pending_tasks(sd_bus_message* call, sd_bus_error* error)
     if (r < 0)
         return r;
     MessagePtr reply(m);
-    r = sd_bus_message_open_container(m, 'a', "(uusss)");
+    r = sd_bus_message_open_container(m, 'a', "(uusssssstas)");
     if (r < 0)
         return r;
-    for (const PendingTask& task : *tasks) {
-        r = sd_bus_message_append(m, "(uusss)", task.tid, task.tgid, task.comm.c_str(),
-                                  task.reason.c_str(), task.function.c_str());
-        if (r < 0)
+    for (const BlockingTask& blocking : *tasks) {
+        const TaskFacts& f = blocking.facts;
+        const std::string state(1, f.state);
+        const std::string unit = f.units.empty() ? "" : f.units.back();
+        if ((r = sd_bus_message_open_container(m, 'r', "uusssssstas")) < 0 ||
+            (r = sd_bus_message_append(m, "uusssssst", f.task.tid, f.task.tgid,
+                                       f.task.comm.c_str(), f.task.reason.c_str(),
+                                       f.task.function.c_str(),
+                                       std::string(to_string(f.kind)).c_str(), state.c_str(),
+                                       unit.c_str(), blocking.blocked_usec)) < 0)
+            return r;
+        if ((r = sd_bus_message_open_container(m, 'a', "s")) < 0)
+            return r;
+        for (const std::string& action : blocking.actions)
+            if ((r = sd_bus_message_append(m, "s", action.c_str())) < 0)
+                return r;
+        if ((r = sd_bus_message_close_container(m)) < 0 ||
+            (r = sd_bus_message_close_container(m)) < 0)
             return r;
     }
     r = sd_bus_message_close_container(m);

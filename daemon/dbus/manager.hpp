@@ -30,6 +30,7 @@
 #include "patch_control.hpp"
 #include "patch_store.hpp"
 #include "polkit.hpp"
+#include "remediation.hpp"
 #include "result.hpp"
 #include "status.hpp"
 
@@ -59,6 +60,9 @@ struct ManagerContext {
     // kernel may have completed it already): the transition watcher reports it even then.
     std::function<void(std::string_view patch, std::string_view target)> transition_started =
         [](std::string_view, std::string_view) {};
+    // ListPendingTasks: the service's view (facts, time blocked, actions). Unset: lpshim's list
+    // as it is.
+    std::function<Result<std::vector<BlockingTask>>()> blocking_tasks = nullptr;
 };
 
 class Manager {

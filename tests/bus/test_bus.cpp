@@ -314,13 +314,17 @@ TEST_CASE("Apply starts a transition; one transition at a time")
 
     Reply tasks = manager("ListPendingTasks", "");
     REQUIRE(tasks.ok());
-    REQUIRE(sd_bus_message_enter_container(tasks.reply.get(), 'a', "(uusss)") > 0);
+    REQUIRE(sd_bus_message_enter_container(tasks.reply.get(), 'a', "(uusssssstas)") > 0);
+    REQUIRE(sd_bus_message_enter_container(tasks.reply.get(), 'r', "uusssssstas") > 0);
     std::uint32_t tid = 0, tgid = 0;
-    const char *comm = nullptr, *reason = nullptr, *function = nullptr;
-    REQUIRE(sd_bus_message_read(tasks.reply.get(), "(uusss)", &tid, &tgid, &comm, &reason,
-                                &function) > 0);
+    std::uint64_t blocked = 0;
+    const char *comm = nullptr, *reason = nullptr, *function = nullptr, *kind = nullptr,
+               *state = nullptr, *unit = nullptr;
+    REQUIRE(sd_bus_message_read(tasks.reply.get(), "uusssssst", &tid, &tgid, &comm, &reason,
+                                &function, &kind, &state, &unit, &blocked) > 0);
     CHECK(tid == 4242);
     CHECK(std::string(function) == "cmdline_proc_show");
+    CHECK(std::string(kind) == "user");
 
     CHECK(manager("Apply", "s", "lp_b").error == named("TransitionInProgress"));
     CHECK(manager("Apply", "s", "lp_a").error == named("TransitionInProgress"));

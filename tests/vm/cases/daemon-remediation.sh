@@ -116,16 +116,23 @@ release_reader
 livepatchctl revert $C >/dev/null
 
 echo "# a parked kthread"
-configure '{"transition": {"stall_timeout_ms": 3000, "on_stall": "revert"}}'
+configure '{"transition": {"stall_timeout_ms": 5000, "on_stall": "revert"}}'
 echo 1 >$T/kthread_park
 wait_until 10 "the kthread is parked" grep -qx 1 $T/kthread_park
 kthread=$(pgrep -x lpshim_tgt_park)
-livepatchctl apply $C >/dev/null 2>&1 && fail "the apply completed with a kthread parked in a patched function"
+livepatchctl apply --no-block $C
+kthread_refused() { livepatchctl blocking -v | grep -q "not stopped: it is a kernel thread"; }
+wait_until 10 "the ladder has looked at the kthread" kthread_refused
+blocking=$(livepatchctl blocking -v)
+echo "$blocking" | sed 's/^/# /'
+expect_match "$blocking" $'(^|\n)'"$kthread +$kthread +lpshim_tgt_park +kthread +sleeping-in-function +[0-9.]+s +lpshim_target_kthread_park \\[lpshim_target\\]" \
+	"livepatchctl blocking lists the kthread as kind kthread, blocked in its function"
+wait_until 20 "the stall reverted the patch" sh -c "livepatchctl --json list | grep -q '\"State\": \"installed\"'"
 expect_eq "$(patch_state $C)" installed "the stall reverted the patch"
 journalctl -u livepatchd --no-pager -o cat | grep -q "task $kthread (lpshim_tgt_park, kthread) blocks the transition in lpshim_target_kthread_park.*; not stopped: it is a kernel thread" ||
 	fail "the parked kthread is not reported as a kthread"
 ok "the parked kthread is reported as a kthread, not stopped"
-journalctl -u livepatchd --no-pager -o cat | grep -q "has not completed after 3000 ms; on_stall is revert" ||
+journalctl -u livepatchd --no-pager -o cat | grep -q "has not completed after 5000 ms; on_stall is revert" ||
 	fail "the stall is not reported"
 ok "the stall and its outcome are reported"
 echo 0 >$T/kthread_park

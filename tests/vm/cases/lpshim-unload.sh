@@ -61,19 +61,34 @@ kernel_layout() {
 kernel_read() {
 	# shellcheck disable=SC2086 # KERNEL_LAYOUT is three numbers
 	python3 - $KERNEL_LAYOUT "$@" <<'PY'
-import bisect, struct, sys
+import bisect, os, pickle, struct, subprocess, sys
 
 funcs_offset, func_size, trampoline_offset = (int(a) for a in sys.argv[1:4])
 query, names = sys.argv[4], sys.argv[5:]
 syms, symbol_addr, trampolines = [], {}, []
-with open("/proc/kallsyms") as f:
-    for line in f:
+
+def add(lines):
+    for line in lines:
         addr, _, name, *mod = line.split()
         addr = int(addr, 16)
         syms.append((addr, name + (" " + mod[0] if mod else "")))
         symbol_addr.setdefault(name, addr)
         if mod == ["[__builtin__ftrace]"]:
             trampolines.append(addr)
+
+# vmlinux's symbols do not change while the guest runs: parsed once per boot (under TCG a full
+# parse of /proc/kallsyms takes seconds). Modules' symbols are read fresh every time.
+cache = "/run/lpvm-kallsyms-vmlinux.pickle"
+if os.path.exists(cache):
+    with open(cache, "rb") as f:
+        syms, symbol_addr = pickle.load(f)
+else:
+    with open("/proc/kallsyms") as f:
+        add(l for l in f if "[" not in l)
+    with open(cache, "wb") as f:
+        pickle.dump((syms, symbol_addr), f)
+add(subprocess.run(["grep", "-F", "[", "/proc/kallsyms"], capture_output=True, text=True,
+                   check=False).stdout.splitlines())
 syms.sort()
 addrs = [a for a, _ in syms]
 if not addrs or addrs[-1] == 0:

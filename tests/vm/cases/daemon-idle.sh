@@ -1,0 +1,42 @@
+#!/bin/bash
+# Between transitions livepatchd sleeps: no periodic wake-ups (its context switches, counted by
+# the kernel, do not grow over 10 s) and a small footprint (VmRSS under 15 MiB), with a patch
+# applied and the BPF transition events attached.
+. "$(dirname "$0")/../lib.sh"
+
+E=lpshim_example_cmdline
+"$(dirname "$0")/../install-livepatchd" "$BUILD"
+systemctl start livepatchd
+livepatchctl install "$(module_path $E)" >/dev/null
+livepatchctl apply $E >/dev/null
+pid=$(systemctl show -P MainPID livepatchd)
+journalctl -u livepatchd --no-pager -o cat | grep -q "following transitions by reading sysfs" &&
+	fail "livepatchd fell back to reading sysfs: the BPF transition events did not attach"
+ok "livepatchd follows transitions through BPF"
+
+switches() { # voluntary + involuntary context switches of every thread of livepatchd
+	cat /proc/$pid/task/*/status | awk '/ctxt_switches/ { n += $2 } END { print n }'
+}
+sleep 2
+before=$(switches)
+sleep 10
+after=$(switches)
+echo "# context switches of livepatchd over 10 s: $((after - before))"
+expect_eq "$((after - before))" 0 "livepatchd did not wake up in 10 s between transitions"
+rss=$(awk '/^VmRSS:/ { print $2 }' /proc/$pid/status)
+echo "# livepatchd VmRSS: $rss kB"
+((rss < 15 * 1024)) || fail "livepatchd uses $rss kB of memory, more than 15 MiB"
+ok "livepatchd uses less than 15 MiB ($rss kB)"
+
+# A transition started behind livepatchd's back is still seen, from the BPF events alone.
+echo 0 >/sys/kernel/lpshim/$E/enabled
+wait_until 10 "livepatchd reports the unpatching it did not start" sh -c \
+	"journalctl -u livepatchd --no-pager -o cat | grep -q '^$E: transition to unpatched ended unpatched'"
+ok "a transition started outside livepatchd is reported"
+wait_until 10 "livepatchd removed the module" test ! -e /sys/module/$E
+ok "and the module of the unpatched patch is removed"
+
+livepatchctl remove $E >/dev/null
+systemctl stop livepatchd
+wait_until 10 "nothing holds lpshim" grep -sqx 0 /sys/module/lpshim/refcnt
+rmmod lpshim
