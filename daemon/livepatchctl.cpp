@@ -90,6 +90,7 @@ struct PendingTaskRow {
     std::string comm, reason, function, kind, state, unit;
     std::uint64_t blocked_usec = 0;
     std::vector<std::string> actions;
+    std::vector<std::string> stack;
 };
 
 class Client {
@@ -177,9 +178,9 @@ public:
         MessagePtr reply = call("ListPendingTasks", nullptr);
         std::vector<PendingTaskRow> rows;
         sd_bus_message* m = reply.get();
-        int r = sd_bus_message_enter_container(m, 'a', "(uusssssstas)");
+        int r = sd_bus_message_enter_container(m, 'a', "(uusssssstasas)");
         while (r > 0) {
-            r = sd_bus_message_enter_container(m, 'r', "uusssssstas");
+            r = sd_bus_message_enter_container(m, 'r', "uusssssstasas");
             if (r <= 0)
                 break;
             PendingTaskRow row;
@@ -194,12 +195,15 @@ public:
             row.kind = kind;
             row.state = state;
             row.unit = unit;
-            r = sd_bus_message_enter_container(m, 'a', "s");
-            const char* action = nullptr;
-            while (r > 0 && (r = sd_bus_message_read(m, "s", &action)) > 0)
-                row.actions.emplace_back(action);
-            if (r < 0 || (r = sd_bus_message_exit_container(m)) < 0 ||
-                (r = sd_bus_message_exit_container(m)) < 0)
+            for (auto* list : {&row.actions, &row.stack}) {
+                r = sd_bus_message_enter_container(m, 'a', "s");
+                const char* item = nullptr;
+                while (r > 0 && (r = sd_bus_message_read(m, "s", &item)) > 0)
+                    list->emplace_back(item);
+                if (r < 0 || (r = sd_bus_message_exit_container(m)) < 0)
+                    break;
+            }
+            if (r < 0 || (r = sd_bus_message_exit_container(m)) < 0)
                 break;
             rows.push_back(std::move(row));
             r = 1;
@@ -337,7 +341,8 @@ int cmd_blocking(Client& client, const CtlOptions& options)
             j.push_back({{"Tid", r.tid}, {"Tgid", r.tgid}, {"Comm", r.comm},
                          {"Reason", r.reason}, {"Function", r.function}, {"Kind", r.kind},
                          {"State", r.state}, {"Unit", r.unit},
-                         {"BlockedUSec", r.blocked_usec}, {"Actions", r.actions}});
+                         {"BlockedUSec", r.blocked_usec}, {"Actions", r.actions},
+                         {"Stack", r.stack}});
         print_json(j);
         return exit_status::success;
     }
@@ -359,6 +364,8 @@ int cmd_blocking(Client& client, const CtlOptions& options)
                     r.unit.c_str());
         for (const std::string& action : r.actions)
             std::printf("         %s\n", action.c_str());
+        for (const std::string& frame : r.stack)
+            std::printf("           %s\n", frame.c_str());
     }
     return exit_status::success;
 }
@@ -520,8 +527,8 @@ void print_help()
         "                  D-Bus properties' (docs/dbus-api.md).\n"
         "      --no-block  apply, revert: return once the transition has started instead of\n"
         "                  waiting for it to end.\n"
-        "  -v, --verbose   blocking: also show each task's state, unit, and what livepatchd\n"
-        "                  did about it.\n"
+        "  -v, --verbose   blocking: also show each task's state, unit, what livepatchd did\n"
+        "                  about it, and its kernel stack.\n"
         "  -h, --help      Show this help and exit.\n"
         "      --version   Show the version and exit.\n"
         "\n"

@@ -48,6 +48,7 @@ struct BlockingTask {
     TaskFacts facts;
     std::uint64_t blocked_usec = 0;   // since livepatchd first saw it pending in this transition
     std::vector<std::string> actions; // what livepatchd did or decided, oldest first
+    std::vector<std::string> stack;   // kernel frames, innermost first, for people only
 
     bool operator==(const BlockingTask&) const = default;
 };

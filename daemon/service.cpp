@@ -18,6 +18,10 @@
 #include "status.hpp"
 #include "task_facts.hpp"
 
+#if LIVEPATCHD_HAVE_BPF
+#include "kernel_symbols.hpp"
+#endif
+
 namespace livepatchd {
 
 namespace {
@@ -228,7 +232,35 @@ void Service::watch_transition_events()
     }
     events_ = std::move(*events);
     events_source_.reset(source);
+    if (auto collector = TaskStackCollector::open())
+        stack_collector_ = std::move(*collector);
+    else
+        journal::log(LogLevel::warning, collector.error().message + "; no stacks in reports");
 #endif
+}
+
+std::map<std::uint32_t, std::vector<std::string>> Service::stacks_of(
+    const std::vector<std::uint32_t>& tids)
+{
+    std::map<std::uint32_t, std::vector<std::string>> stacks;
+#if LIVEPATCHD_HAVE_BPF
+    if (!stack_collector_ || tids.empty())
+        return stacks;
+    for (std::uint32_t tid : tids)
+        (void)stack_collector_->watch(static_cast<pid_t>(tid));
+    auto collected = stack_collector_->collect();
+    for (std::uint32_t tid : tids)
+        (void)stack_collector_->forget(static_cast<pid_t>(tid));
+    auto symbols = KernelSymbols::load();
+    if (!collected || !symbols)
+        return stacks;
+    for (const TaskStack& stack : *collected)
+        for (std::uint64_t frame : stack.frames)
+            stacks[static_cast<std::uint32_t>(stack.tid)].push_back(symbols->format(frame));
+#else
+    (void)tids;
+#endif
+    return stacks;
 }
 
 // The boot apply: what reconcile() decides, logged; the patches to apply queue up and go one
@@ -548,6 +580,9 @@ void Service::stop_for_a_moment(const TaskFacts& facts)
     const PendingTask& task = facts.task;
     const std::string unit = facts.units.empty() ? "" : facts.units.back();
     const auto pid = static_cast<pid_t>(task.tgid);
+    std::string stack;
+    for (const std::string& frame : stacks_of({task.tid})[task.tid])
+        stack += (stack.empty() ? "" : "\n") + frame;
     journal::log(LogLevel::notice,
                  watched_->patch + ": stopping process " + std::to_string(pid) + " (" +
                      task.comm + (unit.empty() ? "" : ", " + unit) + ") for " +
@@ -557,7 +592,8 @@ void Service::stop_for_a_moment(const TaskFacts& facts)
                  {{"PATCH", watched_->patch},
                   {"TID", std::to_string(task.tid)},
                   {"UNIT", unit},
-                  {"FUNCTION", task.function}});
+                  {"FUNCTION", task.function},
+                  {"STACK", stack}});
     if (auto stopped = signaller_.stop(pid, facts.start_time); !stopped) {
         journal::log(LogLevel::warning, stopped.error().message, {{"PATCH", watched_->patch}});
         return;
@@ -598,11 +634,15 @@ void Service::stop_for_a_moment(const TaskFacts& facts)
     }
 }
 
-Result<std::vector<BlockingTask>> Service::blocking_tasks() const
+Result<std::vector<BlockingTask>> Service::blocking_tasks()
 {
     auto pending = control_->pending_tasks();
     if (!pending)
         return pending.error();
+    std::vector<std::uint32_t> tids;
+    for (const PendingTask& task : *pending)
+        tids.push_back(task.tid);
+    auto stacks = stacks_of(tids);
     const std::uint64_t now = realtime_usec();
     std::vector<BlockingTask> report;
     for (PendingTask& task : *pending) {
@@ -618,6 +658,7 @@ Result<std::vector<BlockingTask>> Service::blocking_tasks() const
             b.actions.insert(b.actions.end(), seen->second.actions.begin(),
                              seen->second.actions.end());
         }
+        b.stack = std::move(stacks[b.facts.task.tid]);
         report.push_back(std::move(b));
     }
     return report;

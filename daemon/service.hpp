@@ -43,6 +43,7 @@
 #include "task_signaller.hpp"
 
 #if LIVEPATCHD_HAVE_BPF
+#include "task_stacks.hpp"
 #include "transition_events.hpp"
 #endif
 
@@ -104,7 +105,10 @@ private:
     void remediate(std::chrono::milliseconds elapsed, const std::vector<PendingTask>& pending);
     void stop_for_a_moment(const TaskFacts& facts);
     // ListPendingTasks: lpshim's pending tasks with what /proc and the ladder know of them.
-    Result<std::vector<BlockingTask>> blocking_tasks() const;
+    Result<std::vector<BlockingTask>> blocking_tasks();
+    // The symbolised kernel stacks of these tasks, by tid (empty without BPF or kallsyms).
+    std::map<std::uint32_t, std::vector<std::string>> stacks_of(
+        const std::vector<std::uint32_t>& tids);
     void unload_unpatched(const std::vector<KernelPatch>& in_kernel);
     void apply_next_queued(const std::vector<KernelPatch>& in_kernel);
     void keep_crash_guard();
@@ -130,6 +134,7 @@ private:
     EventSourcePtr timer_;
 #if LIVEPATCHD_HAVE_BPF
     std::unique_ptr<TransitionEvents> events_;
+    std::optional<TaskStackCollector> stack_collector_;
 #endif
     EventSourcePtr events_source_;
     EventSourcePtr sigterm_;

@@ -162,7 +162,7 @@ const sd_bus_vtable ManagerVtable::manager[] = {
                              method<&Manager::remove>, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD_WITH_NAMES("ListPatches", "", , "a(sosbbbutt)", SD_BUS_PARAM(patches),
                              method<&Manager::list_patches>, SD_BUS_VTABLE_UNPRIVILEGED),
-    SD_BUS_METHOD_WITH_NAMES("ListPendingTasks", "", , "a(uusssssstas)", SD_BUS_PARAM(tasks),
+    SD_BUS_METHOD_WITH_NAMES("ListPendingTasks", "", , "a(uusssssstasas)", SD_BUS_PARAM(tasks),
                              method<&Manager::list_pending_tasks>, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("Kick", "", "", method<&Manager::kick>, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD_WITH_NAMES("Force", "s", SD_BUS_PARAM(name), "", ,
@@ -584,14 +584,14 @@ int Manager::list_pending_tasks(sd_bus_message* call, sd_bus_error* error)
     if (r < 0)
         return r;
     MessagePtr reply(m);
-    r = sd_bus_message_open_container(m, 'a', "(uusssssstas)");
+    r = sd_bus_message_open_container(m, 'a', "(uusssssstasas)");
     if (r < 0)
         return r;
     for (const BlockingTask& blocking : *tasks) {
         const TaskFacts& f = blocking.facts;
         const std::string state(1, f.state);
         const std::string unit = f.units.empty() ? "" : f.units.back();
-        if ((r = sd_bus_message_open_container(m, 'r', "uusssssstas")) < 0 ||
+        if ((r = sd_bus_message_open_container(m, 'r', "uusssssstasas")) < 0 ||
             (r = sd_bus_message_append(m, "uusssssst", f.task.tid, f.task.tgid,
                                        f.task.comm.c_str(), f.task.reason.c_str(),
                                        f.task.function.c_str(),
@@ -602,6 +602,12 @@ int Manager::list_pending_tasks(sd_bus_message* call, sd_bus_error* error)
             return r;
         for (const std::string& action : blocking.actions)
             if ((r = sd_bus_message_append(m, "s", action.c_str())) < 0)
+                return r;
+        if ((r = sd_bus_message_close_container(m)) < 0 ||
+            (r = sd_bus_message_open_container(m, 'a', "s")) < 0)
+            return r;
+        for (const std::string& frame : blocking.stack)
+            if ((r = sd_bus_message_append(m, "s", frame.c_str())) < 0)
                 return r;
         if ((r = sd_bus_message_close_container(m)) < 0 ||
             (r = sd_bus_message_close_container(m)) < 0)

@@ -314,8 +314,8 @@ TEST_CASE("Apply starts a transition; one transition at a time")
 
     Reply tasks = manager("ListPendingTasks", "");
     REQUIRE(tasks.ok());
-    REQUIRE(sd_bus_message_enter_container(tasks.reply.get(), 'a', "(uusssssstas)") > 0);
-    REQUIRE(sd_bus_message_enter_container(tasks.reply.get(), 'r', "uusssssstas") > 0);
+    REQUIRE(sd_bus_message_enter_container(tasks.reply.get(), 'a', "(uusssssstasas)") > 0);
+    REQUIRE(sd_bus_message_enter_container(tasks.reply.get(), 'r', "uusssssstasas") > 0);
     std::uint32_t tid = 0, tgid = 0;
     std::uint64_t blocked = 0;
     const char *comm = nullptr, *reason = nullptr, *function = nullptr, *kind = nullptr,
@@ -325,6 +325,11 @@ TEST_CASE("Apply starts a transition; one transition at a time")
     CHECK(tid == 4242);
     CHECK(std::string(function) == "cmdline_proc_show");
     CHECK(std::string(kind) == "user");
+    for (int list = 0; list < 2; ++list) { // actions, stack: the fake kernel has none
+        REQUIRE(sd_bus_message_enter_container(tasks.reply.get(), 'a', "s") > 0);
+        CHECK(sd_bus_message_at_end(tasks.reply.get(), false) > 0);
+        REQUIRE(sd_bus_message_exit_container(tasks.reply.get()) > 0);
+    }
 
     CHECK(manager("Apply", "s", "lp_b").error == named("TransitionInProgress"));
     CHECK(manager("Apply", "s", "lp_a").error == named("TransitionInProgress"));

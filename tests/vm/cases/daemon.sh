@@ -106,7 +106,8 @@ expect_eq "$rc" 3 "livepatchctl check exits 3 during a transition"
 expect_match "$(livepatchctl blocking)" \
 	$'(^|\n)'"$reader +$reader +cat +user +sleeping-in-function +[0-9.]+s +lpshim_target_sleep \\[lpshim_target\\]"$'(\n|$)' \
 	"livepatchctl blocking names the sleeping reader and its function"
-expect_match "$(livepatchctl blocking -v)" "state S, unit lpvm-run.service" \
+blocking=$(livepatchctl blocking -v)
+expect_match "$blocking" "state S, unit lpvm-run.service" \
 	"livepatchctl blocking -v shows the reader's state and unit"
 expect_bus_error TransitionInProgress "a second apply during a transition" Apply $V1
 expect_eq "$(patch_state $V1)" installed "the refused patch is still only installed"
