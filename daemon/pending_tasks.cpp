@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include "pending_tasks.hpp"
 
+#include <charconv>
 #include <cstdint>
 #include <string>
 
@@ -25,17 +26,11 @@ std::optional<PendingTask> parse_pending_task_line(std::string_view line)
         return word;
     };
     auto number = [](std::string_view text) -> std::optional<std::uint32_t> {
-        if (text.empty() || text.size() > 10)
+        std::uint32_t value = 0;
+        const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+        if (ec != std::errc() || end != text.data() + text.size())
             return std::nullopt;
-        std::uint64_t value = 0;
-        for (char c : text) {
-            if (c < '0' || c > '9')
-                return std::nullopt;
-            value = value * 10 + static_cast<unsigned>(c - '0');
-        }
-        if (value > UINT32_MAX)
-            return std::nullopt;
-        return static_cast<std::uint32_t>(value);
+        return value;
     };
 
     if (!line.empty() && line.back() == '\n')

@@ -64,6 +64,17 @@ void RemediationPolicy::reset()
     refused_.clear();
 }
 
+bool RemediationPolicy::needs_facts(std::chrono::milliseconds elapsed) const
+{
+    return config_.enabled && config_.stop_continue.enabled && elapsed >= config_.grace_ms &&
+           elapsed >= config_.stop_continue.after_ms;
+}
+
+bool RemediationPolicy::already_stopped(const PendingTask& task) const
+{
+    return stopped_.contains(task.tgid);
+}
+
 std::vector<Remedy> RemediationPolicy::decide(
     std::chrono::milliseconds elapsed, const std::vector<TaskFacts>& pending,
     std::vector<std::pair<std::uint32_t, std::string>>* refused)
@@ -82,7 +93,7 @@ std::vector<Remedy> RemediationPolicy::decide(
     if (!sc.enabled || elapsed < sc.after_ms)
         return remedies;
     for (const TaskFacts& facts : pending) {
-        if (stopped_.contains(facts.task.tgid))
+        if (already_stopped(facts.task))
             continue;
         if (auto why = why_not_stop(facts, sc, self_)) {
             if (refused && refused_.insert(facts.task.tid).second)

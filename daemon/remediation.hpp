@@ -74,6 +74,11 @@ public:
     // A new transition: forget what was done in the last one.
     void reset();
 
+    // Whether decide() at this time looks at more than the task list: the stop rung reads each
+    // task's TaskFacts; before it, and for processes already stopped, /proc need not be read.
+    bool needs_facts(std::chrono::milliseconds elapsed) const;
+    bool already_stopped(const PendingTask& task) const; // its process, in this transition
+
     // What to do now, elapsed after the transition started, about these pending tasks. Tasks
     // that may not be stopped are reported once each through `refused` (tid, why).
     std::vector<Remedy> decide(std::chrono::milliseconds elapsed,

@@ -527,12 +527,20 @@ void Service::on_stall(const Watched& watched)
 
 void Service::remediate(std::chrono::milliseconds elapsed, const std::vector<PendingTask>& pending)
 {
+    // /proc is read only for the tasks the stop rung will look at: this runs every 100 ms of a
+    // transition, possibly with thousands of tasks pending.
     std::vector<TaskFacts> facts;
     const std::uint64_t now = realtime_usec();
+    const bool read_proc = remediation_.needs_facts(elapsed);
     for (const PendingTask& task : pending) {
         seen_.try_emplace(task.tid, Seen{now, 0, {}});
-        if (auto f = read_task_facts(task))
+        if (!read_proc || remediation_.already_stopped(task)) {
+            TaskFacts known;
+            known.task = task;
+            facts.push_back(std::move(known));
+        } else if (auto f = read_task_facts(task)) {
             facts.push_back(std::move(*f));
+        }
     }
     std::vector<std::pair<std::uint32_t, std::string>> refused;
     for (const Remedy& remedy : remediation_.decide(elapsed, facts, &refused)) {
