@@ -1,9 +1,18 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Kernel stacks of the tasks livepatchd is waiting for, for the people reading its reports.
+ * The tasks an lpshim transition waits for, kept in the kernel for livepatchd.
  *
- * An iter/task program: reading the iterator fd walks every task (every thread) once; each one
- * whose tid is in the "pending" map yields one fixed-size struct task_stack_record.
+ * Raw tracepoint programs on lpshim's tracepoints (shim-kmod/trace.h; raw because lpshim.ko has
+ * no BTF) keep the "pending" map: tid -> why it is blocked, the function, when it was first
+ * found blocked and how many times. An iter/task program reports, for every task in the map
+ * that still exists, one record with its comm and tgid and, when asked, its kernel stack.
+ *
+ * Transition epochs. transition_epoch changes at every transition start and end, so a record
+ * left from an earlier transition (a task that never switched because the transition was
+ * reversed or forced, or that exited) is never reported: its epoch is not the current one.
+ * Such leftovers are overwritten when the task blocks again, or evicted (the map is LRU).
+ * lpshim emits start and end under its mutex and task_blocked only while a transition is open,
+ * so a task_blocked always carries the epoch of the transition it belongs to.
  *
  * The stack is for people only; it must never be used for a consistency decision. For a task
  * other than current, bpf_get_task_stack() uses the non-reliable stack_trace_save_tsk(): it can
@@ -14,70 +23,162 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 
-#include "pending_stacks.h"
+#include "pending_tasks.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, PENDING_TASKS_MAX);
 	__type(key, __u32); /* tid */
 	__type(value, struct pending_task);
 } pending SEC(".maps");
 
+/* Changed by the transition start and end programs; see the comment at the top. */
+__u32 transition_epoch = 0;
+
+/* Set by userspace before it reads the iterator: whether records carry stacks. A single reader
+ * (the daemon's one thread) sets it and reads, so no two reads see each other's setting. */
+bool collect_stacks = false;
+
+/* TP_PROTO(const char *patch, int target, unsigned int pending) */
+SEC("raw_tracepoint/lpshim_transition_start")
+int pending_on_transition_start(struct bpf_raw_tracepoint_args *ctx)
+{
+	__sync_fetch_and_add(&transition_epoch, 1);
+	return 0;
+}
+
+/* TP_PROTO(const char *patch, int target, unsigned int forced_tasks, u64 duration_ns) */
+SEC("raw_tracepoint/lpshim_transition_end")
+int pending_on_transition_end(struct bpf_raw_tracepoint_args *ctx)
+{
+	__sync_fetch_and_add(&transition_epoch, 1);
+	return 0;
+}
+
+/* TP_PROTO(pid_t tid, int reason, unsigned long func, unsigned int attempt) */
+SEC("raw_tracepoint/lpshim_task_blocked")
+int pending_on_task_blocked(struct bpf_raw_tracepoint_args *ctx)
+{
+	__u32 tid = (__u32)ctx->args[0];
+	__u32 epoch = transition_epoch;
+	struct pending_task *p, fresh = {};
+
+	if (tid == 0) /* an idle task: per CPU, not a task anyone can act on */
+		return 0;
+	p = bpf_map_lookup_elem(&pending, &tid);
+	if (p && (p->transition == epoch || (p->flags & PENDING_TASK_F_WATCHED))) {
+		/* Plain stores: a report may see one field updated before the other. */
+		p->reason = (__u32)ctx->args[1];
+		p->function = ctx->args[2];
+		p->transition = epoch;
+		__sync_fetch_and_add(&p->attempts, 1);
+		return 0;
+	}
+	fresh.first_seen_ns = bpf_ktime_get_ns();
+	fresh.function = ctx->args[2];
+	fresh.transition = epoch;
+	fresh.attempts = 1;
+	fresh.reason = (__u32)ctx->args[1];
+	bpf_map_update_elem(&pending, &tid, &fresh, BPF_ANY);
+	return 0;
+}
+
+/* TP_PROTO(pid_t tid, int state, int how) */
+SEC("raw_tracepoint/lpshim_task_switch")
+int pending_on_task_switch(struct bpf_raw_tracepoint_args *ctx)
+{
+	__u32 tid = (__u32)ctx->args[0];
+	struct pending_task *p;
+
+	p = bpf_map_lookup_elem(&pending, &tid);
+	if (p && !(p->flags & PENDING_TASK_F_WATCHED))
+		bpf_map_delete_elem(&pending, &tid);
+	return 0;
+}
+
 /*
- * The record is built in a per-CPU map value, not on the 512-byte BPF stack: it is 288 bytes, and
- * bpf_get_task_stack() and bpf_seq_write() take a map value without the verifier having to prove
- * every byte initialised. Iterator programs run with migration disabled, so the slot is this
- * CPU's; only two readers of the iterator preempting each other on one CPU (preempt=full) could
- * interleave in it, and the daemon has a single reader.
+ * A record is built in a per-CPU map value, not on the 512-byte BPF stack: it is 3 KB, and
+ * bpf_get_task_stack(), bpf_snprintf() and bpf_seq_write() take a map value without the verifier
+ * having to prove every byte initialised. Iterator programs run with migration disabled, so the
+ * slot is this CPU's; only two readers of the iterator preempting each other on one CPU
+ * (preempt=full) could interleave in it, and the daemon has a single reader.
  */
+struct record_scratch {
+	struct pending_task_record rec;
+	__u64 frames[MAX_FRAMES];
+	char frame_text[MAX_FRAMES][FRAME_TEXT_LEN];
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct task_stack_record);
+	__type(value, struct record_scratch);
 } record_scratch SEC(".maps");
 
+static const char function_fmt[] = "%ps";
+static const char frame_fmt[] = "%pB";
+
 SEC("iter/task")
-int dump_pending_stacks(struct bpf_iter__task *ctx)
+int dump_pending_tasks(struct bpf_iter__task *ctx)
 {
 	struct seq_file *seq = ctx->meta->seq;
 	struct task_struct *task = ctx->task;
-	struct task_stack_record *rec;
-	__u32 tid, zero = 0;
+	struct record_scratch *scratch;
+	struct pending_task_record *rec;
+	struct pending_task *p;
+	__u32 tid, zero = 0, i, nr = 0;
 	long n;
 
 	if (!task) /* the final call, after the last task */
 		return 0;
 
 	tid = task->pid;
-	if (!bpf_map_lookup_elem(&pending, &tid))
+	p = bpf_map_lookup_elem(&pending, &tid);
+	if (!p)
+		return 0;
+	if (!(p->flags & PENDING_TASK_F_WATCHED) && p->transition != transition_epoch)
 		return 0;
 
-	rec = bpf_map_lookup_elem(&record_scratch, &zero);
-	if (!rec)
+	scratch = bpf_map_lookup_elem(&record_scratch, &zero);
+	if (!scratch)
 		return 0;
+	rec = &scratch->rec;
 
 	rec->tid = tid;
 	rec->tgid = task->tgid;
 	/* The whole field, so that no byte of the previous task's comm stays in the scratch. */
 	bpf_probe_read_kernel(rec->comm, sizeof(rec->comm), task->comm);
+	rec->pending = *p;
+	rec->function[0] = '\0';
+	if (p->function)
+		bpf_snprintf(rec->function, sizeof(rec->function), function_fmt, &p->function,
+			     sizeof(p->function));
 
-	/* Userspace reads only nr_frames entries: stale ones past them do not matter. */
-	n = bpf_get_task_stack(task, rec->frames, sizeof(rec->frames), 0);
-	if (n < 0) {
-		rec->nr_frames = 0;
-		rec->stack_err = n;
-	} else {
-		rec->nr_frames = n / sizeof(rec->frames[0]);
-		rec->stack_err = 0;
+	rec->stack_err = 0;
+	if (collect_stacks || (p->flags & PENDING_TASK_F_WATCHED)) {
+		n = bpf_get_task_stack(task, scratch->frames, sizeof(scratch->frames), 0);
+		if (n < 0)
+			rec->stack_err = n;
+		else
+			nr = n / sizeof(scratch->frames[0]);
 	}
+	for (i = 0; i < MAX_FRAMES && i < nr; i++)
+		bpf_snprintf(scratch->frame_text[i], FRAME_TEXT_LEN, frame_fmt, &scratch->frames[i],
+			     sizeof(scratch->frames[i]));
+	rec->nr_frames = nr;
 
 	/*
-	 * On -EOVERFLOW (seq buffer full) the kernel stops this read and calls the program again for
-	 * the same task on the next one: nothing is lost and no partial record is emitted.
+	 * Both writes are this task's: when the seq buffer overflows, the kernel drops everything
+	 * this call wrote and calls the program again for the same task on the next read, so a
+	 * header is never emitted without its frames.
 	 */
+	if (nr > MAX_FRAMES)
+		return 0; /* cannot happen; bounds nr for the verifier */
 	bpf_seq_write(seq, rec, sizeof(*rec));
+	if (nr)
+		bpf_seq_write(seq, scratch->frame_text, nr * FRAME_TEXT_LEN);
 	return 0;
 }

@@ -1,18 +1,17 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Types shared by pending_stacks.bpf.c and the daemon (daemon/bpf/task_stacks.cpp).
+ * Types shared by pending_tasks.bpf.c and the daemon (daemon/bpf/pending_task_tracker.cpp).
  *
  * Everything here is fixed-width, pointer-free and explicitly padded: the same bytes are a BPF
- * map key/value or a seq_file record on one side and a C++ struct on the other. Change a layout
+ * map value or a seq_file record on one side and a C++ struct on the other. Change a layout
  * only together with both sides (they are built from one tree, so there is no versioning).
  *
- * The "pending" map is keyed by tid and holds the tasks someone wants the kernel stack of. Today
- * only userspace fills it (TaskStackCollector::watch); the raw_tracepoint programs on lpshim's
- * tracepoints that come later will add and remove tasks as they enter and leave a transition, so
- * the value already carries room for the producer's flags.
+ * The "pending" map is keyed by tid. The raw tracepoint programs fill it from lpshim's
+ * lpshim_task_blocked and empty it on lpshim_task_switch; userspace may add a task of its own
+ * (PENDING_TASK_F_WATCHED) to get its stack.
  */
-#ifndef LIVEPATCHD_BPF_PENDING_STACKS_H
-#define LIVEPATCHD_BPF_PENDING_STACKS_H
+#ifndef LIVEPATCHD_BPF_PENDING_TASKS_H
+#define LIVEPATCHD_BPF_PENDING_TASKS_H
 
 #ifndef __bpf__
 #include <linux/types.h>
@@ -20,39 +19,61 @@
 
 /* Kernel frames kept per task; deeper stacks are truncated (outermost frames lost). */
 #define MAX_FRAMES 32
+/* A function as the kernel's %ps names it ("name" or "name [module]"), NUL-terminated. */
+#define FUNCTION_TEXT_LEN 64
+/* A stack frame as the kernel's %pB names it ("name+0xoff/0xsize [module]"), NUL-terminated. */
+#define FRAME_TEXT_LEN 96
 #define TASK_STACK_COMM_LEN 16 /* the kernel's TASK_COMM_LEN; vmlinux.h has it as an enum only */
 
 /* Default capacity of the pending map; userspace may change it before load. */
 #define PENDING_TASKS_MAX 16384
 
+/* Mirrors shim-kmod/task_state.h enum lpshim_block_reason: an ABI of lpshim_task_blocked. */
+enum pending_task_reason {
+	PENDING_REASON_NOT_CHECKED = 0,
+	PENDING_REASON_RUNNING = 1,
+	PENDING_REASON_SLEEPING_IN_FUNC = 2,
+	PENDING_REASON_UNRELIABLE_STACK = 3,
+};
+
+/* Added by userspace, not by a tracepoint: reported in any transition or none, never removed
+ * by a task switch. */
+#define PENDING_TASK_F_WATCHED 1u
+
 /* Value of the pending map, key: __u32 tid (the kernel's task->pid, in the initial pid ns). */
 struct pending_task {
-	__u64 first_seen_ns; /* CLOCK_MONOTONIC (bpf_ktime_get_ns) when the task was added */
-	__u32 flags;         /* PENDING_TASK_F_*; none defined yet, must be 0 */
-	__u32 reserved;
+	__u64 first_seen_ns; /* CLOCK_MONOTONIC (bpf_ktime_get_ns) of the first block (or watch) */
+	__u64 function;      /* the patched function found on its stack, or 0 */
+	__u32 transition;    /* the transition epoch it was seen blocked in (see pending_tasks.bpf.c) */
+	__u32 attempts;      /* times lpshim found it blocked in that transition */
+	__u32 reason;        /* enum pending_task_reason, the last one */
+	__u32 flags;         /* PENDING_TASK_F_* */
 };
 
 /*
- * One record per pending task that still exists, written by the iter/task program with
- * bpf_seq_write() and read back whole from the iterator fd: no framing, no text.
+ * One record per task of the map that still exists, written by the iter/task program with
+ * bpf_seq_write() and read back from the iterator fd: this header, then nr_frames frames of
+ * FRAME_TEXT_LEN bytes each, innermost first. Names are the kernel's own (%ps, %pB), so
+ * userspace needs no /proc/kallsyms.
  */
-struct task_stack_record {
+struct pending_task_record {
 	__u32 tid;
 	__u32 tgid;
 	char comm[TASK_STACK_COMM_LEN];
-	__u32 nr_frames;  /* valid entries in frames[], innermost first */
+	struct pending_task pending;
+	__u32 nr_frames;  /* frames that follow; 0 when stacks were not asked for */
 	__s32 stack_err;  /* 0, or the negative errno of bpf_get_task_stack() (then nr_frames is 0) */
-	__u64 frames[MAX_FRAMES];
+	char function[FUNCTION_TEXT_LEN]; /* pending.function named, "" when it is 0 */
 };
 
 #ifdef __cplusplus
-static_assert(sizeof(struct pending_task) == 16, "pending_task layout is shared with BPF");
-static_assert(sizeof(struct task_stack_record) == 32 + 8 * MAX_FRAMES,
-	      "task_stack_record layout is shared with BPF");
+static_assert(sizeof(struct pending_task) == 32, "pending_task layout is shared with BPF");
+static_assert(sizeof(struct pending_task_record) == 64 + FUNCTION_TEXT_LEN,
+	      "pending_task_record layout is shared with BPF");
 #else
-_Static_assert(sizeof(struct pending_task) == 16, "pending_task layout is shared with userspace");
-_Static_assert(sizeof(struct task_stack_record) == 32 + 8 * MAX_FRAMES,
-	       "task_stack_record layout is shared with userspace");
+_Static_assert(sizeof(struct pending_task) == 32, "pending_task layout is shared with userspace");
+_Static_assert(sizeof(struct pending_task_record) == 64 + FUNCTION_TEXT_LEN,
+	       "pending_task_record layout is shared with userspace");
 #endif
 
-#endif /* LIVEPATCHD_BPF_PENDING_STACKS_H */
+#endif /* LIVEPATCHD_BPF_PENDING_TASKS_H */

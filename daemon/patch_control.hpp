@@ -27,6 +27,10 @@ struct PendingTask {
     std::string comm;
     std::string reason;   // why it cannot switch yet, in lpshim's words
     std::string function; // the patched function found on its stack, or ""
+    // CLOCK_MONOTONIC when lpshim first found it blocked in this transition; 0: not known
+    // (lpshim's debugfs list does not say).
+    std::uint64_t blocked_since_usec = 0;
+    std::uint32_t attempts = 0; // times lpshim found it blocked in this transition; 0: not known
 
     bool operator==(const PendingTask&) const = default;
 };

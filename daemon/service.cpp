@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include "service.hpp"
 
+#include <malloc.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <systemd/sd-daemon.h>
@@ -18,10 +19,6 @@
 #include "status.hpp"
 #include "task_facts.hpp"
 
-#if LIVEPATCHD_HAVE_BPF
-#include "kernel_symbols.hpp"
-#endif
-
 namespace livepatchd {
 
 namespace {
@@ -38,6 +35,15 @@ bool kernel_oopsed()
     std::ifstream in("/proc/sys/kernel/tainted");
     unsigned long mask = 0;
     return (in >> mask) && (mask & taint_die);
+}
+
+// The clock of bpf_ktime_get_ns(), which PendingTask::blocked_since_usec is on.
+std::uint64_t monotonic_usec()
+{
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<std::uint64_t>(ts.tv_sec) * 1000000 +
+           static_cast<std::uint64_t>(ts.tv_nsec) / 1000;
 }
 
 std::string seconds_text(std::uint64_t usec)
@@ -232,33 +238,63 @@ void Service::watch_transition_events()
     }
     events_ = std::move(*events);
     events_source_.reset(source);
-    if (auto collector = TaskStackCollector::open())
-        stack_collector_ = std::move(*collector);
+    auto tracker = PendingTaskTracker::open();
+    Result<void> following = tracker ? tracker->follow_transitions() : Result<void>(tracker.error());
+    if (following)
+        tracker_ = std::move(*tracker);
     else
-        journal::log(LogLevel::warning, collector.error().message + "; no stacks in reports");
+        journal::log(LogLevel::warning, following.error().message +
+                                            "; pending tasks from lpshim's debugfs list, "
+                                            "without stacks");
+    // Loading the programs parsed the kernel's BTF (/sys/kernel/btf/vmlinux, ~9 MB of heap
+    // here) and freed it; give those pages back now, or a later allocation above them keeps the
+    // whole heap resident for the life of the daemon.
+    malloc_trim(0);
 #endif
 }
 
-std::map<std::uint32_t, std::vector<std::string>> Service::stacks_of(
-    const std::vector<std::uint32_t>& tids)
+Result<std::vector<PendingTask>> Service::pending_tasks()
+{
+#if LIVEPATCHD_HAVE_BPF
+    if (tracker_) {
+        // lpshim checks every task at the transition's first attempt, so each one that blocks
+        // is in the map from then on; a child forked since appears at the next attempt.
+        auto tracked = tracker_->list(false);
+        if (!tracked)
+            return tracked.error();
+        std::vector<PendingTask> tasks;
+        tasks.reserve(tracked->size());
+        for (TrackedTask& t : *tracked)
+            tasks.push_back(PendingTask{.tid = static_cast<std::uint32_t>(t.tid),
+                                        .tgid = static_cast<std::uint32_t>(t.tgid),
+                                        .comm = std::move(t.comm),
+                                        .reason = std::move(t.reason),
+                                        .function = std::move(t.function),
+                                        .blocked_since_usec = t.first_seen_ns / 1000,
+                                        .attempts = t.attempts});
+        return tasks;
+    }
+#endif
+    return control_->pending_tasks();
+}
+
+std::map<std::uint32_t, std::vector<std::string>> Service::pending_stacks()
 {
     std::map<std::uint32_t, std::vector<std::string>> stacks;
 #if LIVEPATCHD_HAVE_BPF
-    if (!stack_collector_ || tids.empty())
+    if (!tracker_)
         return stacks;
-    for (std::uint32_t tid : tids)
-        (void)stack_collector_->watch(static_cast<pid_t>(tid));
-    auto collected = stack_collector_->collect();
-    for (std::uint32_t tid : tids)
-        (void)stack_collector_->forget(static_cast<pid_t>(tid));
-    auto symbols = KernelSymbols::load();
-    if (!collected || !symbols)
+    auto tracked = tracker_->list(true);
+    if (!tracked) {
+        journal::log(LogLevel::warning, tracked.error().message);
         return stacks;
-    for (const TaskStack& stack : *collected)
-        for (std::uint64_t frame : stack.frames)
-            stacks[static_cast<std::uint32_t>(stack.tid)].push_back(symbols->format(frame));
-#else
-    (void)tids;
+    }
+    for (TrackedTask& t : *tracked) {
+        std::vector<std::string>& frames = stacks[static_cast<std::uint32_t>(t.tid)];
+        frames = std::move(t.frames);
+        if (frames.empty() && t.stack_errnum != 0)
+            frames.push_back("(no stack: " + std::generic_category().message(t.stack_errnum) + ")");
+    }
 #endif
     return stacks;
 }
@@ -451,7 +487,7 @@ void Service::follow_transition(const std::vector<KernelPatch>& in_kernel)
         started_watching(now.patch, now.target);
     now.started_usec = watched_->started_usec;
     const std::uint64_t elapsed = realtime_usec() - watched_->started_usec;
-    if (auto tasks = control_->pending_tasks()) {
+    if (auto tasks = pending_tasks()) {
         now.pending_tasks = static_cast<std::uint32_t>(tasks->size());
         remediate(std::chrono::milliseconds(elapsed / usec_per_msec), *tasks);
     }
@@ -589,8 +625,10 @@ void Service::stop_for_a_moment(const TaskFacts& facts)
     const std::string unit = facts.units.empty() ? "" : facts.units.back();
     const auto pid = static_cast<pid_t>(task.tgid);
     std::string stack;
-    for (const std::string& frame : stacks_of({task.tid})[task.tid])
-        stack += (stack.empty() ? "" : "\n") + frame;
+    const auto stacks = pending_stacks();
+    if (const auto it = stacks.find(task.tid); it != stacks.end())
+        for (const std::string& frame : it->second)
+            stack += (stack.empty() ? "" : "\n") + frame;
     journal::log(LogLevel::notice,
                  watched_->patch + ": stopping process " + std::to_string(pid) + " (" +
                      task.comm + (unit.empty() ? "" : ", " + unit) + ") for " +
@@ -644,14 +682,12 @@ void Service::stop_for_a_moment(const TaskFacts& facts)
 
 Result<std::vector<BlockingTask>> Service::blocking_tasks()
 {
-    auto pending = control_->pending_tasks();
+    auto pending = pending_tasks();
     if (!pending)
         return pending.error();
-    std::vector<std::uint32_t> tids;
-    for (const PendingTask& task : *pending)
-        tids.push_back(task.tid);
-    auto stacks = stacks_of(tids);
+    auto stacks = pending_stacks();
     const std::uint64_t now = realtime_usec();
+    const std::uint64_t now_monotonic = monotonic_usec();
     std::vector<BlockingTask> report;
     for (PendingTask& task : *pending) {
         BlockingTask b;
@@ -659,8 +695,15 @@ Result<std::vector<BlockingTask>> Service::blocking_tasks()
             b.facts = std::move(*facts);
         else
             b.facts.task = std::move(task);
+        const std::uint64_t since = b.facts.task.blocked_since_usec;
+        if (since != 0 && since <= now_monotonic)
+            b.blocked_usec = now_monotonic - since;
+        if (b.facts.task.attempts)
+            b.actions.push_back("found blocked " + std::to_string(b.facts.task.attempts) +
+                                " time(s) by lpshim");
         if (const auto seen = seen_.find(b.facts.task.tid); seen != seen_.end()) {
-            b.blocked_usec = now - seen->second.first_usec;
+            if (since == 0)
+                b.blocked_usec = now - seen->second.first_usec;
             if (seen->second.kicks)
                 b.actions.push_back("kicked " + std::to_string(seen->second.kicks) + " time(s)");
             b.actions.insert(b.actions.end(), seen->second.actions.begin(),

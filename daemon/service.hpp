@@ -43,7 +43,7 @@
 #include "task_signaller.hpp"
 
 #if LIVEPATCHD_HAVE_BPF
-#include "task_stacks.hpp"
+#include "pending_task_tracker.hpp"
 #include "transition_events.hpp"
 #endif
 
@@ -101,14 +101,16 @@ private:
     void follow_transition(const std::vector<KernelPatch>& in_kernel);
     void transition_ended(const Watched& ended, const std::vector<KernelPatch>& in_kernel);
     void on_stall(const Watched& watched);
+    // The tasks the transition under way waits for: from the BPF tracker when it follows
+    // lpshim's tracepoints, else from lpshim's debugfs list.
+    Result<std::vector<PendingTask>> pending_tasks();
     // The remediation ladder, once per tick of a transition under way.
     void remediate(std::chrono::milliseconds elapsed, const std::vector<PendingTask>& pending);
     void stop_for_a_moment(const TaskFacts& facts);
     // ListPendingTasks: lpshim's pending tasks with what /proc and the ladder know of them.
     Result<std::vector<BlockingTask>> blocking_tasks();
-    // The symbolised kernel stacks of these tasks, by tid (empty without BPF or kallsyms).
-    std::map<std::uint32_t, std::vector<std::string>> stacks_of(
-        const std::vector<std::uint32_t>& tids);
+    // The symbolised kernel stacks of the pending tasks, by tid (empty without BPF).
+    std::map<std::uint32_t, std::vector<std::string>> pending_stacks();
     void unload_unpatched(const std::vector<KernelPatch>& in_kernel);
     void apply_next_queued(const std::vector<KernelPatch>& in_kernel);
     void keep_crash_guard();
@@ -134,7 +136,7 @@ private:
     EventSourcePtr timer_;
 #if LIVEPATCHD_HAVE_BPF
     std::unique_ptr<TransitionEvents> events_;
-    std::optional<TaskStackCollector> stack_collector_;
+    std::optional<PendingTaskTracker> tracker_; // set when it follows transitions
 #endif
     EventSourcePtr events_source_;
     EventSourcePtr sigterm_;

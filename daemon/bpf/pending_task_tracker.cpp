@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-#include "task_stacks.hpp"
+#include "pending_task_tracker.hpp"
 
 #include <unistd.h>
 
@@ -11,11 +11,11 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
-#include <pending_stacks.h>
-#include <pending_stacks.skel.h>
+#include <pending_tasks.h>
+#include <pending_tasks.skel.h>
 
-static_assert(livepatchd::TaskStackCollector::max_frames == MAX_FRAMES);
-static_assert(livepatchd::TaskStackCollector::default_capacity == PENDING_TASKS_MAX);
+static_assert(livepatchd::PendingTaskTracker::max_frames == MAX_FRAMES);
+static_assert(livepatchd::PendingTaskTracker::default_capacity == PENDING_TASKS_MAX);
 
 namespace livepatchd {
 
@@ -59,56 +59,109 @@ std::uint64_t monotonic_ns() noexcept
     return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
-TaskStack to_task_stack(const task_stack_record& rec)
+std::string reason_text(std::uint32_t reason)
 {
-    TaskStack stack;
-    stack.tid = static_cast<pid_t>(rec.tid);
-    stack.tgid = static_cast<pid_t>(rec.tgid);
-    stack.comm.assign(rec.comm, strnlen(rec.comm, sizeof rec.comm));
-    const std::size_t n = std::min<std::size_t>(rec.nr_frames, MAX_FRAMES);
-    stack.frames.assign(rec.frames, rec.frames + n);
-    stack.stack_errnum = -rec.stack_err;
-    return stack;
+    // lpshim's own words (shim-kmod/transition.c, lpshim_block_reason_names), so that a task
+    // reads the same whether it came from here or from debugfs.
+    switch (reason) {
+    case PENDING_REASON_NOT_CHECKED:
+        return "not-checked-yet";
+    case PENDING_REASON_RUNNING:
+        return "running";
+    case PENDING_REASON_SLEEPING_IN_FUNC:
+        return "sleeping-in-function";
+    case PENDING_REASON_UNRELIABLE_STACK:
+        return "unreliable-stack";
+    }
+    return "reason-" + std::to_string(reason);
+}
+
+// A NUL-terminated field of at most size bytes.
+std::string text_of(const char* field, std::size_t size)
+{
+    return std::string(field, strnlen(field, size));
+}
+
+TrackedTask to_tracked_task(const pending_task_record& rec)
+{
+    TrackedTask task;
+    task.tid = static_cast<pid_t>(rec.tid);
+    task.tgid = static_cast<pid_t>(rec.tgid);
+    task.comm = text_of(rec.comm, sizeof rec.comm);
+    task.reason = reason_text(rec.pending.reason);
+    task.function = text_of(rec.function, sizeof rec.function);
+    task.first_seen_ns = rec.pending.first_seen_ns;
+    task.attempts = rec.pending.attempts;
+    task.stack_errnum = -rec.stack_err;
+    return task;
 }
 
 } // namespace
 
-void TaskStackCollector::SkeletonDeleter::operator()(pending_stacks* skel) const noexcept
+void PendingTaskTracker::SkeletonDeleter::operator()(pending_tasks* skel) const noexcept
 {
-    pending_stacks__destroy(skel); // also destroys the links the skeleton holds
+    pending_tasks__destroy(skel); // also destroys the links the skeleton holds
 }
 
-Result<TaskStackCollector> TaskStackCollector::open(std::uint32_t capacity)
+Result<PendingTaskTracker> PendingTaskTracker::open(std::uint32_t capacity)
 {
     if (capacity == 0)
-        return Error{EINVAL, "task stack collector capacity must be at least 1"};
+        return Error{EINVAL, "pending task tracker capacity must be at least 1"};
 
-    Skeleton skel(pending_stacks__open());
+    Skeleton skel(pending_tasks__open());
     if (!skel)
-        return failure(errno, "open BPF object pending_stacks");
+        return failure(errno, "open BPF object pending_tasks");
 
     if (int err = bpf_map__set_max_entries(skel->maps.pending, capacity); err < 0)
         return failure(-err, "size BPF map pending to " + std::to_string(capacity) + " entries");
 
-    if (int err = pending_stacks__load(skel.get()); err < 0)
-        return failure(-err, "load BPF object pending_stacks");
+    if (int err = pending_tasks__load(skel.get()); err < 0)
+        return failure(-err, "load BPF object pending_tasks");
 
-    // Attached explicitly rather than by pending_stacks__attach(): the raw_tracepoint programs
-    // that will join this object need lpshim loaded and are attached on their own.
-    skel->links.dump_pending_stacks = bpf_program__attach_iter(skel->progs.dump_pending_stacks, nullptr);
-    if (!skel->links.dump_pending_stacks)
+    // Attached on its own rather than by pending_tasks__attach(): the raw tracepoint programs
+    // need lpshim loaded (follow_transitions()); the iterator does not.
+    skel->links.dump_pending_tasks = bpf_program__attach_iter(skel->progs.dump_pending_tasks, nullptr);
+    if (!skel->links.dump_pending_tasks)
         return failure(errno, "attach iter/task");
 
-    return TaskStackCollector(std::move(skel));
+    return PendingTaskTracker(std::move(skel));
 }
 
-Result<void> TaskStackCollector::watch(pid_t tid)
+Result<void> PendingTaskTracker::follow_transitions()
+{
+    struct Attachment {
+        bpf_program* program;
+        bpf_link** link;
+    };
+    const Attachment attachments[] = {
+        {skel_->progs.pending_on_transition_start, &skel_->links.pending_on_transition_start},
+        {skel_->progs.pending_on_transition_end, &skel_->links.pending_on_transition_end},
+        {skel_->progs.pending_on_task_blocked, &skel_->links.pending_on_task_blocked},
+        {skel_->progs.pending_on_task_switch, &skel_->links.pending_on_task_switch},
+    };
+    for (const Attachment& a : attachments) {
+        if (*a.link)
+            continue;
+        *a.link = bpf_program__attach(a.program);
+        if (!*a.link)
+            return failure(errno, std::string("attach ") + bpf_program__section_name(a.program) +
+                                      " (is lpshim.ko loaded?)");
+    }
+    return {};
+}
+
+Result<void> PendingTaskTracker::watch(pid_t tid)
 {
     if (tid <= 0)
         return Error{EINVAL, "cannot watch tid " + std::to_string(tid) + ": not a task id"};
 
     const __u32 key = static_cast<__u32>(tid);
-    const pending_task value{.first_seen_ns = monotonic_ns(), .flags = 0, .reserved = 0};
+    const pending_task value{.first_seen_ns = monotonic_ns(),
+                             .function = 0,
+                             .transition = 0,
+                             .attempts = 0,
+                             .reason = PENDING_REASON_NOT_CHECKED,
+                             .flags = PENDING_TASK_F_WATCHED};
     // BPF_NOEXIST keeps first_seen_ns of a task watched already.
     const int err = bpf_map__update_elem(skel_->maps.pending, &key, sizeof key, &value, sizeof value,
                                          BPF_NOEXIST);
@@ -117,11 +170,11 @@ Result<void> TaskStackCollector::watch(pid_t tid)
     if (err == -E2BIG)
         return Error{E2BIG, "cannot watch tid " + std::to_string(tid) + ": already watching " +
                                 std::to_string(bpf_map__max_entries(skel_->maps.pending)) +
-                                " tasks, the collector's capacity"};
+                                " tasks, the tracker's capacity"};
     return failure(-err, "watch tid " + std::to_string(tid));
 }
 
-Result<void> TaskStackCollector::forget(pid_t tid)
+Result<void> PendingTaskTracker::forget(pid_t tid)
 {
     if (tid <= 0)
         return Error{EINVAL, "cannot forget tid " + std::to_string(tid) + ": not a task id"};
@@ -133,9 +186,10 @@ Result<void> TaskStackCollector::forget(pid_t tid)
     return failure(-err, "forget tid " + std::to_string(tid));
 }
 
-Result<std::vector<TaskStack>> TaskStackCollector::collect() const
+Result<std::vector<TrackedTask>> PendingTaskTracker::list(bool with_stacks) const
 {
-    const int fd = bpf_iter_create(bpf_link__fd(skel_->links.dump_pending_stacks));
+    skel_->bss->collect_stacks = with_stacks;
+    const int fd = bpf_iter_create(bpf_link__fd(skel_->links.dump_pending_tasks));
     if (fd < 0)
         return failure(-fd, "create a task iterator");
     const UniqueFd iter(fd);
@@ -158,19 +212,31 @@ Result<std::vector<TaskStack>> TaskStackCollector::collect() const
             continue;
         return failure(errno, "read the task iterator");
     }
-    if (used % sizeof(task_stack_record) != 0)
-        return Error{EPROTO, "task iterator returned " + std::to_string(used) +
-                                 " bytes, not a whole number of " +
-                                 std::to_string(sizeof(task_stack_record)) + "-byte records"};
-
-    std::vector<TaskStack> stacks;
-    stacks.reserve(used / sizeof(task_stack_record));
-    for (std::size_t off = 0; off < used; off += sizeof(task_stack_record)) {
-        task_stack_record rec;
+    // Records: a header, then nr_frames frames of FRAME_TEXT_LEN bytes. The kernel's words are
+    // checked like any other input.
+    std::vector<TrackedTask> tasks;
+    std::size_t off = 0;
+    while (off < used) {
+        pending_task_record rec;
+        if (used - off < sizeof rec)
+            return Error{EPROTO, "task iterator returned a truncated record at byte " +
+                                     std::to_string(off) + " of " + std::to_string(used)};
         std::memcpy(&rec, bytes.data() + off, sizeof rec);
-        stacks.push_back(to_task_stack(rec));
+        off += sizeof rec;
+        const std::size_t frames_size = std::size_t{rec.nr_frames} * FRAME_TEXT_LEN;
+        if (rec.nr_frames > MAX_FRAMES || used - off < frames_size)
+            return Error{EPROTO, "task iterator returned a record of tid " +
+                                     std::to_string(rec.tid) + " with " +
+                                     std::to_string(rec.nr_frames) + " frames, past its data"};
+        TrackedTask task = to_tracked_task(rec);
+        for (std::uint32_t i = 0; i < rec.nr_frames; i++)
+            task.frames.push_back(
+                text_of(reinterpret_cast<const char*>(bytes.data() + off) + i * FRAME_TEXT_LEN,
+                        FRAME_TEXT_LEN));
+        off += frames_size;
+        tasks.push_back(std::move(task));
     }
-    return stacks;
+    return tasks;
 }
 
 } // namespace livepatchd

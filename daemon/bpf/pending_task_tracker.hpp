@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0-only
 //
-// Kernel stacks of chosen tasks, through the iter/task BPF program in bpf/pending_stacks.bpf.c.
+// PendingTaskTracker: the tasks an lpshim transition waits for, as the kernel sees them, through
+// bpf/pending_tasks.bpf.c. Raw tracepoint programs keep an in-kernel map (tid → reason,
+// function, first seen, attempts) from lpshim_task_blocked and lpshim_task_switch; a task
+// iterator reads it back with each task's comm, tgid and, when asked, kernel stack.
 //
-// The stacks are for people (reports, the journal, `livepatchctl status`). They come from the
-// kernel's non-reliable unwinder and may race with a running task: never base a consistency or
-// remediation decision on them; lpshim decides in the kernel.
+// The stacks are for people (reports, the journal, `livepatchctl blocking -v`). They come from
+// the kernel's non-reliable unwinder and may race with a running task: never base a consistency
+// or remediation decision on them; lpshim decides in the kernel.
 #pragma once
 
 #include <sys/types.h>
@@ -17,49 +20,58 @@
 
 #include "result.hpp"
 
-struct pending_stacks; // the generated skeleton, <pending_stacks.skel.h>
+struct pending_tasks; // the generated skeleton, <pending_tasks.skel.h>
 
 namespace livepatchd {
 
-struct TaskStack {
+struct TrackedTask {
     pid_t tid = 0;
     pid_t tgid = 0;
     std::string comm;
-    std::vector<std::uint64_t> frames; // return addresses, innermost first
-    int stack_errnum = 0;              // why frames is empty when the kernel gave no stack
+    std::string reason;   // lpshim's word: running, sleeping-in-function, ...
+    std::string function; // the patched function on its stack ("name [module]"), or ""
+    std::uint64_t first_seen_ns = 0; // CLOCK_MONOTONIC of the first time it was found blocked
+    std::uint32_t attempts = 0;      // times found blocked in this transition
+    // Its kernel stack when asked for, innermost first, as the kernel names each frame
+    // ("name+0xoff/0xsize [module]"): no /proc/kallsyms needed.
+    std::vector<std::string> frames;
+    int stack_errnum = 0; // why frames is empty when the kernel gave no stack
 };
 
-class TaskStackCollector {
+class PendingTaskTracker {
 public:
     static constexpr std::size_t max_frames = 32; // deeper stacks lose their outermost frames
     static constexpr std::uint32_t default_capacity = 16384;
 
-    // Opens, loads and attaches the iterator. Needs root (CAP_BPF and CAP_PERFMON). At most
-    // `capacity` tasks can be watched at once.
-    static Result<TaskStackCollector> open(std::uint32_t capacity = default_capacity);
+    // Opens, loads and attaches the iterator. Needs root (CAP_BPF and CAP_PERFMON). The map
+    // holds `capacity` tasks; past that the least recently updated are forgotten.
+    static Result<PendingTaskTracker> open(std::uint32_t capacity = default_capacity);
 
-    // Adds tid to the watched tasks. Watching a tid twice is not an error. E2BIG when capacity
-    // tasks are watched already. A tid is watched until forgotten, even after its task exits:
-    // forget it then, or a new task reusing the tid is reported.
+    // Attaches the programs on lpshim's tracepoints (lpshim.ko must be loaded): from now on the
+    // map follows every transition. They hold a reference on lpshim.ko until this is destroyed.
+    Result<void> follow_transitions();
+
+    // Adds a task of the caller's choosing, reported whether or not it blocks a transition
+    // (for its stack). Watching a tid twice is not an error. A tid is watched until forgotten,
+    // even after its task exits: forget it then, or a new task reusing the tid is reported.
     Result<void> watch(pid_t tid);
     // Removes tid; forgetting a tid that is not watched is not an error.
     Result<void> forget(pid_t tid);
 
-    // One TaskStack per watched task that exists now, in tid order. Reads the iterator once: each
-    // call walks all tasks in the kernel, so call it when someone will read the result.
-    Result<std::vector<TaskStack>> collect() const;
+    // The tasks blocking the transition under way (and the watched ones) that exist now, in
+    // tid order, with their stacks if with_stacks. Walks all tasks in the kernel once.
+    Result<std::vector<TrackedTask>> list(bool with_stacks) const;
 
-    // A moved-from collector may only be destroyed or assigned to.
-    TaskStackCollector(TaskStackCollector&&) noexcept = default;
-    TaskStackCollector& operator=(TaskStackCollector&&) noexcept = default;
+    PendingTaskTracker(PendingTaskTracker&&) noexcept = default;
+    PendingTaskTracker& operator=(PendingTaskTracker&&) noexcept = default;
 
 private:
     struct SkeletonDeleter {
-        void operator()(pending_stacks* skel) const noexcept; // detaches, then frees everything
+        void operator()(pending_tasks* skel) const noexcept; // detaches, then frees everything
     };
-    using Skeleton = std::unique_ptr<pending_stacks, SkeletonDeleter>;
+    using Skeleton = std::unique_ptr<pending_tasks, SkeletonDeleter>;
 
-    explicit TaskStackCollector(Skeleton skel) noexcept : skel_(std::move(skel)) {}
+    explicit PendingTaskTracker(Skeleton skel) noexcept : skel_(std::move(skel)) {}
 
     Skeleton skel_;
 };

@@ -1,5 +1,5 @@
 #!/bin/bash
-# The pending_stacks BPF skeleton loads and attaches in the guest kernel, and its task iterator
+# The pending_tasks BPF skeleton loads and attaches in the guest kernel, and its task iterator
 # reports the kernel stack of a sleeping task.
 . "$(dirname "$0")/../lib.sh"
 

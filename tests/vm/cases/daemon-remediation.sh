@@ -71,6 +71,12 @@ ladder_ends_it "SIGSTOP/SIGCONT alone" \
 journalctl -u livepatchd --no-pager -o cat | grep -q "stopping process $READER (cat, .*) for 50 ms: task $READER is asleep in lpshim_target_sleep" ||
 	fail "no journal entry for the SIGSTOP of the reader"
 ok "the journal names the stopped process, its unit and the function"
+stack=$(journalctl -u livepatchd --no-pager -o json --output-fields=STACK | python3 -c '
+import json, sys
+stacks = [json.loads(line).get("STACK") for line in sys.stdin]
+print(next((s for s in reversed(stacks) if isinstance(s, str)), ""))')
+expect_match "$stack" "lpshim_target_sleep\+0x[0-9a-f]+/0x[0-9a-f]+ \[lpshim_target\]" \
+	"the SIGSTOP's journal entry carries the reader's symbolised kernel stack"
 
 echo "# remediation off"
 configure '{"transition": {"stall_timeout_ms": 60000}, "remediation": {"enabled": false}}'

@@ -91,6 +91,13 @@ expect_match "$err" "^livepatchctl: .*lp_no_such_patch" "livepatchctl names the 
 expect_eq "$(listing)" "$before" "the bad inputs changed nothing"
 
 # --- a transition held open: State, check, blocking, and a second apply refused -------------
+# The daemon's list of pending tasks is the BPF map that lpshim's tracepoints feed: it runs
+# without debugfs (lpshim's own list) for this part.
+NO_DEBUGFS=/run/systemd/system/livepatchd.service.d/50-no-debugfs.conf
+mkdir -p "$(dirname $NO_DEBUGFS)"
+printf '[Service]\nInaccessiblePaths=/sys/kernel/debug\n' >$NO_DEBUGFS
+systemctl daemon-reload
+systemctl restart livepatchd
 insmod "$(module_path lpshim_target)"
 cat /dev/lpshim_target_sleep >/dev/null &
 reader=$!
@@ -107,8 +114,13 @@ expect_match "$(livepatchctl blocking)" \
 	$'(^|\n)'"$reader +$reader +cat +user +sleeping-in-function +[0-9.]+s +lpshim_target_sleep \\[lpshim_target\\]"$'(\n|$)' \
 	"livepatchctl blocking names the sleeping reader and its function"
 blocking=$(livepatchctl blocking -v)
+echo "$blocking" | sed 's/^/# /'
 expect_match "$blocking" "state S, unit lpvm-run.service" \
 	"livepatchctl blocking -v shows the reader's state and unit"
+expect_match "$blocking" "found blocked [1-9][0-9]* time\\(s\\) by lpshim" \
+	"livepatchctl blocking -v counts lpshim's attempts, from the BPF map"
+expect_match "$blocking" $'\n +lpshim_target_sleep\\+0x[0-9a-f]+/0x[0-9a-f]+ \\[lpshim_target\\]' \
+	"livepatchctl blocking -v shows the reader's symbolised kernel stack"
 expect_bus_error TransitionInProgress "a second apply during a transition" Apply $V1
 expect_eq "$(patch_state $V1)" installed "the refused patch is still only installed"
 echo 1 >$T/sleep_release
@@ -119,6 +131,9 @@ livepatchctl revert $C >/dev/null
 wait_until 10 "the module of $C is removed" test ! -e /sys/module/$C
 ok "revert removed the module of $C"
 rmmod lpshim_target
+rm $NO_DEBUGFS
+systemctl daemon-reload
+systemctl restart livepatchd
 
 # --- revert and remove -----------------------------------------------------------------------
 out=$(livepatchctl revert $E)

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 //
-// task-stacks TID...: print the kernel stack of each task through TaskStackCollector, the way
+// task-stacks TID...: print the kernel stack of each task through PendingTaskTracker, the way
 // the daemon gets it. For VM tests:
 //
 //   tid=<tid> comm=<comm> frames=<n>
@@ -16,8 +16,7 @@
 #include <string_view>
 #include <vector>
 
-#include "kernel_symbols.hpp"
-#include "task_stacks.hpp"
+#include "pending_task_tracker.hpp"
 
 namespace {
 
@@ -43,19 +42,15 @@ std::optional<pid_t> parse_tid(std::string_view arg)
     return tid;
 }
 
-void print_stack(const livepatchd::TaskStack& stack, const livepatchd::KernelSymbols* symbols)
+void print_stack(const livepatchd::TrackedTask& stack)
 {
     std::printf("tid=%d comm=%s frames=%zu", static_cast<int>(stack.tid), stack.comm.c_str(),
                 stack.frames.size());
     if (stack.stack_errnum != 0)
         std::printf(" (no stack: errno %d)", stack.stack_errnum);
     std::putchar('\n');
-    for (const std::uint64_t frame : stack.frames) {
-        if (symbols)
-            std::printf("  %s\n", symbols->format(frame).c_str());
-        else
-            std::printf("  0x%llx\n", static_cast<unsigned long long>(frame));
-    }
+    for (const std::string& frame : stack.frames)
+        std::printf("  %s\n", frame.c_str());
 }
 
 } // namespace
@@ -74,39 +69,26 @@ int main(int argc, char** argv)
         tids.push_back(*tid);
     }
 
-    auto collector = livepatchd::TaskStackCollector::open();
-    if (!collector) {
-        std::fprintf(stderr, "task-stacks: %s\n", collector.error().message.c_str());
+    auto tracker = livepatchd::PendingTaskTracker::open();
+    if (!tracker) {
+        std::fprintf(stderr, "task-stacks: %s\n", tracker.error().message.c_str());
         return exit_bpf_error;
     }
     for (const pid_t tid : tids) {
-        if (auto r = collector->watch(tid); !r) {
+        if (auto r = tracker->watch(tid); !r) {
             std::fprintf(stderr, "task-stacks: %s\n", r.error().message.c_str());
             return exit_bpf_error;
         }
     }
-    auto stacks = collector->collect();
+    auto stacks = tracker->list(true);
     if (!stacks) {
         std::fprintf(stderr, "task-stacks: %s\n", stacks.error().message.c_str());
         return exit_bpf_error;
     }
 
-    std::optional<livepatchd::KernelSymbols> symbols;
-    bool any_frames = false;
-    for (const auto& s : *stacks)
-        any_frames = any_frames || !s.frames.empty();
-    if (any_frames) {
-        auto loaded = livepatchd::KernelSymbols::load();
-        if (loaded)
-            symbols = std::move(*loaded);
-        else
-            std::fprintf(stderr, "task-stacks: %s; printing raw addresses\n",
-                         loaded.error().message.c_str());
-    }
-
     int status = exit_ok;
     for (const pid_t tid : tids) {
-        const livepatchd::TaskStack* found = nullptr;
+        const livepatchd::TrackedTask* found = nullptr;
         for (const auto& s : *stacks)
             if (s.tid == tid)
                 found = &s;
@@ -115,7 +97,7 @@ int main(int argc, char** argv)
             status = exit_no_such_task;
             continue;
         }
-        print_stack(*found, symbols ? &*symbols : nullptr);
+        print_stack(*found);
     }
     return status;
 }
