@@ -46,6 +46,17 @@ std::uint64_t monotonic_usec()
            static_cast<std::uint64_t>(ts.tv_nsec) / 1000;
 }
 
+// A STACK= journal field: one frame per line, innermost first.
+std::string stack_text(const std::map<std::uint32_t, std::vector<std::string>>& stacks,
+                       std::uint32_t tid)
+{
+    std::string text;
+    if (const auto it = stacks.find(tid); it != stacks.end())
+        for (const std::string& frame : it->second)
+            text += (text.empty() ? "" : "\n") + frame;
+    return text;
+}
+
 std::string seconds_text(std::uint64_t usec)
 {
     char text[32];
@@ -597,12 +608,15 @@ void Service::remediate(std::chrono::milliseconds elapsed, const std::vector<Pen
         }
         stop_for_a_moment(remedy.target);
     }
+    // Each task is refused once per transition: its stack is worth a walk of the task list.
+    const auto stacks = refused.empty() ? decltype(pending_stacks()){} : pending_stacks();
     for (const auto& [tid, why] : refused) {
         const auto f = std::find_if(facts.begin(), facts.end(),
                                     [tid = tid](const TaskFacts& x) { return x.task.tid == tid; });
         if (f == facts.end())
             continue;
         const std::string kind(to_string(f->kind));
+        const std::string unit = f->units.empty() ? "" : f->units.back();
         journal::log(LogLevel::warning,
                      watched_->patch + ": task " + std::to_string(tid) + " (" + f->task.comm +
                          ", " + kind + ") blocks the transition in " +
@@ -611,7 +625,9 @@ void Service::remediate(std::chrono::milliseconds elapsed, const std::vector<Pen
                      {{"PATCH", watched_->patch},
                       {"TID", std::to_string(tid)},
                       {"TASK_KIND", kind},
-                      {"FUNCTION", f->task.function}});
+                      {"UNIT", unit},
+                      {"FUNCTION", f->task.function},
+                      {"STACK", stack_text(stacks, tid)}});
         manager_->emit_task_blocked(f->task, kind, "not stopped: " + why);
         seen_[tid].actions.push_back("not stopped: " + why);
     }
@@ -624,11 +640,7 @@ void Service::stop_for_a_moment(const TaskFacts& facts)
     const PendingTask& task = facts.task;
     const std::string unit = facts.units.empty() ? "" : facts.units.back();
     const auto pid = static_cast<pid_t>(task.tgid);
-    std::string stack;
-    const auto stacks = pending_stacks();
-    if (const auto it = stacks.find(task.tid); it != stacks.end())
-        for (const std::string& frame : it->second)
-            stack += (stack.empty() ? "" : "\n") + frame;
+    const std::string stack = stack_text(pending_stacks(), task.tid);
     journal::log(LogLevel::notice,
                  watched_->patch + ": stopping process " + std::to_string(pid) + " (" +
                      task.comm + (unit.empty() ? "" : ", " + unit) + ") for " +

@@ -17,6 +17,13 @@ state_is() { [[ $(busctl get-property "${MANAGER[@]}" State) == "s \"$1\"" ]]; }
 patch_state() { livepatchctl --json list | python3 -c "
 import json, sys
 print(next((p['State'] for p in json.load(sys.stdin) if p['Name'] == sys.argv[1]), 'none'))" "$1"; }
+# The STACK= field of livepatchd's latest journal entry that has one (a multi-line field: JSON).
+last_journal_stack() {
+	journalctl -u livepatchd --no-pager -o json --output-fields=STACK | python3 -c '
+import json, sys
+stacks = [json.loads(line).get("STACK") for line in sys.stdin]
+print(next((s for s in reversed(stacks) if isinstance(s, str)), ""))'
+}
 proc_state() { awk '{ sub(/.*\) /, ""); print substr($0, 1, 1) }' /proc/$1/stat; }
 
 # configure JSON: restart livepatchd with this remediation configuration.
@@ -71,11 +78,7 @@ ladder_ends_it "SIGSTOP/SIGCONT alone" \
 journalctl -u livepatchd --no-pager -o cat | grep -q "stopping process $READER (cat, .*) for 50 ms: task $READER is asleep in lpshim_target_sleep" ||
 	fail "no journal entry for the SIGSTOP of the reader"
 ok "the journal names the stopped process, its unit and the function"
-stack=$(journalctl -u livepatchd --no-pager -o json --output-fields=STACK | python3 -c '
-import json, sys
-stacks = [json.loads(line).get("STACK") for line in sys.stdin]
-print(next((s for s in reversed(stacks) if isinstance(s, str)), ""))')
-expect_match "$stack" "lpshim_target_sleep\+0x[0-9a-f]+/0x[0-9a-f]+ \[lpshim_target\]" \
+expect_match "$(last_journal_stack)" "lpshim_target_sleep\+0x[0-9a-f]+/0x[0-9a-f]+ \[lpshim_target\]" \
 	"the SIGSTOP's journal entry carries the reader's symbolised kernel stack"
 
 echo "# remediation off"
@@ -138,6 +141,8 @@ expect_eq "$(patch_state $C)" installed "the stall reverted the patch"
 journalctl -u livepatchd --no-pager -o cat | grep -q "task $kthread (lpshim_tgt_park, kthread) blocks the transition in lpshim_target_kthread_park.*; not stopped: it is a kernel thread" ||
 	fail "the parked kthread is not reported as a kthread"
 ok "the parked kthread is reported as a kthread, not stopped"
+expect_match "$(last_journal_stack)" "lpshim_target_kthread_park\+0x[0-9a-f]+/0x[0-9a-f]+ \[lpshim_target\]" \
+	"the kthread's journal entry carries its symbolised kernel stack"
 journalctl -u livepatchd --no-pager -o cat | grep -q "has not completed after 5000 ms; on_stall is revert" ||
 	fail "the stall is not reported"
 ok "the stall and its outcome are reported"
