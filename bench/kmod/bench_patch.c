@@ -14,12 +14,21 @@
 
 #include <linux/module.h>
 
+/* lpshim's API mirrors upstream's: one set of tables serves both builds. */
 #ifdef BENCH_KLP
 #include <linux/livepatch.h>
 #define BENCH_VERSION_DELTA 2
+#define bench_func klp_func
+#define bench_object klp_object
+#define bench_patch klp_patch
+#define bench_enable_patch klp_enable_patch
 #else
 #include <lpshim/lpshim.h>
 #define BENCH_VERSION_DELTA 1
+#define bench_func lpshim_func
+#define bench_object lpshim_object
+#define bench_patch lpshim_patch
+#define bench_enable_patch lpshim_enable_patch
 #endif
 
 #include "lpshim_target.h"
@@ -34,49 +43,26 @@ static int bench_sleep(void)
 	return lpshim_target_wait_released();
 }
 
-#ifdef BENCH_KLP
-static struct klp_func funcs[] = {
+static struct bench_func funcs[] = {
 	{ .old_name = "lpshim_target_bench_fn", .new_func = bench_fn, },
 	{ .old_name = "lpshim_target_sleep", .new_func = bench_sleep, },
 	{ }
 };
 
-static struct klp_object objs[] = {
+static struct bench_object objs[] = {
 	{ .name = "lpshim_target", .funcs = funcs, },
 	{ }
 };
 
-static struct klp_patch patch = {
+static struct bench_patch patch = {
 	.mod = THIS_MODULE,
 	.objs = objs,
 };
 
 static int __init bench_patch_init(void)
 {
-	return klp_enable_patch(&patch);
+	return bench_enable_patch(&patch);
 }
-#else
-static struct lpshim_func funcs[] = {
-	{ .old_name = "lpshim_target_bench_fn", .new_func = bench_fn, },
-	{ .old_name = "lpshim_target_sleep", .new_func = bench_sleep, },
-	{ }
-};
-
-static struct lpshim_object objs[] = {
-	{ .name = "lpshim_target", .funcs = funcs, },
-	{ }
-};
-
-static struct lpshim_patch patch = {
-	.mod = THIS_MODULE,
-	.objs = objs,
-};
-
-static int __init bench_patch_init(void)
-{
-	return lpshim_enable_patch(&patch);
-}
-#endif
 
 static void __exit bench_patch_exit(void)
 {
