@@ -19,11 +19,13 @@
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/cpu.h>
 #include <linux/ftrace.h>
 #include <linux/hashtable.h>
 #include <linux/rculist.h>
 #include <linux/slab.h>
 #include <linux/version.h>
+#include <linux/workqueue.h>
 
 #include "core.h"
 #include "ksyms.h"
@@ -141,9 +143,36 @@ unlock:
 	ftrace_test_recursion_unlock(bit);
 }
 
+/*
+ * lpshim_synchronize() makes every online CPU run a no-op work, as upstream livepatch's
+ * klp_synchronize_transition() does: a CPU that schedules has left any preemption-disabled
+ * region, so every handler that started before has returned. synchronize_rcu_tasks_rude() did
+ * the same until 6.10 (6.12 ships it as a no-op on x86, which has ARCH_WANTS_NO_INSTR), and
+ * each of its grace periods started at least 100 ms after the previous one ended.
+ * The works are lpshim_mutex's: every caller holds it.
+ */
+static DEFINE_PER_CPU(struct work_struct, lpshim_sync_work);
+
+static void lpshim_sync_fn(struct work_struct *work)
+{
+}
+
 void lpshim_synchronize(void)
 {
-	synchronize_rcu_tasks_rude();
+	int cpu;
+
+	lockdep_assert_held(&lpshim_mutex);
+	/* No CPU comes online between queueing and flushing: an offline CPU runs no handler. */
+	cpus_read_lock();
+	for_each_online_cpu(cpu) {
+		struct work_struct *work = per_cpu_ptr(&lpshim_sync_work, cpu);
+
+		INIT_WORK(work, lpshim_sync_fn);
+		schedule_work_on(cpu, work);
+	}
+	for_each_online_cpu(cpu)
+		flush_work(per_cpu_ptr(&lpshim_sync_work, cpu));
+	cpus_read_unlock();
 }
 
 static struct lpshim_ops *lpshim_find_ops(unsigned long ip)

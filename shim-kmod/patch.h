@@ -30,8 +30,8 @@ void lpshim_func_prev_impl(struct lpshim_func *func, unsigned long *addr, unsign
 
 /*
  * Wait until no CPU can still be in lpshim's ftrace handler with a view from before the caller's
- * last change (the handler's read side is a preemption-disabled region, possibly where RCU is
- * not watching: hence the "rude" flavour).
+ * last change. The handler's read side is a preemption-disabled region, possibly where RCU is
+ * not watching, so this waits for every online CPU to schedule. Called with lpshim_mutex held.
  */
 void lpshim_synchronize(void);
 

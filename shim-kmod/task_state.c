@@ -76,7 +76,13 @@ static void lpshim_free_probe(void *data, struct task_struct *task)
 	spin_unlock_irqrestore(&table->lock, flags);
 }
 
-static void lpshim_free_entries(struct lpshim_task_table *table)
+static void lpshim_free_entry(struct lpshim_task_table *table, struct lpshim_task *entry)
+{
+	if (entry < table->entries || entry >= table->entries + table->nr_entries)
+		kfree(entry);
+}
+
+static void lpshim_free_table(struct lpshim_task_table *table)
 {
 	struct lpshim_task *entry, *tmp;
 	struct hlist_node *n;
@@ -84,10 +90,17 @@ static void lpshim_free_entries(struct lpshim_task_table *table)
 
 	for (i = 0; i < (1U << table->bits); i++)
 		hlist_for_each_entry_safe(entry, n, &table->buckets[i], node)
-			kfree(entry);
+			lpshim_free_entry(table, entry);
 	list_for_each_entry_safe(entry, tmp, &table->graveyard, graveyard)
-		kfree(entry);
+		lpshim_free_entry(table, entry);
+	kvfree(table->entries);
 	kvfree(table);
+}
+
+/* An RCU callback: entries are few besides @entries, and vfree() defers itself from softirq. */
+static void lpshim_free_table_rcu(struct rcu_head *rcu)
+{
+	lpshim_free_table(container_of(rcu, struct lpshim_task_table, rcu));
 }
 
 static unsigned int lpshim_count_tasks(void)
@@ -103,23 +116,23 @@ static unsigned int lpshim_count_tasks(void)
 }
 
 /*
- * Fill @table with an entry in state @state for every task, from @pool (entries cannot be
- * allocated under tasklist_lock). Return false when the pool ran out.
+ * Fill @table with an entry in state @state for every task, from its preallocated entries
+ * (nothing can be allocated under tasklist_lock). Return false when they ran out.
  */
-static bool lpshim_fill_table(struct lpshim_task_table *table, struct list_head *pool, int state)
+static bool lpshim_fill_table(struct lpshim_task_table *table, int state)
 {
 	struct task_struct *g, *t;
 	struct lpshim_task *entry;
+	unsigned int used = 0;
 	bool enough = true;
 
 	read_lock(lpshim_ksyms.tasklist_lock);
 	for_each_process_thread(g, t) {
-		entry = list_first_entry_or_null(pool, struct lpshim_task, graveyard);
-		if (!entry) {
+		if (used == table->nr_entries) {
 			enough = false;
 			break;
 		}
-		list_del(&entry->graveyard);
+		entry = &table->entries[used++];
 		entry->task = t;
 		entry->state = state;
 		hlist_add_head(&entry->node, &table->buckets[hash_ptr(t, table->bits)]);
@@ -131,40 +144,32 @@ static bool lpshim_fill_table(struct lpshim_task_table *table, struct list_head 
 int lpshim_task_table_create(int target)
 {
 	struct lpshim_task_table *table;
-	struct lpshim_task *entry, *tmp;
-	unsigned int n, bits, i;
-	LIST_HEAD(pool);
-	int cpu, ret;
+	unsigned int n, bits;
+	int cpu;
 
 	lockdep_assert_held(&lpshim_mutex);
 	if (WARN_ON_ONCE(lpshim_table_locked()))
 		return -EBUSY;
 retry:
 	n = lpshim_count_tasks();
-	n += n / 8 + 64;	/* tasks forked while the pool is allocated */
+	n += n / 8 + 64;	/* tasks forked while the entries are allocated */
 	bits = ilog2(roundup_pow_of_two(2 * n));
 	table = kvzalloc(struct_size(table, buckets, 1U << bits), GFP_KERNEL);
 	if (!table)
 		return -ENOMEM;
+	table->entries = kvcalloc(n, sizeof(*table->entries), GFP_KERNEL);
+	if (!table->entries) {
+		kvfree(table);
+		return -ENOMEM;
+	}
+	table->nr_entries = n;
 	table->bits = bits;
 	spin_lock_init(&table->lock);
 	INIT_LIST_HEAD(&table->graveyard);
-	for (i = 0; i < n; i++) {
-		entry = kzalloc(sizeof(*entry), GFP_KERNEL);
-		if (!entry) {
-			ret = -ENOMEM;
-			goto err;
-		}
-		list_add(&entry->graveyard, &pool);
-	}
-	if (!lpshim_fill_table(table, &pool, !target)) {
-		list_for_each_entry_safe(entry, tmp, &pool, graveyard)
-			kfree(entry);
-		lpshim_free_entries(table);
+	if (!lpshim_fill_table(table, !target)) {
+		lpshim_free_table(table);
 		goto retry;
 	}
-	list_for_each_entry_safe(entry, tmp, &pool, graveyard)
-		kfree(entry);
 
 	for_each_possible_cpu(cpu)
 		per_cpu(lpshim_idle_state, cpu) = !target;
@@ -176,12 +181,6 @@ retry:
 	 */
 	rcu_assign_pointer(lpshim_tasks, table);
 	return 0;
-
-err:
-	list_for_each_entry_safe(entry, tmp, &pool, graveyard)
-		kfree(entry);
-	lpshim_free_entries(table);
-	return ret;
 }
 
 void lpshim_task_table_destroy(void)
@@ -193,9 +192,11 @@ void lpshim_task_table_destroy(void)
 	RCU_INIT_POINTER(lpshim_tasks, NULL);
 	/* Readers: the handler (preemption-disabled, maybe where RCU is not watching)... */
 	lpshim_synchronize();
-	/* ...and the probes and switch points (RCU-sched), which may still insert or remove. */
-	synchronize_rcu();
-	lpshim_free_entries(table);
+	/*
+	 * ...and the probes and switch points (RCU-sched), which may still insert or remove:
+	 * the table goes after a grace period, without holding up the transition's completion.
+	 */
+	call_rcu(&table->rcu, lpshim_free_table_rcu);
 }
 
 /*
@@ -224,4 +225,6 @@ void lpshim_task_state_exit(void)
 	tracepoint_probe_unregister(lpshim_ksyms.tp_sched_process_fork, lpshim_fork_probe, NULL);
 	tracepoint_probe_unregister(lpshim_ksyms.tp_sched_process_free, lpshim_free_probe, NULL);
 	tracepoint_synchronize_unregister();
+	/* A table's RCU callback is lpshim's code: wait until the last one has returned. */
+	rcu_barrier();
 }

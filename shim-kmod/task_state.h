@@ -54,12 +54,19 @@ struct lpshim_task {
  *		transition work); readers are lockless
  * @graveyard:	entries of freed tasks: a lockless reader may still walk past them, so they
  *		are freed only with the table, after lpshim_synchronize()
+ * @entries:	the entries of the tasks that existed when the table was filled, in one
+ *		allocation (a task forked later gets its own)
+ * @nr_entries:	the size of @entries
+ * @rcu:	frees the table once no reader can see it any more
  * @buckets:	the hash buckets
  */
 struct lpshim_task_table {
 	unsigned int bits;
 	spinlock_t lock;
 	struct list_head graveyard;
+	struct lpshim_task *entries;
+	unsigned int nr_entries;
+	struct rcu_head rcu;
 	struct hlist_head buckets[];
 };
 
@@ -103,7 +110,10 @@ static __always_inline int lpshim_task_patch_state(struct task_struct *task, int
  * starts in the other state. lpshim_mutex held.
  */
 int lpshim_task_table_create(int target);
-/* Unpublish and free the table; lpshim_mutex held, after func->transition was cleared. */
+/*
+ * Unpublish the table and free it after a grace period; lpshim_mutex held, after
+ * func->transition was cleared.
+ */
 void lpshim_task_table_destroy(void);
 
 /* Register and unregister the fork and free probes, for lpshim's lifetime. */
