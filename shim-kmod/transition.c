@@ -44,10 +44,10 @@
 #define CREATE_TRACE_POINTS
 #include "trace.h"
 
-static unsigned int transition_retry_ms = 100;
+static unsigned int transition_retry_ms = 10;
 module_param(transition_retry_ms, uint, 0644);
 MODULE_PARM_DESC(transition_retry_ms,
-		 "first retry period of a transition in ms (default 100); doubles every 10 attempts, up to 1 s");
+		 "first retry period of a transition in ms (default 10); doubles every 5 attempts, up to 1 s");
 
 struct lpshim_patch *lpshim_transition_patch;
 int lpshim_target_state = LPSHIM_UNDEFINED;
@@ -380,6 +380,16 @@ static DEFINE_PER_CPU(struct work_struct, lpshim_idle_work);
 
 static void lpshim_idle_work_fn(struct work_struct *work)
 {
+	/*
+	 * Scheduling this work took the idle task through its switch point. If it switched, try
+	 * to complete now rather than at the next retry: an idle CPU is what the first pass of
+	 * almost every transition still waits for. (If it could not switch, the next retry queues
+	 * this work again; kicking then would spin.) The work runs on the CPU it was queued on,
+	 * unless that CPU went offline, and a pass switches an offline CPU's idle task anyway.
+	 */
+	if (READ_ONCE(lpshim_target_state) != LPSHIM_UNDEFINED &&
+	    this_cpu_read(lpshim_idle_state) == READ_ONCE(lpshim_target_state))
+		mod_delayed_work(system_wq, &lpshim_transition_work, 0);
 }
 
 /*
@@ -449,12 +459,18 @@ static unsigned int lpshim_switch_tasks(void)
 	return pending;
 }
 
+/*
+ * Retry soon at first (what a first pass still waits for is most often a task running on
+ * another CPU, which is gone from it milliseconds later), then back off to upstream's period
+ * of 1 s: a pass walks every task.
+ */
 static void lpshim_schedule_retry(void)
 {
-	unsigned int ms = transition_retry_ms << min(lpshim_attempts / 10, 4U);
+	/* A writable parameter: bounded so that the shift cannot overflow. */
+	unsigned int first = clamp(READ_ONCE(transition_retry_ms), 1U, 60000U);
+	unsigned int ms = min(first << min(lpshim_attempts / 5, 7U), max(first, 1000U));
 
-	schedule_delayed_work(&lpshim_transition_work,
-			      msecs_to_jiffies(clamp(ms, 1U, max(transition_retry_ms, 1000U))));
+	schedule_delayed_work(&lpshim_transition_work, msecs_to_jiffies(ms));
 }
 
 int lpshim_init_transition(struct lpshim_patch *patch, int state)
@@ -758,9 +774,10 @@ void lpshim_transition_exit(void)
 
 	tracepoint_probe_unregister(lpshim_ksyms.tp_sched_switch, lpshim_sched_switch_probe, NULL);
 	lpshim_task_state_exit();	/* synchronizes: no probe runs after this */
-	cancel_delayed_work_sync(&lpshim_transition_work);
+	/* Idle works first: one may queue the transition work. */
 	for_each_possible_cpu(cpu)
 		flush_work(per_cpu_ptr(&lpshim_idle_work, cpu));
+	cancel_delayed_work_sync(&lpshim_transition_work);
 	lpshim_cancel_switch_works();
 	/* Works taken off their queue run soon, in their (running) task: wait for them. */
 	while (!list_empty_careful(&lpshim_works))
