@@ -146,9 +146,9 @@ unlock:
 /*
  * lpshim_synchronize() makes every online CPU run a no-op work, as upstream livepatch's
  * klp_synchronize_transition() does: a CPU that schedules has left any preemption-disabled
- * region, so every handler that started before has returned. synchronize_rcu_tasks_rude() did
- * the same until 6.10 (6.12 ships it as a no-op on x86, which has ARCH_WANTS_NO_INSTR), and
- * each of its grace periods started at least 100 ms after the previous one ended.
+ * region, so every handler that started before has returned. synchronize_rcu_tasks_rude() is
+ * not enough: 6.12 builds it as a no-op on x86 (ARCH_WANTS_NO_INSTR), and on 6.1 each of its
+ * grace periods starts at least 100 ms after the previous one ended.
  * The works are lpshim_mutex's: every caller holds it.
  */
 static DEFINE_PER_CPU(struct work_struct, lpshim_sync_work);
