@@ -38,7 +38,10 @@ start_reader() {
 	wait_until 10 "the reader sleeps in lpshim_target_sleep" grep -qx 1 $T/sleepers
 }
 
+# A release wakes only the tasks asleep at that moment: a reader still on its way back into the
+# function (after SIGCONT, or a restarted read) would sleep on, and wait would never return.
 release_reader() {
+	wait_until 10 "the reader sleeps before its release" grep -qx 1 $T/sleepers
 	echo 1 >$T/sleep_release
 	wait $READER
 }
