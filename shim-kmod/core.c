@@ -47,9 +47,9 @@ LIST_HEAD(lpshim_patches);
 static struct kobject *lpshim_root_kobj;
 
 /*
- * Modules whose MODULE_STATE_COMING notification lpshim handled and that are not going: a
- * module found with find_module() while it is still coming may not have been through our
- * notifier yet, and must then be left to it. lpshim_mutex.
+ * Modules whose MODULE_STATE_COMING notification lpshim handled and that are neither live nor
+ * going yet: a module found with find_module() while it is still coming may not have been
+ * through our notifier yet, and must then be left to it. lpshim_mutex.
  */
 struct lpshim_module_ref {
 	struct list_head node;
@@ -993,19 +993,26 @@ err:
 	return ret;
 }
 
-static void lpshim_module_going(struct module *mod)
+/* @mod is no longer coming: live, or going after a failed load. lpshim_mutex. */
+static void lpshim_module_came(struct module *mod)
 {
 	struct lpshim_module_ref *ref, *tmp;
 
-	mutex_lock(&lpshim_mutex);
-	lpshim_revert_module(mod, NULL);
-	lpshim_transition_objects_changed();
+	lockdep_assert_held(&lpshim_mutex);
 	list_for_each_entry_safe(ref, tmp, &lpshim_coming_modules, node) {
 		if (ref->mod == mod) {
 			list_del(&ref->node);
 			kfree(ref);
 		}
 	}
+}
+
+static void lpshim_module_going(struct module *mod)
+{
+	mutex_lock(&lpshim_mutex);
+	lpshim_revert_module(mod, NULL);
+	lpshim_transition_objects_changed();
+	lpshim_module_came(mod);
 	mutex_unlock(&lpshim_mutex);
 }
 
@@ -1020,6 +1027,12 @@ static int lpshim_module_notify(struct notifier_block *nb, unsigned long action,
 	switch (action) {
 	case MODULE_STATE_COMING:
 		return notifier_from_errno(lpshim_module_coming(mod));
+	case MODULE_STATE_LIVE:
+		/* Its state says it is alive from now on (lpshim_find_alive_module()). */
+		mutex_lock(&lpshim_mutex);
+		lpshim_module_came(mod);
+		mutex_unlock(&lpshim_mutex);
+		break;
 	case MODULE_STATE_GOING:
 		lpshim_module_going(mod);
 		break;
@@ -1083,10 +1096,17 @@ out:
 /* Patch modules hold a reference on lpshim: it unloads only when no patch is left. */
 static void __exit lpshim_exit(void)
 {
+	struct lpshim_module_ref *ref, *tmp;
+
 	debugfs_remove_recursive(lpshim_debugfs_dir);
 	unregister_module_notifier(&lpshim_module_nb);
 	lpshim_transition_exit();
-	WARN_ON_ONCE(!list_empty(&lpshim_patches) || !list_empty(&lpshim_coming_modules));
+	WARN_ON_ONCE(!list_empty(&lpshim_patches));
+	/* A module may be loading now: its notifications will not come to lpshim any more. */
+	list_for_each_entry_safe(ref, tmp, &lpshim_coming_modules, node) {
+		list_del(&ref->node);
+		kfree(ref);
+	}
 	lpshim_patch_exit();
 	lpshim_shadow_exit();
 	kobject_put(lpshim_root_kobj);

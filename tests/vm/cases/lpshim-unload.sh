@@ -320,7 +320,29 @@ lpshim: unloaded
 EOF
 }
 
-for m in lpshim $LP_TEST_MODULES; do
+# A module loaded after lpshim, and still loaded when lpshim goes: lpshim forgets it without a
+# warning (it used to keep every module it saw coming until that module went, and warned at
+# unload about those still there: udev loads modules at any time).
+unload_with_a_later_module_loaded() {
+	start_test "lpshim unloads while a module loaded after it stays"
+	load_lpshim
+	load_mod lpshim_target
+	unload_lpshim
+	unload_mod lpshim_target
+	expect_kmsg "$LP_KMSG|^lpshim_target: " <<EOF
+% insmod lpshim.ko
+lpshim: loaded (version 0.1.0)
+% insmod lpshim_target.ko
+lpshim_target: loaded
+% rmmod lpshim
+lpshim: unloaded
+% rmmod lpshim_target
+lpshim_target: unloaded
+EOF
+	expect_eq "$(kmsg_since_mark | grep -cE 'WARNING|Call Trace')" 0 "no warning at lpshim's unload"
+}
+
+for m in lpshim lpshim_target $LP_TEST_MODULES; do
 	[[ ! -e /sys/module/$m ]] || fail "$m is already loaded"
 done
 [[ -r $TRACEFS/enabled_functions ]] || mount -t tracefs nodev $TRACEFS 2>/dev/null || true
@@ -334,4 +356,5 @@ ORIG_CMDLINE=$(cat /proc/cmdline) ORIG_VERSION=$(cat /proc/version) ORIG_MEMINFO
 
 unload_after_a_patch
 load_and_unload_three_times
+unload_with_a_later_module_loaded
 rm -rf "$SNAP"
