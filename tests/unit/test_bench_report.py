@@ -1,0 +1,120 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-only
+"""bench/report turns bench/run-guest's results into docs/benchmarks.md: the medians, the
+ratios lpshim / upstream, each target marked met or missed from those figures, a part that did
+not run said so, an early stop reported, and both plots written.
+
+    test_bench_report.py BENCH_REPORT
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+REPORT = None
+
+
+def results(**overrides):
+    """One kernel's results: every figure chosen so that its median and ratio are known."""
+    r = {
+        # Rounds of (unpatched, lpshim, upstream); the second round ran on a slower host.
+        # Overhead ratios per round: 20/30, 50/60, 40/20; their median 0.83, where the ratio
+        # of the medians' overheads would be 40/30.
+        "call_cost": {"unpatched": [10, 20, 10], "lpshim_patched": [30, 70, 50],
+                      "upstream_patched": [40, 80, 30], "lpshim_transition": [60, 70, 60],
+                      "upstream_transition": [50, 60, 50]},
+        "apply_revert": {f"{s}_{n}": {"apply_s": [a * n], "revert_s": [a * n / 2]}
+                         for n in (1, 10, 100, 1000)
+                         for s, a in (("lpshim", 0.001), ("upstream", 0.02))},
+        "sleeping_tasks": {f"{s}_{n}": [t * n] for n in (100, 1000, 10000)
+                           for s, t in (("lpshim", 0.0002), ("upstream", 0.0001))},
+        "blocked_task": {"lpshim": [0.5, 0.7, 0.9], "upstream": [16.0, 16.5, 17.0],
+                         "daemon_idle": {"rss_kib": 8192, "cpu_ms_per_10s": 3},
+                         "daemon_transition": {"rss_kib": 9216, "cpu_ms_per_transition": 250}},
+        "stall_probe": {"idle": [900], "lpshim": [800, 1200, 1500], "upstream": [2000]},
+        "syscall_cost": {"idle": [700], "lpshim": [720], "upstream": [710]},
+    }
+    r.update(overrides)
+    return r
+
+
+class BenchReport(unittest.TestCase):
+    def render(self, *kernels):
+        """Write one result file per (kernel, results, error) and return the markdown."""
+        with tempfile.TemporaryDirectory() as tmp:
+            paths = []
+            for kernel, res, error in kernels:
+                data = {"kernel": kernel, "date": "2026-11-22", "runs": 3, "cpus": 2,
+                        "results": res}
+                if error:
+                    data["error"] = error
+                path = os.path.join(tmp, f"{kernel}.json")
+                with open(path, "w") as f:
+                    json.dump(data, f)
+                paths.append(path)
+            md = os.path.join(tmp, "docs", "benchmarks.md")
+            os.makedirs(os.path.dirname(md))
+            plots = os.path.join(tmp, "docs", "benchmarks")
+            subprocess.run([REPORT, "--markdown", md, "--plots", plots, "--command",
+                            "scripts/bench --runs 3", "--note", "a test run"] + paths,
+                           check=True, capture_output=True)
+            self.plots = sorted(os.listdir(plots))
+            with open(md) as f:
+                return f.read()
+
+    def test_targets_follow_the_figures(self):
+        text = self.render(("6.1-test", results(), None))
+        # The call overhead is compared within each round.
+        self.assertIn("| 6.1-test | steady-state call overhead | 0.83 | ≤ 1.0 | met |", text)
+        self.assertIn("| steady state | 10.0 ns | 50.0 ns | 40.0 ns | 0.83 |", text)
+        # During a transition: 50/40, 50/40, 50/40.
+        self.assertIn("| transition open | | 60.0 ns | 50.0 ns | 1.25 |", text)
+        self.assertIn("| 6.1-test | apply of 1000 functions | 0.050 | ≤ 0.1 | met |", text)
+        self.assertIn("| 1000 | 1,000.0 ms | 20,000.0 ms | 0.050 | 500.0 ms | 10,000.0 ms | 0.050 |",
+                      text)
+        # 10,000 tasks: 2 s against 1 s, missed.
+        self.assertIn("| 6.1-test | transition with 10,000 tasks | 2.00 | ≤ 1.0 | **missed** |",
+                      text)
+        self.assertIn("| transition with a blocked task (ratio) | 0.042 | ≤ 0.15 | met |", text)
+        self.assertIn("| transition with a blocked task (seconds) | 0.70 s | ≤ 2.0 | met |", text)
+        self.assertIn("| 6.1-test | longest stall (ms) | 1.20 ms | ≤ 1.0 | **missed** |", text)
+        self.assertIn("| 700.0 ns | 720.0 ns | 710.0 ns | 1.01 |", text)
+        self.assertIn("| idle | 8.0 MiB | 3 ms in 10 s |", text)
+        self.assertIn("250 ms per transition", text)
+        self.assertIn("medians of 3 runs", text)
+        self.assertIn("`scripts/bench --runs 3`", text)
+        self.assertIn("**About this run:** a test run", text)
+        self.assertEqual(self.plots, ["apply-time.png", "transition-time.png"])
+        self.assertIn("![apply-time.png](benchmarks/apply-time.png)", text)
+
+    def test_a_missed_overhead_is_missed(self):
+        cost = results()["call_cost"] | {"lpshim_patched": [41, 82, 31]}
+        text = self.render(("k", results(call_cost=cost), None))
+        # 31/30, 62/60, 21/20: 1.03 in every round.
+        self.assertIn("| k | steady-state call overhead | 1.03 | ≤ 1.0 | **missed** |", text)
+
+    def test_what_did_not_run_is_not_measured(self):
+        partial = {"call_cost": results()["call_cost"]}
+        text = self.render(("6.12-test", partial, "blocked_task: the transition did not end"))
+        self.assertIn("**The run stopped early:** blocked_task: the transition did not end", text)
+        for part in ("2. Time to apply", "3. Transition time", "4. Transition with a user task",
+                     "5. Longest scheduling stall", "6. System call cost", "7. livepatchd's"):
+            section = text.split(f"### {part}", 1)[1].split("###", 1)[0]
+            self.assertIn("Not measured.", section, part)
+        # A figure that was not measured is no target met or missed.
+        self.assertNotIn("| 6.12-test | apply of 1000 functions", text)
+        self.assertEqual(self.plots, [])
+
+    def test_every_kernel_has_its_section_and_targets(self):
+        text = self.render(("6.1-a", results(), None), ("6.12-b", results(), None))
+        self.assertIn("## 6.1-a", text)
+        self.assertIn("## 6.12-b", text)
+        self.assertIn("| 6.12-b | apply of 1000 functions |", text)
+
+
+if __name__ == "__main__":
+    REPORT = sys.argv.pop(1)
+    unittest.main()
