@@ -993,8 +993,8 @@ err:
 	return ret;
 }
 
-/* @mod is no longer coming: live, or going after a failed load. lpshim_mutex. */
-static void lpshim_module_came(struct module *mod)
+/* @mod is no longer coming: it is live or going. lpshim_mutex. */
+static void lpshim_forget_coming_module(struct module *mod)
 {
 	struct lpshim_module_ref *ref, *tmp;
 
@@ -1012,7 +1012,7 @@ static void lpshim_module_going(struct module *mod)
 	mutex_lock(&lpshim_mutex);
 	lpshim_revert_module(mod, NULL);
 	lpshim_transition_objects_changed();
-	lpshim_module_came(mod);
+	lpshim_forget_coming_module(mod);
 	mutex_unlock(&lpshim_mutex);
 }
 
@@ -1030,7 +1030,7 @@ static int lpshim_module_notify(struct notifier_block *nb, unsigned long action,
 	case MODULE_STATE_LIVE:
 		/* Its state says it is alive from now on (lpshim_find_alive_module()). */
 		mutex_lock(&lpshim_mutex);
-		lpshim_module_came(mod);
+		lpshim_forget_coming_module(mod);
 		mutex_unlock(&lpshim_mutex);
 		break;
 	case MODULE_STATE_GOING:
