@@ -13,8 +13,8 @@
  *   kthread_park   rw  "1"/"0": park/unpark kthread lpshim_tgt_park; reads "1" while parked
  *   kthread_busy   rw  "1"/"0": start/stop kthread lpshim_tgt_busy; reads "1" while looping
  *   busy_loops     r   "<iterations of the busy loop since load>\n"
- *   bench          rw  N in 1..100000000; reads
- *                      "calls=<N> ns_per_call=<x.yyy> version_delta=<d>\n"
+ *   bench          rw  N in 1..100000000; reads "calls=<N> ns_per_call=<x.yyy>
+ *                      twin_ns_per_call=<x.yyy> overhead_ns=<[-]x.yyy> version_delta=<d>\n"
  *   check          rw  N in 1..1000000 or "reset"; reads "calls=<n> mixed=<m>\n"
  *   warn           w   "1": WARN()
  *
@@ -38,6 +38,7 @@
 #include <linux/sched/signal.h>
 #include <linux/seq_file.h>
 #include <linux/slab.h>
+#include <linux/sort.h>
 #include <linux/string.h>
 #include <linux/uaccess.h>
 
@@ -121,6 +122,13 @@ noinline __noclone __noipa unsigned long lpshim_target_bench_fn(unsigned long i)
 	return i;
 }
 EXPORT_SYMBOL_GPL(lpshim_target_bench_fn);
+
+/* bench_fn's unpatched twin, the same-moment baseline; nothing may patch it. */
+noinline __noclone __noipa unsigned long lpshim_target_bench_twin(unsigned long i)
+{
+	return i;
+}
+EXPORT_SYMBOL_GPL(lpshim_target_bench_twin);
 
 noinline __noclone __noipa void lpshim_target_stage1(struct lpshim_target_call *c)
 {
@@ -417,32 +425,71 @@ DEFINE_SHOW_ATTRIBUTE(busy_loops);
 
 /* ---- bench ------------------------------------------------------------------------------ */
 
-static DEFINE_MUTEX(bench_lock);	/* serialises benchmarks; protects bench_result */
+/*
+ * bench_fn and its twin run in alternate bursts of about N/BENCH_MAX_PAIRS calls each, the
+ * order swapped every pair, so that the emulated CPU's drift (under TCG the same call costs
+ * 70-140 ns from one minute to the next) falls on both alike: each pair of bursts gives one
+ * sample of bench_fn's overhead over its twin, and the median of the samples drops the bursts
+ * an interrupt or the host hit.
+ */
+#define BENCH_MAX_PAIRS		1024
+
+static DEFINE_MUTEX(bench_lock);	/* serialises benchmarks; protects bench_result, bench_pairs */
 static struct {
 	unsigned long calls;
-	u64 ns_per_call_milli;		/* ns per call x 1000 */
-	long version_delta;		/* sum of the results minus the sum of the indices */
+	u64 ns_per_call_milli;		/* bench_fn: ns per call x 1000 */
+	u64 twin_ns_per_call_milli;	/* its twin: ns per call x 1000 */
+	s64 overhead_milli;		/* median over pairs of bench_fn's ns per call over the twin's, x 1000 */
+	long version_delta;		/* sum of bench_fn's results minus the sum of the indices */
 } bench_result;
+static s64 bench_pairs[BENCH_MAX_PAIRS];	/* per pair of bursts: overhead, ns per call x 1000 */
 
 static int bench_show(struct seq_file *m, void *unused)
 {
+	s64 ov;
+	u64 ov_abs;
 	int ret;
 
 	ret = mutex_lock_killable(&bench_lock);
 	if (ret)
 		return ret;
-	seq_printf(m, "calls=%lu ns_per_call=%llu.%03llu version_delta=%ld\n",
+	ov = bench_result.overhead_milli;
+	ov_abs = ov < 0 ? -ov : ov;
+	seq_printf(m, "calls=%lu ns_per_call=%llu.%03llu twin_ns_per_call=%llu.%03llu overhead_ns=%s%llu.%03llu version_delta=%ld\n",
 		   bench_result.calls, bench_result.ns_per_call_milli / 1000,
-		   bench_result.ns_per_call_milli % 1000, bench_result.version_delta);
+		   bench_result.ns_per_call_milli % 1000, bench_result.twin_ns_per_call_milli / 1000,
+		   bench_result.twin_ns_per_call_milli % 1000, ov < 0 ? "-" : "",
+		   ov_abs / 1000, ov_abs % 1000, bench_result.version_delta);
 	mutex_unlock(&bench_lock);
 	return 0;
+}
+
+static int cmp_s64(const void *a, const void *b)
+{
+	s64 x = *(const s64 *)a, y = *(const s64 *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Time @len calls of @fn from index @from; adds the results to *@sum. */
+static u64 bench_burst(unsigned long (*fn)(unsigned long), unsigned long from,
+		       unsigned long len, unsigned long *sum)
+{
+	u64 start = ktime_get_ns();
+	unsigned long i, s = 0;
+
+	for (i = from; i < from + len; i++)
+		s += fn(i);
+	*sum += s;
+	return ktime_get_ns() - start;
 }
 
 static ssize_t bench_write(struct file *file, const char __user *ubuf, size_t count,
 			   loff_t *ppos)
 {
-	unsigned long n, i, sum = 0;
-	u64 start, elapsed;
+	unsigned long n, burst, from, len, sum = 0, twin_sum = 0, since_resched = 0;
+	u64 fn_ns = 0, twin_ns = 0, t_fn, t_twin;
+	unsigned int pairs = 0;
 	ssize_t ret;
 
 	ret = parse_ulong(ubuf, count, 1, BENCH_MAX_CALLS, &n);
@@ -452,11 +499,23 @@ static ssize_t bench_write(struct file *file, const char __user *ubuf, size_t co
 	if (ret)
 		return ret;
 
-	start = ktime_get_ns();
-	for (i = 0; i < n; i++) {
-		sum += lpshim_target_bench_fn(i);
-		/* Every 2^16 calls, outside the target: too rare to show in the timing. */
-		if (unlikely((i & 0xffff) == 0xffff)) {
+	burst = DIV_ROUND_UP(n, BENCH_MAX_PAIRS);
+	for (from = 0; from < n; from += len) {
+		len = min(burst, n - from);
+		if (pairs & 1) {
+			t_twin = bench_burst(lpshim_target_bench_twin, from, len, &twin_sum);
+			t_fn = bench_burst(lpshim_target_bench_fn, from, len, &sum);
+		} else {
+			t_fn = bench_burst(lpshim_target_bench_fn, from, len, &sum);
+			t_twin = bench_burst(lpshim_target_bench_twin, from, len, &twin_sum);
+		}
+		fn_ns += t_fn;
+		twin_ns += t_twin;
+		bench_pairs[pairs++] = div64_s64(((s64)t_fn - (s64)t_twin) * 1000, len);
+		/* Between bursts, every 2^16 calls or so: outside the timing. */
+		since_resched += len;
+		if (since_resched >= 0x10000) {
+			since_resched = 0;
 			if (fatal_signal_pending(current)) {
 				ret = -EINTR;
 				goto out;
@@ -464,10 +523,13 @@ static ssize_t bench_write(struct file *file, const char __user *ubuf, size_t co
 			cond_resched();
 		}
 	}
-	elapsed = ktime_get_ns() - start;
 
+	sort(bench_pairs, pairs, sizeof(bench_pairs[0]), cmp_s64, NULL);
 	bench_result.calls = n;
-	bench_result.ns_per_call_milli = div64_u64(elapsed * 1000, n);
+	bench_result.ns_per_call_milli = div64_u64(fn_ns * 1000, n);
+	bench_result.twin_ns_per_call_milli = div64_u64(twin_ns * 1000, n);
+	bench_result.overhead_milli = pairs & 1 ? bench_pairs[pairs / 2] :
+		(bench_pairs[pairs / 2 - 1] + bench_pairs[pairs / 2]) / 2;
 	/* n <= 10^8, so n * (n - 1) / 2 fits; wrap-around keeps a negative offset readable. */
 	bench_result.version_delta = (long)(sum - n * (n - 1) / 2);
 	ret = count;

@@ -146,6 +146,14 @@ void lpshim_target_busy_work(void);
 unsigned long lpshim_target_bench_fn(unsigned long i);
 
 /**
+ * lpshim_target_bench_twin() - bench_fn's twin, which nothing patches: the benchmark's baseline
+ * @i: loop index
+ *
+ * Return: @i.
+ */
+unsigned long lpshim_target_bench_twin(unsigned long i);
+
+/**
  * lpshim_target_stage1() - first stage of a checked call
  * @c: the call
  *

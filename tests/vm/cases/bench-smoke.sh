@@ -2,7 +2,8 @@
 # bench/run-guest, the guest half of scripts/bench, in one short run: the call cost, one run
 # (three rounds). run-guest itself checks that a patched call runs lpshim's version, then
 # upstream's; this case checks the results file bench/report reads: this kernel, every series
-# with a sample per round, a patched call dearer than an unpatched one, and no error.
+# with a sample per round, a patched call dearer than its unpatched twin, an unpatched one
+# not, and no error.
 . "$(dirname "$0")/../lib.sh"
 
 OUT=$(mktemp)
@@ -20,9 +21,13 @@ cost = data["results"]["call_cost"]
 series = ["unpatched", "lpshim_patched", "lpshim_transition", "upstream_patched", "upstream_transition"]
 assert sorted(cost) == sorted(series), sorted(cost)
 for name in series:
-    assert len(cost[name]) == 3 and all(ns > 0 for ns in cost[name]), (name, cost[name])
+    assert len(cost[name]) == 3, (name, cost[name])
+    assert all(s["ns"] > 0 and s["twin_ns"] > 0 for s in cost[name]), (name, cost[name])
+# A patched call costs more than its unpatched twin timed in the same bursts; with nothing
+# patched, bench_fn and the twin cost the same within the emulator's noise.
 for name in series[1:]:
-    assert min(cost[name]) > max(cost["unpatched"]), (name, cost[name], cost["unpatched"])
+    assert all(s["overhead_ns"] > 0.1 * s["twin_ns"] for s in cost[name]), (name, cost[name])
+assert all(abs(s["overhead_ns"]) < 0.5 * s["twin_ns"] for s in cost["unpatched"]), cost["unpatched"]
 PY
 ok "bench/run-guest measured 3 rounds of unpatched, lpshim and upstream calls on $KVER"
 for m in bench_lpshim bench_klp; do
