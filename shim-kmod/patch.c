@@ -115,9 +115,9 @@ static void notrace lpshim_ftrace_handler(unsigned long ip, unsigned long parent
 
 	/*
 	 * Read func->transition after the func_stack. Pairs with the smp_wmb() in
-	 * lpshim_patch_funcs() (transition set before the func is pushed) and with the one in
-	 * lpshim_complete_transition() (func popped before transition cleared), so a function
-	 * being pushed or popped is never taken for a settled one.
+	 * lpshim_patch_funcs() (transition set before the func is pushed), so a function being
+	 * pushed is never taken for a settled one. One being popped is not either:
+	 * lpshim_complete_transition() waits for this handler before clearing ->transition.
 	 */
 	smp_rmb();
 	if (unlikely(func->transition)) {

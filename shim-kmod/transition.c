@@ -542,14 +542,18 @@ static void lpshim_complete_transition(unsigned int forced_tasks)
 		lpshim_discard_replaced_patches(patch);
 		lpshim_discard_nops(patch);
 	}
-	if (state == LPSHIM_UNPATCHED)
+	if (state == LPSHIM_UNPATCHED) {
 		lpshim_unpatch_objects(patch);
+		/*
+		 * A handler that read one of these functions off the top of its func_stack just
+		 * before it left must not see ->transition cleared: it would take the function for
+		 * a settled one and run the patch being removed in a task that already runs the
+		 * version below. No barrier orders a load that happened before the pop; wait for
+		 * those handlers to return, as upstream's klp_complete_transition() does.
+		 */
+		lpshim_synchronize();
+	}
 
-	/*
-	 * Functions leave the func_stacks before ->transition is cleared. Pairs with the first
-	 * smp_rmb() in lpshim_ftrace_handler().
-	 */
-	smp_wmb();
 	lpshim_for_each_object(patch, obj)
 		lpshim_for_each_func(obj, func)
 			func->transition = false;
