@@ -5,7 +5,8 @@
  * One ftrace_ops serves all of lpshim. Its filter holds the ftrace location (ip) of every
  * function some enabled patch replaces; adding or removing functions is one filter update per
  * patch, not one per function (registering an ftrace_ops costs ~10 ms and unregistering one
- * 50-115 ms under TCG). The handler finds the function's lpshim_ops by ip in a hash table.
+ * 50-115 ms under TCG). The handler finds the function by ip: in lpshim_top, an index that
+ * gives the top of the func_stack in one load, else in the hash table of lpshim_ops.
  *
  * Each lpshim_ops has a func_stack: the lpshim_funcs of every patch that replaces that function,
  * newest first. The newest wins, so disabling the top patch brings back the previous patch's
@@ -52,6 +53,19 @@ static DEFINE_HASHTABLE(lpshim_ops_table, LPSHIM_OPS_HASH_BITS);
 /* Number of entries in lpshim_ops_table, i.e. of ips in lpshim_fops' filter. lpshim_mutex. */
 static unsigned int lpshim_nr_ops;
 
+/*
+ * The handler's index: one slot per bucket of lpshim_ops_table, holding the top of the
+ * func_stack of the first lpshim_ops in that bucket, or NULL. The handler takes the slot's
+ * function when its ip is the one called: one load, where the table costs the bucket, the
+ * lpshim_ops and its func_stack, against upstream's one ftrace_ops per function. For another
+ * function of the same bucket it falls back to the table.
+ *
+ * Written under lpshim_mutex by lpshim_index_refresh() after every change to a func_stack or
+ * a bucket, before the lpshim_synchronize() that lets a removed function's memory go, so a
+ * slot only ever shows a function that is, or was in this grace period, on top of its stack.
+ */
+static struct lpshim_func __rcu *lpshim_top[1 << LPSHIM_OPS_HASH_BITS];
+
 static void lpshim_ftrace_handler(unsigned long ip, unsigned long parent_ip,
 				  struct ftrace_ops *fops, struct ftrace_regs *fregs);
 
@@ -65,6 +79,11 @@ static struct ftrace_ops lpshim_fops = {
 };
 /* lpshim_fops is registered with ftrace, i.e. lpshim_nr_ops > 0. lpshim_mutex. */
 static bool lpshim_fops_registered;
+
+static __always_inline unsigned int lpshim_bucket(unsigned long ip)
+{
+	return hash_min(ip, LPSHIM_OPS_HASH_BITS);
+}
 
 static __always_inline struct lpshim_ops *lpshim_find_ops_rcu(unsigned long ip)
 {
@@ -101,17 +120,20 @@ static void notrace lpshim_ftrace_handler(unsigned long ip, unsigned long parent
 	if (WARN_ON_ONCE(bit < 0))
 		return;
 
-	ops = lpshim_find_ops_rcu(ip);
-	/*
-	 * A task preempted in the ftrace trampoline may get here after its function left the
-	 * filter and its lpshim_ops the table (lpshim_unpatch_funcs()): the function has no patch
-	 * left, so the original is right.
-	 */
-	if (unlikely(!ops))
-		goto unlock;
-	func = list_first_or_null_rcu(&ops->func_stack, struct lpshim_func, stack_node);
-	if (WARN_ON_ONCE(!func))
-		goto unlock;
+	func = rcu_dereference_raw_check(lpshim_top[lpshim_bucket(ip)]);
+	if (unlikely(!func || func->ip != ip)) {
+		ops = lpshim_find_ops_rcu(ip);
+		/*
+		 * A task preempted in the ftrace trampoline may get here after its function left
+		 * the filter and its lpshim_ops the table (lpshim_unpatch_funcs()): the function
+		 * has no patch left, so the original is right.
+		 */
+		if (unlikely(!ops))
+			goto unlock;
+		func = list_first_or_null_rcu(&ops->func_stack, struct lpshim_func, stack_node);
+		if (WARN_ON_ONCE(!func))
+			goto unlock;
+	}
 
 	/*
 	 * Read func->transition after the func_stack. Pairs with the smp_wmb() in
@@ -129,8 +151,10 @@ static void notrace lpshim_ftrace_handler(unsigned long ip, unsigned long parent
 		smp_rmb();
 		if (lpshim_current_patch_state() == LPSHIM_UNPATCHED) {
 			/* This task still runs what the transition's patch replaces. */
+			struct list_head *stack = &func->ops->func_stack;
+
 			func = list_entry_rcu(func->stack_node.next, struct lpshim_func, stack_node);
-			if (&func->stack_node == &ops->func_stack)
+			if (&func->stack_node == stack)
 				goto unlock;	/* the original */
 		}
 	}
@@ -184,6 +208,21 @@ static struct lpshim_ops *lpshim_find_ops(unsigned long ip)
 		if (ops->ip == ip)
 			return ops;
 	return NULL;
+}
+
+/* Point the slot of @ip's bucket at the top of the bucket's first func_stack. */
+static void lpshim_index_refresh(unsigned long ip)
+{
+	unsigned int bucket = lpshim_bucket(ip);
+	struct lpshim_ops *first;
+	struct lpshim_func *top = NULL;
+
+	lockdep_assert_held(&lpshim_mutex);
+	first = hlist_entry_safe(lpshim_ops_table[bucket].first, struct lpshim_ops, node);
+	if (first)
+		top = list_first_entry_or_null(&first->func_stack, struct lpshim_func, stack_node);
+	/* Publishes the function's fields and ->transition (see lpshim_patch_funcs()). */
+	rcu_assign_pointer(lpshim_top[bucket], top);
 }
 
 /* Add @nr ips to the filter of lpshim_fops and register it if it was not; one ftrace update. */
@@ -330,8 +369,10 @@ int lpshim_patch_funcs(struct lpshim_func **funcs, unsigned int nr)
 			new_ops[nr_new] = ops;
 			ips[nr_new++] = ops->ip;
 		}
+		func->ops = ops;
 		list_add_rcu(&func->stack_node, &ops->func_stack);
 		func->patched = true;
+		lpshim_index_refresh(func->ip);
 	}
 
 	if (nr_new) {
@@ -353,7 +394,9 @@ undo:
 	}
 	for (i = 0; i < nr_new; i++)
 		hash_del_rcu(&new_ops[i]->node);
-	/* Existing stacks may have shown the undone funcs to a handler. */
+	for (i = 0; i < nr; i++)
+		lpshim_index_refresh(funcs[i]->ip);
+	/* Existing stacks and the index may have shown the undone funcs to a handler. */
 	lpshim_synchronize();
 	for (i = 0; i < nr_new; i++)
 		kfree(new_ops[i]);
@@ -400,6 +443,10 @@ void lpshim_unpatch_funcs(struct lpshim_func **funcs, unsigned int nr)
 		lpshim_nr_ops -= nr_gone;
 		for (i = 0; i < nr_gone; i++)
 			hash_del_rcu(&gone[i]->node);
+	}
+	for (i = 0; i < nr; i++)
+		lpshim_index_refresh(funcs[i]->ip);
+	if (nr_gone) {
 		lpshim_synchronize();
 		/* Unreachable now: the last func leaves the stack without readers to see it empty. */
 		for (i = 0; i < nr_gone; i++) {
@@ -413,12 +460,11 @@ void lpshim_unpatch_funcs(struct lpshim_func **funcs, unsigned int nr)
 
 void lpshim_func_prev_impl(struct lpshim_func *func, unsigned long *addr, unsigned long *size)
 {
-	struct lpshim_ops *ops = lpshim_find_ops(func->ip);
 	struct lpshim_func *prev;
 
 	*addr = func->old_func;
 	*size = func->old_size;
-	if (WARN_ON_ONCE(!ops) || func->stack_node.next == &ops->func_stack)
+	if (WARN_ON_ONCE(!func->patched) || func->stack_node.next == &func->ops->func_stack)
 		return;
 	prev = list_entry(func->stack_node.next, struct lpshim_func, stack_node);
 	if (!prev->nop) {

@@ -53,6 +53,8 @@
 #define LPSHIM_UNPATCHED	0
 #define LPSHIM_PATCHED		1
 
+struct lpshim_ops;
+
 /**
  * struct lpshim_func - a function to replace
  * @old_name:	name of the function to replace
@@ -63,18 +65,20 @@
  *		only for a fix that changes no semantics and that it is harmless for a task to run
  *		half-old, half-new
  *
- * Private (lpshim):
+ * Private (lpshim); what the ftrace handler reads (@ip, @nop, @transition, @new_func) shares
+ * one cache line:
+ * @nop:	a placeholder of an atomic-replace patch: run the original
+ * @transition: the function is part of the transition in progress; the handler then chooses
+ *		by the state of the calling task
+ * @patched:	@stack_node is on the func_stack
+ * @ip:		the ftrace location of @old_func (where calls are redirected)
+ * @ops:	the patched function whose func_stack holds @stack_node, while @patched (patch.c)
+ * @stack_node:	entry in the func_stack of @ip
  * @old_func:	address of the original function
  * @old_size:	size of the original function
  * @new_size:	size of @new_func
- * @ip:		the ftrace location of @old_func (where calls are redirected)
  * @kobj:	sysfs directory <patch>/<object>/<old_name>,<sympos>
  * @node:	entry in the object's function list
- * @stack_node:	entry in the func_stack of @ip (patch.c)
- * @nop:	a placeholder of an atomic-replace patch: run the original
- * @patched:	@stack_node is on the func_stack
- * @transition: the function is part of the transition in progress; the handler then chooses
- *		by the state of the calling task
  */
 struct lpshim_func {
 	const char *old_name;
@@ -83,15 +87,16 @@ struct lpshim_func {
 	bool immediate;
 
 	/* private */
+	bool nop;
+	bool transition;
+	bool patched;
+	unsigned long ip;
+	struct lpshim_ops *ops;
+	struct list_head stack_node;
 	unsigned long old_func;
 	unsigned long old_size, new_size;
-	unsigned long ip;
 	struct kobject kobj;
 	struct list_head node;
-	struct list_head stack_node;
-	bool nop;
-	bool patched;
-	bool transition;
 };
 
 struct lpshim_object;
