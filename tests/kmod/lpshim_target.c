@@ -14,7 +14,8 @@
  *   kthread_busy   rw  "1"/"0": start/stop kthread lpshim_tgt_busy; reads "1" while looping
  *   busy_loops     r   "<iterations of the busy loop since load>\n"
  *   bench          rw  N in 1..100000000; reads "calls=<N> ns_per_call=<x.yyy>
- *                      twin_ns_per_call=<x.yyy> overhead_ns=<[-]x.yyy> version_delta=<d>\n"
+ *                      twin_ns_per_call=<x.yyy> overhead_ns=<[-]x.yyy>
+ *                      overhead_per_twin=<[-]x.yyy> version_delta=<d>\n"
  *   check          rw  N in 1..1000000 or "reset"; reads "calls=<n> mixed=<m>\n"
  *   warn           w   "1": WARN()
  *
@@ -427,39 +428,53 @@ DEFINE_SHOW_ATTRIBUTE(busy_loops);
 
 /*
  * bench_fn and its twin run in alternate bursts of about N/BENCH_MAX_PAIRS calls each, the
- * order swapped every pair, so that the emulated CPU's drift (under TCG the same call costs
- * 70-140 ns from one minute to the next) falls on both alike: each pair of bursts gives one
- * sample of bench_fn's overhead over its twin, and the median of the samples drops the bursts
- * an interrupt or the host hit.
+ * order swapped every pair, so that the emulated CPU's speed (under TCG the same call costs
+ * 70-140 ns from one minute to the next, and another vCPU may take the host thread for a
+ * while) is the same for both: each pair of bursts gives one sample, and medians over the
+ * pairs drop the bursts an interrupt or the host slowed.
  */
 #define BENCH_MAX_PAIRS		1024
 
-static DEFINE_MUTEX(bench_lock);	/* serialises benchmarks; protects bench_result, bench_pairs */
+/* Per pair of bursts, x 1000: ns per call of bench_fn, of the twin, their difference, ratio. */
+struct bench_samples {
+	s64 fn[BENCH_MAX_PAIRS];
+	s64 twin[BENCH_MAX_PAIRS];
+	s64 overhead[BENCH_MAX_PAIRS];
+	s64 rel[BENCH_MAX_PAIRS];
+};
+
+static DEFINE_MUTEX(bench_lock);	/* serialises benchmarks; protects bench_result, bench_samples */
 static struct {
 	unsigned long calls;
-	u64 ns_per_call_milli;		/* bench_fn: ns per call x 1000 */
-	u64 twin_ns_per_call_milli;	/* its twin: ns per call x 1000 */
-	s64 overhead_milli;		/* median over pairs of bench_fn's ns per call over the twin's, x 1000 */
+	/* Medians over the pairs of bursts, x 1000 */
+	s64 fn_ns, twin_ns;		/* ns per call of bench_fn, of the twin */
+	s64 overhead_ns;		/* bench_fn's ns per call minus the twin's */
+	s64 overhead_rel;		/* that difference per ns of the twin's */
 	long version_delta;		/* sum of bench_fn's results minus the sum of the indices */
 } bench_result;
-static s64 bench_pairs[BENCH_MAX_PAIRS];	/* per pair of bursts: overhead, ns per call x 1000 */
+static struct bench_samples bench_samples;
+
+/* Print @milli, a fixed-point value x 1000, as [-]<int>.<3 digits>. */
+static void seq_milli(struct seq_file *m, const char *name, s64 milli)
+{
+	u64 mag = milli < 0 ? -milli : milli;
+
+	seq_printf(m, " %s=%s%llu.%03llu", name, milli < 0 ? "-" : "", mag / 1000, mag % 1000);
+}
 
 static int bench_show(struct seq_file *m, void *unused)
 {
-	s64 ov;
-	u64 ov_abs;
 	int ret;
 
 	ret = mutex_lock_killable(&bench_lock);
 	if (ret)
 		return ret;
-	ov = bench_result.overhead_milli;
-	ov_abs = ov < 0 ? -ov : ov;
-	seq_printf(m, "calls=%lu ns_per_call=%llu.%03llu twin_ns_per_call=%llu.%03llu overhead_ns=%s%llu.%03llu version_delta=%ld\n",
-		   bench_result.calls, bench_result.ns_per_call_milli / 1000,
-		   bench_result.ns_per_call_milli % 1000, bench_result.twin_ns_per_call_milli / 1000,
-		   bench_result.twin_ns_per_call_milli % 1000, ov < 0 ? "-" : "",
-		   ov_abs / 1000, ov_abs % 1000, bench_result.version_delta);
+	seq_printf(m, "calls=%lu", bench_result.calls);
+	seq_milli(m, "ns_per_call", bench_result.fn_ns);
+	seq_milli(m, "twin_ns_per_call", bench_result.twin_ns);
+	seq_milli(m, "overhead_ns", bench_result.overhead_ns);
+	seq_milli(m, "overhead_per_twin", bench_result.overhead_rel);
+	seq_printf(m, " version_delta=%ld\n", bench_result.version_delta);
 	mutex_unlock(&bench_lock);
 	return 0;
 }
@@ -469,6 +484,13 @@ static int cmp_s64(const void *a, const void *b)
 	s64 x = *(const s64 *)a, y = *(const s64 *)b;
 
 	return x < y ? -1 : x > y;
+}
+
+/* Sorts @v. */
+static s64 median_s64(s64 *v, unsigned int n)
+{
+	sort(v, n, sizeof(*v), cmp_s64, NULL);
+	return n & 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 /* Time @len calls of @fn from index @from; adds the results to *@sum. */
@@ -488,7 +510,8 @@ static ssize_t bench_write(struct file *file, const char __user *ubuf, size_t co
 			   loff_t *ppos)
 {
 	unsigned long n, burst, from, len, sum = 0, twin_sum = 0, since_resched = 0;
-	u64 fn_ns = 0, twin_ns = 0, t_fn, t_twin;
+	struct bench_samples *b = &bench_samples;
+	s64 t_fn, t_twin;
 	unsigned int pairs = 0;
 	ssize_t ret;
 
@@ -509,9 +532,11 @@ static ssize_t bench_write(struct file *file, const char __user *ubuf, size_t co
 			t_fn = bench_burst(lpshim_target_bench_fn, from, len, &sum);
 			t_twin = bench_burst(lpshim_target_bench_twin, from, len, &twin_sum);
 		}
-		fn_ns += t_fn;
-		twin_ns += t_twin;
-		bench_pairs[pairs++] = div64_s64(((s64)t_fn - (s64)t_twin) * 1000, len);
+		b->fn[pairs] = div64_s64(t_fn * 1000, len);
+		b->twin[pairs] = div64_s64(t_twin * 1000, len);
+		b->overhead[pairs] = div64_s64((t_fn - t_twin) * 1000, len);
+		b->rel[pairs] = div64_s64((t_fn - t_twin) * 1000, max_t(s64, t_twin, 1));
+		pairs++;
 		/* Between bursts, every 2^16 calls or so: outside the timing. */
 		since_resched += len;
 		if (since_resched >= 0x10000) {
@@ -524,12 +549,11 @@ static ssize_t bench_write(struct file *file, const char __user *ubuf, size_t co
 		}
 	}
 
-	sort(bench_pairs, pairs, sizeof(bench_pairs[0]), cmp_s64, NULL);
 	bench_result.calls = n;
-	bench_result.ns_per_call_milli = div64_u64(fn_ns * 1000, n);
-	bench_result.twin_ns_per_call_milli = div64_u64(twin_ns * 1000, n);
-	bench_result.overhead_milli = pairs & 1 ? bench_pairs[pairs / 2] :
-		(bench_pairs[pairs / 2 - 1] + bench_pairs[pairs / 2]) / 2;
+	bench_result.fn_ns = median_s64(b->fn, pairs);
+	bench_result.twin_ns = median_s64(b->twin, pairs);
+	bench_result.overhead_ns = median_s64(b->overhead, pairs);
+	bench_result.overhead_rel = median_s64(b->rel, pairs);
 	/* n <= 10^8, so n * (n - 1) / 2 fits; wrap-around keeps a negative offset readable. */
 	bench_result.version_delta = (long)(sum - n * (n - 1) / 2);
 	ret = count;

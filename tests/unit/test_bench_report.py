@@ -18,8 +18,10 @@ REPORT = None
 
 
 def samples(*rounds):
-    """bench/run-guest's call-cost samples, one per round: (ns, twin_ns, overhead_ns)."""
-    return [{"ns": ns, "twin_ns": twin, "overhead_ns": over} for ns, twin, over in rounds]
+    """bench/run-guest's call-cost samples, one per round: (ns, twin_ns, overhead_ns), and
+    overhead_per_twin as if every pair of bursts had measured the same."""
+    return [{"ns": ns, "twin_ns": twin, "overhead_ns": over, "overhead_per_twin": over / twin}
+            for ns, twin, over in rounds]
 
 
 def results(**overrides):

@@ -26,8 +26,10 @@ for name in series:
 # A patched call costs more than its unpatched twin timed in the same bursts; with nothing
 # patched, bench_fn and the twin cost the same within the emulator's noise.
 for name in series[1:]:
-    assert all(s["overhead_ns"] > 0.1 * s["twin_ns"] for s in cost[name]), (name, cost[name])
-assert all(abs(s["overhead_ns"]) < 0.5 * s["twin_ns"] for s in cost["unpatched"]), cost["unpatched"]
+    assert all(s["overhead_ns"] > 0.1 * s["twin_ns"] and s["overhead_per_twin"] > 0.1
+               for s in cost[name]), (name, cost[name])
+assert all(abs(s["overhead_ns"]) < 0.5 * s["twin_ns"] and abs(s["overhead_per_twin"]) < 0.5
+           for s in cost["unpatched"]), cost["unpatched"]
 PY
 ok "bench/run-guest measured 3 rounds of unpatched, lpshim and upstream calls on $KVER"
 for m in bench_lpshim bench_klp; do

@@ -13,7 +13,7 @@ expect_kmsg '^lpshim_target:' <<<'lpshim_target: loaded'
 expect_eq "$(cat $dbg/version)" original "version reads the original"
 
 bench=$(echo 100000 >$dbg/bench && cat $dbg/bench)
-expect_match "$bench" '^calls=100000 ns_per_call=[0-9]+\.[0-9]{3} twin_ns_per_call=[0-9]+\.[0-9]{3} overhead_ns=-?[0-9]+\.[0-9]{3} version_delta=0$' "bench runs the original"
+expect_match "$bench" '^calls=100000 ns_per_call=[0-9]+\.[0-9]{3} twin_ns_per_call=[0-9]+\.[0-9]{3} overhead_ns=-?[0-9]+\.[0-9]{3} overhead_per_twin=-?[0-9]+\.[0-9]{3} version_delta=0$' "bench runs the original"
 [[ $bench != *"ns_per_call=0.000"* ]] || fail "bench reported 0 ns per call"
 
 # A reader sleeps inside lpshim_target_sleep until released, then reports the version.
