@@ -136,10 +136,11 @@ static void notrace lpshim_ftrace_handler(unsigned long ip, unsigned long parent
 	}
 
 	/*
-	 * Read func->transition after the func_stack. Pairs with the smp_wmb() in
-	 * lpshim_patch_funcs() (transition set before the func is pushed), so a function being
-	 * pushed is never taken for a settled one. One being popped is not either:
-	 * lpshim_complete_transition() waits for this handler before clearing ->transition.
+	 * Read func->transition after the top of the func_stack (from lpshim_top or the
+	 * stack). Pairs with the smp_wmb() in lpshim_patch_funcs() (transition set before the
+	 * func is pushed), so a function being pushed is never taken for a settled one. One
+	 * being popped is not either: lpshim_complete_transition() waits for this handler
+	 * before clearing ->transition.
 	 */
 	smp_rmb();
 	if (unlikely(func->transition)) {
