@@ -65,13 +65,15 @@ struct lpshim_ops;
  *		only for a fix that changes no semantics and that it is harmless for a task to run
  *		half-old, half-new
  *
- * Private (lpshim); what the ftrace handler reads (@ip, @nop, @transition, @new_func) shares
- * one cache line:
+ * Private (lpshim); what the ftrace handler reads (@transition, @ip, @redirect, @ops,
+ * @stack_node) lies in the first 64 bytes:
  * @nop:	a placeholder of an atomic-replace patch: run the original
  * @transition: the function is part of the transition in progress; the handler then chooses
  *		by the state of the calling task
  * @patched:	@stack_node is on the func_stack
  * @ip:		the ftrace location of @old_func (where calls are redirected)
+ * @redirect:	where the handler sends the calls of a task that runs this function: @new_func,
+ *		or 0 for a NOP (the original runs); set once resolved, before it is first pushed
  * @ops:	the patched function whose func_stack holds @stack_node, while @patched (patch.c)
  * @stack_node:	entry in the func_stack of @ip
  * @old_func:	address of the original function
@@ -91,6 +93,7 @@ struct lpshim_func {
 	bool transition;
 	bool patched;
 	unsigned long ip;
+	unsigned long redirect;
 	struct lpshim_ops *ops;
 	struct list_head stack_node;
 	unsigned long old_func;
