@@ -227,10 +227,8 @@ static void lpshim_index_refresh(unsigned long ip)
 	first = hlist_entry_safe(lpshim_ops_table[bucket].first, struct lpshim_ops, node);
 	if (first)
 		top = list_first_entry_or_null(&first->func_stack, struct lpshim_func, stack_node);
-	if (!top)
-		top = &lpshim_no_top;
 	/* Publishes the function's fields and ->transition (see lpshim_patch_funcs()). */
-	rcu_assign_pointer(lpshim_top[bucket], top);
+	rcu_assign_pointer(lpshim_top[bucket], top ?: &lpshim_no_top);
 }
 
 /* Add @nr ips to the filter of lpshim_fops and register it if it was not; one ftrace update. */
