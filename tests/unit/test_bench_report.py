@@ -108,6 +108,13 @@ class BenchReport(unittest.TestCase):
         # 3.09/3, 3.09/3, 2.06/2: 1.03 in every round.
         self.assertIn("| k | steady-state call overhead | 1.03 | ≤ 1.0 | **missed** |", text)
 
+    def test_a_ratio_that_rounds_to_the_limit_shows_which_side_it_is_on(self):
+        cost = results()["call_cost"] | {
+            "lpshim_patched": samples((40.06, 10, 30.09), (80.12, 20, 60.18), (30.06, 10, 20.06))}
+        text = self.render(("k", results(call_cost=cost), None))
+        # 1.003 in every round: not "1.00 ... missed".
+        self.assertIn("| k | steady-state call overhead | 1.003 | ≤ 1.0 | **missed** |", text)
+
     def test_what_did_not_run_is_not_measured(self):
         partial = {"call_cost": results()["call_cost"]}
         text = self.render(("6.12-test", partial, "blocked_task: the transition did not end"))
