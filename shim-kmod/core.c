@@ -185,16 +185,15 @@ static int lpshim_resolve_funcs(struct lpshim_object *obj, struct lpshim_func **
 		if (func->nop) {
 			func->new_func = (void *)func->old_func;
 			func->new_size = func->old_size;
-			/* Setting the ip to the original would loop. */
-			func->redirect = 0;
 		} else if (!lpshim_ksyms.kallsyms_lookup_size_offset((unsigned long)func->new_func,
 								     &size, &offset)) {
 			pr_err("the replacement of '%s' is not in kallsyms\n", func->old_name);
 			goto out;
 		} else {
 			func->new_size = size;
-			func->redirect = (unsigned long)func->new_func;
 		}
+		/* A module's functions may be resolved while their patch is in transition. */
+		lpshim_func_set_transition(func, func->transition);
 	}
 	ret = 0;
 out:

@@ -120,6 +120,7 @@ static void notrace lpshim_ftrace_handler(unsigned long ip, unsigned long parent
 {
 	struct lpshim_ops *ops;
 	struct lpshim_func *func;
+	unsigned long redirect;
 	int bit;
 
 	bit = ftrace_test_recursion_trylock(ip, parent_ip);
@@ -142,16 +143,18 @@ static void notrace lpshim_ftrace_handler(unsigned long ip, unsigned long parent
 	}
 
 	/*
-	 * Read func->transition after the top of the func_stack (from lpshim_top or the
-	 * stack). Pairs with the smp_wmb() in lpshim_patch_funcs() (transition set before the
-	 * func is pushed), so a function being pushed is never taken for a settled one. One
-	 * being popped is not either: lpshim_complete_transition() waits for this handler
-	 * before clearing ->transition.
+	 * Read func->redirect after the top of the func_stack (from lpshim_top or the stack).
+	 * Pairs with the smp_wmb() in lpshim_patch_funcs() (marked in transition before the func
+	 * is pushed), so a function being pushed is never taken for a settled one. One being
+	 * popped is not either: lpshim_complete_transition() waits for this handler before
+	 * settling it.
 	 */
 	smp_rmb();
-	if (unlikely(func->transition)) {
+	/* One load says both whether @func is in transition and, if not, where to go. */
+	redirect = READ_ONCE(func->redirect);
+	if (unlikely(redirect == LPSHIM_REDIRECT_TRANSITION)) {
 		/*
-		 * Read the task's state after func->transition. Pairs with the smp_wmb() in
+		 * Read the task's state after the mark. Pairs with the smp_wmb() in
 		 * lpshim_init_transition(): the states are initialised before any function is
 		 * marked in transition.
 		 */
@@ -164,11 +167,12 @@ static void notrace lpshim_ftrace_handler(unsigned long ip, unsigned long parent
 			if (&func->stack_node == stack)
 				goto unlock;	/* the original */
 		}
+		redirect = lpshim_func_target(func);
 	}
 
-	/* One load for both: 0 is a NOP, which stands for the original. */
-	if (likely(func->redirect))
-		lpshim_set_ip(fregs, func->redirect);
+	/* 0: a NOP, which stands for the original. */
+	if (likely(redirect))
+		lpshim_set_ip(fregs, redirect);
 unlock:
 	ftrace_test_recursion_unlock(bit);
 }
@@ -227,7 +231,7 @@ static void lpshim_index_refresh(unsigned long ip)
 	first = hlist_entry_safe(lpshim_ops_table[bucket].first, struct lpshim_ops, node);
 	if (first)
 		top = list_first_entry_or_null(&first->func_stack, struct lpshim_func, stack_node);
-	/* Publishes the function's fields and ->transition (see lpshim_patch_funcs()). */
+	/* Publishes the function's fields and its mark, ->redirect (see lpshim_patch_funcs()). */
 	rcu_assign_pointer(lpshim_top[bucket], top ?: &lpshim_no_top);
 }
 
@@ -350,8 +354,9 @@ int lpshim_patch_funcs(struct lpshim_func **funcs, unsigned int nr)
 	}
 
 	/*
-	 * Make func->transition (set by lpshim_init_transition()) visible before the func can be
-	 * seen on a func_stack. Pairs with the first smp_rmb() in lpshim_ftrace_handler().
+	 * Make the func's mark (->redirect, set by lpshim_init_transition()) visible before the
+	 * func can be seen on a func_stack. Pairs with the first smp_rmb() in
+	 * lpshim_ftrace_handler().
 	 */
 	smp_wmb();
 

@@ -28,6 +28,26 @@ void lpshim_unpatch_funcs(struct lpshim_func **funcs, unsigned int nr);
  */
 void lpshim_func_prev_impl(struct lpshim_func *func, unsigned long *addr, unsigned long *size);
 
+/* What the handler reads in ->redirect while @func is in transition: no function is at 1. */
+#define LPSHIM_REDIRECT_TRANSITION 1UL
+
+/* Where a call runs when @func is the version it gets: its new code, or 0 for a NOP (the original). */
+static inline unsigned long lpshim_func_target(const struct lpshim_func *func)
+{
+	return func->nop ? 0 : (unsigned long)func->new_func;
+}
+
+/*
+ * Mark @func in transition or settled. The handler reads one word for both, ->redirect: the
+ * target of a settled function, LPSHIM_REDIRECT_TRANSITION for a marked one. ->transition is
+ * the writers' copy. @func is resolved (->nop and ->new_func final). lpshim_mutex held.
+ */
+static inline void lpshim_func_set_transition(struct lpshim_func *func, bool transition)
+{
+	func->transition = transition;
+	WRITE_ONCE(func->redirect, transition ? LPSHIM_REDIRECT_TRANSITION : lpshim_func_target(func));
+}
+
 /*
  * Wait until no CPU can still be in lpshim's ftrace handler with a view from before the caller's
  * last change. The handler's read side is a preemption-disabled region, possibly where RCU is

@@ -111,8 +111,8 @@ static __always_inline int lpshim_task_patch_state(struct task_struct *task, int
  */
 int lpshim_task_table_create(int target);
 /*
- * Unpublish the table and free it after a grace period; lpshim_mutex held, after
- * func->transition was cleared.
+ * Unpublish the table and free it after a grace period; lpshim_mutex held, after the
+ * functions' marks were cleared.
  */
 void lpshim_task_table_destroy(void);
 

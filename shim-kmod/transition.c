@@ -498,15 +498,15 @@ int lpshim_init_transition(struct lpshim_patch *patch, int state)
 	}
 
 	/*
-	 * Task states (the table) before func->transition. Pairs with the second smp_rmb() in
-	 * lpshim_ftrace_handler().
+	 * Task states (the table) before the functions' marks. Pairs with the second smp_rmb()
+	 * in lpshim_ftrace_handler().
 	 */
 	smp_wmb();
 
 	lpshim_for_each_object(patch, obj)
 		lpshim_for_each_func(obj, func)
 			if (!lpshim_func_immediate(patch, func))
-				func->transition = true;
+				lpshim_func_set_transition(func, true);
 	return 0;
 }
 
@@ -546,7 +546,7 @@ static void lpshim_complete_transition(unsigned int forced_tasks)
 		lpshim_unpatch_objects(patch);
 		/*
 		 * A handler that read one of these functions off the top of its func_stack just
-		 * before it left must not see ->transition cleared: it would take the function for
+		 * before it left must not see its mark cleared: it would take the function for
 		 * a settled one and run the patch being removed in a task that already runs the
 		 * version below. No barrier orders a load that happened before the pop; wait for
 		 * those handlers to return, as upstream's klp_complete_transition() does.
@@ -556,8 +556,8 @@ static void lpshim_complete_transition(unsigned int forced_tasks)
 
 	lpshim_for_each_object(patch, obj)
 		lpshim_for_each_func(obj, func)
-			func->transition = false;
-	/* No handler may still act on a ->transition it read before it was cleared. */
+			lpshim_func_set_transition(func, false);
+	/* No handler may still act on a mark it read before it was cleared. */
 	lpshim_synchronize();
 	lpshim_end_transition_tracking();
 
@@ -611,7 +611,7 @@ void lpshim_cancel_transition(void)
 	lockdep_assert_held(&lpshim_mutex);
 	lpshim_for_each_object(patch, obj)
 		lpshim_for_each_func(obj, func)
-			func->transition = false;
+			lpshim_func_set_transition(func, false);
 	lpshim_synchronize();
 	lpshim_end_transition_tracking();
 	WRITE_ONCE(lpshim_target_state, LPSHIM_UNDEFINED);
