@@ -31,7 +31,7 @@ void lpshim_func_prev_impl(struct lpshim_func *func, unsigned long *addr, unsign
 /* What the handler reads in ->redirect while @func is in transition: no function is at 1. */
 #define LPSHIM_REDIRECT_TRANSITION 1UL
 
-/* Where a call runs when @func is the version it gets: its new code, or 0 for a NOP (the original). */
+/* Where a call goes when @func is its version: the new code, or 0 for a NOP (the original). */
 static inline unsigned long lpshim_func_target(const struct lpshim_func *func)
 {
 	return func->nop ? 0 : (unsigned long)func->new_func;
