@@ -53,14 +53,16 @@ def results(**overrides):
 
 class BenchReport(unittest.TestCase):
     def render(self, *kernels):
-        """Write one result file per (kernel, results, error) and return the markdown."""
+        """Write one result file per (kernel, results, error[, virt]) and return the markdown."""
         with tempfile.TemporaryDirectory() as tmp:
             paths = []
-            for kernel, res, error in kernels:
+            for kernel, res, error, *virt in kernels:
                 data = {"kernel": kernel, "date": "2026-11-22", "runs": 3, "cpus": 2,
                         "results": res}
                 if error:
                     data["error"] = error
+                if virt:
+                    data["virt"] = virt[0]
                 path = os.path.join(tmp, f"{kernel}.json")
                 with open(path, "w") as f:
                     json.dump(data, f)
@@ -74,6 +76,20 @@ class BenchReport(unittest.TestCase):
             self.plots = sorted(os.listdir(plots))
             with open(md) as f:
                 return f.read()
+
+    def test_the_header_says_what_ran_the_guests(self):
+        # Results without "virt" are from before run-guest recorded it: all TCG's.
+        text = self.render(("6.1-test", results(), None))
+        self.assertIn("The guests run under QEMU TCG", text)
+        self.assertIn("2026-11-22, 2 vCPUs (QEMU TCG), medians of 3 runs.", text)
+        text = self.render(("6.1-test", results(), None, "kvm"),
+                           ("6.12-test", results(), None, "kvm"))
+        self.assertIn("The guests run under KVM:", text)
+        self.assertNotIn("QEMU TCG", text)
+        self.assertIn("2 vCPUs (KVM)", text)
+        text = self.render(("6.1-test", results(), None, "qemu"),
+                           ("6.12-test", results(), None, "kvm"))
+        self.assertIn("different accelerators (KVM, QEMU TCG, per kernel below)", text)
 
     def test_targets_follow_the_figures(self):
         text = self.render(("6.1-test", results(), None))

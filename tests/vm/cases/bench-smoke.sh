@@ -18,6 +18,8 @@ import json, sys
 data = json.load(open(sys.argv[1]))
 assert data["kernel"] == sys.argv[2], data["kernel"]
 assert data["runs"] == 1 and "error" not in data, data
+# What ran the guest, for the report's header: tests/vm/run boots it under QEMU TCG.
+assert data["virt"] == "qemu", data["virt"]
 cost = data["results"]["call_cost"]
 series = ["unpatched", "lpshim_patched", "lpshim_transition", "upstream_patched", "upstream_transition"]
 assert sorted(cost) == sorted(series), sorted(cost)
