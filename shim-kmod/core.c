@@ -193,7 +193,7 @@ static int lpshim_resolve_funcs(struct lpshim_object *obj, struct lpshim_func **
 			func->new_size = size;
 		}
 		/* A module's functions may be resolved while their patch is in transition. */
-		lpshim_func_set_transition(func, func->transition);
+		lpshim_func_set_transition(func, lpshim_func_in_transition(func));
 	}
 	ret = 0;
 out:

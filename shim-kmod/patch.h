@@ -37,14 +37,19 @@ static inline unsigned long lpshim_func_target(const struct lpshim_func *func)
 	return func->nop ? 0 : (unsigned long)func->new_func;
 }
 
+/* @func is marked in transition. lpshim_mutex held. */
+static inline bool lpshim_func_in_transition(const struct lpshim_func *func)
+{
+	return func->redirect == LPSHIM_REDIRECT_TRANSITION;
+}
+
 /*
  * Mark @func in transition or settled. The handler reads one word for both, ->redirect: the
- * target of a settled function, LPSHIM_REDIRECT_TRANSITION for a marked one. ->transition is
- * the writers' copy. @func is resolved (->nop and ->new_func final). lpshim_mutex held.
+ * target of a settled function, LPSHIM_REDIRECT_TRANSITION for a marked one. A settled
+ * @func must be resolved (->nop and ->new_func final). lpshim_mutex held.
  */
 static inline void lpshim_func_set_transition(struct lpshim_func *func, bool transition)
 {
-	func->transition = transition;
 	WRITE_ONCE(func->redirect, transition ? LPSHIM_REDIRECT_TRANSITION : lpshim_func_target(func));
 }
 

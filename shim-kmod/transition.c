@@ -121,7 +121,7 @@ static void lpshim_update_ranges(void)
 		if (!obj->patched)
 			continue;
 		lpshim_for_each_func(obj, func) {
-			if (!func->transition)
+			if (!lpshim_func_in_transition(func))
 				continue;
 			if (ranges->target == LPSHIM_PATCHED) {
 				lpshim_func_prev_impl(func, &addr, &size);

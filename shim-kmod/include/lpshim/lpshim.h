@@ -65,15 +65,14 @@ struct lpshim_ops;
  *		only for a fix that changes no semantics and that it is harmless for a task to run
  *		half-old, half-new
  *
- * Private (lpshim); what the ftrace handler reads (@transition, @ip, @redirect, @ops,
- * @stack_node) lies in the first 64 bytes:
+ * Private (lpshim); what the ftrace handler reads (@ip, @redirect, @ops, @stack_node) lies
+ * in the first 64 bytes:
  * @nop:	a placeholder of an atomic-replace patch: run the original
- * @transition: the function is part of the transition in progress; the handler then chooses
- *		by the state of the calling task
  * @patched:	@stack_node is on the func_stack
  * @ip:		the ftrace location of @old_func (where calls are redirected)
- * @redirect:	where the handler sends the calls of a task that runs this function: @new_func,
- *		or 0 for a NOP (the original runs); set once resolved, before it is first pushed
+ * @redirect:	where the handler sends calls while this function is on top: @new_func, or 0
+ *		for a NOP (the original runs); LPSHIM_REDIRECT_TRANSITION while it is part of the
+ *		transition in progress, when the handler chooses by the calling task's state
  * @ops:	the patched function whose func_stack holds @stack_node, while @patched (patch.c)
  * @stack_node:	entry in the func_stack of @ip
  * @old_func:	address of the original function
@@ -90,7 +89,6 @@ struct lpshim_func {
 
 	/* private */
 	bool nop;
-	bool transition;
 	bool patched;
 	unsigned long ip;
 	unsigned long redirect;
