@@ -34,6 +34,7 @@
 #include <linux/seq_file.h>
 
 #include "core.h"
+#include "debug.h"
 #include "ksyms.h"
 #include "patch.h"
 #include "shadow.h"
@@ -737,8 +738,10 @@ static void lpshim_free_patch_finish(struct lpshim_patch *patch)
 
 	kobject_put(&patch->kobj);
 	wait_for_completion(&patch->finish);
-	if (!keep_module)
+	if (!keep_module) {
+		lpshim_debug_check_module_unused(patch);
 		module_put(patch->mod);
+	}
 }
 
 static void lpshim_free_patch_work_fn(struct work_struct *work)
@@ -1060,6 +1063,17 @@ static int lpshim_tasks_show(struct seq_file *m, void *v)
 }
 DEFINE_SHOW_ATTRIBUTE(lpshim_tasks);
 
+#ifdef LPSHIM_DEBUG
+static int lpshim_task_states_show(struct seq_file *m, void *v)
+{
+	mutex_lock(&lpshim_mutex);
+	lpshim_show_task_states(m);
+	mutex_unlock(&lpshim_mutex);
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(lpshim_task_states);
+#endif
+
 /* --- load / unload ---------------------------------------------------------------------------- */
 
 static int __init lpshim_init(void)
@@ -1090,6 +1104,10 @@ static int __init lpshim_init(void)
 	}
 	lpshim_debugfs_dir = debugfs_create_dir("lpshim", NULL);
 	debugfs_create_file("tasks", 0400, lpshim_debugfs_dir, NULL, &lpshim_tasks_fops);
+#ifdef LPSHIM_DEBUG
+	debugfs_create_file("task_states", 0400, lpshim_debugfs_dir, NULL,
+			    &lpshim_task_states_fops);
+#endif
 	pr_info("loaded (version %s)\n", LPSHIM_VERSION);
 out:
 	return ret;

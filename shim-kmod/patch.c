@@ -29,6 +29,7 @@
 #include <linux/workqueue.h>
 
 #include "core.h"
+#include "debug.h"
 #include "ksyms.h"
 #include "patch.h"
 #include "transition.h"
@@ -141,6 +142,7 @@ static void notrace lpshim_ftrace_handler(unsigned long ip, unsigned long parent
 		if (WARN_ON_ONCE(!func))
 			goto unlock;
 	}
+	lpshim_debug_delay_after_top(func);
 
 	/*
 	 * Read func->redirect after the top of the func_stack (from lpshim_top or the stack).
@@ -175,6 +177,7 @@ static void notrace lpshim_ftrace_handler(unsigned long ip, unsigned long parent
 		lpshim_set_ip(fregs, redirect);
 unlock:
 	ftrace_test_recursion_unlock(bit);
+	lpshim_debug_sleep_after_choice(ip);
 }
 
 /*

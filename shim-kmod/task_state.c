@@ -10,6 +10,7 @@
 #include <linux/tracepoint.h>
 
 #include "core.h"
+#include "debug.h"
 #include "ksyms.h"
 #include "patch.h"
 #include "task_state.h"
@@ -38,7 +39,8 @@ static void lpshim_fork_probe(void *data, struct task_struct *parent, struct tas
 
 	if (!table)
 		return;
-	entry = kzalloc(sizeof(*entry), GFP_ATOMIC | __GFP_NOWARN);
+	entry = lpshim_debug_fail_task_alloc() ? NULL :
+		kzalloc(sizeof(*entry), GFP_ATOMIC | __GFP_NOWARN);
 	if (!entry)
 		return;		/* counts as switched: it has run nothing yet */
 	entry->task = child;
@@ -173,6 +175,7 @@ retry:
 
 	for_each_possible_cpu(cpu)
 		per_cpu(lpshim_idle_state, cpu) = !target;
+	lpshim_debug_table_delay();
 
 	/*
 	 * Publish the filled table (and the idle states) before any function is marked in

@@ -36,6 +36,7 @@
 #include <linux/workqueue.h>
 
 #include "core.h"
+#include "debug.h"
 #include "ksyms.h"
 #include "patch.h"
 #include "task_state.h"
@@ -286,6 +287,7 @@ static void lpshim_switch_work_fn(struct callback_head *cb)
 	struct lpshim_task *entry;
 	unsigned long flags;
 
+	lpshim_debug_switch_work_delay();
 	spin_lock_irqsave(&lpshim_works_lock, flags);
 	list_del(&work->node);
 	spin_unlock_irqrestore(&lpshim_works_lock, flags);
@@ -733,6 +735,34 @@ static const char *const lpshim_block_reason_names[] = {
 	[LPSHIM_BLOCK_SLEEPING_IN_FUNC] = "sleeping-in-function",
 	[LPSHIM_BLOCK_UNRELIABLE_STACK] = "unreliable-stack",
 };
+
+#ifdef LPSHIM_DEBUG
+/*
+ * debugfs "task_states" (debug build): the transition's target, then one line per task: tid,
+ * comm, and its state as the handler would read it ("entry 0|1", or "none" for a task the table
+ * has no entry for). lpshim_mutex held.
+ */
+void lpshim_show_task_states(struct seq_file *m)
+{
+	struct lpshim_task_table *table = rcu_dereference_protected(lpshim_tasks, 1);
+	struct task_struct *g, *t;
+	struct lpshim_task *entry;
+
+	lockdep_assert_held(&lpshim_mutex);
+	seq_printf(m, "target %d\n", lpshim_target_state);
+	if (!table)
+		return;
+	rcu_read_lock();
+	for_each_process_thread(g, t) {
+		entry = lpshim_task_lookup(table, t);
+		if (entry)
+			seq_printf(m, "%d %s entry %d\n", t->pid, t->comm, READ_ONCE(entry->state));
+		else
+			seq_printf(m, "%d %s none\n", t->pid, t->comm);
+	}
+	rcu_read_unlock();
+}
+#endif
 
 void lpshim_show_pending_tasks(struct seq_file *m)
 {

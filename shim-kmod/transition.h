@@ -44,6 +44,8 @@ void lpshim_kick_transition(void);
 /* debugfs "tasks": one line per task not yet in the target state. lpshim_mutex held. */
 struct seq_file;
 void lpshim_show_pending_tasks(struct seq_file *m);
+/* debugfs "task_states", debug build only. lpshim_mutex held. */
+void lpshim_show_task_states(struct seq_file *m);
 
 int lpshim_transition_init(void);
 void lpshim_transition_exit(void);

@@ -26,11 +26,19 @@ expect_match() { # TEXT REGEX WHAT
 	ok "$3"
 }
 
-# The .ko of NAME built for the running kernel (scripts/kbuild links them all here).
+# The .ko of NAME built for the running kernel (scripts/kbuild links them all here). lpshim is
+# its debug build (invariant checks, test hooks: shim-kmod/debug.h) when LPSHIM_FLAVOUR=debug,
+# or when a case asks for it with use_debug_lpshim.
 module_path() {
 	local ko=$BUILD/modules/$KVER/$1.ko
+	[[ $1 != lpshim || ${LPSHIM_FLAVOUR:-} != debug ]] || ko=$BUILD/modules/$KVER/debug/lpshim.ko
 	[[ -f $ko ]] || fail "no $ko: build with 'meson compile -C $BUILD' for kernel $KVER"
 	echo "$ko"
+}
+
+# The rest of the case loads the debug build of lpshim.ko: it needs its test hooks.
+use_debug_lpshim() {
+	LPSHIM_FLAVOUR=debug
 }
 
 # wait_until SECONDS DESCRIPTION CMD...: poll CMD every 0.1 s, fail after SECONDS.

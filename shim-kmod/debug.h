@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * debug.h - what the debug build of lpshim.ko (-DLPSHIM_DEBUG) adds: test hooks that make races
+ * deterministic, and invariant checks that WARN. The production build compiles every hook to
+ * nothing; its handler is the same code without them.
+ *
+ * The hooks are module parameters, all off by default, each one-shot unless it says otherwise
+ * (docs/testing.md, "The debug build"):
+ *
+ *   test_delay_after_top=FUNC:MS	the next handler call of FUNC that finds a function in
+ *					transition on top of its func_stack busy-waits MS ms
+ *					between reading the top and reading its mark
+ *   test_sleep_after_choice=FUNC:MS	the next handler call of FUNC from a sleepable context
+ *					sleeps MS ms after it chose where the call goes, before
+ *					the call gets there (a task preempted in the ftrace
+ *					trampoline)
+ *   test_table_delay_ms=MS		the next transition sleeps MS ms while it sets up its
+ *					table of task states, between publishing it and
+ *					recording the tasks in it
+ *   test_fail_task_alloc=N		the next N allocations of a task's entry fail
+ *   test_switch_work_delay_ms=MS	the next return-to-user switch attempt sleeps MS ms
+ *					once its task took it off its queue
+ *
+ * The invariant checks: a function in transition reached by a task whose state the table does
+ * not know; a completed transition that left a task in the other state; a patch module freed
+ * while a task's stack holds its code.
+ */
+#ifndef _LPSHIM_DEBUG_H
+#define _LPSHIM_DEBUG_H
+
+#include <linux/types.h>
+
+struct lpshim_func;
+struct lpshim_patch;
+struct task_struct;
+
+#ifdef LPSHIM_DEBUG
+
+void lpshim_debug_delay_after_top(struct lpshim_func *func);
+bool lpshim_debug_sleep_after_choice(unsigned long ip);
+void lpshim_debug_table_delay(void);
+bool lpshim_debug_fail_task_alloc(void);
+void lpshim_debug_switch_work_delay(void);
+
+void lpshim_debug_check_module_unused(struct lpshim_patch *patch);
+
+#define LPSHIM_DEBUG_WARN_ON_ONCE(cond) WARN_ON_ONCE(cond)
+
+#else /* !LPSHIM_DEBUG */
+
+static __always_inline void lpshim_debug_delay_after_top(struct lpshim_func *func) { }
+static __always_inline bool lpshim_debug_sleep_after_choice(unsigned long ip)
+{
+	return false;
+}
+static inline void lpshim_debug_table_delay(void) { }
+static inline bool lpshim_debug_fail_task_alloc(void) { return false; }
+static inline void lpshim_debug_switch_work_delay(void) { }
+static inline void lpshim_debug_check_module_unused(struct lpshim_patch *patch) { }
+
+#define LPSHIM_DEBUG_WARN_ON_ONCE(cond) ((void)0)
+
+#endif /* LPSHIM_DEBUG */
+
+#endif /* _LPSHIM_DEBUG_H */
