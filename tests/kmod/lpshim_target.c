@@ -13,6 +13,10 @@
  *   kthread_park   rw  "1"/"0": park/unpark kthread lpshim_tgt_park; reads "1" while parked
  *   kthread_busy   rw  "1"/"0": start/stop kthread lpshim_tgt_busy; reads "1" while looping
  *   busy_loops     r   "<iterations of the busy loop since load>\n"
+ *   idle_inject    rw  "1"/"0": start/stop idle injection by kthread lpshim_tgt_idle/<cpu>
+ *                      inside lpshim_target_idle_inject(); reads "1" while it is inside
+ *   idle_checks    r   "checks=<n> mixed=<m>\n": interrupts in the injecting kthread's
+ *                      context, and those that ran another version than the kthread
  *   bench          rw  N in 1..100000000; reads "calls=<N> ns_per_call=<x.yyy>
  *                      twin_ns_per_call=<x.yyy> overhead_ns=<[-]x.yyy>
  *                      overhead_per_twin=<[-]x.yyy> version_delta=<d>\n"
@@ -29,6 +33,7 @@
 #include <linux/delay.h>
 #include <linux/err.h>
 #include <linux/fs.h>
+#include <linux/hrtimer.h>
 #include <linux/kthread.h>
 #include <linux/ktime.h>
 #include <linux/math64.h>
@@ -89,6 +94,12 @@ noinline __noclone __noipa void lpshim_target_kthread_park(void)
 	lpshim_target_park_wait();
 }
 EXPORT_SYMBOL_GPL(lpshim_target_kthread_park);
+
+noinline __noclone __noipa void lpshim_target_idle_inject(void)
+{
+	lpshim_target_idle_loop(1);
+}
+EXPORT_SYMBOL_GPL(lpshim_target_idle_inject);
 
 /* Only the busy kthread writes it; it gives the busy work a result nobody can optimise out. */
 static unsigned long busy_sink;
@@ -424,6 +435,108 @@ static int busy_loops_show(struct seq_file *m, void *unused)
 }
 DEFINE_SHOW_ATTRIBUTE(busy_loops);
 
+/* ---- kthread lpshim_tgt_idle/<cpu>: idle injection --------------------------------------- */
+
+static struct task_struct *idle_thread;
+static DECLARE_WAIT_QUEUE_HEAD(idle_wq);
+static struct hrtimer idle_probe;
+static atomic64_t idle_checks = ATOMIC64_INIT(0);
+static atomic64_t idle_mixed = ATOMIC64_INIT(0);
+
+/*
+ * Every millisecond while the kthread injects idle, on its CPU: an interrupt that arrives in
+ * the injecting kthread's context calls lpshim_target_version(). Interrupts run the version of
+ * the task they interrupt, so inside the original lpshim_target_idle_inject() it must return
+ * "original", and inside a replacement something else.
+ */
+static enum hrtimer_restart idle_probe_fn(struct hrtimer *timer)
+{
+	struct lpshim_target_waits *w = &lpshim_target_waits;
+	int inside = READ_ONCE(w->idle_version);
+
+	if (current == idle_thread && inside && is_idle_task(current)) {
+		bool original = !strcmp(lpshim_target_version(), "original");
+
+		atomic64_inc(&idle_checks);
+		if (original != (inside == 1))
+			atomic64_inc(&idle_mixed);
+	}
+	if (!READ_ONCE(w->idle_requested))
+		return HRTIMER_NORESTART;
+	hrtimer_forward_now(timer, ms_to_ktime(1));
+	return HRTIMER_RESTART;
+}
+
+/* Waits outside every target until asked, then injects idle inside idle_inject. */
+static int idle_thread_fn(void *unused)
+{
+	struct lpshim_target_waits *w = &lpshim_target_waits;
+
+	while (!kthread_should_stop()) {
+		wait_event_interruptible(idle_wq, READ_ONCE(w->idle_requested) ||
+					 kthread_should_stop());
+		if (!READ_ONCE(w->idle_requested) || kthread_should_stop())
+			continue;
+		/* Pinned to this CPU, the kthread's own. */
+		hrtimer_start(&idle_probe, ms_to_ktime(1), HRTIMER_MODE_REL_PINNED_HARD);
+		lpshim_target_idle_inject();
+		hrtimer_cancel(&idle_probe);
+	}
+	return 0;
+}
+
+static int idle_inject_show(struct seq_file *m, void *unused)
+{
+	seq_printf(m, "%d\n", READ_ONCE(lpshim_target_waits.idle_version) != 0);
+	return 0;
+}
+
+static ssize_t idle_inject_write(struct file *file, const char __user *ubuf, size_t count,
+				 loff_t *ppos)
+{
+	unsigned long v;
+	int ret;
+
+	ret = parse_ulong(ubuf, count, 0, 1, &v);
+	if (ret)
+		return ret;
+	WRITE_ONCE(lpshim_target_waits.idle_requested, v);
+	wake_up(&idle_wq);
+	return count;
+}
+
+TARGET_RW_FOPS(idle_inject);
+
+static int idle_checks_show(struct seq_file *m, void *unused)
+{
+	seq_printf(m, "checks=%lld mixed=%lld\n", (long long)atomic64_read(&idle_checks),
+		   (long long)atomic64_read(&idle_mixed));
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(idle_checks);
+
+/*
+ * On the last online CPU, SCHED_FIFO and bound to it, as play_idle_precise() requires (and as
+ * powerclamp's and idle_inject's kthreads are).
+ */
+static int start_idle_thread(void)
+{
+	unsigned int cpu = cpumask_last(cpu_online_mask);
+
+	hrtimer_init(&idle_probe, CLOCK_MONOTONIC, HRTIMER_MODE_REL_PINNED_HARD);
+	idle_probe.function = idle_probe_fn;
+	idle_thread = kthread_create_on_cpu(idle_thread_fn, NULL, cpu, "lpshim_tgt_idle/%u");
+	if (IS_ERR(idle_thread)) {
+		int ret = PTR_ERR(idle_thread);
+
+		idle_thread = NULL;
+		return ret;
+	}
+	sched_set_fifo(idle_thread);
+	wake_up_process(idle_thread);
+	return 0;
+}
+
 /* ---- bench ------------------------------------------------------------------------------ */
 
 /*
@@ -640,6 +753,10 @@ static void stop_kthreads(void)
 	/* kthread_stop() wakes the thread; every wait above also ends on kthread_should_stop(). */
 	WRITE_ONCE(lpshim_target_waits.park_requested, false);
 	WRITE_ONCE(busy_requested, false);
+	WRITE_ONCE(lpshim_target_waits.idle_requested, false);
+	if (idle_thread)
+		kthread_stop(idle_thread);
+	idle_thread = NULL;
 	if (busy_thread)
 		kthread_stop(busy_thread);
 	if (park_thread)
@@ -666,6 +783,11 @@ static int __init lpshim_target_init(void)
 		pr_err("cannot start kthread lpshim_tgt_busy: %d\n", ret);
 		goto err;
 	}
+	ret = start_idle_thread();
+	if (ret) {
+		pr_err("cannot start kthread lpshim_tgt_idle: %d\n", ret);
+		goto err;
+	}
 
 	debugfs_dir = debugfs_create_dir(KBUILD_MODNAME, NULL);
 	if (IS_ERR(debugfs_dir)) {
@@ -680,6 +802,8 @@ static int __init lpshim_target_init(void)
 	debugfs_create_file("kthread_park", 0644, debugfs_dir, NULL, &kthread_park_fops);
 	debugfs_create_file("kthread_busy", 0644, debugfs_dir, NULL, &kthread_busy_fops);
 	debugfs_create_file("busy_loops", 0444, debugfs_dir, NULL, &busy_loops_fops);
+	debugfs_create_file("idle_inject", 0644, debugfs_dir, NULL, &idle_inject_fops);
+	debugfs_create_file("idle_checks", 0444, debugfs_dir, NULL, &idle_checks_fops);
 	debugfs_create_file("bench", 0644, debugfs_dir, NULL, &bench_fops);
 	debugfs_create_file("check", 0644, debugfs_dir, NULL, &check_fops);
 	debugfs_create_file("warn", 0200, debugfs_dir, NULL, &warn_fops);

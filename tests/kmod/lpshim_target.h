@@ -12,6 +12,7 @@
 
 #include <linux/atomic.h>
 #include <linux/compiler.h>
+#include <linux/cpu.h>
 #include <linux/kthread.h>
 #include <linux/types.h>
 #include <linux/wait.h>
@@ -37,6 +38,9 @@ struct lpshim_target_call {
  * @park_wq: the park kthread waits here, inside and outside lpshim_target_kthread_park()
  * @park_requested: set and cleared by writes to debugfs kthread_park
  * @park_inside: true while the park kthread is inside lpshim_target_park_wait()
+ * @idle_requested: set and cleared by writes to debugfs idle_inject
+ * @idle_version: which version of lpshim_target_idle_inject() the idle kthread is inside:
+ *		0 outside, 1 the original, a replacement's own number otherwise
  *
  * Lock-free: writers store a flag or bump the generation, then wake_up() the queue; the
  * wake_up() and the set_current_state() inside wait_event*() order the store against the
@@ -49,6 +53,8 @@ struct lpshim_target_waits {
 	wait_queue_head_t park_wq;
 	bool park_requested;
 	bool park_inside;
+	bool idle_requested;
+	int idle_version;
 };
 
 extern struct lpshim_target_waits lpshim_target_waits;
@@ -92,6 +98,27 @@ static inline void lpshim_target_park_wait(void)
 }
 
 /**
+ * lpshim_target_idle_loop() - inject idle until debugfs idle_inject is set to 0
+ * @version: the number of the version of lpshim_target_idle_inject() that calls it (1: the
+ *	     original), recorded while it injects so that the probe timer can check interrupts
+ *
+ * Inline so that the idle injection happens in the body of the function that calls it: the
+ * original lpshim_target_idle_inject() and its replacements; call it from the idle kthread only
+ * (play_idle_precise() wants a SCHED_FIFO kthread bound to one CPU). Each round is 10 ms of
+ * play_idle_precise(), during which the kthread runs the idle loop with PF_IDLE set, as
+ * idle-injection drivers (powerclamp, idle_inject) do.
+ */
+static inline void lpshim_target_idle_loop(int version)
+{
+	struct lpshim_target_waits *w = &lpshim_target_waits;
+
+	WRITE_ONCE(w->idle_version, version);
+	while (READ_ONCE(w->idle_requested) && !kthread_should_stop())
+		play_idle_precise(10 * NSEC_PER_MSEC, U64_MAX);
+	WRITE_ONCE(w->idle_version, 0);
+}
+
+/**
  * lpshim_target_version() - the version tag shown by debugfs "version"
  *
  * Return: "original" in the original.
@@ -123,6 +150,14 @@ const char *lpshim_target_sleep_tag(void);
  * Returns when debugfs "kthread_park" is set to 0 or the kthread is stopped.
  */
 void lpshim_target_kthread_park(void);
+
+/**
+ * lpshim_target_idle_inject() - where kthread "lpshim_tgt_idle" injects idle
+ *
+ * Calls lpshim_target_idle_loop(1): returns when debugfs "idle_inject" is set to 0 or the
+ * kthread is stopped.
+ */
+void lpshim_target_idle_inject(void);
 
 /**
  * lpshim_target_busy_step() - a tiny unit of work of the busy kthread; never yields

@@ -37,6 +37,11 @@ static void v2_kthread_park(void)
 	lpshim_target_park_wait();
 }
 
+static void v2_idle_inject(void)
+{
+	lpshim_target_idle_loop(2);
+}
+
 static void v2_busy_step(void)
 {
 	cpu_relax();
@@ -68,6 +73,7 @@ static struct lpshim_func funcs[] = {
 	{ .old_name = "lpshim_target_sleep", .new_func = v2_sleep, },
 	{ .old_name = "lpshim_target_sleep_tag", .new_func = v2_sleep_tag, },
 	{ .old_name = "lpshim_target_kthread_park", .new_func = v2_kthread_park, },
+	{ .old_name = "lpshim_target_idle_inject", .new_func = v2_idle_inject, },
 	{ .old_name = "lpshim_target_busy_step", .new_func = v2_busy_step, },
 	{ .old_name = "lpshim_target_stage1", .new_func = v2_stage1, },
 	{ .old_name = "lpshim_target_stage2", .new_func = v2_stage2, },

@@ -177,6 +177,20 @@ lpshim: '$P': unpatching complete
 EOF
 }
 
+# 8. After that, the same for a per-function immediate replacement that a task sleeps in: the
+# transition does not wait for it, so its module must stay for good.
+immediate_function_pins_module() {
+	start_test "a per-function immediate replacement pins its module"
+	local v3=test_lpshim_v3
+	load_lp $v3 immediate_sleep=1
+	start_reader
+	disable_lp $v3
+	if rmmod $v3 2>/dev/null; then fail "the module of an immediate function was removed"; fi
+	ok "the module of an immediate function cannot be removed"
+	release_reader
+	expect_eq "$(cat "$OUT")" "woken by original" "the reader finished in the immediate replacement"
+}
+
 insmod "$(module_path lpshim)"
 insmod "$(module_path lpshim_target)"
 user_task_blocks_until_it_leaves
@@ -186,3 +200,4 @@ reverse_transition
 kthread_blocks_until_it_leaves
 busy_kthread_switches
 force_transition
+immediate_function_pins_module

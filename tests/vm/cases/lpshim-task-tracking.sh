@@ -1,0 +1,257 @@
+#!/bin/bash
+# Every task has a known state during a transition, however it was created (issue 16, point 1),
+# idle-injection kthreads use their own state (point 4), and a transition held open under a
+# fork storm keeps lpshim's memory bounded (point 5). The races are made deterministic with the
+# test hooks of lpshim's debug build (shim-kmod/debug.h).
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../lpshim-lib.sh"
+use_debug_lpshim
+
+P=test_lpshim_consistency
+S=$LPSHIM_SYSFS/$P
+T=/sys/kernel/debug/lpshim_target
+TASKS=/sys/kernel/debug/lpshim/tasks
+STATES=/sys/kernel/debug/lpshim/task_states
+PARAMS=/sys/module/lpshim/parameters
+TOOLS=$BUILD/tests/vm/tools
+OUT=$(mktemp -d)
+
+transition_is() { grep -sqx "$1" $S/transition; }
+patch_gone() { test ! -e $S; }
+sleepers_are() { grep -qx "$1" $T/sleepers; }
+
+# start_sleeper NAME [CMD...]: run CMD (default: cat the sleep device) in the background with
+# its output in $OUT/NAME, and wait until one more task sleeps in lpshim_target_sleep; the pid
+# is in $SLEEPER.
+start_sleeper() {
+	local name=$1 before
+	shift
+	(($#)) || set -- cat /dev/lpshim_target_sleep
+	before=$(cat $T/sleepers)
+	"$@" >"$OUT/$name" &
+	SLEEPER=$!
+	wait_until 10 "$name sleeps in lpshim_target_sleep" sleepers_are $((before + 1))
+}
+
+release_sleepers() {
+	echo 1 >$T/sleep_release
+	wait
+}
+
+# The tasks whose kernel stack runs code of module $1, one "tid comm" per line.
+tasks_in_module() {
+	local f
+	for f in /proc/[0-9]*/task/[0-9]*/stack; do
+		if grep -qs "\[$1\]" "$f"; then
+			f=${f%/stack}
+			echo "${f##*/} $(cat "$f/comm" 2>/dev/null)"
+		fi
+	done
+}
+
+# The tid of the thread named $2 of process $1 (io_uring and, on 6.12, vhost workers are threads
+# of the process they serve), or of a kernel thread named $2.
+thread_named() {
+	local f
+	for f in /proc/"$1"/task/[0-9]*; do
+		[[ $(cat "$f/comm" 2>/dev/null) != "$2" ]] || { echo "${f##*/}"; return 0; }
+	done
+	pgrep -x "$2"
+}
+
+# Wait until the shell running this case has switched: the children it forks next inherit the
+# patched state. Only $1, the task that keeps the transition open, is left.
+wait_only_pending() {
+	wait_until 20 "only task $1 is left to switch" \
+		bash -c "[[ \$(cut -d' ' -f1 $TASKS) == '$1' ]]"
+}
+
+# The state lpshim reads for task $1: "entry 0|1" or "none" (debug build's task_states).
+state_of() {
+	awk -v tid="$1" '$1 == tid { $1 = ""; $2 = ""; sub(/^ +/, ""); print }' $STATES
+}
+
+# 1. An io_uring worker (copy_process without kernel_clone) created during a transition runs the
+# patch and sleeps in it; the transition is reversed: the worker must keep the reversal open
+# until it leaves the patch's code.
+io_uring_worker_reversed() {
+	start_test "an io_uring worker created during a transition blocks its reversal"
+	start_sleeper blocker
+	local blocker=$SLEEPER
+	load_lp_nowait $P
+	wait_only_pending $blocker
+	start_sleeper uring "$TOOLS/uring-read" /dev/lpshim_target_sleep
+	local worker
+	worker=$(thread_named $SLEEPER "iou-wrk-$SLEEPER") || fail "no io_uring worker iou-wrk-$SLEEPER"
+	ok "io_uring worker $worker reads in a kernel thread of the process"
+	log "% echo 0 > $S/enabled"
+	echo 0 >$S/enabled
+	sleep 2
+	expect_eq "$(tasks_in_module $P | grep -c "^$worker ")" 1 \
+		"the worker still sleeps in the patch's code"
+	expect_eq "$(sysfs_value $S/transition)" 1 "the reversal waits for the worker"
+	expect_match "$(cat $TASKS)" "^$worker [0-9]+ iou-wrk-[0-9]+ sleeping-in-function lpshim_target_sleep" \
+		"the worker is listed as blocking, in lpshim_target_sleep"
+	release_sleepers
+	wait_until 10 "the reversed transition completes" patch_gone
+	expect_eq "$(cat "$OUT/uring")" "woken by v2" "the worker finished its read in the patch"
+	expect_eq "$(cat "$OUT/blocker")" "woken by original" "the blocker finished in the original"
+	unload_mod $P
+}
+
+# 2. An SQPOLL thread, and 3. a vhost worker (6.12: vhost_task_create()), created during a
+# transition: each has an entry with the state of the task that created it.
+sqpoll_thread_tracked() {
+	start_test "an io_uring SQPOLL thread created during a transition is tracked"
+	start_sleeper blocker
+	local blocker=$SLEEPER
+	load_lp_nowait $P
+	wait_only_pending $blocker
+	coproc RING { "$TOOLS/uring-read" --sqpoll --hold /dev/null; }
+	local ring=$RING_PID line sqp
+	read -r -t 20 line <&"${RING[0]}" || fail "uring-read --sqpoll did not set its ring up"
+	sqp=$(thread_named $ring "iou-sqp-$ring") || fail "no SQPOLL thread iou-sqp-$ring"
+	expect_eq "$(state_of "$sqp")" "entry 1" "the SQPOLL thread has the patched state of its creator"
+	kill "$ring"
+	wait "$ring" || true
+	release_sleepers
+	wait_until 10 "the transition completes" transition_is 0
+	disable_lp $P
+	unload_mod $P
+}
+
+vhost_worker_tracked() {
+	start_test "a vhost worker created during a transition is tracked"
+	modprobe vhost_net || fail "modprobe vhost_net failed"
+	start_sleeper blocker
+	local blocker=$SLEEPER
+	load_lp_nowait $P
+	wait_only_pending $blocker
+	coproc VHOST { python3 -c '
+import fcntl, os, signal, sys
+fd = os.open("/dev/vhost-net", os.O_RDWR)
+fcntl.ioctl(fd, 0xAF01)  # VHOST_SET_OWNER: starts the worker
+print("ready", flush=True)
+signal.sigwait([signal.SIGTERM])'; }
+	local owner=$VHOST_PID line worker
+	read -r -t 20 line <&"${VHOST[0]}" || fail "VHOST_SET_OWNER did not start a worker"
+	worker=$(thread_named $owner "vhost-$owner") || fail "no vhost worker vhost-$owner"
+	expect_eq "$(state_of "$worker")" "entry 1" "the vhost worker has the patched state of its creator"
+	kill "$owner"
+	wait "$owner" || true
+	release_sleepers
+	wait_until 10 "the transition completes" transition_is 0
+	disable_lp $P
+	unload_mod $P
+	rmmod vhost_net vhost vhost_iotlb tap 2>/dev/null || true
+}
+
+# 4. A task forked while the transition sets its table up (the hook holds it there) entered the
+# original before any function was marked: it must block the transition like any other.
+fork_during_table_setup() {
+	start_test "a task forked while the table is set up keeps its state"
+	echo 3000 >$PARAMS/test_table_delay_ms
+	kmsg_mark
+	load_lp_nowait $P &
+	local loader=$!
+	wait_until 10 "the table set-up waits" bash -c "dmesg | grep -q 'lpshim: test: table set-up waits'"
+	start_sleeper forked
+	local forked=$SLEEPER
+	wait $loader || fail "loading $P failed"
+	sleep 1
+	expect_eq "$(sysfs_value $S/transition)" 1 "the transition waits for the task forked during the set-up"
+	expect_match "$(cat $TASKS)" "^$forked [0-9]+ cat sleeping-in-function lpshim_target_sleep" \
+		"it is listed as blocking, in lpshim_target_sleep"
+	release_sleepers
+	wait_until 10 "the transition completes" transition_is 0
+	expect_eq "$(cat "$OUT/forked")" "woken by original" "it finished its read in the original"
+	disable_lp $P
+	unload_mod $P
+}
+
+# 5. A child whose entry cannot be allocated (the hook fails it) is born in the patched parent's
+# transition; the transition is reversed and completes: no task may be left in the patch's code.
+lost_entry_allocation() {
+	start_test "a task whose entry could not be allocated is never left in freed code"
+	start_sleeper blocker
+	local blocker=$SLEEPER
+	load_lp_nowait $P
+	wait_only_pending $blocker
+	echo 1 >$PARAMS/test_fail_task_alloc
+	start_sleeper lost
+	local lost=$SLEEPER
+	expect_eq "$(cat $PARAMS/test_fail_task_alloc)" 0 "an entry allocation failed"
+	log "% echo 0 > $S/enabled"
+	echo 0 >$S/enabled
+	wait_until 10 "the reversed transition completes" patch_gone
+	expect_eq "$(tasks_in_module $P)" "" "no task runs the patch's code once the reversal completed"
+	unload_mod $P
+	release_sleepers
+	expect_eq "$(cat "$OUT/lost")" "woken by original" "the task finished its read in the original"
+}
+
+# 6. An idle-injection kthread (play_idle_precise(), PF_IDLE) inside a patched function uses its
+# own state, not its CPU's idle task's: the transition waits for it, and interrupts in its
+# context run its version.
+idle_injection_kthread() {
+	start_test "an idle-injection kthread uses its own state"
+	echo 1 >$T/idle_inject
+	wait_until 10 "the kthread injects idle" grep -qx 1 $T/idle_inject
+	local kthread
+	kthread=$(pgrep '^lpshim_tgt_idle') || fail "no lpshim_tgt_idle kthread"
+	load_lp_nowait $P
+	sleep 2
+	expect_eq "$(sysfs_value $S/transition)" 1 "the transition waits for the injecting kthread"
+	expect_match "$(cat $TASKS)" "^$kthread [0-9]+ lpshim_tgt_idle/[0-9]+ [a-z-]+ " \
+		"the injecting kthread is listed as pending"
+	local checks
+	checks=$(cat $T/idle_checks)
+	expect_match "$checks" '^checks=[1-9][0-9]* mixed=0$' \
+		"interrupts in the injecting kthread's context ran its version, the original"
+	echo 0 >$T/idle_inject
+	wait_until 10 "the transition completes once the kthread left" transition_is 0
+	disable_lp $P
+	unload_mod $P
+}
+
+# 7. A transition held open through 100,000 forks: lpshim's memory stays bounded (the entries of
+# freed tasks are reused, not kept until the transition ends).
+memory_bound_under_fork_storm() {
+	start_test "a transition held open under a fork storm keeps lpshim's memory bounded"
+	local forks=${FORKS:-100000} before after grown
+	start_sleeper blocker
+	load_lp_nowait $P
+	sleep 1
+	before=$(awk '/^SUnreclaim:/ { print $2 }' /proc/meminfo)
+	"$TOOLS/fork-storm" "$forks" | comment_lines
+	sleep 3	# a retry period at most: the last freed tasks' entries are recycled
+	after=$(awk '/^SUnreclaim:/ { print $2 }' /proc/meminfo)
+	grown=$((after - before))
+	echo "# unreclaimable slab: $before kB before, $after kB after $forks forks (+$grown kB)"
+	[[ -r /sys/kernel/debug/lpshim/stats ]] && comment_lines </sys/kernel/debug/lpshim/stats
+	((grown < 2048)) || fail "unreclaimable slab grew by $grown kB through $forks forks (bound: 2048 kB)"
+	ok "unreclaimable slab grew by $grown kB through $forks forks (bound: 2048 kB)"
+	expect_eq "$(sysfs_value $S/transition)" 1 "the transition stayed open throughout"
+	release_sleepers
+	wait_until 10 "the transition completes" transition_is 0
+	disable_lp $P
+	unload_mod $P
+}
+
+comment_lines() { sed 's/^/# /'; }
+
+insmod "$(module_path lpshim)"
+insmod "$(module_path lpshim_target)"
+# Every test in turn; TESTS="NAME..." runs only those (to see each fail on its own).
+all="io_uring_worker_reversed
+	sqpoll_thread_tracked
+	vhost_worker_tracked
+	fork_during_table_setup
+	lost_entry_allocation
+	idle_injection_kthread
+	memory_bound_under_fork_storm"
+for t in ${TESTS:-$all}; do
+	$t
+done
+rmmod lpshim_target
+rmmod lpshim
