@@ -234,18 +234,76 @@ static struct lpshim_func **lpshim_object_funcs(struct lpshim_object *obj, unsig
 	return funcs;
 }
 
-static int lpshim_patch_object(struct lpshim_object *obj)
+/*
+ * An immediate function of @patch became reachable: no stack check looks for it, so a task may
+ * run it until the end, and the module can never be let go of. (A failed enable never made one
+ * reachable: its module goes, as its init failed.)
+ */
+static void lpshim_pin_patch_module(struct lpshim_patch *patch)
+{
+	patch->keep_module = true;
+}
+
+/*
+ * Redirect the functions of @obj, a loaded object of @patch; with @immediate_too unset, only
+ * those that follow the consistency model (lpshim_patch_immediate_funcs() does the others).
+ */
+static int lpshim_patch_object(struct lpshim_patch *patch, struct lpshim_object *obj,
+			       bool immediate_too)
 {
 	struct lpshim_func **funcs;
-	unsigned int nr;
+	unsigned int nr, i, n = 0;
+	bool immediate = false;
 	int ret;
 
 	funcs = lpshim_object_funcs(obj, &nr);
 	if (!funcs)
 		return -ENOMEM;
-	ret = lpshim_patch_funcs(funcs, nr);
+	for (i = 0; i < nr; i++) {
+		if (!immediate_too && lpshim_func_immediate(patch, funcs[i]))
+			continue;
+		immediate |= lpshim_func_immediate(patch, funcs[i]);
+		funcs[n++] = funcs[i];
+	}
+	ret = lpshim_patch_funcs(funcs, n);
 	if (!ret)
 		obj->patched = true;
+	if (!ret && immediate)
+		lpshim_pin_patch_module(patch);
+	kfree(funcs);
+	return ret;
+}
+
+/*
+ * The immediate functions of every patched object of @patch, in one batch, once nothing else
+ * of the enable can fail: nothing keeps a task from entering an immediate function, and the
+ * memory of a module whose init fails is freed whatever holds it.
+ */
+static int lpshim_patch_immediate_funcs(struct lpshim_patch *patch)
+{
+	struct lpshim_func **funcs, *func;
+	struct lpshim_object *obj;
+	unsigned int n = 0;
+	int ret;
+
+	lpshim_for_each_object(patch, obj)
+		if (obj->patched)
+			lpshim_for_each_func(obj, func)
+				n += lpshim_func_immediate(patch, func);
+	if (!n)
+		return 0;
+	funcs = kcalloc(n, sizeof(*funcs), GFP_KERNEL);
+	if (!funcs)
+		return -ENOMEM;
+	n = 0;
+	lpshim_for_each_object(patch, obj)
+		if (obj->patched)
+			lpshim_for_each_func(obj, func)
+				if (lpshim_func_immediate(patch, func))
+					funcs[n++] = func;
+	ret = lpshim_patch_funcs(funcs, n);
+	if (!ret)
+		lpshim_pin_patch_module(patch);
 	kfree(funcs);
 	return ret;
 }
@@ -571,7 +629,7 @@ static void lpshim_init_patch_early(struct lpshim_patch *patch)
 	INIT_LIST_HEAD(&patch->obj_list);
 	kobject_init(&patch->kobj, &lpshim_ktype_patch);
 	patch->enabled = false;
-	patch->forced = false;
+	patch->keep_module = false;
 	init_completion(&patch->finish);
 
 	for (obj = patch->objs; obj->funcs; obj++) {
@@ -727,14 +785,7 @@ static void lpshim_free_patch_start(struct lpshim_patch *patch)
 /* Outside lpshim_mutex: waits for sysfs to let go of the patch. */
 static void lpshim_free_patch_finish(struct lpshim_patch *patch)
 {
-	struct lpshim_object *obj;
-	struct lpshim_func *func;
-	bool keep_module = patch->forced || patch->immediate;
-
-	/* A task may still run an immediate function of the patch: its code must stay. */
-	lpshim_for_each_object(patch, obj)
-		lpshim_for_each_func(obj, func)
-			keep_module |= func->immediate;
+	bool keep_module = patch->keep_module;
 
 	kobject_put(&patch->kobj);
 	wait_for_completion(&patch->finish);
@@ -826,10 +877,13 @@ static int __lpshim_enable_patch(struct lpshim_patch *patch)
 		ret = lpshim_pre_patch_callback(obj);
 		if (ret)
 			goto err;
-		ret = lpshim_patch_object(obj);
+		ret = lpshim_patch_object(patch, obj, false);
 		if (ret)
 			goto err;
 	}
+	ret = lpshim_patch_immediate_funcs(patch);
+	if (ret)
+		goto err;
 
 	lpshim_start_transition();
 	patch->enabled = true;
@@ -974,7 +1028,7 @@ static int lpshim_module_coming(struct module *mod)
 			ret = lpshim_pre_patch_callback(obj);
 			if (ret)
 				goto err;
-			ret = lpshim_patch_object(obj);
+			ret = lpshim_patch_object(patch, obj, true);
 			if (ret) {
 				lpshim_post_unpatch_callback(obj);
 				goto err;

@@ -132,9 +132,10 @@ static void notrace lpshim_ftrace_handler(unsigned long ip, unsigned long parent
 	if (unlikely(func->ip != ip)) {
 		ops = lpshim_find_ops_rcu(ip);
 		/*
-		 * A task preempted in the ftrace trampoline may get here after its function left
-		 * the filter and its lpshim_ops the table (lpshim_unpatch_funcs()): the function
-		 * has no patch left, so the original is right.
+		 * A function with no lpshim_ops has no patch left or none yet: a task preempted in
+		 * the ftrace trampoline may get here after it left the filter and the table
+		 * (lpshim_unpatch_funcs()), and a function joins the filter before its
+		 * lpshim_ops is published (lpshim_patch_funcs()). The original is right.
 		 */
 		if (unlikely(!ops))
 			goto unlock;
@@ -338,6 +339,25 @@ static void lpshim_report_ftrace_error(struct lpshim_func **funcs, unsigned int 
 	       err);
 }
 
+/* The new lpshim_ops of @ip among the first @nr of @new_ops, or NULL. */
+static struct lpshim_ops *lpshim_find_new_ops(struct lpshim_ops **new_ops, unsigned int nr,
+					      unsigned long ip)
+{
+	unsigned int i;
+
+	for (i = 0; i < nr; i++)
+		if (new_ops[i]->ip == ip)
+			return new_ops[i];
+	return NULL;
+}
+
+/*
+ * Nothing a handler can see changes until nothing can fail any more: the ips that no patch
+ * redirected yet join the filter first, while the handler finds no lpshim_ops for them (and
+ * lets their calls run the original); only then are the functions pushed and the new
+ * lpshim_ops published. A failed enable therefore never made its code reachable, which matters
+ * for an immediate function: nothing would keep a task from entering it.
+ */
 int lpshim_patch_funcs(struct lpshim_func **funcs, unsigned int nr)
 {
 	struct lpshim_ops *ops, **new_ops;
@@ -356,6 +376,35 @@ int lpshim_patch_funcs(struct lpshim_func **funcs, unsigned int nr)
 		goto out;
 	}
 
+	for (i = 0; i < nr; i++) {
+		struct lpshim_func *func = funcs[i];
+
+		if (WARN_ON_ONCE(func->patched || !func->ip)) {
+			ret = -EINVAL;
+			goto free_new;
+		}
+		if (lpshim_find_ops(func->ip) || lpshim_find_new_ops(new_ops, nr_new, func->ip))
+			continue;
+		ops = kzalloc(sizeof(*ops), GFP_KERNEL);
+		if (!ops) {
+			ret = -ENOMEM;
+			goto free_new;
+		}
+		ops->ip = func->ip;
+		INIT_LIST_HEAD(&ops->func_stack);
+		new_ops[nr_new] = ops;
+		ips[nr_new++] = ops->ip;
+	}
+
+	if (nr_new) {
+		ret = lpshim_ftrace_add(ips, nr_new);
+		if (ret) {
+			lpshim_report_ftrace_error(funcs, nr, ips, nr_new, ret);
+			goto free_new;
+		}
+		lpshim_nr_ops += nr_new;
+	}
+
 	/*
 	 * Make the func's mark (->redirect, set by lpshim_init_transition()) visible before the
 	 * func can be seen on a func_stack. Pairs with the first smp_rmb() in
@@ -366,52 +415,22 @@ int lpshim_patch_funcs(struct lpshim_func **funcs, unsigned int nr)
 	for (i = 0; i < nr; i++) {
 		struct lpshim_func *func = funcs[i];
 
-		if (WARN_ON_ONCE(func->patched || !func->ip)) {
-			ret = -EINVAL;
-			goto undo;
-		}
 		ops = lpshim_find_ops(func->ip);
 		if (!ops) {
-			ops = kzalloc(sizeof(*ops), GFP_KERNEL);
-			if (!ops) {
-				ret = -ENOMEM;
-				goto undo;
-			}
-			ops->ip = func->ip;
-			INIT_LIST_HEAD(&ops->func_stack);
+			/* A new one: its stack is not empty when the handler can find it. */
+			ops = lpshim_find_new_ops(new_ops, nr_new, func->ip);
+			list_add_rcu(&func->stack_node, &ops->func_stack);
 			hash_add_rcu(lpshim_ops_table, &ops->node, ops->ip);
-			new_ops[nr_new] = ops;
-			ips[nr_new++] = ops->ip;
+		} else {
+			list_add_rcu(&func->stack_node, &ops->func_stack);
 		}
 		func->ops = ops;
-		list_add_rcu(&func->stack_node, &ops->func_stack);
 		func->patched = true;
 		lpshim_index_refresh(func->ip);
 	}
-
-	if (nr_new) {
-		ret = lpshim_ftrace_add(ips, nr_new);
-		if (ret) {
-			lpshim_report_ftrace_error(funcs, nr, ips, nr_new, ret);
-			goto undo;
-		}
-		lpshim_nr_ops += nr_new;
-	}
 	goto out;
 
-undo:
-	for (i = 0; i < nr; i++) {
-		if (!funcs[i]->patched)
-			continue;
-		list_del_rcu(&funcs[i]->stack_node);
-		funcs[i]->patched = false;
-	}
-	for (i = 0; i < nr_new; i++)
-		hash_del_rcu(&new_ops[i]->node);
-	for (i = 0; i < nr; i++)
-		lpshim_index_refresh(funcs[i]->ip);
-	/* Existing stacks and the index may have shown the undone funcs to a handler. */
-	lpshim_synchronize();
+free_new:
 	for (i = 0; i < nr_new; i++)
 		kfree(new_ops[i]);
 out:

@@ -679,12 +679,12 @@ void lpshim_force_transition(void)
 	pr_warn("'%s': forcing %u remaining tasks to the %s state\n", patch->mod->name, forced,
 		lpshim_target_state == LPSHIM_PATCHED ? "patched" : "unpatched");
 	/* The module of a forced patch, or of every patch it replaces, can never be removed. */
-	patch->forced = true;
+	patch->keep_module = true;
 	if (patch->replace && lpshim_target_state == LPSHIM_PATCHED) {
 		struct lpshim_patch *old;
 
 		list_for_each_entry(old, &lpshim_patches, list)
-			old->forced = true;
+			old->keep_module = true;
 	}
 	lpshim_synchronize();
 	lpshim_complete_transition(forced);

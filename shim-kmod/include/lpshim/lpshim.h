@@ -165,7 +165,8 @@ struct lpshim_object {
  * @kobj:	sysfs directory /sys/kernel/lpshim/<module name>
  * @obj_list:	the objects (static and dynamic)
  * @enabled:	the patch is enabled, or being enabled
- * @forced:	a transition was forced: the module can never be removed
+ * @keep_module: the module can never be removed: a transition was forced, or a function of
+ *		the patch was immediate
  * @free_work:	frees the patch outside the sysfs callback that disabled it
  * @finish:	completed when sysfs is done with the patch
  */
@@ -180,7 +181,7 @@ struct lpshim_patch {
 	struct kobject kobj;
 	struct list_head obj_list;
 	bool enabled;
-	bool forced;
+	bool keep_module;
 	struct work_struct free_work;
 	struct completion finish;
 };
