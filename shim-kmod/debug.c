@@ -82,28 +82,9 @@ static unsigned int test_table_delay_ms;
 module_param(test_table_delay_ms, uint, 0644);
 MODULE_PARM_DESC(test_table_delay_ms, "debug build: MS, see shim-kmod/debug.h");
 
-static atomic_t test_fail_task_alloc = ATOMIC_INIT(0);
-static int lpshim_atomic_set(const char *val, const struct kernel_param *kp)
-{
-	int n, ret = kstrtoint(val, 10, &n);
-
-	if (ret || n < 0)
-		return ret ?: -EINVAL;
-	atomic_set(kp->arg, n);
-	return 0;
-}
-
-static int lpshim_atomic_get(char *buf, const struct kernel_param *kp)
-{
-	return sysfs_emit(buf, "%d\n", atomic_read(kp->arg));
-}
-
-static const struct kernel_param_ops lpshim_atomic_ops = {
-	.set = lpshim_atomic_set,
-	.get = lpshim_atomic_get,
-};
-module_param_cb(test_fail_task_alloc, &lpshim_atomic_ops, &test_fail_task_alloc, 0644);
-MODULE_PARM_DESC(test_fail_task_alloc, "debug build: N, see shim-kmod/debug.h");
+static int test_fail_task_alloc;
+module_param(test_fail_task_alloc, int, 0644);
+MODULE_PARM_DESC(test_fail_task_alloc, "debug build: TGID, see shim-kmod/debug.h");
 
 static unsigned int test_switch_work_delay_ms;
 module_param(test_switch_work_delay_ms, uint, 0644);
@@ -155,9 +136,11 @@ void lpshim_debug_table_delay(void)
 	}
 }
 
-bool lpshim_debug_fail_task_alloc(void)
+bool lpshim_debug_fail_task_alloc(struct task_struct *creator)
 {
-	return atomic_add_unless(&test_fail_task_alloc, -1, 0);
+	int tgid = READ_ONCE(test_fail_task_alloc);
+
+	return tgid && creator->tgid == tgid && cmpxchg(&test_fail_task_alloc, tgid, 0) == tgid;
 }
 
 void lpshim_debug_switch_work_delay(void)

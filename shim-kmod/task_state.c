@@ -39,7 +39,7 @@ static void lpshim_fork_probe(void *data, struct task_struct *parent, struct tas
 
 	if (!table)
 		return;
-	entry = lpshim_debug_fail_task_alloc() ? NULL :
+	entry = lpshim_debug_fail_task_alloc(parent) ? NULL :
 		kzalloc(sizeof(*entry), GFP_ATOMIC | __GFP_NOWARN);
 	if (!entry)
 		return;		/* counts as switched: it has run nothing yet */

@@ -120,6 +120,8 @@ unload_with_running_switch_work() {
 	(((end - start) / 1000000 < 1000)) || fail "rmmod lpshim waited $(((end - start) / 1000000)) ms"
 	ok "rmmod lpshim refused at once while a switch attempt was running"
 	wait_until 15 "the switch attempt finished and lpshim is free" grep -sqx 0 /sys/module/lpshim/refcnt
+	rmmod lpshim || fail "rmmod lpshim failed once the switch attempt had finished"
+	ok "rmmod lpshim succeeds once the switch attempt has finished"
 	release_sleepers
 	insmod "$(module_path lpshim)"
 }
