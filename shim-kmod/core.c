@@ -1117,6 +1117,15 @@ static int lpshim_tasks_show(struct seq_file *m, void *v)
 }
 DEFINE_SHOW_ATTRIBUTE(lpshim_tasks);
 
+static int lpshim_stats_show(struct seq_file *m, void *v)
+{
+	mutex_lock(&lpshim_mutex);
+	lpshim_task_table_show_stats(m);
+	mutex_unlock(&lpshim_mutex);
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(lpshim_stats);
+
 #ifdef LPSHIM_DEBUG
 static int lpshim_task_states_show(struct seq_file *m, void *v)
 {
@@ -1158,6 +1167,7 @@ static int __init lpshim_init(void)
 	}
 	lpshim_debugfs_dir = debugfs_create_dir("lpshim", NULL);
 	debugfs_create_file("tasks", 0400, lpshim_debugfs_dir, NULL, &lpshim_tasks_fops);
+	debugfs_create_file("stats", 0400, lpshim_debugfs_dir, NULL, &lpshim_stats_fops);
 #ifdef LPSHIM_DEBUG
 	debugfs_create_file("task_states", 0400, lpshim_debugfs_dir, NULL,
 			    &lpshim_task_states_fops);

@@ -68,7 +68,8 @@ static const struct {
 	const char *name;
 	struct tracepoint **tp;
 } lpshim_tracepoints[] = {
-	{ "sched_process_fork", &lpshim_ksyms.tp_sched_process_fork },
+	{ "task_newtask", &lpshim_ksyms.tp_task_newtask },
+	{ "sched_process_exit", &lpshim_ksyms.tp_sched_process_exit },
 	{ "sched_process_free", &lpshim_ksyms.tp_sched_process_free },
 	{ "sched_switch", &lpshim_ksyms.tp_sched_switch },
 };

@@ -41,7 +41,8 @@ struct lpshim_ksyms {
 							bool (*match)(struct callback_head *, void *),
 							void *data);
 	/* core-kernel tracepoints: not exported, found with for_each_kernel_tracepoint() */
-	struct tracepoint *tp_sched_process_fork;
+	struct tracepoint *tp_task_newtask;
+	struct tracepoint *tp_sched_process_exit;
 	struct tracepoint *tp_sched_process_free;
 	struct tracepoint *tp_sched_switch;
 };

@@ -4,8 +4,9 @@
  *
  * During a transition every task runs either all the old code of the patch or all the new:
  * the ftrace handler chooses by the calling task's state (task_state.h). A task switches to the
- * target state only when no function the transition changes is on its stack, at one of these
- * switch points:
+ * target state only when no function the transition changes is on its stack, and no call is on
+ * its way into one (it called a function's ftrace location and has not arrived), at one of
+ * these switch points:
  *
  *  - stack: the transition work checks the reliable stack of each task that is not running
  *    (inside task_call_func(), which pins it), retried on a short period that backs off;
@@ -13,18 +14,22 @@
  *    (a task_work queued for pending tasks only: no slow path for other syscalls);
  *  - sched: a pending task that schedules out checks its own stack (sched_switch), so a
  *    kernel thread that sleeps or calls cond_resched() outside the patch switches;
- *  - idle: an idle task checks its own stack when it schedules out (a no-op work queued on
- *    its CPU makes it); an offline CPU's idle task runs nothing and switches at once;
- *  - fork: a child starts in its parent's state (task_state.c).
+ *  - idle: a CPU's idle task checks its own stack when it schedules out (a no-op work queued
+ *    on its CPU makes it); an offline CPU's idle task runs nothing and switches at once;
+ *  - creation: a new task starts in its creator's state (task_state.c).
  *
- * The transition completes when a pass finds every task in the target state; a task created
- * during the pass cannot be missed, as the pass holds tasklist_lock and a child created after
- * it inherits the state of its parent, which the pass saw switched.
+ * The transition completes when a pass finds every task in the target state: every task on
+ * the task list, every exiting task that release_task() took off it but that still runs, and
+ * every task without an entry (an orphan, in the table's orphan state). A task created during
+ * the pass cannot be missed, as the pass holds tasklist_lock: a task created afterwards takes
+ * its creator's state, which the pass saw switched, or, when no entry can be had for it, the
+ * orphan state, which the pass sets to the target before it lets go of the lock.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/cpu.h>
 #include <linux/delay.h>
+#include <linux/ftrace.h>
 #include <linux/module.h>
 #include <linux/sched/signal.h>
 #include <linux/sched/task.h>
@@ -77,11 +82,13 @@ struct lpshim_range {
  * @target:	the state the ranges are for
  * @nr:		number of ranges
  * @rcu:	freed after readers (switch points, RCU-sched) are done
- * @r:		sorted by start
+ * @r:		sorted by start, not overlapping
  *
  * Patching: the implementation each function of the patch replaces (the previous patch's, or
- * the original). Unpatching: the patch's own. A task with a return address in one of them
- * cannot switch yet.
+ * the original). Unpatching: the patch's own. Both: the return address of each function's
+ * ftrace call, where a task waits that the handler already sent somewhere, preempted in the
+ * ftrace trampoline before it got there. A task with a return address in one of them cannot
+ * switch yet.
  */
 struct lpshim_ranges {
 	int target;
@@ -104,6 +111,12 @@ static int lpshim_cmp_range(const void *a, const void *b)
 	return x->start < y->start ? -1 : x->start > y->start;
 }
 
+static void lpshim_add_range(struct lpshim_ranges *ranges, unsigned long start,
+			     unsigned long size, struct lpshim_func *func)
+{
+	ranges->r[ranges->nr++] = (struct lpshim_range){ start, start + size, func };
+}
+
 static void lpshim_update_ranges(void)
 {
 	struct lpshim_patch *patch = lpshim_transition_patch;
@@ -111,12 +124,12 @@ static void lpshim_update_ranges(void)
 	struct lpshim_object *obj;
 	struct lpshim_func *func;
 	unsigned int nr = 0;
-	unsigned long addr, size;
+	unsigned long addr, size, ret_addr;
 
 	lpshim_for_each_object(patch, obj)
 		lpshim_for_each_func(obj, func)
 			nr++;
-	ranges = kvzalloc(struct_size(ranges, r, nr), GFP_KERNEL | __GFP_NOFAIL);
+	ranges = kvzalloc(struct_size(ranges, r, 2 * nr), GFP_KERNEL | __GFP_NOFAIL);
 	ranges->target = lpshim_target_state;
 	lpshim_for_each_object(patch, obj) {
 		if (!obj->patched)
@@ -130,7 +143,11 @@ static void lpshim_update_ranges(void)
 				addr = (unsigned long)func->new_func;
 				size = func->new_size;
 			}
-			ranges->r[ranges->nr++] = (struct lpshim_range){ addr, addr + size, func };
+			lpshim_add_range(ranges, addr, size, func);
+			/* Unless the range just added covers it (the original is the one checked). */
+			ret_addr = func->ip + MCOUNT_INSN_SIZE;
+			if (ret_addr < addr || ret_addr >= addr + size)
+				lpshim_add_range(ranges, ret_addr, 1, func);
 		}
 	}
 	sort(ranges->r, ranges->nr, sizeof(ranges->r[0]), lpshim_cmp_range, NULL);
@@ -153,7 +170,10 @@ static struct lpshim_func *lpshim_range_hit(struct lpshim_ranges *ranges, unsign
 {
 	unsigned int lo = 0, hi = ranges->nr, mid;
 
-	/* The last range starting at or below addr; ranges of distinct functions do not overlap. */
+	/*
+	 * The last range starting at or below addr. Ranges do not overlap: those of distinct
+	 * functions cannot, and a ftrace return address is added only outside its own range.
+	 */
 	while (lo < hi) {
 		mid = lo + (hi - lo) / 2;
 		if (ranges->r[mid].start <= addr)
@@ -189,14 +209,24 @@ static int lpshim_check_stack(struct task_struct *task, struct lpshim_ranges *ra
 
 /* --- switching one task ------------------------------------------------------------------- */
 
-/* Where the state of @task lives: its entry, or its CPU's idle state. NULL: no entry. */
+/*
+ * Where the state of @task lives: its entry, or its CPU's idle state. An orphan in @target
+ * needs no entry: the orphan state itself is returned, which callers never write, as it is
+ * @target already. Another orphan gets an entry from the table's pool first; NULL when there
+ * is none left (it stays pending).
+ */
 static int *lpshim_state_slot(struct lpshim_task_table *table, struct task_struct *task,
-			      struct lpshim_task **entry)
+			      int target, struct lpshim_task **entry)
 {
 	*entry = NULL;
-	if (is_idle_task(task))
+	if (lpshim_is_cpu_idle_task(task))
 		return per_cpu_ptr(&lpshim_idle_state, task_cpu(task));
 	*entry = lpshim_task_lookup(table, task);
+	if (*entry)
+		return &(*entry)->state;
+	if (READ_ONCE(table->orphan_state) == target)
+		return &table->orphan_state;
+	*entry = lpshim_task_table_adopt(table, task);
 	return *entry ? &(*entry)->state : NULL;
 }
 
@@ -214,9 +244,9 @@ static void lpshim_note_blocked(struct task_struct *task, struct lpshim_task *en
 
 /*
  * Try to switch @task, which is current or pinned by task_call_func(), with interrupts
- * disabled. Return 0 when it is in the target state afterwards, else the block reason.
+ * disabled. It stays pending when it is an orphan the pool has no entry for.
  */
-static int lpshim_switch_task_locked(struct task_struct *task, int how)
+static void lpshim_switch_task_locked(struct task_struct *task, int how)
 {
 	struct lpshim_task_table *table = rcu_dereference_sched(lpshim_tasks);
 	struct lpshim_ranges *ranges = rcu_dereference_sched(lpshim_ranges);
@@ -225,10 +255,10 @@ static int lpshim_switch_task_locked(struct task_struct *task, int how)
 	int *state, reason;
 
 	if (!table || !ranges)
-		return 0;
-	state = lpshim_state_slot(table, task, &entry);
+		return;
+	state = lpshim_state_slot(table, task, ranges->target, &entry);
 	if (!state || READ_ONCE(*state) == ranges->target)
-		return 0;
+		return;
 	if (task != current && lpshim_ksyms.task_curr(task)) {
 		reason = LPSHIM_BLOCK_RUNNING;
 	} else {
@@ -240,16 +270,16 @@ static int lpshim_switch_task_locked(struct task_struct *task, int how)
 			 */
 			WRITE_ONCE(*state, ranges->target);
 			trace_lpshim_task_switch(task->pid, ranges->target, how);
-			return 0;
+			return;
 		}
 	}
 	lpshim_note_blocked(task, entry, reason, hit);
-	return reason;
 }
 
 static int lpshim_switch_pinned(struct task_struct *task, void *arg)
 {
-	return lpshim_switch_task_locked(task, LPSHIM_SWITCH_STACK);
+	lpshim_switch_task_locked(task, LPSHIM_SWITCH_STACK);
+	return 0;
 }
 
 /* A switch point in the context of the current task. */
@@ -269,6 +299,10 @@ static void lpshim_switch_current(int how)
  * @cb:		the task_work
  * @task:	the task (referenced until the work runs or is cancelled)
  * @node:	entry in lpshim_works
+ *
+ * Each holds a reference on lpshim: a work that its task took off its queue cannot be
+ * cancelled, and may wait behind the task's other works for as long as they take; lpshim's
+ * unload is then refused ("in use"), never made to wait for it.
  */
 struct lpshim_switch_work {
 	struct callback_head cb;
@@ -279,6 +313,17 @@ struct lpshim_switch_work {
 /* Queued works, so that they can be cancelled when the transition ends. */
 static LIST_HEAD(lpshim_works);
 static DEFINE_SPINLOCK(lpshim_works_lock);
+
+static void lpshim_free_switch_work(struct lpshim_switch_work *work)
+{
+	put_task_struct(work->task);
+	kfree(work);
+	/*
+	 * The last thing lpshim's code does for this work; returning from here is covered by
+	 * lpshim_transition_exit()'s synchronize_rcu_tasks().
+	 */
+	module_put(THIS_MODULE);
+}
 
 static void lpshim_switch_work_fn(struct callback_head *cb)
 {
@@ -300,8 +345,7 @@ static void lpshim_switch_work_fn(struct callback_head *cb)
 	lpshim_switch_task_locked(current, LPSHIM_SWITCH_USER_RETURN);
 	local_irq_restore(flags);
 
-	put_task_struct(work->task);
-	kfree(work);
+	lpshim_free_switch_work(work);
 }
 
 /*
@@ -313,9 +357,13 @@ static void lpshim_queue_switch_work(struct task_struct *task, enum task_work_no
 	struct lpshim_switch_work *work;
 	unsigned long flags;
 
+	if (!try_module_get(THIS_MODULE))
+		return;		/* unloading: no transition can be in progress */
 	work = kzalloc(sizeof(*work), GFP_ATOMIC | __GFP_NOWARN);
-	if (!work)
+	if (!work) {
+		module_put(THIS_MODULE);
 		return;		/* the next attempt tries again */
+	}
 	init_task_work(&work->cb, lpshim_switch_work_fn);
 	work->task = get_task_struct(task);
 	spin_lock_irqsave(&lpshim_works_lock, flags);
@@ -326,8 +374,7 @@ static void lpshim_queue_switch_work(struct task_struct *task, enum task_work_no
 		spin_lock_irqsave(&lpshim_works_lock, flags);
 		list_del(&work->node);
 		spin_unlock_irqrestore(&lpshim_works_lock, flags);
-		put_task_struct(task);
-		kfree(work);
+		lpshim_free_switch_work(work);
 	}
 }
 
@@ -353,23 +400,21 @@ static void lpshim_cancel_switch_works(void)
 			list_move(&work->node, &cancelled);
 	spin_unlock_irqrestore(&lpshim_works_lock, flags);
 
-	list_for_each_entry_safe(work, tmp, &cancelled, node) {
-		put_task_struct(work->task);
-		kfree(work);
-	}
+	list_for_each_entry_safe(work, tmp, &cancelled, node)
+		lpshim_free_switch_work(work);
 }
 
 /* --- sched and idle switch points ---------------------------------------------------------- */
 
 /*
- * prev is current, about to schedule out: its stack is as still as it gets. For an idle task
- * this is its idle-loop switch point.
+ * prev is current, about to schedule out: its stack is as still as it gets. For a CPU's idle
+ * task this is its idle-loop switch point.
  */
 static void lpshim_sched_switch_probe(void *data, bool preempt, struct task_struct *prev,
 				      struct task_struct *next, unsigned int prev_state)
 {
-	lpshim_switch_task_locked(prev, is_idle_task(prev) ? LPSHIM_SWITCH_IDLE :
-							      LPSHIM_SWITCH_SCHED);
+	lpshim_switch_task_locked(prev, lpshim_is_cpu_idle_task(prev) ? LPSHIM_SWITCH_IDLE :
+									 LPSHIM_SWITCH_SCHED);
 }
 
 /*
@@ -379,18 +424,23 @@ static void lpshim_sched_switch_probe(void *data, bool preempt, struct task_stru
  * into a half-patched instruction on 6.12 under TCG.)
  */
 static DEFINE_PER_CPU(struct work_struct, lpshim_idle_work);
+/* Idle works a pass queued that have not seen their CPU switch yet. */
+static atomic_t lpshim_idle_works_pending = ATOMIC_INIT(0);
 
 static void lpshim_idle_work_fn(struct work_struct *work)
 {
 	/*
-	 * Scheduling this work took the idle task through its switch point. If it switched, try
-	 * to complete now rather than at the next retry: an idle CPU is what the first pass of
-	 * almost every transition still waits for. (If it could not switch, the next retry queues
+	 * Scheduling this work took the idle task through its switch point. If it switched,
+	 * and it was the last idle CPU the pass waited for, try to complete now rather than at
+	 * the next retry: an idle CPU is what the first pass of almost every transition still
+	 * waits for. Only the last one does: one pass per idle CPU would walk every task that
+	 * many times in a row on a large machine. (If it could not switch, the next retry queues
 	 * this work again; kicking then would spin.) The work runs on the CPU it was queued on,
 	 * unless that CPU went offline, and a pass switches an offline CPU's idle task anyway.
 	 */
 	if (READ_ONCE(lpshim_target_state) != LPSHIM_UNDEFINED &&
-	    this_cpu_read(lpshim_idle_state) == READ_ONCE(lpshim_target_state))
+	    this_cpu_read(lpshim_idle_state) == READ_ONCE(lpshim_target_state) &&
+	    atomic_dec_and_test(&lpshim_idle_works_pending))
 		mod_delayed_work(system_wq, &lpshim_transition_work, 0);
 }
 
@@ -405,14 +455,15 @@ static void lpshim_idle_work_fn(struct work_struct *work)
  * Try to switch @task from the transition work. Return whether it is in the target state.
  * A pending user task gets a switch attempt queued for its return to user mode.
  */
-static bool lpshim_try_switch_task(struct task_struct *task)
+static bool lpshim_try_switch_task(struct lpshim_task_table *table, struct task_struct *task)
 {
-	struct lpshim_task_table *table = rcu_dereference_protected(lpshim_tasks, 1);
 	struct lpshim_task *entry;
 	int *state;
 
-	state = lpshim_state_slot(table, task, &entry);
-	if (!state || READ_ONCE(*state) == lpshim_target_state)
+	state = lpshim_state_slot(table, task, lpshim_target_state, &entry);
+	if (!state)
+		return false;		/* an orphan the pool had no entry for: next pass */
+	if (READ_ONCE(*state) == lpshim_target_state)
 		return true;
 	if (task == current)
 		lpshim_switch_current(LPSHIM_SWITCH_STACK);
@@ -428,17 +479,54 @@ static bool lpshim_try_switch_task(struct task_struct *task)
 	return false;
 }
 
+/* Exiting tasks checked per pass; more wait for the next one. */
+#define LPSHIM_EXITING_BATCH 64
+
+/*
+ * Tasks that release_task() took off the task list run on to the end of do_exit(): they are
+ * on the table's exiting list until they are freed. Return how many are not switched.
+ */
+static unsigned int lpshim_switch_exiting_tasks(struct lpshim_task_table *table)
+{
+	struct task_struct *tasks[LPSHIM_EXITING_BATCH];
+	unsigned int n, i, pending = 0;
+
+	n = lpshim_task_table_exiting(table, lpshim_target_state, tasks, ARRAY_SIZE(tasks));
+	for (i = 0; i < n; i++) {
+		pending += !lpshim_try_switch_task(table, tasks[i]);
+		put_task_struct(tasks[i]);
+	}
+	if (n == ARRAY_SIZE(tasks))
+		pending++;	/* there may be more */
+	return pending;
+}
+
 static unsigned int lpshim_switch_tasks(void)
 {
+	struct lpshim_task_table *table = rcu_dereference_protected(lpshim_tasks, 1);
 	struct task_struct *g, *t;
-	unsigned int pending = 0;
+	unsigned int pending = 0, idle_pending = 0;
+	bool recorded = true;
 	int cpu;
+
+	lpshim_task_table_refill(table);
 
 	/* Under tasklist_lock no task can be created: none is missed by this pass. */
 	read_lock(lpshim_ksyms.tasklist_lock);
-	for_each_process_thread(g, t)
-		pending += !lpshim_try_switch_task(t);
+	for_each_process_thread(g, t) {
+		pending += !lpshim_try_switch_task(table, t);
+		recorded &= !!lpshim_task_lookup(table, t);
+	}
+	pending += lpshim_switch_exiting_tasks(table);
+	/*
+	 * Every task is switched: a task created from now on without an entry must be in the
+	 * target state too. Under tasklist_lock, before any is.
+	 */
+	if (!pending && !lpshim_task_table_settle_orphans(table, lpshim_target_state))
+		pending++;	/* an exiting orphan may run in the orphan state: wait */
 	read_unlock(lpshim_ksyms.tasklist_lock);
+	if (recorded)
+		WRITE_ONCE(table->all_recorded, true);
 
 	cpus_read_lock();
 	for_each_possible_cpu(cpu) {
@@ -451,14 +539,16 @@ static unsigned int lpshim_switch_tasks(void)
 			WRITE_ONCE(*state, lpshim_target_state);
 			continue;
 		}
-		if (!lpshim_try_switch_task(lpshim_ksyms.idle_task(cpu))) {
-			/* Idle now: make it schedule out, through its switch point. */
-			schedule_work_on(cpu, per_cpu_ptr(&lpshim_idle_work, cpu));
-			pending++;
-		}
+		if (!lpshim_try_switch_task(table, lpshim_ksyms.idle_task(cpu)))
+			idle_pending++;
 	}
+	/* Idle now: make each schedule out, through its switch point. */
+	atomic_set(&lpshim_idle_works_pending, idle_pending);
+	for_each_online_cpu(cpu)
+		if (READ_ONCE(per_cpu(lpshim_idle_state, cpu)) != lpshim_target_state)
+			schedule_work_on(cpu, per_cpu_ptr(&lpshim_idle_work, cpu));
 	cpus_read_unlock();
-	return pending;
+	return pending + idle_pending;
 }
 
 /*
@@ -533,6 +623,41 @@ static void lpshim_end_transition_tracking(void)
 	lpshim_free_ranges();
 }
 
+#ifdef LPSHIM_DEBUG
+/* The debug build's check at completion: every task, exiting or not, and orphan, switched. */
+static void lpshim_debug_check_complete(void)
+{
+	struct lpshim_task_table *table = rcu_dereference_protected(lpshim_tasks, 1);
+	struct task_struct *exiting[1];
+	struct task_struct *g, *t;
+	int cpu;
+
+	if (!table)
+		return;
+	read_lock(lpshim_ksyms.tasklist_lock);
+	for_each_process_thread(g, t) {
+		if (lpshim_task_patch_state(table, t) != lpshim_target_state) {
+			pr_err("debug: task %d (%s) is not in the target state at completion\n",
+			       t->pid, t->comm);
+			WARN_ON_ONCE(1);
+			break;
+		}
+	}
+	read_unlock(lpshim_ksyms.tasklist_lock);
+	if (lpshim_task_table_exiting(table, lpshim_target_state, exiting, 1)) {
+		pr_err("debug: exiting task %d (%s) is not in the target state at completion\n",
+		       exiting[0]->pid, exiting[0]->comm);
+		put_task_struct(exiting[0]);
+		WARN_ON_ONCE(1);
+	}
+	WARN_ON_ONCE(READ_ONCE(table->orphan_state) != lpshim_target_state);
+	for_each_possible_cpu(cpu)
+		WARN_ON_ONCE(per_cpu(lpshim_idle_state, cpu) != lpshim_target_state);
+}
+#else
+static inline void lpshim_debug_check_complete(void) { }
+#endif
+
 static void lpshim_complete_transition(unsigned int forced_tasks)
 {
 	struct lpshim_patch *patch = lpshim_transition_patch;
@@ -540,6 +665,7 @@ static void lpshim_complete_transition(unsigned int forced_tasks)
 	struct lpshim_func *func;
 	int state = lpshim_target_state;
 
+	lpshim_debug_check_complete();
 	if (patch->replace && state == LPSHIM_PATCHED) {
 		lpshim_discard_replaced_patches(patch);
 		lpshim_discard_nops(patch);
@@ -603,7 +729,10 @@ static void lpshim_transition_work_fn(struct work_struct *work)
 	mutex_unlock(&lpshim_mutex);
 }
 
-/* Undo an enable that failed after lpshim_init_transition() and before it started. */
+/*
+ * Undo an enable that failed after lpshim_init_transition() and before it started, once the
+ * caller took the patch's functions off their func_stacks (lpshim_unpatch_objects()).
+ */
 void lpshim_cancel_transition(void)
 {
 	struct lpshim_patch *patch = lpshim_transition_patch;
@@ -611,6 +740,12 @@ void lpshim_cancel_transition(void)
 	struct lpshim_func *func;
 
 	lockdep_assert_held(&lpshim_mutex);
+	/*
+	 * As in lpshim_complete_transition(): a handler that read a popped function off the top
+	 * of a func_stack that is not empty must return before the function's mark is cleared,
+	 * or it sends a task in the state below into the code of the module whose init fails.
+	 */
+	lpshim_synchronize();
 	lpshim_for_each_object(patch, obj)
 		lpshim_for_each_func(obj, func)
 			lpshim_func_set_transition(func, false);
@@ -624,7 +759,7 @@ void lpshim_cancel_transition(void)
  * The opposite of the current target. Task states are absolute (patched or unpatched), so the
  * handler needs no barrier for the flip; a switch point that checked a task against the old
  * target's ranges writes that target, which is consistent for it, and the task is then merely
- * pending again.
+ * pending again. The orphan state does not change either.
  */
 void lpshim_reverse_transition(void)
 {
@@ -651,24 +786,12 @@ void lpshim_force_transition(void)
 {
 	struct lpshim_patch *patch = lpshim_transition_patch;
 	struct lpshim_task_table *table = rcu_dereference_protected(lpshim_tasks, 1);
-	struct lpshim_task *entry;
-	unsigned int i, forced = 0;
+	unsigned int forced = 0;
 	int cpu;
 
 	lockdep_assert_held(&lpshim_mutex);
 	if (table) {
-		spin_lock_irq(&table->lock);
-		for (i = 0; i < (1U << table->bits); i++) {
-			hlist_for_each_entry(entry, &table->buckets[i], node) {
-				if (entry->state == lpshim_target_state)
-					continue;
-				WRITE_ONCE(entry->state, lpshim_target_state);
-				trace_lpshim_task_switch(entry->task->pid, lpshim_target_state,
-							 LPSHIM_SWITCH_FORCE);
-				forced++;
-			}
-		}
-		spin_unlock_irq(&table->lock);
+		forced = lpshim_task_table_force(table, lpshim_target_state);
 		for_each_possible_cpu(cpu) {
 			if (per_cpu(lpshim_idle_state, cpu) != lpshim_target_state) {
 				per_cpu(lpshim_idle_state, cpu) = lpshim_target_state;
@@ -707,15 +830,13 @@ void lpshim_kick_transition(void)
 {
 	struct lpshim_task_table *table = rcu_dereference_protected(lpshim_tasks, 1);
 	struct task_struct *g, *t;
-	struct lpshim_task *entry;
 
 	lockdep_assert_held(&lpshim_mutex);
 	if (!table)
 		return;
 	read_lock(lpshim_ksyms.tasklist_lock);
 	for_each_process_thread(g, t) {
-		entry = lpshim_task_lookup(table, t);
-		if (!entry || READ_ONCE(entry->state) == lpshim_target_state)
+		if (lpshim_task_patch_state(table, t) == lpshim_target_state)
 			continue;
 		if (!(t->flags & PF_KTHREAD)) {
 			lpshim_queue_switch_work(t, TWA_SIGNAL);
@@ -736,11 +857,34 @@ static const char *const lpshim_block_reason_names[] = {
 	[LPSHIM_BLOCK_UNRELIABLE_STACK] = "unreliable-stack",
 };
 
+void lpshim_show_pending_tasks(struct seq_file *m)
+{
+	struct lpshim_task_table *table = rcu_dereference_protected(lpshim_tasks, 1);
+	struct task_struct *g, *t;
+	struct lpshim_task *entry;
+	u8 reason;
+
+	lockdep_assert_held(&lpshim_mutex);
+	if (!table)
+		return;
+	rcu_read_lock();
+	for_each_process_thread(g, t) {
+		if (lpshim_task_patch_state(table, t) == lpshim_target_state)
+			continue;
+		entry = lpshim_task_lookup(table, t);
+		reason = entry ? READ_ONCE(entry->reason) : LPSHIM_BLOCK_NONE;
+		seq_printf(m, "%d %d %s %s %ps\n", t->pid, t->tgid, t->comm,
+			   lpshim_block_reason_names[reason],
+			   (void *)(entry ? READ_ONCE(entry->blocked_func) : 0));
+	}
+	rcu_read_unlock();
+}
+
 #ifdef LPSHIM_DEBUG
 /*
- * debugfs "task_states" (debug build): the transition's target, then one line per task: tid,
- * comm, and its state as the handler would read it ("entry 0|1", or "none" for a task the table
- * has no entry for). lpshim_mutex held.
+ * debugfs "task_states" (debug build): the transition's target and orphan state, then one line
+ * per task: tid, comm, and its state as the handler reads it ("entry 0|1", or "orphan 0|1").
+ * lpshim_mutex held.
  */
 void lpshim_show_task_states(struct seq_file *m)
 {
@@ -752,38 +896,19 @@ void lpshim_show_task_states(struct seq_file *m)
 	seq_printf(m, "target %d\n", lpshim_target_state);
 	if (!table)
 		return;
+	seq_printf(m, "orphan_state %d\n", READ_ONCE(table->orphan_state));
 	rcu_read_lock();
 	for_each_process_thread(g, t) {
 		entry = lpshim_task_lookup(table, t);
 		if (entry)
 			seq_printf(m, "%d %s entry %d\n", t->pid, t->comm, READ_ONCE(entry->state));
 		else
-			seq_printf(m, "%d %s none\n", t->pid, t->comm);
+			seq_printf(m, "%d %s orphan %d\n", t->pid, t->comm,
+				   READ_ONCE(table->orphan_state));
 	}
 	rcu_read_unlock();
 }
 #endif
-
-void lpshim_show_pending_tasks(struct seq_file *m)
-{
-	struct lpshim_task_table *table = rcu_dereference_protected(lpshim_tasks, 1);
-	struct task_struct *g, *t;
-	struct lpshim_task *entry;
-
-	lockdep_assert_held(&lpshim_mutex);
-	if (!table)
-		return;
-	rcu_read_lock();
-	for_each_process_thread(g, t) {
-		entry = lpshim_task_lookup(table, t);
-		if (!entry || READ_ONCE(entry->state) == lpshim_target_state)
-			continue;
-		seq_printf(m, "%d %d %s %s %ps\n", t->pid, t->tgid, t->comm,
-			   lpshim_block_reason_names[READ_ONCE(entry->reason)],
-			   (void *)READ_ONCE(entry->blocked_func));
-	}
-	rcu_read_unlock();
-}
 
 int lpshim_transition_init(void)
 {
@@ -801,7 +926,10 @@ int lpshim_transition_init(void)
 	return ret;
 }
 
-/* Patch modules pin lpshim: no transition can be in progress at unload. */
+/*
+ * Patch modules pin lpshim, and so does every queued or running switch work: no transition
+ * can be in progress at unload, and no work is left.
+ */
 void lpshim_transition_exit(void)
 {
 	int cpu;
@@ -812,10 +940,7 @@ void lpshim_transition_exit(void)
 	for_each_possible_cpu(cpu)
 		flush_work(per_cpu_ptr(&lpshim_idle_work, cpu));
 	cancel_delayed_work_sync(&lpshim_transition_work);
-	lpshim_cancel_switch_works();
-	/* Works taken off their queue run soon, in their (running) task: wait for them. */
-	while (!list_empty_careful(&lpshim_works))
-		msleep(10);
-	/* A switch work that just freed itself may still be returning through our code. */
+	WARN_ON_ONCE(!list_empty_careful(&lpshim_works));
+	/* A switch work that just dropped its reference may still be returning through our code. */
 	synchronize_rcu_tasks();
 }

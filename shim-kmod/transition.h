@@ -8,6 +8,7 @@
 
 #include <lpshim/lpshim.h>
 
+#include "debug.h"
 #include "task_state.h"
 
 #define LPSHIM_UNDEFINED	(-1)
@@ -20,11 +21,21 @@ extern int lpshim_target_state;
 /*
  * The state of the current task, for the ftrace handler: lock-free, O(1), no allocation,
  * nothing traceable. Interrupts run in the context of the task they interrupt and so use its
- * state.
+ * state. Only asked while a function is marked in transition, when the table is published.
  */
 static __always_inline int lpshim_current_patch_state(void)
 {
-	return lpshim_task_patch_state(current, READ_ONCE(lpshim_target_state));
+	struct lpshim_task_table *table = rcu_dereference_raw(lpshim_tasks);
+
+	if (unlikely(!table)) {
+		LPSHIM_DEBUG_WARN_ON_ONCE(1);
+		return READ_ONCE(lpshim_target_state);
+	}
+	/* Once a pass recorded every task, only a lost creation makes an orphan. */
+	LPSHIM_DEBUG_WARN_ON_ONCE(READ_ONCE(table->all_recorded) && !READ_ONCE(table->nr_lost) &&
+				  !lpshim_is_cpu_idle_task(current) &&
+				  !lpshim_task_lookup(table, current));
+	return lpshim_task_patch_state(table, current);
 }
 
 const char *lpshim_state_name(int state);

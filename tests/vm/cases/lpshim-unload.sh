@@ -19,7 +19,7 @@ SNAPSHOTS='enabled_functions touched_functions_active ftrace_trampolines kprobes
 	kprobes_enabled tracepoint_probes lpshim_sysfs lpshim_module livepatch_sysfs trace_events
 	available_filter_functions kallsyms_modules proc_modules ftrace_enabled'
 # The core-kernel tracepoints lpshim attaches probes to (its per-task consistency model).
-TRACEPOINTS='sched_process_fork sched_process_free sched_switch cpu_idle'
+TRACEPOINTS='task_newtask sched_process_exit sched_process_free sched_switch cpu_idle'
 
 # btf_struct STRUCT: the raw BTF dump of the kernel's struct STRUCT: its header line, then
 # one line per member ("'name' type_id=N bits_offset=B").
@@ -253,8 +253,8 @@ unload_after_a_patch() {
 	# The scheduler probes stay while lpshim is loaded (registering them per transition rewrote
 	# hot kernel code every time); they must all go with lpshim, which the snapshots check.
 	# shellcheck disable=SC2086 # a list
-	expect_match "$(kernel_read tracepoints sched_process_fork sched_process_free sched_switch)" \
-		'sched_process_fork: .*lpshim_fork_probe.*sched_process_free: .*lpshim_free_probe.*sched_switch: .*lpshim_sched_switch_probe' \
+	expect_match "$(kernel_read tracepoints task_newtask sched_process_exit sched_process_free sched_switch)" \
+		'task_newtask: .*lpshim_newtask_probe.*sched_process_exit: .*lpshim_exit_probe.*sched_process_free: .*lpshim_free_probe.*sched_switch: .*lpshim_sched_switch_probe' \
 		"lpshim's scheduler probes are registered while it is loaded"
 	disable_lp $P
 	expect_eq "$(grep -c '^cmdline_proc_show ' $TRACEFS/enabled_functions)" 0 \
