@@ -26,7 +26,7 @@
  *   UMAX           slots of the array of untracked exiting orphans (default 1)
  *   PROPS          which properties are checked: 1 = P1, 2 = P2, 3 = both (default)
  *   SCENARIO       0 = any (default), 1 = enable only, 2 = disable only
- *   NO_IMM         leave out the patch whose g is immediate
+ *   NO_IMM         leave out the patch whose g is immediate; IMM=1: only that patch
  */
 
 #ifndef NINIT
@@ -140,6 +140,8 @@ inline check_p1(t, c)
 	:: else -> skip
 	fi;
 	assert(P1_never_mixed)
+#else
+	skip
 #endif
 }
 
@@ -153,6 +155,8 @@ inline check_p2_code(t, c)
 	:: else -> skip
 	fi;
 	assert(P2_no_use_after_free)
+#else
+	skip
 #endif
 }
 
@@ -285,7 +289,7 @@ end:	do
 			PICK(t, fn, T)		/* no entry: follows the target */
 #else
 			hph[t] = H_ORPHAN;	/* no entry: then read orphan_state */
-			printf("task %d: no entry\n", t)
+			printf("task %d: no entry\n", t)	/* cover */
 #endif
 		fi }
 	:: atomic { !halted && hph[t] == H_ORPHAN -> PICK(t, fn, orphan) }
@@ -302,7 +306,7 @@ end:	do
 	:: atomic { !halted && RUNS(t) && hph[t] == H_NONE && child == 0 && table && ranges != 0 &&
 		    has_entry[t] && st[t] != ranges - 1 && CLEAN(t, ranges - 1) ->
 		st[t] = ranges - 1;
-		printf("task %d switches itself to %d\n", t, st[t]) }
+		printf("task %d switches itself to %d\n", t, st[t]) }	/* cover */
 
 	/* -- creation: the child enters the task list (copy_process, under tasklist_lock) -- */
 	:: atomic { AT_CODE(t) && status[t] == S_LIVE && nchild < NCHILD && !tl ->
@@ -337,11 +341,12 @@ end:	do
 		if
 		:: table ->
 			if
-			:: has_entry[child] -> st[child] = (has_entry[t] -> st[t] : orphan)
+			:: has_entry[child] -> st[child] = (has_entry[t] -> st[t] : orphan);
+				printf("task %d: the pass gave task %d an entry first\n", t, child)	/* cover */
 			:: !has_entry[child] ->
 				if	/* the pool, else GFP_ATOMIC */
 				:: has_entry[child] = 1; st[child] = (has_entry[t] -> st[t] : orphan)
-				:: printf("task %d is lost (no entry)\n", child)
+				:: printf("task %d is lost (no entry)\n", child)	/* cover */
 				fi
 			fi
 		:: else -> skip
@@ -362,10 +367,13 @@ end:	do
 		:: table && !has_entry[t] ->
 			if
 			:: has_entry[t] = 1; st[t] = orphan; on_exiting[t] = 1
-			:: nuntracked < UMAX -> untracked[t] = 1; nuntracked++
-			:: nuntracked >= UMAX -> overflow = 1
+			:: nuntracked < UMAX -> untracked[t] = 1; nuntracked++;
+				printf("task %d: exit probe found no memory\n", t)	/* cover */
+			:: overflow = 1;	/* or tasks not modelled filled the array */
+				printf("task %d: exit probe overflows the array\n", t)	/* cover */
 			fi
-		:: !table -> missed_exit[t] = 1; npretable++
+		:: !table -> missed_exit[t] = 1; npretable++;
+			printf("task %d: exit probe before the table\n", t)	/* cover */
 		fi;
 #endif
 		printf("task %d exits: ", t);
@@ -374,11 +382,11 @@ end:	do
 		   :: else -> printf("no entry\n") fi }
 	/* release_task() (by the task itself or its reaper: at any point of its tail) */
 	:: atomic { !halted && status[t] == S_EXITING && !tl -> status[t] = S_RELEASED;
-		printf("task %d is released (leaves the task list)\n", t) }
+		printf("task %d is released (leaves the task list)\n", t) }	/* cover */
 	/* the final schedule, then sched_process_free */
 	:: atomic { AT_CODE(t) && status[t] == S_RELEASED ->
 		status[t] = S_FREED;
-		printf("task %d is freed\n", t);
+		printf("task %d is freed\n", t);	/* cover */
 		fr0[t] = 0;
 		if
 		:: table -> has_entry[t] = 0; st[t] = 0; on_exiting[t] = 0;
@@ -394,13 +402,17 @@ end:	do
 /* lpshim_synchronize(): waits out every handler that started before it */
 inline SYNC()
 {
-	d_step {
+	atomic {
 		sync_wait = 0;
 		for (i : 0 .. NT - 1) {
 			if :: hph[i] != H_NONE -> sync_wait = sync_wait | (1 << i) :: else -> skip fi
 		}
 		i = 0;
-		printf("W: synchronize waits for %d\n", sync_wait)
+		printf("W: synchronize waits for %d\n", sync_wait);
+		if
+		:: sync_wait != 0 -> printf("W: synchronize waits for a handler\n")	/* cover */
+		:: else -> skip
+		fi
 	};
 	sync_wait == 0
 }
@@ -459,7 +471,7 @@ inline visit(i)
 		:: !has_entry[i] && orphan != T ->
 			if
 			:: LISTED(i) -> materialise(i);
-				printf("W: pass gives task %d an entry in state %d\n", i, st[i])
+				printf("W: pass gives task %d an entry in state %d\n", i, st[i])	/* cover */
 			:: pending = 1		/* the pool is empty */
 			fi
 		:: else -> skip
@@ -468,7 +480,15 @@ inline visit(i)
 		:: has_entry[i] && st[i] != T ->
 			if
 			:: hph[i] == H_NONE && CLEAN(i, T) -> st[i] = T;
-				printf("W: pass switches task %d to %d\n", i, T)
+				printf("W: pass switches task %d to %d\n", i, T);	/* cover */
+				if
+				:: status[i] == S_RELEASED ->
+					printf("W: pass switches released task %d\n", i)	/* cover */
+				:: else -> skip
+				fi
+			:: hph[i] == H_NONE && !CLEAN(i, T) && !BAD(fr0[i], T) ->
+				printf("W: task %d in the trampoline window blocks\n", i);	/* cover */
+				pending = 1
 			:: pending = 1
 			fi
 		:: else -> skip
@@ -520,7 +540,7 @@ inline pass()
 			if
 			:: nuntracked == 0 && !overflow && PRETABLE_GONE ->
 				orphan = T;
-				printf("W flips orphan_state to %d\n", T)
+				printf("W flips orphan_state to %d\n", T)	/* cover */
 			:: else -> pending = 1
 			fi
 		:: else -> skip
@@ -541,10 +561,11 @@ inline complete()
 	printf("W completes the transition to %d\n", T);
 	if
 	:: T == UNPATCHED ->
+		printf("W: unpatching completes\n");	/* cover */
 		atomic { top[F] = TOP_P0; printf("W pops f\n") };	/* stacked: list_del_rcu() */
 		atomic { top[G] = TOP_NONE; printf("W pops g\n") };	/* the last: leaves ftrace */
 		SYNC()
-	:: else -> skip
+	:: else -> printf("W: patching completes\n")	/* cover */
 	fi;
 	mark[F] = 0;
 	mark[G] = 0;
@@ -552,7 +573,9 @@ inline complete()
 	SYNC();
 	end_tracking();
 	if
-	:: T == UNPATCHED && !pinned -> free_module()
+	:: T == UNPATCHED && !pinned ->
+		printf("W: the module goes after unpatching\n");	/* cover */
+		free_module()
 	:: else -> skip
 	fi
 }
@@ -633,14 +656,15 @@ proctype Writer(bit enable)
 #endif
 		atomic { top[F] = TOP_P1; printf("W pushes f\n") };
 		if	/* the next object's pre_patch callback or ftrace registration fails */
-		:: cancel(); goto finished
+		:: printf("W: the next object fails\n");	/* cover */
+			cancel(); goto finished
 		:: skip
 		fi;
 		if
 		:: !imm ->
 			atomic { top[G] = TOP_P1; printf("W pushes g\n") };
 			if	/* lpshim_patch_funcs() fails after the push, and undoes it */
-			:: atomic { top[G] = TOP_NONE; printf("W unpushes g\n") };
+			:: atomic { top[G] = TOP_NONE; printf("W unpushes g\n") };	/* cover */
 				SYNC(); cancel(); goto finished
 			:: skip
 			fi
@@ -648,7 +672,7 @@ proctype Writer(bit enable)
 		fi;
 #ifndef HOLE_D3
 		if	/* immediate functions: after every fallible step; they pin the module */
-		:: imm -> atomic { top[G] = TOP_P1; pinned = 1; printf("W pushes g (immediate)\n") }
+		:: imm -> atomic { top[G] = TOP_P1; pinned = 1; printf("W pushes g (immediate)\n") }	/* cover */
 		:: else -> skip
 		fi;
 #endif
@@ -669,13 +693,13 @@ proctype Writer(bit enable)
 		:: else -> skip
 		fi
 	:: nrev < MAXREV ->	/* lpshim_reverse_transition(), then a pass */
-		atomic { nrev++; T = 1 - T; ranges = T + 1; printf("W reverses to %d\n", T) }
+		atomic { nrev++; T = 1 - T; ranges = T + 1; printf("W reverses to %d\n", T) }	/* cover */
 	:: atomic {		/* lpshim_force_transition(): breaks the model, pins the module */
 		for (i : 0 .. NT - 1) {
 			if :: has_entry[i] -> st[i] = T :: else -> skip fi
 		}
 		orphan = T; pinned = 1; halted = 1; i = 0;
-		printf("W forces the transition\n") };
+		printf("W forces the transition\n") };	/* cover */
 		goto finished
 	od;
 	complete();
@@ -700,7 +724,9 @@ init {
 		if :: enable = 1 :: enable = 0 fi;
 #endif
 		printf("scenario: %d (1 = enable, 0 = disable)\n", enable);
-#if defined(NO_IMM) && !defined(HOLE_D3)
+#if defined(IMM)
+		imm = IMM;
+#elif defined(NO_IMM) && !defined(HOLE_D3)
 		imm = 0;
 #else
 		if :: imm = 0 :: imm = 1 fi;
