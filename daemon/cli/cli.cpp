@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0-only
-#include "cli.hpp"
+#include "cli/cli.hpp"
 
 #include <algorithm>
 #include <array>
 #include <cerrno>
 #include <optional>
 
-#include "spelling.hpp"
+#include "common/spelling.hpp"
 
 namespace livepatchd {
 
@@ -108,6 +108,7 @@ constexpr std::array daemon_specs{
     OptionSpec{"version", 0, false},
     OptionSpec{"config", 'c', true},
     OptionSpec{"check-config", 0, false},
+    OptionSpec{"continue-stopped", 0, false},
 };
 
 constexpr std::array ctl_specs{
@@ -151,6 +152,8 @@ Result<DaemonOptions> parse_daemon_options(std::span<const std::string_view> arg
             version = true;
         } else if (name == "check-config") {
             options.action = DaemonOptions::Action::check_config;
+        } else if (name == "continue-stopped") {
+            options.action = DaemonOptions::Action::continue_stopped;
         } else if (name == "config") {
             if (token.text.empty())
                 return usage_error("option '--config' needs a file name, not an empty string");

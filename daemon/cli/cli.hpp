@@ -11,8 +11,8 @@
 #include <string_view>
 #include <vector>
 
-#include "config.hpp"
-#include "result.hpp"
+#include "config/config.hpp"
+#include "common/result.hpp"
 
 namespace livepatchd {
 
@@ -27,7 +27,7 @@ inline constexpr int check_not_applied = 4; // a wanted patch is not applied
 } // namespace exit_status
 
 struct DaemonOptions {
-    enum class Action { run, check_config, help, version };
+    enum class Action { run, check_config, continue_stopped, help, version };
 
     Action action = Action::run;
     std::filesystem::path config_path{default_config_path};

@@ -4,8 +4,9 @@
 // Every command reads or calls org.livepatchd.LivePatch1 on the system bus; --json prints the
 // same field names as the D-Bus properties. apply and revert wait until the transition ends
 // (showing progress on a terminal) unless --no-block is given.
+#include <fcntl.h>
 #include <unistd.h>
-#include <limits.h>
+#include <libsmartcols.h>
 #include <systemd/sd-bus.h>
 
 #include <chrono>
@@ -15,12 +16,16 @@
 #include <exception>
 #include <string>
 #include <string_view>
+#include <map>
+#include <optional>
 #include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
-#include "cli.hpp"
+#include "cli/cli.hpp"
+#include "common/text.hpp"
+#include "common/unique_fd.hpp"
 #include "dbus/bus_ptr.hpp"
 
 using namespace livepatchd;
@@ -213,6 +218,41 @@ public:
         return rows;
     }
 
+    // GetTaskStacks (behind polkit); on failure, why, in problem.
+    std::map<std::uint32_t, std::vector<std::string>> task_stacks(std::string& problem)
+    {
+        std::map<std::uint32_t, std::vector<std::string>> stacks;
+        BusError e;
+        sd_bus_message* raw = nullptr;
+        int r = sd_bus_call_method(bus_.get(), service, manager_path, manager_interface,
+                                   "GetTaskStacks", &e.error, &raw, "");
+        if (r < 0) {
+            problem = sd_bus_error_is_set(&e.error) && e.error.message ? e.error.message
+                                                                       : std::strerror(-r);
+            return stacks;
+        }
+        MessagePtr reply(raw);
+        sd_bus_message* m = reply.get();
+        r = sd_bus_message_enter_container(m, 'a', "(uas)");
+        while (r > 0 && (r = sd_bus_message_enter_container(m, 'r', "uas")) > 0) {
+            std::uint32_t tid = 0;
+            if ((r = sd_bus_message_read(m, "u", &tid)) < 0)
+                break;
+            std::vector<std::string>& frames = stacks[tid];
+            r = sd_bus_message_enter_container(m, 'a', "s");
+            const char* frame = nullptr;
+            while (r > 0 && (r = sd_bus_message_read(m, "s", &frame)) > 0)
+                frames.emplace_back(frame);
+            if (r < 0 || (r = sd_bus_message_exit_container(m)) < 0 ||
+                (r = sd_bus_message_exit_container(m)) < 0)
+                break;
+            r = 1;
+        }
+        if (r < 0)
+            problem = std::string("cannot read GetTaskStacks' reply: ") + std::strerror(-r);
+        return stacks;
+    }
+
     // Calls a Manager method with at most one string argument.
     MessagePtr call(const char* method, const char* argument)
     {
@@ -228,6 +268,8 @@ public:
             fail_call(method, r, e.error);
         return MessagePtr(reply);
     }
+
+    sd_bus* bus() const { return bus_.get(); }
 
 private:
     dbus::BusPtr bus_;
@@ -257,7 +299,7 @@ json manager_json(const ManagerState& m)
 
 void print_json(const json& j)
 {
-    std::printf("%s\n", j.dump(2).c_str());
+    std::printf("%s\n", j.dump(2, ' ', false, json::error_handler_t::replace).c_str());
 }
 
 // Colours only on a terminal, and never with NO_COLOR set.
@@ -280,20 +322,74 @@ std::string coloured(std::string_view text, std::string_view state)
     return *code ? std::string(code) + std::string(text) + "\033[0m" : std::string(text);
 }
 
+// A libsmartcols table: it encodes control characters and invalid multibyte sequences
+// (\x<hex>), so nothing a task's owner put in a name reaches the terminal raw.
+struct Table {
+    Table() : table(scols_new_table())
+    {
+        if (!table)
+            fail("out of memory");
+        scols_table_enable_colors(table, use_colour());
+    }
+    ~Table() { scols_unref_table(table); }
+    Table(const Table&) = delete;
+    Table& operator=(const Table&) = delete;
+
+    void column(const char* name, double width, int flags = 0)
+    {
+        if (!scols_table_new_column(table, name, width, flags))
+            fail("out of memory");
+    }
+    libscols_line* line()
+    {
+        libscols_line* l = scols_table_new_line(table, nullptr);
+        if (!l)
+            fail("out of memory");
+        return l;
+    }
+    static void set(libscols_line* l, std::size_t column, const std::string& text)
+    {
+        if (scols_line_set_data(l, column, text.c_str()) < 0)
+            fail("out of memory");
+    }
+    void print()
+    {
+        scols_print_table(table);
+        std::fflush(stdout);
+    }
+    libscols_table* table;
+};
+
+const char* state_colour(std::string_view state)
+{
+    return state == "applied" || state == "idle"                ? "green"
+           : state == "applying" || state == "reverting" ||
+                   state == "transitioning"                     ? "yellow"
+           : state == "skipped" || state == "stalled" || state == "error" ? "red"
+                                                                          : nullptr;
+}
+
 void print_patch_table(const std::vector<Patch>& patches)
 {
     if (patches.empty()) {
         std::printf("No patches installed.\n");
         return;
     }
-    std::printf("%-32s %-10s %-5s %s\n", "PATCH", "STATE", "STACK", "NOTE");
+    Table t;
+    t.column("PATCH", 0.3);
+    t.column("STATE", 0.1);
+    t.column("STACK", 0.05, SCOLS_FL_RIGHT);
+    t.column("NOTE", 0.5, SCOLS_FL_WRAP);
     for (const Patch& p : patches) {
-        char state[16];
-        std::snprintf(state, sizeof(state), "%-10s", p.state.c_str());
-        std::printf("%-32s %s %-5s %s\n", p.name.c_str(), coloured(state, p.state).c_str(),
-                    p.stack_order ? std::to_string(p.stack_order).c_str() : "-",
-                    p.skip_reason.c_str());
+        libscols_line* l = t.line();
+        Table::set(l, 0, p.name);
+        Table::set(l, 1, p.state);
+        if (const char* colour = state_colour(p.state))
+            (void)scols_cell_set_color(scols_line_get_cell(l, 1), colour);
+        Table::set(l, 2, p.stack_order ? std::to_string(p.stack_order) : "-");
+        Table::set(l, 3, p.skip_reason);
     }
+    t.print();
 }
 
 int cmd_status(Client& client, const CtlOptions& options)
@@ -350,23 +446,59 @@ int cmd_blocking(Client& client, const CtlOptions& options)
         std::printf("No task blocks a transition.\n");
         return exit_status::success;
     }
-    std::printf("%-8s %-8s %-16s %-8s %-22s %7s %s\n", "TID", "TGID", "COMMAND", "KIND",
-                "REASON", "FOR", "FUNCTION");
-    for (const auto& r : rows) {
+    // -v shows stacks too: root gets them with the list, anyone else asks (polkit).
+    std::map<std::uint32_t, std::vector<std::string>> stacks;
+    std::string stacks_problem;
+    if (options.verbose && geteuid() != 0)
+        stacks = client.task_stacks(stacks_problem);
+    const auto new_table = [](Table& t) {
+        t.column("TID", 0.05, SCOLS_FL_RIGHT);
+        t.column("TGID", 0.05, SCOLS_FL_RIGHT);
+        t.column("COMMAND", 0.15);
+        t.column("KIND", 0.05);
+        t.column("REASON", 0.15);
+        t.column("FOR", 0.05, SCOLS_FL_RIGHT);
+        t.column("FUNCTION", 0.3);
+    };
+    const auto add_row = [](Table& t, const PendingTaskRow& r) {
         char blocked[32];
         std::snprintf(blocked, sizeof(blocked), "%.1fs",
                       static_cast<double>(r.blocked_usec) / 1e6);
-        std::printf("%-8u %-8u %-16s %-8s %-22s %7s %s\n", r.tid, r.tgid, r.comm.c_str(),
-                    r.kind.c_str(), r.reason.c_str(), blocked, r.function.c_str());
-        if (!options.verbose)
-            continue;
-        std::printf("         state %s%s%s\n", r.state.c_str(), r.unit.empty() ? "" : ", unit ",
-                    r.unit.c_str());
-        for (const std::string& action : r.actions)
-            std::printf("         %s\n", action.c_str());
-        for (const std::string& frame : r.stack)
-            std::printf("           %s\n", frame.c_str());
+        libscols_line* l = t.line();
+        Table::set(l, 0, std::to_string(r.tid));
+        Table::set(l, 1, std::to_string(r.tgid));
+        Table::set(l, 2, r.comm);
+        Table::set(l, 3, r.kind);
+        Table::set(l, 4, r.reason);
+        Table::set(l, 5, blocked);
+        Table::set(l, 6, r.function);
+    };
+    if (!options.verbose) {
+        Table t;
+        new_table(t);
+        for (const auto& r : rows)
+            add_row(t, r);
+        t.print();
+        return exit_status::success;
     }
+    // -v: each task's row, then its details.
+    for (const auto& r : rows) {
+        Table t;
+        new_table(t);
+        if (&r != &rows.front())
+            scols_table_enable_noheadings(t.table, 1);
+        add_row(t, r);
+        t.print();
+        std::printf("         state %s%s%s\n", printable(r.state).c_str(),
+                    r.unit.empty() ? "" : ", unit ", printable(r.unit).c_str());
+        for (const std::string& action : r.actions)
+            std::printf("         %s\n", printable(action).c_str());
+        const auto it = stacks.find(r.tid);
+        for (const std::string& frame : it != stacks.end() ? it->second : r.stack)
+            std::printf("           %s\n", printable(frame).c_str());
+    }
+    if (!stacks_problem.empty())
+        std::printf("(kernel stacks not shown: %s)\n", printable(stacks_problem).c_str());
     return exit_status::success;
 }
 
@@ -378,41 +510,91 @@ const Patch* find(const std::vector<Patch>& patches, std::string_view name)
     return nullptr;
 }
 
-// Waits until the patch is no longer in a transition; progress on a terminal. Returns its
-// state then ("installed" when it is gone from the kernel, or gone altogether).
-std::string wait_for(Client& client, std::string_view name)
-{
-    const bool tty = isatty(STDERR_FILENO);
-    const auto start = std::chrono::steady_clock::now();
-    for (;;) {
-        const std::vector<Patch> patches = client.patches();
-        const Patch* p = find(patches, name);
-        if (!p)
-            return "gone";
-        if (p->state != "applying" && p->state != "reverting") {
-            if (tty)
-                std::fprintf(stderr, "\r\033[K");
-            return p->state;
+// Waits until the patch is no longer in a transition, woken by the service's signals
+// (PatchStateChanged, TransitionFinished) rather than by polling; progress on a terminal.
+// Returns its state then ("installed" when it is gone from the kernel, "gone" altogether).
+// The matches are added before the call that starts the transition (Waiter's constructor), so
+// that no signal is missed between the call and the wait.
+class Waiter {
+public:
+    explicit Waiter(Client& client) : client_(client)
+    {
+        for (const char* member : {"PatchStateChanged", "TransitionFinished"}) {
+            sd_bus_slot* slot = nullptr;
+            const int r = sd_bus_match_signal(client.bus(), &slot, service, manager_path,
+                                              manager_interface, member, on_signal, this);
+            if (r < 0)
+                fail(std::string("cannot watch the service's signals: ") + std::strerror(-r));
+            slots_.emplace_back(slot);
         }
-        if (tty) {
-            const double secs = std::chrono::duration<double>(
-                                    std::chrono::steady_clock::now() - start)
-                                    .count();
-            std::fprintf(stderr, "\r\033[K%s %.*s: %u task(s) left, %.1f s",
-                         p->state.c_str(), static_cast<int>(name.size()), name.data(),
-                         client.manager().pending_tasks, secs);
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
-}
+
+    std::string wait(std::string_view name)
+    {
+        const bool tty = isatty(STDERR_FILENO);
+        const auto start = std::chrono::steady_clock::now();
+        for (;;) {
+            const std::vector<Patch> patches = client_.patches();
+            const Patch* p = find(patches, name);
+            if (!p)
+                return "gone";
+            if (p->state != "applying" && p->state != "reverting") {
+                if (tty)
+                    std::fprintf(stderr, "\r\033[K");
+                return p->state;
+            }
+            if (tty) {
+                const double secs = std::chrono::duration<double>(
+                                        std::chrono::steady_clock::now() - start)
+                                        .count();
+                std::fprintf(stderr, "\r\033[K%s %s: %u task(s) left, %.1f s",
+                             p->state.c_str(), printable(name).c_str(),
+                             client_.manager().pending_tasks, secs);
+            }
+            // Until a signal arrives; on a terminal, the progress line every half second.
+            // The service going away shows in the next look, every 5 s at the latest.
+            signalled_ = false;
+            const auto deadline = std::chrono::steady_clock::now() +
+                                  (tty ? std::chrono::milliseconds(500) : std::chrono::seconds(5));
+            while (!signalled_ && std::chrono::steady_clock::now() < deadline) {
+                int r = sd_bus_process(client_.bus(), nullptr);
+                if (r < 0)
+                    fail(std::string("cannot read from the bus: ") + std::strerror(-r));
+                if (r > 0)
+                    continue;
+                const auto left = std::chrono::duration_cast<std::chrono::microseconds>(
+                    deadline - std::chrono::steady_clock::now());
+                r = sd_bus_wait(client_.bus(), left.count() > 0
+                                                   ? static_cast<std::uint64_t>(left.count())
+                                                   : 0);
+                if (r < 0 && r != -EINTR)
+                    fail(std::string("cannot wait on the bus: ") + std::strerror(-r));
+            }
+        }
+    }
+
+private:
+    static int on_signal(sd_bus_message*, void* userdata, sd_bus_error*) noexcept
+    {
+        static_cast<Waiter*>(userdata)->signalled_ = true;
+        return 0;
+    }
+
+    Client& client_;
+    std::vector<dbus::SlotPtr> slots_;
+    bool signalled_ = false;
+};
 
 int cmd_apply_or_revert(Client& client, const CtlOptions& options, bool apply)
 {
     const std::string& name = options.arguments.front();
+    std::optional<Waiter> waiter;
+    if (!options.no_block)
+        waiter.emplace(client);
     client.call(apply ? "Apply" : "Revert", name.c_str());
     if (options.no_block)
         return exit_status::success;
-    const std::string state = wait_for(client, name);
+    const std::string state = waiter->wait(name);
     const bool done = apply ? state == "applied" : state != "applied" && state != "applying";
     if (options.json)
         print_json({{"Name", name}, {"State", state}});
@@ -427,13 +609,19 @@ int cmd_apply_or_revert(Client& client, const CtlOptions& options, bool apply)
 
 int cmd_install(Client& client, const CtlOptions& options)
 {
-    // The service does not share our working directory, and installs the file the path names
-    // (not a link): send the real, absolute path.
-    char resolved[PATH_MAX];
+    // The file is opened here, with our own rights, and livepatchd reads what we pass: it
+    // never opens a path a caller names (docs/dbus-api.md, Install).
     const std::string& path = options.arguments.front();
-    if (!realpath(path.c_str(), resolved))
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
+    if (!fd)
         fail("cannot install '" + path + "': " + std::strerror(errno));
-    MessagePtr reply = client.call("Install", resolved);
+    BusError e;
+    sd_bus_message* raw = nullptr;
+    const int r = sd_bus_call_method(client.bus(), service, manager_path, manager_interface,
+                                     "Install", &e.error, &raw, "h", fd.get());
+    if (r < 0)
+        fail_call("Install", r, e.error);
+    MessagePtr reply(raw);
     const char *name = nullptr, *object = nullptr;
     if (sd_bus_message_read(reply.get(), "so", &name, &object) < 0)
         fail("cannot read Install's reply");

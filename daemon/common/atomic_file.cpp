@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-#include "atomic_file.hpp"
+#include "common/atomic_file.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>

@@ -12,8 +12,8 @@
 #include <string>
 #include <string_view>
 
-#include "result.hpp"
-#include "unique_fd.hpp"
+#include "common/result.hpp"
+#include "common/unique_fd.hpp"
 
 namespace livepatchd {
 
@@ -41,6 +41,9 @@ public:
     const std::string& temp_name() const noexcept { return temp_name_; }
 
     Result<void> write(std::string_view data);
+    // The name commit() gives the file, when it is known only from the content (a patch's
+    // name is in its modinfo): the temporary keeps its own name.
+    void set_name(std::string name) { name_ = std::move(name); }
     // fsync, rename into place, fsync the directory. With Overwrite::refuse an existing file
     // makes it fail with errnum EEXIST and nothing changes.
     Result<void> commit(Overwrite overwrite);

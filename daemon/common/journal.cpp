@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-#include "journal.hpp"
+#include "common/journal.hpp"
 
 #include <sys/uio.h>
 #include <systemd/sd-journal.h>

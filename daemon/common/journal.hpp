@@ -10,7 +10,7 @@
 #include <string>
 #include <string_view>
 
-#include "config.hpp"
+#include "config/config.hpp"
 
 namespace livepatchd::journal {
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-#include "spelling.hpp"
+#include "common/spelling.hpp"
 
 #include <algorithm>
 #include <vector>

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-#include "config.hpp"
+#include "config/config.hpp"
 
 #include <algorithm>
 #include <array>
@@ -13,7 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "spelling.hpp"
+#include "common/spelling.hpp"
 
 namespace livepatchd {
 
@@ -53,7 +53,7 @@ constexpr std::array remediation_keys{"enabled"sv, "grace_ms"sv, "kick"sv, "stop
 constexpr std::array kick_keys{"enabled"sv, "interval_ms"sv};
 constexpr std::array stop_continue_keys{"enabled"sv,       "after_ms"sv,
                                         "hold_ms"sv,       "exclude_units"sv,
-                                        "exclude_commands"sv};
+                                        "exclude_commands"sv, "other_pid_namespaces"sv};
 constexpr std::array log_keys{"level"sv};
 
 std::string dotted(std::string_view parent, std::string_view key)
@@ -439,6 +439,7 @@ Result<Config> parse_config(std::string_view json_text, std::string_view origin)
                       R"("sshd.service", "user.slice")", check_unit_name);
             r.strings(sc, sc_path, "exclude_commands", scc.exclude_commands,
                       R"("qemu-system-x86", "postgres")", check_command_name);
+            r.boolean(sc, sc_path, "other_pid_namespaces", scc.other_pid_namespaces);
         }
     }
     if (const json* log = r.section(&document, "", "log", log_keys))
@@ -512,6 +513,7 @@ json to_json(const Config& config)
                   {"hold_ms", rc.stop_continue.hold_ms.count()},
                   {"exclude_units", rc.stop_continue.exclude_units},
                   {"exclude_commands", rc.stop_continue.exclude_commands},
+                  {"other_pid_namespaces", rc.stop_continue.other_pid_namespaces},
               }},
          }},
         {"log", {{"level", to_string(config.log.level)}}},

@@ -13,7 +13,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
-#include "result.hpp"
+#include "common/result.hpp"
 
 namespace livepatchd {
 
@@ -60,6 +60,8 @@ struct StopContinueConfig {
     std::chrono::milliseconds hold_ms{50};
     std::vector<std::string> exclude_units;    // validated systemd unit names
     std::vector<std::string> exclude_commands; // task comm values, at most 15 bytes each
+    // Processes of other pid namespaces (containers) may be stopped too.
+    bool other_pid_namespaces = false;
 
     bool operator==(const StopContinueConfig&) const = default;
 };

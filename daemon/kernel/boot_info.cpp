@@ -1,15 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0-only
-#include "boot_info.hpp"
+#include "kernel/boot_info.hpp"
+
+#include "common/small_file.hpp"
 
 #include <sys/utsname.h>
+#include <systemd/sd-id128.h>
 
 #include <algorithm>
 #include <array>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 namespace livepatchd {
 
@@ -73,17 +74,6 @@ std::optional<bool> parse_boolean(std::string_view value)
     return std::nullopt;
 }
 
-Result<std::string> read_small_file(const std::filesystem::path& path)
-{
-    std::ifstream in(path);
-    if (!in)
-        return Error{errno ? errno : EIO, path.native() + ": cannot read: " +
-                                              std::strerror(errno ? errno : EIO)};
-    std::ostringstream text;
-    text << in.rdbuf();
-    return text.str();
-}
-
 } // namespace
 
 BootFlags parse_kernel_command_line(std::string_view command_line)
@@ -116,41 +106,21 @@ bool is_boot_id(std::string_view id)
            });
 }
 
-std::optional<std::string> boot_id_from_uuid(std::string_view text)
+Result<std::string> read_boot_id()
 {
-    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())))
-        text.remove_suffix(1);
-    // 8-4-4-4-12
-    static constexpr std::array<std::size_t, 4> dashes{8, 13, 18, 23};
-    if (text.size() != 36)
-        return std::nullopt;
-    std::string id;
-    for (std::size_t i = 0; i < text.size(); ++i) {
-        if (std::find(dashes.begin(), dashes.end(), i) != dashes.end()) {
-            if (text[i] != '-')
-                return std::nullopt;
-            continue;
-        }
-        id += static_cast<char>(std::tolower(static_cast<unsigned char>(text[i])));
-    }
-    if (!is_boot_id(id))
-        return std::nullopt;
-    return id;
-}
-
-Result<std::string> read_boot_id(const std::filesystem::path& path)
-{
-    auto text = read_small_file(path);
-    if (!text)
-        return text;
-    if (auto id = boot_id_from_uuid(*text))
-        return *id;
-    return Error{EBADMSG, path.native() + ": does not hold a boot id (a UUID)"};
+    sd_id128_t id{};
+    if (const int r = sd_id128_get_boot(&id); r < 0)
+        return Error{-r, std::string("cannot read this boot's id: ") + std::strerror(-r)};
+    char text[SD_ID128_STRING_MAX];
+    return std::string(sd_id128_to_string(id, text));
 }
 
 Result<std::string> read_kernel_command_line(const std::filesystem::path& path)
 {
-    return read_small_file(path);
+    auto text = read_small_file(path);
+    if (!text)
+        return std::move(text).error();
+    return text;
 }
 
 std::string running_kernel_release()

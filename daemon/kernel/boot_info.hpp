@@ -11,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-#include "result.hpp"
+#include "common/result.hpp"
 
 namespace livepatchd {
 
@@ -36,14 +36,10 @@ BootFlags parse_kernel_command_line(std::string_view command_line);
 // A boot id as livepatchd stores it and journalctl -b accepts it: 32 lowercase hex digits.
 bool is_boot_id(std::string_view id);
 
-// The boot id from the text of /proc/sys/kernel/random/boot_id (a UUID with dashes and a
-// newline), or nullopt when it is not one.
-std::optional<std::string> boot_id_from_uuid(std::string_view text);
-
 // The running boot's id and command line, and uname's release. The paths are parameters so
 // that tests can give their own files.
-Result<std::string> read_boot_id(
-    const std::filesystem::path& path = "/proc/sys/kernel/random/boot_id");
+// The boot id from sd_id128_get_boot(), as livepatchd stores it (is_boot_id()).
+Result<std::string> read_boot_id();
 Result<std::string> read_kernel_command_line(const std::filesystem::path& path = "/proc/cmdline");
 std::string running_kernel_release();
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-#include "kernel_view.hpp"
+#include "kernel/kernel_view.hpp"
 
 #include <algorithm>
 #include <cerrno>

@@ -1,17 +1,19 @@
 // SPDX-License-Identifier: GPL-2.0-only
-#include "kmod_patch_control.hpp"
+#include "kernel/kmod_patch_control.hpp"
 
 #include <fcntl.h>
 #include <libkmod.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
+#include <algorithm>
 #include <string>
 
-#include "pending_tasks.hpp"
-#include "unique_fd.hpp"
+#include "common/small_file.hpp"
+#include "kernel/pending_tasks.hpp"
+#include "common/unique_fd.hpp"
 
 namespace livepatchd {
 
@@ -102,19 +104,14 @@ Result<void> KmodPatchControl::load_shim()
     return {};
 }
 
-Result<void> KmodPatchControl::apply(const InstalledPatch& patch)
+Result<void> KmodPatchControl::apply(std::string_view name, int module_fd)
 {
     if (!std::filesystem::is_directory(lpshim_dir_))
         return Error{ENODEV, "lpshim.ko is not loaded"};
-    kmod_module* raw = nullptr;
-    int r = kmod_module_new_from_path(ctx_, patch.file.c_str(), &raw);
-    if (r < 0)
-        return Error{-r, "cannot open the module of " + patch.name + " (" + patch.file.string() +
-                             "): " + errno_text(-r)};
-    ModulePtr module(raw);
-    r = kmod_module_insert_module(module.get(), 0, "");
-    if (r < 0)
-        return Error{-r, load_failure(patch.name, -r)};
+    if (::syscall(SYS_finit_module, module_fd, "", 0) < 0) {
+        const int errnum = errno;
+        return Error{errnum, load_failure(name, errnum)};
+    }
     return {};
 }
 
@@ -162,9 +159,8 @@ Result<void> KmodPatchControl::kick()
 {
     std::error_code ec;
     for (const auto& entry : std::filesystem::directory_iterator(lpshim_dir_, ec)) {
-        std::ifstream in(entry.path() / "transition");
-        std::string value;
-        if (in >> value && value == "1")
+        const auto value = read_small_file(entry.path() / "transition", 64);
+        if (value && value->starts_with("1"))
             return write_attribute(entry.path().filename().string(), "signal", "1");
     }
     if (ec)
@@ -174,15 +170,17 @@ Result<void> KmodPatchControl::kick()
 
 Result<std::vector<PendingTask>> KmodPatchControl::pending_tasks() const
 {
-    std::ifstream in(tasks_file_);
-    if (!in)
-        return Error{errno ? errno : EIO,
-                     "cannot read " + tasks_file_.string() + ": " + errno_text(errno)};
+    auto text = read_small_file(tasks_file_, 64 << 20);
+    if (!text)
+        return std::move(text).error();
     std::vector<PendingTask> tasks;
-    std::string line;
-    while (std::getline(in, line))
-        if (auto task = parse_pending_task_line(line))
+    std::string_view rest = *text;
+    while (!rest.empty()) {
+        const std::size_t end = std::min(rest.find('\n'), rest.size());
+        if (auto task = parse_pending_task_line(rest.substr(0, end)))
             tasks.push_back(std::move(*task));
+        rest.remove_prefix(std::min(end + 1, rest.size()));
+    }
     return tasks;
 }
 

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 //
-// KmodPatchControl: PatchControl on a real kernel. Modules are loaded and removed with libkmod
-// (finit_module, delete_module); transitions are steered through lpshim's sysfs ABI
+// KmodPatchControl: PatchControl on a real kernel. Patch modules are loaded with
+// finit_module(2) on the fd the store checked (libkmod 30 can only insert from a path, which
+// would be opened again), lpshim.ko and removals go through libkmod (delete_module); transitions are steered through lpshim's sysfs ABI
 // (docs/sysfs-abi.md) and pending tasks read from /sys/kernel/debug/lpshim/tasks.
 //
 // lpshim.ko itself is found by name in /lib/modules/<release> (modules.dep, as modprobe finds
@@ -14,7 +15,7 @@
 #include <string_view>
 #include <vector>
 
-#include "patch_control.hpp"
+#include "kernel/patch_control.hpp"
 
 struct kmod_ctx;
 
@@ -31,7 +32,7 @@ public:
     // Loads lpshim.ko unless it is loaded. Errors name the module and what to install.
     Result<void> load_shim();
 
-    Result<void> apply(const InstalledPatch& patch) override;
+    Result<void> apply(std::string_view name, int module_fd) override;
     Result<void> unload(std::string_view name) override;
     Result<void> revert(std::string_view name) override;
     Result<void> kick() override;

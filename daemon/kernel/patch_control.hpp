@@ -15,8 +15,8 @@
 #include <string_view>
 #include <vector>
 
-#include "patch_store.hpp"
-#include "result.hpp"
+#include "store/patch_store.hpp"
+#include "common/result.hpp"
 
 namespace livepatchd {
 
@@ -24,6 +24,8 @@ namespace livepatchd {
 struct PendingTask {
     std::uint32_t tid = 0;
     std::uint32_t tgid = 0;
+    // The task's command name as printable text (common/text.hpp: printable()): the task's
+    // owner chooses the bytes, and they go on the bus, into the journal and onto terminals.
     std::string comm;
     std::string reason;   // why it cannot switch yet, in lpshim's words
     std::string function; // the patched function found on its stack, or ""
@@ -39,8 +41,9 @@ class PatchControl {
 public:
     virtual ~PatchControl() = default;
 
-    // Loads the patch's module from the store; returns once its transition has started.
-    virtual Result<void> apply(const InstalledPatch& patch) = 0;
+    // Loads the patch's module from module_fd (finit_module: the fd the store checked, never a
+    // path opened again); returns once its transition has started.
+    virtual Result<void> apply(std::string_view name, int module_fd) = 0;
     // Removes a patch's module that is loaded but no longer a patch (its unpatch transition
     // completed, or it was replaced).
     virtual Result<void> unload(std::string_view name) = 0;

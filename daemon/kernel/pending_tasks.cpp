@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
-#include "pending_tasks.hpp"
+#include "kernel/pending_tasks.hpp"
+
+#include "common/text.hpp"
 
 #include <charconv>
 #include <cstdint>
@@ -56,7 +58,7 @@ std::optional<PendingTask> parse_pending_task_line(std::string_view line)
         return std::nullopt;
     task.tid = *tid_value;
     task.tgid = *tgid_value;
-    task.comm = std::string(line);
+    task.comm = printable(line);
     task.reason = std::string(*reason);
     if (function_text != "0x0" && function_text != "(null)")
         task.function = std::move(function_text);

@@ -7,7 +7,7 @@
 #include <optional>
 #include <string_view>
 
-#include "patch_control.hpp"
+#include "kernel/patch_control.hpp"
 
 namespace livepatchd {
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-#include "remediation.hpp"
+#include "remediation/remediation.hpp"
 
 #include <algorithm>
 
@@ -24,6 +24,26 @@ std::string_view to_string(RemedyKind kind)
     return "kick";
 }
 
+std::span<const std::string_view> never_stopped_units()
+{
+    static constexpr std::string_view units[] = {
+        "init.scope",          "systemd-journald.service", "dbus.service",
+        "dbus-broker.service", "polkit.service",           "systemd-logind.service",
+        "livepatchd.service",
+    };
+    return units;
+}
+
+std::span<const std::string_view> never_stopped_commands()
+{
+    // comm as the kernel keeps it: at most 15 bytes ("systemd-journald" is "systemd-journal").
+    static constexpr std::string_view commands[] = {
+        "systemd",       "systemd-journal", "dbus-daemon",    "dbus-broker",
+        "dbus-broker-lau", "polkitd",       "systemd-logind", "livepatchd",
+    };
+    return commands;
+}
+
 std::optional<std::string> why_not_stop(const TaskFacts& facts, const StopContinueConfig& config,
                                         pid_t self)
 {
@@ -42,6 +62,16 @@ std::optional<std::string> why_not_stop(const TaskFacts& facts, const StopContin
         return "it is in uninterruptible sleep; a signal does not wake it";
     if (t.reason != "sleeping-in-function")
         return "it is not asleep in a patched function (" + t.reason + ")";
+    if (facts.other_pid_namespace && !config.other_pid_namespaces)
+        return "it is in another pid namespace (a container); "
+               "stop_continue.other_pid_namespaces is false";
+    for (const std::string& unit : facts.units)
+        for (std::string_view never : never_stopped_units())
+            if (unit == never)
+                return "its unit " + unit + " is one livepatchd never stops";
+    for (std::string_view never : never_stopped_commands())
+        if (t.comm == never)
+            return "its command " + t.comm + " is one livepatchd never stops";
     for (const std::string& unit : facts.units)
         if (std::find(config.exclude_units.begin(), config.exclude_units.end(), unit) !=
             config.exclude_units.end())
@@ -50,6 +80,30 @@ std::optional<std::string> why_not_stop(const TaskFacts& facts, const StopContin
         config.exclude_commands.end())
         return "its command " + t.comm + " is in stop_continue.exclude_commands";
     return std::nullopt;
+}
+
+StallDecision decide_stall(StallAction configured, std::string_view target,
+                           const std::vector<TaskFacts>& blockers)
+{
+    if (configured != StallAction::revert || target != "patched")
+        return {configured, {}};
+    for (const TaskFacts& f : blockers) {
+        const std::string who = "task " + std::to_string(f.task.tid) + " (" + f.task.comm + ")";
+        if (f.state == 'D')
+            return {StallAction::wait,
+                    who + " is in uninterruptible sleep, which an unprivileged user can cause; "
+                          "a patch is never reverted for that: waiting (Revert or Force it "
+                          "by hand)"};
+        if (f.kind != TaskKind::user)
+            continue;
+        if (!f.uid || !f.euid || *f.uid != 0 || *f.euid != 0)
+            return {StallAction::wait,
+                    who + " belongs to " +
+                        (f.uid ? "uid " + std::to_string(*f.uid) : std::string("an unknown user")) +
+                        "; a patch is never reverted because of an unprivileged user's task: "
+                        "waiting (Revert or Force it by hand)"};
+    }
+    return {configured, {}};
 }
 
 RemediationPolicy::RemediationPolicy(RemediationConfig config, pid_t self)

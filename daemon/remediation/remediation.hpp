@@ -19,11 +19,13 @@
 #include <cstdint>
 #include <optional>
 #include <set>
+#include <span>
+#include <string_view>
 #include <string>
 #include <vector>
 
-#include "config.hpp"
-#include "patch_control.hpp"
+#include "config/config.hpp"
+#include "kernel/patch_control.hpp"
 
 namespace livepatchd {
 
@@ -36,8 +38,17 @@ struct TaskFacts {
     TaskKind kind = TaskKind::user;
     char state = '?';              // /proc/<tid>/stat: R, S, D, T (stopped), t (traced), ...
     bool traced = false;           // TracerPid != 0
-    std::uint64_t start_time = 0;  // /proc/<tid>/stat field 22: tells a reused pid apart
-    std::vector<std::string> units; // systemd units of its cgroup path, outermost first
+    // /proc/<tgid>/task/<tid>/stat field 22: the *thread's* start time, which tells a reused
+    // tid apart (TaskSignaller::stop compares it with the same thread's, never the leader's).
+    std::uint64_t start_time = 0;
+    // The systemd units it runs in, outermost first: the slices (system.slice, ...), its
+    // unit, and its user unit when it has one (sd_pid_get_slice/unit/user_unit).
+    std::vector<std::string> units;
+    // Real and effective uid of the process (/proc/<tid>/status); unset when not known.
+    std::optional<std::uint32_t> uid;
+    std::optional<std::uint32_t> euid;
+    // In a pid namespace other than livepatchd's (a container).
+    bool other_pid_namespace = false;
 
     bool operator==(const TaskFacts&) const = default;
 };
@@ -53,10 +64,34 @@ struct BlockingTask {
     bool operator==(const BlockingTask&) const = default;
 };
 
+// The processes livepatchd never stops whatever the configuration says, because its own event
+// loop (which holds the SIGCONT timer) waits on them, or the system cannot do without them for
+// a moment: the journal, the bus, polkit, logind. By unit and by command name.
+std::span<const std::string_view> never_stopped_units();
+std::span<const std::string_view> never_stopped_commands();
+
 // Whether livepatchd may SIGSTOP the process of this task: nullopt if it may, otherwise why
 // not, in words for the journal. self is livepatchd's pid.
 std::optional<std::string> why_not_stop(const TaskFacts& facts, const StopContinueConfig& config,
                                         pid_t self);
+
+// What to do about a transition that ran past transition.stall_timeout_ms: the configured
+// transition.on_stall, with one exception. A transition to patched is never reverted while a
+// task that an unprivileged user may have put there blocks it, so that no user can take a
+// (security) patch out by parking a task in a patched function:
+//  - a task of a process whose real or effective uid is not 0, or not known;
+//  - a task in uninterruptible sleep (D), whoever owns it: a root process can be held in D by
+//    a user's FUSE file system.
+// It waits instead (action wait) and says why; the decision is made again at every look, so
+// the revert happens once only root's interruptible tasks and kernel threads are left.
+// force stays force: the admin chose to break the consistency model for every task.
+struct StallDecision {
+    StallAction action = StallAction::wait;
+    std::string reason; // why not the configured action; "" when it is that
+    bool operator==(const StallDecision&) const = default;
+};
+StallDecision decide_stall(StallAction configured, std::string_view target,
+                           const std::vector<TaskFacts>& blockers);
 
 enum class RemedyKind { kick, stop_continue };
 std::string_view to_string(RemedyKind kind);

@@ -1,26 +1,21 @@
 // SPDX-License-Identifier: GPL-2.0-only
-#include "task_facts.hpp"
+#include "remediation/task_facts.hpp"
+
+#include <sys/stat.h>
+#include <systemd/sd-login.h>
 
 #include <cerrno>
 #include <charconv>
-#include <fstream>
-#include <sstream>
+#include <cstdlib>
+#include <memory>
+
+#include "common/small_file.hpp"
 
 namespace livepatchd {
 
 namespace {
 
 constexpr unsigned long pf_kthread = 0x00200000; // PF_KTHREAD, include/linux/sched.h
-
-std::optional<std::string> read_small_file(const std::filesystem::path& path)
-{
-    std::ifstream in(path);
-    if (!in)
-        return std::nullopt;
-    std::ostringstream text;
-    text << in.rdbuf();
-    return text.str();
-}
 
 template <typename T>
 bool parse_number(std::string_view text, T& value)
@@ -29,12 +24,25 @@ bool parse_number(std::string_view text, T& value)
     return ec == std::errc() && end == text.data() + text.size();
 }
 
-bool is_unit_name(std::string_view name)
+struct FreeDeleter {
+    void operator()(char* p) const noexcept { std::free(p); }
+};
+
+std::optional<std::string> take(int r, char* value)
 {
-    for (std::string_view suffix : {".service", ".scope", ".slice", ".socket", ".mount", ".swap"})
-        if (name.size() > suffix.size() && name.ends_with(suffix))
-            return true;
-    return false;
+    std::unique_ptr<char, FreeDeleter> owned(value);
+    if (r < 0 || !value)
+        return std::nullopt;
+    return std::string(value);
+}
+
+bool same_inode(const std::filesystem::path& a, const std::filesystem::path& b, bool& same)
+{
+    struct stat sa {}, sb {};
+    if (::stat(a.c_str(), &sa) < 0 || ::stat(b.c_str(), &sb) < 0)
+        return false;
+    same = sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    return true;
 }
 
 } // namespace
@@ -63,24 +71,55 @@ std::optional<ProcStat> parse_proc_stat(std::string_view text)
     return stat;
 }
 
-std::vector<std::string> parse_cgroup_units(std::string_view text)
+std::optional<std::pair<std::uint32_t, std::uint32_t>> parse_status_uids(std::string_view text)
 {
-    std::vector<std::string> units;
-    std::istringstream in{std::string(text)};
-    std::string line;
-    while (std::getline(in, line)) {
-        if (!line.starts_with("0::/"))
-            continue;
-        std::string_view path = std::string_view(line).substr(4);
-        while (!path.empty()) {
-            const auto slash = path.find('/');
-            const std::string_view component = path.substr(0, slash);
-            if (is_unit_name(component))
-                units.emplace_back(component);
-            path.remove_prefix(slash == std::string_view::npos ? path.size() : slash + 1);
-        }
+    const auto at = text.find("\nUid:");
+    if (at == std::string_view::npos)
+        return std::nullopt;
+    std::string_view line = text.substr(at + 5);
+    line = line.substr(0, line.find('\n'));
+    std::uint32_t ids[2] = {};
+    for (std::uint32_t& id : ids) {
+        const auto start = line.find_first_not_of(" \t");
+        if (start == std::string_view::npos)
+            return std::nullopt;
+        line.remove_prefix(start);
+        const auto end = std::min(line.find_first_of(" \t"), line.size());
+        if (!parse_number(line.substr(0, end), id))
+            return std::nullopt;
+        line.remove_prefix(end);
     }
-    return units;
+    return std::pair{ids[0], ids[1]};
+}
+
+std::optional<std::uint32_t> parse_tracer_pid(std::string_view text)
+{
+    const auto at = text.find("\nTracerPid:");
+    if (at == std::string_view::npos)
+        return std::nullopt;
+    std::string_view value = text.substr(at + 11);
+    value = value.substr(0, value.find('\n'));
+    value.remove_prefix(std::min(value.find_first_not_of(" \t"), value.size()));
+    std::uint32_t pid = 0;
+    if (!parse_number(value, pid))
+        return std::nullopt;
+    return pid;
+}
+
+std::vector<std::string> slice_chain(std::string_view innermost)
+{
+    // systemd names a slice after its place in the tree: a-b-c.slice is in a-b.slice, which is
+    // in a.slice (systemd.slice(5)); -.slice is the root and is not named.
+    std::vector<std::string> chain;
+    constexpr std::string_view suffix = ".slice";
+    if (!innermost.ends_with(suffix) || innermost == "-.slice")
+        return chain;
+    const std::string_view stem = innermost.substr(0, innermost.size() - suffix.size());
+    for (std::size_t dash = stem.find('-'); dash != std::string_view::npos;
+         dash = stem.find('-', dash + 1))
+        chain.push_back(std::string(stem.substr(0, dash)) + std::string(suffix));
+    chain.emplace_back(innermost);
+    return chain;
 }
 
 Result<TaskFacts> read_task_facts(const PendingTask& task, const std::filesystem::path& proc)
@@ -103,16 +142,29 @@ Result<TaskFacts> read_task_facts(const PendingTask& task, const std::filesystem
     facts.start_time = stat->start_time;
     facts.kind = (stat->flags & pf_kthread) ? TaskKind::kthread : TaskKind::user;
     if (const auto status = read_small_file(dir / "status")) {
-        const auto at = status->find("\nTracerPid:");
-        if (at != std::string::npos) {
-            std::istringstream value(status->substr(at + 11));
-            long tracer = 0;
-            value >> tracer;
-            facts.traced = tracer != 0;
+        if (const auto tracer = parse_tracer_pid(*status))
+            facts.traced = *tracer != 0;
+        if (const auto uids = parse_status_uids(*status)) {
+            facts.uid = uids->first;
+            facts.euid = uids->second;
         }
     }
-    if (const auto cgroup = read_small_file(dir / "cgroup"))
-        facts.units = parse_cgroup_units(*cgroup);
+    bool same = true;
+    if (same_inode(proc / std::to_string(task.tgid) / "ns" / "pid", proc / "self" / "ns" / "pid",
+                   same))
+        facts.other_pid_namespace = !same;
+    if (facts.kind == TaskKind::user && proc == "/proc") {
+        const auto tid = static_cast<pid_t>(task.tid);
+        char* value = nullptr;
+        if (auto slice = take(sd_pid_get_slice(tid, &value), value))
+            facts.units = slice_chain(*slice);
+        value = nullptr;
+        if (auto unit = take(sd_pid_get_unit(tid, &value), value))
+            facts.units.push_back(std::move(*unit));
+        value = nullptr;
+        if (auto user_unit = take(sd_pid_get_user_unit(tid, &value), value))
+            facts.units.push_back(std::move(*user_unit));
+    }
     return facts;
 }
 

@@ -10,10 +10,11 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
-#include "remediation.hpp"
-#include "result.hpp"
+#include "remediation/remediation.hpp"
+#include "common/result.hpp"
 
 namespace livepatchd {
 
@@ -27,10 +28,16 @@ struct ProcStat {
 // /proc/<pid>/stat: the fields after the command (which may hold spaces and parentheses).
 std::optional<ProcStat> parse_proc_stat(std::string_view text);
 
-// /proc/<pid>/cgroup (the unified hierarchy's "0::/path" line): the systemd units along the
-// path, outermost first ("system.slice", "foo.service").
-std::vector<std::string> parse_cgroup_units(std::string_view text);
+// /proc/<pid>/status: the real and effective uid ("Uid:" line), the tracer ("TracerPid:").
+std::optional<std::pair<std::uint32_t, std::uint32_t>> parse_status_uids(std::string_view text);
+std::optional<std::uint32_t> parse_tracer_pid(std::string_view text);
 
+// The slices a slice is in, outermost first, ending with itself: "user-1000.slice" gives
+// "user.slice", "user-1000.slice". Empty for a name that is not a slice's.
+std::vector<std::string> slice_chain(std::string_view innermost);
+
+// What /proc (and, for the real /proc, sd-login) says about the task. Units are read only
+// under the real /proc: sd_pid_get_*() cannot be pointed at another tree.
 Result<TaskFacts> read_task_facts(const PendingTask& task,
                                   const std::filesystem::path& proc = "/proc");
 

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
-#include "reconciler.hpp"
+#include "service/reconciler.hpp"
 
 #include <algorithm>
 
-#include "boot_info.hpp"
+#include "kernel/boot_info.hpp"
 
 namespace livepatchd {
 

@@ -34,10 +34,10 @@
 #include <string_view>
 #include <vector>
 
-#include "boot_info.hpp"
-#include "desired_state.hpp"
-#include "kernel_view.hpp"
-#include "patch_store.hpp"
+#include "kernel/boot_info.hpp"
+#include "store/desired_state.hpp"
+#include "kernel/kernel_view.hpp"
+#include "store/patch_store.hpp"
 
 namespace livepatchd {
 

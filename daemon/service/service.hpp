@@ -1,20 +1,23 @@
 // SPDX-License-Identifier: GPL-2.0-only
 //
-// Service: livepatchd running. It owns the parts (store, desired state, kernel view and
-// control, the Manager on the bus) and one sd-event loop that drives them:
+// Service: livepatchd running. It wires the parts together and drives them from one sd-event
+// loop; the decisions are the parts' own (PatchOperations, TransitionWatcher, CrashGuard,
+// RemediationPolicy, decide_stall), the bus is the adapter's (dbus::Manager).
 //
-//  start:  configuration -> lpshim.ko loaded -> state read -> objects on the bus -> bus name
-//          -> reconcile (the boot apply's plan) -> READY=1 -> the loop.
-//  loop:   the transition watcher ticks (every 100 ms while a transition runs or a boot apply
-//          waits, every second otherwise, at once after an action): it follows the transition
-//          the kernel shows, reports its start and end (D-Bus signals, journal), marks it
-//          stalled past transition.stall_timeout_ms and acts as transition.on_stall says,
-//          removes the module of a patch whose unpatch transition ended, applies the next
-//          patch of the boot apply, and keeps the crash-loop guard's records.
-//  stop:   SIGTERM ends the loop; patches stay as they are (the kernel keeps them). During a
-//          system shutdown the boot is recorded as shut down cleanly.
+//  start:  (main has already continued what a crashed livepatchd left stopped) configuration
+//          -> lpshim.ko loaded -> store, desired state -> objects on the bus -> bus name ->
+//          settle what a crash left pending -> the boot apply's plan -> READY=1 -> the loop.
+//  loop:   a tick (every 100 ms while a transition runs or the boot apply waits; between
+//          transitions only when a BPF event or the crash-loop guard's deadline says so, every
+//          second without BPF): the watcher follows the transition the kernel shows, the
+//          ladder remediates, a stall is acted on (decide_stall), an unpatched module is
+//          removed, the next boot apply patch goes, the crash-loop guard's records are kept.
+//  stop:   SIGTERM continues every process a hold keeps stopped, then ends the loop; patches
+//          stay as they are (the kernel keeps them). During a system shutdown the boot is
+//          recorded as shut down cleanly.
 //
-// The systemd watchdog is fed by the loop itself (sd_event_set_watchdog).
+// Every duration is on CLOCK_MONOTONIC (the crash-loop guard's on CLOCK_BOOTTIME); the wall
+// clock is only shown.
 #pragma once
 
 #include <systemd/sd-bus.h>
@@ -22,29 +25,31 @@
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <filesystem>
 #include <map>
 #include <memory>
 #include <optional>
-#include <set>
 #include <string>
 
-#include "boot_info.hpp"
-#include "config.hpp"
+#include "common/result.hpp"
+#include "common/unique_fd.hpp"
+#include "config/config.hpp"
 #include "dbus/bus_ptr.hpp"
 #include "dbus/manager.hpp"
-#include "desired_state.hpp"
-#include "kernel_view.hpp"
-#include "kmod_patch_control.hpp"
-#include "patch_store.hpp"
-#include "remediation.hpp"
-#include "result.hpp"
-#include "task_signaller.hpp"
+#include "kernel/boot_info.hpp"
+#include "kernel/kernel_view.hpp"
+#include "kernel/kmod_patch_control.hpp"
+#include "remediation/remediation.hpp"
+#include "remediation/remediation_executor.hpp"
+#include "remediation/task_signaller.hpp"
+#include "service/patch_operations.hpp"
+#include "service/transition_watcher.hpp"
+#include "store/desired_state.hpp"
+#include "store/patch_store.hpp"
 
 #if LIVEPATCHD_HAVE_BPF
-#include "pending_task_tracker.hpp"
-#include "transition_events.hpp"
+#include "bpf/pending_task_tracker.hpp"
+#include "bpf/transition_events.hpp"
 #endif
 
 namespace livepatchd {
@@ -53,7 +58,7 @@ struct EventUnref {
     void operator()(sd_event* e) const { sd_event_unref(e); }
 };
 struct EventSourceUnref {
-    void operator()(sd_event_source* s) const { sd_event_source_unref(s); }
+    void operator()(sd_event_source* s) const { sd_event_source_disable_unref(s); }
 };
 using EventPtr = std::unique_ptr<sd_event, EventUnref>;
 using EventSourcePtr = std::unique_ptr<sd_event_source, EventSourceUnref>;
@@ -71,57 +76,40 @@ public:
     int run();
 
 private:
-    // The transition being followed.
-    struct Watched {
-        std::string patch;
-        std::string target; // "patched" or "unpatched"
-        std::uint64_t started_usec = 0;
-        bool stalled = false;
-    };
-
-    Service(const Config& config, PatchStore store, DesiredStateFile desired_file,
-            DesiredState desired, std::unique_ptr<KmodPatchControl> control,
-            TaskSignaller signaller);
+    Service(const Config& config, std::filesystem::path state_directory, PatchStore store,
+            DesiredStateFile desired_file, std::unique_ptr<KmodPatchControl> control,
+            std::unique_ptr<StopRecords> records);
 
     Result<void> connect();
-    void boot_apply();
     void tick();
     void schedule_tick(std::uint64_t delay_usec);
-    // After a tick: soon while something moves; between transitions only at the crash-loop
-    // guard's next deadline when transition events come from BPF, every second otherwise.
     void schedule_next_tick();
     void watch_transition_events();
-    static int on_tick(sd_event_source* source, std::uint64_t usec, void* userdata);
-    static int on_signal(sd_event_source* source, const signalfd_siginfo* info, void* userdata);
+    static int on_tick(sd_event_source* source, std::uint64_t usec, void* userdata) noexcept;
+    static int on_signal(sd_event_source* source, const signalfd_siginfo* info,
+                         void* userdata) noexcept;
 
-    // An action started a transition of patch to target: follow it, even if the kernel
-    // completed it before the next tick.
+    // An action or a BPF event started a transition of patch to target.
     void watch(std::string_view patch, std::string_view target);
-    void started_watching(std::string patch, std::string target);
+    void handle(const std::vector<TransitionChange>& events,
+                const std::vector<KernelPatch>& in_kernel);
     void follow_transition(const std::vector<KernelPatch>& in_kernel);
-    void transition_ended(const Watched& ended, const std::vector<KernelPatch>& in_kernel);
-    void on_stall(const Watched& watched);
-    // The tasks the transition under way waits for: from the BPF tracker when it follows
-    // lpshim's tracepoints, else from lpshim's debugfs list.
+    void act_on_stall(const std::vector<PendingTask>& pending);
     Result<std::vector<PendingTask>> pending_tasks();
-    // The remediation ladder, once per tick of a transition under way.
     void remediate(std::chrono::milliseconds elapsed, const std::vector<PendingTask>& pending);
     void stop_for_a_moment(const TaskFacts& facts);
-    // ListPendingTasks: lpshim's pending tasks with what /proc and the ladder know of them.
     Result<std::vector<BlockingTask>> blocking_tasks();
-    // The symbolised kernel stacks of the pending tasks, by tid (empty without BPF).
     std::map<std::uint32_t, std::vector<std::string>> pending_stacks();
-    void unload_unpatched(const std::vector<KernelPatch>& in_kernel);
-    void apply_next_queued(const std::vector<KernelPatch>& in_kernel);
-    void keep_crash_guard();
-    void record_clean_shutdown();
-    void save_desired();
+    void save_transition_record();
+    void resume_transition_record(const std::vector<KernelPatch>& in_kernel);
     void update_status_line(const TransitionStatus& status);
+    TransitionStatus transition_status(std::uint32_t pending) const;
 
     Config config_;
+    std::filesystem::path state_directory_;
+    UniqueFd state_fd_;
     PatchStore store_;
     DesiredStateFile desired_file_;
-    DesiredState desired_;
     SysfsKernelView kernel_;
     std::unique_ptr<KmodPatchControl> control_;
     RemediationPolicy remediation_;
@@ -129,11 +117,15 @@ private:
     std::string release_;
     std::string boot_id_;
     BootFlags boot_flags_;
+    std::unique_ptr<PatchOperations> operations_;
+    TransitionWatcher watcher_;
 
     EventPtr event_;
     dbus::BusPtr bus_;
     std::unique_ptr<dbus::Manager> manager_;
+    std::unique_ptr<RemediationExecutor> executor_;
     EventSourcePtr timer_;
+    EventSourcePtr guard_timer_;
 #if LIVEPATCHD_HAVE_BPF
     std::unique_ptr<TransitionEvents> events_;
     std::optional<PendingTaskTracker> tracker_; // set when it follows transitions
@@ -142,17 +134,17 @@ private:
     EventSourcePtr sigterm_;
     EventSourcePtr sigint_;
 
-    std::optional<Watched> watched_;
     // The tasks seen pending in the watched transition, by tid.
     struct Seen {
-        std::uint64_t first_usec = 0;
+        std::uint64_t first_usec = 0; // CLOCK_MONOTONIC
         unsigned kicks = 0;
         std::vector<std::string> actions;
     };
     std::map<std::uint32_t, Seen> seen_;
-    std::deque<std::string> boot_queue_; // the boot apply's patches still to apply, in order
-    bool oops_seen_ = false;             // TAINT_DIE was set at the last look
-    std::set<std::string, std::less<>> cannot_unload_; // modules whose removal failed
+    bool stall_acted_ = false;            // on_stall's action was taken in this transition
+    std::string stall_waiting_;           // why it waits instead, as last reported
+    std::uint64_t stall_looked_usec_ = 0; // when decide_stall last ran
+    bool oops_seen_ = false;              // TAINT_DIE was set at the last look
     std::string status_line_;
 };
 

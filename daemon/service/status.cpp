@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-#include "status.hpp"
+#include "service/status.hpp"
 
 #include <algorithm>
 

@@ -13,9 +13,9 @@
 #include <string_view>
 #include <vector>
 
-#include "desired_state.hpp"
-#include "kernel_view.hpp"
-#include "patch_store.hpp"
+#include "store/desired_state.hpp"
+#include "kernel/kernel_view.hpp"
+#include "store/patch_store.hpp"
 
 namespace livepatchd {
 

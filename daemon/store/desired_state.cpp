@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-#include "desired_state.hpp"
+#include "store/desired_state.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -12,9 +12,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "atomic_file.hpp"
-#include "boot_info.hpp"
-#include "patch_file.hpp"
+#include "common/atomic_file.hpp"
+#include "kernel/boot_info.hpp"
+#include "store/patch_file.hpp"
 
 namespace livepatchd {
 
@@ -73,6 +73,16 @@ std::string boot_id_member(const json& object, const char* key, std::string_view
 
 } // namespace
 
+std::string_view to_string(PendingAction action)
+{
+    switch (action) {
+    case PendingAction::none: return "";
+    case PendingAction::apply: return "apply";
+    case PendingAction::revert: return "revert";
+    }
+    return "";
+}
+
 const DesiredPatch* DesiredState::find(std::string_view name) const
 {
     const auto it = std::find_if(patches.begin(), patches.end(),
@@ -89,7 +99,9 @@ DesiredPatch& DesiredState::append(std::string_view name)
 {
     if (DesiredPatch* existing = find(name))
         return *existing;
-    patches.push_back(DesiredPatch{std::string(name), 0, {}, false, false});
+    DesiredPatch patch;
+    patch.name = std::string(name);
+    patches.push_back(std::move(patch));
     return patches.back();
 }
 
@@ -103,12 +115,17 @@ std::string to_desired_state_json(const DesiredState& state)
     // ordered_json: the keys in the order written, "version" first, for people reading it.
     using ordered_json = nlohmann::ordered_json;
     ordered_json patches = ordered_json::array();
-    for (const DesiredPatch& patch : state.patches)
-        patches.push_back(ordered_json{{"name", patch.name},
-                                       {"applied_at_usec", patch.applied_at_usec},
-                                       {"applied_boot_id", patch.applied_boot_id},
-                                       {"survived_guard", patch.survived_guard},
-                                       {"oops_after_apply", patch.oops_after_apply}});
+    for (const DesiredPatch& patch : state.patches) {
+        ordered_json entry{{"name", patch.name},
+                           {"applied_at_usec", patch.applied_at_usec},
+                           {"applied_boot_id", patch.applied_boot_id},
+                           {"applied_boottime_usec", patch.applied_boottime_usec},
+                           {"survived_guard", patch.survived_guard},
+                           {"oops_after_apply", patch.oops_after_apply}};
+        if (patch.pending != PendingAction::none)
+            entry["pending"] = std::string(to_string(patch.pending));
+        patches.push_back(std::move(entry));
+    }
     const ordered_json document{{"version", format_version},
                                 {"patches", std::move(patches)},
                                 {"clean_shutdown_boot_id", state.clean_shutdown_boot_id}};
@@ -159,6 +176,19 @@ Result<DesiredState> parse_desired_state(std::string_view text, std::string_view
             patch.applied_boot_id = boot_id_member(entry, "applied_boot_id", where);
             patch.survived_guard = bool_member(entry, "survived_guard", where);
             patch.oops_after_apply = bool_member(entry, "oops_after_apply", where);
+            // Added later in format 1: optional.
+            if (entry.contains("applied_boottime_usec"))
+                patch.applied_boottime_usec = uint_member(entry, "applied_boottime_usec", where);
+            if (entry.contains("pending")) {
+                const std::string pending = string_member(entry, "pending", where);
+                if (pending == "apply")
+                    patch.pending = PendingAction::apply;
+                else if (pending == "revert")
+                    patch.pending = PendingAction::revert;
+                else
+                    throw Damaged{where + ".pending: \"" + pending.substr(0, 40) +
+                                  "\" is not \"apply\" or \"revert\""};
+            }
             state.patches.push_back(std::move(patch));
         }
         return state;

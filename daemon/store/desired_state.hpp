@@ -16,10 +16,16 @@
 #include <string_view>
 #include <vector>
 
-#include "result.hpp"
-#include "unique_fd.hpp"
+#include "common/result.hpp"
+#include "common/unique_fd.hpp"
 
 namespace livepatchd {
+
+// An action on a patch that was recorded before it was done and not yet confirmed: a crash of
+// livepatchd in between leaves it in the file, and the next start settles it from what the
+// kernel shows (PatchOperations::settle).
+enum class PendingAction { none, apply, revert };
+std::string_view to_string(PendingAction action);
 
 struct DesiredPatch {
     std::string name;
@@ -32,6 +38,10 @@ struct DesiredPatch {
     bool survived_guard = false;
     // The kernel oopsed (a new TAINT_DIE) in that boot after the apply.
     bool oops_after_apply = false;
+    // CLOCK_BOOTTIME of the apply, µs, in applied_boot_id: the crash-loop guard's window is
+    // measured on it, never on the wall clock. 0: not known (a file of an older livepatchd).
+    std::uint64_t applied_boottime_usec = 0;
+    PendingAction pending = PendingAction::none;
 
     bool operator==(const DesiredPatch&) const = default;
 };
@@ -57,8 +67,16 @@ inline constexpr std::string_view desired_state_file_name = "desired.json";
 inline constexpr std::string_view corrupt_suffix = ".corrupt";
 inline constexpr std::size_t desired_state_max_size = 1 << 20;
 
+// Where the desired state lives: DesiredStateFile, or a fake in tests.
+class DesiredStateStorage {
+public:
+    virtual ~DesiredStateStorage() = default;
+    virtual Result<DesiredState> load() const = 0;
+    virtual Result<void> save(const DesiredState& state) const = 0;
+};
+
 // The desired state's file in a state directory. Not thread-safe; one process owns it.
-class DesiredStateFile {
+class DesiredStateFile final : public DesiredStateStorage {
 public:
     // Opens the state directory (creating it when missing) and removes the temporaries a crash
     // left there.
@@ -70,10 +88,14 @@ public:
     // to desired.json.corrupt (replacing an older one) and reported as an error naming both,
     // so that the caller starts from the empty state knowing what was kept aside. A file
     // written by a newer livepatchd (a larger "version") is an error and is left in place.
-    Result<DesiredState> load() const;
+    // Errors: EBADMSG for a damaged file (moved aside), ENOTSUP for a newer format (left in
+    // place), or the errno of reading it (left in place). Only EBADMSG means "start from
+    // nothing": after any other error, the file still holds what is wanted and must not be
+    // overwritten.
+    Result<DesiredState> load() const override;
 
     // Replaces the file durably.
-    Result<void> save(const DesiredState& state) const;
+    Result<void> save(const DesiredState& state) const override;
 
 private:
     DesiredStateFile(std::filesystem::path directory, UniqueFd directory_fd);

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-#include "patch_error.hpp"
+#include "store/patch_error.hpp"
 
 namespace livepatchd {
 
@@ -20,6 +20,7 @@ std::string_view to_string(PatchErrc code)
     case PatchErrc::already_installed: return "AlreadyInstalled";
     case PatchErrc::not_installed: return "NotInstalled";
     case PatchErrc::invalid_name: return "InvalidName";
+    case PatchErrc::tampered: return "Tampered";
     }
     return "IOError";
 }

@@ -10,7 +10,7 @@
 #include <string_view>
 #include <utility>
 
-#include "result.hpp"
+#include "common/result.hpp"
 
 namespace livepatchd {
 
@@ -29,6 +29,7 @@ enum class PatchErrc {
     already_installed,  // a patch of that name is in the store
     not_installed,      // no patch of that name in the store
     invalid_name,       // a name that no kernel module can have
+    tampered,           // a stored file that no longer matches what the store recorded
 };
 
 // "NotElf", "KernelMismatch", ...: the last part of the D-Bus error name

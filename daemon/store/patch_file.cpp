@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
-#include "patch_file.hpp"
+#include "store/patch_file.hpp"
 
-#include <elf.h>
+#include <gelf.h>
+#include <libelf.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -9,8 +10,11 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <memory>
+#include <stdexcept>
 
-#include "unique_fd.hpp"
+#include "common/text.hpp"
+#include "common/unique_fd.hpp"
 
 namespace livepatchd {
 
@@ -39,34 +43,6 @@ PatchError malformed(std::string_view origin, std::string_view what)
     return fail(PatchErrc::malformed, ENOEXEC, origin,
                 "malformed ELF file: " + std::string(what) +
                     "; the file is damaged or truncated, build or copy it again");
-}
-
-// Reads exactly size bytes at offset. The caller has checked offset + size against the file's
-// size, so a short read means the file shrank under us.
-PatchResult<void> read_at(int fd, std::uint64_t offset, void* buffer, std::size_t size,
-                          std::string_view origin)
-{
-    auto* out = static_cast<char*>(buffer);
-    while (size > 0) {
-        const ssize_t n = ::pread(fd, out, size, static_cast<off_t>(offset));
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return io_error(origin, "cannot read the file", errno);
-        }
-        if (n == 0)
-            return malformed(origin, "the file ended early (was it changed while being read?)");
-        out += n;
-        offset += static_cast<std::uint64_t>(n);
-        size -= static_cast<std::size_t>(n);
-    }
-    return {};
-}
-
-// offset + size <= limit, without overflow.
-bool fits(std::uint64_t offset, std::uint64_t size, std::uint64_t limit)
-{
-    return offset <= limit && size <= limit - offset;
 }
 
 std::string_view machine_name(Elf64_Half machine)
@@ -100,64 +76,6 @@ const std::string* find_value(const std::vector<ModinfoEntry>& entries, std::str
         if (entry.key == key)
             return &entry.value;
     return nullptr;
-}
-
-struct Sections {
-    std::optional<Elf64_Shdr> modinfo;
-    bool has_this_module = false;
-};
-
-PatchResult<Sections> find_sections(int fd, const Elf64_Ehdr& ehdr, std::uint64_t file_size,
-                                    std::string_view origin)
-{
-    if (ehdr.e_shoff == 0)
-        return fail(PatchErrc::not_a_module, ENOEXEC, origin,
-                    "has no section headers, so it is not a kernel module; " +
-                        writing_patches_hint);
-    if (ehdr.e_shentsize != sizeof(Elf64_Shdr))
-        return malformed(origin, "section header size is " + std::to_string(ehdr.e_shentsize) +
-                                     ", not " + std::to_string(sizeof(Elf64_Shdr)));
-    if (!fits(ehdr.e_shoff, sizeof(Elf64_Shdr), file_size))
-        return malformed(origin, "the section headers lie beyond the end of the file");
-
-    // Section 0 holds the real count and string table index when they do not fit in the ELF
-    // header (more than 0xff00 sections: large modules built with -ffunction-sections).
-    Elf64_Shdr first{};
-    if (auto r = read_at(fd, ehdr.e_shoff, &first, sizeof first, origin); !r)
-        return std::move(r).error();
-    const std::uint64_t count = ehdr.e_shnum != 0 ? ehdr.e_shnum : first.sh_size;
-    const std::uint64_t strndx = ehdr.e_shstrndx != SHN_XINDEX ? ehdr.e_shstrndx : first.sh_link;
-    if (count == 0 || count > (file_size - ehdr.e_shoff) / sizeof(Elf64_Shdr))
-        return malformed(origin, "the section header table lies beyond the end of the file");
-    if (strndx == SHN_UNDEF || strndx >= count)
-        return malformed(origin, "the section name table index " + std::to_string(strndx) +
-                                     " is out of range");
-
-    std::vector<Elf64_Shdr> headers(count);
-    if (auto r = read_at(fd, ehdr.e_shoff, headers.data(), count * sizeof(Elf64_Shdr), origin);
-        !r)
-        return std::move(r).error();
-
-    const Elf64_Shdr& names_header = headers[strndx];
-    if (names_header.sh_type == SHT_NOBITS ||
-        !fits(names_header.sh_offset, names_header.sh_size, file_size))
-        return malformed(origin, "the section name table lies beyond the end of the file");
-    std::string names(names_header.sh_size, '\0');
-    if (auto r = read_at(fd, names_header.sh_offset, names.data(), names.size(), origin); !r)
-        return std::move(r).error();
-
-    Sections sections;
-    for (const Elf64_Shdr& header : headers) {
-        if (header.sh_name >= names.size())
-            continue; // a nameless section cannot be one we look for
-        const char* start = names.data() + header.sh_name;
-        const std::string_view name(start, strnlen(start, names.size() - header.sh_name));
-        if (name == ".modinfo" && !sections.modinfo)
-            sections.modinfo = header;
-        else if (name == ".gnu.linkonce.this_module")
-            sections.has_this_module = true;
-    }
-    return sections;
 }
 
 } // namespace
@@ -195,80 +113,118 @@ std::string_view kernel_release_of(std::string_view vermagic)
     return vermagic.substr(0, vermagic.find(' '));
 }
 
-PatchResult<PatchFile> PatchFile::read(int fd, std::string_view origin)
-{
-    struct stat st {};
-    if (::fstat(fd, &st) < 0)
-        return io_error(origin, "cannot examine the file", errno);
-    if (!S_ISREG(st.st_mode))
-        return fail(PatchErrc::not_regular_file, EINVAL, origin,
-                    "is not a regular file; name the patch module (.ko) itself");
-    const auto size = static_cast<std::uint64_t>(st.st_size);
-    if (size > patch_file_max_size)
-        return fail(PatchErrc::too_large, EFBIG, origin,
-                    "is " + std::to_string(size) + " bytes long, more than the " +
-                        std::to_string(patch_file_max_size) +
-                        " a patch module may have; is this really a patch?");
+namespace {
 
-    // Identification first: a wrong file should be called what it is, not "truncated".
-    unsigned char ident[EI_NIDENT] = {};
-    if (size >= SELFMAG) {
-        if (auto r = read_at(fd, 0, ident, std::min<std::uint64_t>(size, EI_NIDENT), origin); !r)
-            return std::move(r).error();
-    }
-    if (size < SELFMAG || std::memcmp(ident, ELFMAG, SELFMAG) != 0)
+struct ElfEnd {
+    void operator()(Elf* elf) const noexcept { elf_end(elf); }
+};
+using ElfPtr = std::unique_ptr<Elf, ElfEnd>;
+
+PatchError elf_failure(std::string_view origin, std::string_view doing)
+{
+    const char* why = elf_errmsg(-1);
+    return malformed(origin, std::string(doing) + " (" + (why ? why : "libelf error") + ")");
+}
+
+// Everything after the file is open and sized: the checks, in the order that names a wrong
+// file for what it is (not ELF, wrong architecture, not a module, not a patch) before calling
+// it damaged.
+PatchResult<PatchFile> read_elf(Elf* elf, std::uint64_t size, std::string_view head,
+                                std::string_view origin)
+{
+    if (!head.starts_with(std::string_view(ELFMAG, SELFMAG)))
         return fail(PatchErrc::not_elf, ENOEXEC, origin,
                     "is not an ELF file, so it cannot be a kernel module; " +
                         writing_patches_hint);
-    if (size < sizeof(Elf64_Ehdr) && ident[EI_CLASS] == ELFCLASS64)
+    if (elf_kind(elf) != ELF_K_ELF)
         return malformed(origin, "the ELF header is cut short");
-    if (ident[EI_CLASS] != ELFCLASS64 || ident[EI_DATA] != ELFDATA2LSB)
+    std::size_t ident_size = 0;
+    const char* ident = elf_getident(elf, &ident_size);
+    if (!ident || ident_size < EI_NIDENT)
+        return malformed(origin, "the ELF header is cut short");
+    const auto elf_class = static_cast<unsigned char>(ident[EI_CLASS]);
+    const auto elf_data = static_cast<unsigned char>(ident[EI_DATA]);
+    if (elf_class != ELFCLASS64 || elf_data != ELFDATA2LSB)
         return fail(PatchErrc::wrong_architecture, ENOEXEC, origin,
                     std::string("is a ") +
-                        (ident[EI_CLASS] == ELFCLASS32   ? "32-bit"
-                         : ident[EI_CLASS] == ELFCLASS64 ? "64-bit"
-                                                         : "non-64-bit") +
-                        (ident[EI_DATA] == ELFDATA2MSB ? " big-endian" : "") +
+                        (elf_class == ELFCLASS32   ? "32-bit"
+                         : elf_class == ELFCLASS64 ? "64-bit"
+                                                   : "non-64-bit") +
+                        (elf_data == ELFDATA2MSB ? " big-endian" : "") +
                         " ELF file; livepatchd patches x86-64 kernels: build the patch for x86_64");
-
-    Elf64_Ehdr ehdr{};
-    if (auto r = read_at(fd, 0, &ehdr, sizeof ehdr, origin); !r)
-        return std::move(r).error();
-    if (ehdr.e_machine != EM_X86_64) {
-        const std::string_view arch = machine_name(ehdr.e_machine);
+    const Elf64_Ehdr* ehdr = elf64_getehdr(elf);
+    if (!ehdr || size < sizeof(Elf64_Ehdr))
+        return malformed(origin, "the ELF header is cut short");
+    if (ehdr->e_machine != EM_X86_64) {
+        const std::string_view arch = machine_name(ehdr->e_machine);
         return fail(PatchErrc::wrong_architecture, ENOEXEC, origin,
                     "is built for " +
-                        (arch.empty() ? "ELF machine " + std::to_string(ehdr.e_machine)
+                        (arch.empty() ? "ELF machine " + std::to_string(ehdr->e_machine)
                                       : std::string(arch)) +
                         ", not x86-64; build the patch for x86_64");
     }
-    if (ehdr.e_type != ET_REL)
+    if (ehdr->e_type != ET_REL)
         return fail(PatchErrc::not_a_module, ENOEXEC, origin,
-                    "is " + std::string(elf_type_name(ehdr.e_type)) +
+                    "is " + std::string(elf_type_name(ehdr->e_type)) +
                         ", not a kernel module (a relocatable object, ET_REL); " +
                         writing_patches_hint);
+    if (ehdr->e_shoff == 0)
+        return fail(PatchErrc::not_a_module, ENOEXEC, origin,
+                    "has no section headers, so it is not a kernel module; " +
+                        writing_patches_hint);
+    if (ehdr->e_shentsize != sizeof(Elf64_Shdr))
+        return malformed(origin, "section header size is " + std::to_string(ehdr->e_shentsize) +
+                                     ", not " + std::to_string(sizeof(Elf64_Shdr)));
 
-    auto sections = find_sections(fd, ehdr, size, origin);
-    if (!sections)
-        return std::move(sections).error();
-    if (!sections->modinfo)
+    std::size_t count = 0;
+    std::size_t strndx = 0;
+    if (elf_getshdrnum(elf, &count) != 0 || count == 0)
+        return elf_failure(origin, "the section header table cannot be read");
+    if (elf_getshdrstrndx(elf, &strndx) != 0 || strndx == SHN_UNDEF || strndx >= count)
+        return elf_failure(origin, "the section name table cannot be found");
+    Elf_Scn* names = elf_getscn(elf, strndx);
+    const Elf64_Shdr* names_header = names ? elf64_getshdr(names) : nullptr;
+    if (!names_header || names_header->sh_type == SHT_NOBITS ||
+        names_header->sh_offset > size || names_header->sh_size > size - names_header->sh_offset)
+        return malformed(origin, "the section name table lies beyond the end of the file");
+
+    Elf_Scn* modinfo = nullptr;
+    bool has_this_module = false;
+    for (Elf_Scn* scn = elf_nextscn(elf, nullptr); scn; scn = elf_nextscn(elf, scn)) {
+        const Elf64_Shdr* header = elf64_getshdr(scn);
+        if (!header)
+            return elf_failure(origin, "a section header cannot be read");
+        const char* name = elf_strptr(elf, strndx, header->sh_name);
+        if (!name)
+            continue; // a nameless section cannot be one we look for
+        const std::string_view section = name;
+        if (section == ".modinfo" && !modinfo)
+            modinfo = scn;
+        else if (section == ".gnu.linkonce.this_module")
+            has_this_module = true;
+    }
+    if (!modinfo)
         return fail(PatchErrc::not_a_module, ENOEXEC, origin,
                     "has no .modinfo section, so it is an object file but not a kernel module; "
                     "link it into a .ko with the kernel's build system (kbuild), " +
                         writing_patches_hint);
-    const Elf64_Shdr& modinfo_header = *sections->modinfo;
-    if (modinfo_header.sh_type == SHT_NOBITS ||
-        !fits(modinfo_header.sh_offset, modinfo_header.sh_size, size))
+    const Elf64_Shdr* modinfo_header = elf64_getshdr(modinfo);
+    if (!modinfo_header || modinfo_header->sh_type == SHT_NOBITS ||
+        modinfo_header->sh_offset > size ||
+        modinfo_header->sh_size > size - modinfo_header->sh_offset)
         return malformed(origin, "the .modinfo section lies beyond the end of the file");
-    if (modinfo_header.sh_size > modinfo_max_size)
+    if (modinfo_header->sh_size > modinfo_max_size)
         return malformed(origin, "the .modinfo section is " +
-                                     std::to_string(modinfo_header.sh_size) + " bytes long");
-    std::string modinfo_text(modinfo_header.sh_size, '\0');
-    if (auto r = read_at(fd, modinfo_header.sh_offset, modinfo_text.data(), modinfo_text.size(),
-                         origin);
-        !r)
-        return std::move(r).error();
-    if (!sections->has_this_module)
+                                     std::to_string(modinfo_header->sh_size) + " bytes long");
+    std::string modinfo_text;
+    if (modinfo_header->sh_size > 0) {
+        // elf_rawdata: the bytes as in the file, whatever sh_type says.
+        Elf_Data* data = elf_rawdata(modinfo, nullptr);
+        if (!data || (data->d_size > 0 && !data->d_buf))
+            return elf_failure(origin, "the .modinfo section cannot be read");
+        modinfo_text.assign(static_cast<const char*>(data->d_buf), data->d_size);
+    }
+    if (!has_this_module)
         return fail(PatchErrc::not_a_module, ENOEXEC, origin,
                     "has no .gnu.linkonce.this_module section, so the kernel would not load it "
                     "as a module; build it with kbuild (which runs modpost), " +
@@ -280,7 +236,8 @@ PatchResult<PatchFile> PatchFile::read(int fd, std::string_view origin)
     if (!marker || *marker != "Y") {
         std::string why = "is a kernel module, but not an lpshim patch: ";
         if (marker)
-            why += "its modinfo says lpshim_patch=" + *marker + ", not lpshim_patch=Y";
+            why += "its modinfo says lpshim_patch=" + printable(marker->substr(0, 80)) +
+                   ", not lpshim_patch=Y";
         else if (const std::string* upstream = find_value(patch.modinfo, "livepatch");
                  upstream && *upstream == "Y")
             why += "it is a patch for the kernel's own livepatch (livepatch=Y), which "
@@ -298,7 +255,7 @@ PatchResult<PatchFile> PatchFile::read(int fd, std::string_view origin)
                     "build it with kbuild");
     if (!is_valid_patch_name(*name))
         return fail(PatchErrc::invalid_modinfo, ENOEXEC, origin,
-                    "its modinfo name \"" + name->substr(0, 80) +
+                    "its modinfo name \"" + printable(name->substr(0, 80)) +
                         "\" is not a kernel module name (1 to " +
                         std::to_string(patch_name_max) +
                         " letters, digits and underscores); build it with kbuild");
@@ -311,13 +268,78 @@ PatchResult<PatchFile> PatchFile::read(int fd, std::string_view origin)
                                          : "its modinfo has no vermagic=") +
                         ", so the kernel it was built for is unknown; build it with kbuild "
                         "against the kernel's headers");
+    if (!is_valid_utf8(*vermagic))
+        return fail(PatchErrc::invalid_modinfo, ENOEXEC, origin,
+                    "its modinfo vermagic= is not text; build it with kbuild against the "
+                    "kernel's headers");
     patch.vermagic = *vermagic;
     patch.built_for = std::string(kernel_release_of(*vermagic));
+    // Shown on the bus, which takes UTF-8 only: anything else is shown escaped.
     if (const std::string* description = find_value(patch.modinfo, "description"))
-        patch.description = *description;
+        patch.description = printable(*description);
     if (const std::string* srcversion = find_value(patch.modinfo, "srcversion"))
-        patch.srcversion = *srcversion;
+        patch.srcversion = printable(*srcversion);
     return patch;
+}
+
+void init_libelf()
+{
+    static const bool ready = elf_version(EV_CURRENT) != EV_NONE;
+    if (!ready)
+        throw std::runtime_error("libelf: elf_version(EV_CURRENT) failed");
+}
+
+} // namespace
+
+PatchResult<PatchFile> PatchFile::read(int fd, std::string_view origin)
+{
+    struct stat st {};
+    if (::fstat(fd, &st) < 0)
+        return io_error(origin, "cannot examine the file", errno);
+    if (!S_ISREG(st.st_mode))
+        return fail(PatchErrc::not_regular_file, EINVAL, origin,
+                    "is not a regular file; name the patch module (.ko) itself");
+    const auto size = static_cast<std::uint64_t>(st.st_size);
+    if (size > patch_file_max_size)
+        return fail(PatchErrc::too_large, EFBIG, origin,
+                    "is " + std::to_string(size) + " bytes long, more than the " +
+                        std::to_string(patch_file_max_size) +
+                        " a patch module may have; is this really a patch?");
+    if (size < SELFMAG)
+        return fail(PatchErrc::not_elf, ENOEXEC, origin,
+                    "is not an ELF file, so it cannot be a kernel module; " +
+                        writing_patches_hint);
+    init_libelf();
+    // ELF_C_READ: libelf reads what it needs with pread(), so that a file changed under us
+    // yields wrong bytes (which the checks and the digest catch), never a SIGBUS of a mapping.
+    char head[SELFMAG] = {};
+    for (ssize_t n; (n = ::pread(fd, head, sizeof head, 0)) != static_cast<ssize_t>(sizeof head);)
+        if (n >= 0 || errno != EINTR)
+            return n < 0 ? io_error(origin, "cannot read the file", errno)
+                         : malformed(origin, "the file ended early (was it changed while being "
+                                             "read?)");
+    ElfPtr elf(elf_begin(fd, ELF_C_READ, nullptr));
+    if (!elf)
+        return elf_failure(origin, "the file cannot be read as ELF");
+    return read_elf(elf.get(), size, std::string_view(head, sizeof head), origin);
+}
+
+PatchResult<PatchFile> PatchFile::parse(std::string_view bytes, std::string_view origin)
+{
+    if (bytes.size() > patch_file_max_size)
+        return fail(PatchErrc::too_large, EFBIG, origin, "is too large");
+    if (bytes.size() < SELFMAG)
+        return fail(PatchErrc::not_elf, ENOEXEC, origin,
+                    "is not an ELF file, so it cannot be a kernel module; " +
+                        writing_patches_hint);
+    init_libelf();
+    // elf_memory() may write to the image (it does not here, with read-only commands); give it
+    // a copy so the caller's bytes stay const.
+    std::string image(bytes);
+    ElfPtr elf(elf_memory(image.data(), image.size()));
+    if (!elf)
+        return elf_failure(origin, "the file cannot be read as ELF");
+    return read_elf(elf.get(), image.size(), bytes, origin);
 }
 
 PatchResult<void> PatchFile::check_kernel(std::string_view origin,

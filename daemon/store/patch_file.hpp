@@ -6,8 +6,9 @@
 // for. Checking all of that here turns what would be an opaque finit_module() failure
 // ("Exec format error", a line in dmesg) into an answer naming the file and the fix.
 //
-// The ELF headers are read with pread() and checked against the file's size before any use:
-// the file comes from a caller and may be anything.
+// The ELF file is read with libelf (ELF_C_READ: pread(), no mapping that a truncation could
+// turn into SIGBUS), and every offset is checked against the file's size before use: the file
+// comes from a caller and may be anything.
 #pragma once
 
 #include <cstdint>
@@ -17,7 +18,7 @@
 #include <string_view>
 #include <vector>
 
-#include "patch_error.hpp"
+#include "store/patch_error.hpp"
 
 namespace livepatchd {
 
@@ -55,6 +56,8 @@ struct PatchFile {
     // Reads and checks the file: a patch module for x86-64 with a usable name and vermagic.
     // Does not look at the kernel release. origin names the file in messages.
     static PatchResult<PatchFile> read(int fd, std::string_view origin);
+    // The same checks on bytes in memory (the fuzzer's entry point).
+    static PatchResult<PatchFile> parse(std::string_view bytes, std::string_view origin);
 
     // read(), then the release check: the patch must be built for kernel_release (normally
     // uname -r; a parameter so that tests choose it). The path is opened as given, following

@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0-only
-#include "patch_store.hpp"
+#include "store/patch_store.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -14,9 +16,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "atomic_file.hpp"
-#include "patch_file.hpp"
-#include "sha256.hpp"
+#include "common/atomic_file.hpp"
+#include "common/text.hpp"
+#include "store/patch_file.hpp"
+#include "store/digest.hpp"
 
 namespace livepatchd {
 
@@ -73,10 +76,11 @@ PatchResult<std::string> copy_and_hash(int source, std::string_view source_origi
                                        AtomicFile& file, std::uint64_t& size)
 {
     Sha256 hash;
-    std::unique_ptr<char[]> buffer(new char[1 << 16]);
+    constexpr std::size_t chunk = 1 << 16;
+    std::unique_ptr<char[]> buffer(new char[chunk]);
     size = 0;
     for (;;) {
-        const ssize_t n = ::pread(source, buffer.get(), 1 << 16, static_cast<off_t>(size));
+        const ssize_t n = ::pread(source, buffer.get(), chunk, static_cast<off_t>(size));
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -88,33 +92,14 @@ PatchResult<std::string> copy_and_hash(int source, std::string_view source_origi
         if (size > patch_file_max_size)
             return PatchError(PatchErrc::too_large, EFBIG,
                               std::string(source_origin) +
-                                  ": grew beyond the largest size a patch module may have while "
-                                  "being installed; install it again once it is complete");
-        const std::string_view chunk(buffer.get(), static_cast<std::size_t>(n));
-        hash.update(chunk);
-        if (auto r = file.write(chunk); !r)
+                                  ": is larger than the " + std::to_string(patch_file_max_size) +
+                                  " bytes a patch module may have; is this really a patch?");
+        const std::string_view piece(buffer.get(), static_cast<std::size_t>(n));
+        hash.update(piece);
+        if (auto r = file.write(piece); !r)
             return from_error(std::move(r).error());
     }
     return hash.hex_digest();
-}
-
-PatchResult<std::string> hash_file(int fd, std::string_view origin, std::uint64_t& size)
-{
-    Sha256 hash;
-    std::unique_ptr<char[]> buffer(new char[1 << 16]);
-    size = 0;
-    for (;;) {
-        const ssize_t n = ::pread(fd, buffer.get(), 1 << 16, static_cast<off_t>(size));
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return io_error(origin, "cannot read the file", errno);
-        }
-        if (n == 0)
-            return hash.hex_digest();
-        size += static_cast<std::uint64_t>(n);
-        hash.update(buffer.get(), static_cast<std::size_t>(n));
-    }
 }
 
 // The names of the entries of dir_fd ending in suffix whose stem is a patch name.
@@ -158,13 +143,6 @@ bool exists_at(int dir_fd, const std::string& file)
 
 } // namespace
 
-std::uint64_t realtime_usec()
-{
-    timespec ts{};
-    ::clock_gettime(CLOCK_REALTIME, &ts);
-    return timespec_usec(ts);
-}
-
 PatchStore::PatchStore(std::filesystem::path directory, UniqueFd directory_fd, Clock clock)
     : directory_(std::move(directory)), directory_fd_(std::move(directory_fd)),
       clock_(std::move(clock))
@@ -207,136 +185,86 @@ Result<PatchStore> PatchStore::open(const std::filesystem::path& state_directory
     if (removed)
         if (auto r = sync_directory(dir_fd, directory.native()); !r)
             return std::move(r).error();
-    auto modules = names_with_suffix(dir_fd, directory.native(), module_suffix);
-    if (!modules)
-        return std::move(modules).error();
-    for (const std::string& name : *modules) {
-        if (store.read_record(name))
-            continue;
-        // A module that does not read as a patch gets no record: list() reads it again and
-        // shows its problem each time, until it is removed.
-        auto rebuilt = store.rebuild_record(name);
-        if (!rebuilt || !rebuilt->problem.empty())
-            continue;
-        if (auto r = write_file_atomically(dir_fd, directory.native(), record_file(name),
-                                           to_record(*rebuilt).dump(2) + "\n", file_mode);
-            !r)
-            return std::move(r).error();
-    }
     return store;
 }
 
-PatchResult<void> PatchStore::check_source_path(std::string_view path)
+PatchResult<void> PatchStore::check_source(int fd, std::string_view source_name)
 {
-    if (path.empty())
-        return PatchError(PatchErrc::invalid_path, EINVAL,
-                          "no patch file given; give the absolute path of a patch module (.ko)");
-    const std::string shown = "\"" + std::string(path.substr(0, 200)) +
-                              (path.size() > 200 ? "...\"" : "\"");
-    if (path.size() >= PATH_MAX)
-        return PatchError(PatchErrc::invalid_path, ENAMETOOLONG,
-                          shown + " is longer than the " + std::to_string(PATH_MAX - 1) +
-                              " bytes a path may have");
-    if (path.front() != '/')
-        return PatchError(PatchErrc::invalid_path, EINVAL,
-                          shown +
-                              " is a relative path, but livepatchd does not share your working "
-                              "directory; " +
-                              std::string(realpath_hint));
-    for (std::string_view rest = path.substr(1); !rest.empty();) {
-        const std::size_t slash = std::min(rest.find('/'), rest.size());
-        const std::string_view component = rest.substr(0, slash);
-        if (component == "." || component == "..")
-            return PatchError(PatchErrc::invalid_path, EINVAL,
-                              shown + " has a \"" + std::string(component) +
-                                  "\" component; " + std::string(realpath_hint));
-        rest.remove_prefix(std::min(slash + 1, rest.size()));
-    }
-    return {};
-}
-
-PatchResult<UniqueFd> PatchStore::open_source(std::string_view path)
-{
-    if (auto r = check_source_path(path); !r)
-        return std::move(r).error();
-    const std::string file(path);
-    UniqueFd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW));
-    if (!fd) {
-        const int errnum = errno;
-        struct stat st {};
-        if (errnum == ELOOP && ::lstat(file.c_str(), &st) == 0 && S_ISLNK(st.st_mode))
-            return PatchError(PatchErrc::invalid_path, ELOOP,
-                              file + ": is a symbolic link; livepatchd installs the file a path "
-                                     "names, not a link to it: " +
-                                  std::string(realpath_hint));
-        return io_error(file, "cannot open the file", errnum);
-    }
+    const std::string origin(source_name.empty() ? "the file given" : source_name);
+    const int flags = ::fcntl(fd, F_GETFL);
+    if (flags < 0)
+        return io_error(origin, "not an open file", errno);
+    if ((flags & O_PATH) || ((flags & O_ACCMODE) != O_RDONLY && (flags & O_ACCMODE) != O_RDWR))
+        return PatchError(PatchErrc::invalid_path, EBADF,
+                          origin + ": the file descriptor is not open for reading; open the "
+                                   "patch module for reading and pass that");
     struct stat st {};
-    if (::fstat(fd.get(), &st) < 0)
-        return io_error(file, "cannot examine the file", errno);
+    if (::fstat(fd, &st) < 0)
+        return io_error(origin, "cannot examine the file", errno);
     if (!S_ISREG(st.st_mode))
         return PatchError(PatchErrc::not_regular_file, EINVAL,
-                          file + ": is " +
+                          origin + ": is " +
                               (S_ISDIR(st.st_mode)    ? "a directory"
                                : S_ISFIFO(st.st_mode) ? "a FIFO"
                                : S_ISSOCK(st.st_mode) ? "a socket"
                                                       : "a device") +
-                              ", not a regular file; name the patch module (.ko) itself");
-    return fd;
+                              ", not a regular file; pass the patch module (.ko) itself");
+    if (static_cast<std::uint64_t>(st.st_size) > patch_file_max_size)
+        return PatchError(PatchErrc::too_large, EFBIG,
+                          origin + ": is " + std::to_string(st.st_size) +
+                              " bytes long, more than the " +
+                              std::to_string(patch_file_max_size) +
+                              " a patch module may have; is this really a patch?");
+    struct statfs fs {};
+    if (::fstatfs(fd, &fs) < 0)
+        return io_error(origin, "cannot examine the file system", errno);
+    if (fs.f_type == FUSE_SUPER_MAGIC)
+        return PatchError(PatchErrc::invalid_path, EXDEV,
+                          origin + ": is on a FUSE file system, whose owner could stall "
+                                   "livepatchd while it reads; copy it to a local file system "
+                                   "first");
+    return {};
 }
 
-PatchResult<InstalledPatch> PatchStore::install(std::string_view source_path,
+PatchResult<InstalledPatch> PatchStore::install(UniqueFd source, std::string_view source_name,
                                                 std::string_view kernel_release)
 {
-    auto fd = open_source(source_path);
-    if (!fd)
-        return std::move(fd).error();
-    return install(std::move(fd).value(), source_path, kernel_release);
-}
+    const std::string origin(source_name.empty() ? "the file given" : source_name);
+    if (auto r = check_source(source.get(), source_name); !r)
+        return std::move(r).error();
 
-PatchResult<InstalledPatch> PatchStore::install(UniqueFd source, std::string_view source_path,
-                                                std::string_view kernel_release)
-{
-    // The source first: its errors name the file the caller gave, and a wrong file is refused
-    // before anything is written.
-    auto checked = PatchFile::validate(source.get(), source_path, kernel_release);
+    // Copied first, checked second: what is checked is the store's own copy, which no caller
+    // can change between the check and the load. The temporary is removed on every error.
+    auto file = AtomicFile::create(directory_fd_.get(), directory_.native(), "install",
+                                   file_mode);
+    if (!file)
+        return from_error(std::move(file).error());
+    InstalledPatch patch;
+    auto digest = copy_and_hash(source.get(), origin, *file, patch.size);
+    if (!digest)
+        return std::move(digest).error();
+    patch.sha256 = std::move(digest).value();
+    source.reset();
+
+    auto checked = PatchFile::validate(file->fd(), origin, kernel_release);
     if (!checked)
         return std::move(checked).error();
     const std::string& name = checked->name;
 
     if (auto existing = find(name); existing)
         return PatchError(PatchErrc::already_installed, EEXIST,
-                          std::string(source_path) + ": a patch named " + name +
-                              " is already installed (sha256 " + existing->sha256 +
-                              (existing->sha256.empty() ? "unknown" : "") +
+                          origin + ": a patch named " + name + " is already installed (sha256 " +
+                              (existing->sha256.empty() ? "unknown" : existing->sha256) +
                               "); to replace it, revert it if it is applied, remove it, and "
                               "install the new one");
     else if (existing.error().code != PatchErrc::not_installed)
         return std::move(existing).error();
 
-    auto file = AtomicFile::create(directory_fd_.get(), directory_.native(), module_file(name),
-                                   file_mode);
-    if (!file)
-        return from_error(std::move(file).error());
-    InstalledPatch patch;
-    auto digest = copy_and_hash(source.get(), source_path, *file, patch.size);
-    if (!digest)
-        return std::move(digest).error();
-    patch.sha256 = std::move(digest).value();
-
-    // What the store keeps must itself be the patch that was checked.
-    auto copy = PatchFile::validate(file->fd(), source_path, kernel_release);
-    if (!copy || copy->name != name || copy->vermagic != checked->vermagic)
-        return PatchError(PatchErrc::io, EAGAIN,
-                          std::string(source_path) +
-                              ": the file changed while it was being installed" +
-                              (copy ? "" : " (" + copy.error().message + ")") +
-                              "; install it again once it is complete");
-
+    file->set_name(module_file(name));
     if (auto r = file->commit(Overwrite::refuse); !r) {
         if (r.error().errnum == EEXIST)
             return PatchError(PatchErrc::already_installed, EEXIST,
-                              std::string(source_path) + ": a patch named " + name +
+                              origin + ": a patch named " + name +
                                   " was installed meanwhile; remove it first to replace it");
         return from_error(std::move(r).error());
     }
@@ -344,7 +272,7 @@ PatchResult<InstalledPatch> PatchStore::install(UniqueFd source, std::string_vie
     patch.name = name;
     patch.file = directory_ / module_file(name);
     patch.installed_at_usec = clock_();
-    patch.source = std::string(source_path);
+    patch.source = printable(source_name);
     patch.vermagic = checked->vermagic;
     patch.built_for = checked->built_for;
     patch.description = checked->description;
@@ -358,6 +286,40 @@ PatchResult<InstalledPatch> PatchStore::install(UniqueFd source, std::string_vie
         return from_error(std::move(r).error());
     }
     return patch;
+}
+
+PatchResult<CheckedModule> PatchStore::open_checked(std::string_view name,
+                                                    std::string_view kernel_release) const
+{
+    auto record = find(name);
+    if (!record)
+        return std::move(record).error();
+    if (!record->problem.empty())
+        return PatchError(PatchErrc::tampered, EBADMSG, record->problem);
+    const std::string origin = record->file.native();
+    UniqueFd fd(::openat(directory_fd_.get(), module_file(name).c_str(),
+                         O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK));
+    if (!fd)
+        return io_error(origin, "cannot open the patch", errno);
+    std::uint64_t size = 0;
+    auto digest = sha256_of_fd(fd.get(), origin, size, patch_file_max_size);
+    if (!digest)
+        return from_error(std::move(digest).error());
+    if (size != record->size || *digest != record->sha256)
+        return PatchError(PatchErrc::tampered, EBADMSG,
+                          origin + ": has changed since it was installed (sha256 " + *digest +
+                              ", " + std::to_string(size) + " bytes; installed as sha256 " +
+                              record->sha256 + ", " + std::to_string(record->size) +
+                              " bytes); it is not loaded. Remove it and install the patch "
+                              "again from a trusted copy");
+    auto checked = PatchFile::validate(fd.get(), origin, kernel_release);
+    if (!checked)
+        return std::move(checked).error();
+    if (checked->name != name)
+        return PatchError(PatchErrc::tampered, EBADMSG,
+                          origin + ": holds the patch " + checked->name + ", not " +
+                              std::string(name) + "; remove it and install the patch again");
+    return CheckedModule{std::move(fd), std::move(record).value()};
 }
 
 PatchResult<void> PatchStore::remove(std::string_view name)
@@ -402,7 +364,7 @@ PatchResult<InstalledPatch> PatchStore::find(std::string_view name) const
 {
     if (!is_valid_patch_name(name))
         return PatchError(PatchErrc::invalid_name, EINVAL,
-                          "\"" + std::string(name.substr(0, 80)) +
+                          "\"" + printable(name.substr(0, 80)) +
                               "\" is not a patch name; a patch is named after its kernel module: "
                               "1 to " +
                               std::to_string(patch_name_max) +
@@ -413,7 +375,21 @@ PatchResult<InstalledPatch> PatchStore::find(std::string_view name) const
                               " is installed; 'livepatchctl list' shows the installed ones");
     if (auto record = read_record(name))
         return record;
-    return rebuild_record(name);
+    else if (record.error().errnum != EBADMSG && record.error().errnum != ENOENT)
+        return std::move(record).error();
+    else {
+        // Listed, so that it can be removed; never applied.
+        InstalledPatch unchecked;
+        unchecked.name = std::string(name);
+        unchecked.file = directory_ / module_file(name);
+        unchecked.problem = unchecked.file.native() + ": " +
+                            (record.error().errnum == ENOENT
+                                 ? std::string("has no record of its install (an install that "
+                                               "did not complete?)")
+                                 : record.error().message) +
+                            "; remove it and install the patch again";
+        return unchecked;
+    }
 }
 
 PatchResult<InstalledPatch> PatchStore::read_record(std::string_view name) const
@@ -447,37 +423,6 @@ PatchResult<InstalledPatch> PatchStore::read_record(std::string_view name) const
         patch.sha256.size() != 64)
         return PatchError(PatchErrc::io, EBADMSG, origin + ": does not match its module");
     patch.file = directory_ / module_file(name);
-    return patch;
-}
-
-PatchResult<InstalledPatch> PatchStore::rebuild_record(std::string_view name) const
-{
-    InstalledPatch patch;
-    patch.name = std::string(name);
-    patch.file = directory_ / module_file(name);
-    UniqueFd fd(::openat(directory_fd_.get(), module_file(name).c_str(),
-                         O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK));
-    if (!fd)
-        return io_error(patch.file.native(), "cannot open the patch", errno);
-    struct stat st {};
-    if (::fstat(fd.get(), &st) < 0)
-        return io_error(patch.file.native(), "cannot examine the patch", errno);
-    // The module's mtime is when install() wrote it: the best record of the install time.
-    patch.installed_at_usec = timespec_usec(st.st_mtim);
-    auto digest = hash_file(fd.get(), patch.file.native(), patch.size);
-    if (!digest)
-        return std::move(digest).error();
-    patch.sha256 = std::move(digest).value();
-    if (auto checked = PatchFile::read(fd.get(), patch.file.native()); !checked)
-        patch.problem = checked.error().message;
-    else if (checked->name != name)
-        patch.problem = patch.file.native() + ": holds the patch " + checked->name +
-                        ", not " + std::string(name) + "; remove it and install the patch again";
-    else {
-        patch.vermagic = checked->vermagic;
-        patch.built_for = checked->built_for;
-        patch.description = checked->description;
-    }
     return patch;
 }
 

@@ -21,8 +21,9 @@
 #include <string_view>
 #include <vector>
 
-#include "patch_error.hpp"
-#include "unique_fd.hpp"
+#include "common/clock.hpp"
+#include "store/patch_error.hpp"
+#include "common/unique_fd.hpp"
 
 namespace livepatchd {
 
@@ -45,55 +46,51 @@ struct InstalledPatch {
     bool operator==(const InstalledPatch&) const = default;
 };
 
-// Microseconds since the epoch, CLOCK_REALTIME: what installed_at records.
-std::uint64_t realtime_usec();
+// A stored module opened once, checked against its record, ready to load: the fd that was
+// hashed and parsed is the fd finit_module() gets (PatchControl::apply).
+struct CheckedModule {
+    UniqueFd fd;
+    InstalledPatch patch;
+};
 
 class PatchStore {
 public:
     using Clock = std::function<std::uint64_t()>;
 
     // Opens (creating <state>/patches when missing) and tidies the store: removes temporaries
-    // and records left by a crash, and rebuilds missing records.
+    // and records left by a crash. A module without a record (a crash between the two
+    // renames of install()) is listed with its problem until it is removed and installed
+    // again: a record is never made from a file nobody checked at install.
     static Result<PatchStore> open(const std::filesystem::path& state_directory,
                                    Clock clock = realtime_usec);
 
     const std::filesystem::path& directory() const { return directory_; }
 
-    // The rules for a path a caller names (D-Bus Install). Checked before authorization: they
-    // look at the string only and reveal nothing about the file system.
-    //  - absolute: the service does not share the caller's working directory;
-    //  - no "." or ".." component: the path names the file directly;
-    //  - at most PATH_MAX - 1 bytes.
-    static PatchResult<void> check_source_path(std::string_view path);
-
-    // Opens a file a caller named, after check_source_path(): for reading, without following a
-    // symbolic link in the last component (O_NOFOLLOW: the file installed is the file the path
-    // names, and the path recorded is its real one; livepatchctl resolves links before
-    // sending), without blocking on a FIFO, and only if it is a regular file. Links in the
-    // directories above are followed (/lib -> usr/lib).
-    //
-    // This opens with the daemon's own credentials. The D-Bus layer may instead open the file
-    // with the caller's (the hook is install(UniqueFd, ...) below); see docs/dbus-api.md for
-    // why the daemon's credentials are used after authorization.
-    static PatchResult<UniqueFd> open_source(std::string_view path);
-
-    // check_source_path(), open_source(), install(fd, ...).
-    PatchResult<InstalledPatch> install(std::string_view source_path,
+    // Installs the patch read from source (an fd the caller opened and passed, D-Bus
+    // Install(h)); source_name names it in messages and in the record ("" when unknown). The
+    // file must be a regular file on a local file system (not FUSE: a read there could block
+    // the daemon for as long as its owner likes), at most patch_file_max_size bytes. It is
+    // copied into the store while hashed, and the copy (which nobody else can change) is
+    // checked (PatchFile::validate). Refuses a name already installed (already_installed):
+    // replacing a patch that may be applied is Remove + Install, a decision for the caller.
+    PatchResult<InstalledPatch> install(UniqueFd source, std::string_view source_name,
                                         std::string_view kernel_release);
 
-    // Installs the patch read from source, which names source_path in messages and in the
-    // record. The file is checked (PatchFile::validate), copied while hashed, and the copy is
-    // checked again, so that what the store holds is what was checked even if the source
-    // changes meanwhile. Refuses a name already installed (already_installed): replacing a
-    // patch that may be applied is Remove + Install, a decision for the caller.
-    PatchResult<InstalledPatch> install(UniqueFd source, std::string_view source_path,
-                                        std::string_view kernel_release);
+    // The checks of an fd a caller passed, before authorization: they read no content.
+    static PatchResult<void> check_source(int fd, std::string_view source_name);
+
+    // Opens <name>.ko (openat, O_NOFOLLOW), hashes it and compares with the record (size and
+    // SHA-256: tampered when they differ or the record is missing), and checks it as a patch
+    // for kernel_release. The fd returned is the one that was checked.
+    PatchResult<CheckedModule> open_checked(std::string_view name,
+                                            std::string_view kernel_release) const;
 
     // Removes the patch's file and record (not_installed when there is none). Whether it is
     // applied or wanted is the caller's concern.
     PatchResult<void> remove(std::string_view name);
 
-    // Every installed patch, by name.
+    // Every installed patch, by name, from the records: nothing is hashed or parsed (a module
+    // without a valid record is listed with its problem).
     Result<std::vector<InstalledPatch>> list() const;
 
     // One installed patch, or not_installed.
@@ -103,7 +100,6 @@ private:
     PatchStore(std::filesystem::path directory, UniqueFd directory_fd, Clock clock);
 
     PatchResult<InstalledPatch> read_record(std::string_view name) const;
-    PatchResult<InstalledPatch> rebuild_record(std::string_view name) const;
 
     std::filesystem::path directory_;
     UniqueFd directory_fd_;

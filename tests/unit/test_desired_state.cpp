@@ -6,7 +6,7 @@
 
 #include <sys/stat.h>
 
-#include "desired_state.hpp"
+#include "store/desired_state.hpp"
 #include "temp_dir.hpp"
 
 using namespace livepatchd;
