@@ -241,7 +241,8 @@ print(open("/dev/lpshim_target_sleep").read(), end="")'
 	local out
 	out=$(livepatchctl blocking 2>&1) || fail "livepatchctl blocking failed: $out"
 	echo "$out" | sed 's/\x1b/<ESC>/g; s/^/# /'
-	expect_match "$out" "(^|$'\n')$READER +$READER +" "livepatchctl blocking lists the task with the hostile name"
+	expect_match "$out" $'(^|\n) *'"$READER +$READER +"'\\xff\\x1b\[31mevil +user' \
+		"livepatchctl blocking lists the task with the hostile name, escaped"
 	[[ $out != *$'\x1b'* ]] || fail "livepatchctl blocking printed an escape sequence raw"
 	ok "no escape sequence reached the terminal"
 	out=$(livepatchctl blocking -v --json 2>&1) || fail "livepatchctl --json blocking failed: $out"
