@@ -155,14 +155,18 @@ Result<TaskFacts> read_task_facts(const PendingTask& task, const std::filesystem
         facts.other_pid_namespace = !same;
     if (facts.kind == TaskKind::user && proc == "/proc") {
         const auto tid = static_cast<pid_t>(task.tid);
+        // Each call before its take(): the order in which arguments are evaluated is not.
         char* value = nullptr;
-        if (auto slice = take(sd_pid_get_slice(tid, &value), value))
+        int r = sd_pid_get_slice(tid, &value);
+        if (auto slice = take(r, value))
             facts.units = slice_chain(*slice);
         value = nullptr;
-        if (auto unit = take(sd_pid_get_unit(tid, &value), value))
+        r = sd_pid_get_unit(tid, &value);
+        if (auto unit = take(r, value))
             facts.units.push_back(std::move(*unit));
         value = nullptr;
-        if (auto user_unit = take(sd_pid_get_user_unit(tid, &value), value))
+        r = sd_pid_get_user_unit(tid, &value);
+        if (auto user_unit = take(r, value))
             facts.units.push_back(std::move(*user_unit));
     }
     return facts;

@@ -8,6 +8,12 @@
 #include "remediation/remediation.hpp"
 #include "remediation/task_facts.hpp"
 
+#include <systemd/sd-login.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+
 using namespace livepatchd;
 using namespace std::chrono_literals;
 
@@ -210,4 +216,26 @@ TEST_CASE("the stall: no unprivileged user can make livepatchd revert a patch")
           StallAction::revert);
     CHECK(decide_stall(StallAction::force, "patched", {user_in_d}).action == StallAction::force);
     CHECK(decide_stall(StallAction::wait, "patched", {root_sleeper}).action == StallAction::wait);
+}
+
+TEST_CASE("the units of a real process come from sd-login")
+{
+    // This test's own process: whatever its cgroup, the facts hold what sd-login says, in the
+    // order slices, unit, user unit.
+    PendingTask self_task;
+    self_task.tid = static_cast<std::uint32_t>(getpid());
+    self_task.tgid = self_task.tid;
+    self_task.reason = "sleeping-in-function";
+    auto facts = read_task_facts(self_task);
+    REQUIRE(facts);
+    char* slice = nullptr;
+    if (sd_pid_get_slice(getpid(), &slice) >= 0 && slice && std::string(slice) != "-.slice") {
+        REQUIRE(!facts->units.empty());
+        CHECK(std::find(facts->units.begin(), facts->units.end(), std::string(slice)) !=
+              facts->units.end());
+    }
+    std::free(slice);
+    CHECK(facts->uid == getuid());
+    CHECK(facts->euid == geteuid());
+    CHECK_FALSE(facts->other_pid_namespace);
 }
