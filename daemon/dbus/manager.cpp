@@ -249,17 +249,14 @@ Result<std::vector<PatchStatus>> Manager::statuses()
     // One snapshot per incoming message: every property of every object of a
     // GetManagedObjects, and the enumeration before it, read the store and the kernel once.
     sd_bus_message* current = sd_bus_get_current_message(bus_);
-    const char* sender = current ? sd_bus_message_get_sender(current) : nullptr;
-    std::uint64_t cookie = 0;
-    const bool keyed = current && sender && sd_bus_message_get_cookie(current, &cookie) >= 0;
-    if (keyed && cache_ && cache_->cookie == cookie && cache_->sender == sender)
+    if (current && cache_ && cache_->message.get() == current)
         return cache_->statuses;
     ++status_reads_;
     auto all = context_.operations.statuses();
     if (!all)
         return all;
-    if (keyed)
-        cache_ = Snapshot{sender, cookie, *all};
+    if (current)
+        cache_ = Snapshot{ref_message(current), *all};
     else
         cache_.reset();
     return all;

@@ -120,8 +120,7 @@ private:
     PolkitAuthorizer authorizer_;
     std::optional<TransitionStatus> watched_transition_;
     struct Snapshot {
-        std::string sender;
-        std::uint64_t cookie = 0;
+        MessagePtr message; // a reference: its address cannot be another message's meanwhile
         std::vector<PatchStatus> statuses;
     };
     std::optional<Snapshot> cache_;

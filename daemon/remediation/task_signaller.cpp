@@ -11,7 +11,6 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
-#include <regex>
 
 #include <nlohmann/json.hpp>
 
@@ -79,17 +78,34 @@ std::vector<StopRecord> legacy_records(std::string_view text, bool& damaged)
     } catch (const std::exception&) {
         damaged = true;
     }
-    static const std::regex pair(R"re("pid"\s*:\s*(\d{1,9})\s*,\s*"start_time"\s*:\s*(\d{1,19}))re");
-    const std::string owned(text);
-    for (auto it = std::sregex_iterator(owned.begin(), owned.end(), pair);
-         it != std::sregex_iterator(); ++it) {
+    // A plain scan, not std::regex (whose recursion a long damaged file could exhaust): every
+    // "pid": N followed by "start_time": M.
+    const auto number_after = [&text](std::string_view key, std::size_t from, std::size_t& end,
+                                      auto& value) {
+        const std::size_t at = text.find(key, from);
+        if (at == std::string_view::npos)
+            return false;
+        std::size_t i = at + key.size();
+        while (i < text.size() && (text[i] == ' ' || text[i] == ':' || text[i] == '\n' ||
+                                   text[i] == '\t'))
+            ++i;
+        const auto [ptr, ec] = std::from_chars(text.data() + i, text.data() + text.size(), value);
+        end = static_cast<std::size_t>(ptr - text.data());
+        return ec == std::errc() && end > i;
+    };
+    std::size_t from = 0;
+    for (;;) {
         StopRecord r;
-        const std::string pid = (*it)[1], start = (*it)[2];
-        if (std::from_chars(pid.data(), pid.data() + pid.size(), r.pid).ec == std::errc() &&
-            std::from_chars(start.data(), start.data() + start.size(), r.start_time).ec ==
-                std::errc() &&
-            r.pid > 1)
+        std::size_t after_pid = 0, after_start = 0;
+        if (!number_after("\"pid\"", from, after_pid, r.pid))
+            break;
+        from = after_pid;
+        const std::size_t next_pid = text.find("\"pid\"", after_pid);
+        if (number_after("\"start_time\"", after_pid, after_start, r.start_time) &&
+            after_start <= next_pid && r.pid > 1) {
             records.push_back(r);
+            from = after_start;
+        }
     }
     return records;
 }

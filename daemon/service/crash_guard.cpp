@@ -15,6 +15,14 @@ void CrashGuard::record_apply(DesiredPatch& patch, std::uint64_t now_realtime,
     patch.oops_after_apply = false;
 }
 
+namespace {
+// a + b, or UINT64_MAX: a damaged record must not wrap around into "already survived".
+std::uint64_t plus(std::uint64_t a, std::uint64_t b)
+{
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+} // namespace
+
 bool CrashGuard::watched(const DesiredPatch& patch) const
 {
     return patch.applied_boot_id == boot_id_ && patch.applied_at_usec != 0 &&
@@ -45,7 +53,7 @@ bool CrashGuard::update(DesiredState& state, const std::vector<KernelPatch>& in_
                                              return k.name == p.name && k.applied();
                                          });
         if (!p.survived_guard && !p.oops_after_apply && window_usec_ > 0 && applied &&
-            now_boottime >= p.applied_boottime_usec + window_usec_) {
+            now_boottime >= plus(p.applied_boottime_usec, window_usec_)) {
             p.survived_guard = true;
             changed = true;
         }
@@ -60,7 +68,7 @@ std::optional<std::uint64_t> CrashGuard::next_deadline(const DesiredState& state
     std::optional<std::uint64_t> next;
     for (const DesiredPatch& p : state.patches)
         if (watched(p) && !p.survived_guard && !p.oops_after_apply)
-            next = std::min(next.value_or(UINT64_MAX), p.applied_boottime_usec + window_usec_);
+            next = std::min(next.value_or(UINT64_MAX), plus(p.applied_boottime_usec, window_usec_));
     return next;
 }
 

@@ -213,11 +213,15 @@ OpResult<void> PatchOperations::apply_now(std::string_view name, bool boot)
     // at the next start. Applying puts the patch on top of the stack: the end of the order.
     const DesiredState before = desired_;
     DesiredState next = desired_;
+    const bool was_wanted = desired_.find(name) != nullptr;
     if (!boot)
         next.erase(name);
     DesiredPatch& wanted = next.append(name);
     guard_.record_apply(wanted, realtime(), boottime());
-    wanted.pending = PendingAction::apply;
+    // Pending only when the apply is what makes it wanted: a patch wanted already (the boot
+    // apply, an Apply of a skipped patch) stays wanted whatever happens next.
+    if (!was_wanted)
+        wanted.pending = PendingAction::apply;
     if (auto saved = commit(next); !saved)
         return saved;
 
@@ -229,10 +233,12 @@ OpResult<void> PatchOperations::apply_now(std::string_view name, bool boot)
         return OpError(done.error());
     }
     fault_point("apply-after-load");
-    next.find(name)->pending = PendingAction::none;
-    if (auto confirmed = commit(next); !confirmed)
-        // Loaded, recorded as pending: the next start confirms it from the kernel.
-        log_failure(name, confirmed.error().message);
+    if (DesiredPatch* confirmed = next.find(name); confirmed->pending != PendingAction::none) {
+        confirmed->pending = PendingAction::none;
+        if (auto saved = commit(next); !saved)
+            // Loaded, recorded as pending: the next start confirms it from the kernel.
+            log_failure(name, saved.error().message);
+    }
     skip_reasons_.erase(std::string(name));
     sink_->patch_changed(name);
     if (transition_started_)
@@ -246,6 +252,13 @@ OpResult<void> PatchOperations::check_revert(std::string_view name) const
 {
     if (!is_valid_patch_name(name))
         return invalid_name(name);
+    if (!desired_available_)
+        // Reverting would leave the want on disk: the patch would come back at the next boot.
+        return OpError(OpErrc::desired_state_unavailable, EIO,
+                       "the desired state could not be read at start, so it is not changed; "
+                       "see 'journalctl -u livepatchd', fix it, then restart livepatchd (or "
+                       "write 0 to /sys/kernel/lpshim/" +
+                           std::string(name) + "/enabled by hand)");
     auto in_kernel = context_.kernel.patches();
     if (!in_kernel)
         return OpError(in_kernel.error());
