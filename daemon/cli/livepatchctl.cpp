@@ -404,12 +404,13 @@ int cmd_status(Client& client, const CtlOptions& options)
         print_json(j);
         return exit_status::success;
     }
-    std::printf("State:   %s\n", coloured(m.state, m.state).c_str());
+    // Nothing from the bus reaches the terminal unescaped.
+    std::printf("State:   %s\n", coloured(printable(m.state), m.state).c_str());
     if (!m.transition_patch.empty())
-        std::printf("Moving:  %s to %s, %u task(s) left\n", m.transition_patch.c_str(),
-                    m.transition_target.c_str(), m.pending_tasks);
-    std::printf("Kernel:  %s\nlpshim:  %s\n\n", m.kernel_release.c_str(),
-                m.shim_version.empty() ? "not loaded" : m.shim_version.c_str());
+        std::printf("Moving:  %s to %s, %u task(s) left\n", printable(m.transition_patch).c_str(),
+                    printable(m.transition_target).c_str(), m.pending_tasks);
+    std::printf("Kernel:  %s\nlpshim:  %s\n\n", printable(m.kernel_release).c_str(),
+                m.shim_version.empty() ? "not loaded" : printable(m.shim_version).c_str());
     print_patch_table(patches);
     return exit_status::success;
 }
@@ -665,7 +666,7 @@ int cmd_check(Client& client, const CtlOptions& options)
         std::printf("OK: every wanted patch is applied\n");
     else
         for (const std::string& p : problems)
-            std::printf("%s\n", p.c_str());
+            std::printf("%s\n", printable(p).c_str());
     return status;
 }
 
@@ -681,9 +682,10 @@ int cmd_watch(Client& client, const CtlOptions& options)
                     std::to_string(m.pending_tasks) + " task(s) left";
         if (line != last) {
             if (options.json)
-                std::printf("%s\n", manager_json(m).dump().c_str());
+                std::printf("%s\n",
+                            manager_json(m).dump(-1, ' ', false, json::error_handler_t::replace).c_str());
             else
-                std::printf("%s\n", line.c_str());
+                std::printf("%s\n", printable(line).c_str());
             std::fflush(stdout);
             last = line;
         }
@@ -779,7 +781,7 @@ int main(int argc, char* argv[])
         const std::vector<std::string_view> args(argv + (argc > 0 ? 1 : 0), argv + argc);
         return run(args);
     } catch (const Failure& f) {
-        std::fprintf(stderr, "%s: %s\n", program.data(), f.message.c_str());
+        std::fprintf(stderr, "%s: %s\n", program.data(), printable(f.message).c_str());
         return exit_status::failure;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "%s: %s\n", program.data(), e.what());

@@ -61,14 +61,17 @@ bool CrashGuard::update(DesiredState& state, const std::vector<KernelPatch>& in_
     return changed;
 }
 
-std::optional<std::uint64_t> CrashGuard::next_deadline(const DesiredState& state) const
+std::optional<std::uint64_t> CrashGuard::next_deadline(const DesiredState& state,
+                                                       std::uint64_t now_boottime) const
 {
     if (window_usec_ == 0)
         return std::nullopt;
     std::optional<std::uint64_t> next;
-    for (const DesiredPatch& p : state.patches)
-        if (watched(p) && !p.survived_guard && !p.oops_after_apply)
-            next = std::min(next.value_or(UINT64_MAX), plus(p.applied_boottime_usec, window_usec_));
+    for (const DesiredPatch& p : state.patches) {
+        const std::uint64_t deadline = plus(p.applied_boottime_usec, window_usec_);
+        if (watched(p) && !p.survived_guard && !p.oops_after_apply && deadline > now_boottime)
+            next = std::min(next.value_or(UINT64_MAX), deadline);
+    }
     return next;
 }
 

@@ -37,8 +37,11 @@ public:
     bool update(DesiredState& state, const std::vector<KernelPatch>& in_kernel, bool new_oops,
                 std::uint64_t now_boottime, std::vector<std::string>* oopsed) const;
 
-    // When update() next has something to do (CLOCK_BOOTTIME), or nullopt.
-    std::optional<std::uint64_t> next_deadline(const DesiredState& state) const;
+    // When update() next has something to do (CLOCK_BOOTTIME), after now, or nullopt. A
+    // deadline that has passed without the patch applied is no deadline: the patch cannot
+    // survive in this boot any more, and a timer armed on it would fire for ever.
+    std::optional<std::uint64_t> next_deadline(const DesiredState& state,
+                                               std::uint64_t now_boottime) const;
 
 private:
     bool watched(const DesiredPatch& patch) const;

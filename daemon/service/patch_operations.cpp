@@ -560,7 +560,7 @@ void PatchOperations::keep_crash_guard(const std::vector<KernelPatch>& in_kernel
 
 std::optional<std::uint64_t> PatchOperations::crash_guard_deadline() const
 {
-    return guard_.next_deadline(desired_);
+    return guard_.next_deadline(desired_, boottime());
 }
 
 void PatchOperations::record_clean_shutdown()

@@ -448,7 +448,6 @@ void Service::handle(const std::vector<TransitionChange>& events,
             break;
         case TransitionChange::Kind::ended: {
             (void)::unlinkat(state_fd_.get(), transition_record_file, 0);
-            executor_->resume_all();
             manager_->transition_finished(e.patch, e.target, e.outcome, e.usec);
             const bool as_asked = e.outcome == e.target;
             journal::log(as_asked ? LogLevel::info : LogLevel::warning,

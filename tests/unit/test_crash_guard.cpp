@@ -28,10 +28,10 @@ TEST_CASE("the window is boot time after the apply; a wall-clock step does nothi
     k.applied("lp_a");
     CHECK_FALSE(guard.update(state, k.kernel_patches, false, 319 * s, nullptr));
     CHECK_FALSE(state.find("lp_a")->survived_guard);
-    CHECK(guard.next_deadline(state) == 320 * s);
+    CHECK(guard.next_deadline(state, 100 * s) == 320 * s);
     CHECK(guard.update(state, k.kernel_patches, false, 320 * s, nullptr));
     CHECK(state.find("lp_a")->survived_guard);
-    CHECK_FALSE(guard.next_deadline(state));
+    CHECK_FALSE(guard.next_deadline(state, 320 * s));
 }
 
 TEST_CASE("a patch that is not applied never survives; an oops marks every apply of the boot")
@@ -44,9 +44,12 @@ TEST_CASE("a patch that is not applied never survives; an oops marks every apply
     FakeKernelView k;
     k.applied("lp_a");
     std::vector<std::string> oopsed;
+    CHECK(guard.next_deadline(state, 5 * s) == 11 * s);
     CHECK(guard.update(state, k.kernel_patches, false, 100 * s, &oopsed));
     CHECK_FALSE(state.find("lp_refused")->survived_guard);
     CHECK(state.find("lp_a")->survived_guard);
+    // Past its window and not applied: no deadline left (a timer on it would spin).
+    CHECK_FALSE(guard.next_deadline(state, 100 * s));
 
     DesiredState again;
     guard.record_apply(again.append("lp_b"), 1, 0);

@@ -11,7 +11,9 @@
 #    sequence neither breaks ListPendingTasks nor reaches the terminal raw, and nobody but
 #    root (or whom polkit allows) gets kernel stacks;
 #  - the stop rung stops a multi-threaded process whose blocked task is not its leader, and
-#    never a process of another pid namespace.
+#    never a process of another pid namespace;
+#  - an unprivileged user's task asleep uninterruptibly in a patched function (as on a FUSE
+#    mount of their own that never answers) does not make the stall revert the patch.
 # SECTIONS="a b" runs only those sections (for running the case on an older build).
 . "$(dirname "$0")/../lib.sh"
 
@@ -289,6 +291,38 @@ foreign_pid_namespace() {
 	revert_c
 }
 
+unprivileged_dsleep_no_revert() {
+	echo "# an unprivileged user's task in uninterruptible sleep in a patched function"
+	local D=test_lpshim_dsleep P=test_lpshim_dsleep_patch reader
+	configure '{"transition": {"stall_timeout_ms": 3000, "on_stall": "revert"}}'
+	insmod "$(module_path $D)"
+	livepatchctl install "$(module_path $P)" >/dev/null
+	# As a FUSE mount of its own that never answers would: D state, in the patched function.
+	setpriv --reuid=65534 --regid=65534 --clear-groups cat /dev/$D &
+	reader=$!
+	in_d() { [[ $(proc_state $reader) == D ]]; }
+	wait_until 10 "nobody's reader sleeps uninterruptibly" in_d
+	livepatchctl apply --no-block $P
+	sleep 8 # the stall is at 3 s; a revert would be done by now
+	expect_eq "$(patch_state $P)" applying "past the stall timeout, the patch is still being applied, not reverted"
+	state_is stalled || fail "State is $(busctl get-property "${MANAGER[@]}" State), not stalled"
+	ok "State is stalled"
+	journal_has "the stalled transition to patched is not reverted: task $reader (cat) belongs to uid 65534" ||
+		journal_has "the stalled transition to patched is not reverted: task $reader (cat) is in uninterruptible sleep" ||
+		fail "the journal does not say why the patch is not reverted"
+	ok "the journal says why the stalled transition is not reverted"
+	expect_match "$(livepatchctl blocking)" $'(^|\n) *'"$reader +$reader +cat +user" \
+		"livepatchctl blocking lists nobody's task"
+	kill -KILL $reader
+	wait $reader 2>/dev/null || true
+	wait_until 20 "the transition completes once the task is gone" state_is idle
+	expect_eq "$(patch_state $P)" applied "the patch is applied once nobody's task is gone"
+	livepatchctl revert $P >/dev/null
+	wait_until 10 "the module of $P is removed" test ! -e /sys/module/$P
+	livepatchctl remove $P >/dev/null
+	rmmod $D
+}
+
 # -------------------------------------------------------------------------------------------
 "$(dirname "$0")/../install-livepatchd" "$BUILD"
 mkdir -p "$(dirname $CONF)"
@@ -299,7 +333,7 @@ livepatchctl install "$(module_path $C)" >/dev/null
 
 for section in ${SECTIONS:-sigterm_during_hold sigkill_bad_config sigkill_damaged_record \
 	sigkill_unreadable_store clock_steps clock_step_crash_guard tampered_apply tampered_boot \
-	unprivileged_comm multithreaded_stop foreign_pid_namespace}; do
+	unprivileged_comm multithreaded_stop foreign_pid_namespace unprivileged_dsleep_no_revert}; do
 	$section
 done
 
