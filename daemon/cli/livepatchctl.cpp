@@ -322,14 +322,17 @@ std::string coloured(std::string_view text, std::string_view state)
     return *code ? std::string(code) + std::string(text) + "\033[0m" : std::string(text);
 }
 
-// A libsmartcols table: it encodes control characters and invalid multibyte sequences
-// (\x<hex>), so nothing a task's owner put in a name reaches the terminal raw.
+// A libsmartcols table for the layout. Every cell goes through printable() (control
+// characters and invalid UTF-8 as \xNN), so nothing a task's owner put in a name reaches the
+// terminal raw; libsmartcols' own encoding is off so that it does not escape the escapes
+// again (it writes a backslash before 'x' as \x5c).
 struct Table {
     Table() : table(scols_new_table())
     {
         if (!table)
             fail("out of memory");
         scols_table_enable_colors(table, use_colour());
+        scols_table_enable_noencoding(table, 1);
     }
     ~Table() { scols_unref_table(table); }
     Table(const Table&) = delete;
@@ -349,7 +352,7 @@ struct Table {
     }
     static void set(libscols_line* l, std::size_t column, const std::string& text)
     {
-        if (scols_line_set_data(l, column, text.c_str()) < 0)
+        if (scols_line_set_data(l, column, printable(text).c_str()) < 0)
             fail("out of memory");
     }
     void print()

@@ -81,8 +81,6 @@ std::string printable(std::string_view text)
             text.remove_prefix(1);
             continue;
         }
-        if (c == '\\')
-            out += '\\';
         out.append(text.substr(0, n));
         text.remove_prefix(n);
     }

@@ -14,9 +14,12 @@ namespace livepatchd {
 // Whether text is valid UTF-8 (no overlong forms, no surrogates, nothing past U+10FFFF).
 bool is_valid_utf8(std::string_view text);
 
-// text with every byte that is not part of valid, printable UTF-8 written as \xNN, and every
-// backslash as \\: valid UTF-8 without control characters (C0, DEL, C1), which says which
-// bytes were there. Printable text is returned unchanged (apart from backslashes).
+// text with every byte that is not part of valid, printable UTF-8 written as \xNN: valid
+// UTF-8 without control characters (C0, DEL, C1), which says which bytes were there.
+// Printable text is returned unchanged, so printable(printable(x)) == printable(x): the
+// daemon, the D-Bus adapter and livepatchctl each apply it without escaping twice. (A name
+// that holds the four characters "\xff" reads like one that held the byte; both are shown
+// as text that cannot act on a terminal, which is what matters.)
 std::string printable(std::string_view text);
 
 } // namespace livepatchd

@@ -28,7 +28,9 @@ TEST_CASE("invalid UTF-8 and control characters are escaped")
     CHECK(printable("\xc0\xaf") == "\\xc0\\xaf");           // overlong
     CHECK(printable("\xed\xa0\x80") == "\\xed\\xa0\\x80");  // a surrogate
     CHECK(printable("\xe2\x82") == "\\xe2\\x82");           // cut short
-    CHECK(printable("back\\slash") == "back\\\\slash");     // unambiguous
+    CHECK(printable("back\\slash") == "back\\slash");
+    for (const char* x : {"\xff\x1b[31mevil", "a\nb", "\xc2\x9b", "back\\slash"})
+        CHECK(printable(printable(x)) == printable(x)); // idempotent: layers never escape twice
     CHECK(printable(std::string("a\0b", 3)) == "a\\x00b");
     CHECK_FALSE(is_valid_utf8("\xff"));
 }
