@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include "remediation/task_facts.hpp"
 
-#include <sys/stat.h>
 #include <systemd/sd-login.h>
 
 #include <cerrno>
@@ -34,15 +33,6 @@ std::optional<std::string> take(int r, char* value)
     if (r < 0 || !value)
         return std::nullopt;
     return std::string(value);
-}
-
-bool same_inode(const std::filesystem::path& a, const std::filesystem::path& b, bool& same)
-{
-    struct stat sa {}, sb {};
-    if (::stat(a.c_str(), &sa) < 0 || ::stat(b.c_str(), &sb) < 0)
-        return false;
-    same = sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
-    return true;
 }
 
 } // namespace
@@ -106,6 +96,23 @@ std::optional<std::uint32_t> parse_tracer_pid(std::string_view text)
     return pid;
 }
 
+std::optional<unsigned> parse_nspid_depth(std::string_view text)
+{
+    const auto at = text.find("\nNSpid:");
+    if (at == std::string_view::npos)
+        return std::nullopt;
+    std::string_view line = text.substr(at + 7);
+    line = line.substr(0, line.find('\n'));
+    unsigned depth = 0;
+    for (bool in_number = false; char c : line) {
+        const bool digit = c >= '0' && c <= '9';
+        if (digit && !in_number)
+            ++depth;
+        in_number = digit;
+    }
+    return depth ? std::optional<unsigned>(depth) : std::nullopt;
+}
+
 std::vector<std::string> slice_chain(std::string_view innermost)
 {
     // systemd names a slice after its place in the tree: a-b-c.slice is in a-b.slice, which is
@@ -148,11 +155,15 @@ Result<TaskFacts> read_task_facts(const PendingTask& task, const std::filesystem
             facts.uid = uids->first;
             facts.euid = uids->second;
         }
+        // NSpid: its pid in each pid namespace from ours down to its own. More levels than
+        // ours: a namespace below ours (a container). /proc/<pid>/ns/pid would need ptrace
+        // access, which the service's reduced capabilities do not give over root processes.
+        const auto self = read_small_file(proc / "self" / "status");
+        const auto depth = parse_nspid_depth(*status);
+        const auto own = self ? parse_nspid_depth(*self) : std::nullopt;
+        if (depth && own)
+            facts.other_pid_namespace = *depth > *own;
     }
-    bool same = true;
-    if (same_inode(proc / std::to_string(task.tgid) / "ns" / "pid", proc / "self" / "ns" / "pid",
-                   same))
-        facts.other_pid_namespace = !same;
     if (facts.kind == TaskKind::user && proc == "/proc") {
         const auto tid = static_cast<pid_t>(task.tid);
         // Each call before its take(): the order in which arguments are evaluated is not.

@@ -31,6 +31,8 @@ std::optional<ProcStat> parse_proc_stat(std::string_view text);
 // /proc/<pid>/status: the real and effective uid ("Uid:" line), the tracer ("TracerPid:").
 std::optional<std::pair<std::uint32_t, std::uint32_t>> parse_status_uids(std::string_view text);
 std::optional<std::uint32_t> parse_tracer_pid(std::string_view text);
+// How many pid namespaces its "NSpid:" line lists (1: the namespace of this /proc).
+std::optional<unsigned> parse_nspid_depth(std::string_view text);
 
 // The slices a slice is in, outermost first, ending with itself: "user-1000.slice" gives
 // "user.slice", "user-1000.slice". Empty for a name that is not a slice's.

@@ -150,6 +150,9 @@ TEST_CASE("/proc/<pid>/stat, /proc/<pid>/status and slices")
     CHECK(parse_tracer_pid(status) == 42u);
     CHECK(parse_status_uids(status) == std::pair<std::uint32_t, std::uint32_t>{1000, 0});
     CHECK_FALSE(parse_status_uids("Name:\tcat\n"));
+    CHECK(parse_nspid_depth("Name:\tcat\nNSpid:\t4711\n") == 1u);
+    CHECK(parse_nspid_depth("Name:\tcat\nNSpid:\t4711\t1\n") == 2u); // a container's init
+    CHECK_FALSE(parse_nspid_depth("Name:\tcat\n"));
 }
 
 TEST_CASE("never stopped, whatever the configuration: the journal, the bus, polkit, logind")
