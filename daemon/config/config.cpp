@@ -390,6 +390,10 @@ Result<Config> parse_config(std::string_view json_text, std::string_view origin)
                 detail = detail.substr(colon + 2);
         return Error{EINVAL, std::string(origin) + ":" + std::to_string(line) + ":" +
                                  std::to_string(column) + ": " + detail};
+    } catch (const json::exception& e) {
+        // out_of_range 406: a number no type holds ("1e400"); found by tests/fuzz/fuzz_config.
+        return Error{EINVAL, std::string(origin) + ": " + e.what() +
+                                 "; use an integer in the range the key accepts"};
     }
     if (const auto& key = duplicates.duplicate())
         return Error{EINVAL, std::string(origin) + ": " + *key +

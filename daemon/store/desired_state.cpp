@@ -137,7 +137,9 @@ Result<DesiredState> parse_desired_state(std::string_view text, std::string_view
     json document;
     try {
         document = json::parse(text);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {
+        // parse_error, and out_of_range for a number too large for any type (406): both are
+        // a damaged file, never an exception out of here (which would stop the daemon).
         return Error{EBADMSG, std::string(origin) + ": not JSON: " + e.what()};
     }
     try {

@@ -423,3 +423,10 @@ TEST_CASE("load_config reads the file and names it in errors")
     CHECK(too_big.error().errnum == EFBIG);
     CHECK(too_big.error().message.find("larger than 1 MiB") != std::string::npos);
 }
+
+TEST_CASE("a number no type can hold is an error, not an exception (found by fuzz_config)")
+{
+    auto config = parse_config(R"({"boot": {"crash_guard_seconds": 1e400}})", "test.json");
+    REQUIRE_FALSE(config);
+    CHECK(config.error().message.starts_with("test.json: "));
+}

@@ -184,3 +184,11 @@ TEST_CASE("append, find and erase keep the order")
     REQUIRE(state.patches.size() == 1);
     CHECK(state.patches[0].name == "lp_a");
 }
+
+TEST_CASE("a number no type can hold is a damaged file, not an exception")
+{
+    // nlohmann's out_of_range escaped parse_desired_state, so the daemon could not start.
+    auto state = parse_desired_state(R"({"version": 1, "patches": [], "x": 1e400})", "d.json");
+    REQUIRE_FALSE(state);
+    CHECK(state.error().errnum == EBADMSG);
+}
