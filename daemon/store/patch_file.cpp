@@ -152,7 +152,10 @@ PatchResult<PatchFile> read_elf(Elf* elf, std::uint64_t size, std::string_view h
                                                    : "non-64-bit") +
                         (elf_data == ELFDATA2MSB ? " big-endian" : "") +
                         " ELF file; livepatchd patches x86-64 kernels: build the patch for x86_64");
-    const Elf64_Ehdr* ehdr = elf64_getehdr(elf);
+    // gelf_get*(): copies, aligned; the image's own headers may lie at any offset a hostile
+    // file chooses (UBSan: misaligned member access).
+    GElf_Ehdr ehdr_copy{};
+    const GElf_Ehdr* ehdr = gelf_getehdr(elf, &ehdr_copy);
     if (!ehdr || size < sizeof(Elf64_Ehdr))
         return malformed(origin, "the ELF header is cut short");
     if (ehdr->e_machine != EM_X86_64) {
@@ -183,7 +186,8 @@ PatchResult<PatchFile> read_elf(Elf* elf, std::uint64_t size, std::string_view h
     if (elf_getshdrstrndx(elf, &strndx) != 0 || strndx == SHN_UNDEF || strndx >= count)
         return elf_failure(origin, "the section name table cannot be found");
     Elf_Scn* names = elf_getscn(elf, strndx);
-    const Elf64_Shdr* names_header = names ? elf64_getshdr(names) : nullptr;
+    GElf_Shdr names_copy{};
+    const GElf_Shdr* names_header = names ? gelf_getshdr(names, &names_copy) : nullptr;
     if (!names_header || names_header->sh_type == SHT_NOBITS ||
         names_header->sh_offset > size || names_header->sh_size > size - names_header->sh_offset)
         return malformed(origin, "the section name table lies beyond the end of the file");
@@ -191,7 +195,8 @@ PatchResult<PatchFile> read_elf(Elf* elf, std::uint64_t size, std::string_view h
     Elf_Scn* modinfo = nullptr;
     bool has_this_module = false;
     for (Elf_Scn* scn = elf_nextscn(elf, nullptr); scn; scn = elf_nextscn(elf, scn)) {
-        const Elf64_Shdr* header = elf64_getshdr(scn);
+        GElf_Shdr header_copy{};
+        const GElf_Shdr* header = gelf_getshdr(scn, &header_copy);
         if (!header)
             return elf_failure(origin, "a section header cannot be read");
         const char* name = elf_strptr(elf, strndx, header->sh_name);
@@ -208,7 +213,8 @@ PatchResult<PatchFile> read_elf(Elf* elf, std::uint64_t size, std::string_view h
                     "has no .modinfo section, so it is an object file but not a kernel module; "
                     "link it into a .ko with the kernel's build system (kbuild), " +
                         writing_patches_hint);
-    const Elf64_Shdr* modinfo_header = elf64_getshdr(modinfo);
+    GElf_Shdr modinfo_copy{};
+    const GElf_Shdr* modinfo_header = gelf_getshdr(modinfo, &modinfo_copy);
     if (!modinfo_header || modinfo_header->sh_type == SHT_NOBITS ||
         modinfo_header->sh_offset > size ||
         modinfo_header->sh_size > size - modinfo_header->sh_offset)
