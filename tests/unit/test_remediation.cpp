@@ -214,6 +214,16 @@ TEST_CASE("the stall: no unprivileged user can make livepatchd revert a patch")
         CHECK(d.action == StallAction::wait);
         CHECK(d.reason.find("never reverted") != std::string::npos);
     }
+    // A blocker on its way out (a zombie, or gone from /proc before the kernel's next pass):
+    // its leaving may complete the transition, so the decision waits for the next look.
+    for (const char state : {'Z', 'X'}) {
+        TaskFacts leaving = user_sleeper;
+        leaving.uid = leaving.euid = 0;
+        leaving.state = state;
+        const StallDecision d = decide_stall(StallAction::revert, "patched", {root_sleeper, leaving});
+        CHECK(d.action == StallAction::wait);
+        CHECK(d.reason.find("is exiting") != std::string::npos);
+    }
     // An unpatching transition is never reverted anyway; force and wait are the admin's.
     CHECK(decide_stall(StallAction::revert, "unpatched", {user_in_d}).action ==
           StallAction::revert);
