@@ -89,6 +89,10 @@ StallDecision decide_stall(StallAction configured, std::string_view target,
         return {configured, {}};
     for (const TaskFacts& f : blockers) {
         const std::string who = "task " + std::to_string(f.task.tid) + " (" + f.task.comm + ")";
+        if (f.state == 'Z' || f.state == 'X')
+            return {StallAction::wait,
+                    who + " is exiting; the transition may complete once it is gone: looking "
+                          "again"};
         if (f.state == 'D')
             return {StallAction::wait,
                     who + " is in uninterruptible sleep, which an unprivileged user can cause; "

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -522,9 +523,18 @@ void Service::act_on_stall(const std::vector<PendingTask>& pending)
     stall_looked_usec_ = now;
     const WatchedTransition watched = *watcher_.watched();
     std::vector<TaskFacts> blockers;
-    for (const PendingTask& task : pending)
-        if (auto facts = read_task_facts(task))
+    for (const PendingTask& task : pending) {
+        auto facts = read_task_facts(task);
+        if (facts) {
             blockers.push_back(std::move(*facts));
+        } else if (facts.error().errnum == ESRCH) {
+            // Gone from /proc, not yet from the kernel's next pass: it is leaving.
+            TaskFacts gone;
+            gone.task = task;
+            gone.state = 'X';
+            blockers.push_back(std::move(gone));
+        }
+    }
     const StallDecision decision =
         decide_stall(config_.transition.on_stall, watched.target, blockers);
     const std::uint64_t elapsed = watcher_.elapsed_usec(now);
