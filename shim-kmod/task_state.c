@@ -252,7 +252,8 @@ static void lpshim_exit_registry_add(struct task_struct *task)
 	struct lpshim_exit_record *record, *old;
 	unsigned long flags;
 
-	record = kmem_cache_alloc(lpshim_exit_record_cache, GFP_NOWAIT | __GFP_NOWARN);
+	record = lpshim_debug_fail_exit_record(task) ? NULL :
+		 kmem_cache_alloc(lpshim_exit_record_cache, GFP_NOWAIT | __GFP_NOWARN);
 	raw_spin_lock_irqsave(&lpshim_exit_registry_lock, flags);
 	hash_for_each_possible(lpshim_exit_registry, old, node, (unsigned long)task) {
 		if (old->task == task) {

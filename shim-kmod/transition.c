@@ -362,7 +362,8 @@ static void lpshim_queue_switch_work(struct task_struct *task, enum task_work_no
 
 	if (!try_module_get(THIS_MODULE))
 		return;		/* unloading: no transition can be in progress */
-	work = kzalloc(sizeof(*work), GFP_ATOMIC | __GFP_NOWARN);
+	work = lpshim_debug_fail_switch_work(task) ? NULL :
+	       kzalloc(sizeof(*work), GFP_ATOMIC | __GFP_NOWARN);
 	if (!work) {
 		module_put(THIS_MODULE);
 		return;		/* the next attempt tries again */
