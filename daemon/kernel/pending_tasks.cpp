@@ -52,7 +52,8 @@ std::optional<PendingTask> parse_pending_task_line(std::string_view line)
     }
     const auto reason = last_word();
     // A comm of up to 15 bytes, each escaped by lpshim as up to 4 ("\\012").
-    if (!tid || !tgid || !function || !reason || line.empty() || line.size() > 15 * 4)
+    // An empty comm is a name a task may give itself (PR_SET_NAME ""): still a task.
+    if (!tid || !tgid || !function || !reason || line.size() > 15 * 4)
         return std::nullopt;
     static constexpr std::string_view reasons[] = {"not-checked-yet", "running",
                                                    "sleeping-in-function", "unreliable-stack"};

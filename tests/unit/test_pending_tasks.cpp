@@ -67,6 +67,12 @@ TEST_CASE("a task's name cannot hide it from the list or forge another")
     auto fine = parse_pending_tasks("1 1 init running 0x0\n2 2 kthreadd not-checked-yet 0x0\n");
     REQUIRE(fine);
     CHECK(fine->size() == 2);
+    // A task that named itself "" stays in the list.
+    auto nameless = parse_pending_tasks("4242 4242  sleeping-in-function pipe_read\n");
+    REQUIRE(nameless);
+    REQUIRE(nameless->size() == 1);
+    CHECK((*nameless)[0].comm.empty());
+    CHECK((*nameless)[0].reason == "sleeping-in-function");
     auto empty = parse_pending_tasks("");
     REQUIRE(empty);
     CHECK(empty->empty());
