@@ -332,13 +332,15 @@ sys.stdout.write(open("/dev/lpshim_target_sleep").read())' >"$OUT/named" &
 	echo $reader >$PARAMS/test_fail_switch_work
 	load_lp_nowait $P
 	wait_until 10 "the reader's switch attempt failed to be queued" grep -qx 0 $PARAMS/test_fail_switch_work
-	expect_match "$(cat $TASKS)" "^$reader $reader a\\\\nb sleeping-in-function lpshim_target_sleep \\[lpshim_target\\]" \
-		"the reader is listed on one line, its name escaped"
+	local listed
+	listed=$(cat $TASKS)
 	sleep 2 # passes that would queue the attempt again
 	log "% echo 1 > $S/signal"
 	echo 1 >$S/signal
 	wait_until 10 "the transition completes after the kick" transition_is 0
 	kill -0 $reader || fail "the kicked reader is gone"
+	expect_match "$listed" "^$reader $reader a\\\\nb sleeping-in-function lpshim_target_sleep \\[lpshim_target\\]" \
+		"the reader was listed on one line, its name escaped"
 	release_sleepers
 	expect_eq "$(cat "$OUT/named")" "woken by v2" "the kicked reader restarted its read in the patch"
 	disable_lp $P
