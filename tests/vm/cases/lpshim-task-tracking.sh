@@ -262,6 +262,11 @@ memory_bound_under_fork_storm() {
 exiting_thread_before_table() {
 	start_test "a thread that began to exit before the transition keeps it open until it is gone"
 	local E=test_lpshim_exit_tail below=test_lpshim_livepatch pid
+	# The debug kernel is built without the process events connector.
+	if ! grep -qw proc_exit_connector /proc/kallsyms; then
+		echo "# SKIP: no proc_exit_connector in this kernel (CONFIG_PROC_EVENTS is off)"
+		return 0
+	fi
 	load_lp $below
 	load_lp $E
 	coproc EXITER { exec python3 -c '
