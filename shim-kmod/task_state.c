@@ -258,7 +258,6 @@ static void lpshim_exit_registry_add(struct task_struct *task)
 {
 	struct lpshim_exit_record *record, *old;
 	unsigned long flags;
-
 	bool lost = false;
 	int i, free_slot = -1;
 
