@@ -11,10 +11,12 @@
 
 #include <nlohmann/json.hpp>
 
-#include "cli.hpp"
-#include "config.hpp"
-#include "patch_store.hpp"
-#include "service.hpp"
+#include "cli/cli.hpp"
+#include "config/config.hpp"
+#include "store/patch_store.hpp"
+#include "common/journal.hpp"
+#include "remediation/task_signaller.hpp"
+#include "service/service.hpp"
 
 using namespace livepatchd;
 
@@ -30,6 +32,7 @@ void print_help()
         "Synopsis:\n"
         "  livepatchd [--config PATH]\n"
         "  livepatchd --check-config [--config PATH]\n"
+        "  livepatchd --continue-stopped\n"
         "  livepatchd --help | --version\n"
         "\n"
         "Description:\n"
@@ -51,6 +54,11 @@ void print_help()
         "      --check-config   Read and validate the configuration, print the effective\n"
         "                       configuration (every key, defaults filled in) as JSON on\n"
         "                       standard output, and exit.\n"
+        "      --continue-stopped\n"
+        "                       Continue (SIGCONT) every process an earlier livepatchd stopped\n"
+        "                       and did not continue, and exit. livepatchd does this itself\n"
+        "                       at every start, before anything else; livepatchd.service\n"
+        "                       also runs it after every stop of the service.\n"
         "  -h, --help           Show this help and exit.\n"
         "      --version        Show the version and exit.\n"
         "\n"
@@ -89,8 +97,32 @@ int run(std::span<const std::string_view> args)
         std::printf("livepatchd %s\n", PROJECT_VERSION);
         return exit_status::success;
     case DaemonOptions::Action::check_config:
+    case DaemonOptions::Action::continue_stopped:
     case DaemonOptions::Action::run:
         break;
+    }
+
+    // systemd names the state directory (StateDirectory=); run by hand, the built-in one.
+    std::string state_directory(default_state_directory);
+    if (const char* from_systemd = std::getenv("STATE_DIRECTORY"); from_systemd && *from_systemd)
+        state_directory = std::string_view(from_systemd).substr(
+            0, std::string_view(from_systemd).find(':'));
+
+    if (options->action != DaemonOptions::Action::check_config) {
+        // First, before anything that can fail (the configuration, lpshim.ko, the store):
+        // continue what a crashed livepatchd left stopped. Never fatal.
+        const Recovery recovery = recover_stopped(state_directory);
+        for (const std::string& warning : recovery.warnings) {
+            journal::log(LogLevel::warning, warning);
+            std::fprintf(stderr, "%s: %s\n", program.data(), warning.c_str());
+        }
+        for (pid_t pid : recovery.continued)
+            journal::log(LogLevel::warning,
+                         "continued process " + std::to_string(pid) +
+                             ", which an earlier livepatchd stopped and did not continue",
+                         {{"TID", std::to_string(pid)}});
+        if (options->action == DaemonOptions::Action::continue_stopped)
+            return exit_status::success;
     }
 
     auto config = load_config(options->config_path, options->if_config_missing());
@@ -105,11 +137,6 @@ int run(std::span<const std::string_view> args)
         return std::fflush(stdout) == 0 ? exit_status::success : exit_status::failure;
     }
 
-    // systemd names the state directory (StateDirectory=); run by hand, the built-in one.
-    std::string state_directory(default_state_directory);
-    if (const char* from_systemd = std::getenv("STATE_DIRECTORY"); from_systemd && *from_systemd)
-        state_directory = std::string_view(from_systemd).substr(
-            0, std::string_view(from_systemd).find(':'));
     auto service = Service::start(*config, state_directory);
     if (!service) {
         std::fprintf(stderr, "%s: %s\n", program.data(), service.error().message.c_str());

@@ -816,14 +816,34 @@ void lpshim_unpatch_objects(struct lpshim_patch *patch)
 		lpshim_unpatch_object(obj);
 }
 
-/* The replaced patches leave silently: no callbacks, as upstream. */
+/* @patch has a function that no stack check looks for. */
+static bool lpshim_patch_has_immediate(struct lpshim_patch *patch)
+{
+	struct lpshim_object *obj;
+	struct lpshim_func *func;
+
+	lpshim_for_each_object(patch, obj)
+		lpshim_for_each_func(obj, func)
+			if (lpshim_func_immediate(patch, func))
+				return true;
+	return false;
+}
+
+/*
+ * The replaced patches leave silently: no callbacks, as upstream. When the new patch took
+ * over a function without the consistency model (an immediate function, or a NOP of an
+ * immediate patch), a task may still run a replaced patch's version of it: their modules
+ * stay, as after a force.
+ */
 void lpshim_discard_replaced_patches(struct lpshim_patch *new_patch)
 {
+	bool keep_modules = lpshim_patch_has_immediate(new_patch);
 	struct lpshim_patch *old, *tmp;
 
 	list_for_each_entry_safe(old, tmp, &lpshim_patches, list) {
 		if (old == new_patch)
 			return;
+		old->keep_module |= keep_modules;
 		old->enabled = false;
 		lpshim_unpatch_objects(old);
 		lpshim_free_patch_async(old);

@@ -20,24 +20,27 @@
 #include "patch.h"
 
 /**
- * struct lpshim_func_hook - a hook armed for one function: "FUNC:MS"
+ * struct lpshim_func_hook - a hook armed for one function: "FUNC:MS[:TGID]"
  * @ip:	the ftrace location of FUNC, 0 when disarmed
  * @ms:	how long; taken (set to 0) by the call that fires the hook
+ * @tgid: only a call by this process fires it; 0: any
  */
 struct lpshim_func_hook {
 	unsigned long ip;
 	unsigned int ms;
+	int tgid;
 };
 
 static struct lpshim_func_hook delay_after_top, sleep_after_choice;
 
-/* "FUNC:MS", or "" / "0" to disarm; FUNC must be a traceable function. */
+/* "FUNC:MS[:TGID]", or "" / "0" to disarm; FUNC must be a traceable function. */
 static int lpshim_func_hook_set(const char *val, const struct kernel_param *kp)
 {
 	struct lpshim_func_hook *hook = kp->arg;
-	char name[KSYM_NAME_LEN], *colon;
+	char name[KSYM_NAME_LEN], *colon, *colon2;
 	unsigned long addr, ip;
 	unsigned int ms;
+	int tgid = 0;
 
 	if (!strcmp(val, "") || !strcmp(val, "\n") || sysfs_streq(val, "0")) {
 		WRITE_ONCE(hook->ms, 0);
@@ -47,15 +50,24 @@ static int lpshim_func_hook_set(const char *val, const struct kernel_param *kp)
 	if (strscpy(name, val, sizeof(name)) < 0)
 		return -EINVAL;
 	colon = strchr(name, ':');
-	if (!colon || kstrtouint(strim(colon + 1), 10, &ms) || !ms)
+	if (!colon)
 		return -EINVAL;
 	*colon = '\0';
+	colon2 = strchr(colon + 1, ':');
+	if (colon2) {
+		*colon2 = '\0';
+		if (kstrtoint(strim(colon2 + 1), 10, &tgid) || tgid <= 0)
+			return -EINVAL;
+	}
+	if (kstrtouint(strim(colon + 1), 10, &ms) || !ms)
+		return -EINVAL;
 	if (!lpshim_ksyms.kallsyms_lookup_name)
 		return -EAGAIN;		/* lpshim is still loading: set it afterwards */
 	addr = lpshim_ksyms.kallsyms_lookup_name(name);
 	ip = addr ? lpshim_ksyms.ftrace_location(addr) : 0;
 	if (!ip)
 		return -ENOENT;
+	WRITE_ONCE(hook->tgid, tgid);
 	WRITE_ONCE(hook->ip, ip);
 	WRITE_ONCE(hook->ms, ms);
 	return 0;
@@ -90,11 +102,13 @@ static unsigned int test_switch_work_delay_ms;
 module_param(test_switch_work_delay_ms, uint, 0644);
 MODULE_PARM_DESC(test_switch_work_delay_ms, "debug build: MS, see shim-kmod/debug.h");
 
-/* Fire @hook if it is armed for @ip: return its time (ms) and disarm it, else 0. */
+/* Fire @hook if it is armed for @ip (and current's process): its time (ms), disarmed; else 0. */
 static __always_inline unsigned int lpshim_func_hook_take(struct lpshim_func_hook *hook,
 							   unsigned long ip)
 {
-	if (likely(READ_ONCE(hook->ip) != ip))
+	int tgid = READ_ONCE(hook->tgid);
+
+	if (likely(READ_ONCE(hook->ip) != ip) || (tgid && current->tgid != tgid))
 		return 0;
 	return xchg(&hook->ms, 0);
 }

@@ -10,10 +10,11 @@
  *   test_delay_after_top=FUNC:MS	the next handler call of FUNC that finds a function in
  *					transition on top of its func_stack busy-waits MS ms
  *					between reading the top and reading its mark
- *   test_sleep_after_choice=FUNC:MS	the next handler call of FUNC from a sleepable context
- *					sleeps MS ms after it chose where the call goes, before
- *					the call gets there (a task preempted in the ftrace
- *					trampoline)
+ *   test_sleep_after_choice=FUNC:MS[:TGID]
+ *					the next handler call of FUNC from a sleepable context
+ *					(by process TGID, if given) sleeps MS ms after it chose
+ *					where the call goes, before the call gets there (a task
+ *					preempted in the ftrace trampoline)
  *   test_table_delay_ms=MS		the next transition sleeps MS ms while it sets up its
  *					table of task states, between publishing it and
  *					recording the tasks in it

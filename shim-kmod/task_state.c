@@ -4,6 +4,7 @@
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/hashtable.h>
 #include <linux/log2.h>
 #include <linux/sched/signal.h>
 #include <linux/sched/task.h>
@@ -24,6 +25,27 @@ DEFINE_PER_CPU(int, lpshim_idle_state);
 DEFINE_PER_CPU(struct task_struct *, lpshim_idle_task);
 
 static struct kmem_cache *lpshim_task_cache;
+
+/*
+ * The exit registry: every task between sched_process_exit and sched_process_free, whether a
+ * transition is in progress or not. A task that started exiting before a transition's table
+ * was published may already be off the task list, out of the passes' sight, and still run the
+ * end of do_exit(); the new table learns of it here (lpshim_task_table_adopt_exiting()).
+ * Records are allocated without sleeping; when one cannot be, the registry counts it missing
+ * until an unrecorded task is freed, and a table published meanwhile cannot settle its orphan
+ * state (a task lpshim does not know of may run in it).
+ */
+struct lpshim_exit_record {
+	struct hlist_node node;
+	struct task_struct *task;
+};
+
+#define LPSHIM_EXIT_REGISTRY_BITS 8
+static DEFINE_HASHTABLE(lpshim_exit_registry, LPSHIM_EXIT_REGISTRY_BITS);
+/* Protects lpshim_exit_registry and lpshim_exits_missing; taken with interrupts off. */
+static DEFINE_RAW_SPINLOCK(lpshim_exit_registry_lock);
+static unsigned long lpshim_exits_missing;
+static struct kmem_cache *lpshim_exit_record_cache;
 
 /*
  * The pool keeps at least this many free entries, and as many as were taken from it since the
@@ -48,24 +70,24 @@ static struct lpshim_task *lpshim_task_get(struct lpshim_task_table *table, gfp_
 	struct lpshim_task *entry;
 	unsigned long flags;
 
-	spin_lock_irqsave(&table->lock, flags);
+	raw_spin_lock_irqsave(&table->lock, flags);
 	entry = list_first_entry_or_null(&table->pool, struct lpshim_task, list);
 	if (entry) {
 		list_del(&entry->list);
 		table->nr_pool--;
 		table->nr_taken++;
 	}
-	spin_unlock_irqrestore(&table->lock, flags);
+	raw_spin_unlock_irqrestore(&table->lock, flags);
 	if (entry || !gfp)
 		return entry;
 
 	entry = kmem_cache_alloc(lpshim_task_cache, gfp);
 	if (entry) {
-		spin_lock_irqsave(&table->lock, flags);
+		raw_spin_lock_irqsave(&table->lock, flags);
 		table->nr_entries++;
 		table->nr_entries_peak = max(table->nr_entries, table->nr_entries_peak);
 		table->nr_taken++;
-		spin_unlock_irqrestore(&table->lock, flags);
+		raw_spin_unlock_irqrestore(&table->lock, flags);
 	}
 	return entry;
 }
@@ -74,6 +96,32 @@ static void lpshim_task_put_locked(struct lpshim_task_table *table, struct lpshi
 {
 	list_add(&entry->list, &table->pool);
 	table->nr_pool++;
+}
+
+/* Forget @task among the exiting orphans that had no entry. table->lock held. */
+static void lpshim_forget_untracked_locked(struct lpshim_task_table *table,
+					   struct task_struct *task)
+{
+	int i;
+
+	for (i = 0; i < LPSHIM_UNTRACKED_EXITS; i++)
+		if (table->untracked_exits[i] == task)
+			table->untracked_exits[i] = NULL;
+}
+
+/*
+ * @entry's task is exiting (PF_EXITING is set in do_exit() before sched_process_exit): it
+ * goes on the exiting list, which the passes walk after release_task() took it off the task
+ * list. table->lock held.
+ */
+static void lpshim_mark_exiting_locked(struct lpshim_task_table *table, struct lpshim_task *entry)
+{
+	if (entry->exiting)
+		return;
+	entry->exiting = true;
+	list_add(&entry->list, &table->exiting);
+	table->nr_exiting++;
+	lpshim_forget_untracked_locked(table, entry->task);
 }
 
 /*
@@ -103,6 +151,8 @@ static struct lpshim_task *lpshim_task_insert_locked(struct lpshim_task_table *t
 	INIT_LIST_HEAD(&entry->list);
 	/* Publishes the fields: no reader can still see @entry from a previous use. */
 	hlist_add_head_rcu(&entry->node, &table->buckets[hash_ptr(task, table->bits)]);
+	if (READ_ONCE(task->flags) & PF_EXITING)
+		lpshim_mark_exiting_locked(table, entry);
 	return entry;
 }
 
@@ -114,10 +164,10 @@ struct lpshim_task *lpshim_task_table_adopt(struct lpshim_task_table *table,
 
 	if (!entry)
 		return NULL;
-	spin_lock_irqsave(&table->lock, flags);
+	raw_spin_lock_irqsave(&table->lock, flags);
 	entry = lpshim_task_insert_locked(table, task, entry, READ_ONCE(table->orphan_state),
 					  false);
-	spin_unlock_irqrestore(&table->lock, flags);
+	raw_spin_unlock_irqrestore(&table->lock, flags);
 	return entry;
 }
 
@@ -136,11 +186,12 @@ static void lpshim_newtask_probe(void *data, struct task_struct *task, unsigned 
 
 	if (!table)
 		return;
-	state = lpshim_task_patch_state(table, current);
 	entry = lpshim_debug_fail_task_alloc(current) ? NULL :
-		lpshim_task_get(table, GFP_ATOMIC | __GFP_NOWARN);
+		lpshim_task_get(table, GFP_NOWAIT | __GFP_NOWARN);
 
-	spin_lock_irqsave(&table->lock, flags);
+	raw_spin_lock_irqsave(&table->lock, flags);
+	/* Under the lock: a force that ran meanwhile changed the creator's state too. */
+	state = lpshim_task_patch_state(table, current);
 	if (entry) {
 		/* A pass that saw the task on the list may have recorded it: it has not run. */
 		lpshim_task_insert_locked(table, task, entry, state, true);
@@ -151,7 +202,7 @@ static void lpshim_newtask_probe(void *data, struct task_struct *task, unsigned 
 		else
 			table->nr_lost++;
 	}
-	spin_unlock_irqrestore(&table->lock, flags);
+	raw_spin_unlock_irqrestore(&table->lock, flags);
 	if (state == READ_ONCE(lpshim_target_state) && (entry || old))
 		trace_lpshim_task_switch(task->pid, state, LPSHIM_SWITCH_FORK);
 }
@@ -162,20 +213,17 @@ static void lpshim_newtask_probe(void *data, struct task_struct *task, unsigned 
  * goes on the exiting list, where they look too. An orphan gets an entry first; one that cannot
  * have one is remembered until it is freed, and the orphan state stays what it is meanwhile.
  */
-static void lpshim_exit_probe(void *data, struct task_struct *task)
+/*
+ * Record exiting @task in the table, with an entry (@new, or the one it has) on the exiting
+ * list, or else among the untracked exits. @new goes back to the pool if unused. table->lock
+ * held.
+ */
+static void lpshim_table_add_exiting_locked(struct lpshim_task_table *table,
+					    struct task_struct *task, struct lpshim_task *new)
 {
-	struct lpshim_task_table *table = rcu_dereference_sched(lpshim_tasks);
-	struct lpshim_task *entry, *new = NULL;
-	unsigned long flags;
+	struct lpshim_task *entry = lpshim_task_lookup(table, task);
 	int i;
 
-	if (!table)
-		return;
-	if (!lpshim_task_lookup(table, task))
-		new = lpshim_task_get(table, GFP_ATOMIC | __GFP_NOWARN);
-
-	spin_lock_irqsave(&table->lock, flags);
-	entry = lpshim_task_lookup(table, task);
 	if (!entry && new) {
 		entry = lpshim_task_insert_locked(table, task, new, READ_ONCE(table->orphan_state),
 						  false);
@@ -183,20 +231,116 @@ static void lpshim_exit_probe(void *data, struct task_struct *task)
 		lpshim_task_put_locked(table, new);
 	}
 	if (entry) {
-		if (!entry->exiting) {
-			entry->exiting = true;
-			list_add(&entry->list, &table->exiting);
-			table->nr_exiting++;
-		}
-	} else {
-		for (i = 0; i < LPSHIM_UNTRACKED_EXITS && table->untracked_exits[i]; i++)
-			;
-		if (i < LPSHIM_UNTRACKED_EXITS)
-			table->untracked_exits[i] = task;
-		else
-			table->untracked_overflow = true;
+		lpshim_mark_exiting_locked(table, entry);
+		return;
 	}
-	spin_unlock_irqrestore(&table->lock, flags);
+	for (i = 0; i < LPSHIM_UNTRACKED_EXITS; i++)
+		if (table->untracked_exits[i] == task)
+			return;
+	for (i = 0; i < LPSHIM_UNTRACKED_EXITS && table->untracked_exits[i]; i++)
+		;
+	if (i < LPSHIM_UNTRACKED_EXITS)
+		table->untracked_exits[i] = task;
+	else
+		table->untracked_overflow = true;
+	table->nr_lost++;
+}
+
+/* Record @task in the exit registry, unless it is there already. */
+static void lpshim_exit_registry_add(struct task_struct *task)
+{
+	struct lpshim_exit_record *record, *old;
+	unsigned long flags;
+
+	record = kmem_cache_alloc(lpshim_exit_record_cache, GFP_NOWAIT | __GFP_NOWARN);
+	raw_spin_lock_irqsave(&lpshim_exit_registry_lock, flags);
+	hash_for_each_possible(lpshim_exit_registry, old, node, (unsigned long)task) {
+		if (old->task == task) {
+			raw_spin_unlock_irqrestore(&lpshim_exit_registry_lock, flags);
+			kmem_cache_free(lpshim_exit_record_cache, record);
+			return;
+		}
+	}
+	if (record) {
+		record->task = task;
+		hash_add(lpshim_exit_registry, &record->node, (unsigned long)task);
+	} else {
+		lpshim_exits_missing++;
+	}
+	raw_spin_unlock_irqrestore(&lpshim_exit_registry_lock, flags);
+}
+
+static void lpshim_exit_probe(void *data, struct task_struct *task)
+{
+	struct lpshim_task_table *table;
+	struct lpshim_task *new = NULL;
+	unsigned long flags;
+
+	/*
+	 * The registry first, then the table: a table published after the registry's lock was
+	 * let go of is seen below; one published before that finds this task in the registry
+	 * (lpshim_task_table_adopt_exiting() takes the lock after publishing).
+	 */
+	lpshim_exit_registry_add(task);
+
+	table = rcu_dereference_sched(lpshim_tasks);
+	if (!table)
+		return;
+	if (!lpshim_task_lookup(table, task))
+		new = lpshim_task_get(table, GFP_NOWAIT | __GFP_NOWARN);
+	raw_spin_lock_irqsave(&table->lock, flags);
+	lpshim_table_add_exiting_locked(table, task, new);
+	raw_spin_unlock_irqrestore(&table->lock, flags);
+}
+
+/* The exit registry forgets @task; false when it had no record of it. */
+static bool lpshim_exit_registry_forget(struct task_struct *task)
+{
+	struct lpshim_exit_record *record, *found = NULL;
+	unsigned long flags;
+
+	raw_spin_lock_irqsave(&lpshim_exit_registry_lock, flags);
+	hash_for_each_possible(lpshim_exit_registry, record, node, (unsigned long)task) {
+		if (record->task == task) {
+			hash_del(&record->node);
+			found = record;
+			break;
+		}
+	}
+	/* An unrecorded task: perhaps one whose record could not be allocated. */
+	if (!found && lpshim_exits_missing)
+		lpshim_exits_missing--;
+	raw_spin_unlock_irqrestore(&lpshim_exit_registry_lock, flags);
+	kmem_cache_free(lpshim_exit_record_cache, found);
+	return found;
+}
+
+/*
+ * A new table learns of the tasks that were exiting before it was published: each gets an
+ * entry on its exiting list (an orphan, in the orphan state) or an untracked slot. Called
+ * right after publication, with the pool full. A record that could not be allocated, or a task
+ * that exited before lpshim was loaded, is unknown: docs/consistency-model.md.
+ */
+static void lpshim_task_table_adopt_exiting(struct lpshim_task_table *table)
+{
+	struct lpshim_exit_record *record;
+	struct lpshim_task *entry;
+	unsigned int bkt;
+
+	raw_spin_lock_irq(&lpshim_exit_registry_lock);
+	raw_spin_lock(&table->lock);
+	hash_for_each(lpshim_exit_registry, bkt, record, node) {
+		entry = list_first_entry_or_null(&table->pool, struct lpshim_task, list);
+		if (entry) {
+			list_del(&entry->list);
+			table->nr_pool--;
+		}
+		lpshim_table_add_exiting_locked(table, record->task, entry);
+	}
+	if (lpshim_exits_missing)
+		table->untracked_overflow = true;
+	raw_spin_unlock(&table->lock);
+	raw_spin_unlock_irq(&lpshim_exit_registry_lock);
 }
 
 /*
@@ -205,14 +349,15 @@ static void lpshim_exit_probe(void *data, struct task_struct *task)
  */
 static void lpshim_free_probe(void *data, struct task_struct *task)
 {
-	struct lpshim_task_table *table = rcu_dereference_sched(lpshim_tasks);
+	struct lpshim_task_table *table;
 	struct lpshim_task *entry;
 	unsigned long flags;
-	int i;
 
+	lpshim_exit_registry_forget(task);
+	table = rcu_dereference_sched(lpshim_tasks);
 	if (!table)
 		return;
-	spin_lock_irqsave(&table->lock, flags);
+	raw_spin_lock_irqsave(&table->lock, flags);
 	entry = lpshim_task_lookup(table, task);
 	if (entry) {
 		hlist_del_rcu(&entry->node);
@@ -222,12 +367,9 @@ static void lpshim_free_probe(void *data, struct task_struct *task)
 		}
 		list_add(&entry->list, &table->graveyard);
 		table->nr_graveyard++;
-	} else {
-		for (i = 0; i < LPSHIM_UNTRACKED_EXITS; i++)
-			if (table->untracked_exits[i] == task)
-				table->untracked_exits[i] = NULL;
 	}
-	spin_unlock_irqrestore(&table->lock, flags);
+	lpshim_forget_untracked_locked(table, task);
+	raw_spin_unlock_irqrestore(&table->lock, flags);
 }
 
 void lpshim_task_table_refill(struct lpshim_task_table *table)
@@ -238,42 +380,42 @@ void lpshim_task_table_refill(struct lpshim_task_table *table)
 	LIST_HEAD(excess);
 
 	lockdep_assert_held(&lpshim_mutex);
-	spin_lock_irq(&table->lock);
+	raw_spin_lock_irq(&table->lock);
 	list_splice_init(&table->graveyard, &reclaim);
 	n = table->nr_graveyard;
 	table->nr_graveyard = 0;
 	want = max(LPSHIM_POOL_MIN, table->nr_taken);
 	table->nr_taken = 0;
-	spin_unlock_irq(&table->lock);
+	raw_spin_unlock_irq(&table->lock);
 
 	if (n) {
 		/* No handler, probe or switch point may still walk past them. */
 		lpshim_synchronize();
-		spin_lock_irq(&table->lock);
+		raw_spin_lock_irq(&table->lock);
 		list_splice(&reclaim, &table->pool);
 		table->nr_pool += n;
-		spin_unlock_irq(&table->lock);
+		raw_spin_unlock_irq(&table->lock);
 	}
 
 	for (have = READ_ONCE(table->nr_pool); have < want; have++) {
 		entry = kmem_cache_alloc(lpshim_task_cache, GFP_KERNEL | __GFP_NOWARN);
 		if (!entry)
 			break;	/* the pass leaves what it cannot record pending */
-		spin_lock_irq(&table->lock);
+		raw_spin_lock_irq(&table->lock);
 		lpshim_task_put_locked(table, entry);
 		table->nr_entries++;
 		table->nr_entries_peak = max(table->nr_entries, table->nr_entries_peak);
-		spin_unlock_irq(&table->lock);
+		raw_spin_unlock_irq(&table->lock);
 	}
 
-	spin_lock_irq(&table->lock);
+	raw_spin_lock_irq(&table->lock);
 	while (table->nr_pool > 2 * want) {
 		entry = list_first_entry(&table->pool, struct lpshim_task, list);
 		list_move(&entry->list, &excess);
 		table->nr_pool--;
 		table->nr_entries--;
 	}
-	spin_unlock_irq(&table->lock);
+	raw_spin_unlock_irq(&table->lock);
 	list_for_each_entry_safe(entry, tmp, &excess, list)
 		kmem_cache_free(lpshim_task_cache, entry);
 }
@@ -285,7 +427,7 @@ unsigned int lpshim_task_table_exiting(struct lpshim_task_table *table, int targ
 	unsigned int n = 0;
 	unsigned long flags;
 
-	spin_lock_irqsave(&table->lock, flags);
+	raw_spin_lock_irqsave(&table->lock, flags);
 	list_for_each_entry(entry, &table->exiting, list) {
 		if (n == max)
 			break;
@@ -293,8 +435,22 @@ unsigned int lpshim_task_table_exiting(struct lpshim_task_table *table, int targ
 		if (READ_ONCE(entry->state) != target)
 			tasks[n++] = get_task_struct(entry->task);
 	}
-	spin_unlock_irqrestore(&table->lock, flags);
+	raw_spin_unlock_irqrestore(&table->lock, flags);
 	return n;
+}
+
+void lpshim_task_table_show_exiting(struct lpshim_task_table *table, int target,
+				    struct seq_file *m,
+				    void (*show)(struct seq_file *m, struct task_struct *t,
+						 struct lpshim_task *entry))
+{
+	struct lpshim_task *entry;
+
+	raw_spin_lock_irq(&table->lock);
+	list_for_each_entry(entry, &table->exiting, list)
+		if (READ_ONCE(entry->state) != target && !pid_alive(entry->task))
+			show(m, entry->task, entry);
+	raw_spin_unlock_irq(&table->lock);
 }
 
 bool lpshim_task_table_settle_orphans(struct lpshim_task_table *table, int target)
@@ -304,13 +460,13 @@ bool lpshim_task_table_settle_orphans(struct lpshim_task_table *table, int targe
 
 	if (READ_ONCE(table->orphan_state) == target)
 		return true;
-	spin_lock_irq(&table->lock);
+	raw_spin_lock_irq(&table->lock);
 	settled = !table->untracked_overflow;
 	for (i = 0; i < LPSHIM_UNTRACKED_EXITS && settled; i++)
 		settled = !table->untracked_exits[i];
 	if (settled)
 		WRITE_ONCE(table->orphan_state, target);
-	spin_unlock_irq(&table->lock);
+	raw_spin_unlock_irq(&table->lock);
 	return settled;
 }
 
@@ -319,7 +475,7 @@ unsigned int lpshim_task_table_force(struct lpshim_task_table *table, int target
 	struct lpshim_task *entry;
 	unsigned int i, forced = 0;
 
-	spin_lock_irq(&table->lock);
+	raw_spin_lock_irq(&table->lock);
 	for (i = 0; i < (1U << table->bits); i++) {
 		hlist_for_each_entry(entry, &table->buckets[i], node) {
 			if (entry->state == target)
@@ -330,7 +486,7 @@ unsigned int lpshim_task_table_force(struct lpshim_task_table *table, int target
 		}
 	}
 	WRITE_ONCE(table->orphan_state, target);
-	spin_unlock_irq(&table->lock);
+	raw_spin_unlock_irq(&table->lock);
 	return forced;
 }
 
@@ -410,7 +566,7 @@ int lpshim_task_table_create(int target)
 		return -ENOMEM;
 	table->bits = bits;
 	table->orphan_state = !target;
-	spin_lock_init(&table->lock);
+	raw_spin_lock_init(&table->lock);
 	INIT_LIST_HEAD(&table->pool);
 	INIT_LIST_HEAD(&table->exiting);
 	INIT_LIST_HEAD(&table->graveyard);
@@ -431,6 +587,7 @@ int lpshim_task_table_create(int target)
 	 * with the second smp_rmb() in lpshim_ftrace_handler().
 	 */
 	rcu_assign_pointer(lpshim_tasks, table);
+	lpshim_task_table_adopt_exiting(table);
 	lpshim_debug_table_delay();
 	return 0;
 }
@@ -460,7 +617,7 @@ void lpshim_task_table_show_stats(struct seq_file *m)
 		seq_puts(m, "transition none\n");
 		return;
 	}
-	spin_lock_irq(&table->lock);
+	raw_spin_lock_irq(&table->lock);
 	for (i = 0; i < LPSHIM_UNTRACKED_EXITS; i++)
 		untracked += !!table->untracked_exits[i];
 	seq_printf(m, "transition %s\norphan_state %d\nentries %u\nentries_peak %u\nentry_size %u\n"
@@ -469,7 +626,7 @@ void lpshim_task_table_show_stats(struct seq_file *m)
 		   table->nr_entries_peak, kmem_cache_size(lpshim_task_cache), table->nr_pool,
 		   table->nr_exiting, table->nr_graveyard, table->nr_lost, untracked,
 		   table->untracked_overflow ? "+" : "");
-	spin_unlock_irq(&table->lock);
+	raw_spin_unlock_irq(&table->lock);
 }
 
 /*
@@ -494,6 +651,34 @@ static void lpshim_unregister_task_probes(int n)
 	tracepoint_synchronize_unregister();
 }
 
+/*
+ * Tasks that were exiting when the probes were registered and are still on the task list; one
+ * already off it is unknown (docs/consistency-model.md).
+ */
+static void lpshim_exit_registry_fill(void)
+{
+	struct task_struct *g, *t;
+
+	read_lock(lpshim_ksyms.tasklist_lock);
+	for_each_process_thread(g, t)
+		if (READ_ONCE(t->flags) & PF_EXITING)
+			lpshim_exit_registry_add(t);
+	read_unlock(lpshim_ksyms.tasklist_lock);
+}
+
+static void lpshim_exit_registry_destroy(void)
+{
+	struct lpshim_exit_record *record;
+	struct hlist_node *tmp;
+	unsigned int bkt;
+
+	hash_for_each_safe(lpshim_exit_registry, bkt, tmp, record, node) {
+		hash_del(&record->node);
+		kmem_cache_free(lpshim_exit_record_cache, record);
+	}
+	kmem_cache_destroy(lpshim_exit_record_cache);
+}
+
 int lpshim_task_state_init(void)
 {
 	int cpu, i, ret;
@@ -503,18 +688,25 @@ int lpshim_task_state_init(void)
 		per_cpu(lpshim_idle_task, cpu) = lpshim_ksyms.idle_task(cpu);
 
 	lpshim_task_cache = KMEM_CACHE(lpshim_task, 0);
-	if (!lpshim_task_cache)
-		return -ENOMEM;
+	lpshim_exit_record_cache = KMEM_CACHE(lpshim_exit_record, 0);
+	if (!lpshim_task_cache || !lpshim_exit_record_cache) {
+		ret = -ENOMEM;
+		goto err;
+	}
 	for (i = 0; i < ARRAY_SIZE(lpshim_task_probes); i++) {
 		ret = tracepoint_probe_register(*lpshim_task_probes[i].tp,
 						lpshim_task_probes[i].probe, NULL);
 		if (ret) {
 			lpshim_unregister_task_probes(i);
-			kmem_cache_destroy(lpshim_task_cache);
-			return ret;
+			goto err;
 		}
 	}
+	lpshim_exit_registry_fill();
 	return 0;
+err:
+	kmem_cache_destroy(lpshim_exit_record_cache);
+	kmem_cache_destroy(lpshim_task_cache);
+	return ret;
 }
 
 void lpshim_task_state_exit(void)
@@ -523,4 +715,5 @@ void lpshim_task_state_exit(void)
 	/* A table's RCU callback is lpshim's code, and frees into the cache: wait for the last. */
 	rcu_barrier();
 	kmem_cache_destroy(lpshim_task_cache);
+	lpshim_exit_registry_destroy();
 }

@@ -83,7 +83,8 @@ struct lpshim_task {
  * @nr_exiting:	entries in @exiting
  * @nr_graveyard: entries in @graveyard
  * @nr_taken:	entries taken from @pool or allocated since the last refill
- * @nr_lost:	tasks created without an entry (none could be allocated): orphans
+ * @nr_lost:	tasks that got no entry when they were created or began to exit (none
+ *		could be had): orphans lpshim did not record
  * @untracked_exits: exiting orphans that got no entry, until they are freed
  * @untracked_overflow: more of those than @untracked_exits holds were seen: @orphan_state can
  *		never change again, so the transition can complete only towards it
@@ -94,7 +95,7 @@ struct lpshim_task {
 struct lpshim_task_table {
 	unsigned int bits;
 	int orphan_state;
-	spinlock_t lock;
+	raw_spinlock_t lock;
 	struct list_head pool;
 	struct list_head exiting;
 	struct list_head graveyard;
@@ -185,6 +186,16 @@ unsigned int lpshim_task_table_exiting(struct lpshim_task_table *table, int targ
 				       struct task_struct **tasks, unsigned int max);
 
 /*
+ * Call @show for each task of the exiting list that is off the task list and not in @target.
+ * lpshim_mutex held.
+ */
+struct seq_file;
+void lpshim_task_table_show_exiting(struct lpshim_task_table *table, int target,
+				    struct seq_file *m,
+				    void (*show)(struct seq_file *m, struct task_struct *t,
+						 struct lpshim_task *entry));
+
+/*
  * A pass found every task in @target, under tasklist_lock (no task can be created meanwhile):
  * make @target the orphan state, so that a task created from now on without an entry is in
  * it, unless an exiting orphan that got no entry may still run. Return whether the orphan
@@ -196,7 +207,6 @@ bool lpshim_task_table_settle_orphans(struct lpshim_task_table *table, int targe
 unsigned int lpshim_task_table_force(struct lpshim_task_table *table, int target);
 
 /* debugfs "stats": what the table holds. lpshim_mutex held. */
-struct seq_file;
 void lpshim_task_table_show_stats(struct seq_file *m);
 
 /* Register and unregister the creation, exit and free probes, for lpshim's lifetime. */

@@ -213,7 +213,8 @@ static int lpshim_check_stack(struct task_struct *task, struct lpshim_ranges *ra
  * Where the state of @task lives: its entry, or its CPU's idle state. An orphan in @target
  * needs no entry: the orphan state itself is returned, which callers never write, as it is
  * @target already. Another orphan gets an entry from the table's pool first; NULL when there
- * is none left (it stays pending).
+ * is none left (it stays pending), or when @task is dead: one from the exiting list that its
+ * free probe took out of the table meanwhile runs nothing, and must not be recorded again.
  */
 static int *lpshim_state_slot(struct lpshim_task_table *table, struct task_struct *task,
 			      int target, struct lpshim_task **entry)
@@ -226,6 +227,8 @@ static int *lpshim_state_slot(struct lpshim_task_table *table, struct task_struc
 		return &(*entry)->state;
 	if (READ_ONCE(table->orphan_state) == target)
 		return &table->orphan_state;
+	if (READ_ONCE(task->__state) & TASK_DEAD)
+		return NULL;
 	*entry = lpshim_task_table_adopt(table, task);
 	return *entry ? &(*entry)->state : NULL;
 }
@@ -376,6 +379,17 @@ static void lpshim_queue_switch_work(struct task_struct *task, enum task_work_no
 		spin_unlock_irqrestore(&lpshim_works_lock, flags);
 		lpshim_free_switch_work(work);
 	}
+}
+
+/*
+ * What task_work_add(TWA_SIGNAL) does to notify: the task leaves an interruptible sleep, its
+ * syscall restarts transparently, and it runs its task works on the way to user mode.
+ */
+static void lpshim_notify_signal(struct task_struct *task)
+{
+	if (!test_and_set_tsk_thread_flag(task, TIF_NOTIFY_SIGNAL) &&
+	    !lpshim_ksyms.wake_up_state(task, TASK_INTERRUPTIBLE))
+		kick_process(task);
 }
 
 static bool lpshim_match_work(struct callback_head *cb, void *data)
@@ -829,6 +843,7 @@ void lpshim_transition_objects_changed(void)
 void lpshim_kick_transition(void)
 {
 	struct lpshim_task_table *table = rcu_dereference_protected(lpshim_tasks, 1);
+	struct lpshim_task *entry;
 	struct task_struct *g, *t;
 
 	lockdep_assert_held(&lpshim_mutex);
@@ -838,7 +853,13 @@ void lpshim_kick_transition(void)
 	for_each_process_thread(g, t) {
 		if (lpshim_task_patch_state(table, t) == lpshim_target_state)
 			continue;
-		if (!(t->flags & PF_KTHREAD)) {
+		entry = lpshim_task_lookup(table, t);
+		if (!(t->flags & PF_KTHREAD) && entry && READ_ONCE(entry->work_queued)) {
+			/* One switch work per task: make the one it has run now. */
+			lpshim_notify_signal(t);
+		} else if (!(t->flags & PF_KTHREAD)) {
+			if (entry)
+				WRITE_ONCE(entry->work_queued, true);
 			lpshim_queue_switch_work(t, TWA_SIGNAL);
 		} else if (!lpshim_ksyms.wake_up_state(t, TASK_INTERRUPTIBLE)) {
 			set_tsk_need_resched(t);
@@ -857,12 +878,24 @@ static const char *const lpshim_block_reason_names[] = {
 	[LPSHIM_BLOCK_UNRELIABLE_STACK] = "unreliable-stack",
 };
 
+static void lpshim_show_pending_task(struct seq_file *m, struct task_struct *t,
+				     struct lpshim_task *entry)
+{
+	u8 reason = entry ? READ_ONCE(entry->reason) : LPSHIM_BLOCK_NONE;
+
+	seq_printf(m, "%d %d %s %s %ps\n", t->pid, t->tgid, t->comm,
+		   lpshim_block_reason_names[reason],
+		   (void *)(entry ? READ_ONCE(entry->blocked_func) : 0));
+}
+
+/*
+ * One line per task not yet in the target state: those on the task list, then exiting ones
+ * that release_task() took off it.
+ */
 void lpshim_show_pending_tasks(struct seq_file *m)
 {
 	struct lpshim_task_table *table = rcu_dereference_protected(lpshim_tasks, 1);
 	struct task_struct *g, *t;
-	struct lpshim_task *entry;
-	u8 reason;
 
 	lockdep_assert_held(&lpshim_mutex);
 	if (!table)
@@ -871,13 +904,10 @@ void lpshim_show_pending_tasks(struct seq_file *m)
 	for_each_process_thread(g, t) {
 		if (lpshim_task_patch_state(table, t) == lpshim_target_state)
 			continue;
-		entry = lpshim_task_lookup(table, t);
-		reason = entry ? READ_ONCE(entry->reason) : LPSHIM_BLOCK_NONE;
-		seq_printf(m, "%d %d %s %s %ps\n", t->pid, t->tgid, t->comm,
-			   lpshim_block_reason_names[reason],
-			   (void *)(entry ? READ_ONCE(entry->blocked_func) : 0));
+		lpshim_show_pending_task(m, t, lpshim_task_lookup(table, t));
 	}
 	rcu_read_unlock();
+	lpshim_task_table_show_exiting(table, lpshim_target_state, m, lpshim_show_pending_task);
 }
 
 #ifdef LPSHIM_DEBUG

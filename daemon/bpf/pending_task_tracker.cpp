@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-#include "pending_task_tracker.hpp"
+#include "bpf/pending_task_tracker.hpp"
 
 #include <unistd.h>
 

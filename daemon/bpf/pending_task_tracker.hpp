@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "result.hpp"
+#include "common/result.hpp"
 
 struct pending_tasks; // the generated skeleton, <pending_tasks.skel.h>
 

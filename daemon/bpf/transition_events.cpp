@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-#include "transition_events.hpp"
+#include "bpf/transition_events.hpp"
 
 #include <cerrno>
 #include <cstring>

@@ -14,7 +14,7 @@
 #include <memory>
 #include <string>
 
-#include "result.hpp"
+#include "common/result.hpp"
 
 struct transition_events; // the generated skeleton, <transition_events.skel.h>
 struct ring_buffer;

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-#include "bus_errors.hpp"
+#include "dbus/bus_errors.hpp"
 
 #include <cerrno>
 #include <string>
@@ -19,33 +19,19 @@ int set_named(sd_bus_error* error, std::string_view name, int errnum, const std:
 
 } // namespace
 
-std::string_view to_string(ManagerErrc code)
-{
-    switch (code) {
-    case ManagerErrc::transition_in_progress: return "TransitionInProgress";
-    case ManagerErrc::no_transition: return "NoTransition";
-    case ManagerErrc::not_in_transition: return "NotInTransition";
-    case ManagerErrc::already_applied: return "AlreadyApplied";
-    case ManagerErrc::not_applied: return "NotApplied";
-    case ManagerErrc::not_top_patch: return "NotTopPatch";
-    case ManagerErrc::still_applied: return "StillApplied";
-    case ManagerErrc::shim_not_loaded: return "ShimNotLoaded";
-    }
-    return "TransitionInProgress";
-}
-
-int set_error(sd_bus_error* error, ManagerErrc code, const std::string& message)
+int set_error(sd_bus_error* error, OpErrc code, const std::string& message)
 {
     int errnum = EINVAL;
     switch (code) {
-    case ManagerErrc::transition_in_progress: errnum = EBUSY; break;
-    case ManagerErrc::no_transition:
-    case ManagerErrc::not_in_transition: errnum = ESRCH; break;
-    case ManagerErrc::already_applied: errnum = EALREADY; break;
-    case ManagerErrc::not_applied: errnum = ENOENT; break;
-    case ManagerErrc::not_top_patch:
-    case ManagerErrc::still_applied: errnum = EBUSY; break;
-    case ManagerErrc::shim_not_loaded: errnum = ENODEV; break;
+    case OpErrc::transition_in_progress: errnum = EBUSY; break;
+    case OpErrc::no_transition:
+    case OpErrc::not_in_transition: errnum = ESRCH; break;
+    case OpErrc::already_applied: errnum = EALREADY; break;
+    case OpErrc::not_applied: errnum = ENOENT; break;
+    case OpErrc::not_top_patch:
+    case OpErrc::still_applied: errnum = EBUSY; break;
+    case OpErrc::shim_not_loaded: errnum = ENODEV; break;
+    case OpErrc::desired_state_unavailable: errnum = EIO; break;
     }
     return set_named(error, to_string(code), errnum, message);
 }
@@ -68,11 +54,20 @@ int set_error(sd_bus_error* error, const PatchError& patch_error)
 int set_error(sd_bus_error* error, const Error& plain_error)
 {
     if (plain_error.errnum == EBUSY)
-        return set_error(error, ManagerErrc::transition_in_progress, plain_error.message);
+        return set_error(error, OpErrc::transition_in_progress, plain_error.message);
     if (plain_error.errnum == ENODEV)
-        return set_error(error, ManagerErrc::shim_not_loaded, plain_error.message);
+        return set_error(error, OpErrc::shim_not_loaded, plain_error.message);
     return sd_bus_error_set_errnof(error, plain_error.errnum > 0 ? plain_error.errnum : EIO, "%s",
                                    plain_error.message.c_str());
+}
+
+int set_error(sd_bus_error* error, const OpError& op_error)
+{
+    if (const auto* code = std::get_if<OpErrc>(&op_error.code))
+        return set_error(error, *code, op_error.message);
+    if (const auto* code = std::get_if<PatchErrc>(&op_error.code))
+        return set_error(error, PatchError(*code, op_error.errnum, op_error.message));
+    return set_error(error, static_cast<const Error&>(op_error));
 }
 
 } // namespace livepatchd::dbus

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-#include "manager.hpp"
+#include "dbus/manager.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -8,8 +8,12 @@
 #include <memory>
 #include <new>
 
-#include "bus_errors.hpp"
-#include "patch_file.hpp"
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "common/text.hpp"
+#include "dbus/bus_errors.hpp"
+#include "store/patch_file.hpp"
 
 namespace livepatchd::dbus {
 
@@ -23,25 +27,6 @@ using CString = std::unique_ptr<char, FreeDeleter>;
 std::string action_id(std::string_view verb)
 {
     return std::string(polkit_action_prefix) + std::string(verb);
-}
-
-const KernelPatch* find_in(const std::vector<KernelPatch>& patches, std::string_view name)
-{
-    const auto it = std::find_if(patches.begin(), patches.end(),
-                                 [&](const KernelPatch& p) { return p.name == name; });
-    return it == patches.end() ? nullptr : &*it;
-}
-
-const KernelPatch* in_transition(const std::vector<KernelPatch>& patches)
-{
-    const auto it = std::find_if(patches.begin(), patches.end(),
-                                 [](const KernelPatch& p) { return p.transition; });
-    return it == patches.end() ? nullptr : &*it;
-}
-
-std::string transition_text(const KernelPatch& patch)
-{
-    return patch.name + " is in a transition to " + (patch.enabled ? "patched" : "unpatched");
 }
 
 int system_error(sd_bus_error* error, const Error& e)
@@ -64,16 +49,16 @@ int guarded(sd_bus_error* error, Body&& body) noexcept
     }
 }
 
-// Read the patch-name argument of a method and check its form; <0 is the reply's error.
-int read_patch_name(sd_bus_message* call, sd_bus_error* error, const char** name)
+// A file descriptor's name for messages and polkit's "path" detail: what /proc says it is
+// (its path in the caller's mount namespace, as the kernel last knew it). For people only.
+std::string name_of_fd(int fd)
 {
-    int r = sd_bus_message_read(call, "s", name);
-    if (r < 0)
-        return r;
-    if (!is_valid_patch_name(*name))
-        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "\"%s\" is not a patch name",
-                                 *name);
-    return 0;
+    char target[4096];
+    const std::string link = "/proc/self/fd/" + std::to_string(fd);
+    const ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
+    if (n <= 0)
+        return {};
+    return printable(std::string_view(target, static_cast<std::size_t>(n)));
 }
 
 } // namespace
@@ -103,8 +88,12 @@ struct ManagerVtable {
     template <int (Manager::*body)(sd_bus_message*, sd_bus_error*)>
     static int method(sd_bus_message* call, void* userdata, sd_bus_error* error) noexcept
     {
-        return guarded(error,
-                       [&] { return (static_cast<Manager*>(userdata)->*body)(call, error); });
+        auto* manager = static_cast<Manager*>(userdata);
+        const int r = guarded(error, [&] { return (manager->*body)(call, error); });
+        // Whatever the handler did, a polkit answer for this message is spent now (a handler
+        // that failed validation on its second dispatch never asked for it).
+        manager->authorizer_.forget(call);
+        return r;
     }
 
     static int manager_property(sd_bus* /*bus*/, const char* /*path*/, const char* /*interface*/,
@@ -151,7 +140,7 @@ struct ManagerVtable {
 // clang-format off
 const sd_bus_vtable ManagerVtable::manager[] = {
     SD_BUS_VTABLE_START(0),
-    SD_BUS_METHOD_WITH_NAMES("Install", "s", SD_BUS_PARAM(path),
+    SD_BUS_METHOD_WITH_NAMES("Install", "h", SD_BUS_PARAM(file),
                              "so", SD_BUS_PARAM(name) SD_BUS_PARAM(patch),
                              method<&Manager::install>, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD_WITH_NAMES("Apply", "s", SD_BUS_PARAM(name), "", ,
@@ -164,6 +153,8 @@ const sd_bus_vtable ManagerVtable::manager[] = {
                              method<&Manager::list_patches>, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD_WITH_NAMES("ListPendingTasks", "", , "a(uusssssstasas)", SD_BUS_PARAM(tasks),
                              method<&Manager::list_pending_tasks>, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("GetTaskStacks", "", , "a(uas)", SD_BUS_PARAM(stacks),
+                             method<&Manager::get_task_stacks>, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("Kick", "", "", method<&Manager::kick>, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD_WITH_NAMES("Force", "s", SD_BUS_PARAM(name), "", ,
                              method<&Manager::force>, SD_BUS_VTABLE_UNPRIVILEGED),
@@ -253,19 +244,25 @@ Result<void> Manager::attach()
 
 // --- state -------------------------------------------------------------------------------
 
-Result<std::vector<PatchStatus>> Manager::statuses() const
+Result<std::vector<PatchStatus>> Manager::statuses()
 {
-    auto installed = context_.store.list();
-    if (!installed)
-        return std::move(installed).error();
-    auto in_kernel = context_.kernel.patches();
-    if (!in_kernel)
-        return std::move(in_kernel).error();
-    return collect_patch_status(*installed, context_.desired, *in_kernel, skip_reasons_,
-                                forced_);
+    // One snapshot per incoming message: every property of every object of a
+    // GetManagedObjects, and the enumeration before it, read the store and the kernel once.
+    sd_bus_message* current = sd_bus_get_current_message(bus_);
+    if (current && cache_ && cache_->message.get() == current)
+        return cache_->statuses;
+    ++status_reads_;
+    auto all = context_.operations.statuses();
+    if (!all)
+        return all;
+    if (current)
+        cache_ = Snapshot{ref_message(current), *all};
+    else
+        cache_.reset();
+    return all;
 }
 
-Result<std::optional<PatchStatus>> Manager::status_of(std::string_view name) const
+Result<std::optional<PatchStatus>> Manager::status_of(std::string_view name)
 {
     auto all = statuses();
     if (!all)
@@ -274,15 +271,6 @@ Result<std::optional<PatchStatus>> Manager::status_of(std::string_view name) con
         if (status.name == name)
             return std::optional<PatchStatus>(std::move(status));
     return std::optional<PatchStatus>();
-}
-
-Result<void> Manager::save_desired(const DesiredState& before)
-{
-    if (auto r = context_.desired_file.save(context_.desired); !r) {
-        context_.desired = before;
-        return r;
-    }
-    return {};
 }
 
 TransitionStatus Manager::transition() const
@@ -296,64 +284,70 @@ TransitionStatus Manager::transition() const
     if (status.state == ServiceState::transitioning)
         if (auto tasks = context_.control.pending_tasks())
             status.pending_tasks = static_cast<std::uint32_t>(tasks->size());
+    if (status.state == ServiceState::idle && context_.operations.save_failed())
+        status.state = ServiceState::error;
     return status;
 }
 
-void Manager::set_transition(const TransitionStatus& status)
+void Manager::transition_status(const TransitionStatus& status)
 {
-    if (watched_transition_ == status)
+    TransitionStatus shown = status;
+    if (shown.state == ServiceState::idle && context_.operations.save_failed())
+        shown.state = ServiceState::error;
+    if (watched_transition_ == shown)
         return;
-    watched_transition_ = status;
+    watched_transition_ = shown;
     (void)sd_bus_emit_properties_changed(bus_, manager_path, manager_interface, "State",
                                          "TransitionPatch", "TransitionTarget",
                                          "TransitionStartedUSec", "PendingTasks", nullptr);
 }
 
-void Manager::set_skip_reasons(std::map<std::string, std::string, std::less<>> reasons)
+void Manager::transition_started(std::string_view patch, std::string_view target)
 {
-    skip_reasons_ = std::move(reasons);
-}
-
-void Manager::emit_transition_started(std::string_view patch, std::string_view target)
-{
+    invalidate();
     (void)sd_bus_emit_signal(bus_, manager_path, manager_interface, "TransitionStarted", "ss",
                              std::string(patch).c_str(), std::string(target).c_str());
 }
 
-void Manager::emit_transition_finished(std::string_view patch, std::string_view target,
-                                       std::string_view outcome, std::uint64_t duration_usec)
+void Manager::transition_finished(std::string_view patch, std::string_view target,
+                                  std::string_view outcome, std::uint64_t duration_usec)
 {
+    invalidate();
     (void)sd_bus_emit_signal(bus_, manager_path, manager_interface, "TransitionFinished", "ssst",
                              std::string(patch).c_str(), std::string(target).c_str(),
                              std::string(outcome).c_str(), duration_usec);
 }
 
-void Manager::emit_task_blocked(const PendingTask& task, std::string_view kind,
-                                std::string_view note)
+// Task names are printable UTF-8 already (PendingTask::comm); printable() again costs little
+// and keeps a signal from being dropped if some path forgot.
+void Manager::task_blocked(const PendingTask& task, std::string_view kind, std::string_view note)
 {
     (void)sd_bus_emit_signal(bus_, manager_path, manager_interface, "TaskBlocked", "uussss",
-                             task.tid, task.tgid, task.comm.c_str(), std::string(kind).c_str(),
-                             task.function.c_str(), std::string(note).c_str());
+                             task.tid, task.tgid, printable(task.comm).c_str(),
+                             std::string(kind).c_str(), printable(task.function).c_str(),
+                             printable(note).c_str());
 }
 
-void Manager::emit_task_remediated(const PendingTask& task, std::string_view action)
+void Manager::task_remediated(const PendingTask& task, std::string_view action)
 {
     (void)sd_bus_emit_signal(bus_, manager_path, manager_interface, "TaskRemediated", "uuss",
                              task.tid, task.tgid, std::string(action).c_str(),
-                             task.comm.c_str());
+                             printable(task.comm).c_str());
 }
 
-void Manager::emit_transition_stalled(std::string_view patch, std::string_view action,
-                                      std::uint64_t elapsed_usec)
+void Manager::transition_stalled(std::string_view patch, std::string_view action,
+                                 std::uint64_t elapsed_usec)
 {
     (void)sd_bus_emit_signal(bus_, manager_path, manager_interface, "TransitionStalled", "sst",
                              std::string(patch).c_str(), std::string(action).c_str(),
                              elapsed_usec);
 }
 
-void Manager::emit_patch_changed(std::string_view name)
+void Manager::patch_changed(std::string_view name)
 {
+    invalidate();
     auto status = status_of(name);
+    invalidate();
     const std::string path = patch_object_path(name);
     if (status && *status) {
         (void)sd_bus_emit_properties_changed(bus_, path.c_str(), patch_interface, "State",
@@ -367,168 +361,110 @@ void Manager::emit_patch_changed(std::string_view name)
                              std::string(name).c_str(), std::string(state).c_str());
 }
 
+void Manager::patch_added(std::string_view name)
+{
+    invalidate();
+    const std::string object = patch_object_path(name);
+    (void)sd_bus_emit_interfaces_added(bus_, object.c_str(), patch_interface, nullptr);
+}
+
+void Manager::patch_removed(std::string_view name)
+{
+    invalidate();
+    const std::string object = patch_object_path(name);
+    (void)sd_bus_emit_interfaces_removed(bus_, object.c_str(), patch_interface, nullptr);
+}
+
 // --- methods -----------------------------------------------------------------------------
+
+namespace {
+
+// After the checks: 1 act now, 0 polkit was asked (return 1 without replying), <0 the error.
+int authorize(PolkitAuthorizer& authorizer, sd_bus_message* call, std::string_view verb,
+              const std::map<std::string, std::string>& details, sd_bus_error* error)
+{
+    const int r = authorizer.check(call, action_id(verb), details, error);
+    return r;
+}
+
+int read_name(sd_bus_message* call, const char** name)
+{
+    return sd_bus_message_read(call, "s", name);
+}
+
+} // namespace
 
 int Manager::install(sd_bus_message* call, sd_bus_error* error)
 {
-    const char* path = nullptr;
-    int r = sd_bus_message_read(call, "s", &path);
+    int fd = -1;
+    int r = sd_bus_message_read(call, "h", &fd);
     if (r < 0)
         return r;
-    if (auto valid = PatchStore::check_source_path(path); !valid)
+    const std::string source = name_of_fd(fd);
+    if (auto valid = context_.operations.check_install(fd, source); !valid)
         return set_error(error, valid.error());
 
-    r = authorizer_.check(call, action_id("install"), {{"path", path}}, error);
+    r = authorize(authorizer_, call, "install", {{"path", source}}, error);
     if (r <= 0)
         return r == 0 ? 1 : r;
 
-    // The file is opened only now: a caller who may not install learns nothing about it.
-    auto installed = context_.store.install(path, context_.kernel_release);
+    // The message keeps its fd; the store gets its own.
+    UniqueFd own(::fcntl(fd, F_DUPFD_CLOEXEC, 3));
+    if (!own)
+        return sd_bus_error_set_errnof(error, errno, "Cannot duplicate the file descriptor: %s",
+                                       std::strerror(errno));
+    auto installed = context_.operations.install(std::move(own), source);
     if (!installed)
         return set_error(error, installed.error());
-
     const std::string object = patch_object_path(installed->name);
-    (void)sd_bus_emit_interfaces_added(bus_, object.c_str(), patch_interface, nullptr);
     return sd_bus_reply_method_return(call, "so", installed->name.c_str(), object.c_str());
 }
 
 int Manager::apply(sd_bus_message* call, sd_bus_error* error)
 {
     const char* name = nullptr;
-    int r = sd_bus_message_read(call, "s", &name);
+    int r = read_name(call, &name);
     if (r < 0)
         return r;
-    auto patch = context_.store.find(name);
-    if (!patch)
-        return set_error(error, patch.error());
-    auto in_kernel = context_.kernel.patches();
-    if (!in_kernel)
-        return system_error(error, in_kernel.error());
-    if (const KernelPatch* loaded = find_in(*in_kernel, name)) {
-        if (loaded->applied())
-            return set_error(error, ManagerErrc::already_applied,
-                             std::string(name) + " is already applied");
-        return set_error(error, ManagerErrc::transition_in_progress,
-                         transition_text(*loaded) + "; wait for it to end");
-    }
-    if (const KernelPatch* moving = in_transition(*in_kernel))
-        return set_error(error, ManagerErrc::transition_in_progress,
-                         transition_text(*moving) +
-                             "; one transition at a time: wait for it to end");
-    // The stored file, checked again: the store may be older than the running kernel.
-    if (auto checked = PatchFile::validate(patch->file, context_.kernel_release); !checked)
-        return set_error(error, checked.error());
-
-    r = authorizer_.check(call, action_id("apply"), {{"patch", name}}, error);
+    if (auto valid = context_.operations.check_apply(name); !valid)
+        return set_error(error, valid.error());
+    r = authorize(authorizer_, call, "apply", {{"patch", name}}, error);
     if (r <= 0)
         return r == 0 ? 1 : r;
-
-    // Recorded before the module is loaded, so that a crash during the transition counts for
-    // the crash-loop guard at the next boot. Applying puts the patch on top of the stack, so
-    // it moves to the end of the desired order.
-    const DesiredState before = context_.desired;
-    context_.desired.erase(name);
-    DesiredPatch& wanted = context_.desired.append(name);
-    wanted.applied_at_usec = context_.clock();
-    wanted.applied_boot_id = context_.boot_id;
-    wanted.survived_guard = false;
-    wanted.oops_after_apply = false;
-    if (auto saved = save_desired(before); !saved)
-        return system_error(error, saved.error());
-
-    if (auto done = context_.control.apply(*patch); !done) {
-        context_.desired = before;
-        (void)context_.desired_file.save(before); // at worst the guard holds it at next boot
+    if (auto done = context_.operations.apply(name); !done)
         return set_error(error, done.error());
-    }
-    skip_reasons_.erase(std::string(name));
-    emit_patch_changed(name);
-    context_.transition_started(name, "patched");
     return sd_bus_reply_method_return(call, "");
 }
 
 int Manager::revert(sd_bus_message* call, sd_bus_error* error)
 {
     const char* name = nullptr;
-    int r = read_patch_name(call, error, &name);
+    int r = read_name(call, &name);
     if (r < 0)
         return r;
-    auto in_kernel = context_.kernel.patches();
-    if (!in_kernel)
-        return system_error(error, in_kernel.error());
-    const KernelPatch* loaded = find_in(*in_kernel, name);
-    if (!loaded && !context_.desired.find(name))
-        return set_error(error, ManagerErrc::not_applied, std::string(name) + " is not applied");
-    if (loaded) {
-        const KernelPatch* moving = in_transition(*in_kernel);
-        if (moving && moving != loaded)
-            return set_error(error, ManagerErrc::transition_in_progress,
-                             transition_text(*moving) + "; wait for it to end");
-        if (loaded->transition && !loaded->enabled)
-            return set_error(error, ManagerErrc::not_applied,
-                             std::string(name) + " is already being reverted");
-        if (!loaded->transition) {
-            // The kernel unpatches the top patch only.
-            for (const KernelPatch& other : *in_kernel)
-                if (other.enabled && other.stack_order > loaded->stack_order)
-                    return set_error(error, ManagerErrc::not_top_patch,
-                                     other.name + " is applied above " + name + "; revert " +
-                                         other.name + " first");
-        }
-    }
-
-    r = authorizer_.check(call, action_id("revert"), {{"patch", name}}, error);
+    if (auto valid = context_.operations.check_revert(name); !valid)
+        return set_error(error, valid.error());
+    r = authorize(authorizer_, call, "revert", {{"patch", name}}, error);
     if (r <= 0)
         return r == 0 ? 1 : r;
-
-    // A wanted patch that is not applied (skipped at boot) is only dropped from the wants.
-    const DesiredState before = context_.desired;
-    context_.desired.erase(name);
-    if (auto saved = save_desired(before); !saved)
-        return system_error(error, saved.error());
-    if (loaded) {
-        if (auto done = context_.control.revert(name); !done) {
-            context_.desired = before;
-            (void)context_.desired_file.save(before);
-            return set_error(error, done.error());
-        }
-    }
-    skip_reasons_.erase(std::string(name));
-    emit_patch_changed(name);
-    if (loaded)
-        context_.transition_started(name, "unpatched");
+    if (auto done = context_.operations.revert(name); !done)
+        return set_error(error, done.error());
     return sd_bus_reply_method_return(call, "");
 }
 
 int Manager::remove(sd_bus_message* call, sd_bus_error* error)
 {
     const char* name = nullptr;
-    int r = sd_bus_message_read(call, "s", &name);
+    int r = read_name(call, &name);
     if (r < 0)
         return r;
-    auto patch = context_.store.find(name);
-    if (!patch)
-        return set_error(error, patch.error());
-    auto in_kernel = context_.kernel.patches();
-    if (!in_kernel)
-        return system_error(error, in_kernel.error());
-    if (find_in(*in_kernel, name))
-        return set_error(error, ManagerErrc::still_applied,
-                         std::string(name) + " is applied; revert it first, then remove it");
-    if (context_.desired.find(name))
-        return set_error(error, ManagerErrc::still_applied,
-                         std::string(name) +
-                             " is wanted (livepatchd applies it at boot); revert it first to "
-                             "stop wanting it, then remove it");
-
-    r = authorizer_.check(call, action_id("remove"), {{"patch", name}}, error);
+    if (auto valid = context_.operations.check_remove(name); !valid)
+        return set_error(error, valid.error());
+    r = authorize(authorizer_, call, "remove", {{"patch", name}}, error);
     if (r <= 0)
         return r == 0 ? 1 : r;
-
-    if (auto removed = context_.store.remove(name); !removed)
-        return set_error(error, removed.error());
-    const std::string object = patch_object_path(name);
-    (void)sd_bus_emit_interfaces_removed(bus_, object.c_str(), patch_interface, nullptr);
+    if (auto done = context_.operations.remove(name); !done)
+        return set_error(error, done.error());
     return sd_bus_reply_method_return(call, "");
 }
 
@@ -568,8 +504,7 @@ int Manager::list_pending_tasks(sd_bus_message* call, sd_bus_error* error)
     if (context_.blocking_tasks) {
         tasks = context_.blocking_tasks();
     } else if (auto pending = context_.control.pending_tasks()) {
-        for (PendingTask& task : *pending)
-            {
+        for (PendingTask& task : *pending) {
             BlockingTask blocking;
             blocking.facts.task = std::move(task);
             tasks->push_back(std::move(blocking));
@@ -579,6 +514,11 @@ int Manager::list_pending_tasks(sd_bus_message* call, sd_bus_error* error)
     }
     if (!tasks)
         return system_error(error, tasks.error());
+    // Kernel stacks only for root (/proc/<pid>/stack needs CAP_SYS_ADMIN); everyone else asks
+    // GetTaskStacks, behind polkit. Asking polkit here would prompt on every listing.
+    std::map<std::uint32_t, std::vector<std::string>> stacks;
+    if (context_.task_stacks && !tasks->empty() && sd_bus_query_sender_privilege(call, -1) > 0)
+        stacks = context_.task_stacks();
     sd_bus_message* m = nullptr;
     int r = sd_bus_message_new_method_return(call, &m);
     if (r < 0)
@@ -589,26 +529,28 @@ int Manager::list_pending_tasks(sd_bus_message* call, sd_bus_error* error)
         return r;
     for (const BlockingTask& blocking : *tasks) {
         const TaskFacts& f = blocking.facts;
-        const std::string state(1, f.state);
-        const std::string unit = f.units.empty() ? "" : f.units.back();
+        const std::string state(1, f.state > ' ' && f.state < 0x7f ? f.state : '?');
+        const std::string unit = f.units.empty() ? "" : printable(f.units.back());
         if ((r = sd_bus_message_open_container(m, 'r', "uusssssstasas")) < 0 ||
             (r = sd_bus_message_append(m, "uusssssst", f.task.tid, f.task.tgid,
-                                       f.task.comm.c_str(), f.task.reason.c_str(),
-                                       f.task.function.c_str(),
+                                       printable(f.task.comm).c_str(),
+                                       printable(f.task.reason).c_str(),
+                                       printable(f.task.function).c_str(),
                                        std::string(to_string(f.kind)).c_str(), state.c_str(),
                                        unit.c_str(), blocking.blocked_usec)) < 0)
             return r;
         if ((r = sd_bus_message_open_container(m, 'a', "s")) < 0)
             return r;
         for (const std::string& action : blocking.actions)
-            if ((r = sd_bus_message_append(m, "s", action.c_str())) < 0)
+            if ((r = sd_bus_message_append(m, "s", printable(action).c_str())) < 0)
                 return r;
         if ((r = sd_bus_message_close_container(m)) < 0 ||
             (r = sd_bus_message_open_container(m, 'a', "s")) < 0)
             return r;
-        for (const std::string& frame : blocking.stack)
-            if ((r = sd_bus_message_append(m, "s", frame.c_str())) < 0)
-                return r;
+        if (const auto it = stacks.find(f.task.tid); it != stacks.end())
+            for (const std::string& frame : it->second)
+                if ((r = sd_bus_message_append(m, "s", printable(frame).c_str())) < 0)
+                    return r;
         if ((r = sd_bus_message_close_container(m)) < 0 ||
             (r = sd_bus_message_close_container(m)) < 0)
             return r;
@@ -619,19 +561,46 @@ int Manager::list_pending_tasks(sd_bus_message* call, sd_bus_error* error)
     return sd_bus_send(nullptr, m, nullptr);
 }
 
-int Manager::kick(sd_bus_message* call, sd_bus_error* error)
+int Manager::get_task_stacks(sd_bus_message* call, sd_bus_error* error)
 {
-    auto in_kernel = context_.kernel.patches();
-    if (!in_kernel)
-        return system_error(error, in_kernel.error());
-    if (!in_transition(*in_kernel))
-        return set_error(error, ManagerErrc::no_transition, "No transition is under way");
-
-    int r = authorizer_.check(call, action_id("kick"), {}, error);
+    int r = authorize(authorizer_, call, "read-stacks", {}, error);
     if (r <= 0)
         return r == 0 ? 1 : r;
+    const auto stacks = context_.task_stacks
+                            ? context_.task_stacks()
+                            : std::map<std::uint32_t, std::vector<std::string>>{};
+    sd_bus_message* m = nullptr;
+    r = sd_bus_message_new_method_return(call, &m);
+    if (r < 0)
+        return r;
+    MessagePtr reply(m);
+    if ((r = sd_bus_message_open_container(m, 'a', "(uas)")) < 0)
+        return r;
+    for (const auto& [tid, frames] : stacks) {
+        if ((r = sd_bus_message_open_container(m, 'r', "uas")) < 0 ||
+            (r = sd_bus_message_append(m, "u", tid)) < 0 ||
+            (r = sd_bus_message_open_container(m, 'a', "s")) < 0)
+            return r;
+        for (const std::string& frame : frames)
+            if ((r = sd_bus_message_append(m, "s", printable(frame).c_str())) < 0)
+                return r;
+        if ((r = sd_bus_message_close_container(m)) < 0 ||
+            (r = sd_bus_message_close_container(m)) < 0)
+            return r;
+    }
+    if ((r = sd_bus_message_close_container(m)) < 0)
+        return r;
+    return sd_bus_send(nullptr, m, nullptr);
+}
 
-    if (auto done = context_.control.kick(); !done)
+int Manager::kick(sd_bus_message* call, sd_bus_error* error)
+{
+    if (auto valid = context_.operations.check_kick(); !valid)
+        return set_error(error, valid.error());
+    int r = authorize(authorizer_, call, "kick", {}, error);
+    if (r <= 0)
+        return r == 0 ? 1 : r;
+    if (auto done = context_.operations.kick(); !done)
         return set_error(error, done.error());
     return sd_bus_reply_method_return(call, "");
 }
@@ -639,28 +608,16 @@ int Manager::kick(sd_bus_message* call, sd_bus_error* error)
 int Manager::force(sd_bus_message* call, sd_bus_error* error)
 {
     const char* name = nullptr;
-    int r = read_patch_name(call, error, &name);
+    int r = read_name(call, &name);
     if (r < 0)
         return r;
-    auto in_kernel = context_.kernel.patches();
-    if (!in_kernel)
-        return system_error(error, in_kernel.error());
-    const KernelPatch* moving = in_transition(*in_kernel);
-    if (!moving)
-        return set_error(error, ManagerErrc::no_transition, "No transition is under way");
-    if (moving->name != name)
-        return set_error(error, ManagerErrc::not_in_transition,
-                         "The transition under way is " + moving->name + "'s, not " + name +
-                             "'s; nothing was forced");
-
-    r = authorizer_.check(call, action_id("force"), {{"patch", name}}, error);
+    if (auto valid = context_.operations.check_force(name); !valid)
+        return set_error(error, valid.error());
+    r = authorize(authorizer_, call, "force", {{"patch", name}}, error);
     if (r <= 0)
         return r == 0 ? 1 : r;
-
-    if (auto done = context_.control.force(name); !done)
+    if (auto done = context_.operations.force(name); !done)
         return set_error(error, done.error());
-    forced_.insert(name);
-    emit_patch_changed(name);
     return sd_bus_reply_method_return(call, "");
 }
 

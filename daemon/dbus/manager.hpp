@@ -1,17 +1,21 @@
 // SPDX-License-Identifier: GPL-2.0-only
 //
-// Manager: livepatchd on the bus (org.livepatchd.LivePatch1, docs/dbus-api.md).
+// Manager: livepatchd on the bus (org.livepatchd.LivePatch1, docs/dbus-api.md), the adapter
+// between D-Bus and the service:
 //  - /org/livepatchd/LivePatch1: org.livepatchd.LivePatch1.Manager and the
 //    org.freedesktop.DBus.ObjectManager of the patch objects;
 //  - /org/livepatchd/LivePatch1/patch/<escaped name>: org.livepatchd.LivePatch1.Patch, one per
 //    patch in the store or in the kernel (a fallback vtable with an enumerator: the objects are
 //    computed on demand, never kept in step by hand).
-// Every mutating method runs: parse -> validate -> authorize (PolkitAuthorizer) -> act ->
-// emit -> reply. Validation reads the state of the moment; since polkit's answer re-dispatches
-// the call, it runs again after authorization, against the state of that moment.
+// Every mutating method runs: parse -> validate (PatchOperations::check_X) -> authorize
+// (PolkitAuthorizer) -> act (PatchOperations::X) -> emit -> reply. Since polkit's answer
+// re-dispatches the call, validation runs again after authorization, against the state of
+// that moment.
 //
-// The Manager owns nothing but its bus slots: the store, the desired state, the kernel view
-// and the kernel actions are the daemon's, passed in.
+// The status of the patches is computed once per incoming message and kept for the rest of
+// it: GetManagedObjects reads the store and the kernel once, not once per property.
+//
+// It implements EventSink: what the service reports becomes signals and PropertiesChanged.
 #pragma once
 
 #include <systemd/sd-bus.h>
@@ -19,20 +23,18 @@
 #include <functional>
 #include <map>
 #include <optional>
-#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "bus_ptr.hpp"
-#include "desired_state.hpp"
-#include "kernel_view.hpp"
-#include "patch_control.hpp"
-#include "patch_store.hpp"
-#include "polkit.hpp"
-#include "remediation.hpp"
-#include "result.hpp"
-#include "status.hpp"
+#include "dbus/bus_ptr.hpp"
+#include "dbus/polkit.hpp"
+#include "kernel/kernel_view.hpp"
+#include "kernel/patch_control.hpp"
+#include "remediation/remediation.hpp"
+#include "service/event_sink.hpp"
+#include "service/patch_operations.hpp"
+#include "service/status.hpp"
 
 namespace livepatchd::dbus {
 
@@ -48,24 +50,18 @@ std::string patch_object_path(std::string_view name);
 std::optional<std::string> patch_name_from_path(const char* path);
 
 struct ManagerContext {
-    PatchStore& store;
-    const DesiredStateFile& desired_file;
-    DesiredState& desired; // kept equal to what desired_file holds
+    PatchOperations& operations;
     const KernelView& kernel;
-    PatchControl& control;
+    const PatchControl& control;
     std::string kernel_release;
-    std::string boot_id;
-    std::function<std::uint64_t()> clock = realtime_usec;
-    // Called after an action started a transition (Apply: "patched", Revert: "unpatched"; the
-    // kernel may have completed it already): the transition watcher reports it even then.
-    std::function<void(std::string_view patch, std::string_view target)> transition_started =
-        [](std::string_view, std::string_view) {};
-    // ListPendingTasks: the service's view (facts, time blocked, actions). Unset: lpshim's list
-    // as it is.
+    // ListPendingTasks: the service's view (facts, time blocked, actions), without stacks.
+    // Unset: lpshim's list as it is.
     std::function<Result<std::vector<BlockingTask>>()> blocking_tasks = nullptr;
+    // The kernel stacks of the pending tasks, by tid (for callers allowed to see them).
+    std::function<std::map<std::uint32_t, std::vector<std::string>>()> task_stacks = nullptr;
 };
 
-class Manager {
+class Manager final : public EventSink {
 public:
     Manager(sd_bus* bus, ManagerContext context);
     Manager(const Manager&) = delete;
@@ -75,27 +71,24 @@ public:
     // arrives before they exist.
     Result<void> attach();
 
-    // For the transition watcher: from the first call on, the transition properties report
-    // what it says instead of what sysfs shows. Emits PropertiesChanged.
-    void set_transition(const TransitionStatus& status);
+    // EventSink
+    void transition_started(std::string_view patch, std::string_view target) override;
+    void transition_finished(std::string_view patch, std::string_view target,
+                             std::string_view outcome, std::uint64_t duration_usec) override;
+    void transition_stalled(std::string_view patch, std::string_view action,
+                            std::uint64_t elapsed_usec) override;
+    void transition_status(const TransitionStatus& status) override;
+    void task_blocked(const PendingTask& task, std::string_view kind,
+                      std::string_view note) override;
+    void task_remediated(const PendingTask& task, std::string_view action) override;
+    void patch_changed(std::string_view name) override;
+    void patch_added(std::string_view name) override;
+    void patch_removed(std::string_view name) override;
+
     TransitionStatus transition() const;
-
-    // For the reconciler's caller: why each wanted patch was not applied (Patch.SkipReason).
-    void set_skip_reasons(std::map<std::string, std::string, std::less<>> reasons);
-
-    void emit_transition_started(std::string_view patch, std::string_view target);
-    void emit_transition_finished(std::string_view patch, std::string_view target,
-                                  std::string_view outcome, std::uint64_t duration_usec);
-    // For the remediation ladder: a task that blocks the transition (note: what livepatchd
-    // will or will not do about it), an action taken on one, a stall and its outcome.
-    void emit_task_blocked(const PendingTask& task, std::string_view kind, std::string_view note);
-    void emit_task_remediated(const PendingTask& task, std::string_view action);
-    void emit_transition_stalled(std::string_view patch, std::string_view action,
-                                 std::uint64_t elapsed_usec);
-    // PatchStateChanged and the patch object's PropertiesChanged.
-    void emit_patch_changed(std::string_view name);
-
     const PolkitAuthorizer& authorizer() const { return authorizer_; }
+    // Times the store and kernel were read for a status (for the bus tests).
+    std::uint64_t status_reads() const { return status_reads_; }
 
 private:
     friend struct ManagerVtable;
@@ -107,6 +100,7 @@ private:
     int remove(sd_bus_message* call, sd_bus_error* error);
     int list_patches(sd_bus_message* call, sd_bus_error* error);
     int list_pending_tasks(sd_bus_message* call, sd_bus_error* error);
+    int get_task_stacks(sd_bus_message* call, sd_bus_error* error);
     int kick(sd_bus_message* call, sd_bus_error* error);
     int force(sd_bus_message* call, sd_bus_error* error);
 
@@ -116,18 +110,21 @@ private:
     int find_patch(const char* path, sd_bus_error* error);
     int enumerate_patches(char*** nodes, sd_bus_error* error);
 
-    // All patches (store and kernel), or an error for the caller.
-    Result<std::vector<PatchStatus>> statuses() const;
-    Result<std::optional<PatchStatus>> status_of(std::string_view name) const;
-    // The desired state changed in memory: write it, or put back `before` and fail.
-    Result<void> save_desired(const DesiredState& before);
+    // All patches (store and kernel), computed once per incoming message.
+    Result<std::vector<PatchStatus>> statuses();
+    Result<std::optional<PatchStatus>> status_of(std::string_view name);
+    void invalidate() { cache_.reset(); }
 
     sd_bus* bus_;
     ManagerContext context_;
     PolkitAuthorizer authorizer_;
-    std::map<std::string, std::string, std::less<>> skip_reasons_;
-    std::set<std::string, std::less<>> forced_;
     std::optional<TransitionStatus> watched_transition_;
+    struct Snapshot {
+        MessagePtr message; // a reference: its address cannot be another message's meanwhile
+        std::vector<PatchStatus> statuses;
+    };
+    std::optional<Snapshot> cache_;
+    std::uint64_t status_reads_ = 0;
     std::vector<SlotPtr> slots_;
 };
 

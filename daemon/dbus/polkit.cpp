@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-#include "polkit.hpp"
+#include "dbus/polkit.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -66,6 +66,11 @@ std::size_t PolkitAuthorizer::pending() const noexcept
     for (const Query& q : queries_)
         n += q.answered ? 0 : 1;
     return n;
+}
+
+void PolkitAuthorizer::forget(sd_bus_message* call) noexcept
+{
+    queries_.remove_if([call](const Query& q) { return q.answered && q.request.get() == call; });
 }
 
 int PolkitAuthorizer::check(sd_bus_message* call, const std::string& action,

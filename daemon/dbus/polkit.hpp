@@ -20,7 +20,7 @@
 #include <string>
 #include <string_view>
 
-#include "bus_ptr.hpp"
+#include "dbus/bus_ptr.hpp"
 
 namespace livepatchd::dbus {
 
@@ -36,8 +36,15 @@ public:
     int check(sd_bus_message* call, const std::string& action,
               const std::map<std::string, std::string>& details, sd_bus_error* error);
 
+    // Called after every dispatch of a method call: an answered query for it is spent, whether
+    // or not the handler reached check() again (it may fail validation first on its second
+    // dispatch). Unanswered queries stay until polkit answers or times out.
+    void forget(sd_bus_message* call) noexcept;
+
     // Queries still waiting for polkit's answer (for tests and the shutdown path).
     std::size_t pending() const noexcept;
+    // Queries kept at all, answered or not (for tests: none may leak).
+    std::size_t kept() const noexcept { return queries_.size(); }
 
 private:
     struct Query {

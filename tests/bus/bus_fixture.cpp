@@ -36,11 +36,13 @@ class FakePatchControl final : public PatchControl {
 public:
     explicit FakePatchControl(FakeKernelView& kernel) : kernel_(kernel) {}
 
-    Result<void> apply(const InstalledPatch& patch) override
+    Result<void> apply(std::string_view name, int fd) override
     {
-        if (patch.name == "lp_fail_load")
+        if (fd < 0)
+            return Error{EBADF, "no fd"};
+        if (name == "lp_fail_load")
             return Error{EINVAL, "finit_module(lp_fail_load): Invalid argument"};
-        kernel_.add(patch.name, true, true);
+        kernel_.add(std::string(name), true, true);
         return {};
     }
     Result<void> unload(std::string_view) override { return {}; }
@@ -68,7 +70,7 @@ public:
         std::vector<PendingTask> tasks;
         for (const KernelPatch& p : kernel_.kernel_patches)
             if (p.transition)
-                tasks.push_back({4242, 4240, "fake_worker", "blocked in a patched function",
+                tasks.push_back({4242, 4240, comm, "blocked in a patched function",
                                  "cmdline_proc_show"});
         return tasks;
     }
@@ -93,6 +95,8 @@ public:
     }
 
     unsigned kicks = 0;
+    // What the fake task is called: any bytes, as prctl(PR_SET_NAME) allows (SetTaskName).
+    std::string comm = "fake_worker";
 
 private:
     FakeKernelView& kernel_;
@@ -103,6 +107,10 @@ sd_event* the_event = nullptr;
 dbus::BusPtr polkit_bus;
 dbus::SlotPtr polkit_slot;
 std::string last_polkit_question = "none";
+// HoldPolkit: the fake polkit answers only when ReleasePolkit is called.
+bool polkit_holding = false;
+std::vector<dbus::MessagePtr> held_questions;
+dbus::Manager* the_manager = nullptr;
 
 // CheckAuthorization((sa{sv}) subject, s action, a{ss} details, u flags, s cancellation_id)
 //   -> (bba{ss}): is_authorized, is_challenge, details
@@ -139,6 +147,10 @@ int check_authorization(sd_bus_message* call, void* /*userdata*/, sd_bus_error* 
         question += " flags=" + std::to_string(flags);
         last_polkit_question = question;
 
+        if (polkit_holding) {
+            held_questions.push_back(dbus::ref_message(call));
+            return 1;
+        }
         const std::string_view verb = std::string_view(action).substr(std::string_view(action).rfind('.') + 1);
         const bool interactive = flags & 1;
         int authorized = verb == "kick" || verb == "revert" || (verb == "install" && interactive);
@@ -187,6 +199,48 @@ int complete_transition(sd_bus_message* call, void* /*userdata*/, sd_bus_error* 
     return sd_bus_reply_method_return(call, "");
 }
 
+int hold_polkit(sd_bus_message* call, void*, sd_bus_error*) noexcept
+{
+    polkit_holding = true;
+    return sd_bus_reply_method_return(call, "");
+}
+
+// Answers every held question: allowed.
+int release_polkit(sd_bus_message* call, void*, sd_bus_error*) noexcept
+{
+    polkit_holding = false;
+    for (auto& question : held_questions)
+        (void)sd_bus_reply_method_return(question.get(), "(bba{ss})", 1, 0, 0);
+    const auto n = static_cast<std::uint32_t>(held_questions.size());
+    held_questions.clear();
+    return sd_bus_reply_method_return(call, "u", n);
+}
+
+int polkit_queries(sd_bus_message* call, void*, sd_bus_error*) noexcept
+{
+    return sd_bus_reply_method_return(call, "u",
+                                      static_cast<std::uint32_t>(the_manager->authorizer().kept()));
+}
+
+int status_reads(sd_bus_message* call, void*, sd_bus_error*) noexcept
+{
+    return sd_bus_reply_method_return(call, "t", the_manager->status_reads());
+}
+
+int set_task_name(sd_bus_message* call, void*, sd_bus_error*) noexcept
+{
+    // Hex: the bytes need not be UTF-8, which a D-Bus string must be.
+    const char* hex = nullptr;
+    int r = sd_bus_message_read(call, "s", &hex);
+    if (r < 0)
+        return r;
+    std::string bytes;
+    for (std::size_t i = 0; hex[i] && hex[i + 1]; i += 2)
+        bytes += static_cast<char>(std::stoi(std::string(hex + i, 2), nullptr, 16));
+    the_control->comm = bytes;
+    return sd_bus_reply_method_return(call, "");
+}
+
 int kick_count(sd_bus_message* call, void* /*userdata*/, sd_bus_error* /*error*/) noexcept
 {
     return sd_bus_reply_method_return(call, "u", the_control->kicks);
@@ -198,6 +252,11 @@ const sd_bus_vtable test_vtable[] = {
     SD_BUS_METHOD("KickCount", "", "u", kick_count, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("StartPolkit", "", "", start_polkit, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("LastPolkitQuestion", "", "s", last_question, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD("HoldPolkit", "", "", hold_polkit, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD("ReleasePolkit", "", "u", release_polkit, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD("PolkitQueries", "", "u", polkit_queries, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD("StatusReads", "", "t", status_reads, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD("SetTaskName", "s", "", set_task_name, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_VTABLE_END,
 };
 
@@ -243,18 +302,25 @@ int run(const char* state_directory, const char* kernel_release)
         std::fprintf(stderr, "bus_fixture: %s\n", desired_file.error().message.c_str());
         return 1;
     }
-    auto desired = desired_file->load();
-    if (!desired) {
-        std::fprintf(stderr, "bus_fixture: %s\n", desired.error().message.c_str());
-        return 1;
-    }
     FakeKernelView kernel;
     FakePatchControl control(kernel);
     the_control = &control;
-
-    dbus::Manager manager(bus.get(), dbus::ManagerContext{*store, *desired_file, *desired, kernel,
-                                                          control, kernel_release,
-                                                          std::string(boot_id)});
+    PatchOperations operations(OperationsContext{
+        .store = *store,
+        .storage = *desired_file,
+        .kernel = kernel,
+        .control = control,
+        .kernel_release = kernel_release,
+        .boot_id = std::string(boot_id),
+    });
+    if (auto problem = operations.load()) {
+        std::fprintf(stderr, "bus_fixture: %s\n", problem->message.c_str());
+        return 1;
+    }
+    dbus::Manager manager(bus.get(), dbus::ManagerContext{operations, kernel, control,
+                                                          kernel_release});
+    operations.set_sink(&manager);
+    the_manager = &manager;
     if (auto attached = manager.attach(); !attached) {
         std::fprintf(stderr, "bus_fixture: %s\n", attached.error().message.c_str());
         return 1;
@@ -270,6 +336,7 @@ int run(const char* state_directory, const char* kernel_release)
     if (r < 0)
         return fail("take the bus name", r);
     r = sd_event_loop(event.get());
+    operations.set_sink(nullptr);
     polkit_slot.reset();
     polkit_bus.reset();
     if (r < 0)

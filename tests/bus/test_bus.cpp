@@ -6,6 +6,7 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
 #include <grp.h>
 #include <sys/wait.h>
 #include <systemd/sd-bus.h>
@@ -87,6 +88,26 @@ template <typename... Args>
 Reply manager(const char* member, const char* types, Args... args)
 {
     return call_on(bus(), manager_path, manager_iface, member, types, args...);
+}
+
+// Install as livepatchctl does it: the caller opens the file and passes the fd.
+Reply install_on(sd_bus* on, const std::string& path)
+{
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+        Reply failed;
+        failed.error = "open";
+        failed.message = path + ": " + std::strerror(errno);
+        return failed;
+    }
+    Reply r = call_on(on, manager_path, manager_iface, "Install", "h", fd);
+    ::close(fd);
+    return r;
+}
+
+Reply install(const std::string& path)
+{
+    return install_on(bus(), path);
 }
 
 Reply test_hook(const char* member)
@@ -220,40 +241,35 @@ TEST_CASE("the manager's properties at rest")
     CHECK(sd_bus_message_at_end(list.reply.get(), 0) > 0);
 }
 
-TEST_CASE("Install refuses bad paths, naming the rule")
+TEST_CASE("Install takes an fd: a regular file open for reading, nothing else")
 {
-    Reply r = manager("Install", "s", "relative/lp_a.ko");
-    CHECK(r.error == SD_BUS_ERROR_INVALID_ARGS);
-    CHECK(contains(r.message, "is a relative path"));
-    r = manager("Install", "s", "/tmp/../tmp/lp_a.ko");
-    CHECK(r.error == SD_BUS_ERROR_INVALID_ARGS);
-    r = manager("Install", "s", "/nonexistent/lp_a.ko");
-    CHECK(r.error == SD_BUS_ERROR_FILE_NOT_FOUND);
-    CHECK(contains(r.message, "/nonexistent/lp_a.ko: cannot open the file"));
-    const std::string link = env("LIVEPATCHD_TEST_SCRATCH") + "/link.ko";
-    REQUIRE(::symlink(write_patch("lp_a").c_str(), link.c_str()) == 0);
-    r = manager("Install", "s", link.c_str());
-    CHECK(r.error == SD_BUS_ERROR_INVALID_ARGS);
-    CHECK(contains(r.message, "is a symbolic link"));
-    r = manager("Install", "s", env("LIVEPATCHD_TEST_SCRATCH").c_str());
+    const std::string scratch = env("LIVEPATCHD_TEST_SCRATCH");
+    Reply r = install(scratch);
     CHECK(r.error == named("NotRegularFile"));
+    const std::string path = write_patch("lp_a");
+    const int fd = ::open(path.c_str(), O_PATH | O_CLOEXEC);
+    REQUIRE(fd >= 0);
+    r = call_on(bus(), manager_path, manager_iface, "Install", "h", fd);
+    ::close(fd);
+    CHECK(r.error == SD_BUS_ERROR_INVALID_ARGS);
+    CHECK(contains(r.message, "not open for reading"));
 }
 
 TEST_CASE("Install: a named error for each wrong file")
 {
     const std::string scratch = env("LIVEPATCHD_TEST_SCRATCH");
     std::ofstream(scratch + "/text.ko") << "not a module";
-    Reply r = manager("Install", "s", (scratch + "/text.ko").c_str());
+    Reply r = install((scratch + "/text.ko").c_str());
     CHECK(r.error == named("NotElf"));
 
     ElfSpec upstream;
     upstream.modinfo = modinfo_text({{"livepatch", "Y"}, {"name", "livepatch_sample"},
                                      {"vermagic", env("LIVEPATCHD_TEST_KERNEL")}});
     std::ofstream(scratch + "/upstream.ko", std::ios::binary) << build_elf(upstream);
-    r = manager("Install", "s", (scratch + "/upstream.ko").c_str());
+    r = install((scratch + "/upstream.ko").c_str());
     CHECK(r.error == named("NotAPatch"));
 
-    r = manager("Install", "s", write_patch("lp_old", "5.10.0-30-amd64").c_str());
+    r = install(write_patch("lp_old", "5.10.0-30-amd64").c_str());
     CHECK(r.error == named("KernelMismatch"));
     CHECK(contains(r.message, "built for 5.10.0-30-amd64, but this kernel is " +
                                   env("LIVEPATCHD_TEST_KERNEL") +
@@ -263,7 +279,7 @@ TEST_CASE("Install: a named error for each wrong file")
 
 TEST_CASE("Install puts a patch object on the bus")
 {
-    Reply r = manager("Install", "s", write_patch("lp_a").c_str());
+    Reply r = install(write_patch("lp_a").c_str());
     REQUIRE_MESSAGE(r.ok(), error_of(r));
     const char* name = nullptr;
     const char* path = nullptr;
@@ -280,9 +296,9 @@ TEST_CASE("Install puts a patch object on the bus")
     CHECK(trivial_property<std::uint64_t>(path, patch_iface, "AppliedAt", 't') == 0);
     CHECK(trivial_property<int>(path, patch_iface, "Enabled", 'b') == 0);
 
-    r = manager("Install", "s", write_patch("lp_a").c_str());
+    r = install(write_patch("lp_a").c_str());
     CHECK(r.error == named("AlreadyInstalled"));
-    REQUIRE(manager("Install", "s", write_patch("lp_b").c_str()).ok());
+    REQUIRE(install(write_patch("lp_b").c_str()).ok());
 
     Reply objects = call_on(bus(), manager_path, "org.freedesktop.DBus.ObjectManager",
                             "GetManagedObjects", "");
@@ -390,7 +406,7 @@ TEST_CASE("Force completes the transition and marks the patch")
 // State: lp_a applied, lp_b installed.
 TEST_CASE("a failed load leaves the desired state as it was")
 {
-    REQUIRE(manager("Install", "s", write_patch("lp_fail_load").c_str()).ok());
+    REQUIRE(install(write_patch("lp_fail_load").c_str()).ok());
     const std::string before = desired_json();
     Reply r = manager("Apply", "s", "lp_fail_load");
     CHECK(r.error == SD_BUS_ERROR_INVALID_ARGS);
@@ -432,10 +448,9 @@ TEST_CASE("callers who are not root: reading is public, acting needs polkit, whi
     CHECK(patch_state("lp_b") == "installed");
     // Validation comes before authorization: wrong requests are told so at once.
     CHECK(contains(as_nobody([](sd_bus* b) {
-                       return error_of(
-                           call_on(b, manager_path, manager_iface, "Install", "s", "x.ko"));
+                       return error_of(install_on(b, env("LIVEPATCHD_TEST_SCRATCH")));
                    }),
-                   SD_BUS_ERROR_INVALID_ARGS));
+                   named("NotRegularFile")));
     CHECK(contains(as_nobody([](sd_bus* b) {
                        return error_of(
                            call_on(b, manager_path, manager_iface, "Apply", "s", "lp_a"));
@@ -469,7 +484,7 @@ TEST_CASE("with polkit: allowed, denied, authentication required, and what polki
           "org.livepatchd.LivePatch1.kick subject=system-bus-name flags=0");
     REQUIRE(test_hook("CompleteTransition").ok());
 
-    REQUIRE(manager("Install", "s", write_patch("lp_c").c_str()).ok());
+    REQUIRE(install(write_patch("lp_c").c_str()).ok());
     CHECK(as_nobody([](sd_bus* b) {
               return error_of(call_on(b, manager_path, manager_iface, "Apply", "s", "lp_c"));
           }) == std::string(SD_BUS_ERROR_ACCESS_DENIED) +
@@ -480,15 +495,14 @@ TEST_CASE("with polkit: allowed, denied, authentication required, and what polki
 
     const std::string file = write_patch("lp_d");
     const std::string challenged = as_nobody([&](sd_bus* b) {
-        return error_of(call_on(b, manager_path, manager_iface, "Install", "s", file.c_str()));
+        return error_of(install_on(b, file));
     });
     CHECK(challenged.starts_with(std::string(SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED) +
                                  ": Not allowed to install"));
     CHECK(patch_state("lp_d") == "<error org.freedesktop.DBus.Error.UnknownObject>");
     CHECK(as_nobody([&](sd_bus* b) {
               sd_bus_set_allow_interactive_authorization(b, 1);
-              return error_of(call_on(b, manager_path, manager_iface, "Install", "s",
-                                      file.c_str()));
+              return error_of(install_on(b, file));
           }) == "ok");
     CHECK(last_question() == "org.livepatchd.LivePatch1.install subject=system-bus-name path=" +
                                  file + " flags=1");
@@ -523,7 +537,7 @@ TEST_CASE("signals: PatchStateChanged and InterfacesAdded")
                              &seen) >= 0);
     SlotPtr match(slot);
 
-    REQUIRE(manager("Install", "s", write_patch("lp_keep").c_str()).ok());
+    REQUIRE(install(write_patch("lp_keep").c_str()).ok());
     REQUIRE(manager("Revert", "s", "lp_a").ok());
     for (int i = 0; i < 100 && seen.size() < 2; ++i) {
         while (sd_bus_process(bus(), nullptr) > 0) {
@@ -534,4 +548,85 @@ TEST_CASE("signals: PatchStateChanged and InterfacesAdded")
                                            "PatchStateChanged lp_a reverting"});
     REQUIRE(test_hook("CompleteTransition").ok());
     // lp_keep stays installed: run-bus-tests compares a patch object with the committed XML.
+}
+
+// State: lp_a applied, lp_b lp_c lp_d lp_keep installed, a fake polkit.
+TEST_CASE("a task name that is not UTF-8 and holds an escape sequence: listed, escaped")
+{
+    // Issue 17: sd-bus refused the whole reply, so a task could hide from everyone.
+    REQUIRE(manager("Apply", "s", "lp_b").ok());
+    // "\xff\x1b[31mevil", as prctl(PR_SET_NAME) allows
+    REQUIRE(call_on(bus(), "/org/livepatchd/Test", "org.livepatchd.Test", "SetTaskName", "s",
+                    "ff1b5b33316d6576696c")
+                .ok());
+    Reply tasks = manager("ListPendingTasks", "");
+    REQUIRE_MESSAGE(tasks.ok(), error_of(tasks));
+    REQUIRE(sd_bus_message_enter_container(tasks.reply.get(), 'a', "(uusssssstasas)") > 0);
+    REQUIRE(sd_bus_message_enter_container(tasks.reply.get(), 'r', "uusssssstasas") > 0);
+    std::uint32_t tid = 0, tgid = 0;
+    const char* comm = nullptr;
+    REQUIRE(sd_bus_message_read(tasks.reply.get(), "uus", &tid, &tgid, &comm) > 0);
+    CHECK(std::string(comm) == "\\xff\\x1b[31mevil");
+    REQUIRE(test_hook("CompleteTransition").ok());
+}
+
+TEST_CASE("GetManagedObjects reads the store and the kernel once, however many objects")
+{
+    // Issue 17: every property of every object recomputed every status (N^2 file reads).
+    const auto reads = [] {
+        Reply r = test_hook("StatusReads");
+        std::uint64_t n = 0;
+        REQUIRE(sd_bus_message_read(r.reply.get(), "t", &n) > 0);
+        return n;
+    };
+    const std::uint64_t before = reads();
+    Reply objects = call_on(bus(), manager_path, "org.freedesktop.DBus.ObjectManager",
+                            "GetManagedObjects", "");
+    REQUIRE(objects.ok());
+    CHECK(reads() - before == 1);
+}
+
+TEST_CASE("a polkit query is never kept after its call is answered, whatever the answer")
+{
+    // Issue 17: a call that failed validation when dispatched again after polkit's answer left
+    // its query (and the message) behind for ever.
+    REQUIRE(manager("Apply", "s", "lp_c").ok()); // a transition, so that Kick validates
+    REQUIRE(test_hook("HoldPolkit").ok());
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        ::close(fds[0]);
+        std::string result = "cannot become nobody";
+        if (::setgroups(0, nullptr) == 0 && ::setresgid(nobody, nobody, nobody) == 0 &&
+            ::setresuid(nobody, nobody, nobody) == 0)
+            result = error_of(call_on(connect().get(), manager_path, manager_iface, "Kick", ""));
+        (void)!::write(fds[1], result.data(), result.size());
+        ::_exit(0);
+    }
+    ::close(fds[1]);
+    // Once polkit holds the question, the transition ends; then polkit says yes.
+    for (int i = 0; i < 100; ++i) {
+        Reply q = test_hook("LastPolkitQuestion");
+        const char* text = nullptr;
+        REQUIRE(sd_bus_message_read(q.reply.get(), "s", &text) > 0);
+        if (std::string(text).starts_with("org.livepatchd.LivePatch1.kick"))
+            break;
+        ::usleep(20'000);
+    }
+    REQUIRE(test_hook("CompleteTransition").ok());
+    Reply released = test_hook("ReleasePolkit");
+    REQUIRE(released.ok());
+    std::string result;
+    char buffer[512];
+    for (ssize_t n; (n = ::read(fds[0], buffer, sizeof buffer)) > 0;)
+        result.append(buffer, static_cast<std::size_t>(n));
+    ::close(fds[0]);
+    ::waitpid(child, nullptr, 0);
+    CHECK(result.starts_with(named("NoTransition")));
+    Reply queries = test_hook("PolkitQueries");
+    std::uint32_t kept = 99;
+    REQUIRE(sd_bus_message_read(queries.reply.get(), "u", &kept) > 0);
+    CHECK(kept == 0);
 }

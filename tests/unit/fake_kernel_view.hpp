@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "kernel_view.hpp"
+#include "kernel/kernel_view.hpp"
 
 namespace livepatchd::test {
 

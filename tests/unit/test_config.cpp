@@ -14,7 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "config.hpp"
+#include "config/config.hpp"
 
 using namespace livepatchd;
 using namespace std::chrono_literals;
@@ -189,7 +189,7 @@ TEST_CASE("unknown keys name the dotted key and list the known keys at that leve
     CHECK(parse_error(R"({"remediation": {"kick": {"intervall_ms": 100}}})") ==
           R"(test.json: remediation.kick.intervall_ms: unknown key (did you mean "interval_ms"?); the keys in "remediation.kick" are "enabled", "interval_ms")");
     CHECK(parse_error(R"({"remediation": {"stop_continue": {"exclude_unit": []}}})") ==
-          R"(test.json: remediation.stop_continue.exclude_unit: unknown key (did you mean "exclude_units"?); the keys in "remediation.stop_continue" are "enabled", "after_ms", "hold_ms", "exclude_units", "exclude_commands")");
+          R"(test.json: remediation.stop_continue.exclude_unit: unknown key (did you mean "exclude_units"?); the keys in "remediation.stop_continue" are "enabled", "after_ms", "hold_ms", "exclude_units", "exclude_commands", "other_pid_namespaces")");
     CHECK(parse_error(R"({"log": {"level": "info", "target": "journal"}})")
               .starts_with(R"(test.json: log.target: unknown key; the keys in "log" are "level")"));
 }
@@ -422,4 +422,11 @@ TEST_CASE("load_config reads the file and names it in errors")
     REQUIRE_FALSE(too_big.ok());
     CHECK(too_big.error().errnum == EFBIG);
     CHECK(too_big.error().message.find("larger than 1 MiB") != std::string::npos);
+}
+
+TEST_CASE("a number no type can hold is an error, not an exception (found by fuzz_config)")
+{
+    auto config = parse_config(R"({"boot": {"crash_guard_seconds": 1e400}})", "test.json");
+    REQUIRE_FALSE(config);
+    CHECK(config.error().message.starts_with("test.json: "));
 }

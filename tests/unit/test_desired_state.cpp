@@ -6,7 +6,7 @@
 
 #include <sys/stat.h>
 
-#include "desired_state.hpp"
+#include "store/desired_state.hpp"
 #include "temp_dir.hpp"
 
 using namespace livepatchd;
@@ -183,4 +183,12 @@ TEST_CASE("append, find and erase keep the order")
     CHECK(!state.erase("lp_b"));
     REQUIRE(state.patches.size() == 1);
     CHECK(state.patches[0].name == "lp_a");
+}
+
+TEST_CASE("a number no type can hold is a damaged file, not an exception")
+{
+    // nlohmann's out_of_range escaped parse_desired_state, so the daemon could not start.
+    auto state = parse_desired_state(R"({"version": 1, "patches": [], "x": 1e400})", "d.json");
+    REQUIRE_FALSE(state);
+    CHECK(state.error().errnum == EBADMSG);
 }

@@ -4,7 +4,7 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
-#include "kernel_view.hpp"
+#include "kernel/kernel_view.hpp"
 #include "temp_dir.hpp"
 
 using namespace livepatchd;

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "elf_builder.hpp"
-#include "patch_file.hpp"
+#include "store/patch_file.hpp"
 #include "temp_dir.hpp"
 
 using namespace livepatchd;

@@ -5,7 +5,7 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
-#include "pending_tasks.hpp"
+#include "kernel/pending_tasks.hpp"
 
 using namespace livepatchd;
 

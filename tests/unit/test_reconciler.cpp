@@ -5,7 +5,7 @@
 #include <doctest/doctest.h>
 
 #include "fake_kernel_view.hpp"
-#include "reconciler.hpp"
+#include "service/reconciler.hpp"
 
 using namespace livepatchd;
 using namespace livepatchd::test;

@@ -5,8 +5,14 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
-#include "remediation.hpp"
-#include "task_facts.hpp"
+#include "remediation/remediation.hpp"
+#include "remediation/task_facts.hpp"
+
+#include <systemd/sd-login.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
 
 using namespace livepatchd;
 using namespace std::chrono_literals;
@@ -119,7 +125,7 @@ TEST_CASE("never stopped: kthreads, pid 1, livepatchd, stopped, traced, D, exclu
     CHECK(refused.size() == 1);
 }
 
-TEST_CASE("/proc/<pid>/stat and /proc/<pid>/cgroup")
+TEST_CASE("/proc/<pid>/stat, /proc/<pid>/status and slices")
 {
     const auto stat = parse_proc_stat(
         "383 (c a t) x) S 1 383 383 0 -1 4194560 89 0 0 0 0 0 0 0 20 0 1 0 4711 5484544 "
@@ -131,9 +137,118 @@ TEST_CASE("/proc/<pid>/stat and /proc/<pid>/cgroup")
     CHECK_FALSE(parse_proc_stat("383 (cat S 1"));
     CHECK_FALSE(parse_proc_stat("383 (cat) S 1 2 3"));
 
-    CHECK(parse_cgroup_units("0::/system.slice/foo.service\n") ==
-          std::vector<std::string>{"system.slice", "foo.service"});
-    CHECK(parse_cgroup_units("0::/user.slice/user-0.slice/session-1.scope/x\n") ==
-          std::vector<std::string>{"user.slice", "user-0.slice", "session-1.scope"});
-    CHECK(parse_cgroup_units("1:name=systemd:/a.service\n").empty());
+    CHECK(slice_chain("system.slice") == std::vector<std::string>{"system.slice"});
+    CHECK(slice_chain("user-1000.slice") ==
+          std::vector<std::string>{"user.slice", "user-1000.slice"});
+    CHECK(slice_chain("a-b-c.slice") ==
+          std::vector<std::string>{"a.slice", "a-b.slice", "a-b-c.slice"});
+    CHECK(slice_chain("-.slice").empty());
+    CHECK(slice_chain("foo.service").empty());
+
+    const std::string status = "Name:\tcat\nUmask:\t0022\nState:\tS (sleeping)\nTracerPid:\t42\n"
+                               "Uid:\t1000\t0\t1000\t1000\nGid:\t1000\t1000\t1000\t1000\n";
+    CHECK(parse_tracer_pid(status) == 42u);
+    CHECK(parse_status_uids(status) == std::pair<std::uint32_t, std::uint32_t>{1000, 0});
+    CHECK_FALSE(parse_status_uids("Name:\tcat\n"));
+    CHECK(parse_nspid_depth("Name:\tcat\nNSpid:\t4711\n") == 1u);
+    CHECK(parse_nspid_depth("Name:\tcat\nNSpid:\t4711\t1\n") == 2u); // a container's init
+    CHECK_FALSE(parse_nspid_depth("Name:\tcat\n"));
+}
+
+TEST_CASE("never stopped, whatever the configuration: the journal, the bus, polkit, logind")
+{
+    const StopContinueConfig config;
+    for (const char* unit : {"systemd-journald.service", "dbus.service", "dbus-broker.service",
+                             "polkit.service", "systemd-logind.service", "init.scope"}) {
+        TaskFacts f = sleeper(100);
+        f.units = {"system.slice", unit};
+        const auto why = why_not_stop(f, config, self);
+        REQUIRE(why);
+        CHECK(why->find("one livepatchd never stops") != std::string::npos);
+    }
+    for (const char* comm : {"systemd-journal", "dbus-daemon", "dbus-broker", "polkitd",
+                             "systemd-logind"}) {
+        TaskFacts f = sleeper(100);
+        f.task.comm = comm;
+        f.units = {"user.slice", "x.scope"};
+        CHECK(why_not_stop(f, config, self));
+    }
+    CHECK_FALSE(why_not_stop(sleeper(100), config, self));
+}
+
+TEST_CASE("processes of another pid namespace are stopped only when configured")
+{
+    TaskFacts f = sleeper(100);
+    f.other_pid_namespace = true;
+    StopContinueConfig config;
+    const auto why = why_not_stop(f, config, self);
+    REQUIRE(why);
+    CHECK(why->find("another pid namespace") != std::string::npos);
+    config.other_pid_namespaces = true;
+    CHECK_FALSE(why_not_stop(f, config, self));
+}
+
+TEST_CASE("the stall: no unprivileged user can make livepatchd revert a patch")
+{
+    TaskFacts root_sleeper = sleeper(10);
+    root_sleeper.uid = 0;
+    root_sleeper.euid = 0;
+    TaskFacts user_sleeper = sleeper(20);
+    user_sleeper.uid = 1000;
+    user_sleeper.euid = 1000;
+    TaskFacts user_in_d = user_sleeper;
+    user_in_d.state = 'D';
+    TaskFacts root_in_d = root_sleeper; // a root process stuck on a user's FUSE mount
+    root_in_d.state = 'D';
+    TaskFacts kthread = sleeper(2);
+    kthread.kind = TaskKind::kthread;
+    TaskFacts unknown = sleeper(30); // uid not read
+
+    // Only root's interruptible tasks and kernel threads left: the configured revert.
+    CHECK(decide_stall(StallAction::revert, "patched", {root_sleeper, kthread}).action ==
+          StallAction::revert);
+    CHECK(decide_stall(StallAction::revert, "patched", {}).action == StallAction::revert);
+    for (const TaskFacts& f : {user_sleeper, user_in_d, root_in_d, unknown}) {
+        CAPTURE(f.task.tid);
+        const StallDecision d = decide_stall(StallAction::revert, "patched", {root_sleeper, f});
+        CHECK(d.action == StallAction::wait);
+        CHECK(d.reason.find("never reverted") != std::string::npos);
+    }
+    // A blocker on its way out (a zombie, or gone from /proc before the kernel's next pass):
+    // its leaving may complete the transition, so the decision waits for the next look.
+    for (const char state : {'Z', 'X'}) {
+        TaskFacts leaving = user_sleeper;
+        leaving.uid = leaving.euid = 0;
+        leaving.state = state;
+        const StallDecision d = decide_stall(StallAction::revert, "patched", {root_sleeper, leaving});
+        CHECK(d.action == StallAction::wait);
+        CHECK(d.reason.find("is exiting") != std::string::npos);
+    }
+    // An unpatching transition is never reverted anyway; force and wait are the admin's.
+    CHECK(decide_stall(StallAction::revert, "unpatched", {user_in_d}).action ==
+          StallAction::revert);
+    CHECK(decide_stall(StallAction::force, "patched", {user_in_d}).action == StallAction::force);
+    CHECK(decide_stall(StallAction::wait, "patched", {root_sleeper}).action == StallAction::wait);
+}
+
+TEST_CASE("the units of a real process come from sd-login")
+{
+    // This test's own process: whatever its cgroup, the facts hold what sd-login says, in the
+    // order slices, unit, user unit.
+    PendingTask self_task;
+    self_task.tid = static_cast<std::uint32_t>(getpid());
+    self_task.tgid = self_task.tid;
+    self_task.reason = "sleeping-in-function";
+    auto facts = read_task_facts(self_task);
+    REQUIRE(facts);
+    char* slice = nullptr;
+    if (sd_pid_get_slice(getpid(), &slice) >= 0 && slice && std::string(slice) != "-.slice") {
+        REQUIRE(!facts->units.empty());
+        CHECK(std::find(facts->units.begin(), facts->units.end(), std::string(slice)) !=
+              facts->units.end());
+    }
+    std::free(slice);
+    CHECK(facts->uid == getuid());
+    CHECK(facts->euid == geteuid());
+    CHECK_FALSE(facts->other_pid_namespace);
 }

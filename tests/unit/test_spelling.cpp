@@ -7,7 +7,7 @@
 #include <array>
 #include <string_view>
 
-#include "spelling.hpp"
+#include "common/spelling.hpp"
 
 using namespace livepatchd;
 using namespace std::string_view_literals;

@@ -4,7 +4,7 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
-#include "status.hpp"
+#include "service/status.hpp"
 
 using namespace livepatchd;
 

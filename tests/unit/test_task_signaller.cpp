@@ -1,12 +1,17 @@
 // SPDX-License-Identifier: GPL-2.0-only
 //
-// TaskSignaller on real child processes: stop and resume, a pid whose start time does not
-// match is never signalled, and a new instance (after a crash) continues what an earlier one
-// left stopped.
+// TaskSignaller and RemediationExecutor on real child processes: stop and resume, a pid whose
+// thread start time does not match is never signalled, a multi-threaded process is stopped by
+// its blocked thread's start time (not its leader's), a record that cannot be written means no
+// SIGSTOP and one that cannot be removed is not forgotten, every exit path of the executor
+// continues what it holds, and recover_stopped() continues what a crashed livepatchd left
+// stopped even from a damaged stopped.json.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
+#include <pthread.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,35 +19,64 @@
 #include <sstream>
 #include <thread>
 
-#include "task_facts.hpp"
-#include "task_signaller.hpp"
+#include "remediation/remediation_executor.hpp"
+#include "remediation/task_facts.hpp"
+#include "remediation/task_signaller.hpp"
 #include "temp_dir.hpp"
 
 using namespace livepatchd;
 using livepatchd::test::TempDir;
+using namespace std::chrono_literals;
 
 namespace {
 
+ProcStat stat_of(const std::string& path)
+{
+    std::ifstream in(path);
+    std::ostringstream text;
+    text << in.rdbuf();
+    return parse_proc_stat(text.str()).value();
+}
+
+// A child process; with threads, a second thread whose tid is worker.
 struct Child {
     pid_t pid;
-    Child() : pid(fork())
+    pid_t worker = 0;
+    explicit Child(bool threads = false)
     {
+        int fds[2];
+        REQUIRE(pipe(fds) == 0);
+        pid = fork();
         if (pid == 0) {
-            pause();
-            _exit(0);
+            close(fds[0]);
+            pid_t tid = 0;
+            if (threads) {
+                std::thread t([&] {
+                    tid = static_cast<pid_t>(syscall(SYS_gettid));
+                    (void)!write(fds[1], &tid, sizeof tid);
+                    for (;;)
+                        pause();
+                });
+                t.detach();
+            } else {
+                (void)!write(fds[1], &tid, sizeof tid);
+            }
+            for (;;)
+                pause();
         }
+        close(fds[1]);
+        REQUIRE(read(fds[0], &worker, sizeof worker) == sizeof worker);
+        close(fds[0]);
     }
     ~Child()
     {
         kill(pid, SIGKILL);
         waitpid(pid, nullptr, 0);
     }
-    ProcStat stat() const
+    ProcStat stat() const { return stat_of("/proc/" + std::to_string(pid) + "/stat"); }
+    ProcStat thread_stat(pid_t tid) const
     {
-        std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-        std::ostringstream text;
-        text << in.rdbuf();
-        return parse_proc_stat(text.str()).value();
+        return stat_of("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/stat");
     }
     // Waits until the kernel shows the child in that state.
     bool reaches(char state) const
@@ -50,59 +84,201 @@ struct Child {
         for (int i = 0; i < 200; ++i) {
             if (stat().state == state)
                 return true;
-            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+            std::this_thread::sleep_for(10ms);
         }
         return false;
     }
 };
 
-} // namespace
-
-TEST_CASE("stop, then resume")
+std::unique_ptr<StopRecords> dir_records(const TempDir& dir)
 {
-    TempDir dir;
-    Child child;
-    auto signaller = TaskSignaller::open(dir.path);
-    REQUIRE(signaller);
-    REQUIRE(child.reaches('S'));
-    REQUIRE(signaller->stop(child.pid, child.stat().start_time));
-    CHECK(child.reaches('T'));
-    CHECK(dir.read("stopped.json").find(std::to_string(child.pid)) != std::string::npos);
-    REQUIRE(signaller->resume(child.pid));
-    CHECK(child.reaches('S'));
-    CHECK(dir.read("stopped.json") == "{\"stopped\":[]}\n");
+    auto records = DirStopRecords::open(dir.path);
+    REQUIRE(records);
+    return std::move(records).value();
 }
 
-TEST_CASE("a pid whose start time differs is another process: never signalled")
+// Records that fail on demand: a full disk.
+struct FlakyRecords final : StopRecords {
+    bool fail_add = false;
+    bool fail_remove = false;
+    std::vector<StopRecord> kept;
+    Result<void> add(const StopRecord& r) override
+    {
+        if (fail_add)
+            return Error{ENOSPC, "no space left"};
+        kept.push_back(r);
+        return {};
+    }
+    Result<void> remove(const StopRecord& r) override
+    {
+        if (fail_remove)
+            return Error{ENOSPC, "no space left"};
+        std::erase(kept, r);
+        return {};
+    }
+};
+
+std::string records_in(const TempDir& dir)
+{
+    std::string names;
+    for (const auto& e : std::filesystem::directory_iterator(dir.path / "stopped"))
+        names += e.path().filename().string() + " ";
+    return names;
+}
+
+} // namespace
+
+TEST_CASE("stop, then resume; the record is one file, gone after the SIGCONT")
 {
     TempDir dir;
     Child child;
-    auto signaller = TaskSignaller::open(dir.path);
-    REQUIRE(signaller);
+    TaskSignaller signaller(dir_records(dir));
     REQUIRE(child.reaches('S'));
-    auto refused = signaller->stop(child.pid, child.stat().start_time + 1);
+    REQUIRE(signaller.stop(child.pid, child.pid, child.stat().start_time));
+    CHECK(child.reaches('T'));
+    CHECK(records_in(dir) ==
+          std::to_string(child.pid) + "." + std::to_string(child.stat().start_time) + " ");
+    REQUIRE(signaller.resume(child.pid));
+    CHECK(child.reaches('S'));
+    CHECK(records_in(dir).empty());
+}
+
+TEST_CASE("a thread whose start time differs is another task: never signalled")
+{
+    TempDir dir;
+    Child child;
+    TaskSignaller signaller(dir_records(dir));
+    REQUIRE(child.reaches('S'));
+    auto refused = signaller.stop(child.pid, child.pid, child.stat().start_time + 1);
     REQUIRE_FALSE(refused);
     CHECK(refused.error().errnum == ESRCH);
     CHECK(child.stat().state == 'S');
-    CHECK_FALSE(signaller->stop(1, 0)); // never PID 1
+    CHECK_FALSE(signaller.stop(1, 1, 0)); // never PID 1
+    CHECK(records_in(dir).empty());
 }
 
-TEST_CASE("a new instance continues what a crashed one left stopped")
+TEST_CASE("a multi-threaded process is stopped by its blocked thread's own start time")
 {
+    // Issue 17: the ladder reads the blocked *thread's* start time; comparing it with the
+    // leader's made the stop rung refuse every multi-threaded process.
     TempDir dir;
+    Child child(true);
+    TaskSignaller signaller(dir_records(dir));
+    REQUIRE(child.worker > 0);
+    REQUIRE(child.reaches('S'));
+    const std::uint64_t worker_start = child.thread_stat(child.worker).start_time;
+    auto stopped = signaller.stop(child.pid, child.worker, worker_start);
+    REQUIRE_MESSAGE(stopped, stopped.error().message);
+    CHECK(child.reaches('T'));
+    REQUIRE(signaller.resume(child.pid));
+    CHECK(child.reaches('S'));
+}
+
+TEST_CASE("a full disk: no record, no SIGSTOP; a record not removed is not forgotten")
+{
     Child child;
     REQUIRE(child.reaches('S'));
+    auto owned = std::make_unique<FlakyRecords>();
+    FlakyRecords& records = *owned;
+    TaskSignaller signaller(std::move(owned));
+
+    records.fail_add = true;
+    auto refused = signaller.stop(child.pid, child.pid, child.stat().start_time);
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().errnum == ENOSPC);
+    std::this_thread::sleep_for(50ms);
+    CHECK(child.stat().state == 'S');
+
+    records.fail_add = false;
+    REQUIRE(signaller.stop(child.pid, child.pid, child.stat().start_time));
+    REQUIRE(child.reaches('T'));
+    records.fail_remove = true;
+    auto resumed = signaller.resume(child.pid);
+    CHECK_FALSE(resumed); // said loudly
+    CHECK(child.reaches('S')); // but continued
+    CHECK(records.kept.size() == 1);
+    CHECK_FALSE(signaller.forget_resumed());
+    records.fail_remove = false;
+    CHECK(signaller.forget_resumed());
+    CHECK(records.kept.empty());
+}
+
+TEST_CASE("the executor continues every held process: on its timer, resume_all, destruction")
+{
+    TempDir dir;
+    sd_event* event = nullptr;
+    REQUIRE(sd_event_new(&event) >= 0);
+    std::unique_ptr<sd_event, decltype(&sd_event_unref)> owned_event(event, sd_event_unref);
+    TaskSignaller signaller(dir_records(dir));
+    std::vector<std::string> errors;
+    const auto report = [&](const Error& e) { errors.push_back(e.message); };
+    Child a, b, c;
+    REQUIRE((a.reaches('S') && b.reaches('S') && c.reaches('S')));
+
+    SUBCASE("its timer")
     {
-        auto crashed = TaskSignaller::open(dir.path);
-        REQUIRE(crashed);
-        REQUIRE(crashed->stop(child.pid, child.stat().start_time));
+        RemediationExecutor executor(event, signaller, 50ms, report);
+        REQUIRE(executor.stop_for_a_moment(a.pid, a.pid, a.stat().start_time));
+        CHECK(a.reaches('T'));
+        for (int i = 0; i < 50 && executor.holding() > 0; ++i)
+            (void)sd_event_run(event, 20'000);
+        CHECK(executor.holding() == 0);
+        CHECK(a.reaches('S'));
+    }
+    SUBCASE("resume_all (SIGTERM) and the destructor (any other way out)")
+    {
+        {
+            RemediationExecutor executor(event, signaller, 10s, report);
+            REQUIRE(executor.stop_for_a_moment(a.pid, a.pid, a.stat().start_time));
+            REQUIRE(executor.stop_for_a_moment(b.pid, b.pid, b.stat().start_time));
+            REQUIRE((a.reaches('T') && b.reaches('T')));
+            executor.resume_all();
+            CHECK((a.reaches('S') && b.reaches('S')));
+            REQUIRE(executor.stop_for_a_moment(c.pid, c.pid, c.stat().start_time));
+            REQUIRE(c.reaches('T'));
+        }
+        CHECK(c.reaches('S'));
+    }
+    CHECK(records_in(dir).empty());
+    CHECK(errors.empty());
+}
+
+TEST_CASE("recover_stopped continues what a crashed livepatchd left stopped")
+{
+    TempDir dir;
+    Child child, other;
+    REQUIRE((child.reaches('S') && other.reaches('S')));
+    {
+        TaskSignaller crashed(dir_records(dir));
+        REQUIRE(crashed.stop(child.pid, child.pid, child.stat().start_time));
         REQUIRE(child.reaches('T'));
     } // no resume: the process stays stopped, as after a kill -9 of livepatchd
-    auto next = TaskSignaller::open(dir.path);
-    REQUIRE(next);
-    auto continued = next->recover();
-    REQUIRE(continued);
-    CHECK(*continued == std::vector<pid_t>{child.pid});
+    // A process its user stopped, recorded by nobody: never continued.
+    kill(other.pid, SIGSTOP);
+    REQUIRE(other.reaches('T'));
+
+    SUBCASE("from the records")
+    {
+        dir.write("stopped/garbage", "");
+        const Recovery recovery = recover_stopped(dir.path);
+        CHECK(recovery.continued == std::vector<pid_t>{child.pid});
+        CHECK(recovery.warnings.size() == 1); // the garbage entry
+    }
+    SUBCASE("from a damaged stopped.json of an older livepatchd")
+    {
+        std::filesystem::remove_all(dir.path / "stopped");
+        dir.write("stopped.json", "{\"stopped\":[{\"pid\":" + std::to_string(child.pid) +
+                                      ",\"start_time\":" +
+                                      std::to_string(child.stat().start_time) + "},{\"pid\":12");
+        const Recovery recovery = recover_stopped(dir.path);
+        CHECK(recovery.continued == std::vector<pid_t>{child.pid});
+        REQUIRE(!recovery.warnings.empty());
+        CHECK(recovery.warnings[0].find("is damaged") != std::string::npos);
+        CHECK(dir.exists("stopped.json.corrupt"));
+        CHECK_FALSE(dir.exists("stopped.json"));
+    }
     CHECK(child.reaches('S'));
-    CHECK(dir.read("stopped.json") == "{\"stopped\":[]}\n");
+    CHECK(other.stat().state == 'T');
+    CHECK(records_in(dir).empty());
+    kill(other.pid, SIGCONT);
 }

@@ -14,7 +14,7 @@
 #include <limits>
 #include <map>
 
-#include "unique_fd.hpp"
+#include "common/unique_fd.hpp"
 
 namespace klpconvert {
 

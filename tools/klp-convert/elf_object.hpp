@@ -16,7 +16,7 @@
 #include <string_view>
 #include <vector>
 
-#include "result.hpp"
+#include "common/result.hpp"
 
 namespace klpconvert {
 

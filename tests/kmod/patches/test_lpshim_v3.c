@@ -7,6 +7,9 @@
  *			sleeps MS ms, then returns -EIO, while the first object's functions are
  *			already on their func_stacks
  *   immediate_sleep=1	its lpshim_target_sleep replacement is an immediate function
+ *
+ * Built a second time with -DLPSHIM_TEST_REPLACE as test_lpshim_v3_replace: an atomic-replace
+ * patch.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -62,6 +65,9 @@ static struct lpshim_object objs[] = {
 static struct lpshim_patch patch = {
 	.mod = THIS_MODULE,
 	.objs = objs,
+#ifdef LPSHIM_TEST_REPLACE
+	.replace = true,
+#endif
 };
 
 static int __init test_lpshim_v3_init(void)

@@ -78,14 +78,19 @@ expect_eq "$(python3 -c 'import json,sys; print(json.load(sys.stdin)["State"])' 
 # --- bad inputs: named errors, nothing changed ----------------------------------------------
 before=$(listing)
 head -c 4096 /dev/urandom >$SCRATCH/garbage.ko
-expect_bus_error NotElf "a non-ELF file" Install $SCRATCH/garbage.ko
+# Install takes a file descriptor (dbus-send cannot pass one): livepatchctl opens the file.
+expect_install_error() { # REGEX WHAT FILE
+	local out
+	out=$(livepatchctl install "$3" 2>&1) && fail "$2: the install succeeded: $out"
+	expect_match "$out" "$1" "$2: $out"
+}
+expect_install_error "is not an ELF file" "a non-ELF file" $SCRATCH/garbage.ko
 other=$(ls -d "$BUILD"/modules/*/ | grep -v "/$K/\$" | head -n 1)
 if [[ -n $other ]]; then
-	expect_bus_error KernelMismatch "a module for another kernel" Install \
-		"$(realpath "$other/lpshim_example_target_v1.ko")"
+	expect_install_error "built for .*, but this kernel is $K" "a module for another kernel" \
+		"$other/lpshim_example_target_v1.ko"
 fi
 expect_bus_error NotInstalled "an unknown patch name" Apply lp_no_such_patch
-expect_bus_error InvalidArgs "a path with .." Install "$SCRATCH/../${SCRATCH##*/}/garbage.ko"
 err=$(livepatchctl apply lp_no_such_patch 2>&1) && fail "livepatchctl apply of an unknown patch succeeded"
 expect_match "$err" "^livepatchctl: .*lp_no_such_patch" "livepatchctl names the unknown patch"
 expect_eq "$(listing)" "$before" "the bad inputs changed nothing"

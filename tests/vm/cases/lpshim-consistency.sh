@@ -191,6 +191,22 @@ immediate_function_pins_module() {
 	expect_eq "$(cat "$OUT")" "woken by original" "the reader finished in the immediate replacement"
 }
 
+# 9. After those, an atomic replace whose function is immediate takes over the function a task
+# sleeps in, in the patch it replaces, without the consistency model: the replaced patch's
+# module must stay too, as after a force.
+immediate_replace_pins_replaced() {
+	start_test "an immediate function of a replace patch pins the module it replaced"
+	local v2b=test_lpshim_v2b v3r=test_lpshim_v3_replace
+	load_lp $v2b
+	start_reader
+	load_lp $v3r immediate_sleep=1
+	wait_until 10 "$v2b is replaced" test ! -e $LPSHIM_SYSFS/$v2b
+	if rmmod $v2b 2>/dev/null; then fail "the module of a patch replaced by an immediate function was removed"; fi
+	ok "the module of a patch replaced by an immediate function cannot be removed"
+	release_reader
+	expect_eq "$(cat "$OUT")" "woken by original" "the reader finished its read (sleep_tag is back to the original)"
+}
+
 insmod "$(module_path lpshim)"
 insmod "$(module_path lpshim_target)"
 user_task_blocks_until_it_leaves
@@ -201,3 +217,4 @@ kthread_blocks_until_it_leaves
 busy_kthread_switches
 force_transition
 immediate_function_pins_module
+immediate_replace_pins_replaced

@@ -254,6 +254,44 @@ memory_bound_under_fork_storm() {
 	unload_mod $P
 }
 
+# 8. A thread that began to exit before the transition: release_task() already took it off the
+# task list, and the handler sent it into the patch's code in do_exit()'s tail (the hook holds
+# it there). The unpatching transition must wait until it is gone. Another patch stays below,
+# so that lpshim's ftrace_ops stays registered: on 6.1 its unregistration waits for exiting
+# tasks on its own (synchronize_rcu_tasks()), which would hide the outcome.
+exiting_thread_before_table() {
+	start_test "a thread that began to exit before the transition keeps it open until it is gone"
+	local E=test_lpshim_exit_tail below=test_lpshim_livepatch pid
+	load_lp $below
+	load_lp $E
+	coproc EXITER { exec python3 -c '
+import os, sys, threading, time
+print(os.getpid(), flush=True)
+sys.stdin.readline()
+t = threading.Thread(target=lambda: None)
+t.start()
+t.join()
+time.sleep(120)'; }
+	read -r -t 20 pid <&"${EXITER[0]}" || fail "the exiting process did not start"
+	echo "proc_exit_connector:8000:$pid" >$PARAMS/test_sleep_after_choice
+	echo >&"${EXITER[1]}"
+	wait_until 10 "its thread waits in do_exit()'s tail" grep -q ':0$' $PARAMS/test_sleep_after_choice
+	log "% echo 0 > $LPSHIM_SYSFS/$E/enabled"
+	echo 0 >$LPSHIM_SYSFS/$E/enabled
+	# An unpatching transition with nothing to wait for completes within a second.
+	sleep 3
+	expect_eq "$(sysfs_value $LPSHIM_SYSFS/$E/transition)" 1 \
+		"the unpatching transition waits for the exiting thread on its way into the patch"
+	expect_match "$(timeout 5 cat $TASKS)" "^[0-9]+ $pid python3 sleeping-in-function proc_exit_connector" \
+		"the exiting thread is listed as blocking"
+	wait_until 15 "the transition completes once the thread is gone" test ! -e $LPSHIM_SYSFS/$E
+	kill "$pid"
+	wait "$pid" || true
+	unload_mod $E
+	disable_lp $below
+	unload_mod $below
+}
+
 comment_lines() { sed 's/^/# /'; }
 
 # unload_new_modules BEFORE: rmmod every module not in the list BEFORE (modprobe's dependencies
@@ -279,6 +317,7 @@ all="io_uring_worker_reversed
 	fork_during_table_setup
 	lost_entry_allocation
 	idle_injection_kthread
+	exiting_thread_before_table
 	memory_bound_under_fork_storm"
 for t in ${TESTS:-$all}; do
 	$t

@@ -16,7 +16,7 @@
 #include <string_view>
 #include <vector>
 
-#include "pending_task_tracker.hpp"
+#include "bpf/pending_task_tracker.hpp"
 
 namespace {
 

@@ -1,0 +1,21 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//
+// Crash points for tests: the places where a crash of livepatchd must leave nothing
+// half-done (between saving the desired state and loading a module, between SIGSTOP and
+// SIGCONT, ...) call fault_point("name"). Unit tests set a hook (which throws, so that the
+// test can then start a new instance on the same state); test builds (-Dtests=true) also obey
+// LIVEPATCHD_FAULT_CRASH_AT=name in the environment by killing themselves with SIGKILL there,
+// for tests/vm. Release builds ignore the variable.
+#pragma once
+
+#include <functional>
+#include <string_view>
+
+namespace livepatchd {
+
+void fault_point(std::string_view name);
+
+// For unit tests: called at every fault point; nullptr to remove.
+void set_fault_hook(std::function<void(std::string_view)> hook);
+
+} // namespace livepatchd

@@ -1,0 +1,68 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#include "kernel/pending_tasks.hpp"
+
+#include "common/text.hpp"
+
+#include <charconv>
+#include <cstdint>
+#include <string>
+
+namespace livepatchd {
+
+std::optional<PendingTask> parse_pending_task_line(std::string_view line)
+{
+    auto next_word = [&line]() -> std::optional<std::string_view> {
+        const auto end = line.find(' ');
+        if (end == std::string_view::npos || end == 0)
+            return std::nullopt;
+        std::string_view word = line.substr(0, end);
+        line.remove_prefix(end + 1);
+        return word;
+    };
+    auto last_word = [&line]() -> std::optional<std::string_view> {
+        const auto start = line.rfind(' ');
+        if (start == std::string_view::npos || start + 1 == line.size())
+            return std::nullopt;
+        std::string_view word = line.substr(start + 1);
+        line.remove_suffix(line.size() - start);
+        return word;
+    };
+    auto number = [](std::string_view text) -> std::optional<std::uint32_t> {
+        std::uint32_t value = 0;
+        const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+        if (ec != std::errc() || end != text.data() + text.size())
+            return std::nullopt;
+        return value;
+    };
+
+    if (!line.empty() && line.back() == '\n')
+        line.remove_suffix(1);
+    const auto tid = next_word();
+    const auto tgid = next_word();
+    auto function = last_word();
+    // %ps names a module's function "name [module]".
+    std::string function_text(function ? *function : std::string_view{});
+    if (function && function->size() > 2 && function->front() == '[' && function->back() == ']') {
+        const auto name = last_word();
+        if (!name)
+            return std::nullopt;
+        function_text = std::string(*name) + " " + function_text;
+    }
+    const auto reason = last_word();
+    if (!tid || !tgid || !function || !reason || line.empty() || line.size() > 15)
+        return std::nullopt;
+    PendingTask task;
+    const auto tid_value = number(*tid);
+    const auto tgid_value = number(*tgid);
+    if (!tid_value || !tgid_value)
+        return std::nullopt;
+    task.tid = *tid_value;
+    task.tgid = *tgid_value;
+    task.comm = printable(line);
+    task.reason = std::string(*reason);
+    if (function_text != "0x0" && function_text != "(null)")
+        task.function = std::move(function_text);
+    return task;
+}
+
+} // namespace livepatchd

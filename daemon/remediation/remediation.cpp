@@ -1,0 +1,167 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#include "remediation/remediation.hpp"
+
+#include <algorithm>
+
+namespace livepatchd {
+
+std::string_view to_string(TaskKind kind)
+{
+    switch (kind) {
+    case TaskKind::user: return "user";
+    case TaskKind::kthread: return "kthread";
+    case TaskKind::idle: return "idle";
+    }
+    return "user";
+}
+
+std::string_view to_string(RemedyKind kind)
+{
+    switch (kind) {
+    case RemedyKind::kick: return "kick";
+    case RemedyKind::stop_continue: return "stop-continue";
+    }
+    return "kick";
+}
+
+std::span<const std::string_view> never_stopped_units()
+{
+    static constexpr std::string_view units[] = {
+        "init.scope",          "systemd-journald.service", "dbus.service",
+        "dbus-broker.service", "polkit.service",           "systemd-logind.service",
+        "livepatchd.service",
+    };
+    return units;
+}
+
+std::span<const std::string_view> never_stopped_commands()
+{
+    // comm as the kernel keeps it: at most 15 bytes ("systemd-journald" is "systemd-journal").
+    static constexpr std::string_view commands[] = {
+        "systemd",       "systemd-journal", "dbus-daemon",    "dbus-broker",
+        "dbus-broker-lau", "polkitd",       "systemd-logind", "livepatchd",
+    };
+    return commands;
+}
+
+std::optional<std::string> why_not_stop(const TaskFacts& facts, const StopContinueConfig& config,
+                                        pid_t self)
+{
+    const PendingTask& t = facts.task;
+    if (facts.kind != TaskKind::user)
+        return "it is a kernel thread; signals do not move it";
+    if (t.tgid == 1)
+        return "it is PID 1";
+    if (static_cast<pid_t>(t.tgid) == self)
+        return "it is livepatchd itself";
+    if (facts.state == 'T' || facts.state == 't')
+        return "it is stopped already; livepatchd never continues a process it did not stop";
+    if (facts.traced)
+        return "it is being traced";
+    if (facts.state == 'D')
+        return "it is in uninterruptible sleep; a signal does not wake it";
+    if (t.reason != "sleeping-in-function")
+        return "it is not asleep in a patched function (" + t.reason + ")";
+    if (facts.other_pid_namespace && !config.other_pid_namespaces)
+        return "it is in another pid namespace (a container); "
+               "stop_continue.other_pid_namespaces is false";
+    for (const std::string& unit : facts.units)
+        for (std::string_view never : never_stopped_units())
+            if (unit == never)
+                return "its unit " + unit + " is one livepatchd never stops";
+    for (std::string_view never : never_stopped_commands())
+        if (t.comm == never)
+            return "its command " + t.comm + " is one livepatchd never stops";
+    for (const std::string& unit : facts.units)
+        if (std::find(config.exclude_units.begin(), config.exclude_units.end(), unit) !=
+            config.exclude_units.end())
+            return "its unit " + unit + " is in stop_continue.exclude_units";
+    if (std::find(config.exclude_commands.begin(), config.exclude_commands.end(), t.comm) !=
+        config.exclude_commands.end())
+        return "its command " + t.comm + " is in stop_continue.exclude_commands";
+    return std::nullopt;
+}
+
+StallDecision decide_stall(StallAction configured, std::string_view target,
+                           const std::vector<TaskFacts>& blockers)
+{
+    if (configured != StallAction::revert || target != "patched")
+        return {configured, {}};
+    for (const TaskFacts& f : blockers) {
+        const std::string who = "task " + std::to_string(f.task.tid) + " (" + f.task.comm + ")";
+        if (f.state == 'Z' || f.state == 'X')
+            return {StallAction::wait,
+                    who + " is exiting; the transition may complete once it is gone: looking "
+                          "again"};
+        if (f.state == 'D')
+            return {StallAction::wait,
+                    who + " is in uninterruptible sleep, which an unprivileged user can cause; "
+                          "a patch is never reverted for that: waiting (Revert or Force it "
+                          "by hand)"};
+        if (f.kind != TaskKind::user)
+            continue;
+        if (!f.uid || !f.euid || *f.uid != 0 || *f.euid != 0)
+            return {StallAction::wait,
+                    who + " belongs to " +
+                        (f.uid ? "uid " + std::to_string(*f.uid) : std::string("an unknown user")) +
+                        "; a patch is never reverted because of an unprivileged user's task: "
+                        "waiting (Revert or Force it by hand)"};
+    }
+    return {configured, {}};
+}
+
+RemediationPolicy::RemediationPolicy(RemediationConfig config, pid_t self)
+    : config_(std::move(config)), self_(self)
+{
+}
+
+void RemediationPolicy::reset()
+{
+    last_kick_.reset();
+    stopped_.clear();
+    refused_.clear();
+}
+
+bool RemediationPolicy::needs_facts(std::chrono::milliseconds elapsed) const
+{
+    return config_.enabled && config_.stop_continue.enabled && elapsed >= config_.grace_ms &&
+           elapsed >= config_.stop_continue.after_ms;
+}
+
+bool RemediationPolicy::already_stopped(const PendingTask& task) const
+{
+    return stopped_.contains(task.tgid);
+}
+
+std::vector<Remedy> RemediationPolicy::decide(
+    std::chrono::milliseconds elapsed, const std::vector<TaskFacts>& pending,
+    std::vector<std::pair<std::uint32_t, std::string>>* refused)
+{
+    std::vector<Remedy> remedies;
+    if (!config_.enabled || pending.empty() || elapsed < config_.grace_ms)
+        return remedies;
+
+    if (config_.kick.enabled &&
+        (!last_kick_ || elapsed - *last_kick_ >= config_.kick.interval_ms)) {
+        last_kick_ = elapsed;
+        remedies.push_back({RemedyKind::kick, {}});
+    }
+
+    const StopContinueConfig& sc = config_.stop_continue;
+    if (!sc.enabled || elapsed < sc.after_ms)
+        return remedies;
+    for (const TaskFacts& facts : pending) {
+        if (already_stopped(facts.task))
+            continue;
+        if (auto why = why_not_stop(facts, sc, self_)) {
+            if (refused && refused_.insert(facts.task.tid).second)
+                refused->emplace_back(facts.task.tid, *why);
+            continue;
+        }
+        stopped_.insert(facts.task.tgid);
+        remedies.push_back({RemedyKind::stop_continue, facts});
+    }
+    return remedies;
+}
+
+} // namespace livepatchd

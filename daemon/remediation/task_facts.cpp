@@ -1,0 +1,186 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#include "remediation/task_facts.hpp"
+
+#include <systemd/sd-login.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstdlib>
+#include <memory>
+
+#include "common/small_file.hpp"
+
+namespace livepatchd {
+
+namespace {
+
+constexpr unsigned long pf_kthread = 0x00200000; // PF_KTHREAD, include/linux/sched.h
+
+template <typename T>
+bool parse_number(std::string_view text, T& value)
+{
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    return ec == std::errc() && end == text.data() + text.size();
+}
+
+struct FreeDeleter {
+    void operator()(char* p) const noexcept { std::free(p); }
+};
+
+std::optional<std::string> take(int r, char* value)
+{
+    std::unique_ptr<char, FreeDeleter> owned(value);
+    if (r < 0 || !value)
+        return std::nullopt;
+    return std::string(value);
+}
+
+} // namespace
+
+std::optional<ProcStat> parse_proc_stat(std::string_view text)
+{
+    const auto close = text.rfind(')');
+    if (close == std::string_view::npos)
+        return std::nullopt;
+    std::string_view rest = text.substr(close + 1);
+    std::vector<std::string_view> fields;
+    while (!rest.empty()) {
+        while (!rest.empty() && (rest.front() == ' ' || rest.front() == '\n'))
+            rest.remove_prefix(1);
+        const auto end = rest.find_first_of(" \n");
+        if (!rest.empty())
+            fields.push_back(rest.substr(0, end));
+        rest.remove_prefix(end == std::string_view::npos ? rest.size() : end);
+    }
+    // fields[0] is field 3 (state); flags is field 9, starttime field 22.
+    ProcStat stat;
+    if (fields.size() < 20 || fields[0].size() != 1 || !parse_number(fields[6], stat.flags) ||
+        !parse_number(fields[19], stat.start_time))
+        return std::nullopt;
+    stat.state = fields[0][0];
+    return stat;
+}
+
+std::optional<std::pair<std::uint32_t, std::uint32_t>> parse_status_uids(std::string_view text)
+{
+    const auto at = text.find("\nUid:");
+    if (at == std::string_view::npos)
+        return std::nullopt;
+    std::string_view line = text.substr(at + 5);
+    line = line.substr(0, line.find('\n'));
+    std::uint32_t ids[2] = {};
+    for (std::uint32_t& id : ids) {
+        const auto start = line.find_first_not_of(" \t");
+        if (start == std::string_view::npos)
+            return std::nullopt;
+        line.remove_prefix(start);
+        const auto end = std::min(line.find_first_of(" \t"), line.size());
+        if (!parse_number(line.substr(0, end), id))
+            return std::nullopt;
+        line.remove_prefix(end);
+    }
+    return std::pair{ids[0], ids[1]};
+}
+
+std::optional<std::uint32_t> parse_tracer_pid(std::string_view text)
+{
+    const auto at = text.find("\nTracerPid:");
+    if (at == std::string_view::npos)
+        return std::nullopt;
+    std::string_view value = text.substr(at + 11);
+    value = value.substr(0, value.find('\n'));
+    value.remove_prefix(std::min(value.find_first_not_of(" \t"), value.size()));
+    std::uint32_t pid = 0;
+    if (!parse_number(value, pid))
+        return std::nullopt;
+    return pid;
+}
+
+std::optional<unsigned> parse_nspid_depth(std::string_view text)
+{
+    const auto at = text.find("\nNSpid:");
+    if (at == std::string_view::npos)
+        return std::nullopt;
+    std::string_view line = text.substr(at + 7);
+    line = line.substr(0, line.find('\n'));
+    unsigned depth = 0;
+    for (bool in_number = false; char c : line) {
+        const bool digit = c >= '0' && c <= '9';
+        if (digit && !in_number)
+            ++depth;
+        in_number = digit;
+    }
+    return depth ? std::optional<unsigned>(depth) : std::nullopt;
+}
+
+std::vector<std::string> slice_chain(std::string_view innermost)
+{
+    // systemd names a slice after its place in the tree: a-b-c.slice is in a-b.slice, which is
+    // in a.slice (systemd.slice(5)); -.slice is the root and is not named.
+    std::vector<std::string> chain;
+    constexpr std::string_view suffix = ".slice";
+    if (!innermost.ends_with(suffix) || innermost == "-.slice")
+        return chain;
+    const std::string_view stem = innermost.substr(0, innermost.size() - suffix.size());
+    for (std::size_t dash = stem.find('-'); dash != std::string_view::npos;
+         dash = stem.find('-', dash + 1))
+        chain.push_back(std::string(stem.substr(0, dash)) + std::string(suffix));
+    chain.emplace_back(innermost);
+    return chain;
+}
+
+Result<TaskFacts> read_task_facts(const PendingTask& task, const std::filesystem::path& proc)
+{
+    TaskFacts facts;
+    facts.task = task;
+    if (task.tid == 0) {
+        facts.kind = TaskKind::idle;
+        return facts;
+    }
+    const std::filesystem::path dir =
+        proc / std::to_string(task.tgid) / "task" / std::to_string(task.tid);
+    const auto stat_text = read_small_file(dir / "stat");
+    if (!stat_text)
+        return Error{ESRCH, "task " + std::to_string(task.tid) + " has exited"};
+    const auto stat = parse_proc_stat(*stat_text);
+    if (!stat)
+        return Error{EBADMSG, "cannot parse " + (dir / "stat").string()};
+    facts.state = stat->state;
+    facts.start_time = stat->start_time;
+    facts.kind = (stat->flags & pf_kthread) ? TaskKind::kthread : TaskKind::user;
+    if (const auto status = read_small_file(dir / "status")) {
+        if (const auto tracer = parse_tracer_pid(*status))
+            facts.traced = *tracer != 0;
+        if (const auto uids = parse_status_uids(*status)) {
+            facts.uid = uids->first;
+            facts.euid = uids->second;
+        }
+        // NSpid: its pid in each pid namespace from ours down to its own. More levels than
+        // ours: a namespace below ours (a container). /proc/<pid>/ns/pid would need ptrace
+        // access, which the service's reduced capabilities do not give over root processes.
+        const auto self = read_small_file(proc / "self" / "status");
+        const auto depth = parse_nspid_depth(*status);
+        const auto own = self ? parse_nspid_depth(*self) : std::nullopt;
+        if (depth && own)
+            facts.other_pid_namespace = *depth > *own;
+    }
+    if (facts.kind == TaskKind::user && proc == "/proc") {
+        const auto tid = static_cast<pid_t>(task.tid);
+        // Each call before its take(): the order in which arguments are evaluated is not.
+        char* value = nullptr;
+        int r = sd_pid_get_slice(tid, &value);
+        if (auto slice = take(r, value))
+            facts.units = slice_chain(*slice);
+        value = nullptr;
+        r = sd_pid_get_unit(tid, &value);
+        if (auto unit = take(r, value))
+            facts.units.push_back(std::move(*unit));
+        value = nullptr;
+        r = sd_pid_get_user_unit(tid, &value);
+        if (auto user_unit = take(r, value))
+            facts.units.push_back(std::move(*user_unit));
+    }
+    return facts;
+}
+
+} // namespace livepatchd

@@ -1,0 +1,46 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//
+// What /proc says about a pending task, for the remediation ladder and for people: whether it
+// is a kernel thread, its state, whether it is traced, when it started (a pid can be reused),
+// and the systemd units its cgroup lies in. Everything read is checked; a task that has gone
+// is an error (ESRCH), not a guess.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "remediation/remediation.hpp"
+#include "common/result.hpp"
+
+namespace livepatchd {
+
+struct ProcStat {
+    char state = '?';
+    unsigned long flags = 0;
+    std::uint64_t start_time = 0;
+    bool operator==(const ProcStat&) const = default;
+};
+
+// /proc/<pid>/stat: the fields after the command (which may hold spaces and parentheses).
+std::optional<ProcStat> parse_proc_stat(std::string_view text);
+
+// /proc/<pid>/status: the real and effective uid ("Uid:" line), the tracer ("TracerPid:").
+std::optional<std::pair<std::uint32_t, std::uint32_t>> parse_status_uids(std::string_view text);
+std::optional<std::uint32_t> parse_tracer_pid(std::string_view text);
+// How many pid namespaces its "NSpid:" line lists (1: the namespace of this /proc).
+std::optional<unsigned> parse_nspid_depth(std::string_view text);
+
+// The slices a slice is in, outermost first, ending with itself: "user-1000.slice" gives
+// "user.slice", "user-1000.slice". Empty for a name that is not a slice's.
+std::vector<std::string> slice_chain(std::string_view innermost);
+
+// What /proc (and, for the real /proc, sd-login) says about the task. Units are read only
+// under the real /proc: sd_pid_get_*() cannot be pointed at another tree.
+Result<TaskFacts> read_task_facts(const PendingTask& task,
+                                  const std::filesystem::path& proc = "/proc");
+
+} // namespace livepatchd

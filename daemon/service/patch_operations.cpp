@@ -1,0 +1,610 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#include "service/patch_operations.hpp"
+
+#include <algorithm>
+
+#include "common/clock.hpp"
+#include "common/fault.hpp"
+#include "common/journal.hpp"
+#include "common/text.hpp"
+#include "service/reconciler.hpp"
+#include "store/patch_file.hpp"
+
+namespace livepatchd {
+
+namespace {
+
+using journal::Field;
+
+std::string transition_text(const KernelPatch& patch)
+{
+    return patch.name + " is in a transition to " + (patch.enabled ? "patched" : "unpatched");
+}
+
+OpError invalid_name(std::string_view name)
+{
+    return PatchError(PatchErrc::invalid_name, EINVAL,
+                      "\"" + printable(name.substr(0, 80)) +
+                          "\" is not a patch name; a patch is named after its kernel module: 1 "
+                          "to " +
+                          std::to_string(patch_name_max) + " letters, digits and underscores");
+}
+
+void log_failure(std::string_view patch, const std::string& message)
+{
+    journal::log(LogLevel::err, message,
+                 {{"PATCH", std::string(patch)},
+                  {"MESSAGE_ID", std::string(journal::message_id::action_failed)}});
+}
+
+} // namespace
+
+const KernelPatch* find_patch(const std::vector<KernelPatch>& in_kernel, std::string_view name)
+{
+    const auto it = std::find_if(in_kernel.begin(), in_kernel.end(),
+                                 [&](const KernelPatch& p) { return p.name == name; });
+    return it == in_kernel.end() ? nullptr : &*it;
+}
+
+const KernelPatch* patch_in_transition(const std::vector<KernelPatch>& in_kernel)
+{
+    const auto it = std::find_if(in_kernel.begin(), in_kernel.end(),
+                                 [](const KernelPatch& p) { return p.transition; });
+    return it == in_kernel.end() ? nullptr : &*it;
+}
+
+PatchOperations::PatchOperations(OperationsContext context)
+    : context_(std::move(context)), guard_(context_.crash_guard_window, context_.boot_id)
+{
+}
+
+std::uint64_t PatchOperations::realtime() const
+{
+    return context_.realtime ? context_.realtime() : realtime_usec();
+}
+
+std::uint64_t PatchOperations::boottime() const
+{
+    return context_.boottime ? context_.boottime() : boottime_usec();
+}
+
+std::optional<Error> PatchOperations::load()
+{
+    auto loaded = context_.storage.load();
+    if (loaded) {
+        desired_ = std::move(*loaded);
+        desired_available_ = true;
+        return std::nullopt;
+    }
+    Error error = std::move(loaded).error();
+    desired_ = {};
+    if (error.errnum == EBADMSG) {
+        // Damaged, kept aside by the storage: start from nothing wanted, and say so.
+        desired_available_ = true;
+        error.message += "; starting with no patch wanted";
+        return error;
+    }
+    // The file may hold what is wanted: never overwrite it with less.
+    desired_available_ = false;
+    error.message += "; the desired state is unavailable: nothing is applied at boot and no "
+                     "change is saved until it can be read (fix it, then restart livepatchd)";
+    return error;
+}
+
+OpResult<void> PatchOperations::commit(DesiredState next)
+{
+    if (!desired_available_)
+        return OpError(OpErrc::desired_state_unavailable, EIO,
+                       "the desired state could not be read at start, so it is not changed; "
+                       "see 'journalctl -u livepatchd', fix it, then restart livepatchd");
+    if (next == desired_)
+        return {};
+    if (auto saved = context_.storage.save(next); !saved) {
+        save_failed_ = true;
+        return OpError(saved.error());
+    }
+    save_failed_ = false;
+    desired_ = std::move(next);
+    return {};
+}
+
+// --- install, remove ---------------------------------------------------------------------
+
+OpResult<void> PatchOperations::check_install(int fd, std::string_view source_name) const
+{
+    if (auto r = PatchStore::check_source(fd, source_name); !r)
+        return OpError(r.error());
+    return {};
+}
+
+OpResult<InstalledPatch> PatchOperations::install(UniqueFd fd, std::string_view source_name)
+{
+    auto installed = context_.store.install(std::move(fd), source_name, context_.kernel_release);
+    if (!installed)
+        return OpError(installed.error());
+    sink_->patch_added(installed->name);
+    return std::move(installed).value();
+}
+
+OpResult<void> PatchOperations::check_remove(std::string_view name) const
+{
+    auto patch = context_.store.find(name);
+    if (!patch)
+        return OpError(patch.error());
+    auto in_kernel = context_.kernel.patches();
+    if (!in_kernel)
+        return OpError(in_kernel.error());
+    if (find_patch(*in_kernel, name))
+        return OpError(OpErrc::still_applied, EBUSY,
+                       std::string(name) + " is applied; revert it first, then remove it");
+    if (desired_.find(name))
+        return OpError(OpErrc::still_applied, EBUSY,
+                       std::string(name) +
+                           " is wanted (livepatchd applies it at boot); revert it first to "
+                           "stop wanting it, then remove it");
+    return {};
+}
+
+OpResult<void> PatchOperations::remove(std::string_view name)
+{
+    if (auto checked = check_remove(name); !checked)
+        return checked;
+    if (auto removed = context_.store.remove(name); !removed)
+        return OpError(removed.error());
+    skip_reasons_.erase(std::string(name));
+    sink_->patch_removed(name);
+    return {};
+}
+
+// --- apply ---------------------------------------------------------------------------------
+
+OpResult<void> PatchOperations::check_apply(std::string_view name) const
+{
+    auto patch = context_.store.find(name);
+    if (!patch)
+        return OpError(patch.error());
+    auto in_kernel = context_.kernel.patches();
+    if (!in_kernel)
+        return OpError(in_kernel.error());
+    if (const KernelPatch* loaded = find_patch(*in_kernel, name)) {
+        if (loaded->applied())
+            return OpError(OpErrc::already_applied, EALREADY,
+                           std::string(name) + " is already applied");
+        return OpError(OpErrc::transition_in_progress, EBUSY,
+                       transition_text(*loaded) + "; wait for it to end");
+    }
+    if (const KernelPatch* moving = patch_in_transition(*in_kernel))
+        return OpError(OpErrc::transition_in_progress, EBUSY,
+                       transition_text(*moving) +
+                           "; one transition at a time: wait for it to end");
+    // From the record only: hashing and parsing the file waits for authorization.
+    if (!patch->problem.empty())
+        return OpError(PatchError(PatchErrc::tampered, EBADMSG, patch->problem));
+    if (patch->built_for != context_.kernel_release)
+        return OpError(PatchError(
+            PatchErrc::kernel_mismatch, ENOEXEC,
+            patch->file.native() + ": built for " + patch->built_for + ", but this kernel is " +
+                context_.kernel_release + "; rebuild it against linux-headers-" +
+                context_.kernel_release + " (the build directory of the running kernel)"));
+    if (!desired_available_)
+        return OpError(OpErrc::desired_state_unavailable, EIO,
+                       "the desired state could not be read at start, so it is not changed; "
+                       "see 'journalctl -u livepatchd', fix it, then restart livepatchd");
+    return {};
+}
+
+OpResult<void> PatchOperations::apply(std::string_view name)
+{
+    if (auto checked = check_apply(name); !checked)
+        return checked;
+    return apply_now(name, false);
+}
+
+OpResult<void> PatchOperations::apply_now(std::string_view name, bool boot)
+{
+    // The file the kernel gets is the file checked here: hashed against the store's record,
+    // parsed, and loaded from the same fd.
+    auto module = context_.store.open_checked(name, context_.kernel_release);
+    if (!module)
+        return OpError(module.error());
+
+    // Recorded before the module is loaded, as pending, so that a crash during the transition
+    // counts for the crash-loop guard at the next boot and a crash before the load is undone
+    // at the next start. Applying puts the patch on top of the stack: the end of the order.
+    const DesiredState before = desired_;
+    DesiredState next = desired_;
+    const bool was_wanted = desired_.find(name) != nullptr;
+    if (!boot)
+        next.erase(name);
+    DesiredPatch& wanted = next.append(name);
+    guard_.record_apply(wanted, realtime(), boottime());
+    // Pending only when the apply is what makes it wanted: a patch wanted already (the boot
+    // apply, an Apply of a skipped patch) stays wanted whatever happens next.
+    if (!was_wanted)
+        wanted.pending = PendingAction::apply;
+    if (auto saved = commit(next); !saved)
+        return saved;
+
+    fault_point("apply-after-save");
+    if (auto done = context_.control.apply(name, module->fd.get()); !done) {
+        if (auto restored = commit(before); !restored)
+            // The pending record stays: the next start drops it (the module is not loaded).
+            log_failure(name, restored.error().message);
+        return OpError(done.error());
+    }
+    fault_point("apply-after-load");
+    if (DesiredPatch* confirmed = next.find(name); confirmed->pending != PendingAction::none) {
+        confirmed->pending = PendingAction::none;
+        if (auto saved = commit(next); !saved)
+            // Loaded, recorded as pending: the next start confirms it from the kernel.
+            log_failure(name, saved.error().message);
+    }
+    skip_reasons_.erase(std::string(name));
+    sink_->patch_changed(name);
+    if (transition_started_)
+        transition_started_(name, "patched");
+    return {};
+}
+
+// --- revert --------------------------------------------------------------------------------
+
+OpResult<void> PatchOperations::check_revert(std::string_view name) const
+{
+    if (!is_valid_patch_name(name))
+        return invalid_name(name);
+    if (!desired_available_)
+        // Reverting would leave the want on disk: the patch would come back at the next boot.
+        return OpError(OpErrc::desired_state_unavailable, EIO,
+                       "the desired state could not be read at start, so it is not changed; "
+                       "see 'journalctl -u livepatchd', fix it, then restart livepatchd (or "
+                       "write 0 to /sys/kernel/lpshim/" +
+                           std::string(name) + "/enabled by hand)");
+    auto in_kernel = context_.kernel.patches();
+    if (!in_kernel)
+        return OpError(in_kernel.error());
+    const KernelPatch* loaded = find_patch(*in_kernel, name);
+    if (!loaded && !desired_.find(name))
+        return OpError(OpErrc::not_applied, ENOENT, std::string(name) + " is not applied");
+    if (loaded) {
+        const KernelPatch* moving = patch_in_transition(*in_kernel);
+        if (moving && moving != loaded)
+            return OpError(OpErrc::transition_in_progress, EBUSY,
+                           transition_text(*moving) + "; wait for it to end");
+        if (loaded->transition && !loaded->enabled)
+            return OpError(OpErrc::not_applied, ENOENT,
+                           std::string(name) + " is already being reverted");
+        if (!loaded->transition)
+            // The kernel unpatches the top patch only.
+            for (const KernelPatch& other : *in_kernel)
+                if (other.enabled && other.stack_order > loaded->stack_order)
+                    return OpError(OpErrc::not_top_patch, EBUSY,
+                                   other.name + " is applied above " + std::string(name) +
+                                       "; revert " + other.name + " first");
+    }
+    return {};
+}
+
+OpResult<void> PatchOperations::revert(std::string_view name)
+{
+    if (auto checked = check_revert(name); !checked)
+        return checked;
+    auto in_kernel = context_.kernel.patches();
+    if (!in_kernel)
+        return OpError(in_kernel.error());
+    const bool loaded = find_patch(*in_kernel, name) != nullptr;
+
+    // A wanted patch that is not applied (skipped at boot) is only dropped from the wants.
+    const DesiredState before = desired_;
+    DesiredState next = desired_;
+    if (loaded) {
+        if (DesiredPatch* wanted = next.find(name)) {
+            wanted->pending = PendingAction::revert;
+            if (auto saved = commit(next); !saved)
+                return saved;
+        }
+        fault_point("revert-after-save");
+        if (auto done = context_.control.revert(name); !done) {
+            if (auto restored = commit(before); !restored)
+                log_failure(name, restored.error().message);
+            return OpError(done.error());
+        }
+    }
+    next.erase(name);
+    if (auto saved = commit(next); !saved) {
+        if (!loaded)
+            return saved;
+        // The kernel is unpatching it; the pending record says so at the next start.
+        log_failure(name, saved.error().message);
+    }
+    skip_reasons_.erase(std::string(name));
+    sink_->patch_changed(name);
+    if (loaded && transition_started_)
+        transition_started_(name, "unpatched");
+    return {};
+}
+
+// --- kick, force ---------------------------------------------------------------------------
+
+OpResult<void> PatchOperations::check_kick() const
+{
+    auto in_kernel = context_.kernel.patches();
+    if (!in_kernel)
+        return OpError(in_kernel.error());
+    if (!patch_in_transition(*in_kernel))
+        return OpError(OpErrc::no_transition, ESRCH, "No transition is under way");
+    return {};
+}
+
+OpResult<void> PatchOperations::kick()
+{
+    if (auto checked = check_kick(); !checked)
+        return checked;
+    if (auto done = context_.control.kick(); !done)
+        return OpError(done.error());
+    return {};
+}
+
+OpResult<void> PatchOperations::check_force(std::string_view name) const
+{
+    if (!is_valid_patch_name(name))
+        return invalid_name(name);
+    auto in_kernel = context_.kernel.patches();
+    if (!in_kernel)
+        return OpError(in_kernel.error());
+    const KernelPatch* moving = patch_in_transition(*in_kernel);
+    if (!moving)
+        return OpError(OpErrc::no_transition, ESRCH, "No transition is under way");
+    if (moving->name != name)
+        return OpError(OpErrc::not_in_transition, ESRCH,
+                       "The transition under way is " + moving->name + "'s, not " +
+                           std::string(name) + "'s; nothing was forced");
+    return {};
+}
+
+OpResult<void> PatchOperations::force(std::string_view name)
+{
+    if (auto checked = check_force(name); !checked)
+        return checked;
+    if (auto done = context_.control.force(name); !done)
+        return OpError(done.error());
+    forced_.insert(std::string(name));
+    sink_->patch_changed(name);
+    return {};
+}
+
+// --- what the kernel did -------------------------------------------------------------------
+
+void PatchOperations::transition_ended(std::string_view patch, std::string_view outcome,
+                                       const std::vector<KernelPatch>& in_kernel)
+{
+    DesiredState next = desired_;
+    if (outcome == "unpatched")
+        next.erase(patch);
+    else if (DesiredPatch* wanted = next.find(patch);
+             wanted && wanted->pending == PendingAction::revert)
+        wanted->pending = PendingAction::none; // the revert was reversed: still wanted
+    const KernelPatch* ended = find_patch(in_kernel, patch);
+    if (outcome == "patched" && ended && ended->replace)
+        for (const DesiredPatch& wanted : desired_.patches)
+            if (wanted.name != patch && !find_patch(in_kernel, wanted.name)) {
+                next.erase(wanted.name);
+                journal::log(LogLevel::info, wanted.name + ": replaced by " + std::string(patch),
+                             {{"PATCH", wanted.name}});
+            }
+    if (!desired_available_)
+        return;
+    if (auto saved = commit(std::move(next)); !saved)
+        log_failure(patch, saved.error().message + "; the desired state on disk still says the "
+                                                   "old wants until a save works");
+}
+
+void PatchOperations::settle(const std::vector<KernelPatch>& in_kernel)
+{
+    if (!desired_available_)
+        return;
+    DesiredState next = desired_;
+    for (const DesiredPatch& wanted : desired_.patches) {
+        if (wanted.pending == PendingAction::none)
+            continue;
+        const KernelPatch* loaded = find_patch(in_kernel, wanted.name);
+        const bool this_boot = wanted.applied_boot_id == context_.boot_id;
+        if (wanted.pending == PendingAction::apply) {
+            if (loaded || !this_boot) {
+                // Loaded (or the boot it was loaded in ended: the crash-loop guard decides).
+                next.find(wanted.name)->pending = PendingAction::none;
+            } else {
+                next.erase(wanted.name);
+                journal::log(LogLevel::warning,
+                             wanted.name + ": an apply was interrupted before its module was "
+                                           "loaded (livepatchd stopped); it is not wanted",
+                             {{"PATCH", wanted.name}});
+            }
+        } else if (loaded && loaded->enabled) {
+            next.find(wanted.name)->pending = PendingAction::none;
+            journal::log(LogLevel::warning,
+                         wanted.name + ": a revert was interrupted before it reached the "
+                                       "kernel (livepatchd stopped); it is still applied and "
+                                       "wanted",
+                         {{"PATCH", wanted.name}});
+        } else {
+            next.erase(wanted.name);
+        }
+    }
+    if (auto saved = commit(std::move(next)); !saved)
+        log_failure("", saved.error().message);
+}
+
+// --- the boot apply ------------------------------------------------------------------------
+
+void PatchOperations::plan_boot_apply(const BootPlanInput& input)
+{
+    if (!desired_available_) {
+        journal::log(LogLevel::err,
+                     "the boot apply does not run: the desired state could not be read",
+                     {{"MESSAGE_ID", std::string(journal::message_id::action_failed)}});
+        return;
+    }
+    auto installed = context_.store.list();
+    if (!installed) {
+        journal::log(LogLevel::err, installed.error().message);
+        return;
+    }
+    auto plan = reconcile({
+        .desired = desired_,
+        .installed = *installed,
+        .kernel = context_.kernel,
+        .kernel_release = context_.kernel_release,
+        .boot_id = context_.boot_id,
+        .config_boot_apply = input.config_boot_apply,
+        .crash_guard = context_.crash_guard_window,
+        .boot_flags = input.boot_flags,
+    });
+    if (!plan) {
+        journal::log(LogLevel::err, "cannot read the kernel's patches: " + plan.error().message);
+        return;
+    }
+    for (const Action& action : *plan) {
+        const std::string kind(to_string(action.kind));
+        switch (action.kind) {
+        case ActionKind::apply:
+            if (action.unload_first)
+                if (auto gone = context_.control.unload(action.patch); !gone)
+                    journal::log(LogLevel::warning, gone.error().message,
+                                 {{"PATCH", action.patch}});
+            boot_queue_.push_back(action.patch);
+            break;
+        case ActionKind::skip:
+            skip_reasons_[action.patch] = action.reason;
+            journal::log(LogLevel::warning, action.patch + " is not applied: " + action.reason,
+                         {{"PATCH", action.patch},
+                          {"MESSAGE_ID", std::string(journal::message_id::boot_apply)},
+                          {"ACTION", kind}});
+            break;
+        case ActionKind::already_applied:
+        case ActionKind::wait:
+        case ActionKind::unmanaged:
+            journal::log(LogLevel::info,
+                         action.patch + ": " + (action.reason.empty() ? kind : action.reason),
+                         {{"PATCH", action.patch},
+                          {"MESSAGE_ID", std::string(journal::message_id::boot_apply)},
+                          {"ACTION", kind}});
+            break;
+        }
+    }
+}
+
+std::optional<std::string> PatchOperations::apply_next_queued(
+    const std::vector<KernelPatch>& in_kernel)
+{
+    if (patch_in_transition(in_kernel))
+        return std::nullopt;
+    while (!boot_queue_.empty()) {
+        const std::string name = boot_queue_.front();
+        boot_queue_.pop_front();
+        if (!desired_.find(name) || find_patch(in_kernel, name))
+            continue; // reverted meanwhile, or applied over the bus
+        journal::log(LogLevel::info, name + ": applying (boot apply)",
+                     {{"PATCH", name},
+                      {"MESSAGE_ID", std::string(journal::message_id::boot_apply)},
+                      {"ACTION", "apply"}});
+        if (auto done = apply_now(name, true); !done) {
+            const std::string named =
+                std::holds_alternative<PatchErrc>(done.error().code)
+                    ? " (" + std::string(to_string(std::get<PatchErrc>(done.error().code))) + ")"
+                    : "";
+            skip_reasons_[name] = "the boot apply could not apply it" + named + ": " +
+                                  done.error().message;
+            log_failure(name, name + ": the boot apply could not apply it" + named + ": " +
+                                  done.error().message);
+            sink_->patch_changed(name);
+            // Nothing goes on top of a patch that is not there.
+            for (const std::string& later : boot_queue_) {
+                skip_reasons_[later] = name + ", which comes before it in the desired order, "
+                                              "could not be applied at this boot; applying " +
+                                       later + " would stack it without " + name +
+                                       " below it: apply them by hand once " + name +
+                                       " is fixed";
+                journal::log(LogLevel::warning, later + " is not applied: " + skip_reasons_[later],
+                             {{"PATCH", later},
+                              {"MESSAGE_ID", std::string(journal::message_id::boot_apply)},
+                              {"ACTION", "skip"}});
+                sink_->patch_changed(later);
+            }
+            boot_queue_.clear();
+            return std::nullopt;
+        }
+        return name; // the next one after this transition ends
+    }
+    return std::nullopt;
+}
+
+// --- the crash-loop guard, shutdown, modules -----------------------------------------------
+
+void PatchOperations::keep_crash_guard(const std::vector<KernelPatch>& in_kernel, bool new_oops)
+{
+    if (!desired_available_)
+        return;
+    DesiredState next = desired_;
+    std::vector<std::string> oopsed;
+    if (!guard_.update(next, in_kernel, new_oops, boottime(), &oopsed))
+        return;
+    for (const std::string& name : oopsed)
+        journal::log(LogLevel::err,
+                     "the kernel oopsed after " + name +
+                         " was applied; it will not be applied at the next boot unless "
+                         "applied again",
+                     {{"PATCH", name}});
+    if (auto saved = commit(std::move(next)); !saved)
+        log_failure("", saved.error().message);
+}
+
+std::optional<std::uint64_t> PatchOperations::crash_guard_deadline() const
+{
+    return guard_.next_deadline(desired_, boottime());
+}
+
+void PatchOperations::record_clean_shutdown()
+{
+    if (!desired_available_)
+        return;
+    DesiredState next = desired_;
+    next.clean_shutdown_boot_id = context_.boot_id;
+    if (auto saved = commit(std::move(next)); !saved)
+        log_failure("", saved.error().message);
+}
+
+void PatchOperations::unload_unpatched(const std::vector<KernelPatch>& in_kernel)
+{
+    auto installed = context_.store.list();
+    if (!installed)
+        return;
+    for (const InstalledPatch& patch : *installed) {
+        if (find_patch(in_kernel, patch.name) || !context_.kernel.module_loaded(patch.name)) {
+            cannot_unload_.erase(patch.name);
+            continue;
+        }
+        if (cannot_unload_.contains(patch.name))
+            continue;
+        if (auto gone = context_.control.unload(patch.name); !gone) {
+            // Said once: a forced patch's module, for one, can never be removed.
+            journal::log(LogLevel::warning, gone.error().message, {{"PATCH", patch.name}});
+            cannot_unload_.insert(patch.name);
+            continue;
+        }
+        journal::log(LogLevel::info, patch.name + ": module removed", {{"PATCH", patch.name}});
+        sink_->patch_changed(patch.name);
+    }
+}
+
+Result<std::vector<PatchStatus>> PatchOperations::statuses() const
+{
+    auto installed = context_.store.list();
+    if (!installed)
+        return std::move(installed).error();
+    auto in_kernel = context_.kernel.patches();
+    if (!in_kernel)
+        return std::move(in_kernel).error();
+    return collect_patch_status(*installed, desired_, *in_kernel, skip_reasons_, forced_);
+}
+
+} // namespace livepatchd

@@ -1,0 +1,150 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//
+// PatchOperations: everything that changes which patches are applied or wanted, in one place,
+// for both the D-Bus adapter (Install, Apply, Revert, Remove, Kick, Force) and the boot apply.
+// It owns the desired state: every change is made on a copy, saved (DesiredStateStorage), and
+// only then adopted; a failed save changes nothing and is reported. An apply or revert is
+// recorded as pending before the kernel is asked and confirmed after, so that a crash in
+// between is settled at the next start from what the kernel shows (settle()): an apply whose
+// module never loaded is dropped (its caller got an error), a revert whose write never reached
+// sysfs is undone.
+//
+// Each verb comes in two steps: check_X() validates against the state of the moment without
+// changing anything and without reading much (the D-Bus adapter calls it before polkit), X()
+// validates again and acts (after polkit, or for the boot apply).
+//
+// When the desired state cannot be read (a newer format, an I/O error: anything but a damaged
+// file, which DesiredStateFile keeps aside), nothing that would save it is allowed
+// (desired_state_unavailable) and the boot apply does not run: the file still holds what is
+// wanted and must not be overwritten with less.
+#pragma once
+
+#include <deque>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/unique_fd.hpp"
+#include "config/config.hpp"
+#include "kernel/boot_info.hpp"
+#include "kernel/kernel_view.hpp"
+#include "kernel/patch_control.hpp"
+#include "service/crash_guard.hpp"
+#include "service/event_sink.hpp"
+#include "service/op_error.hpp"
+#include "service/status.hpp"
+#include "store/desired_state.hpp"
+#include "store/patch_store.hpp"
+
+namespace livepatchd {
+
+struct OperationsContext {
+    PatchStore& store;
+    DesiredStateStorage& storage;
+    const KernelView& kernel;
+    PatchControl& control;
+    std::string kernel_release;
+    std::string boot_id;
+    std::chrono::seconds crash_guard_window{300};
+    std::function<std::uint64_t()> realtime = nullptr; // default: the real clocks
+    std::function<std::uint64_t()> boottime = nullptr;
+};
+
+class PatchOperations {
+public:
+    explicit PatchOperations(OperationsContext context);
+
+    // Reads the desired state. Returns the error to report, if any: EBADMSG (a damaged file,
+    // kept aside) starts from nothing wanted; any other makes the desired state unavailable.
+    std::optional<Error> load();
+    void set_sink(EventSink* sink) { sink_ = sink ? sink : &null_sink_; }
+    // Told when an apply or revert started a transition (the kernel may have completed it
+    // already): the watcher follows it even then.
+    void set_transition_started(std::function<void(std::string_view, std::string_view)> f)
+    {
+        transition_started_ = std::move(f);
+    }
+
+    OpResult<void> check_install(int fd, std::string_view source_name) const;
+    OpResult<InstalledPatch> install(UniqueFd fd, std::string_view source_name);
+    OpResult<void> check_apply(std::string_view name) const;
+    OpResult<void> apply(std::string_view name);
+    OpResult<void> check_revert(std::string_view name) const;
+    OpResult<void> revert(std::string_view name);
+    OpResult<void> check_remove(std::string_view name) const;
+    OpResult<void> remove(std::string_view name);
+    OpResult<void> check_kick() const;
+    OpResult<void> kick();
+    OpResult<void> check_force(std::string_view name) const;
+    OpResult<void> force(std::string_view name);
+
+    // A transition the watcher saw end: a patch that ended unpatched is no longer wanted (a
+    // reversed apply, a revert), nor are the patches an atomic replace took the place of.
+    void transition_ended(std::string_view patch, std::string_view outcome,
+                          const std::vector<KernelPatch>& in_kernel);
+    // At start: settles what a crash left pending (above).
+    void settle(const std::vector<KernelPatch>& in_kernel);
+
+    struct BootPlanInput {
+        bool config_boot_apply = true;
+        BootFlags boot_flags;
+    };
+    // The boot apply's plan (Reconciler), logged; the patches to apply queue up.
+    void plan_boot_apply(const BootPlanInput& input);
+    // Applies the next queued patch unless a transition is under way; the name of the patch
+    // whose transition started, if one did. A patch that cannot be applied ends the boot
+    // apply: nothing is stacked above a patch that is not there (the rest are skipped, and
+    // say why).
+    std::optional<std::string> apply_next_queued(const std::vector<KernelPatch>& in_kernel);
+    std::size_t boot_queue_size() const { return boot_queue_.size(); }
+
+    // The crash-loop guard's records; saved when they change.
+    void keep_crash_guard(const std::vector<KernelPatch>& in_kernel, bool new_oops);
+    std::optional<std::uint64_t> crash_guard_deadline() const; // CLOCK_BOOTTIME
+    // The boot is being shut down cleanly (the crash-loop guard's record).
+    void record_clean_shutdown();
+    // Removes the modules of store patches that lpshim no longer lists (unpatched, replaced).
+    void unload_unpatched(const std::vector<KernelPatch>& in_kernel);
+
+    // What the adapter reports.
+    Result<std::vector<PatchStatus>> statuses() const;
+    const DesiredState& desired() const { return desired_; }
+    bool desired_available() const { return desired_available_; }
+    // A save of the desired state failed since the last one that worked (State "error").
+    bool save_failed() const { return save_failed_; }
+    const std::map<std::string, std::string, std::less<>>& skip_reasons() const
+    {
+        return skip_reasons_;
+    }
+
+private:
+    // The one place the desired state changes: saved, then adopted; on failure nothing
+    // changes and the error is returned.
+    OpResult<void> commit(DesiredState next);
+    OpResult<void> apply_now(std::string_view name, bool boot);
+    std::uint64_t realtime() const;
+    std::uint64_t boottime() const;
+
+    OperationsContext context_;
+    CrashGuard guard_;
+    NullEventSink null_sink_;
+    EventSink* sink_ = &null_sink_;
+    DesiredState desired_;
+    bool desired_available_ = true;
+    bool save_failed_ = false;
+    std::map<std::string, std::string, std::less<>> skip_reasons_;
+    std::set<std::string, std::less<>> forced_;
+    std::set<std::string, std::less<>> cannot_unload_;
+    std::deque<std::string> boot_queue_;
+    std::function<void(std::string_view, std::string_view)> transition_started_;
+};
+
+// A patch in a snapshot of the kernel, by name (nullptr: not there); the one in transition.
+const KernelPatch* find_patch(const std::vector<KernelPatch>& in_kernel, std::string_view name);
+const KernelPatch* patch_in_transition(const std::vector<KernelPatch>& in_kernel);
+
+} // namespace livepatchd

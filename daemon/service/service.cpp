@@ -1,0 +1,747 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#include "service/service.hpp"
+
+#include <fcntl.h>
+#include <malloc.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "common/atomic_file.hpp"
+#include "common/clock.hpp"
+#include "common/fault.hpp"
+#include "common/journal.hpp"
+#include "common/small_file.hpp"
+#include "common/text.hpp"
+#include "remediation/task_facts.hpp"
+
+namespace livepatchd {
+
+namespace {
+
+constexpr std::uint64_t usec_per_msec = 1000;
+constexpr std::uint64_t busy_tick_usec = 100 * usec_per_msec;
+constexpr std::uint64_t idle_tick_usec = 1000 * usec_per_msec;
+constexpr std::uint64_t stall_look_usec = 1000 * usec_per_msec;
+constexpr unsigned long taint_die = 1UL << 7; // TAINT_DIE: the kernel oopsed
+constexpr const char* transition_record_file = "transition.json";
+
+bool kernel_oopsed()
+{
+    const auto text = read_small_file("/proc/sys/kernel/tainted", 64);
+    return text && (std::strtoul(text->c_str(), nullptr, 10) & taint_die);
+}
+
+// A STACK= journal field: one frame per line, innermost first.
+std::string stack_text(const std::map<std::uint32_t, std::vector<std::string>>& stacks,
+                       std::uint32_t tid)
+{
+    std::string text;
+    if (const auto it = stacks.find(tid); it != stacks.end())
+        for (const std::string& frame : it->second)
+            text += (text.empty() ? "" : "\n") + frame;
+    return text;
+}
+
+std::string seconds_text(std::uint64_t usec)
+{
+    char text[32];
+    std::snprintf(text, sizeof(text), "%.1f s", static_cast<double>(usec) / 1e6);
+    return text;
+}
+
+// Whether systemd is shutting the system down (SystemState "stopping").
+bool system_stopping(sd_bus* bus)
+{
+    char* state = nullptr;
+    const int r = sd_bus_get_property_string(bus, "org.freedesktop.systemd1",
+                                             "/org/freedesktop/systemd1",
+                                             "org.freedesktop.systemd1.Manager", "SystemState",
+                                             nullptr, &state);
+    const bool stopping = r >= 0 && std::string_view(state) == "stopping";
+    std::free(state);
+    return stopping;
+}
+
+std::uint64_t now_monotonic(sd_event* event)
+{
+    std::uint64_t now = 0;
+    if (sd_event_now(event, CLOCK_MONOTONIC, &now) < 0)
+        now = monotonic_usec();
+    return now;
+}
+
+} // namespace
+
+Result<std::unique_ptr<Service>> Service::start(const Config& config,
+                                                const std::filesystem::path& state_directory)
+{
+    journal::set_level(config.log.level);
+
+    auto control = KmodPatchControl::create();
+    if (!control)
+        return std::move(control).error();
+    if (auto loaded = (*control)->load_shim(); !loaded)
+        return loaded.error();
+    auto store = PatchStore::open(state_directory);
+    if (!store)
+        return std::move(store).error();
+    auto desired_file = DesiredStateFile::open(state_directory);
+    if (!desired_file)
+        return std::move(desired_file).error();
+    auto records = DirStopRecords::open(state_directory);
+    if (!records)
+        return std::move(records).error();
+
+    std::unique_ptr<Service> service(new Service(config, state_directory, std::move(*store),
+                                                 std::move(*desired_file), std::move(*control),
+                                                 std::move(*records)));
+    if (auto connected = service->connect(); !connected)
+        return connected.error();
+    return service;
+}
+
+Service::Service(const Config& config, std::filesystem::path state_directory, PatchStore store,
+                 DesiredStateFile desired_file, std::unique_ptr<KmodPatchControl> control,
+                 std::unique_ptr<StopRecords> records)
+    : config_(config), state_directory_(std::move(state_directory)),
+      state_fd_(::open(state_directory_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)),
+      store_(std::move(store)), desired_file_(std::move(desired_file)),
+      control_(std::move(control)), remediation_(config.remediation, getpid()),
+      signaller_(std::move(records)), release_(running_kernel_release()),
+      watcher_(config.transition.stall_timeout_ms)
+{
+    if (auto id = read_boot_id())
+        boot_id_ = *id;
+    else
+        journal::log(LogLevel::err, id.error().message);
+    if (auto cmdline = read_kernel_command_line())
+        boot_flags_ = parse_kernel_command_line(*cmdline);
+    for (const std::string& warning : boot_flags_.warnings)
+        journal::log(LogLevel::warning, warning);
+    oops_seen_ = kernel_oopsed();
+    operations_ = std::make_unique<PatchOperations>(OperationsContext{
+        .store = store_,
+        .storage = desired_file_,
+        .kernel = kernel_,
+        .control = *control_,
+        .kernel_release = release_,
+        .boot_id = boot_id_,
+        .crash_guard_window = config.boot.crash_guard_seconds,
+    });
+    if (auto problem = operations_->load())
+        journal::log(LogLevel::err, problem->message,
+                     {{"MESSAGE_ID", std::string(journal::message_id::action_failed)}});
+}
+
+Service::~Service()
+{
+    executor_.reset(); // continues every held process
+    operations_->set_sink(nullptr);
+    manager_.reset(); // its slots before the bus
+}
+
+Result<void> Service::connect()
+{
+    sd_event* event = nullptr;
+    int r = sd_event_default(&event);
+    if (r < 0)
+        return Error{-r, "cannot create the event loop: " + std::string(std::strerror(-r))};
+    event_.reset(event);
+
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    sigprocmask(SIG_BLOCK, &signals, nullptr);
+    sd_event_source* source = nullptr;
+    if ((r = sd_event_add_signal(event, &source, SIGTERM, on_signal, this)) < 0)
+        return Error{-r, "cannot watch SIGTERM: " + std::string(std::strerror(-r))};
+    sigterm_.reset(source);
+    if ((r = sd_event_add_signal(event, &source, SIGINT, on_signal, this)) < 0)
+        return Error{-r, "cannot watch SIGINT: " + std::string(std::strerror(-r))};
+    sigint_.reset(source);
+    // WATCHDOG=1 from the loop itself, at half of WatchdogSec=: a stuck loop gets restarted.
+    (void)sd_event_set_watchdog(event, 1);
+
+    executor_ = std::make_unique<RemediationExecutor>(
+        event, signaller_, config_.remediation.stop_continue.hold_ms, [](const Error& e) {
+            journal::log(LogLevel::err, e.message,
+                         {{"MESSAGE_ID", std::string(journal::message_id::action_failed)}});
+        });
+
+    sd_bus* bus = nullptr;
+    if ((r = sd_bus_open_system(&bus)) < 0)
+        return Error{-r, "cannot connect to the system bus: " + std::string(std::strerror(-r))};
+    bus_.reset(bus);
+
+    manager_ = std::make_unique<dbus::Manager>(
+        bus, dbus::ManagerContext{
+                 .operations = *operations_,
+                 .kernel = kernel_,
+                 .control = *control_,
+                 .kernel_release = release_,
+                 .blocking_tasks = [this] { return blocking_tasks(); },
+                 .task_stacks = [this] { return pending_stacks(); },
+             });
+    operations_->set_sink(manager_.get());
+    operations_->set_transition_started(
+        [this](std::string_view patch, std::string_view target) { watch(patch, target); });
+    if (auto attached = manager_->attach(); !attached)
+        return attached.error();
+    if ((r = sd_bus_attach_event(bus, event, SD_EVENT_PRIORITY_NORMAL)) < 0)
+        return Error{-r, "cannot attach the bus to the loop: " + std::string(std::strerror(-r))};
+    if ((r = sd_bus_request_name(bus, dbus::bus_name, 0)) < 0)
+        return Error{-r, std::string("cannot own the bus name ") + dbus::bus_name + ": " +
+                             std::strerror(-r) +
+                             " (is another livepatchd running? The D-Bus policy lets only "
+                             "root own it)"};
+    watch_transition_events();
+
+    // What a crash of the previous instance left: pending applies and reverts, the start of
+    // the transition under way. Then the boot apply's plan.
+    if (auto in_kernel = kernel_.patches()) {
+        operations_->settle(*in_kernel);
+        resume_transition_record(*in_kernel);
+    }
+    operations_->plan_boot_apply({config_.boot.apply, boot_flags_});
+    schedule_tick(0);
+    return {};
+}
+
+// Transition starts and ends from lpshim's tracepoints (BPF): the watcher wakes when something
+// happens instead of looking every second. Without them (no BPF), it looks every second.
+void Service::watch_transition_events()
+{
+#if LIVEPATCHD_HAVE_BPF
+    auto events = TransitionEvents::open([this](const TransitionEvent& e) {
+        const std::string target = e.to_patched ? "patched" : "unpatched";
+        if (e.type == TransitionEvent::Type::start)
+            watch(e.patch, target);
+        else
+            schedule_tick(0);
+    });
+    if (!events) {
+        journal::log(LogLevel::warning, events.error().message +
+                                            "; following transitions by reading sysfs every "
+                                            "second instead");
+        return;
+    }
+    sd_event_source* source = nullptr;
+    const int r = sd_event_add_io(
+        event_.get(), &source, (*events)->fd(), EPOLLIN,
+        [](sd_event_source*, int, std::uint32_t, void* userdata) noexcept -> int {
+            auto* self = static_cast<Service*>(userdata);
+            try {
+                if (auto consumed = self->events_->consume(); !consumed)
+                    journal::log(LogLevel::warning, consumed.error().message);
+            } catch (...) {
+            }
+            return 0;
+        },
+        this);
+    if (r < 0) {
+        journal::log(LogLevel::warning, std::string("cannot watch the transition events: ") +
+                                            std::strerror(-r));
+        return;
+    }
+    events_ = std::move(*events);
+    events_source_.reset(source);
+    auto tracker = PendingTaskTracker::open();
+    Result<void> following = tracker ? tracker->follow_transitions() : Result<void>(tracker.error());
+    if (following)
+        tracker_ = std::move(*tracker);
+    else
+        journal::log(LogLevel::warning, following.error().message +
+                                            "; pending tasks from lpshim's debugfs list, "
+                                            "without stacks");
+    // Loading the programs parsed the kernel's BTF (/sys/kernel/btf/vmlinux, ~9 MB of heap
+    // here) and freed it; give those pages back now, or a later allocation above them keeps the
+    // whole heap resident for the life of the daemon.
+    malloc_trim(0);
+#endif
+}
+
+Result<std::vector<PendingTask>> Service::pending_tasks()
+{
+#if LIVEPATCHD_HAVE_BPF
+    if (tracker_) {
+        // lpshim checks every task at the transition's first attempt, so each one that blocks
+        // is in the map from then on; a child forked since appears at the next attempt.
+        auto tracked = tracker_->list(false);
+        if (!tracked)
+            return tracked.error();
+        std::vector<PendingTask> tasks;
+        tasks.reserve(tracked->size());
+        for (TrackedTask& t : *tracked)
+            tasks.push_back(PendingTask{.tid = static_cast<std::uint32_t>(t.tid),
+                                        .tgid = static_cast<std::uint32_t>(t.tgid),
+                                        .comm = printable(t.comm),
+                                        .reason = printable(t.reason),
+                                        .function = printable(t.function),
+                                        .blocked_since_usec = t.first_seen_ns / 1000,
+                                        .attempts = t.attempts});
+        return tasks;
+    }
+#endif
+    return control_->pending_tasks();
+}
+
+std::map<std::uint32_t, std::vector<std::string>> Service::pending_stacks()
+{
+    std::map<std::uint32_t, std::vector<std::string>> stacks;
+#if LIVEPATCHD_HAVE_BPF
+    if (!tracker_)
+        return stacks;
+    auto tracked = tracker_->list(true);
+    if (!tracked) {
+        journal::log(LogLevel::warning, tracked.error().message);
+        return stacks;
+    }
+    for (TrackedTask& t : *tracked) {
+        std::vector<std::string>& frames = stacks[static_cast<std::uint32_t>(t.tid)];
+        frames = std::move(t.frames);
+        if (frames.empty() && t.stack_errnum != 0)
+            frames.push_back("(no stack: " + std::generic_category().message(t.stack_errnum) + ")");
+    }
+#endif
+    return stacks;
+}
+
+int Service::run()
+{
+    sd_notify(0, "READY=1\nSTATUS=Started");
+    journal::log(LogLevel::info, "livepatchd " PROJECT_VERSION " started on " + release_,
+                 {{"KERNEL_RELEASE", release_}});
+    const int r = sd_event_loop(event_.get());
+    sd_notify(0, "STOPPING=1");
+    executor_->resume_all();
+    if (r < 0) {
+        journal::log(LogLevel::err, std::string("the event loop failed: ") + std::strerror(-r));
+        return 1;
+    }
+    return 0;
+}
+
+int Service::on_signal(sd_event_source*, const signalfd_siginfo*, void* userdata) noexcept
+{
+    auto* self = static_cast<Service*>(userdata);
+    try {
+        // First what must not wait: every process a hold keeps stopped goes on now.
+        self->executor_->resume_all();
+        if (self->bus_ && system_stopping(self->bus_.get()))
+            self->operations_->record_clean_shutdown();
+        journal::log(LogLevel::info, "stopping; the kernel keeps every patch as it is");
+    } catch (...) {
+    }
+    return sd_event_exit(self->event_.get(), 0);
+}
+
+void Service::schedule_tick(std::uint64_t delay_usec)
+{
+    const std::uint64_t at = now_monotonic(event_.get()) + delay_usec;
+    if (timer_) {
+        (void)sd_event_source_set_time(timer_.get(), at);
+        (void)sd_event_source_set_enabled(timer_.get(), SD_EVENT_ONESHOT);
+        return;
+    }
+    sd_event_source* source = nullptr;
+    if (sd_event_add_time(event_.get(), &source, CLOCK_MONOTONIC, at, 0, on_tick, this) >= 0)
+        timer_.reset(source);
+}
+
+int Service::on_tick(sd_event_source*, std::uint64_t, void* userdata) noexcept
+{
+    try {
+        static_cast<Service*>(userdata)->tick();
+    } catch (const std::exception& e) {
+        journal::log(LogLevel::err, std::string("a tick failed: ") + e.what());
+    } catch (...) {
+    }
+    return 0;
+}
+
+void Service::tick()
+{
+    executor_->tidy();
+    auto in_kernel = kernel_.patches();
+    if (!in_kernel) {
+        journal::log(LogLevel::err, "cannot read the kernel's patches: " +
+                                        in_kernel.error().message);
+        schedule_tick(idle_tick_usec);
+        return;
+    }
+    follow_transition(*in_kernel);
+    if (!watcher_.watched()) {
+        operations_->unload_unpatched(*in_kernel);
+        (void)operations_->apply_next_queued(*in_kernel); // watched from its start
+    }
+    const bool oops = kernel_oopsed();
+    operations_->keep_crash_guard(*in_kernel, oops && !oops_seen_);
+    oops_seen_ = oops;
+    schedule_next_tick();
+}
+
+void Service::schedule_next_tick()
+{
+    // The crash-loop guard's next deadline, on CLOCK_BOOTTIME like its window.
+    if (const auto deadline = operations_->crash_guard_deadline()) {
+        if (guard_timer_) {
+            (void)sd_event_source_set_time(guard_timer_.get(), *deadline);
+            (void)sd_event_source_set_enabled(guard_timer_.get(), SD_EVENT_ONESHOT);
+        } else {
+            sd_event_source* source = nullptr;
+            if (sd_event_add_time(event_.get(), &source, CLOCK_BOOTTIME, *deadline, 0, on_tick,
+                                  this) >= 0)
+                guard_timer_.reset(source);
+        }
+    } else if (guard_timer_) {
+        (void)sd_event_source_set_enabled(guard_timer_.get(), SD_EVENT_OFF);
+    }
+    if (watcher_.watched() || operations_->boot_queue_size() > 0) {
+        schedule_tick(busy_tick_usec);
+        return;
+    }
+    if (!events_source_) {
+        schedule_tick(idle_tick_usec);
+        return;
+    }
+    if (timer_)
+        (void)sd_event_source_set_enabled(timer_.get(), SD_EVENT_OFF);
+}
+
+void Service::watch(std::string_view patch, std::string_view target)
+{
+    auto in_kernel = kernel_.patches();
+    handle(watcher_.watch(patch, target, now_monotonic(event_.get())),
+           in_kernel ? *in_kernel : std::vector<KernelPatch>{});
+    schedule_tick(0);
+}
+
+void Service::handle(const std::vector<TransitionChange>& events,
+                     const std::vector<KernelPatch>& in_kernel)
+{
+    for (const TransitionChange& e : events) {
+        switch (e.kind) {
+        case TransitionChange::Kind::started:
+            remediation_.reset();
+            seen_.clear();
+            stall_acted_ = false;
+            stall_waiting_.clear();
+            stall_looked_usec_ = 0;
+            save_transition_record();
+            manager_->transition_started(e.patch, e.target);
+            journal::log(LogLevel::info, e.patch + ": transition to " + e.target + " started",
+                         {{"PATCH", e.patch},
+                          {"TRANSITION", e.target},
+                          {"MESSAGE_ID", std::string(journal::message_id::transition_started)}});
+            break;
+        case TransitionChange::Kind::reversed:
+            journal::log(LogLevel::info, e.patch + ": transition to " + e.target + " reversed",
+                         {{"PATCH", e.patch}});
+            break;
+        case TransitionChange::Kind::ended: {
+            (void)::unlinkat(state_fd_.get(), transition_record_file, 0);
+            manager_->transition_finished(e.patch, e.target, e.outcome, e.usec);
+            const bool as_asked = e.outcome == e.target;
+            journal::log(as_asked ? LogLevel::info : LogLevel::warning,
+                         e.patch + ": transition to " + e.target + " ended " + e.outcome +
+                             " after " + seconds_text(e.usec) +
+                             (as_asked ? "" : " (it was reversed)"),
+                         {{"PATCH", e.patch},
+                          {"TRANSITION", e.target},
+                          {"OUTCOME", e.outcome},
+                          {"DURATION_USEC", std::to_string(e.usec)},
+                          {"MESSAGE_ID", std::string(journal::message_id::transition_finished)}});
+            operations_->transition_ended(e.patch, e.outcome, in_kernel);
+            manager_->patch_changed(e.patch);
+            break;
+        }
+        case TransitionChange::Kind::stalled: {
+            const std::string limit =
+                std::to_string(config_.transition.stall_timeout_ms.count()) + " ms";
+            journal::log(LogLevel::warning,
+                         e.patch + ": the transition to " + e.target +
+                             " has not completed after " + limit + "; on_stall is " +
+                             std::string(to_string(config_.transition.on_stall)),
+                         {{"PATCH", e.patch}, {"TRANSITION", e.target}});
+            break;
+        }
+        }
+    }
+}
+
+void Service::follow_transition(const std::vector<KernelPatch>& in_kernel)
+{
+    const std::uint64_t now = now_monotonic(event_.get());
+    handle(watcher_.update(in_kernel, now), in_kernel);
+    if (!watcher_.watched()) {
+        const TransitionStatus idle = transition_status(0);
+        manager_->transition_status(idle);
+        update_status_line(idle);
+        return;
+    }
+    std::uint32_t count = 0;
+    if (auto tasks = pending_tasks()) {
+        count = static_cast<std::uint32_t>(tasks->size());
+        remediate(std::chrono::milliseconds(watcher_.elapsed_usec(now) / usec_per_msec), *tasks);
+        if (watcher_.watched() && watcher_.watched()->stalled)
+            act_on_stall(*tasks);
+    }
+    const TransitionStatus status = transition_status(count);
+    manager_->transition_status(status);
+    update_status_line(status);
+}
+
+TransitionStatus Service::transition_status(std::uint32_t pending) const
+{
+    TransitionStatus status = watcher_.status();
+    if (status.state == ServiceState::idle)
+        return status;
+    // For people: when it started by the wall clock of now, whatever steps it took since.
+    const std::uint64_t elapsed = watcher_.elapsed_usec(monotonic_usec());
+    const std::uint64_t realtime = realtime_usec();
+    status.started_usec = realtime > elapsed ? realtime - elapsed : 0;
+    status.pending_tasks = pending;
+    return status;
+}
+
+void Service::act_on_stall(const std::vector<PendingTask>& pending)
+{
+    if (stall_acted_)
+        return;
+    const std::uint64_t now = now_monotonic(event_.get());
+    if (stall_looked_usec_ != 0 && now - stall_looked_usec_ < stall_look_usec)
+        return;
+    stall_looked_usec_ = now;
+    const WatchedTransition watched = *watcher_.watched();
+    std::vector<TaskFacts> blockers;
+    for (const PendingTask& task : pending) {
+        auto facts = read_task_facts(task);
+        if (facts) {
+            blockers.push_back(std::move(*facts));
+        } else if (facts.error().errnum == ESRCH) {
+            // Gone from /proc, not yet from the kernel's next pass: it is leaving.
+            TaskFacts gone;
+            gone.task = task;
+            gone.state = 'X';
+            blockers.push_back(std::move(gone));
+        }
+    }
+    const StallDecision decision =
+        decide_stall(config_.transition.on_stall, watched.target, blockers);
+    const std::uint64_t elapsed = watcher_.elapsed_usec(now);
+    if (!decision.reason.empty()) {
+        if (decision.reason != stall_waiting_) {
+            stall_waiting_ = decision.reason;
+            journal::log(LogLevel::warning,
+                         watched.patch + ": the stalled transition to " + watched.target +
+                             " is not reverted: " + decision.reason,
+                         {{"PATCH", watched.patch}, {"TRANSITION", watched.target}});
+            manager_->transition_stalled(watched.patch, to_string(decision.action), elapsed);
+        }
+        return;
+    }
+    stall_acted_ = true;
+    manager_->transition_stalled(watched.patch, to_string(decision.action), elapsed);
+    Result<void> done;
+    if (decision.action == StallAction::revert && watched.target == "patched")
+        done = control_->revert(watched.patch);
+    else if (decision.action == StallAction::force)
+        done = control_->force(watched.patch);
+    if (!done)
+        journal::log(LogLevel::err, done.error().message,
+                     {{"PATCH", watched.patch},
+                      {"MESSAGE_ID", std::string(journal::message_id::action_failed)}});
+}
+
+void Service::remediate(std::chrono::milliseconds elapsed, const std::vector<PendingTask>& pending)
+{
+    const std::string patch = watcher_.watched()->patch;
+    // /proc is read only for the tasks the stop rung will look at: this runs every 100 ms of a
+    // transition, possibly with thousands of tasks pending.
+    std::vector<TaskFacts> facts;
+    const std::uint64_t now = now_monotonic(event_.get());
+    const bool read_proc = remediation_.needs_facts(elapsed);
+    for (const PendingTask& task : pending) {
+        seen_.try_emplace(task.tid, Seen{now, 0, {}});
+        if (!read_proc || remediation_.already_stopped(task)) {
+            TaskFacts known;
+            known.task = task;
+            facts.push_back(std::move(known));
+        } else if (auto f = read_task_facts(task)) {
+            facts.push_back(std::move(*f));
+        }
+    }
+    std::vector<std::pair<std::uint32_t, std::string>> refused;
+    for (const Remedy& remedy : remediation_.decide(elapsed, facts, &refused)) {
+        if (remedy.kind == RemedyKind::kick) {
+            const auto kicked = control_->kick();
+            if (!kicked) {
+                journal::log(LogLevel::warning, kicked.error().message, {{"PATCH", patch}});
+                continue;
+            }
+            for (const TaskFacts& f : facts)
+                ++seen_[f.task.tid].kicks;
+            journal::log(LogLevel::debug,
+                         patch + ": kicked " + std::to_string(facts.size()) + " pending task(s)",
+                         {{"PATCH", patch}});
+            continue;
+        }
+        stop_for_a_moment(remedy.target);
+    }
+    // Each task is refused once per transition: its stack is worth a walk of the task list.
+    const auto stacks = refused.empty() ? decltype(pending_stacks()){} : pending_stacks();
+    for (const auto& [tid, why] : refused) {
+        const auto f = std::find_if(facts.begin(), facts.end(),
+                                    [tid = tid](const TaskFacts& x) { return x.task.tid == tid; });
+        if (f == facts.end())
+            continue;
+        const std::string kind(to_string(f->kind));
+        const std::string unit = f->units.empty() ? "" : f->units.back();
+        journal::log(LogLevel::warning,
+                     patch + ": task " + std::to_string(tid) + " (" + f->task.comm + ", " + kind +
+                         ") blocks the transition in " +
+                         (f->task.function.empty() ? "?" : f->task.function) +
+                         "; not stopped: " + why,
+                     {{"PATCH", patch},
+                      {"TID", std::to_string(tid)},
+                      {"TASK_KIND", kind},
+                      {"UNIT", unit},
+                      {"FUNCTION", f->task.function},
+                      {"STACK", stack_text(stacks, tid)}});
+        manager_->task_blocked(f->task, kind, "not stopped: " + why);
+        seen_[tid].actions.push_back("not stopped: " + why);
+    }
+}
+
+// SIGSTOP now, SIGCONT hold_ms later: the task leaves the patched function on its way to the
+// stop and switches at its return to user mode.
+void Service::stop_for_a_moment(const TaskFacts& facts)
+{
+    const std::string patch = watcher_.watched()->patch;
+    const PendingTask& task = facts.task;
+    const std::string unit = facts.units.empty() ? "" : facts.units.back();
+    const auto pid = static_cast<pid_t>(task.tgid);
+    const std::string hold = std::to_string(config_.remediation.stop_continue.hold_ms.count());
+    journal::log(LogLevel::notice,
+                 patch + ": stopping process " + std::to_string(pid) + " (" + task.comm +
+                     (unit.empty() ? "" : ", " + unit) + ") for " + hold + " ms: task " +
+                     std::to_string(task.tid) + " is asleep in " + task.function,
+                 {{"PATCH", patch},
+                  {"TID", std::to_string(task.tid)},
+                  {"UNIT", unit},
+                  {"FUNCTION", task.function},
+                  {"STACK", stack_text(pending_stacks(), task.tid)}});
+    if (auto stopped = executor_->stop_for_a_moment(pid, static_cast<pid_t>(task.tid),
+                                                    facts.start_time);
+        !stopped) {
+        journal::log(LogLevel::warning, stopped.error().message, {{"PATCH", patch}});
+        return;
+    }
+    // tests/vm: a crash between SIGSTOP and SIGCONT, which the next start must repair.
+    fault_point("after-stop");
+#ifdef LIVEPATCHD_FAULT_INJECTION
+    if (std::getenv("LIVEPATCHD_FAULT_KILL_AFTER_STOP"))
+        ::raise(SIGKILL);
+#endif
+    manager_->task_remediated(task, "stop-continue");
+    seen_[task.tid].actions.push_back("stopped for " + hold + " ms");
+}
+
+Result<std::vector<BlockingTask>> Service::blocking_tasks()
+{
+    auto pending = pending_tasks();
+    if (!pending)
+        return pending.error();
+    const std::uint64_t now = monotonic_usec();
+    std::vector<BlockingTask> report;
+    for (PendingTask& task : *pending) {
+        BlockingTask b;
+        if (auto facts = read_task_facts(task))
+            b.facts = std::move(*facts);
+        else
+            b.facts.task = std::move(task);
+        const std::uint64_t since = b.facts.task.blocked_since_usec;
+        if (since != 0)
+            b.blocked_usec = usec_since(since, now);
+        if (b.facts.task.attempts)
+            b.actions.push_back("found blocked " + std::to_string(b.facts.task.attempts) +
+                                " time(s) by lpshim");
+        if (const auto seen = seen_.find(b.facts.task.tid); seen != seen_.end()) {
+            if (since == 0)
+                b.blocked_usec = usec_since(seen->second.first_usec, now);
+            if (seen->second.kicks)
+                b.actions.push_back("kicked " + std::to_string(seen->second.kicks) + " time(s)");
+            b.actions.insert(b.actions.end(), seen->second.actions.begin(),
+                             seen->second.actions.end());
+        }
+        report.push_back(std::move(b));
+    }
+    return report;
+}
+
+void Service::save_transition_record()
+{
+    if (!watcher_.watched() || !state_fd_)
+        return;
+    if (auto saved = write_file_atomically(state_fd_.get(), state_directory_.native(),
+                                           transition_record_file,
+                                           to_transition_record(*watcher_.watched(), boot_id_),
+                                           0600);
+        !saved)
+        journal::log(LogLevel::warning,
+                     saved.error().message + "; a restart of livepatchd during this transition "
+                                             "would count its stall timeout from the restart");
+}
+
+void Service::resume_transition_record(const std::vector<KernelPatch>& in_kernel)
+{
+    if (!state_fd_)
+        return;
+    auto text = read_small_file_at(state_fd_.get(), transition_record_file,
+                                   (state_directory_ / transition_record_file).native(), 4096);
+    if (!text)
+        return;
+    const auto record = parse_transition_record(*text, boot_id_);
+    const TransitionStatus shown = transition_from_kernel(in_kernel);
+    if (record && shown.state != ServiceState::idle && shown.patch == record->patch &&
+        shown.target == record->target) {
+        watcher_.resume(*record);
+        journal::log(LogLevel::info,
+                     record->patch + ": following the transition to " + record->target +
+                         " that an earlier livepatchd started " +
+                         seconds_text(usec_since(record->started_usec, monotonic_usec())) +
+                         " ago",
+                     {{"PATCH", record->patch}});
+        return;
+    }
+    (void)::unlinkat(state_fd_.get(), transition_record_file, 0);
+}
+
+void Service::update_status_line(const TransitionStatus& status)
+{
+    std::string line;
+    if (status.state == ServiceState::idle) {
+        const std::size_t queued = operations_->boot_queue_size();
+        line = queued == 0 ? "Idle"
+                           : "Boot apply: " + std::to_string(queued) + " patch(es) to go";
+    } else {
+        line = std::string(status.state == ServiceState::stalled ? "Stalled: " : "") +
+               status.patch + " moving to " + status.target + ", " +
+               std::to_string(status.pending_tasks) + " task(s) left";
+    }
+    if (line == status_line_)
+        return;
+    status_line_ = line;
+    sd_notify(0, ("STATUS=" + line).c_str());
+}
+
+} // namespace livepatchd

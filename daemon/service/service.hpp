@@ -1,0 +1,151 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//
+// Service: livepatchd running. It wires the parts together and drives them from one sd-event
+// loop; the decisions are the parts' own (PatchOperations, TransitionWatcher, CrashGuard,
+// RemediationPolicy, decide_stall), the bus is the adapter's (dbus::Manager).
+//
+//  start:  (main has already continued what a crashed livepatchd left stopped) configuration
+//          -> lpshim.ko loaded -> store, desired state -> objects on the bus -> bus name ->
+//          settle what a crash left pending -> the boot apply's plan -> READY=1 -> the loop.
+//  loop:   a tick (every 100 ms while a transition runs or the boot apply waits; between
+//          transitions only when a BPF event or the crash-loop guard's deadline says so, every
+//          second without BPF): the watcher follows the transition the kernel shows, the
+//          ladder remediates, a stall is acted on (decide_stall), an unpatched module is
+//          removed, the next boot apply patch goes, the crash-loop guard's records are kept.
+//  stop:   SIGTERM continues every process a hold keeps stopped, then ends the loop; patches
+//          stay as they are (the kernel keeps them). During a system shutdown the boot is
+//          recorded as shut down cleanly.
+//
+// Every duration is on CLOCK_MONOTONIC (the crash-loop guard's on CLOCK_BOOTTIME); the wall
+// clock is only shown.
+#pragma once
+
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common/result.hpp"
+#include "common/unique_fd.hpp"
+#include "config/config.hpp"
+#include "dbus/bus_ptr.hpp"
+#include "dbus/manager.hpp"
+#include "kernel/boot_info.hpp"
+#include "kernel/kernel_view.hpp"
+#include "kernel/kmod_patch_control.hpp"
+#include "remediation/remediation.hpp"
+#include "remediation/remediation_executor.hpp"
+#include "remediation/task_signaller.hpp"
+#include "service/patch_operations.hpp"
+#include "service/transition_watcher.hpp"
+#include "store/desired_state.hpp"
+#include "store/patch_store.hpp"
+
+#if LIVEPATCHD_HAVE_BPF
+#include "bpf/pending_task_tracker.hpp"
+#include "bpf/transition_events.hpp"
+#endif
+
+namespace livepatchd {
+
+struct EventUnref {
+    void operator()(sd_event* e) const { sd_event_unref(e); }
+};
+struct EventSourceUnref {
+    void operator()(sd_event_source* s) const { sd_event_source_disable_unref(s); }
+};
+using EventPtr = std::unique_ptr<sd_event, EventUnref>;
+using EventSourcePtr = std::unique_ptr<sd_event_source, EventSourceUnref>;
+
+class Service {
+public:
+    // Everything up to READY=1. Errors name what is missing and how to get it.
+    static Result<std::unique_ptr<Service>> start(const Config& config,
+                                                  const std::filesystem::path& state_directory);
+    Service(const Service&) = delete;
+    Service& operator=(const Service&) = delete;
+    ~Service();
+
+    // Runs the loop until SIGTERM or SIGINT; the exit status for main().
+    int run();
+
+private:
+    Service(const Config& config, std::filesystem::path state_directory, PatchStore store,
+            DesiredStateFile desired_file, std::unique_ptr<KmodPatchControl> control,
+            std::unique_ptr<StopRecords> records);
+
+    Result<void> connect();
+    void tick();
+    void schedule_tick(std::uint64_t delay_usec);
+    void schedule_next_tick();
+    void watch_transition_events();
+    static int on_tick(sd_event_source* source, std::uint64_t usec, void* userdata) noexcept;
+    static int on_signal(sd_event_source* source, const signalfd_siginfo* info,
+                         void* userdata) noexcept;
+
+    // An action or a BPF event started a transition of patch to target.
+    void watch(std::string_view patch, std::string_view target);
+    void handle(const std::vector<TransitionChange>& events,
+                const std::vector<KernelPatch>& in_kernel);
+    void follow_transition(const std::vector<KernelPatch>& in_kernel);
+    void act_on_stall(const std::vector<PendingTask>& pending);
+    Result<std::vector<PendingTask>> pending_tasks();
+    void remediate(std::chrono::milliseconds elapsed, const std::vector<PendingTask>& pending);
+    void stop_for_a_moment(const TaskFacts& facts);
+    Result<std::vector<BlockingTask>> blocking_tasks();
+    std::map<std::uint32_t, std::vector<std::string>> pending_stacks();
+    void save_transition_record();
+    void resume_transition_record(const std::vector<KernelPatch>& in_kernel);
+    void update_status_line(const TransitionStatus& status);
+    TransitionStatus transition_status(std::uint32_t pending) const;
+
+    Config config_;
+    std::filesystem::path state_directory_;
+    UniqueFd state_fd_;
+    PatchStore store_;
+    DesiredStateFile desired_file_;
+    SysfsKernelView kernel_;
+    std::unique_ptr<KmodPatchControl> control_;
+    RemediationPolicy remediation_;
+    TaskSignaller signaller_;
+    std::string release_;
+    std::string boot_id_;
+    BootFlags boot_flags_;
+    std::unique_ptr<PatchOperations> operations_;
+    TransitionWatcher watcher_;
+
+    EventPtr event_;
+    dbus::BusPtr bus_;
+    std::unique_ptr<dbus::Manager> manager_;
+    std::unique_ptr<RemediationExecutor> executor_;
+    EventSourcePtr timer_;
+    EventSourcePtr guard_timer_;
+#if LIVEPATCHD_HAVE_BPF
+    std::unique_ptr<TransitionEvents> events_;
+    std::optional<PendingTaskTracker> tracker_; // set when it follows transitions
+#endif
+    EventSourcePtr events_source_;
+    EventSourcePtr sigterm_;
+    EventSourcePtr sigint_;
+
+    // The tasks seen pending in the watched transition, by tid.
+    struct Seen {
+        std::uint64_t first_usec = 0; // CLOCK_MONOTONIC
+        unsigned kicks = 0;
+        std::vector<std::string> actions;
+    };
+    std::map<std::uint32_t, Seen> seen_;
+    bool stall_acted_ = false;            // on_stall's action was taken in this transition
+    std::string stall_waiting_;           // why it waits instead, as last reported
+    std::uint64_t stall_looked_usec_ = 0; // when decide_stall last ran
+    bool oops_seen_ = false;              // TAINT_DIE was set at the last look
+    std::string status_line_;
+};
+
+} // namespace livepatchd

@@ -1,0 +1,66 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//
+// CrashGuard on CLOCK_BOOTTIME: a patch survives the guard's window only by boot time passing
+// while it is applied; the wall clock is not an input.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include "fake_kernel_view.hpp"
+#include "service/crash_guard.hpp"
+
+using namespace livepatchd;
+using namespace livepatchd::test;
+using namespace std::chrono_literals;
+
+namespace {
+constexpr std::uint64_t s = 1'000'000;
+const std::string boot = "0123456789abcdef0123456789abcdef";
+} // namespace
+
+TEST_CASE("the window is boot time after the apply; a wall-clock step does nothing")
+{
+    CrashGuard guard(300s, boot);
+    DesiredState state;
+    // Issue 17: the realtime apply time is for people; a forward NTP step at boot once marked
+    // a patch as having survived at once.
+    guard.record_apply(state.append("lp_a"), /*realtime*/ 1'700'000'000 * s, /*boottime*/ 20 * s);
+    FakeKernelView k;
+    k.applied("lp_a");
+    CHECK_FALSE(guard.update(state, k.kernel_patches, false, 319 * s, nullptr));
+    CHECK_FALSE(state.find("lp_a")->survived_guard);
+    CHECK(guard.next_deadline(state, 100 * s) == 320 * s);
+    CHECK(guard.update(state, k.kernel_patches, false, 320 * s, nullptr));
+    CHECK(state.find("lp_a")->survived_guard);
+    CHECK_FALSE(guard.next_deadline(state, 320 * s));
+}
+
+TEST_CASE("a patch that is not applied never survives; an oops marks every apply of the boot")
+{
+    // Issue 17: a module the kernel refused at boot was later marked as having survived.
+    CrashGuard guard(10s, boot);
+    DesiredState state;
+    guard.record_apply(state.append("lp_refused"), 1, 1 * s);
+    guard.record_apply(state.append("lp_a"), 1, 1 * s);
+    FakeKernelView k;
+    k.applied("lp_a");
+    std::vector<std::string> oopsed;
+    CHECK(guard.next_deadline(state, 5 * s) == 11 * s);
+    CHECK(guard.update(state, k.kernel_patches, false, 100 * s, &oopsed));
+    CHECK_FALSE(state.find("lp_refused")->survived_guard);
+    CHECK(state.find("lp_a")->survived_guard);
+    // Past its window and not applied: no deadline left (a timer on it would spin).
+    CHECK_FALSE(guard.next_deadline(state, 100 * s));
+
+    DesiredState again;
+    guard.record_apply(again.append("lp_b"), 1, 0);
+    CHECK(guard.update(again, k.kernel_patches, true, 1 * s, &oopsed));
+    CHECK(again.find("lp_b")->oops_after_apply);
+    CHECK(oopsed == std::vector<std::string>{"lp_b"});
+    // A pending apply (not confirmed) is not the guard's yet; another boot's never is.
+    DesiredState other;
+    DesiredPatch& p = other.append("lp_c");
+    guard.record_apply(p, 1, 0);
+    p.pending = PendingAction::apply;
+    other.append("lp_d").applied_boot_id = "fedcba9876543210fedcba9876543210";
+    CHECK_FALSE(guard.update(other, k.kernel_patches, true, 100 * s, nullptr));
+}

@@ -1,0 +1,324 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//
+// PatchOperations over a real store and fakes for the kernel and the desired state's storage:
+// every change saved or rolled back once; a desired state that cannot be read is never
+// overwritten; a crash between saving and acting is settled at the next start from what the
+// kernel shows; a failed save is an error, not a log line; the boot apply stacks nothing above
+// a patch it could not apply; the file loaded is the file checked (Tampered otherwise).
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include <fcntl.h>
+
+#include "common/fault.hpp"
+#include "elf_builder.hpp"
+#include "fake_kernel_view.hpp"
+#include "service/patch_operations.hpp"
+#include "temp_dir.hpp"
+
+using namespace livepatchd;
+using namespace livepatchd::test;
+
+namespace {
+
+const std::string this_kernel = "6.1.0-56-amd64";
+const std::string boot = "0123456789abcdef0123456789abcdef";
+
+struct MemoryStorage final : DesiredStateStorage {
+    std::optional<Error> load_error;
+    bool fail_save = false;
+    mutable DesiredState saved;
+    mutable unsigned saves = 0;
+    Result<DesiredState> load() const override
+    {
+        if (load_error)
+            return *load_error;
+        return saved;
+    }
+    Result<void> save(const DesiredState& state) const override
+    {
+        if (fail_save)
+            return Error{ENOSPC, "desired.json: cannot write: No space left on device"};
+        saved = state;
+        ++saves;
+        return {};
+    }
+};
+
+struct FakeControl final : PatchControl {
+    explicit FakeControl(FakeKernelView& k) : kernel(k) {}
+    FakeKernelView& kernel;
+    std::set<std::string> refuse;
+    std::vector<std::string> loaded;
+    Result<void> apply(std::string_view name, int fd) override
+    {
+        REQUIRE(fd >= 0);
+        if (refuse.contains(std::string(name)))
+            return Error{EINVAL, "finit_module: Invalid argument"};
+        loaded.emplace_back(name);
+        kernel.add(std::string(name), true, true);
+        return {};
+    }
+    Result<void> unload(std::string_view) override { return {}; }
+    Result<void> revert(std::string_view name) override
+    {
+        for (KernelPatch& p : kernel.kernel_patches)
+            if (p.name == name) {
+                p.enabled = false;
+                p.transition = true;
+            }
+        return {};
+    }
+    Result<void> kick() override { return {}; }
+    Result<void> force(std::string_view) override { return {}; }
+    Result<std::vector<PendingTask>> pending_tasks() const override
+    {
+        return std::vector<PendingTask>{};
+    }
+    void complete()
+    {
+        std::erase_if(kernel.kernel_patches,
+                      [](const KernelPatch& p) { return p.transition && !p.enabled; });
+        for (KernelPatch& p : kernel.kernel_patches)
+            p.transition = false;
+    }
+};
+
+struct SimulatedCrash {
+    std::string at;
+};
+
+struct World {
+    TempDir dir;
+    PatchStore store = open_store();
+    MemoryStorage storage;
+    FakeKernelView kernel;
+    FakeControl control{kernel};
+
+    PatchStore open_store()
+    {
+        auto s = PatchStore::open(dir.path / "state");
+        REQUIRE(s);
+        return std::move(s).value();
+    }
+    void install(const std::string& name)
+    {
+        ElfSpec spec;
+        spec.modinfo = patch_modinfo(name);
+        const auto path = dir.write(name + ".ko", build_elf(spec));
+        UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+        auto r = store.install(std::move(fd), path.native(), this_kernel);
+        REQUIRE_MESSAGE(r, r.error().message);
+    }
+    std::unique_ptr<PatchOperations> operations()
+    {
+        auto ops = std::make_unique<PatchOperations>(OperationsContext{
+            .store = store,
+            .storage = storage,
+            .kernel = kernel,
+            .control = control,
+            .kernel_release = this_kernel,
+            .boot_id = boot,
+            .crash_guard_window = std::chrono::seconds(300),
+            .realtime = [] { return std::uint64_t{1'700'000'000'000'000}; },
+            .boottime = [] { return std::uint64_t{5'000'000}; },
+        });
+        (void)ops->load();
+        return ops;
+    }
+};
+
+template <typename T>
+std::string name_of(const OpResult<T>& r)
+{
+    if (r)
+        return "ok";
+    if (const auto* c = std::get_if<OpErrc>(&r.error().code))
+        return std::string(to_string(*c));
+    if (const auto* c = std::get_if<PatchErrc>(&r.error().code))
+        return std::string(to_string(*c));
+    return "errno " + std::to_string(r.error().errnum);
+}
+
+} // namespace
+
+TEST_CASE("apply: saved as pending, loaded from the checked fd, confirmed")
+{
+    World w;
+    w.install("lp_a");
+    auto ops = w.operations();
+    CHECK(name_of(ops->check_apply("lp_a")) == "ok");
+    REQUIRE(name_of(ops->apply("lp_a")) == "ok");
+    CHECK(w.control.loaded == std::vector<std::string>{"lp_a"});
+    REQUIRE(w.storage.saved.find("lp_a"));
+    CHECK(w.storage.saved.find("lp_a")->pending == PendingAction::none);
+    CHECK(w.storage.saved.find("lp_a")->applied_boottime_usec == 5'000'000);
+    CHECK(w.storage.saves == 2); // pending, confirmed
+    CHECK(name_of(ops->check_apply("lp_a")) == "TransitionInProgress");
+    w.control.complete();
+    CHECK(name_of(ops->check_apply("lp_a")) == "AlreadyApplied");
+}
+
+TEST_CASE("a store file changed after install is refused, and nothing is saved")
+{
+    World w;
+    w.install("lp_a");
+    auto ops = w.operations();
+    const auto file = w.dir.path / "state/patches/lp_a.ko";
+    std::string bytes = w.dir.read("state/patches/lp_a.ko");
+    bytes[bytes.find("lpshim_patch=Y")] = 'L';
+    w.dir.write("state/patches/lp_a.ko", bytes);
+    CHECK(name_of(ops->check_apply("lp_a")) == "ok"); // cheap checks only, before polkit
+    auto r = ops->apply("lp_a");
+    CHECK(name_of(r) == "Tampered");
+    CHECK(w.control.loaded.empty());
+    CHECK(w.storage.saves == 0);
+}
+
+TEST_CASE("a desired state that cannot be read is never overwritten")
+{
+    // Issue 17: any load error was taken as "nothing wanted" and the next save overwrote it.
+    for (const int errnum : {ENOTSUP, EIO}) {
+        CAPTURE(errnum);
+        World w;
+        w.install("lp_a");
+        w.storage.load_error = Error{errnum, "desired.json: written by a newer livepatchd"};
+        auto ops = w.operations();
+        CHECK_FALSE(ops->desired_available());
+        CHECK(name_of(ops->check_apply("lp_a")) == "DesiredStateUnavailable");
+        CHECK(name_of(ops->apply("lp_a")) == "DesiredStateUnavailable");
+        w.kernel.applied("lp_b");
+        ops->transition_ended("lp_b", "unpatched", w.kernel.kernel_patches);
+        ops->keep_crash_guard(w.kernel.kernel_patches, true);
+        ops->record_clean_shutdown();
+        ops->settle(w.kernel.kernel_patches);
+        CHECK(w.storage.saves == 0);
+        CHECK(w.control.loaded.empty());
+    }
+    World damaged; // moved aside by the storage: start from nothing, and save again
+    damaged.install("lp_a");
+    damaged.storage.load_error = Error{EBADMSG, "desired.json: not JSON"};
+    auto ops = damaged.operations();
+    CHECK(ops->desired_available());
+    CHECK(name_of(ops->apply("lp_a")) == "ok");
+}
+
+TEST_CASE("SIGKILL between saving an apply and loading: the next start drops it")
+{
+    World w;
+    w.install("lp_a");
+    {
+        auto ops = w.operations();
+        set_fault_hook([](std::string_view at) {
+            if (at == "apply-after-save")
+                throw SimulatedCrash{std::string(at)};
+        });
+        CHECK_THROWS_AS((void)ops->apply("lp_a"), SimulatedCrash);
+        set_fault_hook(nullptr);
+    }
+    REQUIRE(w.storage.saved.find("lp_a"));
+    CHECK(w.storage.saved.find("lp_a")->pending == PendingAction::apply);
+    auto next = w.operations();
+    next->settle(w.kernel.kernel_patches);
+    CHECK_FALSE(w.storage.saved.find("lp_a")); // its caller got an error: not wanted
+    CHECK(w.control.loaded.empty());
+}
+
+TEST_CASE("SIGKILL between loading and confirming: the next start confirms it")
+{
+    World w;
+    w.install("lp_a");
+    {
+        auto ops = w.operations();
+        set_fault_hook([](std::string_view at) {
+            if (at == "apply-after-load")
+                throw SimulatedCrash{std::string(at)};
+        });
+        CHECK_THROWS_AS((void)ops->apply("lp_a"), SimulatedCrash);
+        set_fault_hook(nullptr);
+    }
+    auto next = w.operations();
+    next->settle(w.kernel.kernel_patches);
+    REQUIRE(w.storage.saved.find("lp_a"));
+    CHECK(w.storage.saved.find("lp_a")->pending == PendingAction::none);
+}
+
+TEST_CASE("SIGKILL between saving a revert and writing sysfs: still applied, still wanted")
+{
+    // Issue 17: the patch stayed applied and was labelled unmanaged.
+    World w;
+    w.install("lp_a");
+    {
+        auto ops = w.operations();
+        REQUIRE(name_of(ops->apply("lp_a")) == "ok");
+        w.control.complete();
+        set_fault_hook([](std::string_view at) {
+            if (at == "revert-after-save")
+                throw SimulatedCrash{std::string(at)};
+        });
+        CHECK_THROWS_AS((void)ops->revert("lp_a"), SimulatedCrash);
+        set_fault_hook(nullptr);
+    }
+    CHECK(w.storage.saved.find("lp_a")->pending == PendingAction::revert);
+    auto next = w.operations();
+    next->settle(w.kernel.kernel_patches);
+    REQUIRE(w.storage.saved.find("lp_a"));
+    CHECK(w.storage.saved.find("lp_a")->pending == PendingAction::none);
+    // A revert that reached the kernel before the crash is completed instead.
+    REQUIRE(name_of(next->revert("lp_a")) == "ok");
+    CHECK_FALSE(w.storage.saved.find("lp_a"));
+}
+
+TEST_CASE("a full disk: the apply fails with the error and nothing is loaded")
+{
+    World w;
+    w.install("lp_a");
+    auto ops = w.operations();
+    w.storage.fail_save = true;
+    auto r = ops->apply("lp_a");
+    REQUIRE_FALSE(r);
+    CHECK(r.error().errnum == ENOSPC);
+    CHECK(w.control.loaded.empty());
+    CHECK(ops->save_failed());
+    CHECK_FALSE(ops->desired().find("lp_a"));
+    // A transition that ends while the disk is full: reported, and memory keeps what the
+    // file says.
+    w.storage.fail_save = false;
+    REQUIRE(name_of(ops->apply("lp_a")) == "ok");
+    CHECK_FALSE(ops->save_failed());
+    w.storage.fail_save = true;
+    ops->transition_ended("lp_a", "unpatched", {});
+    CHECK(ops->save_failed());
+    CHECK(ops->desired().find("lp_a"));
+}
+
+TEST_CASE("the boot apply: a patch that cannot be applied stops the queue; it never survives")
+{
+    // Issue 17: the queue went on, stacking later patches without the one below them.
+    World w;
+    for (const char* name : {"lp_a", "lp_b", "lp_c"})
+        w.install(name);
+    // Wanted from an earlier boot that survived the guard.
+    for (const char* name : {"lp_a", "lp_b", "lp_c"}) {
+        DesiredPatch& p = w.storage.saved.append(name);
+        p.applied_boot_id = "fedcba9876543210fedcba9876543210";
+        p.applied_at_usec = 1;
+        p.survived_guard = true;
+    }
+    w.control.refuse = {"lp_b"};
+    auto ops = w.operations();
+    ops->plan_boot_apply({true, {}});
+    CHECK(ops->boot_queue_size() == 3);
+    CHECK(ops->apply_next_queued(w.kernel.kernel_patches) == "lp_a");
+    w.control.complete();
+    CHECK_FALSE(ops->apply_next_queued(w.kernel.kernel_patches));
+    CHECK(ops->boot_queue_size() == 0);
+    CHECK(w.control.loaded == std::vector<std::string>{"lp_a"});
+    CHECK(ops->skip_reasons().at("lp_b").find("could not apply it") != std::string::npos);
+    CHECK(ops->skip_reasons().at("lp_c").find("lp_b, which comes before it") !=
+          std::string::npos);
+    // lp_b's record is the earlier boot's, as before the attempt; the guard never marks it.
+    CHECK(w.storage.saved.find("lp_b")->applied_boot_id == "fedcba9876543210fedcba9876543210");
+    ops->keep_crash_guard(w.kernel.kernel_patches, false);
+    CHECK(w.storage.saved.find("lp_b")->applied_boot_id != boot);
+}
