@@ -13,7 +13,8 @@
  *	extern unsigned long total_swap_pages;
  *	LPSHIM_SYMPOS(show_val_kb, "vmlinux", 2);
  *
- * The records go to a section that the module loader never loads, and the converter removes
+ * The records go to a section that the module loader never loads (SHT_NOTE, which modpost
+ * expects not to be allocated), and the converter removes
  * it; they reference no symbol.
  */
 #ifndef _LPSHIM_KLP_CONVERT_H
@@ -35,7 +36,7 @@
  */
 #define LPSHIM_SYMPOS(sym, object, pos)						\
 	extern __typeof__(sym) sym;						\
-	asm(".pushsection .lpshim.klp.sympos, \"\", @progbits\n\t"		\
+	asm(".pushsection .lpshim.klp.sympos, \"\", @note\n\t"		\
 	    ".asciz \"" #sym "\"\n\t"						\
 	    ".asciz \"" object "\"\n\t"						\
 	    ".asciz \"" __stringify(pos) "\"\n\t"				\
