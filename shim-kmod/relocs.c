@@ -187,7 +187,8 @@ static int lpshim_prepare_reloc_section(struct lpshim_patch *patch, struct lpshi
 	Elf_Sym *sym;
 	u64 val;
 
-	if (sec->sh_type != SHT_RELA || sec->sh_entsize != sizeof(Elf_Rela) ||
+	/* Not sh_entsize: the module loader kept its layout offset there. */
+	if (sec->sh_type != SHT_RELA || sec->sh_size % sizeof(Elf_Rela) ||
 	    sec->sh_info == 0 || sec->sh_info >= elf->nr_sections ||
 	    !(elf->sechdrs[sec->sh_info].sh_flags & SHF_ALLOC)) {
 		pr_err("patch '%s': relocation section '%s' is malformed (not SHT_RELA, or no allocated target section)\n",
@@ -270,23 +271,26 @@ static bool lpshim_section_is_for(struct lpshim_elf *elf, unsigned int i, const 
 	       !strcmp(obj, object);
 }
 
-/* Write zeros where section @i's relocations were written. */
-static void lpshim_clear_reloc_section(struct lpshim_elf *elf, unsigned int i)
+/* Write zeros where section @i's relocations were written; how many were. */
+static unsigned int lpshim_clear_reloc_section(struct lpshim_elf *elf, unsigned int i)
 {
 	static const u64 zero;
 	Elf_Shdr *sec = &elf->sechdrs[i], *target = &elf->sechdrs[sec->sh_info];
 	Elf_Rela *relas = (Elf_Rela *)sec->sh_addr;
-	unsigned int n = sec->sh_size / sizeof(Elf_Rela), j, size;
+	unsigned int n = sec->sh_size / sizeof(Elf_Rela), j, size, cleared = 0;
 	void *loc;
 
 	mutex_lock(lpshim_ksyms.text_mutex);
 	for (j = 0; j < n; j++) {
 		size = lpshim_reloc_size(ELF_R_TYPE(relas[j].r_info));
 		loc = (void *)(target->sh_addr + relas[j].r_offset);
-		if (size && !lpshim_is_zero(loc, size))
+		if (size && !lpshim_is_zero(loc, size)) {
 			lpshim_ksyms.text_poke(loc, &zero, size);
+			cleared++;
+		}
 	}
 	mutex_unlock(lpshim_ksyms.text_mutex);
+	return cleared;
 }
 
 int lpshim_apply_object_relocs(struct lpshim_patch *patch, struct lpshim_object *obj)
@@ -316,10 +320,10 @@ int lpshim_apply_object_relocs(struct lpshim_patch *patch, struct lpshim_object 
 			lpshim_clear_object_relocs(patch, obj);
 			return ret;
 		}
-		applied++;
+		applied += elf.sechdrs[i].sh_size / sizeof(Elf_Rela);
 	}
 	if (applied)
-		pr_notice("'%s': applied %u relocation sections to '%s'\n", patch->mod->name,
+		pr_notice("'%s': applied %u livepatch relocations for '%s'\n", patch->mod->name,
 			  applied, obj->name);
 	return 0;
 }
@@ -327,14 +331,17 @@ int lpshim_apply_object_relocs(struct lpshim_patch *patch, struct lpshim_object 
 void lpshim_clear_object_relocs(struct lpshim_patch *patch, struct lpshim_object *obj)
 {
 	struct lpshim_elf elf;
-	unsigned int i;
+	unsigned int i, cleared = 0;
 
 	lockdep_assert_held(&lpshim_mutex);
 	if (!obj->name || !lpshim_patch_elf(patch, &elf))
 		return;
 	lpshim_for_each_reloc_section(&elf, i)
 		if (lpshim_section_is_for(&elf, i, obj->name))
-			lpshim_clear_reloc_section(&elf, i);
+			cleared += lpshim_clear_reloc_section(&elf, i);
+	if (cleared)
+		pr_notice("'%s': cleared %u livepatch relocations for '%s'\n", patch->mod->name,
+			  cleared, obj->name);
 }
 
 /* The patch module has livepatch symbols: it needs its ELF information kept (livepatch=Y). */
@@ -353,11 +360,15 @@ static bool lpshim_has_klp_symbols(struct module *mod)
 	return found;
 }
 
+/*
+ * Before lpshim_init_patch(): patch->obj_list is not set up yet, so this walks the patch
+ * module's array, as lpshim_check_patch() does.
+ */
 static bool lpshim_patch_has_object(struct lpshim_patch *patch, const char *name)
 {
 	struct lpshim_object *obj;
 
-	lpshim_for_each_object(patch, obj)
+	for (obj = patch->objs; obj->funcs; obj++)
 		if (obj->name && !strcmp(obj->name, name))
 			return true;
 	return false;
