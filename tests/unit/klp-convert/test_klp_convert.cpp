@@ -319,8 +319,9 @@ TEST_CASE("annotation: a position past the candidates is refused")
 {
     const Report r = refused("badpos.o");
     REQUIRE(r.errors.size() == 1);
-    CHECK(r.errors[0].find("badpos.c:5: LPSHIM_SYMPOS(dup_fn, \"vmlinux\", 3): bad position: "
-                           "vmlinux has 2 symbols named 'dup_fn'") == 0);
+    // Named by __FILE__, the path the compiler was given (relative to meson's build dir here).
+    CHECK(r.errors[0].find("fixtures/badpos.c:5: LPSHIM_SYMPOS(dup_fn, \"vmlinux\", 3): bad position: "
+                           "vmlinux has 2 symbols named 'dup_fn'") != std::string::npos);
 }
 
 TEST_CASE("annotation: an object that is not part of the conversion is refused")
