@@ -93,6 +93,8 @@ refused test_klp_mod_badname \
 	"patch 'test_klp_mod_badname': symbol '.klp.sym.$T.twin' is malformed (.klp.sym.<object>.<name>,<position>)"
 refused test_klp_mod_badsec \
 	"patch 'test_klp_mod_badsec': relocation section '.klp.rela.$T' is malformed (.klp.rela.<object>.<section>)"
+refused test_klp_mod_otherobj \
+	"patch 'test_klp_mod_otherobj': relocation section '.klp.rela.lpshim_klp_target.text' is for 'lpshim_klp_target', which the patch does not patch"
 refused test_klp_mod_vmlinux \
 	"patch 'test_klp_mod_vmlinux': symbol '.klp.sym.vmlinux.saved_command_line,0' is not in '$T', the object of relocation section '.klp.rela.$T.text'"
 refused test_klp_mod_reltype \
