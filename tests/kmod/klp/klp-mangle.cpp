@@ -6,6 +6,7 @@
 //
 //   klp-mangle IN OUT [--rename-module OLD NEW] [--rename-symbol OLD NEW]
 //                     [--rename-section OLD NEW] [--relocation-type SECTION TYPE]
+//                     [--replace-modinfo KEY=VALUE KEY=VALUE]
 //
 // --rename-module gives the copy a name of its own (modinfo name= and the name in
 // .gnu.linkonce.this_module), no longer than the original's.
@@ -61,6 +62,20 @@ void rename_module(ElfObject& elf, const std::string& from, const std::string& t
     replace_padded(info, at, key.size(), "name=" + to);
 }
 
+// Replaces the modinfo entry OLD ("key=value") with NEW, no longer, in place.
+void replace_modinfo(ElfObject& elf, const std::string& from, const std::string& to)
+{
+    const auto modinfo = elf.find_section(".modinfo");
+    if (!modinfo)
+        die("not a kernel module");
+    auto& info = elf.sections()[*modinfo].data;
+    const std::string all(info.begin(), info.end());
+    const auto at = all.find(from + '\0');
+    if (at == std::string::npos || (at && all[at - 1]))
+        die("no modinfo " + from);
+    replace_padded(info, at, from.size(), to);
+}
+
 void rename_symbol(ElfObject& elf, const std::string& from, const std::string& to)
 {
     for (std::size_t i = 1; i < elf.symbol_count(); i++) {
@@ -107,6 +122,8 @@ int main(int argc, char** argv)
         const std::string op = argv[i], a = argv[i + 1], b = argv[i + 2];
         if (op == "--rename-module") {
             rename_module(*elf, a, b);
+        } else if (op == "--replace-modinfo") {
+            replace_modinfo(*elf, a, b);
         } else if (op == "--rename-symbol") {
             rename_symbol(*elf, a, b);
         } else if (op == "--rename-section") {

@@ -93,6 +93,8 @@ refused test_klp_mod_badname \
 	"patch 'test_klp_mod_badname': symbol '.klp.sym.$T.twin' is malformed (.klp.sym.<object>.<name>,<position>)"
 refused test_klp_mod_badsec \
 	"patch 'test_klp_mod_badsec': relocation section '.klp.rela.$T' is malformed (.klp.rela.<object>.<section>)"
+refused test_klp_mod_nokeep \
+	"patch 'test_klp_mod_nokeep' has livepatch symbols but the kernel kept no ELF information for it: build it with LPSHIM_PATCH_MODULE() (modinfo livepatch=Y)"
 refused test_klp_mod_otherobj \
 	"patch 'test_klp_mod_otherobj': relocation section '.klp.rela.lpshim_klp_target.text' is for 'lpshim_klp_target', which the patch does not patch"
 refused test_klp_mod_vmlinux \
