@@ -102,6 +102,22 @@ static unsigned int test_switch_work_delay_ms;
 module_param(test_switch_work_delay_ms, uint, 0644);
 MODULE_PARM_DESC(test_switch_work_delay_ms, "debug build: MS, see shim-kmod/debug.h");
 
+static int test_fail_exit_record;
+module_param(test_fail_exit_record, int, 0644);
+MODULE_PARM_DESC(test_fail_exit_record, "debug build: TGID, see shim-kmod/debug.h");
+
+static int test_fail_switch_work;
+module_param(test_fail_switch_work, int, 0644);
+MODULE_PARM_DESC(test_fail_switch_work, "debug build: TGID, see shim-kmod/debug.h");
+
+/* Whether a one-shot TGID hook is armed for @task's process; disarms it when it is. */
+static bool lpshim_tgid_hook_take(int *hook, struct task_struct *task)
+{
+	int tgid = READ_ONCE(*hook);
+
+	return tgid && task->tgid == tgid && cmpxchg(hook, tgid, 0) == tgid;
+}
+
 /* Fire @hook if it is armed for @ip (and current's process): its time (ms), disarmed; else 0. */
 static __always_inline unsigned int lpshim_func_hook_take(struct lpshim_func_hook *hook,
 							   unsigned long ip)
@@ -152,9 +168,17 @@ void lpshim_debug_table_delay(void)
 
 bool lpshim_debug_fail_task_alloc(struct task_struct *creator)
 {
-	int tgid = READ_ONCE(test_fail_task_alloc);
+	return lpshim_tgid_hook_take(&test_fail_task_alloc, creator);
+}
 
-	return tgid && creator->tgid == tgid && cmpxchg(&test_fail_task_alloc, tgid, 0) == tgid;
+bool lpshim_debug_fail_exit_record(struct task_struct *task)
+{
+	return lpshim_tgid_hook_take(&test_fail_exit_record, task);
+}
+
+bool lpshim_debug_fail_switch_work(struct task_struct *task)
+{
+	return lpshim_tgid_hook_take(&test_fail_switch_work, task);
 }
 
 void lpshim_debug_switch_work_delay(void)

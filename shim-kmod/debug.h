@@ -22,6 +22,10 @@
  *					as if none could be allocated
  *   test_switch_work_delay_ms=MS	the next return-to-user switch attempt sleeps MS ms
  *					once its task took it off its queue
+ *   test_fail_exit_record=TGID	the next task of process TGID that exits gets no exit
+ *					record, as if none could be allocated
+ *   test_fail_switch_work=TGID	the next return-to-user switch attempt queued for a task
+ *					of process TGID cannot be allocated
  *
  * The invariant checks: a function in transition reached by a task whose state the table does
  * not know; a completed transition that left a task in the other state; a patch module freed
@@ -43,6 +47,8 @@ bool lpshim_debug_sleep_after_choice(unsigned long ip);
 void lpshim_debug_table_delay(void);
 bool lpshim_debug_fail_task_alloc(struct task_struct *creator);
 void lpshim_debug_switch_work_delay(void);
+bool lpshim_debug_fail_exit_record(struct task_struct *task);
+bool lpshim_debug_fail_switch_work(struct task_struct *task);
 
 void lpshim_debug_check_module_unused(struct lpshim_patch *patch);
 
@@ -58,6 +64,8 @@ static __always_inline bool lpshim_debug_sleep_after_choice(unsigned long ip)
 static inline void lpshim_debug_table_delay(void) { }
 static inline bool lpshim_debug_fail_task_alloc(struct task_struct *creator) { return false; }
 static inline void lpshim_debug_switch_work_delay(void) { }
+static inline bool lpshim_debug_fail_exit_record(struct task_struct *task) { return false; }
+static inline bool lpshim_debug_fail_switch_work(struct task_struct *task) { return false; }
 static inline void lpshim_debug_check_module_unused(struct lpshim_patch *patch) { }
 
 #define LPSHIM_DEBUG_WARN_ON_ONCE(cond) ((void)0)

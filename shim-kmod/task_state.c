@@ -31,9 +31,11 @@ static struct kmem_cache *lpshim_task_cache;
  * transition is in progress or not. A task that started exiting before a transition's table
  * was published may already be off the task list, out of the passes' sight, and still run the
  * end of do_exit(); the new table learns of it here (lpshim_task_table_adopt_exiting()).
- * Records are allocated without sleeping; when one cannot be, the registry counts it missing
- * until an unrecorded task is freed, and a table published meanwhile cannot settle its orphan
- * state (a task lpshim does not know of may run in it).
+ * Records are allocated without sleeping; a task whose record cannot be is kept by pointer in
+ * a fixed array instead, until it is freed, and adopted like a recorded one. Only when that
+ * array is full too is a task lost: the registry says so for good (lpshim_exits_lost), and no
+ * table can settle its orphan state any more (a task lpshim does not know of may run in it);
+ * transitions then complete only by force, until lpshim is reloaded.
  */
 struct lpshim_exit_record {
 	struct hlist_node node;
@@ -42,9 +44,14 @@ struct lpshim_exit_record {
 
 #define LPSHIM_EXIT_REGISTRY_BITS 8
 static DEFINE_HASHTABLE(lpshim_exit_registry, LPSHIM_EXIT_REGISTRY_BITS);
-/* Protects lpshim_exit_registry and lpshim_exits_missing; taken with interrupts off. */
+#define LPSHIM_UNRECORDED_EXITS 64
+/*
+ * Protects lpshim_exit_registry, lpshim_exits_unrecorded and lpshim_exits_lost; taken with
+ * interrupts off.
+ */
 static DEFINE_RAW_SPINLOCK(lpshim_exit_registry_lock);
-static unsigned long lpshim_exits_missing;
+static struct task_struct *lpshim_exits_unrecorded[LPSHIM_UNRECORDED_EXITS];
+static bool lpshim_exits_lost;
 static struct kmem_cache *lpshim_exit_record_cache;
 
 /*
@@ -252,22 +259,38 @@ static void lpshim_exit_registry_add(struct task_struct *task)
 	struct lpshim_exit_record *record, *old;
 	unsigned long flags;
 
-	record = kmem_cache_alloc(lpshim_exit_record_cache, GFP_NOWAIT | __GFP_NOWARN);
+	bool lost = false;
+	int i, free_slot = -1;
+
+	record = lpshim_debug_fail_exit_record(task) ? NULL :
+		 kmem_cache_alloc(lpshim_exit_record_cache, GFP_NOWAIT | __GFP_NOWARN);
 	raw_spin_lock_irqsave(&lpshim_exit_registry_lock, flags);
-	hash_for_each_possible(lpshim_exit_registry, old, node, (unsigned long)task) {
-		if (old->task == task) {
-			raw_spin_unlock_irqrestore(&lpshim_exit_registry_lock, flags);
-			kmem_cache_free(lpshim_exit_record_cache, record);
-			return;
-		}
+	hash_for_each_possible(lpshim_exit_registry, old, node, (unsigned long)task)
+		if (old->task == task)
+			goto known;
+	for (i = 0; i < LPSHIM_UNRECORDED_EXITS; i++) {
+		if (lpshim_exits_unrecorded[i] == task)
+			goto known;
+		if (!lpshim_exits_unrecorded[i] && free_slot < 0)
+			free_slot = i;
 	}
 	if (record) {
 		record->task = task;
 		hash_add(lpshim_exit_registry, &record->node, (unsigned long)task);
+	} else if (free_slot >= 0) {
+		lpshim_exits_unrecorded[free_slot] = task;
 	} else {
-		lpshim_exits_missing++;
+		lost = !lpshim_exits_lost;
+		lpshim_exits_lost = true;
 	}
 	raw_spin_unlock_irqrestore(&lpshim_exit_registry_lock, flags);
+	if (lost)
+		pr_warn("lpshim: lost track of an exiting task (out of memory): transitions cannot complete by themselves until lpshim is reloaded\n");
+	return;
+known:
+	raw_spin_unlock_irqrestore(&lpshim_exit_registry_lock, flags);
+	if (record)
+		kmem_cache_free(lpshim_exit_record_cache, record);
 }
 
 static void lpshim_exit_probe(void *data, struct task_struct *task)
@@ -293,11 +316,12 @@ static void lpshim_exit_probe(void *data, struct task_struct *task)
 	raw_spin_unlock_irqrestore(&table->lock, flags);
 }
 
-/* The exit registry forgets @task; false when it had no record of it. */
-static bool lpshim_exit_registry_forget(struct task_struct *task)
+/* The exit registry forgets @task, if it knew of it. */
+static void lpshim_exit_registry_forget(struct task_struct *task)
 {
 	struct lpshim_exit_record *record, *found = NULL;
 	unsigned long flags;
+	int i;
 
 	raw_spin_lock_irqsave(&lpshim_exit_registry_lock, flags);
 	hash_for_each_possible(lpshim_exit_registry, record, node, (unsigned long)task) {
@@ -307,12 +331,29 @@ static bool lpshim_exit_registry_forget(struct task_struct *task)
 			break;
 		}
 	}
-	/* An unrecorded task: perhaps one whose record could not be allocated. */
-	if (!found && lpshim_exits_missing)
-		lpshim_exits_missing--;
+	for (i = 0; !found && i < LPSHIM_UNRECORDED_EXITS; i++) {
+		if (lpshim_exits_unrecorded[i] == task) {
+			lpshim_exits_unrecorded[i] = NULL;
+			break;
+		}
+	}
 	raw_spin_unlock_irqrestore(&lpshim_exit_registry_lock, flags);
-	kmem_cache_free(lpshim_exit_record_cache, found);
-	return found;
+	if (found)
+		kmem_cache_free(lpshim_exit_record_cache, found);
+}
+
+/* An exiting task that a new table learns of gets an entry from the pool, if it has one. */
+static void lpshim_table_adopt_exiting_locked(struct lpshim_task_table *table,
+					      struct task_struct *task)
+{
+	struct lpshim_task *entry;
+
+	entry = list_first_entry_or_null(&table->pool, struct lpshim_task, list);
+	if (entry) {
+		list_del(&entry->list);
+		table->nr_pool--;
+	}
+	lpshim_table_add_exiting_locked(table, task, entry);
 }
 
 /*
@@ -324,20 +365,17 @@ static bool lpshim_exit_registry_forget(struct task_struct *task)
 static void lpshim_task_table_adopt_exiting(struct lpshim_task_table *table)
 {
 	struct lpshim_exit_record *record;
-	struct lpshim_task *entry;
 	unsigned int bkt;
+	int i;
 
 	raw_spin_lock_irq(&lpshim_exit_registry_lock);
 	raw_spin_lock(&table->lock);
-	hash_for_each(lpshim_exit_registry, bkt, record, node) {
-		entry = list_first_entry_or_null(&table->pool, struct lpshim_task, list);
-		if (entry) {
-			list_del(&entry->list);
-			table->nr_pool--;
-		}
-		lpshim_table_add_exiting_locked(table, record->task, entry);
-	}
-	if (lpshim_exits_missing)
+	hash_for_each(lpshim_exit_registry, bkt, record, node)
+		lpshim_table_adopt_exiting_locked(table, record->task);
+	for (i = 0; i < LPSHIM_UNRECORDED_EXITS; i++)
+		if (lpshim_exits_unrecorded[i])
+			lpshim_table_adopt_exiting_locked(table, lpshim_exits_unrecorded[i]);
+	if (lpshim_exits_lost)
 		table->untracked_overflow = true;
 	raw_spin_unlock(&table->lock);
 	raw_spin_unlock_irq(&lpshim_exit_registry_lock);
@@ -638,9 +676,14 @@ static const struct {
 	struct tracepoint **tp;
 	void *probe;
 } lpshim_task_probes[] = {
+	/*
+	 * The free probe before the exit probe: a task recorded at its exit is then always
+	 * forgotten at its free, never left in the registry as a pointer that memory reuse turns
+	 * into garbage for the next table to adopt.
+	 */
+	{ &lpshim_ksyms.tp_sched_process_free, lpshim_free_probe },
 	{ &lpshim_ksyms.tp_task_newtask, lpshim_newtask_probe },
 	{ &lpshim_ksyms.tp_sched_process_exit, lpshim_exit_probe },
-	{ &lpshim_ksyms.tp_sched_process_free, lpshim_free_probe },
 };
 
 static void lpshim_unregister_task_probes(int n)
@@ -704,7 +747,9 @@ int lpshim_task_state_init(void)
 	lpshim_exit_registry_fill();
 	return 0;
 err:
-	kmem_cache_destroy(lpshim_exit_record_cache);
+	/* Empty: the exit probe, registered last, recorded nothing; this also destroys its cache. */
+	if (lpshim_exit_record_cache)
+		lpshim_exit_registry_destroy();
 	kmem_cache_destroy(lpshim_task_cache);
 	return ret;
 }

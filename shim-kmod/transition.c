@@ -355,17 +355,18 @@ static void lpshim_switch_work_fn(struct callback_head *cb)
  * Queue a switch attempt for @task's return to user mode. TWA_SIGNAL also wakes it from an
  * interruptible sleep (the "fake signal": the syscall restarts transparently after the switch).
  */
-static void lpshim_queue_switch_work(struct task_struct *task, enum task_work_notify_mode mode)
+static bool lpshim_queue_switch_work(struct task_struct *task, enum task_work_notify_mode mode)
 {
 	struct lpshim_switch_work *work;
 	unsigned long flags;
 
 	if (!try_module_get(THIS_MODULE))
-		return;		/* unloading: no transition can be in progress */
-	work = kzalloc(sizeof(*work), GFP_ATOMIC | __GFP_NOWARN);
+		return false;	/* unloading: no transition can be in progress */
+	work = lpshim_debug_fail_switch_work(task) ? NULL :
+	       kzalloc(sizeof(*work), GFP_ATOMIC | __GFP_NOWARN);
 	if (!work) {
 		module_put(THIS_MODULE);
-		return;		/* the next attempt tries again */
+		return false;	/* the next attempt tries again */
 	}
 	init_task_work(&work->cb, lpshim_switch_work_fn);
 	work->task = get_task_struct(task);
@@ -378,7 +379,9 @@ static void lpshim_queue_switch_work(struct task_struct *task, enum task_work_no
 		list_del(&work->node);
 		spin_unlock_irqrestore(&lpshim_works_lock, flags);
 		lpshim_free_switch_work(work);
+		return false;
 	}
+	return true;
 }
 
 /*
@@ -486,9 +489,14 @@ static bool lpshim_try_switch_task(struct lpshim_task_table *table, struct task_
 	if (READ_ONCE(*state) == lpshim_target_state)
 		return true;
 
+	/*
+	 * The flag before the work: the work may run, and clear it, before queueing returns. One
+	 * that could not be queued clears it again, so that the next pass (or a kick) tries again.
+	 */
 	if (entry && !(task->flags & PF_KTHREAD) && !entry->work_queued) {
-		entry->work_queued = true;
-		lpshim_queue_switch_work(task, TWA_RESUME);
+		WRITE_ONCE(entry->work_queued, true);
+		if (!lpshim_queue_switch_work(task, TWA_RESUME))
+			WRITE_ONCE(entry->work_queued, false);
 	}
 	return false;
 }
@@ -860,7 +868,8 @@ void lpshim_kick_transition(void)
 		} else if (!(t->flags & PF_KTHREAD)) {
 			if (entry)
 				WRITE_ONCE(entry->work_queued, true);
-			lpshim_queue_switch_work(t, TWA_SIGNAL);
+			if (!lpshim_queue_switch_work(t, TWA_SIGNAL) && entry)
+				WRITE_ONCE(entry->work_queued, false);
 		} else if (!lpshim_ksyms.wake_up_state(t, TASK_INTERRUPTIBLE)) {
 			set_tsk_need_resched(t);
 			kick_process(t);
@@ -883,7 +892,15 @@ static void lpshim_show_pending_task(struct seq_file *m, struct task_struct *t,
 {
 	u8 reason = entry ? READ_ONCE(entry->reason) : LPSHIM_BLOCK_NONE;
 
-	seq_printf(m, "%d %d %s %s %ps\n", t->pid, t->tgid, t->comm,
+	char comm[TASK_COMM_LEN];
+
+	/*
+	 * A task names itself (prctl(PR_SET_NAME)): escaped, so that no name can end a line and
+	 * forge or hide one (%pE: a newline prints as "\n", other control bytes as octal "\ooo";
+	 * a space stays a space).
+	 */
+	get_task_comm(comm, t);
+	seq_printf(m, "%d %d %*pE %s %ps\n", t->pid, t->tgid, (int)strlen(comm), comm,
 		   lpshim_block_reason_names[reason],
 		   (void *)(entry ? READ_ONCE(entry->blocked_func) : 0));
 }

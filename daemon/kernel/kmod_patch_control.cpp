@@ -173,15 +173,7 @@ Result<std::vector<PendingTask>> KmodPatchControl::pending_tasks() const
     auto text = read_small_file(tasks_file_, 64 << 20);
     if (!text)
         return std::move(text).error();
-    std::vector<PendingTask> tasks;
-    std::string_view rest = *text;
-    while (!rest.empty()) {
-        const std::size_t end = std::min(rest.find('\n'), rest.size());
-        if (auto task = parse_pending_task_line(rest.substr(0, end)))
-            tasks.push_back(std::move(*task));
-        rest.remove_prefix(std::min(end + 1, rest.size()));
-    }
-    return tasks;
+    return parse_pending_tasks(*text);
 }
 
 } // namespace livepatchd

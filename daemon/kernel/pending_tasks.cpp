@@ -3,6 +3,8 @@
 
 #include "common/text.hpp"
 
+#include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <cstdint>
 #include <string>
@@ -49,7 +51,13 @@ std::optional<PendingTask> parse_pending_task_line(std::string_view line)
         function_text = std::string(*name) + " " + function_text;
     }
     const auto reason = last_word();
-    if (!tid || !tgid || !function || !reason || line.empty() || line.size() > 15)
+    // A comm of up to 15 bytes, each escaped by lpshim as up to 4 ("\\012").
+    // An empty comm is a name a task may give itself (PR_SET_NAME ""): still a task.
+    if (!tid || !tgid || !function || !reason || line.size() > 15 * 4)
+        return std::nullopt;
+    static constexpr std::string_view reasons[] = {"not-checked-yet", "running",
+                                                   "sleeping-in-function", "unreliable-stack"};
+    if (std::find(std::begin(reasons), std::end(reasons), *reason) == std::end(reasons))
         return std::nullopt;
     PendingTask task;
     const auto tid_value = number(*tid);
@@ -63,6 +71,23 @@ std::optional<PendingTask> parse_pending_task_line(std::string_view line)
     if (function_text != "0x0" && function_text != "(null)")
         task.function = std::move(function_text);
     return task;
+}
+
+Result<std::vector<PendingTask>> parse_pending_tasks(std::string_view text)
+{
+    std::vector<PendingTask> tasks;
+    for (std::size_t number = 1; !text.empty(); number++) {
+        const std::size_t end = std::min(text.find('\n'), text.size());
+        const std::string_view line = text.substr(0, end);
+        auto task = parse_pending_task_line(line);
+        if (!task)
+            return Error{EBADMSG, "lpshim's list of pending tasks has a malformed line " +
+                                      std::to_string(number) + " (\"" + printable(line) +
+                                      "\"): is lpshim.ko of the same version as livepatchd?"};
+        tasks.push_back(std::move(*task));
+        text.remove_prefix(std::min(end + 1, text.size()));
+    }
+    return tasks;
 }
 
 } // namespace livepatchd

@@ -87,6 +87,11 @@ StallDecision decide_stall(StallAction configured, std::string_view target,
 {
     if (configured != StallAction::revert || target != "patched")
         return {configured, {}};
+    // The last blocker left between lpshim's passes (it exited: BPF saw it go before lpshim's
+    // next pass let go of the transition): nothing to revert for.
+    if (blockers.empty())
+        return {StallAction::wait,
+                "no task blocks it any more; it completes at lpshim's next pass: looking again"};
     for (const TaskFacts& f : blockers) {
         const std::string who = "task " + std::to_string(f.task.tid) + " (" + f.task.comm + ")";
         if (f.state == 'Z' || f.state == 'X')

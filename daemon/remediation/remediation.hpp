@@ -82,7 +82,8 @@ std::optional<std::string> why_not_stop(const TaskFacts& facts, const StopContin
 //  - a task of a process whose real or effective uid is not 0, or not known;
 //  - a task in uninterruptible sleep (D), whoever owns it: a root process can be held in D by
 //    a user's FUSE file system.
-// Nor while a blocker is exiting (a zombie, or gone from /proc before the kernel's next pass
+// Nor when no task blocks it any more (the last one left between two of lpshim's passes), nor
+// while a blocker is exiting (a zombie, or gone from /proc before the kernel's next pass
 // has let go of it): its leaving may be what completes the transition, and reverting on a
 // stale view would undo a patch with nothing left to block it.
 // It waits instead (action wait) and says why; the decision is made again at every look, so

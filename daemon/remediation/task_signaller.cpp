@@ -49,18 +49,29 @@ std::optional<ProcStat> proc_stat(const std::filesystem::path& file)
     return parse_proc_stat(*text);
 }
 
-// SIGCONT to the process of record if it is still that process and stopped. True if sent.
-bool continue_recorded(const StopRecord& record, const std::filesystem::path& proc)
+enum class Continued {
+    sent,   // SIGCONT went to the process of record
+    gone,   // it has exited, or another process has its pid: nothing left to undo
+    failed, // it may still be there, stopped: keep the record for the next start
+};
+
+// SIGCONT to the process of record if it is still that process, whatever state its leader
+// shows: a leader that is a zombie (its other threads are the ones stopped) or in D (the
+// SIGSTOP still pending, to take effect when it wakes) shows no T, and SIGCONT also discards
+// a pending SIGSTOP.
+Continued continue_recorded(const StopRecord& record, const std::filesystem::path& proc)
 {
     UniqueFd pidfd(pidfd_open(record.pid, 0));
     if (!pidfd)
-        return false; // gone
+        return errno == ESRCH ? Continued::gone : Continued::failed;
     const auto stat = proc_stat(proc / std::to_string(record.pid) / "stat");
-    if (!stat || stat->start_time != record.start_time)
-        return false; // another process has that pid now
-    if (stat->state != 'T')
-        return false; // not stopped (any more): nothing to undo
-    return pidfd_send_signal(pidfd.get(), SIGCONT, nullptr, 0) == 0;
+    if (!stat)
+        return Continued::failed;
+    if (stat->start_time != record.start_time)
+        return Continued::gone; // another process has that pid now
+    if (pidfd_send_signal(pidfd.get(), SIGCONT, nullptr, 0) == 0)
+        return Continued::sent;
+    return errno == ESRCH ? Continued::gone : Continued::failed;
 }
 
 // The records of stopped.json as older livepatchd versions wrote it, read leniently: every
@@ -233,11 +244,26 @@ Recovery recover_stopped(const std::filesystem::path& state_directory,
     } else {
         records.insert(records.end(), listed->begin(), listed->end());
     }
-    for (const StopRecord& record : records)
-        if (continue_recorded(record, proc))
+    std::vector<StopRecord> done;
+    for (const StopRecord& record : records) {
+        switch (continue_recorded(record, proc)) {
+        case Continued::sent:
             recovery.continued.push_back(record.pid);
+            done.push_back(record);
+            break;
+        case Continued::gone:
+            done.push_back(record);
+            break;
+        case Continued::failed:
+            recovery.warnings.push_back(
+                "process " + std::to_string(record.pid) +
+                " that livepatchd stopped could not be continued now; its record is kept for "
+                "the next start: continue it with kill -CONT " + std::to_string(record.pid));
+            break;
+        }
+    }
     if (dir) {
-        for (const StopRecord& record : records)
+        for (const StopRecord& record : done)
             if (auto removed = (*dir)->remove(record); !removed)
                 recovery.warnings.push_back(removed.error().message);
         for (const std::string& name : damaged) {

@@ -13,8 +13,10 @@
 // that cannot be removed is kept in memory and removed again later (resume never forgets a
 // process whose record is still there). At every start, before anything that can fail,
 // recover_stopped() continues every process still recorded that is the same process (same
-// start time) and still stopped: a crash of livepatchd between the two signals leaves a
-// process stopped only until the next start (livepatchd.service also runs
+// start time), whatever state its leader shows (a zombie leader whose threads are stopped, or
+// a leader in D whose SIGSTOP is still pending, shows no T); a record goes once its process is
+// continued or gone, and stays when that cannot be told. A crash of livepatchd between the two
+// signals leaves a process stopped only until the next start (livepatchd.service also runs
 // `livepatchd --continue-stopped` after every stop of the service).
 #pragma once
 

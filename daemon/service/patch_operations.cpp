@@ -498,6 +498,14 @@ std::optional<std::string> PatchOperations::apply_next_queued(
 {
     if (patch_in_transition(in_kernel))
         return std::nullopt;
+    // One the boot apply applied was taken out since (a stall's revert, an admin's Revert).
+    for (const std::string& applied : boot_applied_) {
+        const KernelPatch* loaded = find_patch(in_kernel, applied);
+        if (!boot_queue_.empty() && (!loaded || !loaded->enabled)) {
+            skip_rest_of_boot_queue(applied, "was reverted during the boot apply");
+            return std::nullopt;
+        }
+    }
     while (!boot_queue_.empty()) {
         const std::string name = boot_queue_.front();
         boot_queue_.pop_front();
@@ -517,25 +525,31 @@ std::optional<std::string> PatchOperations::apply_next_queued(
             log_failure(name, name + ": the boot apply could not apply it" + named + ": " +
                                   done.error().message);
             sink_->patch_changed(name);
-            // Nothing goes on top of a patch that is not there.
-            for (const std::string& later : boot_queue_) {
-                skip_reasons_[later] = name + ", which comes before it in the desired order, "
-                                              "could not be applied at this boot; applying " +
-                                       later + " would stack it without " + name +
-                                       " below it: apply them by hand once " + name +
-                                       " is fixed";
-                journal::log(LogLevel::warning, later + " is not applied: " + skip_reasons_[later],
-                             {{"PATCH", later},
-                              {"MESSAGE_ID", std::string(journal::message_id::boot_apply)},
-                              {"ACTION", "skip"}});
-                sink_->patch_changed(later);
-            }
-            boot_queue_.clear();
+            skip_rest_of_boot_queue(name, "could not be applied at this boot");
             return std::nullopt;
         }
+        boot_applied_.push_back(name);
         return name; // the next one after this transition ends
     }
     return std::nullopt;
+}
+
+void PatchOperations::skip_rest_of_boot_queue(const std::string& below,
+                                              const std::string& why_not_below)
+{
+    // Nothing goes on top of a patch that is not there.
+    for (const std::string& later : boot_queue_) {
+        skip_reasons_[later] = below + ", which comes before it in the desired order, " +
+                               why_not_below + "; applying " + later +
+                               " would stack it without " + below +
+                               " below it: apply them by hand once " + below + " is fixed";
+        journal::log(LogLevel::warning, later + " is not applied: " + skip_reasons_[later],
+                     {{"PATCH", later},
+                      {"MESSAGE_ID", std::string(journal::message_id::boot_apply)},
+                      {"ACTION", "skip"}});
+        sink_->patch_changed(later);
+    }
+    boot_queue_.clear();
 }
 
 // --- the crash-loop guard, shutdown, modules -----------------------------------------------

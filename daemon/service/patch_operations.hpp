@@ -140,6 +140,10 @@ private:
     std::set<std::string, std::less<>> forced_;
     std::set<std::string, std::less<>> cannot_unload_;
     std::deque<std::string> boot_queue_;
+    // What the boot apply applied so far, in order: a later one goes only on top of all of them.
+    std::vector<std::string> boot_applied_;
+    // Skips every patch left in the boot queue, because `below` is not under them.
+    void skip_rest_of_boot_queue(const std::string& below, const std::string& why_not_below);
     std::function<void(std::string_view, std::string_view)> transition_started_;
 };
 

@@ -322,3 +322,28 @@ TEST_CASE("the boot apply: a patch that cannot be applied stops the queue; it ne
     ops->keep_crash_guard(w.kernel.kernel_patches, false);
     CHECK(w.storage.saved.find("lp_b")->applied_boot_id != boot);
 }
+
+TEST_CASE("the boot apply: a patch reverted during it stops the queue")
+{
+    // The stall policy's revert (or an admin's) takes lp_a out while the queue waits.
+    World w;
+    for (const char* name : {"lp_a", "lp_b"}) {
+        w.install(name);
+        DesiredPatch& p = w.storage.saved.append(name);
+        p.applied_boot_id = "fedcba9876543210fedcba9876543210";
+        p.applied_at_usec = 1;
+        p.survived_guard = true;
+    }
+    auto ops = w.operations();
+    ops->plan_boot_apply({true, {}});
+    CHECK(ops->apply_next_queued(w.kernel.kernel_patches) == "lp_a");
+    REQUIRE(w.control.revert("lp_a"));
+    w.control.complete();
+    ops->transition_ended("lp_a", "unpatched", w.kernel.kernel_patches);
+    CHECK_FALSE(ops->apply_next_queued(w.kernel.kernel_patches));
+    CHECK(w.control.loaded == std::vector<std::string>{"lp_a"});
+    CHECK(ops->boot_queue_size() == 0);
+    CHECK(ops->skip_reasons().at("lp_b").find("lp_a, which comes before it in the desired order, "
+                                              "was reverted during the boot apply") !=
+          std::string::npos);
+}

@@ -7,6 +7,8 @@
 
 #include "kernel/pending_tasks.hpp"
 
+#include <cerrno>
+
 using namespace livepatchd;
 
 TEST_CASE("a task asleep in a module's function")
@@ -38,7 +40,40 @@ TEST_CASE("lines that are not a task are refused")
 {
     for (const char* line : {"", "\n", "12", "12 10 cat running", "x 10 cat running f",
                              "12 -1 cat running f", "99999999999 1 cat running f",
-                             "12 10 a-comm-that-is-too-long running f",
-                             "12 10 cat running [lpshim_target]"})
+                             "12 10 a-comm-that-is-far-too-long-even-for-fifteen-escaped-bytes-of-four running f",
+                             "12 10 cat running [lpshim_target]", "4242 4242 a r f"})
         CHECK_MESSAGE(!parse_pending_task_line(line), line);
+}
+
+TEST_CASE("a task's name cannot hide it from the list or forge another")
+{
+    // lpshim escapes control bytes: a name with a newline stays on its line.
+    auto escaped = parse_pending_tasks("4242 4242 a\\n777 777 x sleeping-in-function pipe_read\n");
+    REQUIRE(escaped);
+    REQUIRE(escaped->size() == 1);
+    CHECK((*escaped)[0].tid == 4242);
+    CHECK((*escaped)[0].comm == "a\\n777 777 x");
+
+    // Raw, as an lpshim that did not escape would print it: the list is refused, not read
+    // without the task and with a forged one.
+    for (const char* text : {"1 1 init running 0x0\n4242 4242 a\n777 777 x sleeping-in-function pipe_read\n",
+                             "4242 4242 b\n\n1 1 init running 0x0\n"}) {
+        CAPTURE(text);
+        const auto list = parse_pending_tasks(text);
+        REQUIRE_FALSE(list);
+        CHECK(list.error().errnum == EBADMSG);
+        CHECK(list.error().message.find("malformed line") != std::string::npos);
+    }
+    auto fine = parse_pending_tasks("1 1 init running 0x0\n2 2 kthreadd not-checked-yet 0x0\n");
+    REQUIRE(fine);
+    CHECK(fine->size() == 2);
+    // A task that named itself "" stays in the list.
+    auto nameless = parse_pending_tasks("4242 4242  sleeping-in-function pipe_read\n");
+    REQUIRE(nameless);
+    REQUIRE(nameless->size() == 1);
+    CHECK((*nameless)[0].comm.empty());
+    CHECK((*nameless)[0].reason == "sleeping-in-function");
+    auto empty = parse_pending_tasks("");
+    REQUIRE(empty);
+    CHECK(empty->empty());
 }

@@ -282,3 +282,104 @@ TEST_CASE("recover_stopped continues what a crashed livepatchd left stopped")
     CHECK(records_in(dir).empty());
     kill(other.pid, SIGCONT);
 }
+
+namespace {
+// Reads /proc/<pid>/task/<tid>/stat's state, or '?' once it is gone.
+char thread_state(pid_t pid, pid_t tid)
+{
+    std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/stat");
+    std::ostringstream text;
+    text << in.rdbuf();
+    const auto stat = parse_proc_stat(text.str());
+    return stat ? stat->state : '?';
+}
+
+bool thread_reaches(pid_t pid, pid_t tid, char state)
+{
+    for (int i = 0; i < 200; ++i) {
+        if (thread_state(pid, tid) == state)
+            return true;
+        std::this_thread::sleep_for(10ms);
+    }
+    return false;
+}
+} // namespace
+
+TEST_CASE("recover_stopped continues a process whose leader is a zombie")
+{
+    // The main thread has called pthread_exit(); a worker thread is the one that blocks.
+    int fds[2];
+    REQUIRE(pipe(fds) == 0);
+    const pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        std::thread([fd = fds[1]] {
+            const pid_t tid = static_cast<pid_t>(syscall(SYS_gettid));
+            (void)!write(fd, &tid, sizeof tid);
+            for (;;)
+                pause();
+        }).detach();
+        // This thread alone, without pthread_exit()'s unwinding (doctest's handlers around
+        // the test would catch it): the leader becomes a zombie, the worker runs on.
+        syscall(SYS_exit, 0);
+    }
+    close(fds[1]);
+    pid_t worker = 0;
+    REQUIRE(read(fds[0], &worker, sizeof worker) == sizeof worker);
+    close(fds[0]);
+    REQUIRE(thread_reaches(pid, pid, 'Z'));
+    REQUIRE(thread_reaches(pid, worker, 'S'));
+
+    TempDir dir;
+    {
+        TaskSignaller crashed(dir_records(dir));
+        REQUIRE(crashed.stop(pid, worker, stat_of("/proc/" + std::to_string(pid) + "/task/" +
+                                                  std::to_string(worker) + "/stat")
+                                              .start_time));
+        REQUIRE(thread_reaches(pid, worker, 'T'));
+    } // livepatchd killed during the hold
+    const Recovery recovery = recover_stopped(dir.path);
+    CHECK(recovery.continued == std::vector<pid_t>{pid});
+    CHECK(thread_reaches(pid, worker, 'S'));
+    CHECK(records_in(dir).empty());
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+}
+
+TEST_CASE("recover_stopped continues a process whose SIGSTOP is still pending in D")
+{
+    // A vfork() parent sleeps uninterruptibly until its child exits: a SIGSTOP stays pending.
+    const pid_t pid = fork();
+    if (pid == 0) {
+        if (vfork() == 0)
+            for (;;)
+                pause();
+        for (;;)
+            pause();
+    }
+    REQUIRE(thread_reaches(pid, pid, 'D'));
+    pid_t vforked = 0;
+    {
+        std::ifstream children("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) +
+                               "/children");
+        children >> vforked;
+    }
+    REQUIRE(vforked > 0);
+
+    TempDir dir;
+    {
+        TaskSignaller crashed(dir_records(dir));
+        REQUIRE(crashed.stop(pid, pid, stat_of("/proc/" + std::to_string(pid) + "/stat").start_time));
+        std::this_thread::sleep_for(50ms);
+        REQUIRE(thread_state(pid, pid) == 'D'); // the stop waits for the vfork to end
+    }
+    const Recovery recovery = recover_stopped(dir.path);
+    CHECK(recovery.continued == std::vector<pid_t>{pid});
+    CHECK(records_in(dir).empty());
+    // The vfork ends: the parent runs on, and is not stopped by a SIGSTOP left pending.
+    kill(vforked, SIGKILL);
+    CHECK(thread_reaches(pid, pid, 'S'));
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+    waitpid(vforked, nullptr, WNOHANG);
+}

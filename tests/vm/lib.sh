@@ -26,12 +26,15 @@ expect_match() { # TEXT REGEX WHAT
 	ok "$3"
 }
 
-# The .ko of NAME built for the running kernel (scripts/kbuild links them all here). lpshim is
-# its debug build (invariant checks, test hooks: shim-kmod/debug.h) when LPSHIM_FLAVOUR=debug,
-# or when a case asks for it with use_debug_lpshim.
+# The .ko of NAME built for the running kernel (scripts/kbuild links them all here). With
+# LPSHIM_FLAVOUR=F (e.g. debug, which vm-debug can pass), lpshim itself is the build linked as
+# modules/<release>/F/lpshim.ko; the other modules are the same for every flavour.
 module_path() {
 	local ko=$BUILD/modules/$KVER/$1.ko
-	[[ $1 != lpshim || ${LPSHIM_FLAVOUR:-} != debug ]] || ko=$BUILD/modules/$KVER/debug/lpshim.ko
+	if [[ $1 == lpshim && -n ${LPSHIM_FLAVOUR:-} ]]; then
+		ko=$BUILD/modules/$KVER/$LPSHIM_FLAVOUR/$1.ko
+		[[ -f $ko ]] || fail "no $ko (LPSHIM_FLAVOUR=$LPSHIM_FLAVOUR): build lpshim's $LPSHIM_FLAVOUR flavour for kernel $KVER, or unset LPSHIM_FLAVOUR"
+	fi
 	[[ -f $ko ]] || fail "no $ko: build with 'meson compile -C $BUILD' for kernel $KVER"
 	echo "$ko"
 }
