@@ -37,6 +37,7 @@
 #include "debug.h"
 #include "ksyms.h"
 #include "patch.h"
+#include "relocs.h"
 #include "shadow.h"
 #include "transition.h"
 
@@ -323,8 +324,11 @@ static void lpshim_unpatch_object(struct lpshim_object *obj)
 	kfree(funcs);
 }
 
-/* Resolve the functions of a loaded object (vmlinux, or obj->mod set). */
-static int lpshim_init_object_loaded(struct lpshim_object *obj)
+/*
+ * Resolve the functions of a loaded object of @patch (vmlinux, or obj->mod set), and apply its
+ * livepatch relocations: the patch's code may reference the object's static symbols.
+ */
+static int lpshim_init_object_loaded(struct lpshim_patch *patch, struct lpshim_object *obj)
 {
 	struct lpshim_func **funcs;
 	unsigned int nr;
@@ -335,7 +339,7 @@ static int lpshim_init_object_loaded(struct lpshim_object *obj)
 		return -ENOMEM;
 	ret = lpshim_resolve_funcs(obj, funcs, nr);
 	kfree(funcs);
-	return ret;
+	return ret ?: lpshim_apply_object_relocs(patch, obj);
 }
 
 /* --- callbacks ---------------------------------------------------------------------------- */
@@ -730,7 +734,7 @@ static int lpshim_init_object(struct lpshim_patch *patch, struct lpshim_object *
 		if (ret)
 			return ret;
 	}
-	return lpshim_object_loaded(obj) ? lpshim_init_object_loaded(obj) : 0;
+	return lpshim_object_loaded(obj) ? lpshim_init_object_loaded(patch, obj) : 0;
 }
 
 static int lpshim_init_patch(struct lpshim_patch *patch)
@@ -928,7 +932,7 @@ int lpshim_enable_patch(struct lpshim_patch *patch)
 		ret = -EINVAL;
 		goto refused;
 	}
-	ret = lpshim_check_patch(patch);
+	ret = lpshim_check_patch(patch) ?: lpshim_check_patch_relocs(patch);
 	if (ret)
 		goto refused;
 
@@ -1016,6 +1020,7 @@ static void lpshim_revert_module(struct module *mod, struct lpshim_patch *limit)
 				  patch->mod->name, mod->name);
 			lpshim_unpatch_object(obj);
 			lpshim_post_unpatch_callback(obj);
+			lpshim_clear_object_relocs(patch, obj);
 			lpshim_clear_object(obj);
 		}
 	}
@@ -1040,7 +1045,7 @@ static int lpshim_module_coming(struct module *mod)
 			if (!obj->name || strcmp(obj->name, mod->name))
 				continue;
 			obj->mod = mod;
-			ret = lpshim_init_object_loaded(obj);
+			ret = lpshim_init_object_loaded(patch, obj);
 			if (ret)
 				goto err;
 			pr_notice("applying patch '%s' to loading module '%s'\n",
@@ -1064,6 +1069,7 @@ static int lpshim_module_coming(struct module *mod)
 err:
 	pr_err("patch '%s' failed for module '%s', refusing to load module '%s'\n",
 	       patch->mod->name, mod->name, mod->name);
+	lpshim_clear_object_relocs(patch, obj);
 	lpshim_clear_object(obj);
 	lpshim_revert_module(mod, patch);
 	list_del(&ref->node);

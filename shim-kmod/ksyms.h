@@ -9,6 +9,7 @@
 #ifndef _LPSHIM_KSYMS_H
 #define _LPSHIM_KSYMS_H
 
+#include <linux/elf.h>
 #include <linux/types.h>
 #include <linux/spinlock_types.h>
 
@@ -16,6 +17,7 @@ struct module;
 struct task_struct;
 struct tracepoint;
 struct callback_head;
+struct mutex;
 
 struct lpshim_ksyms {
 	unsigned long (*kallsyms_lookup_name)(const char *name);
@@ -40,6 +42,11 @@ struct lpshim_ksyms {
 	struct callback_head *(*task_work_cancel_match)(struct task_struct *task,
 							bool (*match)(struct callback_head *, void *),
 							void *data);
+	/* livepatch relocations (relocs.c) */
+	int (*apply_relocate_add)(Elf64_Shdr *sechdrs, const char *strtab, unsigned int symindex,
+				  unsigned int relsec, struct module *mod);
+	void *(*text_poke)(void *addr, const void *opcode, size_t len);
+	struct mutex *text_mutex;
 	/* core-kernel tracepoints: not exported, found with for_each_kernel_tracepoint() */
 	struct tracepoint *tp_task_newtask;
 	struct tracepoint *tp_sched_process_exit;

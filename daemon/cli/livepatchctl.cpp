@@ -78,6 +78,8 @@ struct Patch {
     std::uint64_t installed_at = 0;
     std::uint64_t applied_at = 0;
     std::string skip_reason;
+    // (object, count of its non-exported symbols the patch references)
+    std::vector<std::pair<std::string, std::uint32_t>> livepatch_objects;
 };
 
 struct ManagerState {
@@ -122,6 +124,30 @@ public:
         std::string text(value);
         std::free(value);
         return text;
+    }
+
+    // A patch's LivepatchObjects, a(su).
+    std::vector<std::pair<std::string, std::uint32_t>> livepatch_objects(const char* path)
+    {
+        BusError e;
+        sd_bus_message* raw = nullptr;
+        int r = sd_bus_get_property(bus_.get(), service, path, patch_interface,
+                                    "LivepatchObjects", &e.error, &raw, "a(su)");
+        if (r < 0)
+            fail_call("reading LivepatchObjects", r, e.error);
+        MessagePtr reply(raw);
+        std::vector<std::pair<std::string, std::uint32_t>> objects;
+        r = sd_bus_message_enter_container(reply.get(), 'a', "(su)");
+        while (r > 0) {
+            const char* object = nullptr;
+            std::uint32_t symbols = 0;
+            r = sd_bus_message_read(reply.get(), "(su)", &object, &symbols);
+            if (r > 0)
+                objects.emplace_back(object, symbols);
+        }
+        if (r < 0)
+            fail(std::string("cannot read LivepatchObjects: ") + std::strerror(-r));
+        return objects;
     }
 
     template <typename T>
@@ -171,6 +197,7 @@ public:
             p.replace = replace;
             if (p.state == "skipped")
                 p.skip_reason = string_property(path, patch_interface, "SkipReason");
+            p.livepatch_objects = livepatch_objects(path);
             list.push_back(std::move(p));
         }
         if (r < 0)
@@ -283,6 +310,9 @@ json patch_json(const Patch& p)
               {"InstalledAt", p.installed_at}, {"AppliedAt", p.applied_at}};
     if (!p.skip_reason.empty())
         j["SkipReason"] = p.skip_reason;
+    j["LivepatchObjects"] = json::array();
+    for (const auto& [object, symbols] : p.livepatch_objects)
+        j["LivepatchObjects"].push_back({{"Object", object}, {"Symbols", symbols}});
     return j;
 }
 
@@ -382,7 +412,9 @@ void print_patch_table(const std::vector<Patch>& patches)
     t.column("PATCH", 0.3);
     t.column("STATE", 0.1);
     t.column("STACK", 0.05, SCOLS_FL_RIGHT);
-    t.column("NOTE", 0.5, SCOLS_FL_WRAP);
+    // The objects whose non-exported symbols a patch uses, and how many (docs/klp-convert.md).
+    t.column("STATIC SYMBOLS", 0.15, SCOLS_FL_WRAP);
+    t.column("NOTE", 0.4, SCOLS_FL_WRAP);
     for (const Patch& p : patches) {
         libscols_line* l = t.line();
         Table::set(l, 0, p.name);
@@ -390,7 +422,11 @@ void print_patch_table(const std::vector<Patch>& patches)
         if (const char* colour = state_colour(p.state))
             (void)scols_cell_set_color(scols_line_get_cell(l, 1), colour);
         Table::set(l, 2, p.stack_order ? std::to_string(p.stack_order) : "-");
-        Table::set(l, 3, p.skip_reason);
+        std::string needs;
+        for (const auto& [object, symbols] : p.livepatch_objects)
+            needs += (needs.empty() ? "" : ", ") + object + " " + std::to_string(symbols);
+        Table::set(l, 3, needs.empty() ? "-" : needs);
+        Table::set(l, 4, p.skip_reason);
     }
     t.print();
 }

@@ -205,6 +205,8 @@ const sd_bus_vtable ManagerVtable::patch[] = {
     SD_BUS_PROPERTY("Forced", "b", patch_property, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
     SD_BUS_PROPERTY("BuiltFor", "s", patch_property, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
     SD_BUS_PROPERTY("SHA256", "s", patch_property, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("LivepatchObjects", "a(su)", patch_property, 0,
+                    SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
     SD_BUS_VTABLE_END,
 };
 // clang-format on
@@ -683,6 +685,18 @@ int Manager::patch_property(const char* path, const char* property, sd_bus_messa
         return sd_bus_message_append(reply, "s", s.built_for.c_str());
     if (p == "SHA256")
         return sd_bus_message_append(reply, "s", s.sha256.c_str());
+    if (p == "LivepatchObjects") {
+        int r = sd_bus_message_open_container(reply, 'a', "(su)");
+        if (r < 0)
+            return r;
+        for (const LivepatchObject& o : s.livepatch_objects) {
+            r = sd_bus_message_append(reply, "(su)", o.name.c_str(),
+                                      static_cast<std::uint32_t>(o.symbols));
+            if (r < 0)
+                return r;
+        }
+        return sd_bus_message_close_container(reply);
+    }
     if (p == "Functions") {
         int r = sd_bus_message_open_container(reply, 'a', "(ssu)");
         if (r < 0)

@@ -41,6 +41,7 @@ std::vector<PatchStatus> collect_patch_status(
         status.installed_at_usec = patch.installed_at_usec;
         status.built_for = patch.built_for;
         status.sha256 = patch.sha256;
+        status.livepatch_objects = patch.livepatch_objects;
         if (const DesiredPatch* wanted = desired.find(patch.name)) {
             status.state = PatchState::skipped;
             status.applied_at_usec = wanted->applied_at_usec;

@@ -50,6 +50,8 @@ struct PatchStatus {
     bool forced = false;
     std::string built_for;
     std::string sha256;
+    // From the store: the objects whose non-exported symbols the patch references.
+    std::vector<LivepatchObject> livepatch_objects;
 
     bool operator==(const PatchStatus&) const = default;
 };

@@ -17,6 +17,7 @@ std::string_view to_string(PatchErrc code)
     case PatchErrc::not_a_patch: return "NotAPatch";
     case PatchErrc::invalid_modinfo: return "InvalidModinfo";
     case PatchErrc::kernel_mismatch: return "KernelMismatch";
+    case PatchErrc::invalid_relocations: return "InvalidRelocations";
     case PatchErrc::already_installed: return "AlreadyInstalled";
     case PatchErrc::not_installed: return "NotInstalled";
     case PatchErrc::invalid_name: return "InvalidName";

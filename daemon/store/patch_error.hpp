@@ -26,6 +26,7 @@ enum class PatchErrc {
     not_a_patch,        // a kernel module without lpshim_patch=Y
     invalid_modinfo,    // name= or vermagic= missing or unusable
     kernel_mismatch,    // built for another kernel release
+    invalid_relocations, // livepatch relocations (.klp.rela, .klp.sym) the kernel would refuse
     already_installed,  // a patch of that name is in the store
     not_installed,      // no patch of that name in the store
     invalid_name,       // a name that no kernel module can have

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 
 #include "common/text.hpp"
@@ -126,6 +127,139 @@ PatchError elf_failure(std::string_view origin, std::string_view doing)
     return malformed(origin, std::string(doing) + " (" + (why ? why : "libelf error") + ")");
 }
 
+// SHF_RELA_LIVEPATCH and SHN_LIVEPATCH (include/uapi/linux/elf.h; not in glibc's <elf.h>).
+constexpr GElf_Xword shf_rela_livepatch = 0x00100000;
+constexpr GElf_Half shn_livepatch = 0xff20;
+// MODULE_NAME_LEN - 1 and KSYM_NAME_LEN - 1 of the kernels livepatchd supports.
+constexpr std::size_t klp_object_max = 55;
+constexpr std::size_t klp_symbol_max = 511;
+
+bool is_relocation_type_applied(GElf_Xword type)
+{
+    // What x86-64's apply_relocate_add() writes and lpshim applies (shim-kmod/relocs.c).
+    switch (type) {
+    case R_X86_64_64:
+    case R_X86_64_PC32:
+    case R_X86_64_PLT32:
+    case R_X86_64_32:
+    case R_X86_64_32S:
+    case R_X86_64_PC64:
+        return true;
+    default:
+        return false;
+    }
+}
+
+// "<object>.<rest>" of name after prefix, with object a module name; nullopt if malformed.
+std::optional<std::pair<std::string_view, std::string_view>>
+split_klp_name(std::string_view name, std::string_view prefix)
+{
+    if (!name.starts_with(prefix))
+        return std::nullopt;
+    name.remove_prefix(prefix.size());
+    const std::size_t dot = name.find('.');
+    if (dot == 0 || dot == std::string_view::npos || dot > klp_object_max ||
+        dot + 1 == name.size())
+        return std::nullopt;
+    return std::pair{name.substr(0, dot), name.substr(dot + 1)};
+}
+
+const std::string klp_hint =
+    "lpshim-klp-convert writes them, and the kernel refuses what it does not understand "
+    "(docs/klp-convert.md); build the patch again";
+
+// The .klp.rela.<object>.<section> sections and their .klp.sym.<object>.<name>,<position>
+// symbols, checked as the kernel and lpshim check them at load (a name either would refuse, a
+// relocation type neither applies), so that a bad patch is refused at install with its reason
+// rather than by finit_module(). Returns what each object needs.
+PatchResult<std::vector<LivepatchObject>> read_livepatch_relocations(
+    Elf* elf, std::size_t strndx, std::uint64_t size, const std::vector<Elf_Scn*>& sections,
+    std::string_view origin)
+{
+    std::vector<LivepatchObject> objects;
+    std::vector<std::pair<std::string, std::string>> seen; // (object, symbol)
+    for (Elf_Scn* scn : sections) {
+        GElf_Shdr header_copy{};
+        const GElf_Shdr* header = gelf_getshdr(scn, &header_copy);
+        const char* raw_name = header ? elf_strptr(elf, strndx, header->sh_name) : nullptr;
+        const std::string name = raw_name ? printable(std::string(raw_name).substr(0, 200)) : "";
+        const auto section = raw_name ? split_klp_name(raw_name, ".klp.rela.") : std::nullopt;
+        if (!section)
+            return fail(PatchErrc::invalid_relocations, ENOEXEC, origin,
+                        "livepatch relocation section '" + name +
+                            "' is not named .klp.rela.<object>.<section>; " + klp_hint);
+        if (header->sh_type != SHT_RELA)
+            return fail(PatchErrc::invalid_relocations, ENOEXEC, origin,
+                        "livepatch relocation section '" + name + "' is not SHT_RELA; " +
+                            klp_hint);
+        if (header->sh_offset > size || header->sh_size > size - header->sh_offset)
+            return malformed(origin, "section '" + name + "' lies beyond the end of the file");
+        Elf_Scn* symtab = elf_getscn(elf, header->sh_link);
+        GElf_Shdr symtab_copy{};
+        const GElf_Shdr* symtab_header = symtab ? gelf_getshdr(symtab, &symtab_copy) : nullptr;
+        if (!symtab_header || symtab_header->sh_type != SHT_SYMTAB ||
+            symtab_header->sh_offset > size ||
+            symtab_header->sh_size > size - symtab_header->sh_offset)
+            return malformed(origin, "section '" + name + "' has no symbol table");
+        Elf_Data* relas = elf_getdata(scn, nullptr);
+        Elf_Data* syms = elf_getdata(symtab, nullptr);
+        if (!relas || !syms)
+            return elf_failure(origin, "section '" + name + "' cannot be read");
+        const std::string object(section->first);
+        auto entry = std::find_if(objects.begin(), objects.end(),
+                                  [&](const LivepatchObject& o) { return o.name == object; });
+        if (entry == objects.end())
+            entry = objects.insert(objects.end(), LivepatchObject{object, 0});
+        const std::size_t count = header->sh_size / sizeof(Elf64_Rela);
+        for (std::size_t i = 0; i < count; ++i) {
+            GElf_Rela rela{};
+            GElf_Sym sym{};
+            if (!gelf_getrela(relas, static_cast<int>(i), &rela) ||
+                !gelf_getsym(syms, static_cast<int>(GELF_R_SYM(rela.r_info)), &sym))
+                return malformed(origin, "relocation " + std::to_string(i) + " of '" + name +
+                                             "' names no symbol");
+            const char* raw_symbol = elf_strptr(elf, symtab_header->sh_link, sym.st_name);
+            const std::string symbol =
+                raw_symbol ? printable(std::string(raw_symbol).substr(0, 200)) : "";
+            if (!is_relocation_type_applied(GELF_R_TYPE(rela.r_info)))
+                return fail(PatchErrc::invalid_relocations, ENOEXEC, origin,
+                            "relocation " + std::to_string(i) + " of '" + name + "' has type " +
+                                std::to_string(GELF_R_TYPE(rela.r_info)) +
+                                ", which the kernel does not apply to a patch; " + klp_hint);
+            if (sym.st_shndx != shn_livepatch)
+                return fail(PatchErrc::invalid_relocations, ENOEXEC, origin,
+                            "relocation " + std::to_string(i) + " of '" + name +
+                                "' refers to '" + symbol +
+                                "', which is not a livepatch symbol (SHN_LIVEPATCH); " +
+                                klp_hint);
+            const auto parts = raw_symbol ? split_klp_name(raw_symbol, ".klp.sym.") : std::nullopt;
+            const std::size_t comma = parts ? parts->second.rfind(',') : std::string_view::npos;
+            // A decimal position that fits an unsigned long, as the kernel's sscanf("%lu") wants.
+            const bool position_ok =
+                comma != std::string_view::npos && comma + 1 < parts->second.size() &&
+                std::all_of(parts->second.begin() + static_cast<long>(comma) + 1,
+                            parts->second.end(), [](char c) { return c >= '0' && c <= '9'; }) &&
+                parts->second.size() - comma - 1 <= 9;
+            if (!parts || comma == 0 || comma > klp_symbol_max || !position_ok)
+                return fail(PatchErrc::invalid_relocations, ENOEXEC, origin,
+                            "livepatch symbol '" + symbol +
+                                "' is not named .klp.sym.<object>.<name>,<position>; " +
+                                klp_hint);
+            if (object != "vmlinux" && parts->first != object)
+                return fail(PatchErrc::invalid_relocations, ENOEXEC, origin,
+                            "livepatch symbol '" + symbol + "' is not in '" + object +
+                                "', the object of section '" + name + "'; " + klp_hint);
+            const std::pair<std::string, std::string> key{object,
+                                                          std::string(parts->second.substr(0, comma))};
+            if (std::find(seen.begin(), seen.end(), key) == seen.end()) {
+                seen.push_back(key);
+                ++entry->symbols;
+            }
+        }
+    }
+    return objects;
+}
+
 // Everything after the file is open and sized: the checks, in the order that names a wrong
 // file for what it is (not ELF, wrong architecture, not a module, not a patch) before calling
 // it damaged.
@@ -194,12 +328,15 @@ PatchResult<PatchFile> read_elf(Elf* elf, std::uint64_t size, std::string_view h
 
     Elf_Scn* modinfo = nullptr;
     bool has_this_module = false;
+    std::vector<Elf_Scn*> klp_sections;
     for (Elf_Scn* scn = elf_nextscn(elf, nullptr); scn; scn = elf_nextscn(elf, scn)) {
         GElf_Shdr header_copy{};
         const GElf_Shdr* header = gelf_getshdr(scn, &header_copy);
         if (!header)
             return elf_failure(origin, "a section header cannot be read");
         const char* name = elf_strptr(elf, strndx, header->sh_name);
+        if (header->sh_flags & shf_rela_livepatch)
+            klp_sections.push_back(scn);
         if (!name)
             continue; // a nameless section cannot be one we look for
         const std::string_view section = name;
@@ -285,6 +422,19 @@ PatchResult<PatchFile> read_elf(Elf* elf, std::uint64_t size, std::string_view h
         patch.description = printable(*description);
     if (const std::string* srcversion = find_value(patch.modinfo, "srcversion"))
         patch.srcversion = printable(*srcversion);
+    if (!klp_sections.empty()) {
+        const std::string* livepatch = find_value(patch.modinfo, "livepatch");
+        if (!livepatch || *livepatch != "Y")
+            return fail(PatchErrc::invalid_relocations, ENOEXEC, origin,
+                        "has livepatch relocations (references to symbols that are not "
+                        "exported) but its modinfo has no livepatch=Y, without which the "
+                        "kernel keeps nothing lpshim needs to apply them; rebuild it with "
+                        "this lpshim/lpshim.h (LPSHIM_PATCH_MODULE() adds it)");
+        auto objects = read_livepatch_relocations(elf, strndx, size, klp_sections, origin);
+        if (!objects)
+            return std::move(objects).error();
+        patch.livepatch_objects = std::move(*objects);
+    }
     return patch;
 }
 

@@ -45,6 +45,14 @@ std::vector<ModinfoEntry> parse_modinfo(std::string_view section);
 // The release a vermagic names: its first word ("6.1.0-56-amd64 SMP preempt mod_unload ...").
 std::string_view kernel_release_of(std::string_view vermagic);
 
+// What a patch needs of one object through livepatch relocations (docs/klp-convert.md): the
+// symbols it references there that are not exported (static functions and data).
+struct LivepatchObject {
+    std::string name;         // "vmlinux" or a module's name
+    std::size_t symbols = 0;  // distinct .klp.sym.<name>.* symbols its relocations use
+    bool operator==(const LivepatchObject&) const = default;
+};
+
 struct PatchFile {
     std::string name;        // modinfo name=: the module name, the patch's name everywhere
     std::string vermagic;    // modinfo vermagic=, whole
@@ -52,6 +60,9 @@ struct PatchFile {
     std::string description; // modinfo description=, or empty
     std::string srcversion;  // modinfo srcversion=, or empty
     std::vector<ModinfoEntry> modinfo; // every entry, in file order
+    // The objects whose non-exported symbols the patch references, in the order of the
+    // relocation sections; empty for a patch that uses exported symbols only.
+    std::vector<LivepatchObject> livepatch_objects;
 
     // Reads and checks the file: a patch module for x86-64 with a usable name and vermagic.
     // Does not look at the kernel release. origin names the file in messages.

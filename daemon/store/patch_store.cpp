@@ -63,12 +63,21 @@ std::uint64_t timespec_usec(const timespec& ts)
            static_cast<std::uint64_t>(ts.tv_nsec) / 1000;
 }
 
+json livepatch_objects_record(const std::vector<LivepatchObject>& objects)
+{
+    json list = json::array();
+    for (const LivepatchObject& o : objects)
+        list.push_back({{"object", o.name}, {"symbols", o.symbols}});
+    return list;
+}
+
 json to_record(const InstalledPatch& patch)
 {
     return json{{"name", patch.name},         {"installed_at_usec", patch.installed_at_usec},
                 {"sha256", patch.sha256},     {"size", patch.size},
                 {"source", patch.source},     {"vermagic", patch.vermagic},
-                {"built_for", patch.built_for}, {"description", patch.description}};
+                {"built_for", patch.built_for}, {"description", patch.description},
+                {"livepatch_objects", livepatch_objects_record(patch.livepatch_objects)}};
 }
 
 // Reads source from its start into file, hashing what it writes.
@@ -276,6 +285,7 @@ PatchResult<InstalledPatch> PatchStore::install(UniqueFd source, std::string_vie
     patch.vermagic = checked->vermagic;
     patch.built_for = checked->built_for;
     patch.description = checked->description;
+    patch.livepatch_objects = checked->livepatch_objects;
     if (auto r = write_file_atomically(directory_fd_.get(), directory_.native(),
                                        record_file(name), to_record(patch).dump(2) + "\n",
                                        file_mode);
@@ -410,6 +420,11 @@ PatchResult<InstalledPatch> PatchStore::read_record(std::string_view name) const
         patch.vermagic = record.at("vermagic").get<std::string>();
         patch.built_for = record.at("built_for").get<std::string>();
         patch.description = record.at("description").get<std::string>();
+        // Records written before livepatch relocations were understood have none.
+        if (const auto objects = record.find("livepatch_objects"); objects != record.end())
+            for (const json& o : objects->get_ref<const json::array_t&>())
+                patch.livepatch_objects.push_back(
+                    {o.at("object").get<std::string>(), o.at("symbols").get<std::size_t>()});
     } catch (const json::exception& e) {
         return PatchError(PatchErrc::io, EBADMSG, origin + ": damaged record: " + e.what());
     }

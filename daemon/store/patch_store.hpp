@@ -23,6 +23,7 @@
 
 #include "common/clock.hpp"
 #include "store/patch_error.hpp"
+#include "store/patch_file.hpp"
 #include "common/unique_fd.hpp"
 
 namespace livepatchd {
@@ -39,6 +40,8 @@ struct InstalledPatch {
     std::string vermagic;
     std::string built_for;            // the kernel release of vermagic
     std::string description;
+    // The objects whose non-exported symbols it references (PatchFile::livepatch_objects).
+    std::vector<LivepatchObject> livepatch_objects;
     // Empty when the .ko reads as a patch; otherwise why not (a damaged file, listed so that
     // it can be removed). Such a patch is never applied.
     std::string problem;

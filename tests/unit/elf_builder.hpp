@@ -42,6 +42,15 @@ inline std::string patch_modinfo(const std::string& name = "lp_fix_cve",
                          {"vermagic", vermagic}});
 }
 
+// A livepatch relocation section (.klp.rela.<object>.<section>, docs/klp-convert.md) against
+// .text: each relocation names its symbol (in .symtab, SHN_LIVEPATCH unless listed in
+// ElfSpec::plain_symbols) and its type.
+struct KlpRelaSpec {
+    std::string name;
+    std::vector<std::pair<std::string, unsigned>> relas;
+    Elf64_Word type = SHT_RELA;
+};
+
 struct ElfSpec {
     unsigned char elf_class = ELFCLASS64;
     unsigned char data = ELFDATA2LSB;
@@ -53,6 +62,8 @@ struct ElfSpec {
     // e_shnum = 0 and e_shstrndx = SHN_XINDEX, the real values in section 0, as for modules
     // with more than 0xff00 sections.
     bool extended_numbering = false;
+    std::vector<KlpRelaSpec> klp_sections;
+    std::vector<std::string> plain_symbols; // symbols of klp_sections not in SHN_LIVEPATCH
 };
 
 inline std::string build_elf(const ElfSpec& spec = {})
@@ -61,6 +72,10 @@ inline std::string build_elf(const ElfSpec& spec = {})
         std::string name;
         Elf64_Word type;
         std::string bytes;
+        Elf64_Xword flags = 0;
+        Elf64_Word link = 0;
+        Elf64_Word info = 0;
+        Elf64_Xword entsize = 0;
     };
     std::vector<Section> sections;
     if (spec.modinfo)
@@ -68,7 +83,49 @@ inline std::string build_elf(const ElfSpec& spec = {})
                             *spec.modinfo});
     if (spec.this_module)
         sections.push_back({".gnu.linkonce.this_module", SHT_PROGBITS, std::string(64, '\0')});
-    sections.push_back({".text", SHT_PROGBITS, std::string("\xc3", 1)}); // ret
+    // ret; room for the relocations of klp_sections
+    sections.push_back({".text", SHT_PROGBITS, std::string(spec.klp_sections.empty() ? 1 : 64, '\xc3')});
+    if (!spec.klp_sections.empty()) {
+        // Section indexes are positions + 1 (section 0 is SHN_UNDEF).
+        const auto text_index = static_cast<Elf64_Word>(sections.size());
+        const auto symtab_index = static_cast<Elf64_Word>(sections.size() + spec.klp_sections.size() + 1);
+        std::vector<std::string> symbols;
+        std::string strtab(1, '\0');
+        std::string symtab(sizeof(Elf64_Sym), '\0'); // symbol 0
+        const auto symbol_index = [&](const std::string& name) {
+            for (std::size_t i = 0; i < symbols.size(); ++i)
+                if (symbols[i] == name)
+                    return static_cast<Elf64_Xword>(i + 1);
+            symbols.push_back(name);
+            Elf64_Sym sym{};
+            sym.st_name = static_cast<Elf64_Word>(strtab.size());
+            strtab += name;
+            strtab += '\0';
+            sym.st_info = ELF64_ST_INFO(STB_GLOBAL, STT_NOTYPE);
+            bool plain = false;
+            for (const std::string& p : spec.plain_symbols)
+                plain = plain || p == name;
+            sym.st_shndx = plain ? SHN_UNDEF : 0xff20; // SHN_LIVEPATCH
+            symtab.append(reinterpret_cast<const char*>(&sym), sizeof sym);
+            return static_cast<Elf64_Xword>(symbols.size());
+        };
+        for (const KlpRelaSpec& k : spec.klp_sections) {
+            std::string bytes;
+            Elf64_Addr offset = 0;
+            for (const auto& [symbol, type] : k.relas) {
+                Elf64_Rela r{};
+                r.r_offset = offset;
+                offset += 8;
+                r.r_info = ELF64_R_INFO(symbol_index(symbol), type);
+                r.r_addend = -4;
+                bytes.append(reinterpret_cast<const char*>(&r), sizeof r);
+            }
+            sections.push_back({k.name, k.type, bytes, SHF_ALLOC | SHF_INFO_LINK | 0x00100000,
+                                symtab_index, text_index, sizeof(Elf64_Rela)});
+        }
+        sections.push_back({".symtab", SHT_SYMTAB, symtab, 0, symtab_index + 1, 1, sizeof(Elf64_Sym)});
+        sections.push_back({".strtab", SHT_STRTAB, strtab});
+    }
 
     std::string names(1, '\0');
     std::vector<Elf64_Word> name_offsets;
@@ -90,6 +147,10 @@ inline std::string build_elf(const ElfSpec& spec = {})
         h.sh_offset = file.size();
         h.sh_size = sections[i].bytes.size();
         h.sh_addralign = 1;
+        h.sh_flags = sections[i].flags;
+        h.sh_link = sections[i].link;
+        h.sh_info = sections[i].info;
+        h.sh_entsize = sections[i].entsize;
         if (sections[i].type != SHT_NOBITS)
             file += sections[i].bytes;
         headers.push_back(h);

@@ -354,3 +354,82 @@ TEST_CASE("every named outcome has a D-Bus-style name")
     CHECK(to_string(PatchErrc::already_installed) == "AlreadyInstalled");
     CHECK(to_string(PatchErrc::not_installed) == "NotInstalled");
 }
+
+namespace {
+
+std::string with_livepatch_modinfo()
+{
+    return patch_modinfo() + modinfo_text({{"livepatch", "Y"}});
+}
+
+} // namespace
+
+TEST_CASE("livepatch relocations: the objects and how many non-exported symbols each needs")
+{
+    TempDir dir;
+    ElfSpec spec;
+    spec.modinfo = with_livepatch_modinfo();
+    spec.klp_sections = {
+        {".klp.rela.vmlinux.text",
+         {{".klp.sym.vmlinux.saved_command_line,0", R_X86_64_PC32},
+          {".klp.sym.vmlinux.hugetlb_report_meminfo,0", R_X86_64_PLT32},
+          {".klp.sym.vmlinux.saved_command_line,0", R_X86_64_PC32}}},
+        {".klp.rela.loop.text", {{".klp.sym.loop.lo_rw_aio,0", R_X86_64_PLT32}}},
+        {".klp.rela.vmlinux.rodata", {{".klp.sym.vmlinux.dup_fn,2", R_X86_64_64}}},
+    };
+    const PatchFile patch = validate_ok(dir, build_elf(spec));
+    REQUIRE(patch.livepatch_objects.size() == 2);
+    CHECK(patch.livepatch_objects[0] == LivepatchObject{"vmlinux", 3});
+    CHECK(patch.livepatch_objects[1] == LivepatchObject{"loop", 1});
+}
+
+TEST_CASE("livepatch relocations: none in a patch of exported symbols only")
+{
+    TempDir dir;
+    CHECK(validate_ok(dir, build_elf()).livepatch_objects.empty());
+}
+
+TEST_CASE("InvalidRelocations: what the kernel or lpshim would refuse at load")
+{
+    TempDir dir;
+    ElfSpec spec;
+    spec.modinfo = with_livepatch_modinfo();
+    const auto refused = [&](const KlpRelaSpec& section, std::string_view why,
+                             std::vector<std::string> plain = {}) {
+        spec.klp_sections = {section};
+        spec.plain_symbols = std::move(plain);
+        const PatchError error = validate_error(dir, build_elf(spec), PatchErrc::invalid_relocations);
+        CHECK_MESSAGE(contains(error.message, why), error.message);
+        CHECK(contains(error.message, "docs/klp-convert.md"));
+    };
+    refused({".klp.rela..text", {{".klp.sym.vmlinux.x,0", R_X86_64_PC32}}},
+            "livepatch relocation section '.klp.rela..text' is not named .klp.rela.<object>.<section>");
+    refused({".klp.rela.loop", {{".klp.sym.loop.x,0", R_X86_64_PC32}}},
+            "section '.klp.rela.loop' is not named");
+    refused({".klp.rela.vmlinux.text", {{".klp.sym.vmlinux.x,0", R_X86_64_PC32}}, SHT_REL},
+            "'.klp.rela.vmlinux.text' is not SHT_RELA");
+    refused({".klp.rela.vmlinux.text", {{".klp.sym.vmlinux.x,0", R_X86_64_GOTPCREL}}},
+            "relocation 0 of '.klp.rela.vmlinux.text' has type 9, which the kernel does not apply");
+    refused({".klp.rela.vmlinux.text", {{"saved_command_line", R_X86_64_PC32}}},
+            "refers to 'saved_command_line', which is not a livepatch symbol (SHN_LIVEPATCH)",
+            {"saved_command_line"});
+    refused({".klp.rela.vmlinux.text", {{".klp.sym.vmlinux.saved_command_line", R_X86_64_PC32}}},
+            "livepatch symbol '.klp.sym.vmlinux.saved_command_line' is not named "
+            ".klp.sym.<object>.<name>,<position>");
+    refused({".klp.rela.vmlinux.text", {{".klp.sym.vmlinux.x,-1", R_X86_64_PC32}}},
+            "livepatch symbol '.klp.sym.vmlinux.x,-1' is not named");
+    refused({".klp.rela.loop.text", {{".klp.sym.vmlinux.saved_command_line,0", R_X86_64_PC32}}},
+            "livepatch symbol '.klp.sym.vmlinux.saved_command_line,0' is not in 'loop', the "
+            "object of section '.klp.rela.loop.text'");
+}
+
+TEST_CASE("InvalidRelocations: relocations without livepatch=Y")
+{
+    TempDir dir;
+    ElfSpec spec;
+    spec.klp_sections = {{".klp.rela.vmlinux.text", {{".klp.sym.vmlinux.x,0", R_X86_64_PC32}}}};
+    const PatchError error = validate_error(dir, build_elf(spec), PatchErrc::invalid_relocations);
+    CHECK(contains(error.message, "has livepatch relocations (references to symbols that are not "
+                                  "exported) but its modinfo has no livepatch=Y"));
+    CHECK(to_string(PatchErrc::invalid_relocations) == "InvalidRelocations");
+}

@@ -319,3 +319,34 @@ TEST_CASE("open_checked: the stored file is hashed and checked again; a change i
         CHECK(checked.error().code == PatchErrc::kernel_mismatch);
     }
 }
+
+TEST_CASE("the objects a patch needs through livepatch relocations are recorded and read back")
+{
+    TempDir dir;
+    ElfSpec spec;
+    spec.modinfo = patch_modinfo("lp_static") + modinfo_text({{"livepatch", "Y"}});
+    spec.klp_sections = {
+        {".klp.rela.vmlinux.text",
+         {{".klp.sym.vmlinux.saved_command_line,0", R_X86_64_PC32},
+          {".klp.sym.vmlinux.total_swap_pages,0", R_X86_64_PC32}}},
+        {".klp.rela.loop.text", {{".klp.sym.loop.lo_rw_aio,0", R_X86_64_PLT32}}},
+    };
+    const std::vector<LivepatchObject> expected{{"vmlinux", 2}, {"loop", 1}};
+    {
+        PatchStore store = open_store(dir);
+        auto installed = install_path(store, dir.write("src/lp_static.ko", build_elf(spec)).native());
+        REQUIRE_MESSAGE(installed, installed.error().message);
+        CHECK(installed->livepatch_objects == expected);
+    }
+    const auto record = nlohmann::json::parse(dir.read("state/patches/lp_static.json"));
+    CHECK(record.at("livepatch_objects").size() == 2);
+    PatchStore reopened = open_store(dir);
+    auto found = reopened.find("lp_static");
+    REQUIRE(found);
+    CHECK(found->livepatch_objects == expected);
+    // A patch of exported symbols only needs none.
+    REQUIRE(install_path(reopened, dir.write("src/lp_plain.ko", patch_bytes("lp_plain")).native()));
+    auto plain = reopened.find("lp_plain");
+    REQUIRE(plain);
+    CHECK(plain->livepatch_objects.empty());
+}

@@ -122,3 +122,19 @@ TEST_CASE("names of states")
     CHECK(to_string(ServiceState::stalled) == "stalled");
     CHECK(to_string(ServiceState::idle) == "idle");
 }
+
+TEST_CASE("the objects a patch needs through livepatch relocations come from the store")
+{
+    InstalledPatch with_relocations = installed("lp_static");
+    with_relocations.livepatch_objects = {{"vmlinux", 12}, {"loop", 3}};
+    const std::vector<InstalledPatch> store{with_relocations, installed("lp_plain")};
+    const std::vector<KernelPatch> kernel{in_kernel("lp_static", true, false, 1)};
+    const auto all = collect_patch_status(store, DesiredState{}, kernel, no_reasons, none_forced);
+    REQUIRE(all.size() == 2);
+    for (const PatchStatus& s : all) {
+        if (s.name == "lp_static")
+            CHECK(s.livepatch_objects == std::vector<LivepatchObject>{{"vmlinux", 12}, {"loop", 3}});
+        else
+            CHECK(s.livepatch_objects.empty());
+    }
+}

@@ -43,10 +43,13 @@
  *
  * Tools (livepatchd, modinfo) recognise patch modules by the modinfo key lpshim_patch=Y;
  * lpshim_enable_patch() refuses a module without the marker symbol, so that a module cannot
- * patch the kernel unless it says so where tools can see it.
+ * patch the kernel unless it says so where tools can see it. livepatch=Y makes the kernel's
+ * module loader keep what lpshim needs to apply the module's livepatch relocations (its
+ * references to symbols that are not exported), and apply the vmlinux ones as it loads.
  */
 #define LPSHIM_PATCH_MODULE()						\
 	MODULE_INFO(lpshim_patch, "Y");					\
+	MODULE_INFO(livepatch, "Y");					\
 	const char __lpshim_patch_marker[] __used = "lpshim_patch"
 
 /* Per-task patch states (a task runs either all-old or all-new code of the patch in transition) */

@@ -1,0 +1,149 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//
+// klp-mangle: damage a converted patch module on purpose, for the refusal cases
+// (tests/vm/cases/klp-refusals.sh): what lpshim-klp-convert never writes, the kernel and lpshim
+// must still refuse.
+//
+//   klp-mangle IN OUT [--rename-module OLD NEW] [--rename-symbol OLD NEW]
+//                     [--rename-section OLD NEW] [--relocation-type SECTION TYPE]
+//                     [--replace-modinfo KEY=VALUE KEY=VALUE]
+//
+// --rename-module gives the copy a name of its own (modinfo name= and the name in
+// .gnu.linkonce.this_module), no longer than the original's.
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "elf_object.hpp"
+#include "file_io.hpp"
+
+using namespace klpconvert;
+
+namespace {
+
+// struct module starts with enum module_state (4 bytes, padded to 8) and struct list_head
+// (16 bytes): its name is at offset 24 on x86-64, as on every kernel since 2.6.
+constexpr std::size_t module_name_offset = 24;
+constexpr std::size_t module_name_len = 56;
+
+[[noreturn]] void die(const std::string& message)
+{
+    std::fprintf(stderr, "klp-mangle: %s\n", message.c_str());
+    std::exit(1);
+}
+
+void replace_padded(std::vector<std::uint8_t>& data, std::size_t at, std::size_t len,
+                    const std::string& with)
+{
+    if (with.size() > len)
+        die("'" + with + "' is longer than what it replaces");
+    std::fill(data.begin() + static_cast<long>(at), data.begin() + static_cast<long>(at + len), 0);
+    std::copy(with.begin(), with.end(), data.begin() + static_cast<long>(at));
+}
+
+void rename_module(ElfObject& elf, const std::string& from, const std::string& to)
+{
+    const auto modinfo = elf.find_section(".modinfo");
+    const auto this_module = elf.find_section(".gnu.linkonce.this_module");
+    if (!modinfo || !this_module)
+        die("not a kernel module");
+    auto& m = elf.sections()[*this_module].data;
+    if (m.size() < module_name_offset + module_name_len ||
+        std::string(reinterpret_cast<const char*>(m.data() + module_name_offset)) != from)
+        die("the module is not named '" + from + "'");
+    replace_padded(m, module_name_offset, module_name_len - 1, to);
+    auto& info = elf.sections()[*modinfo].data;
+    const std::string key = "name=" + from;
+    const std::string all(info.begin(), info.end());
+    const auto at = all.find(key + '\0');
+    if (at == std::string::npos || (at && all[at - 1]))
+        die("no modinfo " + key);
+    replace_padded(info, at, key.size(), "name=" + to);
+}
+
+// Replaces the modinfo entry OLD ("key=value") with NEW, no longer, in place.
+void replace_modinfo(ElfObject& elf, const std::string& from, const std::string& to)
+{
+    const auto modinfo = elf.find_section(".modinfo");
+    if (!modinfo)
+        die("not a kernel module");
+    auto& info = elf.sections()[*modinfo].data;
+    const std::string all(info.begin(), info.end());
+    const auto at = all.find(from + '\0');
+    if (at == std::string::npos || (at && all[at - 1]))
+        die("no modinfo " + from);
+    replace_padded(info, at, from.size(), to);
+}
+
+void rename_symbol(ElfObject& elf, const std::string& from, const std::string& to)
+{
+    for (std::size_t i = 1; i < elf.symbol_count(); i++) {
+        Elf64_Sym s = elf.symbol(i);
+        if (elf.symbol_name(s) == from) {
+            s.st_name = elf.add_symbol_string(to);
+            elf.set_symbol(i, s);
+            return;
+        }
+    }
+    die("no symbol '" + from + "'");
+}
+
+void set_relocation_type(ElfObject& elf, const std::string& section, std::uint32_t type)
+{
+    const auto index = elf.find_section(section);
+    if (!index || elf.sections()[*index].header.sh_type != SHT_RELA)
+        die("no relocation section '" + section + "'");
+    std::vector<Elf64_Rela> relas;
+    for (std::size_t k = 0; k < elf.rela_count(*index); k++) {
+        Elf64_Rela r = elf.rela(*index, k);
+        r.r_info = ELF64_R_INFO(ELF64_R_SYM(r.r_info), type);
+        relas.push_back(r);
+    }
+    elf.set_relas(*index, relas);
+}
+
+} // namespace
+
+int main(int argc, char** argv)
+{
+    if (argc < 3)
+        die("usage: klp-mangle IN OUT [--rename-module|--rename-symbol|--rename-section OLD NEW]"
+            " [--relocation-type SECTION TYPE]");
+    auto bytes = read_file(argv[1]);
+    if (!bytes)
+        die(bytes.error().message);
+    auto elf = ElfObject::parse(*bytes, argv[1]);
+    if (!elf)
+        die(elf.error().message);
+    for (int i = 3; i < argc; i += 3) {
+        if (i + 2 >= argc)
+            die(std::string(argv[i]) + " takes two arguments");
+        const std::string op = argv[i], a = argv[i + 1], b = argv[i + 2];
+        if (op == "--rename-module") {
+            rename_module(*elf, a, b);
+        } else if (op == "--replace-modinfo") {
+            replace_modinfo(*elf, a, b);
+        } else if (op == "--rename-symbol") {
+            rename_symbol(*elf, a, b);
+        } else if (op == "--rename-section") {
+            const auto index = elf->find_section(a);
+            if (!index)
+                die("no section '" + a + "'");
+            elf->sections()[*index].name = b;
+        } else if (op == "--relocation-type") {
+            std::uint32_t type = 0;
+            if (std::from_chars(b.data(), b.data() + b.size(), type).ec != std::errc())
+                die("not a relocation type: " + b);
+            set_relocation_type(*elf, a, type);
+        } else {
+            die("unknown operation " + op);
+        }
+    }
+    auto out = elf->serialize();
+    if (!out)
+        die(out.error().message);
+    if (auto written = write_file_atomic(argv[2], *out, 0644); !written)
+        die(written.error().message);
+    return 0;
+}
