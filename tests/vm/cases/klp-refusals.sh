@@ -101,6 +101,9 @@ refused test_klp_mod_vmlinux \
 	"patch 'test_klp_mod_vmlinux': symbol '.klp.sym.vmlinux.saved_command_line,0' is not in '$T', the object of relocation section '.klp.rela.$T.text'"
 refused test_klp_mod_reltype \
 	"patch 'test_klp_mod_reltype': relocation type 9 in '.klp.rela.$T.text' is not one lpshim applies"
+# Checked before anything is written: the value must fit the place (and the place be zero).
+refused test_klp_mod_overflow \
+	"patch 'test_klp_mod_overflow': relocation 0 of '.klp.rela.$T.text' (type 10, symbol '.klp.sym.$T.twin,1') cannot be written"
 unload_mod $T
 
 # The patch first: its relocations are checked as the object loads, and the object is refused.
