@@ -19,6 +19,9 @@ LP_TEST_MODULES='test_lpshim_livepatch test_lpshim_atomic_replace test_lpshim_ca
 	test_lpshim_callbacks_demo2 test_lpshim_callbacks_mod test_lpshim_callbacks_busy
 	test_klp_conflict test_klp_other test_kprobe_post test_lpshim_twins test_lpshim_refused
 	test_lpshim_unmarked'
+# lpshim_target's debugfs directory (tests/kmod/lpshim_target.c): a read() of
+# /dev/lpshim_target_sleep sleeps in lpshim_target_sleep until a write to its sleep_release.
+LP_TARGET_DEBUGFS=/sys/kernel/debug/lpshim_target
 
 log() {
 	echo "$*" >/dev/kmsg
@@ -179,4 +182,26 @@ lpshim_teardown() {
 	rmmod lpshim || fail "rmmod lpshim failed"
 	[[ ! -e $LPSHIM_SYSFS && ! -e /sys/module/lpshim ]] || fail "lpshim is left after rmmod"
 	ok "every patch and test module is unloaded, and lpshim.ko with them"
+}
+
+sleepers_are() { grep -qx "$1" $LP_TARGET_DEBUGFS/sleepers; }
+
+# start_sleeper NAME [CMD...]: run CMD (default: cat the sleep device) in the background with
+# its output in $OUT/NAME (OUT: the case's directory), and wait until one more task sleeps in
+# lpshim_target_sleep; the pid is in $SLEEPER.
+start_sleeper() {
+	local name=$1 before
+	shift
+	(($#)) || set -- cat /dev/lpshim_target_sleep
+	before=$(cat $LP_TARGET_DEBUGFS/sleepers)
+	"$@" >"$OUT/$name" &
+	SLEEPER=$!
+	wait_until 10 "$name sleeps in lpshim_target_sleep" sleepers_are $((before + 1))
+}
+
+# release_sleepers: wake every task asleep in lpshim_target_sleep and wait for this shell's
+# background jobs.
+release_sleepers() {
+	echo 1 >$LP_TARGET_DEBUGFS/sleep_release
+	wait
 }

@@ -18,26 +18,6 @@ OUT=$(mktemp -d)
 
 transition_is() { grep -sqx "$1" $S/transition; }
 patch_gone() { test ! -e $S; }
-sleepers_are() { grep -qx "$1" $T/sleepers; }
-
-# start_sleeper NAME [CMD...]: run CMD (default: cat the sleep device) in the background with
-# its output in $OUT/NAME, and wait until one more task sleeps in lpshim_target_sleep; the pid
-# is in $SLEEPER.
-start_sleeper() {
-	local name=$1 before
-	shift
-	(($#)) || set -- cat /dev/lpshim_target_sleep
-	before=$(cat $T/sleepers)
-	"$@" >"$OUT/$name" &
-	SLEEPER=$!
-	wait_until 10 "$name sleeps in lpshim_target_sleep" sleepers_are $((before + 1))
-}
-
-release_sleepers() {
-	echo 1 >$T/sleep_release
-	wait
-}
-
 # The tasks whose kernel stack runs code of module $1, one "tid comm" per line.
 tasks_in_module() {
 	local f

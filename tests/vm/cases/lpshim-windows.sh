@@ -14,23 +14,6 @@ PARAMS=/sys/module/lpshim/parameters
 OUT=$(mktemp -d)
 
 in_transition() { grep -sqx 1 "$LPSHIM_SYSFS/$1/transition"; }
-sleepers_are() { grep -qx "$1" $T/sleepers; }
-
-# start_sleeper NAME: cat the sleep device in the background, output in $OUT/NAME; wait until
-# one more task sleeps in lpshim_target_sleep. Its pid is in $SLEEPER.
-start_sleeper() {
-	local before
-	before=$(cat $T/sleepers)
-	cat /dev/lpshim_target_sleep >"$OUT/$1" &
-	SLEEPER=$!
-	wait_until 10 "$1 sleeps in lpshim_target_sleep" sleepers_are $((before + 1))
-}
-
-release_sleepers() {
-	echo 1 >$T/sleep_release
-	wait
-}
-
 # 1. A failed enable pops its functions, then clears their marks: a handler that read a popped
 # function as the top of its func_stack must be waited out before its mark is cleared, or it
 # sends a task that runs the version below into the code of a module whose init is failing.
