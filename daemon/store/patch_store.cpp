@@ -57,12 +57,6 @@ PatchError from_error(Error error)
 
 constexpr std::string_view realpath_hint = "give the file's real path (realpath FILE)";
 
-std::uint64_t timespec_usec(const timespec& ts)
-{
-    return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000 +
-           static_cast<std::uint64_t>(ts.tv_nsec) / 1000;
-}
-
 json livepatch_objects_record(const std::vector<LivepatchObject>& objects)
 {
     json list = json::array();
