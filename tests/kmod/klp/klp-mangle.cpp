@@ -6,6 +6,7 @@
 //
 //   klp-mangle IN OUT [--rename-module OLD NEW] [--rename-symbol OLD NEW]
 //                     [--rename-section OLD NEW] [--relocation-type SECTION TYPE]
+//                     [--relocation-offset SECTION OFFSET]
 //                     [--replace-modinfo KEY=VALUE KEY=VALUE]
 //
 // --rename-module gives the copy a name of its own (modinfo name= and the name in
@@ -89,7 +90,9 @@ void rename_symbol(ElfObject& elf, const std::string& from, const std::string& t
     die("no symbol '" + from + "'");
 }
 
-void set_relocation_type(ElfObject& elf, const std::string& section, std::uint32_t type)
+// Every relocation of SECTION changed by CHANGE.
+template <typename Change>
+void change_relocations(ElfObject& elf, const std::string& section, Change change)
 {
     const auto index = elf.find_section(section);
     if (!index || elf.sections()[*index].header.sh_type != SHT_RELA)
@@ -97,10 +100,19 @@ void set_relocation_type(ElfObject& elf, const std::string& section, std::uint32
     std::vector<Elf64_Rela> relas;
     for (std::size_t k = 0; k < elf.rela_count(*index); k++) {
         Elf64_Rela r = elf.rela(*index, k);
-        r.r_info = ELF64_R_INFO(ELF64_R_SYM(r.r_info), type);
+        change(r);
         relas.push_back(r);
     }
     elf.set_relas(*index, relas);
+}
+
+template <typename T>
+T number(const std::string& s)
+{
+    T value = 0;
+    if (std::from_chars(s.data(), s.data() + s.size(), value).ec != std::errc())
+        die("not a number: " + s);
+    return value;
 }
 
 } // namespace
@@ -109,7 +121,7 @@ int main(int argc, char** argv)
 {
     if (argc < 3)
         die("usage: klp-mangle IN OUT [--rename-module|--rename-symbol|--rename-section OLD NEW]"
-            " [--relocation-type SECTION TYPE]");
+            " [--relocation-type|--relocation-offset SECTION N]");
     auto bytes = read_file(argv[1]);
     if (!bytes)
         die(bytes.error().message);
@@ -132,10 +144,13 @@ int main(int argc, char** argv)
                 die("no section '" + a + "'");
             elf->sections()[*index].name = b;
         } else if (op == "--relocation-type") {
-            std::uint32_t type = 0;
-            if (std::from_chars(b.data(), b.data() + b.size(), type).ec != std::errc())
-                die("not a relocation type: " + b);
-            set_relocation_type(*elf, a, type);
+            const auto type = number<std::uint32_t>(b);
+            change_relocations(*elf, a, [type](Elf64_Rela& r) {
+                r.r_info = ELF64_R_INFO(ELF64_R_SYM(r.r_info), type);
+            });
+        } else if (op == "--relocation-offset") {
+            const auto offset = number<std::uint64_t>(b);
+            change_relocations(*elf, a, [offset](Elf64_Rela& r) { r.r_offset = offset; });
         } else {
             die("unknown operation " + op);
         }

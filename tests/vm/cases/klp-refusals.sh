@@ -38,6 +38,28 @@ refused_by_loader() {
 	nothing_changed
 }
 
+# kernel_bytes ADDR N: N bytes of the kernel's memory at ADDR (hex), read in /proc/kcore.
+kernel_bytes() {
+	python3 - "$1" "$2" <<-'PY'
+	import struct, sys
+	addr, n = int(sys.argv[1], 16), int(sys.argv[2])
+	with open("/proc/kcore", "rb") as kcore:
+	    ehdr = kcore.read(64)
+	    phoff, = struct.unpack_from("<Q", ehdr, 0x20)
+	    phentsize, phnum = struct.unpack_from("<HH", ehdr, 0x36)
+	    kcore.seek(phoff)
+	    phdrs = kcore.read(phentsize * phnum)
+	    for i in range(phnum):
+	        p_type, _, offset, vaddr, _, size = struct.unpack_from("<IIQQQQ", phdrs, i * phentsize)
+	        if p_type == 1 and vaddr <= addr and addr + n <= vaddr + size:
+	            kcore.seek(offset + addr - vaddr)
+	            print(kcore.read(n).hex())
+	            break
+	    else:
+	        sys.exit("%#x is not in /proc/kcore" % addr)
+	PY
+}
+
 # refused NAME MESSAGE: with $T loaded, insmod NAME fails with EINVAL and lpshim says MESSAGE.
 refused() {
 	local name=$1 message=$2
@@ -101,9 +123,14 @@ refused test_klp_mod_vmlinux \
 	"patch 'test_klp_mod_vmlinux': symbol '.klp.sym.vmlinux.saved_command_line,0' is not in '$T', the object of relocation section '.klp.rela.$T.text'"
 refused test_klp_mod_reltype \
 	"patch 'test_klp_mod_reltype': relocation type 9 in '.klp.rela.$T.text' is not one lpshim applies"
-# Checked before anything is written: the value must fit the place (and the place be zero).
+# Checked before anything is written: the value must fit the place, the place be zero, and
+# the place be inside its section (an offset whose end wraps around is not).
 refused test_klp_mod_overflow \
 	"patch 'test_klp_mod_overflow': relocation 0 of '.klp.rela.$T.text' (type 10, symbol '.klp.sym.$T.twin,1') cannot be written"
+refused test_klp_mod_nonzero \
+	"patch 'test_klp_mod_nonzero': relocation 0 of '.klp.rela.$T.text' (type 4, symbol '.klp.sym.$T.twin,1') cannot be written"
+refused test_klp_mod_offwrap \
+	"patch 'test_klp_mod_offwrap': relocation 0 of '.klp.rela.$T.text' is out of bounds"
 unload_mod $T
 
 # The patch first: its relocations are checked as the object loads, and the object is refused.
@@ -127,5 +154,26 @@ unload_mod test_klp_mod_unknown
 load_mod $T
 expect_eq "$(cat $TWINS)" "a b" "$T loads, unpatched, once the patch is gone"
 unload_mod $T
+
+# A refusal as the object loads writes nothing either: not zeros over the patch's own code
+# where a relocation it refused points.
+start_test "a module object refused as it loads leaves the patch's code as it was"
+load_lp test_klp_mod_nonzero
+text=$(cat /sys/module/test_klp_mod_nonzero/sections/.text)
+code=$(kernel_bytes "$text" 8)
+load_failing_mod $T "Invalid parameters"
+expect_kmsg "$KMSG" <<EOF
+% insmod test_klp_mod_nonzero.ko
+lpshim: enabling patch 'test_klp_mod_nonzero'
+lpshim: 'test_klp_mod_nonzero': starting patching transition
+lpshim: 'test_klp_mod_nonzero': patching complete
+% insmod $T.ko
+lpshim: patch 'test_klp_mod_nonzero': relocation 0 of '.klp.rela.$T.text' (type 4, symbol '.klp.sym.$T.twin,1') cannot be written
+lpshim: patch 'test_klp_mod_nonzero' failed for module '$T', refusing to load module '$T'
+insmod: ERROR: could not insert module $T.ko: Invalid parameters
+EOF
+expect_eq "$(kernel_bytes "$text" 8)" "$code" "the first bytes of the patch's code are unchanged"
+disable_lp test_klp_mod_nonzero
+unload_mod test_klp_mod_nonzero
 
 lpshim_teardown
