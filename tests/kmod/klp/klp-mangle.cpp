@@ -12,6 +12,7 @@
 // --rename-module gives the copy a name of its own (modinfo name= and the name in
 // .gnu.linkonce.this_module), no longer than the original's.
 #include <charconv>
+#include <cstddef>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -106,6 +107,31 @@ void change_relocations(ElfObject& elf, const std::string& section, Change chang
     elf.set_relas(*index, relas);
 }
 
+// Every relocation of SECTION in the ELF file BYTES (written by ElfObject, so well formed) at
+// OFFSET.
+void set_relocation_offsets(std::vector<std::uint8_t>& bytes, const std::string& section,
+                            std::uint64_t offset)
+{
+    Elf64_Ehdr eh;
+    std::memcpy(&eh, bytes.data(), sizeof(eh));
+    const auto shdr = [&](std::size_t i) {
+        Elf64_Shdr sh;
+        std::memcpy(&sh, bytes.data() + eh.e_shoff + i * sizeof(sh), sizeof(sh));
+        return sh;
+    };
+    const Elf64_Shdr names = shdr(eh.e_shstrndx);
+    for (std::size_t i = 1; i < eh.e_shnum; i++) {
+        const Elf64_Shdr sh = shdr(i);
+        if (sh.sh_type != SHT_RELA ||
+            section != reinterpret_cast<const char*>(bytes.data() + names.sh_offset + sh.sh_name))
+            continue;
+        for (std::size_t at = sh.sh_offset; at < sh.sh_offset + sh.sh_size; at += sizeof(Elf64_Rela))
+            std::memcpy(bytes.data() + at + offsetof(Elf64_Rela, r_offset), &offset, sizeof(offset));
+        return;
+    }
+    die("no relocation section '" + section + "'");
+}
+
 template <typename T>
 T number(const std::string& s)
 {
@@ -128,6 +154,9 @@ int main(int argc, char** argv)
     auto elf = ElfObject::parse(*bytes, argv[1]);
     if (!elf)
         die(elf.error().message);
+    // Applied to the written bytes: an offset outside its section is what ElfObject refuses to
+    // write.
+    std::vector<std::pair<std::string, std::uint64_t>> relocation_offsets;
     for (int i = 3; i < argc; i += 3) {
         if (i + 2 >= argc)
             die(std::string(argv[i]) + " takes two arguments");
@@ -149,8 +178,7 @@ int main(int argc, char** argv)
                 r.r_info = ELF64_R_INFO(ELF64_R_SYM(r.r_info), type);
             });
         } else if (op == "--relocation-offset") {
-            const auto offset = number<std::uint64_t>(b);
-            change_relocations(*elf, a, [offset](Elf64_Rela& r) { r.r_offset = offset; });
+            relocation_offsets.emplace_back(a, number<std::uint64_t>(b));
         } else {
             die("unknown operation " + op);
         }
@@ -158,6 +186,8 @@ int main(int argc, char** argv)
     auto out = elf->serialize();
     if (!out)
         die(out.error().message);
+    for (const auto& [section, offset] : relocation_offsets)
+        set_relocation_offsets(*out, section, offset);
     if (auto written = write_file_atomic(argv[2], *out, 0644); !written)
         die(written.error().message);
     return 0;
