@@ -117,7 +117,6 @@ int lpshim_ksyms_init(void)
 		{ "idle_task", (void **)&lpshim_ksyms.idle_task },
 		{ "wake_up_state", (void **)&lpshim_ksyms.wake_up_state },
 		{ "task_work_cancel_match", (void **)&lpshim_ksyms.task_work_cancel_match },
-		{ "apply_relocate_add", (void **)&lpshim_ksyms.apply_relocate_add },
 		{ "text_poke", (void **)&lpshim_ksyms.text_poke },
 		{ "text_mutex", (void **)&lpshim_ksyms.text_mutex },
 	};

@@ -42,9 +42,7 @@ struct lpshim_ksyms {
 	struct callback_head *(*task_work_cancel_match)(struct task_struct *task,
 							bool (*match)(struct callback_head *, void *),
 							void *data);
-	/* livepatch relocations (relocs.c) */
-	int (*apply_relocate_add)(Elf64_Shdr *sechdrs, const char *strtab, unsigned int symindex,
-				  unsigned int relsec, struct module *mod);
+	/* livepatch relocations (relocs.c); text_poke is not sealed on Debian's 6.12 */
 	void *(*text_poke)(void *addr, const void *opcode, size_t len);
 	struct mutex *text_mutex;
 	/* core-kernel tracepoints: not exported, found with for_each_kernel_tracepoint() */

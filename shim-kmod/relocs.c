@@ -4,17 +4,21 @@
  *
  * A module object's relocations are checked whole before any is written: every section name,
  * every symbol (its format, its object, its position among the object's symbols of that name),
- * every relocation type and target. Only then does the kernel's apply_relocate_add() write
- * them, as for the vmlinux ones at load. Clearing writes zeros back where they were written.
+ * every relocation type and target. Only then are they written, with text_poke() as the
+ * kernel's apply_relocate_add() writes them into a live module (not through that function:
+ * Debian's 6.12 seals it, and a call through a pointer to a sealed function faults on a CPU
+ * with IBT). Clearing writes zeros back only where a site still holds what was written there.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/elf.h>
 #include <linux/kallsyms.h>
+#include <linux/memory.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
 #include <linux/slab.h>
 #include <linux/string.h>
+#include <asm/sync_core.h>
 
 #include "core.h"
 #include "ksyms.h"
@@ -27,6 +31,7 @@
 struct lpshim_elf {
 	Elf_Shdr *sechdrs;
 	const char *secstrings;
+	Elf_Word secstrings_size;
 	const char *strtab;
 	Elf_Sym *symtab;
 	unsigned int nr_sections;
@@ -42,6 +47,7 @@ static bool lpshim_patch_elf(struct lpshim_patch *patch, struct lpshim_elf *elf)
 		return false;
 	elf->sechdrs = info->sechdrs;
 	elf->secstrings = info->secstrings;
+	elf->secstrings_size = info->sechdrs[info->hdr.e_shstrndx].sh_size;
 	elf->nr_sections = info->hdr.e_shnum;
 	elf->symndx = info->symndx;
 	elf->symtab = (Elf_Sym *)info->sechdrs[info->symndx].sh_addr;
@@ -52,9 +58,15 @@ static bool lpshim_patch_elf(struct lpshim_patch *patch, struct lpshim_elf *elf)
 #endif
 }
 
+/* The loader checks the names of the sections it keeps; a livepatch one need not be. */
 static const char *lpshim_section_name(struct lpshim_elf *elf, unsigned int i)
 {
-	return elf->secstrings + elf->sechdrs[i].sh_name;
+	Elf_Word name = elf->sechdrs[i].sh_name;
+
+	if (name >= elf->secstrings_size ||
+	    !memchr(elf->secstrings + name, '\0', elf->secstrings_size - name))
+		return "";
+	return elf->secstrings + name;
 }
 
 /* The object of a .klp.rela.<object>.<section> name into @obj; false when malformed. */
@@ -144,6 +156,9 @@ static unsigned long lpshim_resolve_klp_sym(struct lpshim_patch *patch, struct l
 		pr_err("patch '%s': symbol '%.*s' in '%s' has no position %lu (%u matches)\n",
 		       patch->mod->name, (int)sym->name_len, sym->name, obj->name, sym->pos,
 		       s.matches);
+	else if (within_module_init(s.addr, obj->mod))
+		pr_err("patch '%s': symbol '%.*s' is in the init code or data of '%s', freed once it has loaded\n",
+		       patch->mod->name, (int)sym->name_len, sym->name, obj->name);
 	else
 		return s.addr;
 	return 0;
@@ -171,42 +186,103 @@ static bool lpshim_is_zero(const void *p, unsigned int size)
 	return size == 4 ? !*(const u32 *)p : !*(const u64 *)p;
 }
 
+/* [@addr, @addr + @size) is non-empty and inside @mod's core (not its init, not the image). */
+static bool lpshim_within_core(struct module *mod, unsigned long addr, u64 size)
+{
+	return size && addr + size - 1 >= addr && within_module_core(addr, mod) &&
+	       within_module_core(addr + size - 1, mod);
+}
+
 /*
- * Check section @i, a relocation section of @obj, and resolve its symbols: written into the
- * patch module's symbol table, which only apply_relocate_add() reads.
+ * Section @i's relocations and the section they write into, or NULL: the relocation table
+ * must be an allocated SHT_RELA section in the patch module's core (one the loader did not
+ * keep is in the image it freed), its target an allocated section there too (a section freed
+ * with the init code must not be written after it).
+ */
+static Elf_Rela *lpshim_reloc_table(struct lpshim_patch *patch, struct lpshim_elf *elf,
+				    unsigned int i, Elf_Shdr **target, unsigned int *n)
+{
+	Elf_Shdr *sec = &elf->sechdrs[i];
+
+	/* Not sh_entsize: the module loader kept its layout offset there. */
+	if (sec->sh_type != SHT_RELA || !(sec->sh_flags & SHF_ALLOC) ||
+	    sec->sh_size % sizeof(Elf_Rela) ||
+	    !lpshim_within_core(patch->mod, sec->sh_addr, sec->sh_size) ||
+	    sec->sh_info == 0 || sec->sh_info >= elf->nr_sections)
+		return NULL;
+	*target = &elf->sechdrs[sec->sh_info];
+	if (!((*target)->sh_flags & SHF_ALLOC) ||
+	    !lpshim_within_core(patch->mod, (*target)->sh_addr, (*target)->sh_size))
+		return NULL;
+	*n = sec->sh_size / sizeof(Elf_Rela);
+	return (Elf_Rela *)sec->sh_addr;
+}
+
+/* Relocation @r of size @size fits in @target. */
+static bool lpshim_reloc_in_bounds(const Elf_Rela *r, unsigned int size, const Elf_Shdr *target)
+{
+	return size <= target->sh_size && r->r_offset <= target->sh_size - size;
+}
+
+/* What relocation @r (of @type, into @target) writes for a symbol at @addr. */
+static u64 lpshim_reloc_value(const Elf_Rela *r, unsigned int type, const Elf_Shdr *target,
+			      unsigned long addr)
+{
+	u64 val = addr + r->r_addend;
+
+	if (type == R_X86_64_PC32 || type == R_X86_64_PLT32 || type == R_X86_64_PC64)
+		val -= target->sh_addr + r->r_offset;
+	return val;
+}
+
+/*
+ * Sections the kernel reads once, as the patch module loads (jump labels, static calls,
+ * alternatives, exception and bug tables, unwind data): a value written there later is
+ * never seen, or is read half-made.
+ */
+static bool lpshim_read_at_load(const char *name)
+{
+	static const char *const prefixes[] = {
+		"__jump_table", ".static_call_sites", ".altinstr", "__ex_table", "__bug_table",
+		".parainstructions", ".retpoline_sites", ".return_sites", ".call_sites",
+		".ibt_endbr_seal", ".orc_unwind", ".smp_locks", "__patchable_function_entries",
+	};
+	unsigned int k;
+
+	for (k = 0; k < ARRAY_SIZE(prefixes); k++)
+		if (!strncmp(name, prefixes[k], strlen(prefixes[k])))
+			return true;
+	return false;
+}
+
+/*
+ * Check section @i, a relocation section of @obj, and resolve its symbols: kept in the patch
+ * module's symbol table (st_value), where lpshim_write_reloc_section() and
+ * lpshim_clear_reloc_section() read them.
  */
 static int lpshim_prepare_reloc_section(struct lpshim_patch *patch, struct lpshim_object *obj,
 					struct lpshim_elf *elf, unsigned int i)
 {
-	Elf_Shdr *sec = &elf->sechdrs[i], *target;
 	const char *secname = lpshim_section_name(elf, i);
-	Elf_Rela *relas = (Elf_Rela *)sec->sh_addr;
 	unsigned int n, j, size, type, symi;
 	struct lpshim_klp_sym ksym;
 	unsigned long addr;
+	Elf_Shdr *target;
+	Elf_Rela *relas;
 	Elf_Sym *sym;
 	u64 val;
 
-	/* Not sh_entsize: the module loader kept its layout offset there. */
-	if (sec->sh_type != SHT_RELA || sec->sh_size % sizeof(Elf_Rela) ||
-	    sec->sh_info == 0 || sec->sh_info >= elf->nr_sections ||
-	    !(elf->sechdrs[sec->sh_info].sh_flags & SHF_ALLOC)) {
-		pr_err("patch '%s': relocation section '%s' is malformed (not SHT_RELA, or no allocated target section)\n",
+	relas = lpshim_reloc_table(patch, elf, i, &target, &n);
+	if (!relas) {
+		pr_err("patch '%s': relocation section '%s' is malformed (not an allocated SHT_RELA section, or no allocated target section in the module's core)\n",
 		       patch->mod->name, secname);
 		return -EINVAL;
 	}
-	target = &elf->sechdrs[sec->sh_info];
-	/*
-	 * A module object loads after the patch's init: a section freed with the init code (or
-	 * one the loader did not keep) must not be written then.
-	 */
-	if (!target->sh_size || !within_module_core(target->sh_addr, patch->mod) ||
-	    !within_module_core(target->sh_addr + target->sh_size - 1, patch->mod)) {
-		pr_err("patch '%s': relocation section '%s' is for section '%s', which is not in the patch module's core (an init section?)\n",
-		       patch->mod->name, secname, lpshim_section_name(elf, sec->sh_info));
+	if (lpshim_read_at_load(lpshim_section_name(elf, elf->sechdrs[i].sh_info))) {
+		pr_err("patch '%s': relocation section '%s' is for section '%s', which the kernel reads only as the patch loads\n",
+		       patch->mod->name, secname, lpshim_section_name(elf, elf->sechdrs[i].sh_info));
 		return -EINVAL;
 	}
-	n = sec->sh_size / sizeof(Elf_Rela);
 	for (j = 0; j < n; j++) {
 		type = ELF_R_TYPE(relas[j].r_info);
 		symi = ELF_R_SYM(relas[j].r_info);
@@ -216,7 +292,7 @@ static int lpshim_prepare_reloc_section(struct lpshim_patch *patch, struct lpshi
 			       patch->mod->name, type, secname);
 			return -EINVAL;
 		}
-		if (relas[j].r_offset + size > target->sh_size ||
+		if (!lpshim_reloc_in_bounds(&relas[j], size, target) ||
 		    symi >= elf->sechdrs[elf->symndx].sh_size / sizeof(Elf_Sym)) {
 			pr_err("patch '%s': relocation %u of '%s' is out of bounds\n",
 			       patch->mod->name, j, secname);
@@ -242,9 +318,7 @@ static int lpshim_prepare_reloc_section(struct lpshim_patch *patch, struct lpshi
 		if (!addr)
 			return -EINVAL;
 		/* The same checks as apply_relocate_add(), made before anything is written. */
-		val = addr + relas[j].r_addend;
-		if (type == R_X86_64_PC32 || type == R_X86_64_PLT32 || type == R_X86_64_PC64)
-			val -= target->sh_addr + relas[j].r_offset;
+		val = lpshim_reloc_value(&relas[j], type, target, addr);
 		if (!lpshim_is_zero((void *)(target->sh_addr + relas[j].r_offset), size) ||
 		    (type == R_X86_64_32 && val != (u32)val) ||
 		    ((type == R_X86_64_32S || type == R_X86_64_PC32 || type == R_X86_64_PLT32) &&
@@ -256,6 +330,81 @@ static int lpshim_prepare_reloc_section(struct lpshim_patch *patch, struct lpshi
 		sym->st_value = addr;
 	}
 	return 0;
+}
+
+/*
+ * Write section @i's relocations, checked by lpshim_prepare_reloc_section(). A site that is
+ * no longer zero was written by an earlier relocation of this object (two relocations at one
+ * place): refused, and the caller clears what was written. text_mutex held.
+ */
+static int lpshim_write_reloc_section(struct lpshim_patch *patch, struct lpshim_elf *elf,
+				      unsigned int i, unsigned int *written)
+{
+	unsigned int n, j, size, type;
+	Elf_Shdr *target;
+	Elf_Rela *relas;
+	void *loc;
+	u64 val;
+
+	relas = lpshim_reloc_table(patch, elf, i, &target, &n);
+	if (WARN_ON_ONCE(!relas))	/* checked by lpshim_prepare_reloc_section() */
+		return -EINVAL;
+	for (j = 0; j < n; j++) {
+		type = ELF_R_TYPE(relas[j].r_info);
+		size = lpshim_reloc_size(type);
+		loc = (void *)(target->sh_addr + relas[j].r_offset);
+		if (!lpshim_is_zero(loc, size)) {
+			pr_err("patch '%s': relocation %u of '%s' writes where another relocation wrote\n",
+			       patch->mod->name, j, lpshim_section_name(elf, i));
+			return -EINVAL;
+		}
+		val = lpshim_reloc_value(&relas[j], type, target,
+					 elf->symtab[ELF_R_SYM(relas[j].r_info)].st_value);
+		lpshim_ksyms.text_poke(loc, &val, size);	/* little-endian: the low bytes */
+		(*written)++;
+	}
+	return 0;
+}
+
+/*
+ * Write zeros where section @i's relocations were written: only where a site holds what the
+ * relocation wrote, so that a section that was refused, or never written, is left as it is.
+ * How many were cleared. text_mutex held.
+ */
+static unsigned int lpshim_clear_reloc_section(struct lpshim_patch *patch,
+					       struct lpshim_elf *elf, unsigned int i)
+{
+	static const u64 zero;
+	unsigned int n, j, size, type, symi, cleared = 0;
+	Elf_Shdr *target;
+	Elf_Rela *relas;
+	void *loc;
+	u64 val;
+
+	relas = lpshim_reloc_table(patch, elf, i, &target, &n);
+	if (!relas)
+		return 0;
+	for (j = 0; j < n; j++) {
+		type = ELF_R_TYPE(relas[j].r_info);
+		symi = ELF_R_SYM(relas[j].r_info);
+		size = lpshim_reloc_size(type);
+		if (!size || !lpshim_reloc_in_bounds(&relas[j], size, target) ||
+		    symi >= elf->sechdrs[elf->symndx].sh_size / sizeof(Elf_Sym) ||
+		    elf->symtab[symi].st_shndx != SHN_LIVEPATCH)
+			continue;
+		loc = (void *)(target->sh_addr + relas[j].r_offset);
+		val = lpshim_reloc_value(&relas[j], type, target, elf->symtab[symi].st_value);
+		if (!lpshim_is_zero(loc, size) && !memcmp(loc, &val, size)) {
+			lpshim_ksyms.text_poke(loc, &zero, size);
+			cleared++;
+		}
+	}
+	return cleared;
+}
+
+static void lpshim_sync_core(void *unused)
+{
+	sync_core();
 }
 
 /* Each livepatch relocation section of @elf, as index @i. */
@@ -271,33 +420,11 @@ static bool lpshim_section_is_for(struct lpshim_elf *elf, unsigned int i, const 
 	       !strcmp(obj, object);
 }
 
-/* Write zeros where section @i's relocations were written; how many were. */
-static unsigned int lpshim_clear_reloc_section(struct lpshim_elf *elf, unsigned int i)
-{
-	static const u64 zero;
-	Elf_Shdr *sec = &elf->sechdrs[i], *target = &elf->sechdrs[sec->sh_info];
-	Elf_Rela *relas = (Elf_Rela *)sec->sh_addr;
-	unsigned int n = sec->sh_size / sizeof(Elf_Rela), j, size, cleared = 0;
-	void *loc;
-
-	mutex_lock(lpshim_ksyms.text_mutex);
-	for (j = 0; j < n; j++) {
-		size = lpshim_reloc_size(ELF_R_TYPE(relas[j].r_info));
-		loc = (void *)(target->sh_addr + relas[j].r_offset);
-		if (size && !lpshim_is_zero(loc, size)) {
-			lpshim_ksyms.text_poke(loc, &zero, size);
-			cleared++;
-		}
-	}
-	mutex_unlock(lpshim_ksyms.text_mutex);
-	return cleared;
-}
-
 int lpshim_apply_object_relocs(struct lpshim_patch *patch, struct lpshim_object *obj)
 {
+	unsigned int i, written = 0;
 	struct lpshim_elf elf;
-	unsigned int i, applied;
-	int ret;
+	int ret = 0;
 
 	lockdep_assert_held(&lpshim_mutex);
 	if (!obj->name || !lpshim_patch_elf(patch, &elf))
@@ -309,23 +436,27 @@ int lpshim_apply_object_relocs(struct lpshim_patch *patch, struct lpshim_object 
 		if (ret)
 			return ret;
 	}
-	applied = 0;
+	mutex_lock(lpshim_ksyms.text_mutex);
 	lpshim_for_each_reloc_section(&elf, i) {
 		if (!lpshim_section_is_for(&elf, i, obj->name))
 			continue;
-		ret = lpshim_ksyms.apply_relocate_add(elf.sechdrs, elf.strtab, elf.symndx, i,
-						      patch->mod);
-		/* Checked above: a failure here is a bug; nothing stays half-written. */
-		if (WARN_ON_ONCE(ret)) {
-			lpshim_clear_object_relocs(patch, obj);
-			return ret;
-		}
-		applied += elf.sechdrs[i].sh_size / sizeof(Elf_Rela);
+		ret = lpshim_write_reloc_section(patch, &elf, i, &written);
+		if (ret)
+			break;
 	}
-	if (applied)
+	if (ret) {
+		/* Nothing stays half-written. */
+		lpshim_for_each_reloc_section(&elf, i)
+			if (lpshim_section_is_for(&elf, i, obj->name))
+				lpshim_clear_reloc_section(patch, &elf, i);
+	}
+	/* As text_poke_sync(): no CPU runs instructions fetched before the writes. */
+	on_each_cpu(lpshim_sync_core, NULL, 1);
+	mutex_unlock(lpshim_ksyms.text_mutex);
+	if (!ret && written)
 		pr_notice("'%s': applied %u livepatch relocations for '%s'\n", patch->mod->name,
-			  applied, obj->name);
-	return 0;
+			  written, obj->name);
+	return ret;
 }
 
 void lpshim_clear_object_relocs(struct lpshim_patch *patch, struct lpshim_object *obj)
@@ -336,9 +467,12 @@ void lpshim_clear_object_relocs(struct lpshim_patch *patch, struct lpshim_object
 	lockdep_assert_held(&lpshim_mutex);
 	if (!obj->name || !lpshim_patch_elf(patch, &elf))
 		return;
+	mutex_lock(lpshim_ksyms.text_mutex);
 	lpshim_for_each_reloc_section(&elf, i)
 		if (lpshim_section_is_for(&elf, i, obj->name))
-			cleared += lpshim_clear_reloc_section(&elf, i);
+			cleared += lpshim_clear_reloc_section(patch, &elf, i);
+	on_each_cpu(lpshim_sync_core, NULL, 1);
+	mutex_unlock(lpshim_ksyms.text_mutex);
 	if (cleared)
 		pr_notice("'%s': cleared %u livepatch relocations for '%s'\n", patch->mod->name,
 			  cleared, obj->name);
