@@ -13,6 +13,10 @@
  *	transition	ro  1 while this patch is in transition
  *	force		wo  1: move the remaining tasks to the target state now (EINVAL when not
  *			    in transition); the module can never be removed afterwards
+ *	signal		wo  1: kick the tasks that keep the patch's transition open: a switch
+ *			    attempt on a user task's return to user mode (TWA_SIGNAL), a wakeup of
+ *			    a kthread asleep interruptibly, the next pass in 10 ms; no task moves
+ *			    without a stack check (EINVAL when not in transition)
  *	replace		ro  1 for an atomic-replace (cumulative) patch
  *	immediate	ro  1 when the patch skips the per-task consistency model
  *	stack_order	ro  1-based position among enabled patches, oldest first

@@ -284,7 +284,7 @@ static void lpshim_exit_registry_add(struct task_struct *task)
 	}
 	raw_spin_unlock_irqrestore(&lpshim_exit_registry_lock, flags);
 	if (lost)
-		pr_warn("lpshim: lost track of an exiting task (out of memory): transitions cannot complete by themselves until lpshim is reloaded\n");
+		pr_warn("lost track of an exiting task (out of memory): transitions cannot complete by themselves until lpshim is reloaded\n");
 	return;
 known:
 	raw_spin_unlock_irqrestore(&lpshim_exit_registry_lock, flags);

@@ -3,7 +3,11 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdint>
 #include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <deque>
 #include <cstdio>
 #include <memory>
 #include <optional>
@@ -44,6 +48,16 @@ constexpr std::array process_unit_suffixes{
 
 constexpr std::size_t unit_name_max = 255; // systemd's UNIT_NAME_MAX - 1
 
+std::string_view example_unit(std::string_view suffix)
+{
+    static constexpr std::array examples{"sshd.service"sv, "session-1.scope"sv, "user.slice"sv,
+                                         "dbus.socket"sv,  "home.mount"sv,      "dev-sda2.swap"sv};
+    for (std::string_view example : examples)
+        if (example.ends_with(suffix))
+            return example;
+    return examples[0];
+}
+
 // Known keys, in documentation order; used both to reject unknown keys and to list the
 // accepted ones in the error.
 constexpr std::array top_keys{"boot"sv, "transition"sv, "remediation"sv, "log"sv};
@@ -78,70 +92,284 @@ std::string quoted_list(std::span<const std::string_view> words)
     return list;
 }
 
+// JSON text never yields a binary value, so one with this subtype can only be a number that
+// is not an integer (a fraction, an exponent, or digits too many for 64 bits), kept as the
+// text the user wrote: every number in a configuration is an integer, so such a number is
+// always an error, and its message quotes it as written ("1e4", not "10000.0").
+constexpr std::uint8_t number_as_written = 'N';
+
+// A float that nlohmann holds (zero), shorter than any number it cannot ("1e309").
+constexpr std::string_view overflow_stand_in = "-0E-0";
+
+std::optional<std::string_view> written_number(const json& value)
+{
+    if (!value.is_binary())
+        return std::nullopt;
+    const json::binary_t& bytes = value.get_binary();
+    if (!bytes.has_subtype() || bytes.subtype() != number_as_written)
+        return std::nullopt;
+    return std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+}
+
+// Digits only (and a sign): an integer that is too large, not a fraction.
+bool is_integer_text(std::string_view text)
+{
+    return text.find_first_of(".eE") == std::string_view::npos;
+}
+
+// value as compact JSON, numbers as written; stops once out holds more than limit bytes.
+void write_shown(const json& value, std::string& out, std::size_t limit)
+{
+    if (out.size() > limit)
+        return;
+    if (auto text = written_number(value)) {
+        out += *text;
+    } else if (value.is_array()) {
+        out += '[';
+        for (std::size_t i = 0; i < value.size() && out.size() <= limit; ++i) {
+            if (i > 0)
+                out += ',';
+            write_shown(value[i], out, limit);
+        }
+        out += ']';
+    } else if (value.is_object()) {
+        out += '{';
+        bool first = true;
+        for (const auto& [key, member] : value.items()) {
+            if (out.size() > limit)
+                break;
+            if (!first)
+                out += ',';
+            first = false;
+            out += json(key).dump(-1, ' ', false, json::error_handler_t::replace);
+            out += ':';
+            write_shown(member, out, limit);
+        }
+        out += '}';
+    } else {
+        out += value.dump(-1, ' ', false, json::error_handler_t::replace);
+    }
+}
+
 // A value as the user wrote it (JSON), shortened so that a pasted blob does not flood the
-// message.
+// message, and never inside a UTF-8 character.
 std::string shown(const json& value)
 {
     constexpr std::size_t max = 60;
-    std::string text = value.dump(-1, ' ', false, json::error_handler_t::replace);
+    std::string text;
+    write_shown(value, text, max);
     if (text.size() > max) {
-        text.resize(max - 3);
+        std::size_t cut = max - 3;
+        while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xc0) == 0x80)
+            --cut;
+        text.resize(cut);
         text += "...";
     }
     return text;
 }
 
-// nlohmann keeps the last of duplicate keys without a word; a key given twice is as much a
-// mistake as a misspelt one, so the parse callback looks for it.
-class DuplicateKeyFinder {
+// Builds the document from the parser's SAX events and, on the way:
+// - stops at an array or object that would be level config_max_depth + 1, before it costs
+//   anything (a parse callback sees a level only once the DOM parser has built it, and cannot
+//   stop the parse);
+// - finds a key given twice in one object (nlohmann keeps the last one without a word, but a
+//   key given twice is as much a mistake as a misspelt one);
+// - keeps a number that is not an integer as the user wrote it (number_as_written).
+// Memory stays linear in the input: each level keeps its own key and key set, and the dotted
+// path is built only for the message.
+class DocumentBuilder {
 public:
-    bool operator()(int /*depth*/, json::parse_event_t event, json& parsed)
+    bool null() { return add(json(nullptr)); }
+    bool boolean(bool value) { return add(json(value)); }
+    bool number_integer(json::number_integer_t value) { return add(json(value)); }
+    bool number_unsigned(json::number_unsigned_t value) { return add(json(value)); }
+    bool number_float(json::number_float_t /*value*/, const std::string& text)
     {
-        switch (event) {
-        case json::parse_event_t::object_start:
-        case json::parse_event_t::array_start:
-            frames_.push_back({child_path(), event == json::parse_event_t::object_start, {}, {}});
-            break;
-        case json::parse_event_t::object_end:
-        case json::parse_event_t::array_end:
-            if (!frames_.empty())
-                frames_.pop_back();
-            break;
-        case json::parse_event_t::key:
-            if (!frames_.empty() && parsed.is_string()) {
-                Frame& frame = frames_.back();
-                frame.key = parsed.get<std::string>();
-                if (!frame.keys.insert(frame.key).second && !duplicate_)
-                    duplicate_ = dotted(frame.path, frame.key);
-            }
-            break;
-        case json::parse_event_t::value:
-            break;
+        std::string written = text;
+        if (text == overflow_stand_in && !overflows_.empty()) {
+            written = std::move(overflows_.front());
+            overflows_.pop_front();
         }
-        return true; // keep everything: the finder only watches
+        return add(json::binary(json::binary_t::container_type(written.begin(), written.end()),
+                                number_as_written));
+    }
+    bool string(std::string& value) { return add(json(std::move(value))); }
+    bool binary(json::binary_t& value) { return add(json(std::move(value))); } // not from JSON text
+    bool start_object(std::size_t /*elements*/) { return open(json::object(), true); }
+    bool start_array(std::size_t /*elements*/) { return open(json::array(), false); }
+    bool end_object() { return close(); }
+    bool end_array() { return close(); }
+
+    bool key(std::string& key)
+    {
+        Level& level = levels_.back();
+        if (!level.keys.insert(key).second && !duplicate_)
+            duplicate_ = path_of(key);
+        level.key = std::move(key);
+        return true;
     }
 
+    bool parse_error(std::size_t position, const std::string& /*last_token*/,
+                     const json::exception& error)
+    {
+        overflow_ = error.id == 406; // out_of_range: a number no double holds
+        syntax_error_ = {position, error.what()};
+        return false;
+    }
+
+    // The texts of the numbers that with_overflows_replaced() stood in for, in order.
+    explicit DocumentBuilder(std::deque<std::string> overflows = {})
+        : overflows_(std::move(overflows))
+    {
+    }
+
+    bool too_deep() const { return too_deep_; }
+    bool overflow() const { return overflow_; }
+    // The parser's byte count (the offending byte included) and its message.
+    const std::optional<std::pair<std::size_t, std::string>>& syntax_error() const
+    {
+        return syntax_error_;
+    }
     const std::optional<std::string>& duplicate() const { return duplicate_; }
+    json take_document() { return std::move(document_); }
 
 private:
-    struct Frame {
-        std::string path;
+    struct Level {
+        json* container;
         bool is_object;
-        std::string key; // the key whose value is being parsed, in an object
+        std::string key; // the key whose value comes next, in an object
         std::set<std::string, std::less<>> keys;
     };
 
-    std::string child_path() const
+    // A value goes into the innermost open container, which is the only one that grows while
+    // it is open: the pointers to the outer ones stay valid.
+    json* place(json&& value)
     {
-        if (frames_.empty())
-            return {};
-        const Frame& parent = frames_.back();
-        return parent.is_object ? dotted(parent.path, parent.key) : parent.path + "[]";
+        if (levels_.empty()) {
+            document_ = std::move(value);
+            return &document_;
+        }
+        Level& level = levels_.back();
+        if (level.is_object)
+            return &((*level.container)[level.key] = std::move(value));
+        level.container->push_back(std::move(value));
+        return &level.container->back();
     }
 
-    std::vector<Frame> frames_;
+    bool add(json&& value)
+    {
+        place(std::move(value));
+        return true;
+    }
+
+    bool open(json&& container, bool is_object)
+    {
+        if (levels_.size() == config_max_depth) {
+            too_deep_ = true;
+            return false; // stops the parse
+        }
+        json* placed = place(std::move(container));
+        levels_.push_back({placed, is_object, {}, {}});
+        return true;
+    }
+
+    bool close()
+    {
+        levels_.pop_back();
+        return true;
+    }
+
+    std::string path_of(std::string_view key) const
+    {
+        std::string path;
+        for (std::size_t i = 0; i + 1 < levels_.size(); ++i)
+            path = levels_[i].is_object ? dotted(path, levels_[i].key) : path + "[]";
+        return dotted(path, key);
+    }
+
+    json document_;
+    std::vector<Level> levels_;
+    std::deque<std::string> overflows_;
+    bool too_deep_ = false;
+    bool overflow_ = false;
+    std::optional<std::pair<std::size_t, std::string>> syntax_error_;
     std::optional<std::string> duplicate_;
 };
+
+// nlohmann stops at a number no double holds ("1e400": out_of_range 406), without the key it
+// belongs to. Such a number is never valid here, so the text is read again with each one
+// replaced by overflow_stand_in and spaces to its length (positions stay), and the builder
+// restores what the user wrote. A stand-in the user wrote is replaced too, by itself, so that
+// the order holds. Called only after a 406, so the text up to that number is valid JSON.
+std::string with_overflows_replaced(std::string_view text, std::deque<std::string>& written)
+{
+    std::string out(text);
+    bool in_string = false;
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        const char c = out[i];
+        if (in_string) {
+            if (c == '\\')
+                ++i;
+            else if (c == '"')
+                in_string = false;
+            continue;
+        }
+        if (c == '"') {
+            in_string = true;
+            continue;
+        }
+        if (c != '-' && (c < '0' || c > '9'))
+            continue;
+        const std::size_t end = out.find_first_not_of("0123456789+-.eE", i);
+        const std::string token = out.substr(i, end == std::string::npos ? end : end - i);
+        if (token == overflow_stand_in || !std::isfinite(std::strtod(token.c_str(), nullptr))) {
+            if (token.size() >= overflow_stand_in.size()) {
+                written.push_back(token);
+                out.replace(i, token.size(), std::string(overflow_stand_in) +
+                                                 std::string(token.size() - overflow_stand_in.size(), ' '));
+            }
+        }
+        i += token.size() - 1;
+    }
+    return out;
+}
+
+// "LINE:COLUMN" of the byte at offset.
+std::string position(std::string_view text, std::size_t offset)
+{
+    const std::string_view before = text.substr(0, std::min(offset, text.size()));
+    const std::size_t line =
+        1 + static_cast<std::size_t>(std::count(before.begin(), before.end(), '\n'));
+    const auto line_start = before.rfind('\n');
+    const std::size_t column =
+        1 + before.size() - (line_start == std::string_view::npos ? 0 : line_start + 1);
+    return std::to_string(line) + ":" + std::to_string(column);
+}
+
+// The offset of the bracket that opens level config_max_depth + 1. Called once the parser
+// stopped there, so the text before it is valid JSON: strings are where a JSON lexer saw them.
+std::size_t too_deep_offset(std::string_view text)
+{
+    std::size_t depth = 0;
+    bool in_string = false;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const char c = text[i];
+        if (in_string) {
+            if (c == '\\')
+                ++i;
+            else if (c == '"')
+                in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '[' || c == '{') {
+            if (++depth > config_max_depth)
+                return i;
+        } else if ((c == ']' || c == '}') && depth > 0) {
+            --depth;
+        }
+    }
+    return text.size();
+}
 
 // Reads one JSON object of the schema into a struct. The first error sticks: later reads are
 // no-ops, so each section reads as a flat list of fields and the caller checks once.
@@ -210,15 +438,20 @@ public:
             std::is_same_v<Duration, std::chrono::seconds> ? "seconds" : "milliseconds";
         const std::string accepted = "use an integer from " + std::to_string(min) + " to " +
                                      std::to_string(max) + " (" + unit + ")";
+        // Digits too many for 64 bits are an integer still, only out of range.
+        if (auto text = written_number(*value); text && is_integer_text(*text))
+            return fail(dotted(path, key), shown(*value) + " is out of range; " + accepted);
         if (!value->is_number_integer())
             return fail(dotted(path, key), shown(*value) + " is not an integer; " + accepted);
-        // Every minimum is >= 0, and nlohmann stores non-negative integers as unsigned: reading
-        // them as such keeps a value above INT64_MAX out of range instead of wrapping it.
+        // nlohmann stores non-negative integers as unsigned and negative ones (and -0) as
+        // signed: each is compared in its own type, so nothing wraps into range.
         static_assert(std::is_same_v<Duration, std::chrono::seconds> ||
                       std::is_same_v<Duration, std::chrono::milliseconds>);
-        const bool in_range = min >= 0 && value->is_number_unsigned() &&
-                              value->get<std::uint64_t>() >= static_cast<std::uint64_t>(min) &&
-                              value->get<std::uint64_t>() <= static_cast<std::uint64_t>(max);
+        const bool in_range =
+            value->is_number_unsigned()
+                ? min >= 0 && value->get<std::uint64_t>() >= static_cast<std::uint64_t>(min) &&
+                      value->get<std::uint64_t>() <= static_cast<std::uint64_t>(max)
+                : value->get<std::int64_t>() >= min && value->get<std::int64_t>() <= max;
         if (!in_range)
             return fail(dotted(path, key), shown(*value) + " is out of range; " + accepted);
         out = Duration(value->get<std::int64_t>());
@@ -303,10 +536,14 @@ std::string check_unit_name(const std::string& name)
     if (name.find('/') != std::string::npos)
         return "is not a unit name but a path; use the unit's name, such as \"sshd.service\"";
     const auto dot = name.rfind('.');
-    if (dot == std::string::npos || dot == 0)
+    if (dot == std::string::npos)
         return "is not a systemd unit name; use the full name with its type suffix, such as "
                "\"" + (name.empty() ? std::string("sshd") : name) + ".service\"";
     const std::string_view suffix = std::string_view(name).substr(dot);
+    if (dot == 0)
+        return "is not a systemd unit name: nothing comes before \"" + name +
+               "\"; use the unit's full name, such as \"" + std::string(example_unit(suffix)) +
+               "\"";
     if (std::find(process_unit_suffixes.begin(), process_unit_suffixes.end(), suffix) ==
         process_unit_suffixes.end())
         return "is not a unit that can contain processes; use a unit name ending in " +
@@ -336,11 +573,18 @@ std::string check_command_name(const std::string& comm)
 {
     if (comm.empty())
         return "is empty; use a command name as ps -o comm shows it, such as \"qemu-system-x86\"";
-    if (comm.size() > comm_max_length)
+    if (comm.size() > comm_max_length) {
+        // The whole characters within the first 15 bytes: the kernel may cut the next one in
+        // two, and command_matches() takes that cut for this entry. (comm is valid UTF-8: it
+        // came out of a JSON string.)
+        std::size_t cut = comm_max_length;
+        while (cut > 0 && (static_cast<unsigned char>(comm[cut]) & 0xc0) == 0x80)
+            --cut;
         return "is " + std::to_string(comm.size()) + " bytes long, but the kernel keeps only " +
                std::to_string(comm_max_length) +
                " (TASK_COMM_LEN - 1) of a command name, so it would never match; use \"" +
-               comm.substr(0, comm_max_length) + "\"";
+               comm.substr(0, cut) + "\"";
+    }
     return {};
 }
 
@@ -364,41 +608,47 @@ std::string_view to_string(LogLevel level)
 
 Result<Config> parse_config(std::string_view json_text, std::string_view origin)
 {
-    json document;
-    DuplicateKeyFinder duplicates;
-    try {
-        document = json::parse(
-            json_text,
-            [&duplicates](int depth, json::parse_event_t event, json& parsed) {
-                return duplicates(depth, event, parsed);
-            },
-            /*allow_exceptions=*/true, /*ignore_comments=*/false);
-    } catch (const json::parse_error& e) {
-        // Position of the offending byte: e.byte counts the bytes read, that byte included.
-        const std::size_t offset = e.byte > 0 ? std::min(e.byte - 1, json_text.size()) : 0;
-        const std::string_view before = json_text.substr(0, offset);
-        const std::size_t line = 1 + static_cast<std::size_t>(
-                                         std::count(before.begin(), before.end(), '\n'));
-        const auto line_start = before.rfind('\n');
-        const std::size_t column =
-            1 + offset - (line_start == std::string_view::npos ? 0 : line_start + 1);
-        // what() is "[json.exception.parse_error.101] parse error at line L, column C: <detail>";
-        // keep the detail, the position is already ours.
-        std::string detail = e.what();
+    if (json_text.find_first_not_of(" \t\n\r") == std::string_view::npos)
+        return Error{EINVAL, std::string(origin) + ":" + position(json_text, json_text.size()) +
+                                 (json_text.empty() ? ": the file is empty"
+                                                    : ": the file holds only white space") +
+                                 "; the empty configuration is {} (every key at its default)"};
+    auto parse = [](std::string_view text, DocumentBuilder& builder) {
+        return json::sax_parse(text, &builder, json::input_format_t::json, /*strict=*/true,
+                               /*ignore_comments=*/false);
+    };
+    DocumentBuilder builder;
+    bool parsed = parse(json_text, builder);
+    if (!parsed && builder.overflow()) {
+        std::deque<std::string> overflows;
+        const std::string replaced = with_overflows_replaced(json_text, overflows);
+        builder = DocumentBuilder(std::move(overflows));
+        parsed = parse(replaced, builder);
+    }
+    if (!parsed) {
+        if (builder.too_deep())
+            return Error{EINVAL, std::string(origin) + ":" +
+                                     position(json_text, too_deep_offset(json_text)) +
+                                     ": arrays and objects nested more than " +
+                                     std::to_string(config_max_depth) +
+                                     " deep; a configuration nests at most 4 "
+                                     "(remediation.stop_continue.exclude_units)"};
+        const auto& [bytes_read, what] = builder.syntax_error().value();
+        // bytes_read counts the offending byte. what is "[json.exception.parse_error.101]
+        // parse error at line L, column C: <detail>"; keep the detail, the position is ours.
+        std::string detail = what;
         if (auto at = detail.find("column "); at != std::string::npos)
             if (auto colon = detail.find(": ", at); colon != std::string::npos)
                 detail = detail.substr(colon + 2);
-        return Error{EINVAL, std::string(origin) + ":" + std::to_string(line) + ":" +
-                                 std::to_string(column) + ": " + detail};
-    } catch (const json::exception& e) {
-        // out_of_range 406: a number no type holds ("1e400"); found by tests/fuzz/fuzz_config.
-        return Error{EINVAL, std::string(origin) + ": " + e.what() +
-                                 "; use an integer in the range the key accepts"};
+        return Error{EINVAL, std::string(origin) + ":" +
+                                 position(json_text, bytes_read > 0 ? bytes_read - 1 : 0) +
+                                 ": " + detail};
     }
-    if (const auto& key = duplicates.duplicate())
+    if (const auto& key = builder.duplicate())
         return Error{EINVAL, std::string(origin) + ": " + *key +
                                  ": duplicate key; give each key once (the last one would "
                                  "silently win)"};
+    const json document = builder.take_document();
 
     if (!document.is_object()) {
         return Error{EINVAL, std::string(origin) + ": " + shown(document) +
@@ -452,6 +702,40 @@ Result<Config> parse_config(std::string_view json_text, std::string_view origin)
     if (r.failed())
         return r.take_error();
     return config;
+}
+
+bool command_matches(std::string_view comm, std::string_view entry)
+{
+    if (comm == entry)
+        return true;
+    if (!comm.starts_with(entry))
+        return false;
+    // What follows must be the first bytes of one character, as \xNN, up to the kernel's 15.
+    std::string_view rest = comm.substr(entry.size());
+    std::vector<unsigned> bytes;
+    auto hex = [](char c) -> int {
+        if (c >= '0' && c <= '9')
+            return c - '0';
+        if (c >= 'a' && c <= 'f')
+            return c - 'a' + 10;
+        return -1;
+    };
+    while (rest.size() >= 4 && rest[0] == '\\' && rest[1] == 'x' && hex(rest[2]) >= 0 &&
+           hex(rest[3]) >= 0) {
+        bytes.push_back(static_cast<unsigned>(hex(rest[2]) * 16 + hex(rest[3])));
+        rest.remove_prefix(4);
+    }
+    if (!rest.empty() || bytes.empty() || entry.size() + bytes.size() != comm_max_length)
+        return false;
+    const unsigned lead = bytes[0];
+    const std::size_t length = lead >= 0xc2 && lead <= 0xdf   ? 2
+                               : lead >= 0xe0 && lead <= 0xef ? 3
+                               : lead >= 0xf0 && lead <= 0xf4 ? 4
+                                                              : 0;
+    if (bytes.size() >= length)
+        return false;
+    return std::all_of(bytes.begin() + 1, bytes.end(),
+                       [](unsigned b) { return b >= 0x80 && b <= 0xbf; });
 }
 
 Result<Config> load_config(const std::filesystem::path& path, MissingConfig if_missing)

@@ -96,6 +96,9 @@ inline constexpr std::string_view default_config_path = SYSCONFDIR "/livepatchd/
 // Limits shared by the parser, the docs and the tests.
 inline constexpr std::size_t comm_max_length = 15; // TASK_COMM_LEN - 1
 inline constexpr std::size_t config_max_size = 1 << 20;
+// Arrays and objects inside each other. A configuration needs 4; the limit keeps the cost of
+// a broken or hostile file linear in its size, whatever its shape.
+inline constexpr std::size_t config_max_depth = 64;
 
 // Parses and validates one configuration document. origin names it in error messages (a path,
 // or something like "<stdin>"). Errors carry EINVAL and a message of the form
@@ -108,6 +111,13 @@ Result<Config> parse_config(std::string_view json_text, std::string_view origin)
 enum class MissingConfig { use_defaults, fail };
 
 Result<Config> load_config(const std::filesystem::path& path, MissingConfig if_missing);
+
+// Whether a task's command name, as livepatchd holds it (printable(): bytes that are not valid
+// UTF-8 written as \xNN), is the stop_continue.exclude_commands entry. The kernel keeps the
+// first 15 bytes of a name and so may cut its last character in two; the entry then names the
+// whole characters before the cut (what --check-config suggests), and matches the name that
+// ends in the cut character's first bytes.
+bool command_matches(std::string_view comm, std::string_view entry);
 
 // The configuration as JSON, with every key present: what --check-config prints.
 // parse_config(to_json(c).dump(), ...) == c for every valid c.

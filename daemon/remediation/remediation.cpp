@@ -76,9 +76,9 @@ std::optional<std::string> why_not_stop(const TaskFacts& facts, const StopContin
         if (std::find(config.exclude_units.begin(), config.exclude_units.end(), unit) !=
             config.exclude_units.end())
             return "its unit " + unit + " is in stop_continue.exclude_units";
-    if (std::find(config.exclude_commands.begin(), config.exclude_commands.end(), t.comm) !=
-        config.exclude_commands.end())
-        return "its command " + t.comm + " is in stop_continue.exclude_commands";
+    for (const std::string& entry : config.exclude_commands)
+        if (command_matches(t.comm, entry))
+            return "its command " + t.comm + " is in stop_continue.exclude_commands";
     return std::nullopt;
 }
 

@@ -5,19 +5,60 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <new>
+#include <optional>
+#include <sstream>
+#include <iterator>
 #include <string>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
+#include "common/text.hpp"
 #include "config/config.hpp"
 
 using namespace livepatchd;
 using namespace std::chrono_literals;
+
+namespace {
+
+// Bytes that operator new may still hand out; SIZE_MAX: no budget. A parser whose memory grows
+// faster than its input runs out of it and fails, deterministically, whatever the machine's
+// speed or load (the budget counts every allocation, not what is live at once).
+std::size_t allocation_budget = SIZE_MAX;
+
+struct AllocationBudget {
+    explicit AllocationBudget(std::size_t bytes) { allocation_budget = bytes; }
+    ~AllocationBudget() { allocation_budget = SIZE_MAX; }
+    AllocationBudget(const AllocationBudget&) = delete;
+    AllocationBudget& operator=(const AllocationBudget&) = delete;
+};
+
+} // namespace
+
+// The replaceable global allocation functions ([new.delete.single]); new[] and delete[] call
+// these by default. gcc takes the pair for the standard one and warns that free() does not
+// match operator new; here it does.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+void* operator new(std::size_t size)
+{
+    if (allocation_budget != SIZE_MAX) {
+        if (size > allocation_budget)
+            throw std::bad_alloc();
+        allocation_budget -= size;
+    }
+    if (void* p = std::malloc(size ? size : 1))
+        return p;
+    throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace {
 
@@ -223,6 +264,13 @@ TEST_CASE("a long bad value is shortened in the message")
     const std::string m = parse_error(R"({"boot": {"apply": ")" + std::string(200, 'x') + R"("}})");
     CHECK(m.find("...") != std::string::npos);
     CHECK(m.size() < 150);
+    // Shortened between characters, never inside one.
+    std::string e200 = "x"; // so that the 57th byte of "x... is inside a character
+    for (int i = 0; i < 200; ++i)
+        e200 += "\u00e9";
+    const std::string e = parse_error(R"({"boot": {"apply": ")" + e200 + R"("}})");
+    CHECK(e.find("...") != std::string::npos);
+    CHECK(is_valid_utf8(e));
 }
 
 TEST_CASE("ranges: the bounds are accepted, one past them is not")
@@ -429,4 +477,384 @@ TEST_CASE("a number no type can hold is an error, not an exception (found by fuz
     auto config = parse_config(R"({"boot": {"crash_guard_seconds": 1e400}})", "test.json");
     REQUIRE_FALSE(config);
     CHECK(config.error().message.starts_with("test.json: "));
+}
+
+// Issue 18: nesting cost memory quadratically (80 KB of '[' took 1.7 GB), so the daemon would
+// have crash-looped on a broken file instead of printing its one-line error.
+TEST_CASE("nesting: 64 levels are read, the 65th is refused where it opens")
+{
+    // {"boot": {"apply": [[...]]}}: two objects, then arrays; the documented limit is 64
+    // (docs/configuration.md). The array opened at column 19 + k is level 2 + k.
+    auto nested = [](std::size_t arrays) {
+        return R"({"boot": {"apply": )" + std::string(arrays, '[') + std::string(arrays, ']') + "}}";
+    };
+    // 64 levels: no complaint about the depth; the schema then refuses the value.
+    CHECK(parse_error(nested(62)).starts_with("test.json: boot.apply: [[[["));
+    const std::string m = parse_error(nested(63));
+    CHECK(m == "test.json:1:82: arrays and objects nested more than 64 deep; a configuration "
+               "nests at most 4 (remediation.stop_continue.exclude_units)");
+    // Objects count as arrays do.
+    std::string objects;
+    for (int i = 0; i < 70; ++i)
+        objects += R"({"a":)";
+    CHECK(parse_error(objects).starts_with("test.json:1:321: arrays and objects nested more than 64 deep"));
+    // Brackets inside strings are text.
+    CHECK(parse_ok(R"({"remediation": {"stop_continue": {"exclude_commands": [")" +
+                   std::string(14, '[') + R"("]}}})")
+              .remediation.stop_continue.exclude_commands.size() == 1);
+    // A syntax error before the 65th level is the one reported.
+    const std::string early = parse_error(R"({"boot": tru )" + std::string(100, '['));
+    CHECK(early.starts_with("test.json:1:"));
+    CHECK(early.find("invalid literal") != std::string::npos);
+}
+
+TEST_CASE("nesting: 1 MiB of '[' is refused in bounded memory with the one-line error")
+{
+    const std::string brackets(config_max_size, '[');
+    std::optional<Result<Config>> result;
+    {
+        // Far less than the input: the parser must stop at the limit, not read on.
+        AllocationBudget budget(256 * 1024);
+        result.emplace(parse_config(brackets, origin));
+    }
+    REQUIRE_FALSE(*result);
+    const std::string& m = (*result).error().message;
+    CHECK(m == "test.json:1:65: arrays and objects nested more than 64 deep; a configuration "
+               "nests at most 4 (remediation.stop_continue.exclude_units)");
+    CHECK(m.find('\n') == std::string::npos);
+
+    // And a deep value that is closed again (valid JSON) costs no more.
+    const std::string closed =
+        R"({"log": )" + std::string(200'000, '[') + std::string(200'000, ']') + "}";
+    std::optional<Result<Config>> closed_result;
+    {
+        AllocationBudget budget(256 * 1024);
+        closed_result.emplace(parse_config(closed, origin));
+    }
+    REQUIRE_FALSE(*closed_result);
+    CHECK((*closed_result).error().message.starts_with("test.json:1:72: arrays and objects nested"));
+}
+
+TEST_CASE("an empty file says that {} is the empty configuration")
+{
+    CHECK(parse_error("") ==
+          "test.json:1:1: the file is empty; the empty configuration is {} (every key at its default)");
+    CHECK(parse_error("\n  \n") ==
+          "test.json:3:1: the file holds only white space; the empty configuration is {} (every "
+          "key at its default)");
+}
+
+TEST_CASE("numbers are shown as they were written")
+{
+    CHECK(parse_error(R"({"remediation": {"grace_ms": 1e4}})") ==
+          "test.json: remediation.grace_ms: 1e4 is not an integer; use an integer from 0 to 3600000 (milliseconds)");
+    CHECK(parse_error(R"({"remediation": {"grace_ms": 2.50}})") ==
+          "test.json: remediation.grace_ms: 2.50 is not an integer; use an integer from 0 to 3600000 (milliseconds)");
+    CHECK(parse_error(R"({"remediation": {"grace_ms": 1E+2}})") ==
+          "test.json: remediation.grace_ms: 1E+2 is not an integer; use an integer from 0 to 3600000 (milliseconds)");
+    // An integer as written, only too large for 64 bits: out of range, not "not an integer".
+    CHECK(parse_error(R"({"remediation": {"grace_ms": 99999999999999999999999}})") ==
+          "test.json: remediation.grace_ms: 99999999999999999999999 is out of range; use an integer from 0 to 3600000 (milliseconds)");
+    CHECK(parse_error(R"({"remediation": {"grace_ms": 18446744073709551616}})") ==
+          "test.json: remediation.grace_ms: 18446744073709551616 is out of range; use an integer from 0 to 3600000 (milliseconds)");
+    CHECK(parse_error(R"({"remediation": {"grace_ms": -99999999999999999999999}})") ==
+          "test.json: remediation.grace_ms: -99999999999999999999999 is out of range; use an integer from 0 to 3600000 (milliseconds)");
+    // A number no double holds: shown as written too (it was "number overflow parsing").
+    CHECK(parse_error(R"({"boot": {"crash_guard_seconds": 1e400}})") ==
+          "test.json: boot.crash_guard_seconds: 1e400 is not an integer; use an integer from 0 to 86400 (seconds)");
+    // Inside a value shown whole, and where any type is wrong.
+    CHECK(parse_error(R"({"boot": {"apply": [1e4, 0.10, 7]}})") ==
+          "test.json: boot.apply: [1e4,0.10,7] is not a boolean; use true or false");
+    CHECK(parse_error(R"({"log": {"level": 1.0}})") ==
+          R"(test.json: log.level: 1.0 is not one of "debug", "info", "notice", "warning", "err")");
+    CHECK(parse_error("1e4") ==
+          R"(test.json: 1e4 is not a configuration; use a JSON object with the keys "boot", "transition", "remediation", "log", or {} for the defaults)");
+    // Several numbers no double holds, beside one written like the parser's stand-in for them.
+    CHECK(parse_error(R"({"boot": {"apply": [1e400, -0E-0, -2e999]}})") ==
+          "test.json: boot.apply: [1e400,-0E-0,-2e999] is not a boolean; use true or false");
+    // -0 is the integer 0.
+    CHECK(parse_ok(R"({"remediation": {"grace_ms": -0}})").remediation.grace_ms == 0ms);
+}
+
+TEST_CASE("a type suffix alone is not told to add the suffix again")
+{
+    const std::string key = "test.json: remediation.stop_continue.exclude_units[0]: ";
+    auto units = [](std::string_view entry) {
+        return R"({"remediation": {"stop_continue": {"exclude_units": [")" + std::string(entry) + R"("]}}})";
+    };
+    CHECK(parse_error(units(".service")) ==
+          key + R"(".service" is not a systemd unit name: nothing comes before ".service"; use the unit's full name, such as "sshd.service")");
+    CHECK(parse_error(units(".slice")) ==
+          key + R"(".slice" is not a systemd unit name: nothing comes before ".slice"; use the unit's full name, such as "user.slice")");
+}
+
+TEST_CASE("the 15-byte form of a long command name never cuts a character")
+{
+    auto commands = [](std::string_view entry) {
+        return R"({"remediation": {"stop_continue": {"exclude_commands": [")" + std::string(entry) + R"("]}}})";
+    };
+    // Nine two-byte characters: 18 bytes; the 15th byte is the first half of the 8th.
+    const std::string e9 = "\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9";
+    const std::string e7 = "\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9";
+    CHECK(parse_error(commands(e9)) ==
+          "test.json: remediation.stop_continue.exclude_commands[0]: \"" + e9 +
+              "\" is 18 bytes long, but the kernel keeps only 15 (TASK_COMM_LEN - 1) of a command "
+              "name, so it would never match; use \"" + e7 + "\"");
+    // What it suggests is accepted back.
+    CHECK(parse_ok(commands(e7)).remediation.stop_continue.exclude_commands ==
+          std::vector<std::string>{e7});
+    // A four-byte character across the limit.
+    const std::string emoji = "abcdefghijklm\U0001F600";
+    CHECK(parse_error(commands(emoji)).ends_with("; use \"abcdefghijklm\""));
+}
+
+// Issue 18: docs/configuration.md against the code, so that its table stays exact: every key
+// of to_json(Config{}) has a row and every row is a key; each row's default is the default;
+// an integer's range is what the reader accepts, bound for bound, in the unit it names; an
+// enum's values are the ones accepted; and each error example is what the reader says.
+namespace {
+
+struct DocRow {
+    std::string key, type, default_value, accepted, meaning;
+};
+
+std::string trimmed(std::string_view s)
+{
+    while (!s.empty() && s.front() == ' ')
+        s.remove_prefix(1);
+    while (!s.empty() && s.back() == ' ')
+        s.remove_suffix(1);
+    return std::string(s);
+}
+
+std::string unquoted(std::string_view s) // `x` -> x
+{
+    std::string t = trimmed(s);
+    if (t.size() >= 2 && t.front() == '`' && t.back() == '`')
+        return t.substr(1, t.size() - 2);
+    return t;
+}
+
+std::string configuration_md()
+{
+    const char* path = std::getenv("LIVEPATCHD_CONFIGURATION_MD");
+    REQUIRE_MESSAGE(path != nullptr, "meson sets LIVEPATCHD_CONFIGURATION_MD to docs/configuration.md");
+    std::ifstream in(path);
+    REQUIRE(in);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// The part of the page under "## title", up to the next "## ".
+std::string section_of(const std::string& page, std::string_view title)
+{
+    const std::string heading = "\n## " + std::string(title) + "\n";
+    const auto start = page.find(heading);
+    REQUIRE_MESSAGE(start != std::string::npos, "no section " << title);
+    const auto end = page.find("\n## ", start + heading.size());
+    return page.substr(start + heading.size(), end == std::string::npos ? end : end - start - heading.size());
+}
+
+std::vector<DocRow> key_rows(const std::string& page)
+{
+    std::vector<DocRow> rows;
+    std::istringstream lines(section_of(page, "Keys"));
+    for (std::string line; std::getline(lines, line);) {
+        if (!line.starts_with("| `"))
+            continue;
+        std::vector<std::string> cells;
+        std::size_t at = 1;
+        for (int i = 0; i < 4; ++i) {
+            const auto bar = line.find('|', at);
+            REQUIRE(bar != std::string::npos);
+            cells.push_back(line.substr(at, bar - at));
+            at = bar + 1;
+        }
+        rows.push_back({unquoted(cells[0]), trimmed(cells[1]), unquoted(cells[2]), trimmed(cells[3]),
+                        line.substr(at)});
+    }
+    return rows;
+}
+
+void leaf_keys(const nlohmann::json& j, const std::string& path, std::vector<std::string>& out)
+{
+    if (!j.is_object()) {
+        out.push_back(path);
+        return;
+    }
+    for (const auto& [key, value] : j.items())
+        leaf_keys(value, path.empty() ? key : path + "." + key, out);
+}
+
+// {"a": {"b": value}} for the key a.b.
+std::string document_with(const std::string& key, const std::string& value)
+{
+    std::string text, close;
+    std::size_t at = 0;
+    for (auto dot = key.find('.'); ; dot = key.find('.', at)) {
+        text += "{\"" + key.substr(at, dot == std::string::npos ? dot : dot - at) + "\": ";
+        close += "}";
+        if (dot == std::string::npos)
+            break;
+        at = dot + 1;
+    }
+    return text + value + close;
+}
+
+std::vector<std::string> backticked(std::string_view text)
+{
+    std::vector<std::string> spans;
+    for (auto open = text.find('`'); open != std::string_view::npos; open = text.find('`', open)) {
+        const auto close = text.find('`', open + 1);
+        if (close == std::string_view::npos)
+            break;
+        spans.emplace_back(text.substr(open + 1, close - open - 1));
+        open = close + 1;
+    }
+    return spans;
+}
+
+} // namespace
+
+TEST_CASE("docs/configuration.md: one row per key, with the code's type, default and range")
+{
+    const std::string page = configuration_md();
+    const std::vector<DocRow> rows = key_rows(page);
+    const nlohmann::json defaults = to_json(Config{});
+
+    std::vector<std::string> code_keys, doc_keys;
+    leaf_keys(defaults, "", code_keys);
+    for (const DocRow& row : rows)
+        doc_keys.push_back(row.key);
+    std::vector<std::string> sorted_doc = doc_keys;
+    std::sort(sorted_doc.begin(), sorted_doc.end());
+    std::sort(code_keys.begin(), code_keys.end());
+    std::vector<std::string> undocumented, unknown;
+    std::set_difference(code_keys.begin(), code_keys.end(), sorted_doc.begin(), sorted_doc.end(),
+                        std::back_inserter(undocumented));
+    std::set_difference(sorted_doc.begin(), sorted_doc.end(), code_keys.begin(), code_keys.end(),
+                        std::back_inserter(unknown));
+    CHECK_MESSAGE(undocumented.empty(), "keys without a row: " << nlohmann::json(undocumented).dump());
+    CHECK_MESSAGE(unknown.empty(), "rows of no key: " << nlohmann::json(unknown).dump());
+    CHECK(std::adjacent_find(sorted_doc.begin(), sorted_doc.end()) == sorted_doc.end());
+
+    for (const DocRow& row : rows) {
+        CAPTURE(row.key);
+        const nlohmann::json::json_pointer pointer("/" + [&] {
+            std::string p = row.key;
+            std::replace(p.begin(), p.end(), '.', '/');
+            return p;
+        }());
+        REQUIRE(defaults.contains(pointer));
+        const nlohmann::json& default_value = defaults[pointer];
+        // The documented default is the default, and the reader takes it as written.
+        CHECK(nlohmann::json::parse(row.default_value) == default_value);
+        CHECK(parse_ok(document_with(row.key, row.default_value)) == Config{});
+
+        if (row.type == "boolean") {
+            CHECK(default_value.is_boolean());
+            CHECK(parse_ok(document_with(row.key, default_value.get<bool>() ? "false" : "true")) != Config{});
+            CHECK(parse_error(document_with(row.key, "\"x\"")).ends_with(": \"x\" is not a boolean; use true or false"));
+        } else if (row.type == "integer, ms" || row.type == "integer, s") {
+            const std::string unit = row.type == "integer, ms" ? "milliseconds" : "seconds";
+            CHECK(row.key.ends_with(row.type == "integer, ms" ? "_ms" : "_seconds"));
+            const auto dash = row.accepted.find(" \u2013 ");
+            REQUIRE_MESSAGE(dash != std::string::npos, "accepted is \"MIN \u2013 MAX\": " << row.accepted);
+            const long long min = std::stoll(row.accepted.substr(0, dash));
+            const long long max = std::stoll(row.accepted.substr(dash + 5));
+            const std::string accepted = "use an integer from " + std::to_string(min) + " to " +
+                                         std::to_string(max) + " (" + unit + ")";
+            CHECK(parse_config(document_with(row.key, std::to_string(min)), origin));
+            CHECK(parse_config(document_with(row.key, std::to_string(max)), origin));
+            CHECK(parse_error(document_with(row.key, std::to_string(min - 1))).ends_with(" is out of range; " + accepted));
+            CHECK(parse_error(document_with(row.key, std::to_string(max + 1))).ends_with(" is out of range; " + accepted));
+        } else if (row.type == "string") {
+            const std::vector<std::string> values = backticked(row.accepted);
+            REQUIRE(!values.empty());
+            std::string listed;
+            std::vector<Config> configs;
+            for (const std::string& v : values) {
+                listed += (listed.empty() ? "" : ", ") + v;
+                configs.push_back(parse_ok(document_with(row.key, v)));
+            }
+            for (std::size_t i = 0; i < configs.size(); ++i)
+                for (std::size_t j = i + 1; j < configs.size(); ++j)
+                    CHECK(configs[i] != configs[j]);
+            CHECK(parse_error(document_with(row.key, "\"x\"")) ==
+                  "test.json: " + row.key + ": \"x\" is not one of " + listed);
+        } else if (row.type == "array of strings") {
+            CHECK(default_value == nlohmann::json::array());
+            if (row.key.ends_with("exclude_commands")) {
+                CHECK(row.accepted == "1 \u2013 " + std::to_string(comm_max_length) + " bytes each");
+                CHECK(parse_config(document_with(row.key, "[\"" + std::string(comm_max_length, 'x') + "\"]"), origin));
+                CHECK(parse_error(document_with(row.key, "[\"" + std::string(comm_max_length + 1, 'x') + "\"]"))
+                          .find("would never match") != std::string::npos);
+                CHECK(parse_error(document_with(row.key, "[\"\"]")).find("is empty") != std::string::npos);
+            } else {
+                REQUIRE(row.key.ends_with("exclude_units"));
+                CHECK(row.accepted == "systemd unit names");
+                // The unit types the meaning lists are the ones accepted.
+                std::vector<std::string> suffixes;
+                for (const std::string& span : backticked(row.meaning))
+                    if (span.starts_with(".") && span.find(' ') == std::string::npos)
+                        suffixes.push_back(span);
+                CHECK(suffixes.size() == 6);
+                std::string listed;
+                for (const std::string& suffix : suffixes) {
+                    CHECK(parse_config(document_with(row.key, "[\"a" + suffix + "\"]"), origin));
+                    listed += (listed.empty() ? "\"" : ", \"") + suffix + "\"";
+                }
+                CHECK(parse_error(document_with(row.key, R"(["a.target"])"))
+                          .ends_with("use a unit name ending in " + listed));
+            }
+        } else {
+            FAIL("a type the test does not know: " << row.type);
+        }
+    }
+}
+
+TEST_CASE("docs/configuration.md: every error example is what the reader says")
+{
+    // The input behind each example of the page's Errors block, read from a file named F.
+    const std::pair<std::string_view, std::string_view> inputs[] = {
+        {"F:3:17: ", "{\n  \"boot\": {\n    \"apply\": tru\n  }\n}"},
+        {"F:1:1: the file is empty", ""},
+        {"F:1:65: ", std::string_view()}, // 65 '[': filled in below
+        {"F: log: ", R"({"log": {}, "log": {}})"},
+        {"F: remediation.kick.intervall_ms: ", R"({"remediation": {"kick": {"intervall_ms": 100}}})"},
+        {"F: bot: ", R"({"bot": {}})"},
+        {"F: boot.apply: ", R"({"boot": {"apply": "yes"}})"},
+        {"F: transition.stall_timeout_ms: 50", R"({"transition": {"stall_timeout_ms": 50}})"},
+        {"F: remediation.grace_ms: 1e4", R"({"remediation": {"grace_ms": 1e4}})"},
+        {"F: transition.on_stall: ", R"({"transition": {"on_stall": "retry"}})"},
+        {"F: remediation.stop_continue.exclude_units[0]: ",
+         R"({"remediation": {"stop_continue": {"exclude_units": ["sshd", "multi-user.target"]}}})"},
+        {"F: remediation.stop_continue.exclude_units[1]: ",
+         R"({"remediation": {"stop_continue": {"exclude_units": ["sshd.service", "multi-user.target"]}}})"},
+        {"F: remediation.stop_continue.exclude_commands[0]: ",
+         R"({"remediation": {"stop_continue": {"exclude_commands": ["systemd-journald"]}}})"},
+    };
+    const std::string deep(65, '[');
+    const std::string errors = section_of(configuration_md(), "Errors");
+    const auto block = errors.find("```\n");
+    REQUIRE(block != std::string::npos);
+    std::istringstream lines(errors.substr(block + 4, errors.find("\n```", block) - block - 4));
+    std::size_t checked = 0;
+    for (std::string line; std::getline(lines, line);) {
+        CAPTURE(line);
+        if (line == "F: cannot open the configuration file: Permission denied")
+            continue; // load_config's, with an errno: the test above checks its form
+        bool found = false;
+        for (const auto& [start, text] : inputs) {
+            if (!line.starts_with(start))
+                continue;
+            found = true;
+            ++checked;
+            std::string message = parse_error(text.data() ? std::string(text) : deep);
+            REQUIRE(message.starts_with("test.json"));
+            message.replace(0, 9, "F");
+            CHECK(message == line);
+        }
+        CHECK_MESSAGE(found, "an example without an input in this test");
+    }
+    CHECK(checked == std::size(inputs));
 }

@@ -254,3 +254,32 @@ TEST_CASE("the units of a real process come from sd-login")
     CHECK(facts->euid == geteuid());
     CHECK_FALSE(facts->other_pid_namespace);
 }
+
+// Issue 18: the kernel keeps 15 bytes of a command name and may cut its last character in
+// two; --check-config then suggests the whole characters before the cut, and that entry must
+// match the name as livepatchd holds it (printable(): the cut bytes as \xNN).
+TEST_CASE("an exclude_commands entry matches a command name the kernel cut inside a character")
+{
+    const std::string e7 = "\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9"; // 14 bytes
+    StopContinueConfig sc;
+    sc.exclude_commands = {e7};
+    auto cut = sleeper(10);
+    cut.units = {};
+    cut.task.comm = e7 + "\\xc3"; // "éééééééé..." as the kernel keeps it: 14 + 1 bytes
+    CHECK(why_not_stop(cut, sc, self) ==
+          "its command " + cut.task.comm + " is in stop_continue.exclude_commands");
+
+    // A four-byte character cut after three bytes, after 12 bytes of name.
+    sc.exclude_commands = {"abcdefghijkl"};
+    cut.task.comm = "abcdefghijkl\\xf0\\x9f\\x98";
+    CHECK(why_not_stop(cut, sc, self));
+
+    // Not a cut at the kernel's limit: a shorter name, a whole character, or other bytes.
+    for (const std::string& comm : {e7.substr(0, 12) + "\\xc3", e7 + "\\xc3\\xa9", e7 + "\\x41",
+                                    e7 + "\\xa9", e7 + "x"}) {
+        CAPTURE(comm);
+        sc.exclude_commands = {comm.substr(0, comm.find('\\') == std::string::npos ? 14 : comm.find('\\'))};
+        cut.task.comm = comm;
+        CHECK_FALSE(why_not_stop(cut, sc, self));
+    }
+}
