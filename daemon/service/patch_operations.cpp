@@ -368,23 +368,25 @@ OpResult<void> PatchOperations::force(std::string_view name)
     if (auto done = context_.control.force(name); !done)
         return OpError(done.error());
     forced_.insert(std::string(name));
+    if (transition_forced_)
+        transition_forced_(name);
     sink_->patch_changed(name);
     return {};
 }
 
 // --- what the kernel did -------------------------------------------------------------------
 
-void PatchOperations::transition_ended(std::string_view patch, std::string_view outcome,
+void PatchOperations::transition_ended(std::string_view patch, std::string_view state,
                                        const std::vector<KernelPatch>& in_kernel)
 {
     DesiredState next = desired_;
-    if (outcome == "unpatched")
+    if (state == "unpatched")
         next.erase(patch);
     else if (DesiredPatch* wanted = next.find(patch);
              wanted && wanted->pending == PendingAction::revert)
         wanted->pending = PendingAction::none; // the revert was reversed: still wanted
     const KernelPatch* ended = find_patch(in_kernel, patch);
-    if (outcome == "patched" && ended && ended->replace)
+    if (state == "patched" && ended && ended->replace)
         for (const DesiredPatch& wanted : desired_.patches)
             if (wanted.name != patch && !find_patch(in_kernel, wanted.name)) {
                 next.erase(wanted.name);

@@ -21,6 +21,7 @@
 #include "common/small_file.hpp"
 #include "common/text.hpp"
 #include "remediation/task_facts.hpp"
+#include "service/transition_report.hpp"
 
 namespace livepatchd {
 
@@ -194,6 +195,10 @@ Result<void> Service::connect()
     operations_->set_sink(manager_.get());
     operations_->set_transition_started(
         [this](std::string_view patch, std::string_view target) { watch(patch, target); });
+    operations_->set_transition_forced([this](std::string_view patch) {
+        watcher_.forced(patch);
+        save_transition_record();
+    });
     if (auto attached = manager_->attach(); !attached)
         return attached.error();
     if ((r = sd_bus_attach_event(bus, event, SD_EVENT_PRIORITY_NORMAL)) < 0)
@@ -223,10 +228,15 @@ void Service::watch_transition_events()
 #if LIVEPATCHD_HAVE_BPF
     auto events = TransitionEvents::open([this](const TransitionEvent& e) {
         const std::string target = e.to_patched ? "patched" : "unpatched";
-        if (e.type == TransitionEvent::Type::start)
-            watch(e.patch, target);
-        else
-            schedule_tick(0);
+        if (e.type == TransitionEvent::Type::start) {
+            // An action's own start is matched off; any other was started outside livepatchd.
+            auto in_kernel = kernel_.patches();
+            handle(watcher_.kernel_started(e.patch, target, now_monotonic(event_.get())),
+                   in_kernel ? *in_kernel : std::vector<KernelPatch>{});
+        } else if (e.count > 0) {
+            watcher_.forced(e.patch); // forced by hand (echo 1 > force)
+        }
+        schedule_tick(0);
     });
     if (!events) {
         journal::log(LogLevel::warning, events.error().message +
@@ -419,6 +429,10 @@ void Service::schedule_next_tick()
 
 void Service::watch(std::string_view patch, std::string_view target)
 {
+#if LIVEPATCHD_HAVE_BPF
+    if (events_)
+        watcher_.expect_kernel_start(patch, target); // lpshim's tracepoint reports it too
+#endif
     auto in_kernel = kernel_.patches();
     handle(watcher_.watch(patch, target, now_monotonic(event_.get())),
            in_kernel ? *in_kernel : std::vector<KernelPatch>{});
@@ -437,31 +451,31 @@ void Service::handle(const std::vector<TransitionChange>& events,
             stall_waiting_.clear();
             stall_looked_usec_ = 0;
             save_transition_record();
-            manager_->transition_started(e.patch, e.target);
+            report_transition_change(e, *manager_, *operations_, in_kernel);
             journal::log(LogLevel::info, e.patch + ": transition to " + e.target + " started",
                          {{"PATCH", e.patch},
                           {"TRANSITION", e.target},
                           {"MESSAGE_ID", std::string(journal::message_id::transition_started)}});
             break;
         case TransitionChange::Kind::reversed:
-            journal::log(LogLevel::info, e.patch + ": transition to " + e.target + " reversed",
-                         {{"PATCH", e.patch}});
+            save_transition_record();
+            journal::log(LogLevel::info,
+                         e.patch + ": transition to " + e.target + " reversed: going back to " +
+                             (e.target == "patched" ? "unpatched" : "patched"),
+                         {{"PATCH", e.patch}, {"TRANSITION", e.target}});
             break;
         case TransitionChange::Kind::ended: {
             (void)::unlinkat(state_fd_.get(), transition_record_file, 0);
-            manager_->transition_finished(e.patch, e.target, e.outcome, e.usec);
-            const bool as_asked = e.outcome == e.target;
+            const bool as_asked = e.outcome == outcome_completed;
             journal::log(as_asked ? LogLevel::info : LogLevel::warning,
                          e.patch + ": transition to " + e.target + " ended " + e.outcome +
-                             " after " + seconds_text(e.usec) +
-                             (as_asked ? "" : " (it was reversed)"),
+                             " after " + seconds_text(e.usec) + "; the patch is " + e.state,
                          {{"PATCH", e.patch},
                           {"TRANSITION", e.target},
                           {"OUTCOME", e.outcome},
                           {"DURATION_USEC", std::to_string(e.usec)},
                           {"MESSAGE_ID", std::string(journal::message_id::transition_finished)}});
-            operations_->transition_ended(e.patch, e.outcome, in_kernel);
-            manager_->patch_changed(e.patch);
+            report_transition_change(e, *manager_, *operations_, in_kernel);
             break;
         }
         case TransitionChange::Kind::stalled: {
@@ -713,7 +727,7 @@ void Service::resume_transition_record(const std::vector<KernelPatch>& in_kernel
     const auto record = parse_transition_record(*text, boot_id_);
     const TransitionStatus shown = transition_from_kernel(in_kernel);
     if (record && shown.state != ServiceState::idle && shown.patch == record->patch &&
-        shown.target == record->target) {
+        shown.target == record->direction()) {
         watcher_.resume(*record);
         journal::log(LogLevel::info,
                      record->patch + ": following the transition to " + record->target +

@@ -31,6 +31,7 @@
 #include "dbus/bus_ptr.hpp"
 #include "dbus/manager.hpp"
 #include "fake_kernel_view.hpp"
+#include "service/transition_report.hpp"
 #include "service/transition_watcher.hpp"
 
 using namespace livepatchd;
@@ -172,26 +173,12 @@ std::uint64_t monotonic_now()
                                           .count());
 }
 
-// What the service does with the watcher's events (Service::handle): the signals, and the
-// desired state's update at the end.
+// What the service does with the watcher's events (Service::handle).
 void report(const std::vector<TransitionChange>& changes)
 {
     const auto in_kernel = the_kernel->kernel_patches;
-    for (const TransitionChange& e : changes) {
-        switch (e.kind) {
-        case TransitionChange::Kind::started:
-            the_manager->transition_started(e.patch, e.target);
-            break;
-        case TransitionChange::Kind::ended:
-            the_manager->transition_finished(e.patch, e.target, e.outcome, e.usec);
-            the_operations->transition_ended(e.patch, e.outcome, in_kernel);
-            the_manager->patch_changed(e.patch);
-            break;
-        case TransitionChange::Kind::reversed:
-        case TransitionChange::Kind::stalled:
-            break;
-        }
-    }
+    for (const TransitionChange& e : changes)
+        report_transition_change(e, *the_manager, *the_operations, in_kernel);
 }
 
 // The service's tick: a look at the kernel, then the transition events that were waiting in
@@ -203,7 +190,7 @@ void follow()
         const FakePatchControl::KernelEvent e = the_control->kernel_events.front();
         the_control->kernel_events.pop_front();
         if (e.start)
-            report(the_watcher.watch(e.patch, e.target, monotonic_now()));
+            report(the_watcher.kernel_started(e.patch, e.target, monotonic_now()));
     }
 }
 
@@ -465,9 +452,12 @@ int run(const char* state_directory, const char* kernel_release)
     the_manager = &manager;
     the_operations = &operations;
     the_kernel = &kernel;
+    // As Service::watch with BPF events.
     operations.set_transition_started([](std::string_view patch, std::string_view target) {
+        the_watcher.expect_kernel_start(patch, target);
         report(the_watcher.watch(patch, target, monotonic_now()));
     });
+    operations.set_transition_forced([](std::string_view patch) { the_watcher.forced(patch); });
     if (auto attached = manager.attach(); !attached) {
         std::fprintf(stderr, "bus_fixture: %s\n", attached.error().message.c_str());
         return 1;
