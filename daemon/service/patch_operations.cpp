@@ -30,6 +30,33 @@ OpError invalid_name(std::string_view name)
                           std::to_string(patch_name_max) + " letters, digits and underscores");
 }
 
+// A refusal of the kernel (PatchControl's errno), named for what a client can do about it.
+// EBUSY and ENODEV mean several things there (docs/kernel-messages.md): what the kernel shows
+// now says which.
+OpError kernel_refusal(const KernelView& kernel, std::string_view verb, std::string_view name,
+                       const Error& e)
+{
+    if (!kernel.shim_loaded())
+        return OpError(OpErrc::shim_not_loaded, ENODEV,
+                       e.message + "; lpshim.ko is not loaded (it was unloaded since livepatchd "
+                                   "started): 'systemctl restart livepatchd' loads it again");
+    const auto in_kernel = kernel.patches();
+    const KernelPatch* moving = in_kernel ? patch_in_transition(*in_kernel) : nullptr;
+    if (e.errnum == EBUSY && moving && !(verb == "revert" && moving->name == name))
+        return OpError(OpErrc::transition_in_progress, EBUSY,
+                       e.message + "; " + transition_text(*moving) +
+                           ": one transition at a time: wait for it to end, then try again");
+    if (verb != "apply")
+        return OpError(e);
+    if (e.errnum == EBUSY)
+        return OpError(OpErrc::redirect_refused, EBUSY,
+                       e.message + "; lpshim cannot redirect a function of " + std::string(name) +
+                           ": another ftrace user redirects it (upstream livepatch, or a kprobe "
+                           "with a post handler) or ftrace is off (sysctl "
+                           "kernel.ftrace_enabled=0); retrying does not help until that changes");
+    return OpError(OpErrc::load_refused, e.errnum, e.message);
+}
+
 void log_failure(std::string_view patch, const std::string& message)
 {
     journal::log(LogLevel::err, message,
@@ -230,7 +257,7 @@ OpResult<void> PatchOperations::apply_now(std::string_view name, bool boot)
         if (auto restored = commit(before); !restored)
             // The pending record stays: the next start drops it (the module is not loaded).
             log_failure(name, restored.error().message);
-        return OpError(done.error());
+        return kernel_refusal(context_.kernel, "apply", name, done.error());
     }
     fault_point("apply-after-load");
     if (DesiredPatch* confirmed = next.find(name); confirmed->pending != PendingAction::none) {
@@ -306,7 +333,7 @@ OpResult<void> PatchOperations::revert(std::string_view name)
         if (auto done = context_.control.revert(name); !done) {
             if (auto restored = commit(before); !restored)
                 log_failure(name, restored.error().message);
-            return OpError(done.error());
+            return kernel_refusal(context_.kernel, "revert", name, done.error());
         }
     }
     next.erase(name);
@@ -340,7 +367,7 @@ OpResult<void> PatchOperations::kick()
     if (auto checked = check_kick(); !checked)
         return checked;
     if (auto done = context_.control.kick(); !done)
-        return OpError(done.error());
+        return kernel_refusal(context_.kernel, "kick", {}, done.error());
     return {};
 }
 
@@ -366,7 +393,7 @@ OpResult<void> PatchOperations::force(std::string_view name)
     if (auto checked = check_force(name); !checked)
         return checked;
     if (auto done = context_.control.force(name); !done)
-        return OpError(done.error());
+        return kernel_refusal(context_.kernel, "force", name, done.error());
     forced_.insert(std::string(name));
     if (transition_forced_)
         transition_forced_(name);
