@@ -7,6 +7,8 @@
 #include <doctest/doctest.h>
 
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <grp.h>
 #include <sys/wait.h>
 #include <systemd/sd-bus.h>
@@ -761,4 +763,57 @@ TEST_CASE("Apply: each named error for its own cause, and only for it")
     CHECK(desired_json() == before);
     for (const char* name : {"lp_ftrace_busy", "lp_pre_patch_enodev", "lp_raced"})
         REQUIRE(manager("Remove", "s", name).ok());
+}
+
+// State: lp_a lp_b lp_c applied, lp_d lp_keep installed.
+TEST_CASE("livepatchctl watch: every transition and its outcome as it happens, however short")
+{
+    // Issue 18: watch polled the properties every 200 ms: a transition shorter than that never
+    // showed, nor did any remediation or stall.
+    int out[2];
+    REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
+    const std::string ctl = env("LIVEPATCHD_TEST_LIVEPATCHCTL");
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        ::dup2(out[1], STDOUT_FILENO);
+        ::setenv("DBUS_SYSTEM_BUS_ADDRESS", env("LIVEPATCHD_TEST_BUS").c_str(), 1);
+        ::execl(ctl.c_str(), ctl.c_str(), "watch", static_cast<char*>(nullptr));
+        ::_exit(127);
+    }
+    ::close(out[1]);
+    std::string text;
+    // Reads what watch printed until `part` shows, for at most 5 s.
+    const auto read_until = [&](std::string_view part) {
+        for (int i = 0; i < 100 && !contains(text, part); ++i) {
+            pollfd p{out[0], POLLIN, 0};
+            if (::poll(&p, 1, 50) > 0) {
+                char buffer[4096];
+                const ssize_t n = ::read(out[0], buffer, sizeof buffer);
+                if (n <= 0)
+                    break;
+                text.append(buffer, static_cast<std::size_t>(n));
+            }
+        }
+        return contains(text, part);
+    };
+    CHECK(read_until("idle")); // the state it starts from
+    REQUIRE(call_on(bus(), "/org/livepatchd/Test", "org.livepatchd.Test", "SetInstant", "b", 1)
+                .ok());
+    REQUIRE(manager("Apply", "s", "lp_d").ok());
+    REQUIRE(manager("Revert", "s", "lp_d").ok());
+    REQUIRE(call_on(bus(), "/org/livepatchd/Test", "org.livepatchd.Test", "SetInstant", "b", 0)
+                .ok());
+    CHECK(read_until("lp_d: transition to unpatched completed"));
+    ::kill(child, SIGTERM);
+    ::waitpid(child, nullptr, 0);
+    ::close(out[0]);
+    const auto at = [&](std::string_view line) { return text.find(line); };
+    CAPTURE(text);
+    CHECK(at("lp_d: transition to patched started") < at("lp_d: transition to patched completed"));
+    CHECK(at("lp_d: transition to patched completed") <
+          at("lp_d: transition to unpatched started"));
+    CHECK(at("lp_d: transition to unpatched started") <
+          at("lp_d: transition to unpatched completed"));
+    CHECK(at("lp_d: transition to unpatched completed") != std::string::npos);
 }
