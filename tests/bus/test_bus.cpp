@@ -817,3 +817,15 @@ TEST_CASE("livepatchctl watch: every transition and its outcome as it happens, h
           at("lp_d: transition to unpatched completed"));
     CHECK(at("lp_d: transition to unpatched completed") != std::string::npos);
 }
+
+TEST_CASE("a bad patch name: InvalidArgs with the naming rule, from every method that takes one")
+{
+    // Issue 18 (review at 72331d8): Revert and Force said only '"x" is not a patch name'.
+    for (const char* method : {"Apply", "Revert", "Remove", "Force"}) {
+        CAPTURE(method);
+        const Reply r = manager(method, "s", "lp-bad");
+        CHECK(r.error == SD_BUS_ERROR_INVALID_ARGS);
+        CHECK(contains(r.message, "\"lp-bad\" is not a patch name"));
+        CHECK(contains(r.message, "letters, digits and underscores"));
+    }
+}
