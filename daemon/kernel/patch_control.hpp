@@ -52,6 +52,9 @@ public:
     // Writes 0 to <patch>/enabled: starts the unpatch transition, or reverses the patch's own
     // transition to patched.
     virtual Result<void> revert(std::string_view name) = 0;
+    // Writes 1 to <patch>/enabled during the patch's unpatch transition: reverses it, back to
+    // patched (transition.on_stall: revert of a stalled revert).
+    virtual Result<void> enable(std::string_view name) = 0;
     // Kicks the tasks still pending in the current transition.
     virtual Result<void> kick() = 0;
     // Writes 1 to <patch>/force.

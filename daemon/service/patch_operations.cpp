@@ -101,6 +101,9 @@ std::optional<Error> PatchOperations::load()
     if (loaded) {
         desired_ = std::move(*loaded);
         desired_available_ = true;
+        // What this boot forced before livepatchd restarted: still forced.
+        if (desired_.forced_boot_id == context_.boot_id)
+            forced_.insert(desired_.forced.begin(), desired_.forced.end());
         return std::nullopt;
     }
     Error error = std::move(loaded).error();
@@ -318,7 +321,10 @@ OpResult<void> PatchOperations::revert(std::string_view name)
     auto in_kernel = context_.kernel.patches();
     if (!in_kernel)
         return OpError(in_kernel.error());
-    const bool loaded = find_patch(*in_kernel, name) != nullptr;
+    const KernelPatch* in_sysfs = find_patch(*in_kernel, name);
+    const bool loaded = in_sysfs != nullptr;
+    // Writing 0 during the patch's own transition to patched turns that one around.
+    const bool reverses = in_sysfs && in_sysfs->transition;
 
     // A wanted patch that is not applied (skipped at boot) is only dropped from the wants.
     const DesiredState before = desired_;
@@ -345,7 +351,9 @@ OpResult<void> PatchOperations::revert(std::string_view name)
     }
     skip_reasons_.erase(std::string(name));
     sink_->patch_changed(name);
-    if (loaded && transition_started_)
+    if (loaded && reverses && transition_reversed_)
+        transition_reversed_(name, "unpatched");
+    else if (loaded && transition_started_)
         transition_started_(name, "unpatched");
     return {};
 }
@@ -395,6 +403,16 @@ OpResult<void> PatchOperations::force(std::string_view name)
     if (auto done = context_.control.force(name); !done)
         return kernel_refusal(context_.kernel, "force", name, done.error());
     forced_.insert(std::string(name));
+    // Kept in the desired state, so that a restart of livepatchd still shows it (this boot).
+    DesiredState next = desired_;
+    if (next.forced_boot_id != context_.boot_id)
+        next.forced.clear();
+    next.forced_boot_id = context_.boot_id;
+    if (std::find(next.forced.begin(), next.forced.end(), name) == next.forced.end())
+        next.forced.emplace_back(name);
+    if (auto saved = commit(std::move(next)); !saved)
+        log_failure(name, saved.error().message +
+                              "; Forced is not kept if livepatchd restarts in this boot");
     if (transition_forced_)
         transition_forced_(name);
     sink_->patch_changed(name);

@@ -68,6 +68,11 @@ public:
     {
         transition_started_ = std::move(f);
     }
+    // Told when a Revert turned a patch's transition to patched around (to "unpatched").
+    void set_transition_reversed(std::function<void(std::string_view, std::string_view)> f)
+    {
+        transition_reversed_ = std::move(f);
+    }
     // Told when Force switched the tasks of a patch's transition: it ends "forced".
     void set_transition_forced(std::function<void(std::string_view)> f)
     {
@@ -151,6 +156,7 @@ private:
     // Skips every patch left in the boot queue, because `below` is not under them.
     void skip_rest_of_boot_queue(const std::string& below, const std::string& why_not_below);
     std::function<void(std::string_view, std::string_view)> transition_started_;
+    std::function<void(std::string_view, std::string_view)> transition_reversed_;
     std::function<void(std::string_view)> transition_forced_;
 };
 

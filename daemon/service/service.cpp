@@ -195,12 +195,15 @@ Result<void> Service::connect()
     operations_->set_sink(manager_.get());
     operations_->set_transition_started(
         [this](std::string_view patch, std::string_view target) { watch(patch, target); });
+    operations_->set_transition_reversed(
+        [this](std::string_view patch, std::string_view target) { watch(patch, target, true); });
     operations_->set_transition_forced([this](std::string_view patch) {
         watcher_.forced(patch);
         save_transition_record();
     });
     if (auto attached = manager_->attach(); !attached)
         return attached.error();
+    shim_version_ = kernel_.shim_version();
     if ((r = sd_bus_attach_event(bus, event, SD_EVENT_PRIORITY_NORMAL)) < 0)
         return Error{-r, "cannot attach the bus to the loop: " + std::string(std::strerror(-r))};
     if ((r = sd_bus_request_name(bus, dbus::bus_name, 0)) < 0)
@@ -393,6 +396,12 @@ void Service::tick()
         operations_->unload_unpatched(*in_kernel);
         (void)operations_->apply_next_queued(*in_kernel); // watched from its start
     }
+    // lpshim.ko unloaded or loaded again by hand. With BPF attached it cannot be (the programs
+    // hold it), and ticks wait for events; without BPF, ticks run every second.
+    if (std::string version = kernel_.shim_version(); version != shim_version_) {
+        shim_version_ = std::move(version);
+        manager_->shim_version_changed();
+    }
     const bool oops = kernel_oopsed();
     operations_->keep_crash_guard(*in_kernel, oops && !oops_seen_);
     oops_seen_ = oops;
@@ -427,14 +436,15 @@ void Service::schedule_next_tick()
         (void)sd_event_source_set_enabled(timer_.get(), SD_EVENT_OFF);
 }
 
-void Service::watch(std::string_view patch, std::string_view target)
+void Service::watch(std::string_view patch, std::string_view target, bool reversal)
 {
 #if LIVEPATCHD_HAVE_BPF
     if (events_)
         watcher_.expect_kernel_start(patch, target); // lpshim's tracepoint reports it too
 #endif
     auto in_kernel = kernel_.patches();
-    handle(watcher_.watch(patch, target, now_monotonic(event_.get())),
+    const std::uint64_t now = now_monotonic(event_.get());
+    handle(reversal ? watcher_.reverse(patch, target, now) : watcher_.watch(patch, target, now),
            in_kernel ? *in_kernel : std::vector<KernelPatch>{});
     schedule_tick(0);
 }
@@ -566,10 +576,32 @@ void Service::act_on_stall(const std::vector<PendingTask>& pending)
     stall_acted_ = true;
     manager_->transition_stalled(watched.patch, to_string(decision.action), elapsed);
     Result<void> done;
-    if (decision.action == StallAction::revert && watched.target == "patched")
-        done = control_->revert(watched.patch);
-    else if (decision.action == StallAction::force)
-        done = control_->force(watched.patch);
+    switch (stall_step(decision.action, watched)) {
+    case StallStep::wait:
+        break;
+    case StallStep::reverse_to_unpatched:
+        if ((done = control_->revert(watched.patch)))
+            watch(watched.patch, "unpatched", true);
+        break;
+    case StallStep::reverse_to_patched:
+        // A stalled revert goes back: the patch stays applied in this boot. The Revert already
+        // stopped wanting it, so the next boot does not apply it.
+        if ((done = control_->enable(watched.patch))) {
+            watch(watched.patch, "patched", true);
+            journal::log(LogLevel::warning,
+                         watched.patch + ": the stalled revert is reversed (on_stall is "
+                                         "revert): the patch stays applied until the next boot, "
+                                         "which does not apply it; revert it again once the "
+                                         "tasks that block it are gone (livepatchctl blocking)",
+                         {{"PATCH", watched.patch}});
+        }
+        break;
+    case StallStep::force:
+        // Through PatchOperations, as Force: the patch's Forced becomes true, and is kept.
+        if (auto forced = operations_->force(watched.patch); !forced)
+            done = Error(forced.error());
+        break;
+    }
     if (!done)
         journal::log(LogLevel::err, done.error().message,
                      {{"PATCH", watched.patch},

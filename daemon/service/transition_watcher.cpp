@@ -36,20 +36,30 @@ TransitionChange TransitionWatcher::end(std::string state, std::uint64_t now)
     return ended;
 }
 
+std::vector<TransitionChange> TransitionWatcher::reverse(std::string_view patch,
+                                                        std::string_view target,
+                                                        std::uint64_t now)
+{
+    if (!watched_ || watched_->patch != patch)
+        return watch(patch, target, now);
+    std::vector<TransitionChange> events;
+    if (watched_->direction() == target)
+        return events;
+    // lpshim turned it around: the same transition, going back now.
+    watched_->heading = target == watched_->target ? "" : std::string(target);
+    events.push_back({TransitionChange::Kind::reversed, watched_->patch, watched_->target, {},
+                      {}, elapsed_usec(now)});
+    return events;
+}
+
 std::vector<TransitionChange> TransitionWatcher::watch(std::string_view patch,
                                                       std::string_view target, std::uint64_t now)
 {
     std::vector<TransitionChange> events;
-    if (watched_ && watched_->patch == patch) {
-        if (watched_->direction() == target)
-            return events;
-        // lpshim turned it around: the same transition, going back now.
-        watched_->heading = target == watched_->target ? "" : std::string(target);
-        events.push_back({TransitionChange::Kind::reversed, watched_->patch, watched_->target,
-                          {}, {}, elapsed_usec(now)});
+    if (watched_ && watched_->patch == patch && watched_->direction() == target)
         return events;
-    }
     if (watched_)
+        // A new transition starts only once the one before has ended, where it was going.
         events.push_back(end(watched_->direction(), now));
     watched_ = WatchedTransition{std::string(patch), std::string(target), now, false, {}, false};
     events.push_back({TransitionChange::Kind::started, watched_->patch, watched_->target, {}, {},
@@ -80,7 +90,8 @@ std::vector<TransitionChange> TransitionWatcher::kernel_started(std::string_view
         expected_starts_.erase(expected_starts_.begin(), expected + 1);
         return {};
     }
-    return watch(patch, target, now);
+    // lpshim reports a reversal as a start the other way (a write to enabled by hand).
+    return reverse(patch, target, now);
 }
 
 void TransitionWatcher::forced(std::string_view patch)
@@ -97,7 +108,7 @@ std::vector<TransitionChange> TransitionWatcher::update(const std::vector<Kernel
     if (watched_ && shown.state != ServiceState::idle && shown.patch == watched_->patch &&
         shown.target != watched_->direction())
         // Reversed by someone else than this livepatchd (or before it looked).
-        events = watch(shown.patch, shown.target, now);
+        events = reverse(shown.patch, shown.target, now);
     if (watched_ && (shown.state == ServiceState::idle || shown.patch != watched_->patch)) {
         const KernelPatch* patch = find(in_kernel, watched_->patch);
         events.push_back(end(patch && patch->enabled ? "patched" : "unpatched", now));
@@ -131,6 +142,18 @@ TransitionStatus TransitionWatcher::status() const
     status.patch = watched_->patch;
     status.target = watched_->direction();
     return status;
+}
+
+StallStep stall_step(StallAction decided, const WatchedTransition& watched)
+{
+    switch (decided) {
+    case StallAction::wait: return StallStep::wait;
+    case StallAction::force: return StallStep::force;
+    case StallAction::revert:
+        return watched.direction() == "patched" ? StallStep::reverse_to_unpatched
+                                                : StallStep::reverse_to_patched;
+    }
+    return StallStep::wait;
 }
 
 std::string to_transition_record(const WatchedTransition& watched, std::string_view boot_id)

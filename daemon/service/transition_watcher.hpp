@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "common/result.hpp"
+#include "config/config.hpp"
 #include "kernel/kernel_view.hpp"
 #include "service/status.hpp"
 
@@ -62,13 +63,18 @@ public:
     {
     }
 
-    // An action (Apply, Revert, the boot apply, on_stall: revert) started a transition of
-    // patch to target at now, or turned the watched one around: follow it, even if the kernel
-    // completed it before the next update. A reversal is no new transition: the watched one
-    // is reported reversed, and ends where the kernel leaves it. Another patch's transition
-    // watched until now has ended (lpshim runs one at a time).
+    // An action (Apply, Revert of an applied patch, the boot apply) started a new transition
+    // of patch to target at now: follow it, even if the kernel completed it before the next
+    // update. A transition watched until now has ended where it was going (lpshim runs one at
+    // a time, and starts none while one runs).
     std::vector<TransitionChange> watch(std::string_view patch, std::string_view target,
                                        std::uint64_t now);
+    // An action (Revert during an apply, on_stall: revert) turned the transition of patch
+    // around, towards target. A reversal is no new transition: the watched one is reported
+    // reversed, and ends where the kernel leaves it. Not watching that patch's transition,
+    // it is followed from now as one to target.
+    std::vector<TransitionChange> reverse(std::string_view patch, std::string_view target,
+                                         std::uint64_t now);
 
     // lpshim's tracepoints (BPF) report each start after the action that caused it, possibly
     // after the next update has seen that transition end. With them, say which starts to
@@ -107,6 +113,12 @@ private:
     };
     std::vector<ExpectedStart> expected_starts_; // oldest first
 };
+
+// What transition.on_stall's decision (decide_stall) does to the watched transition: revert
+// reverses it whichever way it goes (a stalled apply goes back to unpatched, a stalled revert
+// back to patched: the patch stays), force forces it, wait does nothing.
+enum class StallStep { wait, reverse_to_unpatched, reverse_to_patched, force };
+StallStep stall_step(StallAction decided, const WatchedTransition& watched);
 
 // The record of the transition being watched, kept in <state>/transition.json so that a
 // restarted livepatchd resumes its start time: JSON, and back. A record of another boot is

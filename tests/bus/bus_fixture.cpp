@@ -87,6 +87,15 @@ public:
             complete(name);
         return {};
     }
+    Result<void> enable(std::string_view name) override
+    {
+        for (KernelPatch& p : kernel_.kernel_patches)
+            if (p.name == name && p.transition && !p.enabled) {
+                p.enabled = true;
+                started(name, "patched");
+            }
+        return {};
+    }
     Result<void> kick() override
     {
         ++kicks;
@@ -456,6 +465,10 @@ int run(const char* state_directory, const char* kernel_release)
     operations.set_transition_started([](std::string_view patch, std::string_view target) {
         the_watcher.expect_kernel_start(patch, target);
         report(the_watcher.watch(patch, target, monotonic_now()));
+    });
+    operations.set_transition_reversed([](std::string_view patch, std::string_view target) {
+        the_watcher.expect_kernel_start(patch, target);
+        report(the_watcher.reverse(patch, target, monotonic_now()));
     });
     operations.set_transition_forced([](std::string_view patch) { the_watcher.forced(patch); });
     if (auto attached = manager.attach(); !attached) {

@@ -86,7 +86,7 @@ TEST_CASE("an action's transition is followed even if the kernel completed it at
     // A revert during it (issue 18): the same transition goes back, and ends "reversed"
     // where it started; no second start.
     (void)w.watch("lp_b", "patched", 6 * s);
-    e = w.watch("lp_b", "unpatched", 7 * s);
+    e = w.reverse("lp_b", "unpatched", 7 * s);
     CHECK(kinds(e) == std::vector{Kind::reversed});
     CHECK(w.status().target == "unpatched");
     CHECK(w.update(moving("lp_b", false), 7 * s).empty());
@@ -118,7 +118,7 @@ TEST_CASE("one end per start: an action's start reported late by lpshim is not a
     v.expect_kernel_start("lp_c", "patched");
     (void)v.watch("lp_c", "patched", 1 * s);
     v.expect_kernel_start("lp_c", "unpatched");
-    CHECK(kinds(v.watch("lp_c", "unpatched", 1 * s)) == std::vector{Kind::reversed});
+    CHECK(kinds(v.reverse("lp_c", "unpatched", 1 * s)) == std::vector{Kind::reversed});
     CHECK(v.kernel_started("lp_c", "patched", 2 * s).empty());
     CHECK(v.kernel_started("lp_c", "unpatched", 2 * s).empty());
     CHECK(v.status().target == "unpatched");
@@ -137,7 +137,7 @@ TEST_CASE("forced: it reached its target with tasks switched unchecked, unless i
     CHECK(e[0].outcome == "forced");
     // A reversal that was forced back ends reversed: the patch is not where it was sent.
     (void)w.watch("lp_b", "unpatched", 3 * s);
-    (void)w.watch("lp_b", "patched", 4 * s);
+    (void)w.reverse("lp_b", "patched", 4 * s);
     w.forced("lp_b");
     FakeKernelView back;
     back.applied("lp_b");
@@ -166,4 +166,33 @@ TEST_CASE("a restarted daemon resumes the start of the transition under way (sam
     w.resume(*resumed);
     CHECK(w.update(moving("lp_a", true), 120 * s).empty()); // no second "started"
     CHECK(kinds(w.update(moving("lp_a", true), 130 * s)) == std::vector{Kind::stalled});
+}
+
+TEST_CASE("on_stall revert reverses the transition whichever way it goes")
+{
+    // Issue 18: a stalled unpatch transition was not reverted at all, while the journal and
+    // TransitionStalled said "on_stall is revert".
+    WatchedTransition applying{"lp_a", "patched", 0, true, {}, false};
+    WatchedTransition reverting{"lp_a", "unpatched", 0, true, {}, false};
+    CHECK(stall_step(StallAction::revert, applying) == StallStep::reverse_to_unpatched);
+    CHECK(stall_step(StallAction::revert, reverting) == StallStep::reverse_to_patched);
+    CHECK(stall_step(StallAction::force, reverting) == StallStep::force);
+    CHECK(stall_step(StallAction::wait, applying) == StallStep::wait);
+    // Already going back (a Revert during the apply): reversing again goes forward.
+    applying.heading = "unpatched";
+    CHECK(stall_step(StallAction::revert, applying) == StallStep::reverse_to_patched);
+}
+
+TEST_CASE("an apply that lpshim completed at once, then a revert before any look: two transitions")
+{
+    // Found by the bus test of livepatchctl watch: the revert was taken for a reversal of the
+    // apply, because no look at the kernel came between them.
+    TransitionWatcher w(30s);
+    CHECK(kinds(w.watch("lp_a", "patched", 1 * s)) == std::vector{Kind::started});
+    auto e = w.watch("lp_a", "unpatched", 1 * s);
+    REQUIRE(kinds(e) == std::vector{Kind::ended, Kind::started});
+    CHECK(e[0].target == "patched");
+    CHECK(e[0].outcome == "completed");
+    CHECK(e[0].state == "patched");
+    CHECK(e[1].target == "unpatched");
 }
