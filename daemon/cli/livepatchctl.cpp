@@ -61,10 +61,22 @@ struct BusError {
         if (sd_bus_error_has_name(&error, SD_BUS_ERROR_SERVICE_UNKNOWN) ||
             sd_bus_error_has_name(&error, SD_BUS_ERROR_NAME_HAS_NO_OWNER))
             fail("livepatchd is not running (start it with: systemctl start livepatchd)");
-        fail(error.message ? error.message : error.name);
+        std::string message = error.message ? error.message : error.name;
+        if (sd_bus_error_has_name(&error, SD_BUS_ERROR_ACCESS_DENIED))
+            message += "; run it as root (sudo livepatchctl ...), or have an administrator "
+                       "grant you the polkit action (docs/dbus-api.md)";
+        fail(message);
     }
     fail(std::string(what) + " failed: " + std::strerror(-r) +
          "; is livepatchd running? See: systemctl status livepatchd; journalctl -u livepatchd");
+}
+
+// A reply livepatchctl cannot read: the two programs do not speak the same API.
+std::string reply_failure(std::string_view what, int r)
+{
+    return "cannot read " + std::string(what) + ": " + std::strerror(-r) +
+           "; livepatchctl and livepatchd must be of the same version (livepatchctl "
+           "--version; systemctl restart livepatchd after an upgrade)";
 }
 
 struct Patch {
@@ -146,7 +158,7 @@ public:
                 objects.emplace_back(object, symbols);
         }
         if (r < 0)
-            fail(std::string("cannot read LivepatchObjects: ") + std::strerror(-r));
+            fail(reply_failure("LivepatchObjects", r));
         return objects;
     }
 
@@ -201,7 +213,7 @@ public:
             list.push_back(std::move(p));
         }
         if (r < 0)
-            fail(std::string("cannot read ListPatches' reply: ") + std::strerror(-r));
+            fail(reply_failure("ListPatches' reply", r));
         return list;
     }
 
@@ -241,7 +253,7 @@ public:
             r = 1;
         }
         if (r < 0)
-            fail(std::string("cannot read ListPendingTasks' reply: ") + std::strerror(-r));
+            fail(reply_failure("ListPendingTasks' reply", r));
         return rows;
     }
 
@@ -564,7 +576,8 @@ public:
             const int r = sd_bus_match_signal(client.bus(), &slot, service, manager_path,
                                               manager_interface, member, on_signal, this);
             if (r < 0)
-                fail(std::string("cannot watch the service's signals: ") + std::strerror(-r));
+                fail(std::string("cannot watch the service's signals: ") + std::strerror(-r) +
+                     "; use --no-block and follow the patch with 'livepatchctl watch'");
             slots_.emplace_back(slot);
         }
     }
@@ -599,7 +612,8 @@ public:
             while (!signalled_ && std::chrono::steady_clock::now() < deadline) {
                 int r = sd_bus_process(client_.bus(), nullptr);
                 if (r < 0)
-                    fail(std::string("cannot read from the bus: ") + std::strerror(-r));
+                    fail(std::string("cannot read from the bus: ") + std::strerror(-r) +
+                         "; is D-Bus still running? See: systemctl status dbus");
                 if (r > 0)
                     continue;
                 const auto left = std::chrono::duration_cast<std::chrono::microseconds>(
@@ -608,7 +622,8 @@ public:
                                                    ? static_cast<std::uint64_t>(left.count())
                                                    : 0);
                 if (r < 0 && r != -EINTR)
-                    fail(std::string("cannot wait on the bus: ") + std::strerror(-r));
+                    fail(std::string("cannot wait on the bus: ") + std::strerror(-r) +
+                         "; is D-Bus still running? See: systemctl status dbus");
             }
         }
     }
@@ -641,9 +656,10 @@ int cmd_apply_or_revert(Client& client, const CtlOptions& options, bool apply)
     else if (done)
         std::printf("%s: %s\n", name.c_str(), apply ? "applied" : "reverted");
     if (!done)
-        fail(name + " ended " + state + (apply ? " (its transition was reversed: see "
-                                                  "journalctl -u livepatchd)"
-                                               : ""));
+        fail(name + " ended " + state +
+             (apply ? " (its transition was reversed: see journalctl -u livepatchd)"
+                    : " (its revert was reversed, by transition.on_stall: revert or by hand: see "
+                      "journalctl -u livepatchd and livepatchctl blocking)"));
     return exit_status::success;
 }
 
@@ -654,7 +670,9 @@ int cmd_install(Client& client, const CtlOptions& options)
     const std::string& path = options.arguments.front();
     UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
     if (!fd)
-        fail("cannot install '" + path + "': " + std::strerror(errno));
+        fail("cannot install '" + path + "': " + std::strerror(errno) +
+             "; livepatchctl opens the file with your own rights: check the path, and that you "
+             "may read the file and every directory above it (or run it with sudo)");
     BusError e;
     sd_bus_message* raw = nullptr;
     const int r = sd_bus_call_method(client.bus(), service, manager_path, manager_interface,
@@ -664,7 +682,7 @@ int cmd_install(Client& client, const CtlOptions& options)
     MessagePtr reply(raw);
     const char *name = nullptr, *object = nullptr;
     if (sd_bus_message_read(reply.get(), "so", &name, &object) < 0)
-        fail("cannot read Install's reply");
+        fail(reply_failure("Install's reply", -EBADMSG));
     if (options.json)
         print_json({{"Name", name}, {"Path", object}});
     else

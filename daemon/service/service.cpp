@@ -236,7 +236,8 @@ void Service::watch_transition_events()
             auto in_kernel = kernel_.patches();
             handle(watcher_.kernel_started(e.patch, target, now_monotonic(event_.get())),
                    in_kernel ? *in_kernel : std::vector<KernelPatch>{});
-        } else if (e.count > 0) {
+        } else if (e.count > 0 && watcher_.watched() &&
+                   watcher_.watched()->direction() == target) {
             watcher_.forced(e.patch); // forced by hand (echo 1 > force)
         }
         schedule_tick(0);
