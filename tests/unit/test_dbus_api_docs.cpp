@@ -9,7 +9,9 @@
 //  - the named errors: the table of "## Errors" is exactly the set of names that
 //    dbus::set_error() gives the daemon's outcomes (OpErrc, PatchErrc), and every error a
 //    method's "Errors:" list names is in that table or a standard one;
-//  - TransitionFinished's outcomes: the outcome table is exactly the values the watcher sends.
+//  - TransitionFinished's outcomes: the outcome table is exactly the values the watcher sends;
+//  - the values documented for State (both), TransitionTarget, TransitionStarted's target,
+//    TaskBlocked's kind and TaskRemediated's action are exactly those the code sends.
 // Reads the files from LIVEPATCHD_SOURCE_ROOT (meson sets it).
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
@@ -26,6 +28,8 @@
 #include <vector>
 
 #include "dbus/bus_errors.hpp"
+#include "remediation/remediation.hpp"
+#include "service/status.hpp"
 #include "service/op_error.hpp"
 #include "service/transition_watcher.hpp"
 #include "store/patch_error.hpp"
@@ -348,4 +352,63 @@ TEST_CASE("TransitionFinished's outcomes in docs/dbus-api.md are exactly those s
     const auto ended = watcher.update({}, 2);
     REQUIRE(ended.size() == 1);
     CHECK(sent.contains(ended[0].outcome));
+}
+
+namespace {
+
+// The line of a table whose first cell starts with `start`.
+std::string row(const std::string& text, const std::string& start)
+{
+    for (const std::string& line : lines(text))
+        if (line.starts_with("| `" + start))
+            return line;
+    FAIL("docs/dbus-api.md has no row for " << start);
+    return {};
+}
+
+// The values a row's last cells name: its `backticked` words of lower-case letters and
+// hyphens, but for the names of the member's own arguments.
+std::set<std::string> values(const std::string& line, const std::set<std::string>& arguments = {})
+{
+    std::set<std::string> out;
+    const std::string cells = line.substr(line.find('|', 2));
+    const std::regex word("`([a-z][a-z-]*)`");
+    for (std::sregex_iterator it(cells.begin(), cells.end(), word), end; it != end; ++it)
+        if (!arguments.contains((*it)[1]))
+            out.insert((*it)[1]);
+    return out;
+}
+
+template <typename Enum>
+std::set<std::string> all(std::initializer_list<Enum> values)
+{
+    std::set<std::string> out;
+    for (Enum v : values)
+        out.insert(std::string(to_string(v)));
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("the values docs/dbus-api.md gives properties and signal arguments are those sent")
+{
+    const std::string docs = source_file("docs/dbus-api.md");
+    const std::string manager = section(docs, "## org.livepatchd.LivePatch1.Manager");
+    const std::string properties = section(manager, "### Properties");
+    const std::string signals = section(manager, "### Signals");
+    const std::string patch = section(docs, "## org.livepatchd.LivePatch1.Patch");
+
+    CHECK(text(values(row(properties, "State`"))) ==
+          text(all({ServiceState::idle, ServiceState::transitioning, ServiceState::stalled,
+                    ServiceState::error})));
+    CHECK(text(values(row(patch, "State`"))) ==
+          text(all({PatchState::installed, PatchState::skipped, PatchState::applying,
+                    PatchState::applied, PatchState::reverting})));
+    const std::set<std::string> targets = {"patched", "unpatched"};
+    CHECK(text(values(row(properties, "TransitionTarget`"))) == text(targets));
+    CHECK(text(values(row(signals, "TransitionStarted("), {"patch", "target"})) == text(targets));
+    CHECK(text(values(row(signals, "TaskBlocked("), {"kind", "note"})) ==
+          text(all({TaskKind::user, TaskKind::kthread, TaskKind::idle})));
+    CHECK(text(values(row(signals, "TaskRemediated("), {"action"})) ==
+          text(all({RemedyKind::stop_continue})));
 }
