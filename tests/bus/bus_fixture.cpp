@@ -194,6 +194,12 @@ void report(const std::vector<TransitionChange>& changes)
 // the ring buffer (Service::watch_transition_events).
 void follow()
 {
+    // As Service::tick: lpshim.ko's version, announced when it changes.
+    static std::string shim_version = the_kernel->shim_version();
+    if (the_kernel->shim_version() != shim_version) {
+        shim_version = the_kernel->shim_version();
+        the_manager->shim_version_changed();
+    }
     report(the_watcher.update(the_kernel->kernel_patches, monotonic_now()));
     while (!the_control->kernel_events.empty()) {
         const FakePatchControl::KernelEvent e = the_control->kernel_events.front();

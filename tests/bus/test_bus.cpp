@@ -14,6 +14,7 @@
 #include <systemd/sd-bus.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <functional>
@@ -828,4 +829,60 @@ TEST_CASE("a bad patch name: InvalidArgs with the naming rule, from every method
         CHECK(contains(r.message, "\"lp-bad\" is not a patch name"));
         CHECK(contains(r.message, "letters, digits and underscores"));
     }
+}
+
+TEST_CASE("ShimVersion: PropertiesChanged when lpshim.ko goes away and comes back")
+{
+    // Issue 18: docs/dbus-api.md said every property but KernelRelease emits
+    // PropertiesChanged; nothing did for ShimVersion.
+    std::vector<std::string> changed;
+    auto record = [](sd_bus_message* m, void* userdata, sd_bus_error*) noexcept -> int {
+        auto* out = static_cast<std::vector<std::string>*>(userdata);
+        const char* interface = nullptr;
+        if (sd_bus_message_read(m, "s", &interface) < 0 ||
+            sd_bus_message_enter_container(m, 'a', "{sv}") < 0)
+            return 0;
+        while (sd_bus_message_enter_container(m, 'e', "sv") > 0) {
+            const char* name = nullptr;
+            if (sd_bus_message_read(m, "s", &name) < 0)
+                return 0;
+            std::string entry = name;
+            if (entry == "ShimVersion") {
+                const char* value = nullptr;
+                if (sd_bus_message_enter_container(m, 'v', "s") > 0 &&
+                    sd_bus_message_read(m, "s", &value) > 0)
+                    entry += "=" + std::string(value);
+                (void)sd_bus_message_exit_container(m);
+            } else {
+                (void)sd_bus_message_skip(m, "v");
+            }
+            out->push_back(entry);
+            (void)sd_bus_message_exit_container(m);
+        }
+        return 0;
+    };
+    sd_bus_slot* slot = nullptr;
+    REQUIRE(sd_bus_match_signal(bus(), &slot, service, manager_path,
+                                "org.freedesktop.DBus.Properties", "PropertiesChanged", record,
+                                &changed) >= 0);
+    SlotPtr match(slot);
+    const auto wait_for = [&](const std::string& entry) {
+        for (int i = 0; i < 40; ++i) {
+            if (std::find(changed.begin(), changed.end(), entry) != changed.end())
+                return true;
+            while (sd_bus_process(bus(), nullptr) > 0) {
+            }
+            (void)sd_bus_wait(bus(), 50'000);
+        }
+        return false;
+    };
+    REQUIRE(call_on(bus(), "/org/livepatchd/Test", "org.livepatchd.Test", "SetShimLoaded", "b",
+                    0)
+                .ok());
+    CHECK(wait_for("ShimVersion="));
+    CHECK(manager_string("ShimVersion").empty());
+    REQUIRE(call_on(bus(), "/org/livepatchd/Test", "org.livepatchd.Test", "SetShimLoaded", "b",
+                    1)
+                .ok());
+    CHECK(wait_for("ShimVersion=0.1.0"));
 }
