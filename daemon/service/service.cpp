@@ -479,8 +479,9 @@ void Service::handle(const std::vector<TransitionChange>& events,
             (void)::unlinkat(state_fd_.get(), transition_record_file, 0);
             const bool as_asked = e.outcome == outcome_completed;
             journal::log(as_asked ? LogLevel::info : LogLevel::warning,
-                         e.patch + ": transition to " + e.target + " ended " + e.outcome +
-                             " after " + seconds_text(e.usec) + "; the patch is " + e.state,
+                         e.patch + ": transition to " + e.target + " " + e.outcome + " after " +
+                             seconds_text(e.usec) +
+                             (as_asked ? "" : "; the patch is " + e.state),
                          {{"PATCH", e.patch},
                           {"TRANSITION", e.target},
                           {"OUTCOME", e.outcome},
