@@ -76,7 +76,10 @@ sleep 1
 expect_eq "$(finished)" 4 "one TransitionFinished for the revert"
 kill $WATCH
 sed 's/^/# /' "$SIGNALS"
-livepatchctl remove $C >/dev/null
+# lpshim frees an unpatched patch asynchronously, and livepatchd unloads its module at its next
+# look: Remove may still find it applied for a moment.
+remove_patch() { livepatchctl remove $C >/dev/null; }
+wait_until 10 "the patch can be removed" remove_patch
 systemctl stop livepatchd
 rmmod lpshim_target
 wait_until 10 "nothing holds lpshim" grep -sqx 0 /sys/module/lpshim/refcnt
