@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <cstring>
 #include <optional>
 
 #include "common/spelling.hpp"
@@ -232,6 +233,67 @@ Result<CtlOptions> parse_ctl_options(std::span<const std::string_view> args)
                            std::string(command.arguments));
     }
     return options;
+}
+
+std::string system_bus_failure(int errnum, const char* address)
+{
+    constexpr std::string_view default_socket = "/run/dbus/system_bus_socket";
+    std::string where;
+    const std::string_view given = address ? address : "";
+    if (given.empty()) {
+        where = std::string(default_socket);
+    } else {
+        // unix:path=/x,guid=... -> /x; anything else as it is.
+        std::string_view shown = given;
+        if (const auto at = shown.find("unix:path="); at != std::string_view::npos) {
+            shown.remove_prefix(at + 10);
+            shown = shown.substr(0, shown.find_first_of(",;"));
+        }
+        where = std::string(shown) + " (DBUS_SYSTEM_BUS_ADDRESS)";
+    }
+    std::string text = "cannot connect to the system bus at " + where + ": " +
+                       std::strerror(errnum);
+    if (errnum == EACCES || errnum == EPERM)
+        text += "; the socket does not let you in: run livepatchctl as a user who may use the "
+                "system bus (or as root)";
+    else
+        text += "; is D-Bus running? Start it with: systemctl start dbus (package dbus)";
+    if (!given.empty())
+        text += ", or unset DBUS_SYSTEM_BUS_ADDRESS to use " + std::string(default_socket);
+    return text;
+}
+
+CheckReport check_report(std::string_view state, std::string_view transition_patch,
+                         std::string_view transition_target,
+                         const std::vector<std::pair<std::string, std::string>>& skipped)
+{
+    CheckReport report;
+    for (const auto& [name, reason] : skipped) {
+        report.problems.push_back(name + " is wanted but not applied: " + reason);
+        report.status = exit_status::check_not_applied;
+    }
+    const auto first = [&](int status) {
+        if (report.status == exit_status::success)
+            report.status = status;
+    };
+    if (state == "transitioning" || state == "stalled") {
+        report.problems.push_back("a transition is under way: " + std::string(transition_patch) +
+                                  " to " + std::string(transition_target) +
+                                  (state == "stalled" ? " (stalled: see 'livepatchctl blocking')"
+                                                      : ""));
+        first(exit_status::check_moving);
+    } else if (state == "error") {
+        report.problems.push_back(
+            "livepatchd could not save which patches are wanted (its desired state): what is "
+            "applied now may not be what it applies at the next boot; 'journalctl -u "
+            "livepatchd' says why (a full disk, say): fix that, then apply or revert again");
+        first(exit_status::check_not_saved);
+    } else if (state != "idle") {
+        report.problems.push_back("livepatchd reports the state \"" + std::string(state) +
+                                  "\", which this livepatchctl does not know: update it");
+        first(exit_status::failure);
+    }
+    return report;
 }
 
 } // namespace livepatchd

@@ -24,6 +24,7 @@ inline constexpr int usage = 2;        // unknown option or command, missing arg
 // livepatchctl check:
 inline constexpr int check_moving = 3;      // a transition is under way
 inline constexpr int check_not_applied = 4; // a wanted patch is not applied
+inline constexpr int check_not_saved = 5;   // State "error": the desired state was not saved
 } // namespace exit_status
 
 struct DaemonOptions {
@@ -68,5 +69,19 @@ struct CtlOptions {
 
 // args is argv without argv[0]. Options may come before or after the command.
 Result<CtlOptions> parse_ctl_options(std::span<const std::string_view> args);
+
+// Why livepatchctl cannot reach the system bus, and what to do: errnum from sd-bus, address
+// the value of DBUS_SYSTEM_BUS_ADDRESS (nullptr: unset, the default socket).
+std::string system_bus_failure(int errnum, const char* address);
+
+// livepatchctl check: the exit status and one sentence per problem, from the service's State,
+// its transition and the patches that are wanted but not applied (name, SkipReason).
+struct CheckReport {
+    int status = exit_status::success;
+    std::vector<std::string> problems;
+};
+CheckReport check_report(std::string_view state, std::string_view transition_patch,
+                         std::string_view transition_target,
+                         const std::vector<std::pair<std::string, std::string>>& skipped);
 
 } // namespace livepatchd

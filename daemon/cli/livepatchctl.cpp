@@ -18,7 +18,6 @@
 #include <string_view>
 #include <map>
 #include <optional>
-#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -62,9 +61,22 @@ struct BusError {
         if (sd_bus_error_has_name(&error, SD_BUS_ERROR_SERVICE_UNKNOWN) ||
             sd_bus_error_has_name(&error, SD_BUS_ERROR_NAME_HAS_NO_OWNER))
             fail("livepatchd is not running (start it with: systemctl start livepatchd)");
-        fail(error.message ? error.message : error.name);
+        std::string message = error.message ? error.message : error.name;
+        if (sd_bus_error_has_name(&error, SD_BUS_ERROR_ACCESS_DENIED))
+            message += "; run it as root (sudo livepatchctl ...), or have an administrator "
+                       "grant you the polkit action (docs/dbus-api.md)";
+        fail(message);
     }
-    fail(std::string(what) + ": " + std::strerror(-r));
+    fail(std::string(what) + " failed: " + std::strerror(-r) +
+         "; is livepatchd running? See: systemctl status livepatchd; journalctl -u livepatchd");
+}
+
+// A reply livepatchctl cannot read: the two programs do not speak the same API.
+std::string reply_failure(std::string_view what, int r)
+{
+    return "cannot read " + std::string(what) + ": " + std::strerror(-r) +
+           "; livepatchctl and livepatchd must be of the same version (livepatchctl "
+           "--version; systemctl restart livepatchd after an upgrade)";
 }
 
 struct Patch {
@@ -107,7 +119,7 @@ public:
         sd_bus* bus = nullptr;
         const int r = sd_bus_open_system(&bus);
         if (r < 0)
-            fail(std::string("cannot connect to the system bus: ") + std::strerror(-r));
+            fail(system_bus_failure(-r, std::getenv("DBUS_SYSTEM_BUS_ADDRESS")));
         bus_.reset(bus);
         // polkit may ask for a password on a terminal (root is never asked).
         (void)sd_bus_set_allow_interactive_authorization(bus, isatty(STDIN_FILENO));
@@ -146,7 +158,7 @@ public:
                 objects.emplace_back(object, symbols);
         }
         if (r < 0)
-            fail(std::string("cannot read LivepatchObjects: ") + std::strerror(-r));
+            fail(reply_failure("LivepatchObjects", r));
         return objects;
     }
 
@@ -201,7 +213,7 @@ public:
             list.push_back(std::move(p));
         }
         if (r < 0)
-            fail(std::string("cannot read ListPatches' reply: ") + std::strerror(-r));
+            fail(reply_failure("ListPatches' reply", r));
         return list;
     }
 
@@ -241,7 +253,7 @@ public:
             r = 1;
         }
         if (r < 0)
-            fail(std::string("cannot read ListPendingTasks' reply: ") + std::strerror(-r));
+            fail(reply_failure("ListPendingTasks' reply", r));
         return rows;
     }
 
@@ -564,7 +576,8 @@ public:
             const int r = sd_bus_match_signal(client.bus(), &slot, service, manager_path,
                                               manager_interface, member, on_signal, this);
             if (r < 0)
-                fail(std::string("cannot watch the service's signals: ") + std::strerror(-r));
+                fail(std::string("cannot watch the service's signals: ") + std::strerror(-r) +
+                     "; use --no-block and follow the patch with 'livepatchctl watch'");
             slots_.emplace_back(slot);
         }
     }
@@ -599,7 +612,8 @@ public:
             while (!signalled_ && std::chrono::steady_clock::now() < deadline) {
                 int r = sd_bus_process(client_.bus(), nullptr);
                 if (r < 0)
-                    fail(std::string("cannot read from the bus: ") + std::strerror(-r));
+                    fail(std::string("cannot read from the bus: ") + std::strerror(-r) +
+                         "; is D-Bus still running? See: systemctl status dbus");
                 if (r > 0)
                     continue;
                 const auto left = std::chrono::duration_cast<std::chrono::microseconds>(
@@ -608,7 +622,8 @@ public:
                                                    ? static_cast<std::uint64_t>(left.count())
                                                    : 0);
                 if (r < 0 && r != -EINTR)
-                    fail(std::string("cannot wait on the bus: ") + std::strerror(-r));
+                    fail(std::string("cannot wait on the bus: ") + std::strerror(-r) +
+                         "; is D-Bus still running? See: systemctl status dbus");
             }
         }
     }
@@ -641,9 +656,10 @@ int cmd_apply_or_revert(Client& client, const CtlOptions& options, bool apply)
     else if (done)
         std::printf("%s: %s\n", name.c_str(), apply ? "applied" : "reverted");
     if (!done)
-        fail(name + " ended " + state + (apply ? " (its transition was reversed: see "
-                                                  "journalctl -u livepatchd)"
-                                               : ""));
+        fail(name + " ended " + state +
+             (apply ? " (its transition was reversed: see journalctl -u livepatchd)"
+                    : " (its revert was reversed, by transition.on_stall: revert or by hand: see "
+                      "journalctl -u livepatchd and livepatchctl blocking)"));
     return exit_status::success;
 }
 
@@ -654,7 +670,9 @@ int cmd_install(Client& client, const CtlOptions& options)
     const std::string& path = options.arguments.front();
     UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
     if (!fd)
-        fail("cannot install '" + path + "': " + std::strerror(errno));
+        fail("cannot install '" + path + "': " + std::strerror(errno) +
+             "; livepatchctl opens the file with your own rights: check the path, and that you "
+             "may read the file and every directory above it (or run it with sudo)");
     BusError e;
     sd_bus_message* raw = nullptr;
     const int r = sd_bus_call_method(client.bus(), service, manager_path, manager_interface,
@@ -664,7 +682,7 @@ int cmd_install(Client& client, const CtlOptions& options)
     MessagePtr reply(raw);
     const char *name = nullptr, *object = nullptr;
     if (sd_bus_message_read(reply.get(), "so", &name, &object) < 0)
-        fail("cannot read Install's reply");
+        fail(reply_failure("Install's reply", -EBADMSG));
     if (options.json)
         print_json({{"Name", name}, {"Path", object}});
     else
@@ -681,55 +699,185 @@ int cmd_remove(Client& client, const CtlOptions& options)
 }
 
 // 0: every wanted patch applied and no transition; 3: a transition is under way; 4: a wanted
-// patch is not applied (skipped at boot).
+// patch is not applied (skipped at boot); 5: the desired state could not be saved.
 int cmd_check(Client& client, const CtlOptions& options)
 {
     const ManagerState m = client.manager();
-    const std::vector<Patch> patches = client.patches();
-    std::vector<std::string> problems;
-    int status = exit_status::success;
-    for (const Patch& p : patches)
-        if (p.state == "skipped") {
-            problems.push_back(p.name + " is wanted but not applied: " + p.skip_reason);
-            status = exit_status::check_not_applied;
-        }
-    if (m.state != "idle") {
-        problems.push_back("a transition is under way: " + m.transition_patch + " to " +
-                           m.transition_target + " (" + m.state + ")");
-        if (status == exit_status::success)
-            status = exit_status::check_moving;
-    }
+    std::vector<std::pair<std::string, std::string>> skipped;
+    for (const Patch& p : client.patches())
+        if (p.state == "skipped")
+            skipped.emplace_back(p.name, p.skip_reason);
+    const CheckReport report =
+        check_report(m.state, m.transition_patch, m.transition_target, skipped);
     if (options.json)
-        print_json({{"Ok", status == 0}, {"State", m.state}, {"Problems", problems}});
-    else if (problems.empty())
+        print_json({{"Ok", report.status == 0}, {"State", m.state}, {"Problems", report.problems}});
+    else if (report.problems.empty())
         std::printf("OK: every wanted patch is applied\n");
     else
-        for (const std::string& p : problems)
+        for (const std::string& p : report.problems)
             std::printf("%s\n", printable(p).c_str());
-    return status;
+    return report.status;
 }
 
-int cmd_watch(Client& client, const CtlOptions& options)
-{
-    // A simple live view: one line per change of the service's state, until interrupted.
-    std::string last;
-    for (;;) {
-        const ManagerState m = client.manager();
+// watch: the service's signals as they come (sd-bus matches, no polling), one line each, and
+// the state line whenever the transition properties change. Runs until interrupted.
+class Watch {
+public:
+    Watch(Client& client, bool json) : client_(client), json_(json)
+    {
+        add(sd_bus_match_signal(client.bus(), nullptr, service, manager_path, manager_interface,
+                                nullptr, on_signal, this));
+        add(sd_bus_match_signal(client.bus(), nullptr, service, manager_path,
+                                "org.freedesktop.DBus.Properties", "PropertiesChanged",
+                                on_properties, this));
+        // The service going away (and coming back) shows too.
+        add(sd_bus_match_signal(client.bus(), nullptr, "org.freedesktop.DBus",
+                                "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                                "NameOwnerChanged", on_owner, this));
+    }
+
+    [[noreturn]] void run()
+    {
+        show_state();
+        for (;;) {
+            int r = sd_bus_process(client_.bus(), nullptr);
+            if (r < 0)
+                fail(std::string("cannot read from the bus: ") + std::strerror(-r) +
+                     "; is D-Bus still running? See: systemctl status dbus");
+            if (r > 0)
+                continue;
+            r = sd_bus_wait(client_.bus(), UINT64_MAX);
+            if (r < 0 && r != -EINTR)
+                fail(std::string("cannot wait on the bus: ") + std::strerror(-r));
+        }
+    }
+
+private:
+    void add(int r)
+    {
+        if (r < 0)
+            fail(std::string("cannot watch the service's signals: ") + std::strerror(-r) +
+                 "; the bus refused the match (too many for this connection?)");
+    }
+
+    void print(const std::string& line, const json& j)
+    {
+        if (json_)
+            std::printf("%s\n", j.dump(-1, ' ', false, json::error_handler_t::replace).c_str());
+        else
+            std::printf("%s\n", printable(line).c_str());
+        std::fflush(stdout);
+    }
+
+    void show_state()
+    {
+        const ManagerState m = client_.manager();
         std::string line = m.state;
         if (!m.transition_patch.empty())
             line += ": " + m.transition_patch + " to " + m.transition_target + ", " +
                     std::to_string(m.pending_tasks) + " task(s) left";
-        if (line != last) {
-            if (options.json)
-                std::printf("%s\n",
-                            manager_json(m).dump(-1, ' ', false, json::error_handler_t::replace).c_str());
-            else
-                std::printf("%s\n", printable(line).c_str());
-            std::fflush(stdout);
-            last = line;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        if (line == last_state_)
+            return;
+        last_state_ = line;
+        json j = manager_json(m);
+        j["Signal"] = "PropertiesChanged";
+        print(line, j);
     }
+
+    static std::string seconds(std::uint64_t usec)
+    {
+        char text[32];
+        std::snprintf(text, sizeof text, "%.1f s", static_cast<double>(usec) / 1e6);
+        return text;
+    }
+
+    void signal(sd_bus_message* m)
+    {
+        const std::string member = sd_bus_message_get_member(m);
+        const char *a = nullptr, *b = nullptr, *c = nullptr, *d = nullptr;
+        std::uint32_t tid = 0, tgid = 0;
+        std::uint64_t usec = 0;
+        json j{{"Signal", member}};
+        std::string line;
+        if (member == "TransitionStarted" && sd_bus_message_read(m, "ss", &a, &b) > 0) {
+            j.update({{"Patch", a}, {"Target", b}});
+            line = std::string(a) + ": transition to " + b + " started";
+        } else if (member == "TransitionFinished" &&
+                   sd_bus_message_read(m, "ssst", &a, &b, &c, &usec) > 0) {
+            j.update({{"Patch", a}, {"Target", b}, {"Outcome", c}, {"DurationUSec", usec}});
+            line = std::string(a) + ": transition to " + b + " " + c + " after " + seconds(usec);
+        } else if (member == "TransitionStalled" && sd_bus_message_read(m, "sst", &a, &b, &usec) > 0) {
+            j.update({{"Patch", a}, {"Action", b}, {"ElapsedUSec", usec}});
+            line = std::string(a) + ": transition stalled after " + seconds(usec) +
+                   "; livepatchd's action: " + b + " (see: livepatchctl blocking)";
+        } else if (member == "PatchStateChanged" && sd_bus_message_read(m, "ss", &a, &b) > 0) {
+            j.update({{"Patch", a}, {"State", b}});
+            line = std::string(a) + ": " + b;
+        } else if (member == "TaskBlocked" &&
+                   sd_bus_message_read(m, "uussss", &tid, &tgid, &a, &b, &c, &d) > 0) {
+            j.update({{"TID", tid}, {"TGID", tgid}, {"Comm", a}, {"Kind", b}, {"Function", c},
+                      {"Note", d}});
+            line = "task " + std::to_string(tid) + " (" + a + ", " + b +
+                   ") blocks the transition in " + (*c ? c : "?") + ": " + d;
+        } else if (member == "TaskRemediated" &&
+                   sd_bus_message_read(m, "uuss", &tid, &tgid, &a, &b) > 0) {
+            j.update({{"TID", tid}, {"TGID", tgid}, {"Action", a}, {"Comm", b}});
+            line = "task " + std::to_string(tid) + " (" + b + "): " + a;
+        } else {
+            return; // a signal this livepatchctl does not know
+        }
+        print(line, j);
+    }
+
+    static int on_signal(sd_bus_message* m, void* userdata, sd_bus_error*) noexcept
+    {
+        try {
+            static_cast<Watch*>(userdata)->signal(m);
+        } catch (const Failure& f) {
+            std::fprintf(stderr, "%s: %s\n", program.data(), f.message.c_str());
+        } catch (...) {
+        }
+        return 0;
+    }
+
+    static int on_properties(sd_bus_message*, void* userdata, sd_bus_error*) noexcept
+    {
+        try {
+            static_cast<Watch*>(userdata)->show_state();
+        } catch (const Failure& f) {
+            std::fprintf(stderr, "%s: %s\n", program.data(), f.message.c_str());
+        } catch (...) {
+        }
+        return 0;
+    }
+
+    static int on_owner(sd_bus_message* m, void* userdata, sd_bus_error*) noexcept
+    {
+        try {
+            const char *name = nullptr, *from = nullptr, *to = nullptr;
+            if (sd_bus_message_read(m, "sss", &name, &from, &to) <= 0 ||
+                std::string_view(name) != service)
+                return 0;
+            auto* self = static_cast<Watch*>(userdata);
+            if (!*to) {
+                self->last_state_.clear();
+                self->print("livepatchd stopped", json{{"Signal", "ServiceStopped"}});
+            } else {
+                self->show_state();
+            }
+        } catch (...) {
+        }
+        return 0;
+    }
+
+    Client& client_;
+    bool json_;
+    std::string last_state_;
+};
+
+int cmd_watch(Client& client, const CtlOptions& options)
+{
+    Watch(client, options.json).run();
 }
 
 void print_help()
@@ -769,7 +917,9 @@ void print_help()
         "  1   The command failed; the reason is on standard error.\n"
         "  2   Wrong usage: an unknown option or command, or a wrong number of arguments.\n"
         "  3   check: a transition is under way.\n"
-        "  4   check: a wanted patch is not applied (see 'livepatchctl status').\n",
+        "  4   check: a wanted patch is not applied (see 'livepatchctl status').\n"
+        "  5   check: livepatchd could not save the desired state (State 'error': see\n"
+        "      'journalctl -u livepatchd').\n",
         std::string(ctl_default_command).c_str());
 }
 

@@ -32,6 +32,8 @@ int set_error(sd_bus_error* error, OpErrc code, const std::string& message)
     case OpErrc::still_applied: errnum = EBUSY; break;
     case OpErrc::shim_not_loaded: errnum = ENODEV; break;
     case OpErrc::desired_state_unavailable: errnum = EIO; break;
+    case OpErrc::redirect_refused: errnum = EBUSY; break;
+    case OpErrc::load_refused: errnum = EPERM; break;
     }
     return set_named(error, to_string(code), errnum, message);
 }
@@ -53,10 +55,8 @@ int set_error(sd_bus_error* error, const PatchError& patch_error)
 
 int set_error(sd_bus_error* error, const Error& plain_error)
 {
-    if (plain_error.errnum == EBUSY)
-        return set_error(error, OpErrc::transition_in_progress, plain_error.message);
-    if (plain_error.errnum == ENODEV)
-        return set_error(error, OpErrc::shim_not_loaded, plain_error.message);
+    // By errno only: what an errno means for a client is decided where the state is known
+    // (PatchOperations), and comes here as an OpErrc.
     return sd_bus_error_set_errnof(error, plain_error.errnum > 0 ? plain_error.errnum : EIO, "%s",
                                    plain_error.message.c_str());
 }

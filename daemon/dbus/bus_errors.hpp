@@ -21,8 +21,7 @@ int set_error(sd_bus_error* error, OpErrc code, const std::string& message);
 // Named errors for the PatchErrc outcomes, InvalidArgs for invalid_path and invalid_name,
 // the errno's standard name for io.
 int set_error(sd_bus_error* error, const PatchError& patch_error);
-// errno-classified errors (PatchControl): EBUSY -> TransitionInProgress, ENODEV ->
-// ShimNotLoaded, others by errno.
+// A system error: the errno's standard name (org.freedesktop.DBus.Error.*).
 int set_error(sd_bus_error* error, const Error& plain_error);
 // Whichever of the above the outcome is.
 int set_error(sd_bus_error* error, const OpError& op_error);

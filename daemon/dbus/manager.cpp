@@ -304,6 +304,12 @@ void Manager::transition_status(const TransitionStatus& status)
                                          "TransitionStartedUSec", "PendingTasks", nullptr);
 }
 
+void Manager::shim_version_changed()
+{
+    (void)sd_bus_emit_properties_changed(bus_, manager_path, manager_interface, "ShimVersion",
+                                         nullptr);
+}
+
 void Manager::transition_started(std::string_view patch, std::string_view target)
 {
     invalidate();

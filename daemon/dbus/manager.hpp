@@ -85,6 +85,9 @@ public:
     void patch_added(std::string_view name) override;
     void patch_removed(std::string_view name) override;
 
+    // lpshim.ko's version changed (it was loaded or unloaded): PropertiesChanged of ShimVersion.
+    void shim_version_changed();
+
     TransitionStatus transition() const;
     const PolkitAuthorizer& authorizer() const { return authorizer_; }
     // Times the store and kernel were read for a status (for the bus tests).

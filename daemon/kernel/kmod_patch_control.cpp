@@ -150,6 +150,11 @@ Result<void> KmodPatchControl::revert(std::string_view name)
     return write_attribute(name, "enabled", "0");
 }
 
+Result<void> KmodPatchControl::enable(std::string_view name)
+{
+    return write_attribute(name, "enabled", "1");
+}
+
 Result<void> KmodPatchControl::force(std::string_view name)
 {
     return write_attribute(name, "force", "1");

@@ -35,6 +35,7 @@ public:
     Result<void> apply(std::string_view name, int module_fd) override;
     Result<void> unload(std::string_view name) override;
     Result<void> revert(std::string_view name) override;
+    Result<void> enable(std::string_view name) override;
     Result<void> kick() override;
     Result<void> force(std::string_view name) override;
     Result<std::vector<PendingTask>> pending_tasks() const override;

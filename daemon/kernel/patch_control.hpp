@@ -5,9 +5,11 @@
 // (validation, polkit), this does it. KmodPatchControl is the real one (libkmod and lpshim's
 // sysfs); tests give a fake.
 //
-// Errors use errno to classify: EBUSY means another transition is under way (the D-Bus
-// layer's TransitionInProgress), ENODEV that lpshim is not loaded (ShimNotLoaded); anything
-// else is reported as it is.
+// Errors carry the kernel's errno as it came (finit_module, a sysfs write), with a message
+// that says where the kernel logs why. The same errno means different things there (EBUSY: a
+// transition under way, or a function another ftrace user redirects, or ftrace off; ENODEV:
+// lpshim gone, or a pre_patch callback's own -ENODEV): PatchOperations names them from the
+// kernel's state (docs/dbus-api.md, Errors).
 #pragma once
 
 #include <cstdint>
@@ -50,6 +52,9 @@ public:
     // Writes 0 to <patch>/enabled: starts the unpatch transition, or reverses the patch's own
     // transition to patched.
     virtual Result<void> revert(std::string_view name) = 0;
+    // Writes 1 to <patch>/enabled during the patch's unpatch transition: reverses it, back to
+    // patched (transition.on_stall: revert of a stalled revert).
+    virtual Result<void> enable(std::string_view name) = 0;
     // Kicks the tasks still pending in the current transition.
     virtual Result<void> kick() = 0;
     // Writes 1 to <patch>/force.

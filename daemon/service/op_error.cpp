@@ -15,6 +15,8 @@ std::string_view to_string(OpErrc code)
     case OpErrc::still_applied: return "StillApplied";
     case OpErrc::shim_not_loaded: return "ShimNotLoaded";
     case OpErrc::desired_state_unavailable: return "DesiredStateUnavailable";
+    case OpErrc::redirect_refused: return "RedirectRefused";
+    case OpErrc::load_refused: return "LoadRefused";
     }
     return "TransitionInProgress";
 }

@@ -2,8 +2,9 @@
 //
 // The outcomes of PatchOperations: a named one a client can act on (OpErrc, or a PatchErrc of
 // the store and the patch file), or a plain system error (errno). The D-Bus adapter maps each
-// to its error name (docs/dbus-api.md); PatchControl's errno classes (EBUSY, ENODEV) map to
-// TransitionInProgress and ShimNotLoaded.
+// to its error name (docs/dbus-api.md). PatchControl's errors are named by what they mean in
+// the kernel's state of that moment (PatchOperations: EBUSY is a transition under way, or a
+// function that cannot be redirected), never by their errno alone.
 #pragma once
 
 #include <string>
@@ -24,8 +25,10 @@ enum class OpErrc {
     not_applied,
     not_top_patch,          // Revert of a patch with another applied above it
     still_applied,          // Remove of a patch that is applied or wanted
-    shim_not_loaded,
+    shim_not_loaded,        // lpshim.ko is not loaded (its sysfs directory is missing)
     desired_state_unavailable, // the desired state could not be read: nothing may change it
+    redirect_refused,       // the kernel cannot redirect a function: another ftrace user, ftrace off
+    load_refused,           // the kernel refused the patch module for another reason
 };
 
 std::string_view to_string(OpErrc code);

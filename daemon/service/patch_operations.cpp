@@ -30,6 +30,33 @@ OpError invalid_name(std::string_view name)
                           std::to_string(patch_name_max) + " letters, digits and underscores");
 }
 
+// A refusal of the kernel (PatchControl's errno), named for what a client can do about it.
+// EBUSY and ENODEV mean several things there (docs/kernel-messages.md): what the kernel shows
+// now says which.
+OpError kernel_refusal(const KernelView& kernel, std::string_view verb, std::string_view name,
+                       const Error& e)
+{
+    if (!kernel.shim_loaded())
+        return OpError(OpErrc::shim_not_loaded, ENODEV,
+                       e.message + "; lpshim.ko is not loaded (it was unloaded since livepatchd "
+                                   "started): 'systemctl restart livepatchd' loads it again");
+    const auto in_kernel = kernel.patches();
+    const KernelPatch* moving = in_kernel ? patch_in_transition(*in_kernel) : nullptr;
+    if (e.errnum == EBUSY && moving && !(verb == "revert" && moving->name == name))
+        return OpError(OpErrc::transition_in_progress, EBUSY,
+                       e.message + "; " + transition_text(*moving) +
+                           ": one transition at a time: wait for it to end, then try again");
+    if (verb != "apply")
+        return OpError(e);
+    if (e.errnum == EBUSY)
+        return OpError(OpErrc::redirect_refused, EBUSY,
+                       e.message + "; lpshim cannot redirect a function of " + std::string(name) +
+                           ": another ftrace user redirects it (upstream livepatch, or a kprobe "
+                           "with a post handler) or ftrace is off (sysctl "
+                           "kernel.ftrace_enabled=0); retrying does not help until that changes");
+    return OpError(OpErrc::load_refused, e.errnum, e.message);
+}
+
 void log_failure(std::string_view patch, const std::string& message)
 {
     journal::log(LogLevel::err, message,
@@ -74,6 +101,9 @@ std::optional<Error> PatchOperations::load()
     if (loaded) {
         desired_ = std::move(*loaded);
         desired_available_ = true;
+        // What this boot forced before livepatchd restarted: still forced.
+        if (desired_.forced_boot_id == context_.boot_id)
+            forced_.insert(desired_.forced.begin(), desired_.forced.end());
         return std::nullopt;
     }
     Error error = std::move(loaded).error();
@@ -230,7 +260,7 @@ OpResult<void> PatchOperations::apply_now(std::string_view name, bool boot)
         if (auto restored = commit(before); !restored)
             // The pending record stays: the next start drops it (the module is not loaded).
             log_failure(name, restored.error().message);
-        return OpError(done.error());
+        return kernel_refusal(context_.kernel, "apply", name, done.error());
     }
     fault_point("apply-after-load");
     if (DesiredPatch* confirmed = next.find(name); confirmed->pending != PendingAction::none) {
@@ -291,7 +321,10 @@ OpResult<void> PatchOperations::revert(std::string_view name)
     auto in_kernel = context_.kernel.patches();
     if (!in_kernel)
         return OpError(in_kernel.error());
-    const bool loaded = find_patch(*in_kernel, name) != nullptr;
+    const KernelPatch* in_sysfs = find_patch(*in_kernel, name);
+    const bool loaded = in_sysfs != nullptr;
+    // Writing 0 during the patch's own transition to patched turns that one around.
+    const bool reverses = in_sysfs && in_sysfs->transition;
 
     // A wanted patch that is not applied (skipped at boot) is only dropped from the wants.
     const DesiredState before = desired_;
@@ -306,7 +339,7 @@ OpResult<void> PatchOperations::revert(std::string_view name)
         if (auto done = context_.control.revert(name); !done) {
             if (auto restored = commit(before); !restored)
                 log_failure(name, restored.error().message);
-            return OpError(done.error());
+            return kernel_refusal(context_.kernel, "revert", name, done.error());
         }
     }
     next.erase(name);
@@ -318,7 +351,9 @@ OpResult<void> PatchOperations::revert(std::string_view name)
     }
     skip_reasons_.erase(std::string(name));
     sink_->patch_changed(name);
-    if (loaded && transition_started_)
+    if (loaded && reverses && transition_reversed_)
+        transition_reversed_(name, "unpatched");
+    else if (loaded && transition_started_)
         transition_started_(name, "unpatched");
     return {};
 }
@@ -340,7 +375,7 @@ OpResult<void> PatchOperations::kick()
     if (auto checked = check_kick(); !checked)
         return checked;
     if (auto done = context_.control.kick(); !done)
-        return OpError(done.error());
+        return kernel_refusal(context_.kernel, "kick", {}, done.error());
     return {};
 }
 
@@ -366,25 +401,37 @@ OpResult<void> PatchOperations::force(std::string_view name)
     if (auto checked = check_force(name); !checked)
         return checked;
     if (auto done = context_.control.force(name); !done)
-        return OpError(done.error());
+        return kernel_refusal(context_.kernel, "force", name, done.error());
     forced_.insert(std::string(name));
+    // Kept in the desired state, so that a restart of livepatchd still shows it (this boot).
+    DesiredState next = desired_;
+    if (next.forced_boot_id != context_.boot_id)
+        next.forced.clear();
+    next.forced_boot_id = context_.boot_id;
+    if (std::find(next.forced.begin(), next.forced.end(), name) == next.forced.end())
+        next.forced.emplace_back(name);
+    if (auto saved = commit(std::move(next)); !saved)
+        log_failure(name, saved.error().message +
+                              "; Forced is not kept if livepatchd restarts in this boot");
+    if (transition_forced_)
+        transition_forced_(name);
     sink_->patch_changed(name);
     return {};
 }
 
 // --- what the kernel did -------------------------------------------------------------------
 
-void PatchOperations::transition_ended(std::string_view patch, std::string_view outcome,
+void PatchOperations::transition_ended(std::string_view patch, std::string_view state,
                                        const std::vector<KernelPatch>& in_kernel)
 {
     DesiredState next = desired_;
-    if (outcome == "unpatched")
+    if (state == "unpatched")
         next.erase(patch);
     else if (DesiredPatch* wanted = next.find(patch);
              wanted && wanted->pending == PendingAction::revert)
         wanted->pending = PendingAction::none; // the revert was reversed: still wanted
     const KernelPatch* ended = find_patch(in_kernel, patch);
-    if (outcome == "patched" && ended && ended->replace)
+    if (state == "patched" && ended && ended->replace)
         for (const DesiredPatch& wanted : desired_.patches)
             if (wanted.name != patch && !find_patch(in_kernel, wanted.name)) {
                 next.erase(wanted.name);

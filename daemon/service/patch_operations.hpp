@@ -68,6 +68,16 @@ public:
     {
         transition_started_ = std::move(f);
     }
+    // Told when a Revert turned a patch's transition to patched around (to "unpatched").
+    void set_transition_reversed(std::function<void(std::string_view, std::string_view)> f)
+    {
+        transition_reversed_ = std::move(f);
+    }
+    // Told when Force switched the tasks of a patch's transition: it ends "forced".
+    void set_transition_forced(std::function<void(std::string_view)> f)
+    {
+        transition_forced_ = std::move(f);
+    }
 
     OpResult<void> check_install(int fd, std::string_view source_name) const;
     OpResult<InstalledPatch> install(UniqueFd fd, std::string_view source_name);
@@ -82,9 +92,10 @@ public:
     OpResult<void> check_force(std::string_view name) const;
     OpResult<void> force(std::string_view name);
 
-    // A transition the watcher saw end: a patch that ended unpatched is no longer wanted (a
-    // reversed apply, a revert), nor are the patches an atomic replace took the place of.
-    void transition_ended(std::string_view patch, std::string_view outcome,
+    // A transition the watcher saw end, with the patch now in `state` ("patched" or
+    // "unpatched"): a patch that ended unpatched is no longer wanted (a reversed apply, a
+    // revert), nor are the patches an atomic replace took the place of.
+    void transition_ended(std::string_view patch, std::string_view state,
                           const std::vector<KernelPatch>& in_kernel);
     // At start: settles what a crash left pending (above).
     void settle(const std::vector<KernelPatch>& in_kernel);
@@ -145,6 +156,8 @@ private:
     // Skips every patch left in the boot queue, because `below` is not under them.
     void skip_rest_of_boot_queue(const std::string& below, const std::string& why_not_below);
     std::function<void(std::string_view, std::string_view)> transition_started_;
+    std::function<void(std::string_view, std::string_view)> transition_reversed_;
+    std::function<void(std::string_view)> transition_forced_;
 };
 
 // A patch in a snapshot of the kernel, by name (nullptr: not there); the one in transition.

@@ -21,6 +21,7 @@
 #include "common/small_file.hpp"
 #include "common/text.hpp"
 #include "remediation/task_facts.hpp"
+#include "service/transition_report.hpp"
 
 namespace livepatchd {
 
@@ -194,8 +195,15 @@ Result<void> Service::connect()
     operations_->set_sink(manager_.get());
     operations_->set_transition_started(
         [this](std::string_view patch, std::string_view target) { watch(patch, target); });
+    operations_->set_transition_reversed(
+        [this](std::string_view patch, std::string_view target) { watch(patch, target, true); });
+    operations_->set_transition_forced([this](std::string_view patch) {
+        watcher_.forced(patch);
+        save_transition_record();
+    });
     if (auto attached = manager_->attach(); !attached)
         return attached.error();
+    shim_version_ = kernel_.shim_version();
     if ((r = sd_bus_attach_event(bus, event, SD_EVENT_PRIORITY_NORMAL)) < 0)
         return Error{-r, "cannot attach the bus to the loop: " + std::string(std::strerror(-r))};
     if ((r = sd_bus_request_name(bus, dbus::bus_name, 0)) < 0)
@@ -223,10 +231,16 @@ void Service::watch_transition_events()
 #if LIVEPATCHD_HAVE_BPF
     auto events = TransitionEvents::open([this](const TransitionEvent& e) {
         const std::string target = e.to_patched ? "patched" : "unpatched";
-        if (e.type == TransitionEvent::Type::start)
-            watch(e.patch, target);
-        else
-            schedule_tick(0);
+        if (e.type == TransitionEvent::Type::start) {
+            // An action's own start is matched off; any other was started outside livepatchd.
+            auto in_kernel = kernel_.patches();
+            handle(watcher_.kernel_started(e.patch, target, now_monotonic(event_.get())),
+                   in_kernel ? *in_kernel : std::vector<KernelPatch>{});
+        } else if (e.count > 0 && watcher_.watched() &&
+                   watcher_.watched()->direction() == target) {
+            watcher_.forced(e.patch); // forced by hand (echo 1 > force)
+        }
+        schedule_tick(0);
     });
     if (!events) {
         journal::log(LogLevel::warning, events.error().message +
@@ -383,6 +397,12 @@ void Service::tick()
         operations_->unload_unpatched(*in_kernel);
         (void)operations_->apply_next_queued(*in_kernel); // watched from its start
     }
+    // lpshim.ko unloaded or loaded again by hand. With BPF attached it cannot be (the programs
+    // hold it), and ticks wait for events; without BPF, ticks run every second.
+    if (std::string version = kernel_.shim_version(); version != shim_version_) {
+        shim_version_ = std::move(version);
+        manager_->shim_version_changed();
+    }
     const bool oops = kernel_oopsed();
     operations_->keep_crash_guard(*in_kernel, oops && !oops_seen_);
     oops_seen_ = oops;
@@ -417,10 +437,15 @@ void Service::schedule_next_tick()
         (void)sd_event_source_set_enabled(timer_.get(), SD_EVENT_OFF);
 }
 
-void Service::watch(std::string_view patch, std::string_view target)
+void Service::watch(std::string_view patch, std::string_view target, bool reversal)
 {
+#if LIVEPATCHD_HAVE_BPF
+    if (events_)
+        watcher_.expect_kernel_start(patch, target); // lpshim's tracepoint reports it too
+#endif
     auto in_kernel = kernel_.patches();
-    handle(watcher_.watch(patch, target, now_monotonic(event_.get())),
+    const std::uint64_t now = now_monotonic(event_.get());
+    handle(reversal ? watcher_.reverse(patch, target, now) : watcher_.watch(patch, target, now),
            in_kernel ? *in_kernel : std::vector<KernelPatch>{});
     schedule_tick(0);
 }
@@ -437,31 +462,32 @@ void Service::handle(const std::vector<TransitionChange>& events,
             stall_waiting_.clear();
             stall_looked_usec_ = 0;
             save_transition_record();
-            manager_->transition_started(e.patch, e.target);
+            report_transition_change(e, *manager_, *operations_, in_kernel);
             journal::log(LogLevel::info, e.patch + ": transition to " + e.target + " started",
                          {{"PATCH", e.patch},
                           {"TRANSITION", e.target},
                           {"MESSAGE_ID", std::string(journal::message_id::transition_started)}});
             break;
         case TransitionChange::Kind::reversed:
-            journal::log(LogLevel::info, e.patch + ": transition to " + e.target + " reversed",
-                         {{"PATCH", e.patch}});
+            save_transition_record();
+            journal::log(LogLevel::info,
+                         e.patch + ": transition to " + e.target + " reversed: going back to " +
+                             (e.target == "patched" ? "unpatched" : "patched"),
+                         {{"PATCH", e.patch}, {"TRANSITION", e.target}});
             break;
         case TransitionChange::Kind::ended: {
             (void)::unlinkat(state_fd_.get(), transition_record_file, 0);
-            manager_->transition_finished(e.patch, e.target, e.outcome, e.usec);
-            const bool as_asked = e.outcome == e.target;
+            const bool as_asked = e.outcome == outcome_completed;
             journal::log(as_asked ? LogLevel::info : LogLevel::warning,
-                         e.patch + ": transition to " + e.target + " ended " + e.outcome +
-                             " after " + seconds_text(e.usec) +
-                             (as_asked ? "" : " (it was reversed)"),
+                         e.patch + ": transition to " + e.target + " " + e.outcome + " after " +
+                             seconds_text(e.usec) +
+                             (as_asked ? "" : "; the patch is " + e.state),
                          {{"PATCH", e.patch},
                           {"TRANSITION", e.target},
                           {"OUTCOME", e.outcome},
                           {"DURATION_USEC", std::to_string(e.usec)},
                           {"MESSAGE_ID", std::string(journal::message_id::transition_finished)}});
-            operations_->transition_ended(e.patch, e.outcome, in_kernel);
-            manager_->patch_changed(e.patch);
+            report_transition_change(e, *manager_, *operations_, in_kernel);
             break;
         }
         case TransitionChange::Kind::stalled: {
@@ -552,10 +578,32 @@ void Service::act_on_stall(const std::vector<PendingTask>& pending)
     stall_acted_ = true;
     manager_->transition_stalled(watched.patch, to_string(decision.action), elapsed);
     Result<void> done;
-    if (decision.action == StallAction::revert && watched.target == "patched")
-        done = control_->revert(watched.patch);
-    else if (decision.action == StallAction::force)
-        done = control_->force(watched.patch);
+    switch (stall_step(decision.action, watched)) {
+    case StallStep::wait:
+        break;
+    case StallStep::reverse_to_unpatched:
+        if ((done = control_->revert(watched.patch)))
+            watch(watched.patch, "unpatched", true);
+        break;
+    case StallStep::reverse_to_patched:
+        // A stalled revert goes back: the patch stays applied in this boot. The Revert already
+        // stopped wanting it, so the next boot does not apply it.
+        if ((done = control_->enable(watched.patch))) {
+            watch(watched.patch, "patched", true);
+            journal::log(LogLevel::warning,
+                         watched.patch + ": the stalled revert is reversed (on_stall is "
+                                         "revert): the patch stays applied until the next boot, "
+                                         "which does not apply it; revert it again once the "
+                                         "tasks that block it are gone (livepatchctl blocking)",
+                         {{"PATCH", watched.patch}});
+        }
+        break;
+    case StallStep::force:
+        // Through PatchOperations, as Force: the patch's Forced becomes true, and is kept.
+        if (auto forced = operations_->force(watched.patch); !forced)
+            done = Error(forced.error());
+        break;
+    }
     if (!done)
         journal::log(LogLevel::err, done.error().message,
                      {{"PATCH", watched.patch},
@@ -713,7 +761,7 @@ void Service::resume_transition_record(const std::vector<KernelPatch>& in_kernel
     const auto record = parse_transition_record(*text, boot_id_);
     const TransitionStatus shown = transition_from_kernel(in_kernel);
     if (record && shown.state != ServiceState::idle && shown.patch == record->patch &&
-        shown.target == record->target) {
+        shown.target == record->direction()) {
         watcher_.resume(*record);
         journal::log(LogLevel::info,
                      record->patch + ": following the transition to " + record->target +

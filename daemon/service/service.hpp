@@ -89,8 +89,8 @@ private:
     static int on_signal(sd_event_source* source, const signalfd_siginfo* info,
                          void* userdata) noexcept;
 
-    // An action or a BPF event started a transition of patch to target.
-    void watch(std::string_view patch, std::string_view target);
+    // An action started a transition of patch to target, or (reversal) turned it around.
+    void watch(std::string_view patch, std::string_view target, bool reversal = false);
     void handle(const std::vector<TransitionChange>& events,
                 const std::vector<KernelPatch>& in_kernel);
     void follow_transition(const std::vector<KernelPatch>& in_kernel);
@@ -146,6 +146,7 @@ private:
     std::uint64_t stall_looked_usec_ = 0; // when decide_stall last ran
     bool oops_seen_ = false;              // TAINT_DIE was set at the last look
     std::string status_line_;
+    std::string shim_version_; // as last announced (ShimVersion)
 };
 
 } // namespace livepatchd

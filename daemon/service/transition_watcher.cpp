@@ -22,19 +22,82 @@ const KernelPatch* find(const std::vector<KernelPatch>& in_kernel, std::string_v
 
 } // namespace
 
+// Where the watched transition ended: the patch is patched if it is still in sysfs and enabled,
+// unpatched if it is gone (or disabled), whichever way it was going.
+TransitionChange TransitionWatcher::end(std::string state, std::uint64_t now)
+{
+    const WatchedTransition& w = *watched_;
+    const std::string_view outcome = state != w.target ? outcome_reversed
+                                     : w.forced        ? outcome_forced
+                                                       : outcome_completed;
+    TransitionChange ended{TransitionChange::Kind::ended, w.patch, w.target, std::string(outcome),
+                           std::move(state), elapsed_usec(now)};
+    watched_.reset();
+    return ended;
+}
+
+std::vector<TransitionChange> TransitionWatcher::reverse(std::string_view patch,
+                                                        std::string_view target,
+                                                        std::uint64_t now)
+{
+    if (!watched_ || watched_->patch != patch)
+        return watch(patch, target, now);
+    std::vector<TransitionChange> events;
+    if (watched_->direction() == target)
+        return events;
+    // lpshim turned it around: the same transition, going back now.
+    watched_->heading = target == watched_->target ? "" : std::string(target);
+    events.push_back({TransitionChange::Kind::reversed, watched_->patch, watched_->target, {},
+                      {}, elapsed_usec(now)});
+    return events;
+}
+
 std::vector<TransitionChange> TransitionWatcher::watch(std::string_view patch,
                                                       std::string_view target, std::uint64_t now)
 {
     std::vector<TransitionChange> events;
-    if (watched_ && watched_->patch == patch && watched_->target == target)
+    if (watched_ && watched_->patch == patch && watched_->direction() == target)
         return events;
     if (watched_)
-        // Reversed: the kernel now takes it back the other way, which is watched from now.
-        events.push_back({TransitionChange::Kind::reversed, watched_->patch, watched_->target, {},
-                          elapsed_usec(now)});
-    watched_ = WatchedTransition{std::string(patch), std::string(target), now, false};
-    events.push_back({TransitionChange::Kind::started, watched_->patch, watched_->target, {}, 0});
+        // A new transition starts only once the one before has ended, where it was going.
+        events.push_back(end(watched_->direction(), now));
+    watched_ = WatchedTransition{std::string(patch), std::string(target), now, false, {}, false};
+    events.push_back({TransitionChange::Kind::started, watched_->patch, watched_->target, {}, {},
+                      0});
     return events;
+}
+
+void TransitionWatcher::expect_kernel_start(std::string_view patch, std::string_view target)
+{
+    // Bounded: starts lost from a full ring buffer must not keep one expected for ever.
+    constexpr std::size_t most = 16;
+    if (expected_starts_.size() >= most)
+        expected_starts_.erase(expected_starts_.begin());
+    expected_starts_.push_back({std::string(patch), std::string(target)});
+}
+
+std::vector<TransitionChange> TransitionWatcher::kernel_started(std::string_view patch,
+                                                               std::string_view target,
+                                                               std::uint64_t now)
+{
+    const auto expected = std::find_if(expected_starts_.begin(), expected_starts_.end(),
+                                       [&](const ExpectedStart& e) {
+                                           return e.patch == patch && e.target == target;
+                                       });
+    if (expected != expected_starts_.end()) {
+        // The start of an action's transition, which is watched (or has ended) already.
+        // Earlier expected starts were lost.
+        expected_starts_.erase(expected_starts_.begin(), expected + 1);
+        return {};
+    }
+    // lpshim reports a reversal as a start the other way (a write to enabled by hand).
+    return reverse(patch, target, now);
+}
+
+void TransitionWatcher::forced(std::string_view patch)
+{
+    if (watched_ && watched_->patch == patch)
+        watched_->forced = true;
 }
 
 std::vector<TransitionChange> TransitionWatcher::update(const std::vector<KernelPatch>& in_kernel,
@@ -42,26 +105,25 @@ std::vector<TransitionChange> TransitionWatcher::update(const std::vector<Kernel
 {
     std::vector<TransitionChange> events;
     const TransitionStatus shown = transition_from_kernel(in_kernel);
-    if (watched_ && (shown.state == ServiceState::idle || shown.patch != watched_->patch ||
-                     shown.target != watched_->target)) {
-        // Where it ended: a patch still in sysfs and enabled is patched; a patch gone from
-        // sysfs (or disabled) is unpatched, whichever way it was going.
+    if (watched_ && shown.state != ServiceState::idle && shown.patch == watched_->patch &&
+        shown.target != watched_->direction())
+        // Reversed by someone else than this livepatchd (or before it looked).
+        events = reverse(shown.patch, shown.target, now);
+    if (watched_ && (shown.state == ServiceState::idle || shown.patch != watched_->patch)) {
         const KernelPatch* patch = find(in_kernel, watched_->patch);
-        events.push_back({TransitionChange::Kind::ended, watched_->patch, watched_->target,
-                          patch && patch->enabled ? "patched" : "unpatched", elapsed_usec(now)});
-        watched_.reset();
+        events.push_back(end(patch && patch->enabled ? "patched" : "unpatched", now));
     }
     if (shown.state == ServiceState::idle)
         return events;
     if (!watched_) {
-        watched_ = WatchedTransition{shown.patch, shown.target, now, false};
-        events.push_back({TransitionChange::Kind::started, shown.patch, shown.target, {}, 0});
+        watched_ = WatchedTransition{shown.patch, shown.target, now, false, {}, false};
+        events.push_back({TransitionChange::Kind::started, shown.patch, shown.target, {}, {}, 0});
     }
     const std::uint64_t elapsed = elapsed_usec(now);
     if (!watched_->stalled && elapsed >= stall_timeout_usec_) {
         watched_->stalled = true;
         events.push_back({TransitionChange::Kind::stalled, watched_->patch, watched_->target, {},
-                          elapsed});
+                          {}, elapsed});
     }
     return events;
 }
@@ -78,8 +140,20 @@ TransitionStatus TransitionWatcher::status() const
         return status;
     status.state = watched_->stalled ? ServiceState::stalled : ServiceState::transitioning;
     status.patch = watched_->patch;
-    status.target = watched_->target;
+    status.target = watched_->direction();
     return status;
+}
+
+StallStep stall_step(StallAction decided, const WatchedTransition& watched)
+{
+    switch (decided) {
+    case StallAction::wait: return StallStep::wait;
+    case StallAction::force: return StallStep::force;
+    case StallAction::revert:
+        return watched.direction() == "patched" ? StallStep::reverse_to_unpatched
+                                                : StallStep::reverse_to_patched;
+    }
+    return StallStep::wait;
 }
 
 std::string to_transition_record(const WatchedTransition& watched, std::string_view boot_id)
@@ -87,7 +161,9 @@ std::string to_transition_record(const WatchedTransition& watched, std::string_v
     return nlohmann::json{{"boot_id", boot_id},
                           {"patch", watched.patch},
                           {"target", watched.target},
-                          {"started_monotonic_usec", watched.started_usec}}
+                          {"started_monotonic_usec", watched.started_usec},
+                          {"heading", watched.direction()},
+                          {"forced", watched.forced}}
                .dump() +
            "\n";
 }
@@ -103,8 +179,14 @@ std::optional<WatchedTransition> parse_transition_record(std::string_view text,
         watched.patch = record.at("patch").get<std::string>();
         watched.target = record.at("target").get<std::string>();
         watched.started_usec = record.at("started_monotonic_usec").get<std::uint64_t>();
+        // Not in the records of livepatchd before issue 18: not reversed, not forced.
+        const std::string heading = record.value("heading", watched.target);
+        watched.heading = heading == watched.target ? "" : heading;
+        watched.forced = record.value("forced", false);
         if (!is_valid_patch_name(watched.patch) ||
-            (watched.target != "patched" && watched.target != "unpatched"))
+            (watched.target != "patched" && watched.target != "unpatched") ||
+            (!watched.heading.empty() && watched.heading != "patched" &&
+             watched.heading != "unpatched"))
             return std::nullopt;
         return watched;
     } catch (const std::exception&) {

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "common/result.hpp"
+#include "config/config.hpp"
 #include "kernel/kernel_view.hpp"
 #include "service/status.hpp"
 
@@ -26,18 +27,31 @@ namespace livepatchd {
 
 struct WatchedTransition {
     std::string patch;
-    std::string target; // "patched" or "unpatched"
+    std::string target; // "patched" or "unpatched": where it was started to go
     std::uint64_t started_usec = 0; // CLOCK_MONOTONIC
     bool stalled = false;
+    // Where it goes now: the target, or the other way once reversed (a Revert during an
+    // apply, on_stall: revert). Empty: the target.
+    std::string heading;
+    bool forced = false; // Force, or on_stall: force, during it
     bool operator==(const WatchedTransition&) const = default;
+    const std::string& direction() const { return heading.empty() ? target : heading; }
 };
 
+// The outcomes of a transition, the `outcome` of TransitionFinished (docs/dbus-api.md).
+inline constexpr std::string_view outcome_completed = "completed"; // every task switched
+inline constexpr std::string_view outcome_reversed = "reversed";   // it went back
+inline constexpr std::string_view outcome_forced = "forced";       // reached its target, forced
+
 struct TransitionChange {
+    // started and ended come in pairs, one of each per transition, with the same patch and
+    // target; reversed and stalled may come between them.
     enum class Kind { started, ended, stalled, reversed };
     Kind kind = Kind::started;
     std::string patch;
-    std::string target;
-    std::string outcome;       // ended: "patched" or "unpatched"
+    std::string target;        // where the transition was started to go
+    std::string outcome;       // ended: completed, reversed or forced
+    std::string state;         // ended: where the patch is now, "patched" or "unpatched"
     std::uint64_t usec = 0;    // ended, reversed: its duration; stalled: the time elapsed
     bool operator==(const TransitionChange&) const = default;
 };
@@ -49,11 +63,31 @@ public:
     {
     }
 
-    // An action (Apply, Revert, the boot apply) or a BPF event started a transition of patch
-    // to target at now: follow it, even if the kernel completed it before the next update. A
-    // different transition watched until now is reported as reversed.
+    // An action (Apply, Revert of an applied patch, the boot apply) started a new transition
+    // of patch to target at now: follow it, even if the kernel completed it before the next
+    // update. A transition watched until now has ended where it was going (lpshim runs one at
+    // a time, and starts none while one runs).
     std::vector<TransitionChange> watch(std::string_view patch, std::string_view target,
                                        std::uint64_t now);
+    // An action (Revert during an apply, on_stall: revert) turned the transition of patch
+    // around, towards target. A reversal is no new transition: the watched one is reported
+    // reversed, and ends where the kernel leaves it. Not watching that patch's transition,
+    // it is followed from now as one to target.
+    std::vector<TransitionChange> reverse(std::string_view patch, std::string_view target,
+                                         std::uint64_t now);
+
+    // lpshim's tracepoints (BPF) report each start after the action that caused it, possibly
+    // after the next update has seen that transition end. With them, say which starts to
+    // expect (expect_kernel_start, at each action that starts or reverses one), and hand
+    // every start over (kernel_started): an expected one is only matched off, in order; any
+    // other is a transition started outside livepatchd, and watched.
+    void expect_kernel_start(std::string_view patch, std::string_view target);
+    std::vector<TransitionChange> kernel_started(std::string_view patch, std::string_view target,
+                                                std::uint64_t now);
+
+    // Force (or on_stall: force) was written for patch: if it is the one watched, it ends
+    // "forced" unless it ends reversed.
+    void forced(std::string_view patch);
 
     // A transition an earlier instance started in this boot: watched from its start time.
     void resume(WatchedTransition watched) { watched_ = std::move(watched); }
@@ -64,14 +98,27 @@ public:
 
     const std::optional<WatchedTransition>& watched() const { return watched_; }
     std::uint64_t elapsed_usec(std::uint64_t now) const;
-    // State, patch and target of the watched transition (started_usec and pending_tasks are
-    // the caller's to fill).
+    // State, patch and target of the watched transition, the target being where it goes now
+    // (started_usec and pending_tasks are the caller's to fill).
     TransitionStatus status() const;
 
 private:
+    TransitionChange end(std::string state, std::uint64_t now);
+
     std::uint64_t stall_timeout_usec_;
     std::optional<WatchedTransition> watched_;
+    struct ExpectedStart {
+        std::string patch;
+        std::string target;
+    };
+    std::vector<ExpectedStart> expected_starts_; // oldest first
 };
+
+// What transition.on_stall's decision (decide_stall) does to the watched transition: revert
+// reverses it whichever way it goes (a stalled apply goes back to unpatched, a stalled revert
+// back to patched: the patch stays), force forces it, wait does nothing.
+enum class StallStep { wait, reverse_to_unpatched, reverse_to_patched, force };
+StallStep stall_step(StallAction decided, const WatchedTransition& watched);
 
 // The record of the transition being watched, kept in <state>/transition.json so that a
 // restarted livepatchd resumes its start time: JSON, and back. A record of another boot is

@@ -126,9 +126,13 @@ std::string to_desired_state_json(const DesiredState& state)
             entry["pending"] = std::string(to_string(patch.pending));
         patches.push_back(std::move(entry));
     }
-    const ordered_json document{{"version", format_version},
-                                {"patches", std::move(patches)},
-                                {"clean_shutdown_boot_id", state.clean_shutdown_boot_id}};
+    ordered_json document{{"version", format_version},
+                          {"patches", std::move(patches)},
+                          {"clean_shutdown_boot_id", state.clean_shutdown_boot_id}};
+    if (!state.forced.empty()) {
+        document["forced_boot_id"] = state.forced_boot_id;
+        document["forced"] = state.forced;
+    }
     return document.dump(2) + "\n";
 }
 
@@ -158,6 +162,18 @@ Result<DesiredState> parse_desired_state(std::string_view text, std::string_view
         DesiredState state;
         state.clean_shutdown_boot_id =
             boot_id_member(document, "clean_shutdown_boot_id", "the top level");
+        // Added in issue 18, within format 1: optional.
+        if (document.contains("forced")) {
+            state.forced_boot_id = boot_id_member(document, "forced_boot_id", "the top level");
+            const json& forced = document["forced"];
+            if (!forced.is_array())
+                throw Damaged{"forced: not an array"};
+            for (const json& name : forced) {
+                if (!name.is_string() || !is_valid_patch_name(name.get<std::string>()))
+                    throw Damaged{"forced: " + name.dump().substr(0, 80) + " is not a patch name"};
+                state.forced.push_back(name.get<std::string>());
+            }
+        }
         const json& patches = member(document, "patches", "the top level");
         if (!patches.is_array())
             throw Damaged{"patches: not an array"};

@@ -52,6 +52,11 @@ struct DesiredState {
     // The last boot that livepatchd saw shut down cleanly (stopped during a system shutdown);
     // a boot not named here ended by a crash, a reset or a power loss.
     std::string clean_shutdown_boot_id;
+    // The patches whose transition was forced in boot forced_boot_id (Force, on_stall: force):
+    // their modules can never be removed in that boot (the Patch property Forced), whether
+    // they are still wanted or not. Another boot's list means nothing.
+    std::string forced_boot_id;
+    std::vector<std::string> forced;
 
     const DesiredPatch* find(std::string_view name) const;
     DesiredPatch* find(std::string_view name);

@@ -6,8 +6,12 @@
 // named by DBUS_SYSTEM_BUS_ADDRESS (the test's private dbus-daemon), takes the bus name, and
 // runs until SIGTERM.
 //
+// The transition signals come as in the service: a TransitionWatcher follows the fake kernel
+// every 20 ms, and lpshim's transition starts (the BPF events) reach it late, after its look.
+//
 // A test-only object, /org/livepatchd/Test (org.livepatchd.Test), lets the tests end the
-// fake kernel's transition, as the kernel would on its own, and start a fake polkit on the
+// fake kernel's transition, as the kernel would on its own (or make every transition end at
+// once: SetInstant), unload lpshim (SetShimLoaded), and start a fake polkit on the
 // bus (a second connection owning org.freedesktop.PolicyKit1) whose answers depend on the
 // action: kick and revert allowed, install allowed only interactively (a "challenge"
 // otherwise), everything else denied. It records the last question it was asked.
@@ -21,9 +25,14 @@
 #include <cstring>
 #include <exception>
 
+#include <chrono>
+#include <deque>
+
 #include "dbus/bus_ptr.hpp"
 #include "dbus/manager.hpp"
 #include "fake_kernel_view.hpp"
+#include "service/transition_report.hpp"
+#include "service/transition_watcher.hpp"
 
 using namespace livepatchd;
 using namespace livepatchd::test;
@@ -40,9 +49,27 @@ public:
     {
         if (fd < 0)
             return Error{EBADF, "no fd"};
+        if (!kernel_.loaded)
+            return Error{ENODEV, "lpshim.ko is not loaded"};
+        // The kernel's refusals, as finit_module() reports them (docs/kernel-messages.md).
         if (name == "lp_fail_load")
             return Error{EINVAL, "finit_module(lp_fail_load): Invalid argument"};
+        if (name == "lp_ftrace_busy") // a function another ftrace user redirects
+            return Error{EBUSY, "loading the module of lp_ftrace_busy failed: Device or "
+                                "resource busy; the kernel log says why: journalctl -k -g "
+                                "lpshim"};
+        if (name == "lp_pre_patch_enodev") // its pre_patch callback returned -ENODEV
+            return Error{ENODEV, "loading the module of lp_pre_patch_enodev failed: No such "
+                                 "device; the kernel log says why: journalctl -k -g lpshim"};
+        if (name == "lp_raced") { // another transition started since the service looked
+            kernel_.add("lp_outside", true, true);
+            return Error{EBUSY, "loading the module of lp_raced failed: Device or resource "
+                                "busy; the kernel log says why: journalctl -k -g lpshim"};
+        }
         kernel_.add(std::string(name), true, true);
+        started(name, "patched");
+        if (instant)
+            complete(name);
         return {};
     }
     Result<void> unload(std::string_view) override { return {}; }
@@ -50,8 +77,22 @@ public:
     {
         for (KernelPatch& p : kernel_.kernel_patches)
             if (p.name == name) {
+                // Writing 0 to enabled: the unpatch transition, or the reversal of the
+                // transition to patched; lpshim reports either as a transition start.
                 p.enabled = false;
                 p.transition = true;
+                started(name, "unpatched");
+            }
+        if (instant)
+            complete(name);
+        return {};
+    }
+    Result<void> enable(std::string_view name) override
+    {
+        for (KernelPatch& p : kernel_.kernel_patches)
+            if (p.name == name && p.transition && !p.enabled) {
+                p.enabled = true;
+                started(name, "patched");
             }
         return {};
     }
@@ -82,6 +123,7 @@ public:
         for (auto it = patches.begin(); it != patches.end();) {
             if (it->transition && (only.empty() || it->name == only)) {
                 it->transition = false;
+                kernel_events.push_back({false, it->name, it->enabled ? "patched" : "unpatched"});
                 if (!it->enabled) {
                     it = patches.erase(it); // gone from sysfs; the module stays loaded
                     continue;
@@ -94,11 +136,29 @@ public:
             p.stack_order = ++order;
     }
 
+    // lpshim's transition tracepoints (the daemon's BPF events), in the kernel's order. The
+    // fixture hands them over late, after its next look at the kernel, as a busy event loop
+    // may (Follow below).
+    struct KernelEvent {
+        bool start = true;
+        std::string patch;
+        std::string target;
+    };
+    std::deque<KernelEvent> kernel_events;
+    // SetInstant: transitions complete within apply() and revert(), as one that no task
+    // blocks does in lpshim (the /proc/cmdline example).
+    bool instant = false;
+
     unsigned kicks = 0;
     // What the fake task is called: any bytes, as prctl(PR_SET_NAME) allows (SetTaskName).
     std::string comm = "fake_worker";
 
 private:
+    void started(std::string_view name, const char* target)
+    {
+        kernel_events.push_back({true, std::string(name), target});
+    }
+
     FakeKernelView& kernel_;
 };
 
@@ -111,6 +171,54 @@ std::string last_polkit_question = "none";
 bool polkit_holding = false;
 std::vector<dbus::MessagePtr> held_questions;
 dbus::Manager* the_manager = nullptr;
+PatchOperations* the_operations = nullptr;
+FakeKernelView* the_kernel = nullptr;
+TransitionWatcher the_watcher(std::chrono::hours(1));
+
+std::uint64_t monotonic_now()
+{
+    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                          std::chrono::steady_clock::now().time_since_epoch())
+                                          .count());
+}
+
+// What the service does with the watcher's events (Service::handle).
+void report(const std::vector<TransitionChange>& changes)
+{
+    const auto in_kernel = the_kernel->kernel_patches;
+    for (const TransitionChange& e : changes)
+        report_transition_change(e, *the_manager, *the_operations, in_kernel);
+}
+
+// The service's tick: a look at the kernel, then the transition events that were waiting in
+// the ring buffer (Service::watch_transition_events).
+void follow()
+{
+    // As Service::tick: lpshim.ko's version, announced when it changes.
+    static std::string shim_version = the_kernel->shim_version();
+    if (the_kernel->shim_version() != shim_version) {
+        shim_version = the_kernel->shim_version();
+        the_manager->shim_version_changed();
+    }
+    report(the_watcher.update(the_kernel->kernel_patches, monotonic_now()));
+    while (!the_control->kernel_events.empty()) {
+        const FakePatchControl::KernelEvent e = the_control->kernel_events.front();
+        the_control->kernel_events.pop_front();
+        if (e.start)
+            report(the_watcher.kernel_started(e.patch, e.target, monotonic_now()));
+    }
+}
+
+int on_follow_timer(sd_event_source* source, std::uint64_t usec, void*) noexcept
+{
+    try {
+        follow();
+    } catch (...) {
+    }
+    (void)sd_event_source_set_time(source, usec + 20'000);
+    (void)sd_event_source_set_enabled(source, SD_EVENT_ON);
+    return 0;
+}
 
 // CheckAuthorization((sa{sv}) subject, s action, a{ss} details, u flags, s cancellation_id)
 //   -> (bba{ss}): is_authorized, is_challenge, details
@@ -196,6 +304,12 @@ int last_question(sd_bus_message* call, void* /*userdata*/, sd_bus_error* /*erro
 int complete_transition(sd_bus_message* call, void* /*userdata*/, sd_bus_error* /*error*/) noexcept
 {
     the_control->complete();
+    // The service's look at the kernel, before the reply: the signals of this end go out
+    // before the caller goes on (and cannot reach a later test's match).
+    try {
+        follow();
+    } catch (...) {
+    }
     return sd_bus_reply_method_return(call, "");
 }
 
@@ -241,6 +355,33 @@ int set_task_name(sd_bus_message* call, void*, sd_bus_error*) noexcept
     return sd_bus_reply_method_return(call, "");
 }
 
+int set_instant(sd_bus_message* call, void*, sd_bus_error*) noexcept
+{
+    int instant = 0;
+    int r = sd_bus_message_read(call, "b", &instant);
+    if (r < 0)
+        return r;
+    the_control->instant = instant;
+    return sd_bus_reply_method_return(call, "");
+}
+
+int set_shim_loaded(sd_bus_message* call, void*, sd_bus_error*) noexcept
+{
+    int loaded = 0;
+    int r = sd_bus_message_read(call, "b", &loaded);
+    if (r < 0)
+        return r;
+    the_kernel->loaded = loaded;
+    return sd_bus_reply_method_return(call, "");
+}
+
+int drop_outside_patch(sd_bus_message* call, void*, sd_bus_error*) noexcept
+{
+    std::erase_if(the_kernel->kernel_patches,
+                  [](const KernelPatch& p) { return p.name == "lp_outside"; });
+    return sd_bus_reply_method_return(call, "");
+}
+
 int kick_count(sd_bus_message* call, void* /*userdata*/, sd_bus_error* /*error*/) noexcept
 {
     return sd_bus_reply_method_return(call, "u", the_control->kicks);
@@ -257,6 +398,9 @@ const sd_bus_vtable test_vtable[] = {
     SD_BUS_METHOD("PolkitQueries", "", "u", polkit_queries, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("StatusReads", "", "t", status_reads, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("SetTaskName", "s", "", set_task_name, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD("SetInstant", "b", "", set_instant, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD("SetShimLoaded", "b", "", set_shim_loaded, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD("DropOutsidePatch", "", "", drop_outside_patch, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_VTABLE_END,
 };
 
@@ -321,6 +465,18 @@ int run(const char* state_directory, const char* kernel_release)
                                                           kernel_release});
     operations.set_sink(&manager);
     the_manager = &manager;
+    the_operations = &operations;
+    the_kernel = &kernel;
+    // As Service::watch with BPF events.
+    operations.set_transition_started([](std::string_view patch, std::string_view target) {
+        the_watcher.expect_kernel_start(patch, target);
+        report(the_watcher.watch(patch, target, monotonic_now()));
+    });
+    operations.set_transition_reversed([](std::string_view patch, std::string_view target) {
+        the_watcher.expect_kernel_start(patch, target);
+        report(the_watcher.reverse(patch, target, monotonic_now()));
+    });
+    operations.set_transition_forced([](std::string_view patch) { the_watcher.forced(patch); });
     if (auto attached = manager.attach(); !attached) {
         std::fprintf(stderr, "bus_fixture: %s\n", attached.error().message.c_str());
         return 1;
@@ -331,6 +487,13 @@ int run(const char* state_directory, const char* kernel_release)
     if (r < 0)
         return fail("register the test object", r);
     dbus::SlotPtr test_slot(slot);
+    sd_event_source* follow_timer = nullptr;
+    r = sd_event_add_time_relative(event.get(), &follow_timer, CLOCK_MONOTONIC, 20'000, 0,
+                                   on_follow_timer, nullptr);
+    if (r < 0)
+        return fail("start the transition watcher's timer", r);
+    std::unique_ptr<sd_event_source, decltype(&sd_event_source_disable_unref)> follow_source(
+        follow_timer, sd_event_source_disable_unref);
 
     r = sd_bus_request_name(bus.get(), dbus::bus_name, 0);
     if (r < 0)

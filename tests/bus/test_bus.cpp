@@ -7,11 +7,14 @@
 #include <doctest/doctest.h>
 
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <grp.h>
 #include <sys/wait.h>
 #include <systemd/sd-bus.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <functional>
@@ -409,7 +412,8 @@ TEST_CASE("a failed load leaves the desired state as it was")
     REQUIRE(install(write_patch("lp_fail_load").c_str()).ok());
     const std::string before = desired_json();
     Reply r = manager("Apply", "s", "lp_fail_load");
-    CHECK(r.error == SD_BUS_ERROR_INVALID_ARGS);
+    // Issue 18: InvalidArgs, which docs/dbus-api.md keeps for a malformed name or path.
+    CHECK(r.error == named("LoadRefused"));
     CHECK(contains(r.message, "finit_module(lp_fail_load)"));
     CHECK(desired_json() == before);
     CHECK(patch_state("lp_fail_load") == "installed");
@@ -629,4 +633,256 @@ TEST_CASE("a polkit query is never kept after its call is answered, whatever the
     std::uint32_t kept = 99;
     REQUIRE(sd_bus_message_read(queries.reply.get(), "u", &kept) > 0);
     CHECK(kept == 0);
+}
+
+namespace {
+
+// The transition signals the service sends while body runs, and for 300 ms after the last of
+// them (so that a late duplicate is seen too), until `expected` of them have come: each
+// "TransitionStarted PATCH TARGET" or "TransitionFinished PATCH TARGET OUTCOME".
+std::string transition_signals(const std::function<void()>& body, std::size_t expected)
+{
+    std::vector<std::string> seen;
+    auto record = [](sd_bus_message* m, void* userdata, sd_bus_error*) noexcept -> int {
+        auto* out = static_cast<std::vector<std::string>*>(userdata);
+        const char *patch = nullptr, *target = nullptr, *outcome = nullptr;
+        std::uint64_t usec = 0;
+        if (sd_bus_message_is_signal(m, manager_iface, "TransitionStarted") &&
+            sd_bus_message_read(m, "ss", &patch, &target) >= 0)
+            out->push_back(std::string("TransitionStarted ") + patch + " " + target);
+        else if (sd_bus_message_is_signal(m, manager_iface, "TransitionFinished") &&
+                 sd_bus_message_read(m, "ssst", &patch, &target, &outcome, &usec) >= 0)
+            out->push_back(std::string("TransitionFinished ") + patch + " " + target + " " +
+                           outcome);
+        return 0;
+    };
+    sd_bus_slot* slot = nullptr;
+    REQUIRE(sd_bus_add_match(bus(), &slot,
+                             "type='signal',sender='org.livepatchd.LivePatch1',"
+                             "interface='org.livepatchd.LivePatch1.Manager'",
+                             record, &seen) >= 0);
+    SlotPtr match(slot);
+    body();
+    const auto pump = [&](int rounds) {
+        for (int i = 0; i < rounds; ++i) {
+            while (sd_bus_process(bus(), nullptr) > 0) {
+            }
+            (void)sd_bus_wait(bus(), 50'000);
+        }
+    };
+    for (int i = 0; i < 100 && seen.size() < expected; ++i)
+        pump(1);
+    pump(6); // a duplicate would come within the fixture's next looks (every 20 ms)
+    std::string text;
+    for (const std::string& signal : seen)
+        text += (text.empty() ? "" : " | ") + signal;
+    return text;
+}
+
+} // namespace
+
+// State: lp_a lp_b lp_c applied, lp_d lp_keep installed.
+TEST_CASE("TransitionFinished: once per transition, with the documented outcomes")
+{
+    // Issue 18: the outcome was the state reached ("patched"/"unpatched"), not one of
+    // completed/reversed/forced that docs/dbus-api.md promises; and a transition that lpshim
+    // completed before the service looked was reported twice (its start came again, late,
+    // from lpshim's tracepoint).
+    REQUIRE(call_on(bus(), "/org/livepatchd/Test", "org.livepatchd.Test", "SetInstant", "b", 1)
+                .ok());
+    CHECK(transition_signals([] { REQUIRE(manager("Apply", "s", "lp_d").ok()); }, 2) ==
+          "TransitionStarted lp_d patched | TransitionFinished lp_d patched completed");
+    CHECK(patch_state("lp_d") == "applied");
+    CHECK(transition_signals([] { REQUIRE(manager("Revert", "s", "lp_d").ok()); }, 2) ==
+          "TransitionStarted lp_d unpatched | TransitionFinished lp_d unpatched completed");
+    CHECK(patch_state("lp_d") == "installed");
+    REQUIRE(call_on(bus(), "/org/livepatchd/Test", "org.livepatchd.Test", "SetInstant", "b", 0)
+                .ok());
+
+    // A Revert during the apply reverses it: the transition to patched ends "reversed" once
+    // the patch is back where it was; going back is no new transition.
+    CHECK(transition_signals(
+              [] {
+                  REQUIRE(manager("Apply", "s", "lp_d").ok());
+                  REQUIRE(manager("Revert", "s", "lp_d").ok());
+                  CHECK(manager_string("TransitionTarget") == "unpatched");
+                  REQUIRE(test_hook("CompleteTransition").ok());
+              },
+              2) == "TransitionStarted lp_d patched | TransitionFinished lp_d patched reversed");
+    CHECK(patch_state("lp_d") == "installed");
+
+    // Force: completed without every task's stack checked.
+    CHECK(transition_signals(
+              [] {
+                  REQUIRE(manager("Apply", "s", "lp_d").ok());
+                  REQUIRE(manager("Force", "s", "lp_d").ok());
+              },
+              2) == "TransitionStarted lp_d patched | TransitionFinished lp_d patched forced");
+    CHECK(patch_state("lp_d") == "applied");
+    CHECK(transition_signals(
+              [] {
+                  REQUIRE(manager("Revert", "s", "lp_d").ok());
+                  REQUIRE(test_hook("CompleteTransition").ok());
+              },
+              2) == "TransitionStarted lp_d unpatched | TransitionFinished lp_d unpatched completed");
+}
+
+// State: lp_a lp_b lp_c applied, lp_d lp_keep installed.
+TEST_CASE("Apply: each named error for its own cause, and only for it")
+{
+    // Issue 18: every EBUSY from the kernel became TransitionInProgress (a client retrying
+    // an ftrace conflict loops for ever) and every ENODEV ShimNotLoaded (a pre_patch
+    // callback's -ENODEV too).
+    for (const char* name : {"lp_ftrace_busy", "lp_pre_patch_enodev", "lp_raced"})
+        REQUIRE(install(write_patch(name)).ok());
+    const std::string before = desired_json();
+
+    Reply r = manager("Apply", "s", "lp_ftrace_busy");
+    CHECK(r.error == named("RedirectRefused"));
+    CHECK(contains(r.message, "journalctl -k -g lpshim"));
+    CHECK(contains(r.message, "retrying does not help"));
+
+    r = manager("Apply", "s", "lp_pre_patch_enodev");
+    CHECK(r.error == named("LoadRefused"));
+    CHECK(contains(r.message, "No such device"));
+    CHECK(contains(r.message, "journalctl -k -g lpshim"));
+
+    // EBUSY while another transition runs (started outside livepatchd since it looked).
+    r = manager("Apply", "s", "lp_raced");
+    CHECK(r.error == named("TransitionInProgress"));
+    CHECK(contains(r.message, "lp_outside"));
+    REQUIRE(test_hook("DropOutsidePatch").ok());
+
+    REQUIRE(call_on(bus(), "/org/livepatchd/Test", "org.livepatchd.Test", "SetShimLoaded", "b",
+                    0)
+                .ok());
+    r = manager("Apply", "s", "lp_keep");
+    CHECK(r.error == named("ShimNotLoaded"));
+    REQUIRE(call_on(bus(), "/org/livepatchd/Test", "org.livepatchd.Test", "SetShimLoaded", "b",
+                    1)
+                .ok());
+    CHECK(desired_json() == before);
+    for (const char* name : {"lp_ftrace_busy", "lp_pre_patch_enodev", "lp_raced"})
+        REQUIRE(manager("Remove", "s", name).ok());
+}
+
+// State: lp_a lp_b lp_c applied, lp_d lp_keep installed.
+TEST_CASE("livepatchctl watch: every transition and its outcome as it happens, however short")
+{
+    // Issue 18: watch polled the properties every 200 ms: a transition shorter than that never
+    // showed, nor did any remediation or stall.
+    int out[2];
+    REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
+    const std::string ctl = env("LIVEPATCHD_TEST_LIVEPATCHCTL");
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        ::dup2(out[1], STDOUT_FILENO);
+        ::setenv("DBUS_SYSTEM_BUS_ADDRESS", env("LIVEPATCHD_TEST_BUS").c_str(), 1);
+        ::execl(ctl.c_str(), ctl.c_str(), "watch", static_cast<char*>(nullptr));
+        ::_exit(127);
+    }
+    ::close(out[1]);
+    std::string text;
+    // Reads what watch printed until `part` shows, for at most 5 s.
+    const auto read_until = [&](std::string_view part) {
+        for (int i = 0; i < 100 && !contains(text, part); ++i) {
+            pollfd p{out[0], POLLIN, 0};
+            if (::poll(&p, 1, 50) > 0) {
+                char buffer[4096];
+                const ssize_t n = ::read(out[0], buffer, sizeof buffer);
+                if (n <= 0)
+                    break;
+                text.append(buffer, static_cast<std::size_t>(n));
+            }
+        }
+        return contains(text, part);
+    };
+    CHECK(read_until("idle")); // the state it starts from
+    REQUIRE(call_on(bus(), "/org/livepatchd/Test", "org.livepatchd.Test", "SetInstant", "b", 1)
+                .ok());
+    REQUIRE(manager("Apply", "s", "lp_d").ok());
+    REQUIRE(manager("Revert", "s", "lp_d").ok());
+    REQUIRE(call_on(bus(), "/org/livepatchd/Test", "org.livepatchd.Test", "SetInstant", "b", 0)
+                .ok());
+    CHECK(read_until("lp_d: transition to unpatched completed"));
+    ::kill(child, SIGTERM);
+    ::waitpid(child, nullptr, 0);
+    ::close(out[0]);
+    const auto at = [&](std::string_view line) { return text.find(line); };
+    CAPTURE(text);
+    CHECK(at("lp_d: transition to patched started") < at("lp_d: transition to patched completed"));
+    CHECK(at("lp_d: transition to patched completed") <
+          at("lp_d: transition to unpatched started"));
+    CHECK(at("lp_d: transition to unpatched started") <
+          at("lp_d: transition to unpatched completed"));
+    CHECK(at("lp_d: transition to unpatched completed") != std::string::npos);
+}
+
+TEST_CASE("a bad patch name: InvalidArgs with the naming rule, from every method that takes one")
+{
+    // Issue 18 (review at 72331d8): Revert and Force said only '"x" is not a patch name'.
+    for (const char* method : {"Apply", "Revert", "Remove", "Force"}) {
+        CAPTURE(method);
+        const Reply r = manager(method, "s", "lp-bad");
+        CHECK(r.error == SD_BUS_ERROR_INVALID_ARGS);
+        CHECK(contains(r.message, "\"lp-bad\" is not a patch name"));
+        CHECK(contains(r.message, "letters, digits and underscores"));
+    }
+}
+
+TEST_CASE("ShimVersion: PropertiesChanged when lpshim.ko goes away and comes back")
+{
+    // Issue 18: docs/dbus-api.md said every property but KernelRelease emits
+    // PropertiesChanged; nothing did for ShimVersion.
+    std::vector<std::string> changed;
+    auto record = [](sd_bus_message* m, void* userdata, sd_bus_error*) noexcept -> int {
+        auto* out = static_cast<std::vector<std::string>*>(userdata);
+        const char* interface = nullptr;
+        if (sd_bus_message_read(m, "s", &interface) < 0 ||
+            sd_bus_message_enter_container(m, 'a', "{sv}") < 0)
+            return 0;
+        while (sd_bus_message_enter_container(m, 'e', "sv") > 0) {
+            const char* name = nullptr;
+            if (sd_bus_message_read(m, "s", &name) < 0)
+                return 0;
+            std::string entry = name;
+            if (entry == "ShimVersion") {
+                const char* value = nullptr;
+                if (sd_bus_message_enter_container(m, 'v', "s") > 0 &&
+                    sd_bus_message_read(m, "s", &value) > 0)
+                    entry += "=" + std::string(value);
+                (void)sd_bus_message_exit_container(m);
+            } else {
+                (void)sd_bus_message_skip(m, "v");
+            }
+            out->push_back(entry);
+            (void)sd_bus_message_exit_container(m);
+        }
+        return 0;
+    };
+    sd_bus_slot* slot = nullptr;
+    REQUIRE(sd_bus_match_signal(bus(), &slot, service, manager_path,
+                                "org.freedesktop.DBus.Properties", "PropertiesChanged", record,
+                                &changed) >= 0);
+    SlotPtr match(slot);
+    const auto wait_for = [&](const std::string& entry) {
+        for (int i = 0; i < 40; ++i) {
+            if (std::find(changed.begin(), changed.end(), entry) != changed.end())
+                return true;
+            while (sd_bus_process(bus(), nullptr) > 0) {
+            }
+            (void)sd_bus_wait(bus(), 50'000);
+        }
+        return false;
+    };
+    REQUIRE(call_on(bus(), "/org/livepatchd/Test", "org.livepatchd.Test", "SetShimLoaded", "b",
+                    0)
+                .ok());
+    CHECK(wait_for("ShimVersion="));
+    CHECK(manager_string("ShimVersion").empty());
+    REQUIRE(call_on(bus(), "/org/livepatchd/Test", "org.livepatchd.Test", "SetShimLoaded", "b",
+                    1)
+                .ok());
+    CHECK(wait_for("ShimVersion=0.1.0"));
 }

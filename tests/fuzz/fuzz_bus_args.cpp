@@ -41,6 +41,7 @@ public:
     Result<void> apply(std::string_view, int) override { std::abort(); }
     Result<void> unload(std::string_view) override { std::abort(); }
     Result<void> revert(std::string_view) override { std::abort(); }
+    Result<void> enable(std::string_view) override { std::abort(); }
     Result<void> kick() override { std::abort(); }
     Result<void> force(std::string_view) override { std::abort(); }
     Result<std::vector<PendingTask>> pending_tasks() const override

@@ -56,6 +56,10 @@ expect 0 '^  blocking ' '^$' -- "$livepatchctl" --help
 expect 0 '^  4   check' '^$' -- "$livepatchctl" --help
 # Without the service on the bus (no system bus here, or no livepatchd on it): a plain failure.
 expect 1 '^$' '^livepatchctl: ' -- "$livepatchctl" --json status
+# Issue 18: "cannot connect to the system bus: No such file or directory" named neither the
+# socket nor the fix.
+expect 1 '^$' "^livepatchctl: cannot connect to the system bus at $tmp/no-bus \(DBUS_SYSTEM_BUS_ADDRESS\): No such file or directory; is D-Bus running\? Start it with: systemctl start dbus" \
+	-- env DBUS_SYSTEM_BUS_ADDRESS="unix:path=$tmp/no-bus" "$livepatchctl" status
 expect 2 '^$' "^livepatchctl: 'apply' takes one argument: PATCH\$" -- "$livepatchctl" apply
 expect 2 '^$' "^livepatchctl: unknown command 'stauts' \(did you mean 'status'\?\)\$" -- "$livepatchctl" stauts
 expect 2 '^$' "^Try 'livepatchctl --help'" -- "$livepatchctl" stauts

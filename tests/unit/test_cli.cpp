@@ -167,3 +167,43 @@ TEST_CASE("livepatchctl: wrong usage names the command or option")
           "'install' takes one argument: MODULE.ko");
     CHECK(usage_message(ctl({"status", "now"})) == "'status' takes no arguments, got 'now'");
 }
+
+TEST_CASE("livepatchctl: a system bus it cannot reach is named, with the fix")
+{
+    // Issue 18: "cannot connect to the system bus: No such file or directory".
+    CHECK(system_bus_failure(ENOENT, nullptr) ==
+          "cannot connect to the system bus at /run/dbus/system_bus_socket: No such file or "
+          "directory; is D-Bus running? Start it with: systemctl start dbus (package dbus)");
+    CHECK(system_bus_failure(ENOENT, "unix:path=/tmp/x/bus,guid=0123") ==
+          "cannot connect to the system bus at /tmp/x/bus (DBUS_SYSTEM_BUS_ADDRESS): No such "
+          "file or directory; is D-Bus running? Start it with: systemctl start dbus (package "
+          "dbus), or unset DBUS_SYSTEM_BUS_ADDRESS to use /run/dbus/system_bus_socket");
+    CHECK(system_bus_failure(EACCES, nullptr).find("Permission denied; the socket does not let "
+                                                   "you in") != std::string::npos);
+}
+
+TEST_CASE("livepatchctl check: a sentence and an exit status for every State")
+{
+    // Issue 18: State "error" gave "a transition is under way:  to  (error)" and exit 3.
+    CHECK(check_report("idle", "", "", {}).status == exit_status::success);
+    CHECK(check_report("idle", "", "", {}).problems.empty());
+    auto r = check_report("transitioning", "lp_a", "patched", {});
+    CHECK(r.status == exit_status::check_moving);
+    CHECK(r.problems == std::vector<std::string>{"a transition is under way: lp_a to patched"});
+    r = check_report("stalled", "lp_a", "unpatched", {});
+    CHECK(r.status == exit_status::check_moving);
+    CHECK(r.problems[0] == "a transition is under way: lp_a to unpatched (stalled: see "
+                           "'livepatchctl blocking')");
+    r = check_report("error", "", "", {});
+    CHECK(r.status == exit_status::check_not_saved);
+    REQUIRE(r.problems.size() == 1);
+    CHECK(r.problems[0].starts_with("livepatchd could not save which patches are wanted"));
+    CHECK(r.problems[0].find("journalctl -u livepatchd") != std::string::npos);
+    CHECK(r.problems[0].find("under way") == std::string::npos);
+    r = check_report("error", "", "", {{"lp_b", "built for 6.1.0-1-amd64"}});
+    CHECK(r.status == exit_status::check_not_applied); // the first problem's status
+    CHECK(r.problems.size() == 2);
+    r = check_report("frobnicating", "", "", {});
+    CHECK(r.status == exit_status::failure);
+    CHECK(r.problems[0].find("update it") != std::string::npos);
+}

@@ -25,6 +25,8 @@ DesiredState sample_state()
     state.patches.push_back({"lp_a", 1'700'000'000'000'002, boot_b, false, true});
     state.patches.push_back({"lp_m", 0, "", false, false});
     state.clean_shutdown_boot_id = boot_a;
+    state.forced_boot_id = boot_a; // issue 18: Forced survives a restart of livepatchd
+    state.forced = {"lp_b", "lp_gone"};
     return state;
 }
 

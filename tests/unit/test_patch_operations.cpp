@@ -69,6 +69,13 @@ struct FakeControl final : PatchControl {
             }
         return {};
     }
+    Result<void> enable(std::string_view name) override
+    {
+        for (KernelPatch& p : kernel.kernel_patches)
+            if (p.name == name)
+                p.enabled = true;
+        return {};
+    }
     Result<void> kick() override { return {}; }
     Result<void> force(std::string_view) override { return {}; }
     Result<std::vector<PendingTask>> pending_tasks() const override
@@ -110,7 +117,7 @@ struct World {
         auto r = store.install(std::move(fd), path.native(), this_kernel);
         REQUIRE_MESSAGE(r, r.error().message);
     }
-    std::unique_ptr<PatchOperations> operations()
+    std::unique_ptr<PatchOperations> operations(const std::string& boot_id = boot)
     {
         auto ops = std::make_unique<PatchOperations>(OperationsContext{
             .store = store,
@@ -118,7 +125,7 @@ struct World {
             .kernel = kernel,
             .control = control,
             .kernel_release = this_kernel,
-            .boot_id = boot,
+            .boot_id = boot_id,
             .crash_guard_window = std::chrono::seconds(300),
             .realtime = [] { return std::uint64_t{1'700'000'000'000'000}; },
             .boottime = [] { return std::uint64_t{5'000'000}; },
@@ -346,4 +353,29 @@ TEST_CASE("the boot apply: a patch reverted during it stops the queue")
     CHECK(ops->skip_reasons().at("lp_b").find("lp_a, which comes before it in the desired order, "
                                               "was reverted during the boot apply") !=
           std::string::npos);
+}
+
+TEST_CASE("Forced: set by Force, kept when livepatchd restarts in the same boot, not in another")
+{
+    // Issue 18: Forced lived in livepatchd's memory only: a restart lost it, while the forced
+    // patch's module can still never be removed.
+    World w;
+    w.install("lp_a");
+    const auto forced = [](PatchOperations& ops) {
+        auto all = ops.statuses();
+        REQUIRE(all);
+        for (const PatchStatus& s : *all)
+            if (s.name == "lp_a")
+                return s.forced;
+        FAIL("no lp_a");
+        return false;
+    };
+    auto ops = w.operations();
+    REQUIRE(name_of(ops->apply("lp_a")) == "ok");
+    CHECK(!forced(*ops));
+    REQUIRE(name_of(ops->force("lp_a")) == "ok");
+    w.control.complete();
+    CHECK(forced(*ops));
+    CHECK(forced(*w.operations()));                                   // restarted
+    CHECK(!forced(*w.operations("fedcba9876543210fedcba9876543210"))); // rebooted
 }

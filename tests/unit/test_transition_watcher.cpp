@@ -53,7 +53,8 @@ TEST_CASE("a transition starts, stalls once at the timeout, and ends where the k
     done.applied("lp_a");
     e = w.update(done.kernel_patches, 201 * s);
     REQUIRE(kinds(e) == std::vector{Kind::ended});
-    CHECK(e[0].outcome == "patched");
+    CHECK(e[0].outcome == "completed");
+    CHECK(e[0].state == "patched");
     CHECK(e[0].usec == 101 * s);
     CHECK(!w.watched());
 }
@@ -81,30 +82,117 @@ TEST_CASE("an action's transition is followed even if the kernel completed it at
     done.applied("lp_a");
     e = w.update(done.kernel_patches, 5 * s);
     REQUIRE(kinds(e) == std::vector{Kind::ended});
-    CHECK(e[0].outcome == "patched");
-    // A revert during it: reversed, then the way back is watched.
+    CHECK(e[0].outcome == "completed");
+    // A revert during it (issue 18): the same transition goes back, and ends "reversed"
+    // where it started; no second start.
     (void)w.watch("lp_b", "patched", 6 * s);
-    e = w.watch("lp_b", "unpatched", 7 * s);
-    CHECK(kinds(e) == std::vector{Kind::reversed, Kind::started});
+    e = w.reverse("lp_b", "unpatched", 7 * s);
+    CHECK(kinds(e) == std::vector{Kind::reversed});
+    CHECK(w.status().target == "unpatched");
+    CHECK(w.update(moving("lp_b", false), 7 * s).empty());
     e = w.update({}, 8 * s);
     REQUIRE(kinds(e) == std::vector{Kind::ended});
-    CHECK(e[0].outcome == "unpatched");
+    CHECK(e[0].target == "patched");
+    CHECK(e[0].outcome == "reversed");
+    CHECK(e[0].state == "unpatched");
+    CHECK(e[0].usec == 2 * s);
+}
+
+TEST_CASE("one end per start: an action's start reported late by lpshim is not a new one")
+{
+    // Issue 18: a transition lpshim completed before the service looked was reported twice:
+    // its start came again from the tracepoint (BPF), after the look that saw it end.
+    TransitionWatcher w(30s);
+    w.expect_kernel_start("lp_a", "unpatched");
+    CHECK(kinds(w.watch("lp_a", "unpatched", 1 * s)) == std::vector{Kind::started});
+    auto e = w.update({}, 1 * s);
+    REQUIRE(kinds(e) == std::vector{Kind::ended});
+    CHECK(e[0].outcome == "completed");
+    CHECK(e[0].state == "unpatched");
+    CHECK(w.kernel_started("lp_a", "unpatched", 2 * s).empty());
+    CHECK(w.update({}, 2 * s).empty());
+    // A start nobody here caused (echo 0 > enabled by hand) is followed.
+    CHECK(kinds(w.kernel_started("lp_b", "unpatched", 3 * s)) == std::vector{Kind::started});
+    // Apply, then Revert before the first start came through: both matched off in order.
+    TransitionWatcher v(30s);
+    v.expect_kernel_start("lp_c", "patched");
+    (void)v.watch("lp_c", "patched", 1 * s);
+    v.expect_kernel_start("lp_c", "unpatched");
+    CHECK(kinds(v.reverse("lp_c", "unpatched", 1 * s)) == std::vector{Kind::reversed});
+    CHECK(v.kernel_started("lp_c", "patched", 2 * s).empty());
+    CHECK(v.kernel_started("lp_c", "unpatched", 2 * s).empty());
+    CHECK(v.status().target == "unpatched");
+}
+
+TEST_CASE("forced: it reached its target with tasks switched unchecked, unless it went back")
+{
+    TransitionWatcher w(30s);
+    (void)w.watch("lp_a", "patched", 1 * s);
+    w.forced("lp_other"); // not this transition
+    w.forced("lp_a");
+    FakeKernelView done;
+    done.applied("lp_a");
+    auto e = w.update(done.kernel_patches, 2 * s);
+    REQUIRE(kinds(e) == std::vector{Kind::ended});
+    CHECK(e[0].outcome == "forced");
+    // A reversal that was forced back ends reversed: the patch is not where it was sent.
+    (void)w.watch("lp_b", "unpatched", 3 * s);
+    (void)w.reverse("lp_b", "patched", 4 * s);
+    w.forced("lp_b");
+    FakeKernelView back;
+    back.applied("lp_b");
+    e = w.update(back.kernel_patches, 5 * s);
+    REQUIRE(kinds(e) == std::vector{Kind::ended});
+    CHECK(e[0].target == "unpatched");
+    CHECK(e[0].outcome == "reversed");
 }
 
 TEST_CASE("a restarted daemon resumes the start of the transition under way (same boot only)")
 {
     // Issue 17: a crash-looping daemon restarted the stall timeout at every start.
     const std::string boot = "0123456789abcdef0123456789abcdef";
-    const WatchedTransition before{"lp_a", "patched", 100 * s, false};
+    const WatchedTransition before{"lp_a", "patched", 100 * s, false, {}, false};
     const std::string record = to_transition_record(before, boot);
     const auto resumed = parse_transition_record(record, boot);
     REQUIRE(resumed);
     CHECK(*resumed == before);
     CHECK_FALSE(parse_transition_record(record, "fedcba9876543210fedcba9876543210"));
     CHECK_FALSE(parse_transition_record("{\"boot_id\":", boot));
+    // A reversed, forced transition stays so across a restart.
+    const WatchedTransition turned{"lp_a", "patched", 100 * s, false, "unpatched", true};
+    CHECK(parse_transition_record(to_transition_record(turned, boot), boot) == turned);
 
     TransitionWatcher w(30s);
     w.resume(*resumed);
     CHECK(w.update(moving("lp_a", true), 120 * s).empty()); // no second "started"
     CHECK(kinds(w.update(moving("lp_a", true), 130 * s)) == std::vector{Kind::stalled});
+}
+
+TEST_CASE("on_stall revert reverses the transition whichever way it goes")
+{
+    // Issue 18: a stalled unpatch transition was not reverted at all, while the journal and
+    // TransitionStalled said "on_stall is revert".
+    WatchedTransition applying{"lp_a", "patched", 0, true, {}, false};
+    WatchedTransition reverting{"lp_a", "unpatched", 0, true, {}, false};
+    CHECK(stall_step(StallAction::revert, applying) == StallStep::reverse_to_unpatched);
+    CHECK(stall_step(StallAction::revert, reverting) == StallStep::reverse_to_patched);
+    CHECK(stall_step(StallAction::force, reverting) == StallStep::force);
+    CHECK(stall_step(StallAction::wait, applying) == StallStep::wait);
+    // Already going back (a Revert during the apply): reversing again goes forward.
+    applying.heading = "unpatched";
+    CHECK(stall_step(StallAction::revert, applying) == StallStep::reverse_to_patched);
+}
+
+TEST_CASE("an apply that lpshim completed at once, then a revert before any look: two transitions")
+{
+    // Found by the bus test of livepatchctl watch: the revert was taken for a reversal of the
+    // apply, because no look at the kernel came between them.
+    TransitionWatcher w(30s);
+    CHECK(kinds(w.watch("lp_a", "patched", 1 * s)) == std::vector{Kind::started});
+    auto e = w.watch("lp_a", "unpatched", 1 * s);
+    REQUIRE(kinds(e) == std::vector{Kind::ended, Kind::started});
+    CHECK(e[0].target == "patched");
+    CHECK(e[0].outcome == "completed");
+    CHECK(e[0].state == "patched");
+    CHECK(e[1].target == "unpatched");
 }

@@ -31,7 +31,7 @@ ok "livepatchd uses less than 15 MiB ($rss kB)"
 # A transition started behind livepatchd's back is still seen, from the BPF events alone.
 echo 0 >/sys/kernel/lpshim/$E/enabled
 wait_until 10 "livepatchd reports the unpatching it did not start" sh -c \
-	"journalctl -u livepatchd --no-pager -o cat | grep -q '^$E: transition to unpatched ended unpatched'"
+	"journalctl -u livepatchd --no-pager -o cat | grep -q '^$E: transition to unpatched completed'"
 ok "a transition started outside livepatchd is reported"
 wait_until 10 "livepatchd removed the module" test ! -e /sys/module/$E
 ok "and the module of the unpatched patch is removed"

@@ -63,7 +63,7 @@ expect_eq "$(patch_state $E)" applied "the patch is applied"
 livepatchctl check >/dev/null || fail "livepatchctl check exits $? with every patch applied"
 ok "livepatchctl check exits 0"
 journalctl -u livepatchd --no-pager -o cat MESSAGE_ID=5b5e20f1304b434c8c8bfbc866f04ccd PATCH=$E |
-	grep -qx "$E: transition to patched ended patched after .* s" ||
+	grep -qx "$E: transition to patched completed after .* s" ||
 	fail "no 'transition ended' journal entry for $E"
 ok "the journal has the transition's end, with PATCH= and MESSAGE_ID="
 

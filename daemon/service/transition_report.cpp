@@ -1,0 +1,27 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#include "service/transition_report.hpp"
+
+namespace livepatchd {
+
+void report_transition_change(const TransitionChange& change, EventSink& sink,
+                              PatchOperations& operations,
+                              const std::vector<KernelPatch>& in_kernel)
+{
+    switch (change.kind) {
+    case TransitionChange::Kind::started:
+        sink.transition_started(change.patch, change.target);
+        break;
+    case TransitionChange::Kind::ended:
+        sink.transition_finished(change.patch, change.target, change.outcome, change.usec);
+        operations.transition_ended(change.patch, change.state, in_kernel);
+        sink.patch_changed(change.patch);
+        break;
+    case TransitionChange::Kind::reversed:
+    case TransitionChange::Kind::stalled:
+        // Not signals of their own: a reversal shows in TransitionTarget and the outcome, a
+        // stall in State and TransitionStalled (sent where on_stall is acted on).
+        break;
+    }
+}
+
+} // namespace livepatchd

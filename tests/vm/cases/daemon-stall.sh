@@ -1,0 +1,86 @@
+#!/bin/bash
+# transition.on_stall: revert in both directions, as TransitionFinished reports it (issue 18):
+# a parked kthread (root's, never signalled) asleep in a patched function stalls the
+# transition; a stalled apply goes back (outcome reversed, the patch installed), and a stalled
+# revert goes back too (outcome reversed, the patch stays applied), where it used to wait for
+# ever while the journal said "on_stall is revert". Every transition gets exactly one
+# TransitionFinished. (on_stall: force pins lpshim for good, so it is not run in this boot:
+# the bus and unit tests cover Forced.)
+. "$(dirname "$0")/../lib.sh"
+
+C=test_lpshim_consistency
+T=/sys/kernel/debug/lpshim_target
+CONF=/usr/local/etc/livepatchd/livepatchd.json
+SIGNALS=$(mktemp)
+MANAGER=(org.livepatchd.LivePatch1 /org/livepatchd/LivePatch1 org.livepatchd.LivePatch1.Manager)
+
+state_is() { [[ $(busctl get-property "${MANAGER[@]}" State) == "s \"$1\"" ]]; }
+patch_state() { livepatchctl --json list | python3 -c "
+import json, sys
+print(next((p['State'] for p in json.load(sys.stdin) if p['Name'] == sys.argv[1]), 'none'))" "$1"; }
+# "PATCH TARGET OUTCOME" of every TransitionFinished that livepatchctl watch printed so far.
+finished_list() { python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    d = json.loads(line)
+    if d.get("Signal") == "TransitionFinished":
+        print(d["Patch"], d["Target"], d["Outcome"])' "$SIGNALS"; }
+finished() { finished_list | wc -l; }
+finished_is() { [[ $(finished) == "$1" ]]; }
+
+"$(dirname "$0")/../install-livepatchd" "$BUILD"
+mkdir -p "$(dirname $CONF)"
+echo '{"transition": {"stall_timeout_ms": 3000, "on_stall": "revert"}}' >$CONF
+systemctl start livepatchd
+insmod "$(module_path lpshim_target)"
+livepatchctl install "$(module_path $C)" >/dev/null
+livepatchctl --json watch >"$SIGNALS" &
+WATCH=$!
+trap 'kill $WATCH 2>/dev/null' EXIT
+sleep 1
+
+echo "# a stalled apply"
+echo 1 >$T/kthread_park
+wait_until 10 "the kthread is parked" grep -qx 1 $T/kthread_park
+livepatchctl apply --no-block $C
+wait_until 30 "the stall reverted the apply" finished_is 1
+expect_eq "$(patch_state $C)" installed "the stalled apply was reversed"
+sleep 1
+expect_eq "$(finished_list)" "$C patched reversed" "TransitionFinished: the transition to patched, reversed"
+expect_eq "$(finished)" 1 "one TransitionFinished for the stalled apply"
+echo 0 >$T/kthread_park
+wait_until 10 "the kthread is unparked" grep -qx 0 $T/kthread_park
+
+echo "# a stalled revert"
+livepatchctl apply $C >/dev/null || fail "the apply did not complete"
+sleep 1
+expect_eq "$(finished_list | tail -n1)" "$C patched completed" "TransitionFinished: completed"
+expect_eq "$(finished)" 2 "one TransitionFinished for the apply"
+echo 1 >$T/kthread_park
+wait_until 10 "the kthread is parked in the patched function" grep -qx 1 $T/kthread_park
+livepatchctl revert --no-block $C
+wait_until 30 "the stall reversed the revert" finished_is 3
+expect_eq "$(patch_state $C)" applied "the stalled revert was reversed: the patch stays applied"
+sleep 1
+expect_eq "$(finished_list | tail -n1)" "$C unpatched reversed" \
+	"TransitionFinished: the transition to unpatched, reversed"
+expect_eq "$(finished)" 3 "one TransitionFinished for the stalled revert"
+journalctl -u livepatchd --no-pager -o cat | grep -q "the stalled revert is reversed (on_stall is revert)" ||
+	fail "the journal does not say the revert was reversed"
+ok "the journal says the stalled revert was reversed"
+echo 0 >$T/kthread_park
+wait_until 10 "the kthread is unparked" grep -qx 0 $T/kthread_park
+
+livepatchctl revert $C >/dev/null || fail "the revert did not complete"
+sleep 1
+expect_eq "$(finished)" 4 "one TransitionFinished for the revert"
+kill $WATCH
+sed 's/^/# /' "$SIGNALS"
+# lpshim frees an unpatched patch asynchronously, and livepatchd unloads its module at its next
+# look: Remove may still find it applied for a moment.
+remove_patch() { livepatchctl remove $C >/dev/null; }
+wait_until 10 "the patch can be removed" remove_patch
+systemctl stop livepatchd
+rmmod lpshim_target
+wait_until 10 "nothing holds lpshim" grep -sqx 0 /sys/module/lpshim/refcnt
+rmmod lpshim
