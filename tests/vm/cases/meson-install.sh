@@ -48,9 +48,9 @@ owner=$(busctl --system status org.livepatchd.LivePatch1 | sed -n 's/^PID=//p')
 expect_eq "$owner" "$(systemctl show -P MainPID livepatchd)" "livepatchd owns org.livepatchd.LivePatch1"
 [[ -d /sys/kernel/lpshim ]] || fail "lpshim.ko is not loaded after the start"
 ok "the service loaded lpshim.ko (by name: the installed file)"
-journalctl -u livepatchd --no-pager -o cat --after-cursor "$journal_cursor" |
-	grep -qx "no configuration file /etc/livepatchd/livepatchd.json: the built-in defaults apply" ||
-	{ journalctl -u livepatchd --no-pager -o cat --after-cursor "$journal_cursor" >&2; fail "livepatchd did not say at start that no configuration file exists"; }
+journal_has() { journalctl -u livepatchd --no-pager -o cat --after-cursor "$journal_cursor" | grep -qxF "$1"; }
+wait_until 5 "livepatchd says at start that no configuration file exists" \
+	journal_has "no configuration file /etc/livepatchd/livepatchd.json: the built-in defaults apply"
 ok "at start, livepatchd says that /etc/livepatchd/livepatchd.json does not exist"
 [[ -d /var/lib/livepatchd/patches ]] || fail "no /var/lib/livepatchd/patches after the start"
 ok "the state is in /var/lib/livepatchd"
@@ -59,9 +59,8 @@ mkdir -p /etc/livepatchd
 echo '{"transition": {"stall_timeout_ms": 60000}}' >/etc/livepatchd/livepatchd.json
 journal_cursor=$(journalctl -n 0 --show-cursor | sed -n 's/^-- cursor: //p')
 systemctl restart livepatchd
-journalctl -u livepatchd --no-pager -o cat --after-cursor "$journal_cursor" |
-	grep -qx "read the configuration from /etc/livepatchd/livepatchd.json" ||
-	{ journalctl -u livepatchd --no-pager -o cat --after-cursor "$journal_cursor" >&2; fail "livepatchd did not say at start that it read /etc/livepatchd/livepatchd.json"; }
+wait_until 5 "livepatchd says at start that it read /etc/livepatchd/livepatchd.json" \
+	journal_has "read the configuration from /etc/livepatchd/livepatchd.json"
 ok "at start, livepatchd says it read /etc/livepatchd/livepatchd.json"
 
 # --- a patch module against the installed files only ----------------------------------------
