@@ -6,7 +6,7 @@
 # applied and reverted; the other Debian kernel's headers arrive after the packages (a kernel
 # upgrade) and DKMS builds lpshim.ko for it too; `apt remove livepatchd` keeps the state,
 # `apt purge` of all three leaves no module loaded, no unit and no state.
-#   tests/vm/cases/packages.sh BUILD_DIR    (the .debs in BUILD_DIR/tests/vm: the 'debs' target)
+X
 . "$(dirname "$0")/../lib.sh"
 
 K=$KVER
@@ -19,7 +19,7 @@ SCRATCH=$(mktemp -d /var/tmp/packages.XXXXXX)
 DEBS=$BUILD/tests/vm
 debs=("$DEBS"/livepatchd_*.deb "$DEBS"/lpshim-dkms_*.deb "$DEBS"/lpshim-dev_*.deb)
 for d in "${debs[@]}"; do
-	[[ -f $d ]] || fail "no $d: build the packages first (meson compile -C BUILD debs, or scripts/package --out BUILD/tests/vm)"
+	[[ -f $d ]] || fail "no $d: build the packages first (scripts/package --out BUILD/tests/vm; tests/vm/package-case does)"
 done
 VERSION=$(dpkg-deb -f "$DEBS"/lpshim-dkms_*.deb Version)
 dkms_symvers() { echo "/var/lib/dkms/lpshim/kernel-$1-$ARCH/module/Module.symvers"; }
