@@ -6,7 +6,7 @@
 # applied and reverted; the other Debian kernel's headers arrive after the packages (a kernel
 # upgrade) and DKMS builds lpshim.ko for it too; `apt remove livepatchd` keeps the state,
 # `apt purge` of all three leaves no module loaded, no unit and no state.
-X
+#   tests/vm/cases/packages.sh BUILD_DIR   (the .debs in BUILD_DIR/tests/vm: tests/vm/package-case builds them)
 . "$(dirname "$0")/../lib.sh"
 
 K=$KVER
