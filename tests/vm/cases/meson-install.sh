@@ -107,4 +107,5 @@ livepatchctl remove $P >/dev/null
 systemctl stop livepatchd
 wait_until 10 "nothing holds lpshim" grep -sqx 0 /sys/module/lpshim/refcnt
 rmmod lpshim
-rm -rf "$SCRATCH"
+# The next cases write their own configuration.
+rm -rf "$SCRATCH" /etc/livepatchd
