@@ -26,18 +26,19 @@ dkms_symvers() { echo "/var/lib/dkms/lpshim/kernel-$1-$ARCH/module/Module.symver
 dkms_installed() { dkms status -m lpshim -v "$VERSION" -k "$1" | grep -q ': installed'; }
 
 # The other Debian kernel (not this machine's debug kernel, which is no part of the scenario):
-# its headers are "installed later". Until then they are out of the way.
+# its headers are "installed later". Until then its /lib/modules/<release>/build link, which
+# linux-headers-<release> installs and through which DKMS finds headers, is gone (moving the
+# headers themselves would copy them up into the guest's tmpfs).
 OTHER=
 for d in /usr/src/linux-headers-*-amd64; do
 	r=${d#/usr/src/linux-headers-}
-	[[ $r != "$K" && -f /boot/vmlinuz-$r ]] && OTHER=$r
+	[[ $r != "$K" && -f /boot/vmlinuz-$r && -e /lib/modules/$r/build ]] && OTHER=$r
 done
 [[ -n $OTHER ]] || fail "no second Debian kernel with headers to upgrade to (scripts/install-deps installs 6.1 and 6.12)"
-mkdir -p /var/tmp/later
-mv "/usr/src/linux-headers-$OTHER" /var/tmp/later/
+other_build=$(readlink "/lib/modules/$OTHER/build")
 for b in /lib/modules/*/build; do
 	r=$(basename "$(dirname "$b")")
-	[[ $r == "$K" || $r == "$OTHER" ]] || rm "$b"
+	[[ $r == "$K" ]] || rm "$b"
 done
 echo "# running $K; $OTHER's headers come after the packages"
 
@@ -91,7 +92,7 @@ wait_until 10 "livepatchd removed the module" test ! -e /sys/module/$P
 
 # --- a kernel upgrade: the other kernel's headers are installed -----------------------------------
 # What linux-headers-<release>'s postinst runs (run-parts /etc/kernel/header_postinst.d).
-mv "/var/tmp/later/linux-headers-$OTHER" /usr/src/
+ln -s "$other_build" "/lib/modules/$OTHER/build"
 /etc/kernel/header_postinst.d/dkms "$OTHER" >"$SCRATCH/hook.log" 2>&1 ||
 	{ cat "$SCRATCH/hook.log" >&2; fail "DKMS's kernel hook failed for $OTHER"; }
 dkms_installed "$OTHER" || { cat "$SCRATCH/hook.log" >&2; dkms status >&2; fail "DKMS did not build lpshim.ko for the new kernel $OTHER"; }
@@ -121,7 +122,7 @@ systemctl daemon-reload
 if systemctl cat livepatchd.service >/dev/null 2>&1; then fail "livepatchd.service is still there after the purge"; fi
 [[ -z $(systemctl list-unit-files 'livepatchd*' --no-legend) ]] || fail "unit files left: $(systemctl list-unit-files 'livepatchd*' --no-legend)"
 ok "no livepatchd unit after the purge"
-left=$(ls /lib/modules/*/updates/dkms/lpshim.ko* /var/lib/dkms/lpshim /usr/src/lpshim-* 2>/dev/null || true)
+left=$(ls -d /lib/modules/*/updates/dkms/lpshim.ko* "/var/lib/dkms/lpshim/$VERSION" /usr/src/lpshim-* 2>/dev/null || true)
 [[ -z $left ]] || fail "the purge left: $left"
 ok "no lpshim.ko, DKMS tree or source left"
 rm -rf "$SCRATCH"
