@@ -41,14 +41,17 @@ ok "livepatchd reads /etc/livepatchd/livepatchd.json and keeps its state in /var
 # --- the service ----------------------------------------------------------------------------
 systemctl daemon-reload
 rm -rf /etc/livepatchd
-journal_cursor=$(journalctl -n 0 --show-cursor | sed -n 's/^-- cursor: //p')
 systemctl start livepatchd || { journalctl -u livepatchd --no-pager | tail -20; fail "systemctl start livepatchd failed"; }
 expect_eq "$(systemctl is-active livepatchd)" active "livepatchd.service is active"
 owner=$(busctl --system status org.livepatchd.LivePatch1 | sed -n 's/^PID=//p')
 expect_eq "$owner" "$(systemctl show -P MainPID livepatchd)" "livepatchd owns org.livepatchd.LivePatch1"
 [[ -d /sys/kernel/lpshim ]] || fail "lpshim.ko is not loaded after the start"
 ok "the service loaded lpshim.ko (by name: the installed file)"
-journal_has() { journalctl -u livepatchd --no-pager -o cat --after-cursor "$journal_cursor" | grep -qxF "$1"; }
+# What this start of the service logged (its invocation's entries).
+journal_has() {
+	journalctl --no-pager -o cat _SYSTEMD_INVOCATION_ID="$(systemctl show -P InvocationID livepatchd)" |
+		grep -qxF "$1"
+}
 wait_until 5 "livepatchd says at start that no configuration file exists" \
 	journal_has "no configuration file /etc/livepatchd/livepatchd.json: the built-in defaults apply"
 ok "at start, livepatchd says that /etc/livepatchd/livepatchd.json does not exist"
@@ -57,7 +60,6 @@ ok "the state is in /var/lib/livepatchd"
 
 mkdir -p /etc/livepatchd
 echo '{"transition": {"stall_timeout_ms": 60000}}' >/etc/livepatchd/livepatchd.json
-journal_cursor=$(journalctl -n 0 --show-cursor | sed -n 's/^-- cursor: //p')
 systemctl restart livepatchd
 wait_until 5 "livepatchd says at start that it read /etc/livepatchd/livepatchd.json" \
 	journal_has "read the configuration from /etc/livepatchd/livepatchd.json"
