@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include <unistd.h>
+
 #include <nlohmann/json.hpp>
 
 #include "cli/cli.hpp"
@@ -65,9 +67,10 @@ void print_help()
         "Files:\n"
         "  %s\n"
         "      The configuration, JSON; every key is optional, and an unknown key is an error.\n"
+        "      At start, the journal names the file read, or says that there is none.\n"
         "  %s\n"
         "      An example holding every key at its default value.\n"
-        "  %s/lib/livepatchd/ (or $STATE_DIRECTORY, set by systemd)\n"
+        "  %s/ (or $STATE_DIRECTORY, set by systemd)\n"
         "      The daemon's state: the patch store (patches/) and the wanted patches\n"
         "      (desired.json).\n"
         "\n"
@@ -77,7 +80,8 @@ void print_help()
         "      the reason is on standard error.\n"
         "  2   Wrong usage: an unknown option or argument, or a missing option value.\n",
         PROJECT_VERSION, std::string(default_config_path).c_str(),
-        std::string(default_config_path).c_str(), LIVEPATCHD_EXAMPLE_CONFIG, LOCALSTATEDIR);
+        std::string(default_config_path).c_str(), LIVEPATCHD_EXAMPLE_CONFIG,
+        std::string(default_state_directory).c_str());
 }
 
 int run(std::span<const std::string_view> args)
@@ -125,6 +129,7 @@ int run(std::span<const std::string_view> args)
             return exit_status::success;
     }
 
+    const bool config_existed = ::access(options->config_path.c_str(), F_OK) == 0;
     auto config = load_config(options->config_path, options->if_config_missing());
     if (!config) {
         std::fprintf(stderr, "%s: %s\n", program.data(), config.error().message.c_str());
@@ -136,6 +141,18 @@ int run(std::span<const std::string_view> args)
         std::fputs(text.c_str(), stdout);
         return std::fflush(stdout) == 0 ? exit_status::success : exit_status::failure;
     }
+
+    // Say which file the settings come from: a file written where the admin thought it would
+    // be read, and ignored, is otherwise invisible. (Checked before it was read: a file created
+    // in between is read, and reported as absent; only this line can be wrong.)
+    const std::string config_path = options->config_path.native();
+    if (config_existed)
+        journal::log(LogLevel::notice, "read the configuration from " + config_path,
+                     {{"CONFIG_FILE", config_path}});
+    else
+        journal::log(LogLevel::notice,
+                     "no configuration file " + config_path + ": the built-in defaults apply",
+                     {{"CONFIG_FILE", config_path}});
 
     auto service = Service::start(*config, state_directory);
     if (!service) {

@@ -28,7 +28,7 @@
 
 namespace livepatchd {
 
-inline constexpr std::string_view default_state_directory = LOCALSTATEDIR "/lib/livepatchd";
+inline constexpr std::string_view default_state_directory = LIVEPATCHD_STATE_DIR;
 
 struct InstalledPatch {
     std::string name;

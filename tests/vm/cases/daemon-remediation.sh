@@ -9,7 +9,7 @@
 
 C=test_lpshim_consistency
 T=/sys/kernel/debug/lpshim_target
-CONF=/usr/local/etc/livepatchd/livepatchd.json
+CONF=/etc/livepatchd/livepatchd.json
 OUT=$(mktemp)
 MANAGER=(org.livepatchd.LivePatch1 /org/livepatchd/LivePatch1 org.livepatchd.LivePatch1.Manager)
 

@@ -38,11 +38,11 @@ expect_bus_error() {
 
 # --- the service starts ------------------------------------------------------------------
 "$(dirname "$0")/../install-livepatchd" "$BUILD"
-mkdir -p /usr/local/etc/livepatchd
+mkdir -p /etc/livepatchd
 # Remediation or a stall revert would end the held-open transition below before the case looks
 # at it (tests/vm/cases/daemon-remediation.sh tests those).
 echo '{"transition": {"stall_timeout_ms": 120000}, "remediation": {"enabled": false}}' \
-	>/usr/local/etc/livepatchd/livepatchd.json
+	>/etc/livepatchd/livepatchd.json
 systemctl start livepatchd || { journalctl -u livepatchd --no-pager | tail -20; fail "systemctl start livepatchd failed"; }
 expect_eq "$(systemctl is-active livepatchd)" active "livepatchd.service is active"
 expect_eq "$(state)" 's "idle"' "State is idle"

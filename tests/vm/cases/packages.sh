@@ -1,0 +1,130 @@
+#!/bin/bash
+# The Debian packages (scripts/package, debian/), installed the way an operator would, in the
+# guest (its root is a tmpfs overlay on this machine's, so nothing leaks): `apt install` of the
+# three .debs, DKMS builds lpshim.ko for the running kernel, `systemctl enable --now
+# livepatchd`, a patch module built against lpshim-dev only (no source tree) is installed,
+# applied and reverted; the other Debian kernel's headers arrive after the packages (a kernel
+# upgrade) and DKMS builds lpshim.ko for it too; `apt remove livepatchd` keeps the state,
+# `apt purge` of all three leaves no module loaded, no unit and no state.
+#   tests/vm/cases/packages.sh BUILD_DIR   (the .debs in BUILD_DIR/tests/vm: tests/vm/package-case builds them)
+. "$(dirname "$0")/../lib.sh"
+
+K=$KVER
+REPO=$PWD
+ARCH=$(uname -m)
+P=my_fix
+P_LINE="$P: this has been live patched"
+ORIG_CMDLINE=$(cat /proc/cmdline)
+SCRATCH=$(mktemp -d /var/tmp/packages.XXXXXX)
+DEBS=$BUILD/tests/vm
+debs=("$DEBS"/livepatchd_*.deb "$DEBS"/lpshim-dkms_*.deb "$DEBS"/lpshim-dev_*.deb)
+for d in "${debs[@]}"; do
+	[[ -f $d ]] || fail "no $d: build the packages first (scripts/package --out BUILD/tests/vm; tests/vm/package-case does)"
+done
+VERSION=$(dpkg-deb -f "$DEBS"/lpshim-dkms_*.deb Version)
+dkms_symvers() { echo "/var/lib/dkms/lpshim/kernel-$1-$ARCH/module/Module.symvers"; }
+dkms_installed() { dkms status -m lpshim -v "$VERSION" -k "$1" 2>/dev/null | grep ': installed' >/dev/null; }
+
+# The other Debian kernel (not this machine's debug kernel, which is no part of the scenario):
+# its headers are "installed later". Until then its /lib/modules/<release>/build link, which
+# linux-headers-<release> installs and through which DKMS finds headers, is gone (moving the
+# headers themselves would copy them up into the guest's tmpfs).
+OTHER=
+for d in /usr/src/linux-headers-*-amd64; do
+	r=${d#/usr/src/linux-headers-}
+	[[ $r != "$K" && -f /boot/vmlinuz-$r && -e /lib/modules/$r/build ]] && OTHER=$r
+done
+[[ -n $OTHER ]] || fail "no second Debian kernel with headers to upgrade to (scripts/install-deps installs 6.1 and 6.12)"
+other_build=$(readlink "/lib/modules/$OTHER/build")
+for b in /lib/modules/*/build; do
+	r=$(basename "$(dirname "$b")")
+	[[ $r == "$K" ]] || rm "$b"
+done
+echo "# running $K; $OTHER's headers come after the packages"
+
+# --- apt install ------------------------------------------------------------------------------
+DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${debs[@]}" \
+	>"$SCRATCH/apt.log" 2>&1 || { cat "$SCRATCH/apt.log" >&2; fail "apt-get install of the packages failed"; }
+sed 's/^/# /' "$SCRATCH/apt.log" | grep -iE 'dkms|lpshim|livepatchd' | head -40
+ok "apt-get install ${debs[*]##*/}"
+dkms_installed "$K" || { dkms status >&2; fail "DKMS did not build and install lpshim.ko for the running kernel $K"; }
+# DKMS compresses the module as the kernel's own are (6.12: .ko.xz).
+ko=$(modinfo -k "$K" -n lpshim) || fail "modprobe finds no lpshim for $K"
+expect_match "$ko" "^/lib/modules/$K/updates/dkms/lpshim\.ko(\.xz|\.zst|\.gz)?$" "DKMS installed lpshim.ko for $K, where modprobe finds it"
+[[ -f $(dkms_symvers "$K") ]] || fail "no $(dkms_symvers "$K"): DKMS's POST_BUILD kept no Module.symvers for patch builds"
+ok "lpshim's Module.symvers for $K is kept in the DKMS tree"
+if dkms_installed "$OTHER"; then fail "lpshim.ko was built for $OTHER, whose headers are not installed"; fi
+
+# --- the service ----------------------------------------------------------------------------
+systemctl enable --now livepatchd || { journalctl -u livepatchd --no-pager | tail -20; fail "systemctl enable --now livepatchd failed"; }
+expect_eq "$(systemctl is-enabled livepatchd)" enabled "livepatchd.service is enabled"
+expect_eq "$(systemctl is-active livepatchd)" active "livepatchd.service is active"
+owner=$(busctl --system status org.livepatchd.LivePatch1 | sed -n 's/^PID=//p')
+expect_eq "$owner" "$(systemctl show -P MainPID livepatchd)" "livepatchd owns org.livepatchd.LivePatch1"
+[[ -d /sys/kernel/lpshim ]] || fail "lpshim.ko is not loaded"
+ok "the service loaded DKMS's lpshim.ko"
+wait_until 5 "livepatchd says which configuration it used" sh -c \
+	"journalctl -u livepatchd --no-pager -o cat | grep -qxF 'no configuration file /etc/livepatchd/livepatchd.json: the built-in defaults apply'"
+ok "livepatchd says it found no /etc/livepatchd/livepatchd.json"
+expect_eq "$(command -v livepatchctl)" /usr/bin/livepatchctl "livepatchctl is the package's"
+
+# --- a patch module against lpshim-dev only -----------------------------------------------------
+cp "$REPO/examples/lpshim_example_cmdline.c" "$SCRATCH/$P.c"
+cat >"$SCRATCH/Makefile" <<'EOF'
+obj-m := my_fix.o
+include $(shell pkg-config --variable=makefile lpshim)
+EOF
+mount -t tmpfs -o ro none "$REPO"
+trap 'umount "$REPO" 2>/dev/null || true' EXIT
+make -C "$SCRATCH" >"$SCRATCH/make.log" 2>&1 || { cat "$SCRATCH/make.log" >&2; fail "make of a patch module against lpshim-dev failed"; }
+umount "$REPO"
+trap - EXIT
+sed 's/^/# /' "$SCRATCH/make.log"
+expect_eq "$(modinfo -F depends "$SCRATCH/$P.ko")" lpshim "$P.ko, built against lpshim-dev, depends on lpshim"
+out=$(livepatchctl install "$SCRATCH/$P.ko")
+expect_eq "$out" "Installed $P (apply it with: livepatchctl apply $P)" "livepatchctl install"
+out=$(livepatchctl apply $P)
+expect_eq "$out" "$P: applied" "livepatchctl apply"
+expect_eq "$(cat /proc/cmdline)" "$P_LINE" "/proc/cmdline is live patched"
+out=$(livepatchctl revert $P)
+expect_eq "$out" "$P: reverted" "livepatchctl revert"
+expect_eq "$(cat /proc/cmdline)" "$ORIG_CMDLINE" "/proc/cmdline is back"
+wait_until 10 "livepatchd removed the module" test ! -e /sys/module/$P
+
+# --- a kernel upgrade: the other kernel's headers are installed -----------------------------------
+# What linux-headers-<release>'s postinst runs (run-parts /etc/kernel/header_postinst.d).
+ln -s "$other_build" "/lib/modules/$OTHER/build"
+/etc/kernel/header_postinst.d/dkms "$OTHER" >"$SCRATCH/hook.log" 2>&1 ||
+	{ cat "$SCRATCH/hook.log" >&2; fail "DKMS's kernel hook failed for $OTHER"; }
+dkms_installed "$OTHER" || { cat "$SCRATCH/hook.log" >&2; dkms status >&2; fail "DKMS did not build lpshim.ko for the new kernel $OTHER"; }
+ko=$(modinfo -k "$OTHER" -n lpshim) || fail "modprobe finds no lpshim for $OTHER"
+expect_eq "$(modinfo -F vermagic "$ko" | cut -d' ' -f1)" "$OTHER" \
+	"DKMS built lpshim.ko for $OTHER once its headers were installed"
+make -C "$SCRATCH" clean >/dev/null 2>&1
+make -C "$SCRATCH" KDIR="/lib/modules/$OTHER/build" >"$SCRATCH/make.log" 2>&1 ||
+	{ cat "$SCRATCH/make.log" >&2; fail "make KDIR=/lib/modules/$OTHER/build failed"; }
+expect_eq "$(modinfo -F vermagic "$SCRATCH/$P.ko" | cut -d' ' -f1)" "$OTHER" "a patch builds for $OTHER against lpshim-dev and DKMS's Module.symvers"
+
+# --- remove keeps the state, purge removes everything ---------------------------------------
+DEBIAN_FRONTEND=noninteractive apt-get remove -y livepatchd >"$SCRATCH/apt.log" 2>&1 ||
+	{ cat "$SCRATCH/apt.log" >&2; fail "apt-get remove livepatchd failed"; }
+[[ -d /var/lib/livepatchd/patches && -f /var/lib/livepatchd/patches/$P.ko ]] ||
+	fail "apt-get remove livepatchd removed the state in /var/lib/livepatchd"
+ok "apt-get remove livepatchd keeps /var/lib/livepatchd"
+expect_eq "$(systemctl is-active livepatchd)" inactive "the service is stopped after remove"
+
+DEBIAN_FRONTEND=noninteractive apt-get purge -y livepatchd lpshim-dkms lpshim-dev >"$SCRATCH/apt.log" 2>&1 ||
+	{ cat "$SCRATCH/apt.log" >&2; fail "apt-get purge failed"; }
+sed 's/^/# /' "$SCRATCH/apt.log" | grep -iE 'lpshim|livepatchd' | head -20
+[[ ! -e /var/lib/livepatchd ]] || fail "apt-get purge livepatchd left /var/lib/livepatchd"
+ok "apt-get purge removes /var/lib/livepatchd"
+[[ ! -e /sys/module/lpshim ]] || fail "lpshim.ko is still loaded after the purge"
+ok "no lpshim.ko loaded after the purge"
+systemctl daemon-reload
+if systemctl cat livepatchd.service >/dev/null 2>&1; then fail "livepatchd.service is still there after the purge"; fi
+[[ -z $(systemctl list-unit-files 'livepatchd*' --no-legend) ]] || fail "unit files left: $(systemctl list-unit-files 'livepatchd*' --no-legend)"
+ok "no livepatchd unit after the purge"
+left=$(ls -d /lib/modules/*/updates/dkms/lpshim.ko* "/var/lib/dkms/lpshim/$VERSION" /usr/src/lpshim-* 2>/dev/null || true)
+[[ -z $left ]] || fail "the purge left: $left"
+ok "no lpshim.ko, DKMS tree or source left"
+rm -rf "$SCRATCH"
