@@ -226,9 +226,16 @@ TEST_CASE("the stall: no unprivileged user can make livepatchd revert a patch")
         CHECK(d.action == StallAction::wait);
         CHECK(d.reason.find("is exiting") != std::string::npos);
     }
-    // An unpatching transition is never reverted anyway; force and wait are the admin's.
+    // Reversing an unpatching transition keeps a patch applied: a user's task may cause it.
     CHECK(decide_stall(StallAction::revert, "unpatched", {user_in_d}).action ==
           StallAction::revert);
+    // But not with nothing left to block it, or a blocker on its way out: the revert the
+    // operator asked for completes at lpshim's next pass (review of the issue-18 change).
+    CHECK(decide_stall(StallAction::revert, "unpatched", {}).action == StallAction::wait);
+    TaskFacts zombie = user_sleeper;
+    zombie.state = 'Z';
+    CHECK(decide_stall(StallAction::revert, "unpatched", {zombie}).action == StallAction::wait);
+    // Force and wait are the admin's.
     CHECK(decide_stall(StallAction::force, "patched", {user_in_d}).action == StallAction::force);
     CHECK(decide_stall(StallAction::wait, "patched", {root_sleeper}).action == StallAction::wait);
 }

@@ -178,9 +178,14 @@ TEST_CASE("on_stall revert reverses the transition whichever way it goes")
     CHECK(stall_step(StallAction::revert, reverting) == StallStep::reverse_to_patched);
     CHECK(stall_step(StallAction::force, reverting) == StallStep::force);
     CHECK(stall_step(StallAction::wait, applying) == StallStep::wait);
-    // Already going back (a Revert during the apply): reversing again goes forward.
+    // Already going back because an operator asked (a Revert during the apply): on_stall never
+    // turns it around again, or it would put back a patch the operator reverted (review of the
+    // issue-18 change).
     applying.heading = "unpatched";
-    CHECK(stall_step(StallAction::revert, applying) == StallStep::reverse_to_patched);
+    CHECK(stall_step(StallAction::revert, applying) == StallStep::wait);
+    reverting.heading = "patched";
+    CHECK(stall_step(StallAction::revert, reverting) == StallStep::wait);
+    CHECK(stall_step(StallAction::force, applying) == StallStep::force);
 }
 
 TEST_CASE("an apply that lpshim completed at once, then a revert before any look: two transitions")
