@@ -85,19 +85,24 @@ std::optional<std::string> why_not_stop(const TaskFacts& facts, const StopContin
 StallDecision decide_stall(StallAction configured, std::string_view target,
                            const std::vector<TaskFacts>& blockers)
 {
-    if (configured != StallAction::revert || target != "patched")
+    if (configured != StallAction::revert)
         return {configured, {}};
     // The last blocker left between lpshim's passes (it exited: BPF saw it go before lpshim's
     // next pass let go of the transition): nothing to revert for.
     if (blockers.empty())
         return {StallAction::wait,
                 "no task blocks it any more; it completes at lpshim's next pass: looking again"};
-    for (const TaskFacts& f : blockers) {
-        const std::string who = "task " + std::to_string(f.task.tid) + " (" + f.task.comm + ")";
+    for (const TaskFacts& f : blockers)
         if (f.state == 'Z' || f.state == 'X')
             return {StallAction::wait,
-                    who + " is exiting; the transition may complete once it is gone: looking "
-                          "again"};
+                    "task " + std::to_string(f.task.tid) + " (" + f.task.comm +
+                        ") is exiting; the transition may complete once it is gone: looking "
+                        "again"};
+    // Reversing an unpatching transition keeps the patch: whoever blocks it, that is safe.
+    if (target != "patched")
+        return {configured, {}};
+    for (const TaskFacts& f : blockers) {
+        const std::string who = "task " + std::to_string(f.task.tid) + " (" + f.task.comm + ")";
         if (f.state == 'D')
             return {StallAction::wait,
                     who + " is in uninterruptible sleep, which an unprivileged user can cause; "

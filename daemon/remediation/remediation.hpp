@@ -75,14 +75,16 @@ std::span<const std::string_view> never_stopped_commands();
 std::optional<std::string> why_not_stop(const TaskFacts& facts, const StopContinueConfig& config,
                                         pid_t self);
 
-// What to do about a transition that ran past transition.stall_timeout_ms: the configured
-// transition.on_stall, with one exception. A transition to patched is never reverted while a
+// What to do about a transition that ran past transition.stall_timeout_ms, going to target
+// (the direction it goes now): the configured transition.on_stall, with these exceptions.
+// A transition to patched is never reverted while a
 // task that an unprivileged user may have put there blocks it, so that no user can take a
 // (security) patch out by parking a task in a patched function:
 //  - a task of a process whose real or effective uid is not 0, or not known;
 //  - a task in uninterruptible sleep (D), whoever owns it: a root process can be held in D by
 //    a user's FUSE file system.
-// Nor when no task blocks it any more (the last one left between two of lpshim's passes), nor
+// Nor, in either direction, when no task blocks it any more (the last one left between two of
+// lpshim's passes), nor
 // while a blocker is exiting (a zombie, or gone from /proc before the kernel's next pass
 // has let go of it): its leaving may be what completes the transition, and reverting on a
 // stale view would undo a patch with nothing left to block it.

@@ -561,16 +561,22 @@ void Service::act_on_stall(const std::vector<PendingTask>& pending)
             blockers.push_back(std::move(gone));
         }
     }
-    const StallDecision decision =
-        decide_stall(config_.transition.on_stall, watched.target, blockers);
+    StallDecision decision =
+        decide_stall(config_.transition.on_stall, watched.direction(), blockers);
+    if (decision.action == StallAction::revert &&
+        stall_step(decision.action, watched) == StallStep::wait)
+        decision = {StallAction::wait,
+                    "it is already the reversal an operator asked for (Revert during an apply, "
+                    "or Apply during a revert), which on_stall does not undo: waiting (Force "
+                    "it, or look at livepatchctl blocking)"};
     const std::uint64_t elapsed = watcher_.elapsed_usec(now);
     if (!decision.reason.empty()) {
         if (decision.reason != stall_waiting_) {
             stall_waiting_ = decision.reason;
             journal::log(LogLevel::warning,
-                         watched.patch + ": the stalled transition to " + watched.target +
+                         watched.patch + ": the stalled transition to " + watched.direction() +
                              " is not reverted: " + decision.reason,
-                         {{"PATCH", watched.patch}, {"TRANSITION", watched.target}});
+                         {{"PATCH", watched.patch}, {"TRANSITION", watched.direction()}});
             manager_->transition_stalled(watched.patch, to_string(decision.action), elapsed);
         }
         return;

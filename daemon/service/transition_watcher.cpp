@@ -150,8 +150,12 @@ StallStep stall_step(StallAction decided, const WatchedTransition& watched)
     case StallAction::wait: return StallStep::wait;
     case StallAction::force: return StallStep::force;
     case StallAction::revert:
-        return watched.direction() == "patched" ? StallStep::reverse_to_unpatched
-                                                : StallStep::reverse_to_patched;
+        // Turned around already, by a Revert during an apply or an Apply during a revert: that
+        // is the operator's, never reversed again.
+        if (!watched.heading.empty())
+            return StallStep::wait;
+        return watched.target == "patched" ? StallStep::reverse_to_unpatched
+                                           : StallStep::reverse_to_patched;
     }
     return StallStep::wait;
 }
