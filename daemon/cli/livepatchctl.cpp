@@ -54,6 +54,25 @@ struct BusError {
     throw Failure{std::move(message)};
 }
 
+// One incoming message dispatched (its match callbacks run): true if there was one.
+bool process_bus_message(sd_bus* bus)
+{
+    const int r = sd_bus_process(bus, nullptr);
+    if (r < 0)
+        fail(std::string("cannot read from the bus: ") + std::strerror(-r) +
+             "; is D-Bus still running? See: systemctl status dbus");
+    return r > 0;
+}
+
+// Until a message arrives or usec pass (UINT64_MAX: no limit).
+void wait_on_bus(sd_bus* bus, std::uint64_t usec)
+{
+    const int r = sd_bus_wait(bus, usec);
+    if (r < 0 && r != -EINTR)
+        fail(std::string("cannot wait on the bus: ") + std::strerror(-r) +
+             "; is D-Bus still running? See: systemctl status dbus");
+}
+
 // The service's words for a failed call; for a bus that is not there, what to do.
 [[noreturn]] void fail_call(std::string_view what, int r, const sd_bus_error& error)
 {
@@ -610,20 +629,12 @@ public:
             const auto deadline = std::chrono::steady_clock::now() +
                                   (tty ? std::chrono::milliseconds(500) : std::chrono::seconds(5));
             while (!signalled_ && std::chrono::steady_clock::now() < deadline) {
-                int r = sd_bus_process(client_.bus(), nullptr);
-                if (r < 0)
-                    fail(std::string("cannot read from the bus: ") + std::strerror(-r) +
-                         "; is D-Bus still running? See: systemctl status dbus");
-                if (r > 0)
+                if (process_bus_message(client_.bus()))
                     continue;
                 const auto left = std::chrono::duration_cast<std::chrono::microseconds>(
                     deadline - std::chrono::steady_clock::now());
-                r = sd_bus_wait(client_.bus(), left.count() > 0
-                                                   ? static_cast<std::uint64_t>(left.count())
-                                                   : 0);
-                if (r < 0 && r != -EINTR)
-                    fail(std::string("cannot wait on the bus: ") + std::strerror(-r) +
-                         "; is D-Bus still running? See: systemctl status dbus");
+                wait_on_bus(client_.bus(),
+                            left.count() > 0 ? static_cast<std::uint64_t>(left.count()) : 0);
             }
         }
     }
@@ -740,15 +751,8 @@ public:
     {
         show_state();
         for (;;) {
-            int r = sd_bus_process(client_.bus(), nullptr);
-            if (r < 0)
-                fail(std::string("cannot read from the bus: ") + std::strerror(-r) +
-                     "; is D-Bus still running? See: systemctl status dbus");
-            if (r > 0)
-                continue;
-            r = sd_bus_wait(client_.bus(), UINT64_MAX);
-            if (r < 0 && r != -EINTR)
-                fail(std::string("cannot wait on the bus: ") + std::strerror(-r));
+            if (!process_bus_message(client_.bus()))
+                wait_on_bus(client_.bus(), UINT64_MAX);
         }
     }
 
