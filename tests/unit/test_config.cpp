@@ -21,44 +21,12 @@
 #include <nlohmann/json.hpp>
 
 #include "common/text.hpp"
+#include "allocation_budget.hpp"
 #include "config/config.hpp"
 
 using namespace livepatchd;
 using namespace std::chrono_literals;
-
-namespace {
-
-// Bytes that operator new may still hand out; SIZE_MAX: no budget. A parser whose memory grows
-// faster than its input runs out of it and fails, deterministically, whatever the machine's
-// speed or load (the budget counts every allocation, not what is live at once).
-std::size_t allocation_budget = SIZE_MAX;
-
-struct AllocationBudget {
-    explicit AllocationBudget(std::size_t bytes) { allocation_budget = bytes; }
-    ~AllocationBudget() { allocation_budget = SIZE_MAX; }
-    AllocationBudget(const AllocationBudget&) = delete;
-    AllocationBudget& operator=(const AllocationBudget&) = delete;
-};
-
-} // namespace
-
-// The replaceable global allocation functions ([new.delete.single]); new[] and delete[] call
-// these by default. gcc takes the pair for the standard one and warns that free() does not
-// match operator new; here it does.
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-void* operator new(std::size_t size)
-{
-    if (allocation_budget != SIZE_MAX) {
-        if (size > allocation_budget)
-            throw std::bad_alloc();
-        allocation_budget -= size;
-    }
-    if (void* p = std::malloc(size ? size : 1))
-        return p;
-    throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+using livepatchd::test::AllocationBudget;
 
 namespace {
 

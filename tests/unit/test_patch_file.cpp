@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "allocation_budget.hpp"
 #include "elf_builder.hpp"
 #include "store/patch_file.hpp"
 #include "temp_dir.hpp"
@@ -381,6 +382,43 @@ TEST_CASE("livepatch relocations: the objects and how many non-exported symbols 
     REQUIRE(patch.livepatch_objects.size() == 2);
     CHECK(patch.livepatch_objects[0] == LivepatchObject{"vmlinux", 3});
     CHECK(patch.livepatch_objects[1] == LivepatchObject{"loop", 1});
+}
+
+TEST_CASE("livepatch relocations: long names cost what the checks read, not their length")
+{
+    // Every section may name the same string, and one relocation's symbol the same long name:
+    // a crafted file must not make the daemon (as root, after authorization) copy a name once
+    // per section or relocation. Here 16 sections named with 1 MiB each, all valid. (Read from
+    // a file, as the daemon does: libelf's own buffers are malloc'ed, outside the budget.)
+    TempDir dir;
+    ElfSpec spec;
+    spec.modinfo = with_livepatch_modinfo();
+    const std::string long_section = ".klp.rela.vmlinux." + std::string(1 << 20, 't');
+    for (int i = 0; i < 16; ++i)
+        spec.klp_sections.push_back({long_section, {{".klp.sym.vmlinux.f" + std::to_string(i) + ",0",
+                                                     R_X86_64_PC32}}});
+    const auto long_sections = dir.write("long.ko", build_elf(spec));
+    std::optional<PatchResult<PatchFile>> result;
+    {
+        AllocationBudget budget(512 * 1024);
+        result.emplace(PatchFile::validate(long_sections, this_kernel));
+    }
+    REQUIRE(*result);
+    REQUIRE((*result)->livepatch_objects.size() == 1);
+    CHECK((*result)->livepatch_objects[0] == LivepatchObject{"vmlinux", 16});
+
+    // A symbol name of 1 MiB is refused, naming its start, in the same bounds.
+    spec.klp_sections = {{".klp.rela.vmlinux.text",
+                          {{".klp.sym.vmlinux." + std::string(1 << 20, 's') + ",0", R_X86_64_PC32}}}};
+    const auto long_symbol = dir.write("long-symbol.ko", build_elf(spec));
+    {
+        AllocationBudget budget(512 * 1024);
+        result.emplace(PatchFile::validate(long_symbol, this_kernel));
+    }
+    REQUIRE_FALSE(*result);
+    CHECK((*result).error().code == PatchErrc::invalid_relocations);
+    CHECK(contains((*result).error().message, "livepatch symbol '.klp.sym.vmlinux.sss"));
+    CHECK((*result).error().message.size() < 1024);
 }
 
 TEST_CASE("livepatch relocations: none in a patch of exported symbols only")
