@@ -12,7 +12,9 @@
 #include <limits>
 #include <memory>
 #include <optional>
+#include <set>
 #include <stdexcept>
+#include <unordered_map>
 
 #include "common/text.hpp"
 #include "common/unique_fd.hpp"
@@ -150,6 +152,20 @@ bool is_relocation_type_applied(GElf_Xword type)
     }
 }
 
+// At most the first max bytes of an ELF string: what the checks read of a name, whatever its
+// length (a crafted file may give every section and symbol the same long name).
+std::string_view bounded(const char* raw, std::size_t max)
+{
+    return raw ? std::string_view(raw, ::strnlen(raw, max)) : std::string_view();
+}
+
+// Longer than any name the kernel accepts: .klp.sym.<object>.<name>,<position>.
+constexpr std::size_t klp_symbol_name_max =
+    std::string_view(".klp.sym.").size() + klp_object_max + 1 + klp_symbol_max + 1 + 9;
+// Enough to find a section's object (within klp_object_max bytes of the prefix) and that a
+// section name follows it: splitting this much of a name splits it as the whole would.
+constexpr std::size_t klp_section_name_read = 1024;
+
 // "<object>.<rest>" of name after prefix, with object a module name; nullopt if malformed.
 std::optional<std::pair<std::string_view, std::string_view>>
 split_klp_name(std::string_view name, std::string_view prefix)
@@ -177,13 +193,15 @@ PatchResult<std::vector<LivepatchObject>> read_livepatch_relocations(
     std::string_view origin)
 {
     std::vector<LivepatchObject> objects;
-    std::vector<std::pair<std::string, std::string>> seen; // (object, symbol)
+    std::unordered_map<std::string, std::size_t> object_index; // name -> position in objects
+    std::set<std::pair<std::string, std::string>> seen;        // (object, symbol)
     for (Elf_Scn* scn : sections) {
         GElf_Shdr header_copy{};
         const GElf_Shdr* header = gelf_getshdr(scn, &header_copy);
         const char* raw_name = header ? elf_strptr(elf, strndx, header->sh_name) : nullptr;
-        const std::string name = raw_name ? printable(std::string(raw_name).substr(0, 200)) : "";
-        const auto section = raw_name ? split_klp_name(raw_name, ".klp.rela.") : std::nullopt;
+        const std::string_view read_name = bounded(raw_name, klp_section_name_read);
+        const std::string name = printable(read_name.substr(0, 200));
+        const auto section = raw_name ? split_klp_name(read_name, ".klp.rela.") : std::nullopt;
         if (!section)
             return fail(PatchErrc::invalid_relocations, ENOEXEC, origin,
                         "livepatch relocation section '" + name +
@@ -206,10 +224,10 @@ PatchResult<std::vector<LivepatchObject>> read_livepatch_relocations(
         if (!relas || !syms)
             return elf_failure(origin, "section '" + name + "' cannot be read");
         const std::string object(section->first);
-        auto entry = std::find_if(objects.begin(), objects.end(),
-                                  [&](const LivepatchObject& o) { return o.name == object; });
-        if (entry == objects.end())
-            entry = objects.insert(objects.end(), LivepatchObject{object, 0});
+        const auto [slot, added] = object_index.try_emplace(object, objects.size());
+        if (added)
+            objects.push_back(LivepatchObject{object, 0});
+        std::size_t& symbols_used = objects[slot->second].symbols;
         const std::size_t count = header->sh_size / sizeof(Elf64_Rela);
         for (std::size_t i = 0; i < count; ++i) {
             GElf_Rela rela{};
@@ -219,8 +237,9 @@ PatchResult<std::vector<LivepatchObject>> read_livepatch_relocations(
                 return malformed(origin, "relocation " + std::to_string(i) + " of '" + name +
                                              "' names no symbol");
             const char* raw_symbol = elf_strptr(elf, symtab_header->sh_link, sym.st_name);
-            const std::string symbol =
-                raw_symbol ? printable(std::string(raw_symbol).substr(0, 200)) : "";
+            // One byte more than a valid name: longer reads as longer, never as valid.
+            const std::string_view read_symbol = bounded(raw_symbol, klp_symbol_name_max + 1);
+            const std::string symbol = printable(read_symbol.substr(0, 200));
             if (!is_relocation_type_applied(GELF_R_TYPE(rela.r_info)))
                 return fail(PatchErrc::invalid_relocations, ENOEXEC, origin,
                             "relocation " + std::to_string(i) + " of '" + name + "' has type " +
@@ -232,7 +251,9 @@ PatchResult<std::vector<LivepatchObject>> read_livepatch_relocations(
                                 "' refers to '" + symbol +
                                 "', which is not a livepatch symbol (SHN_LIVEPATCH); " +
                                 klp_hint);
-            const auto parts = raw_symbol ? split_klp_name(raw_symbol, ".klp.sym.") : std::nullopt;
+            const auto parts = raw_symbol && read_symbol.size() <= klp_symbol_name_max
+                                   ? split_klp_name(read_symbol, ".klp.sym.")
+                                   : std::nullopt;
             const std::size_t comma = parts ? parts->second.rfind(',') : std::string_view::npos;
             // A decimal position that fits an unsigned long, as the kernel's sscanf("%lu") wants.
             const bool position_ok =
@@ -251,10 +272,8 @@ PatchResult<std::vector<LivepatchObject>> read_livepatch_relocations(
                                 "', the object of section '" + name + "'; " + klp_hint);
             const std::pair<std::string, std::string> key{object,
                                                           std::string(parts->second.substr(0, comma))};
-            if (std::find(seen.begin(), seen.end(), key) == seen.end()) {
-                seen.push_back(key);
-                ++entry->symbols;
-            }
+            if (seen.insert(key).second)
+                ++symbols_used;
         }
     }
     return objects;
