@@ -110,6 +110,11 @@ static int test_fail_switch_work;
 module_param(test_fail_switch_work, int, 0644);
 MODULE_PARM_DESC(test_fail_switch_work, "debug build: TGID, see shim-kmod/debug.h");
 
+/* Read only at load, by lpshim_ksyms_init(): 0444. */
+static char *test_ibt_sealed;
+module_param(test_ibt_sealed, charp, 0444);
+MODULE_PARM_DESC(test_ibt_sealed, "debug build: NAME, see shim-kmod/debug.h");
+
 /* Whether a one-shot TGID hook is armed for @task's process; disarms it when it is. */
 static bool lpshim_tgid_hook_take(int *hook, struct task_struct *task)
 {
@@ -179,6 +184,11 @@ bool lpshim_debug_fail_exit_record(struct task_struct *task)
 bool lpshim_debug_fail_switch_work(struct task_struct *task)
 {
 	return lpshim_tgid_hook_take(&test_fail_switch_work, task);
+}
+
+bool lpshim_debug_ibt_sealed(const char *name)
+{
+	return test_ibt_sealed && !strcmp(test_ibt_sealed, name);
 }
 
 void lpshim_debug_switch_work_delay(void)

@@ -26,6 +26,9 @@
  *					record, as if none could be allocated
  *   test_fail_switch_work=TGID	the next return-to-user switch attempt queued for a task
  *					of process TGID cannot be allocated
+ *   test_ibt_sealed=NAME		at load, the helper NAME reads as sealed against
+ *					indirect calls by IBT (ksyms.c), as on a CPU that
+ *					enforces IBT; given to insmod, not one-shot
  *
  * The invariant checks: a function in transition reached by a task whose state the table does
  * not know; a completed transition that left a task in the other state; a patch module freed
@@ -49,6 +52,7 @@ bool lpshim_debug_fail_task_alloc(struct task_struct *creator);
 void lpshim_debug_switch_work_delay(void);
 bool lpshim_debug_fail_exit_record(struct task_struct *task);
 bool lpshim_debug_fail_switch_work(struct task_struct *task);
+bool lpshim_debug_ibt_sealed(const char *name);
 
 void lpshim_debug_check_module_unused(struct lpshim_patch *patch);
 
@@ -66,6 +70,7 @@ static inline bool lpshim_debug_fail_task_alloc(struct task_struct *creator) { r
 static inline void lpshim_debug_switch_work_delay(void) { }
 static inline bool lpshim_debug_fail_exit_record(struct task_struct *task) { return false; }
 static inline bool lpshim_debug_fail_switch_work(struct task_struct *task) { return false; }
+static inline bool lpshim_debug_ibt_sealed(const char *name) { return false; }
 static inline void lpshim_debug_check_module_unused(struct lpshim_patch *patch) { }
 
 #define LPSHIM_DEBUG_WARN_ON_ONCE(cond) ((void)0)

@@ -16,6 +16,7 @@
 #include <asm/ibt.h>
 #endif
 
+#include "debug.h"
 #include "ksyms.h"
 
 /* Written once in lpshim_ksyms_init(), before any other part of lpshim runs. */
@@ -38,6 +39,37 @@ static unsigned long lpshim_func_entry(unsigned long addr)
 	return addr;
 }
 
+/*
+ * Whether lpshim may call the helper at @addr through a pointer. A CPU that enforces IBT
+ * faults (#CP, "Missing ENDBR") on an indirect call that does not land on an ENDBR, and at boot
+ * the kernel seals (overwrites with a NOP) the ENDBR of every function it never calls
+ * indirectly itself: on Debian's 6.12, task_call_func, find_module, kallsyms_lookup_name and
+ * others of lpshim's helpers (docs/architecture.md). lpshim refuses to load rather than fault.
+ */
+static bool lpshim_indirect_callable(const char *name, unsigned long addr)
+{
+	if (lpshim_debug_ibt_sealed(name))
+		return false;
+#ifdef CONFIG_X86_KERNEL_IBT
+	if (cpu_feature_enabled(X86_FEATURE_IBT)) {
+		u32 insn;
+
+		/* is_endbr() also matches the seal's poison NOP */
+		if (copy_from_kernel_nofault(&insn, (void *)addr, sizeof(insn)) ||
+		    !is_endbr(insn) || insn == gen_endbr_poison())
+			return false;
+	}
+#endif
+	return true;
+}
+
+static int lpshim_refuse_sealed(const char *name)
+{
+	pr_err("cannot call %s: this CPU enforces IBT and the kernel sealed %s at boot against indirect calls; boot with ibt=off to use lpshim on this kernel\n",
+	       name, name);
+	return -EOPNOTSUPP;
+}
+
 static int lpshim_resolve_kallsyms_lookup_name(void)
 {
 	struct kprobe kp = { .symbol_name = "kallsyms_lookup_name" };
@@ -52,6 +84,8 @@ static int lpshim_resolve_kallsyms_lookup_name(void)
 	}
 	addr = lpshim_func_entry((unsigned long)kp.addr);
 	unregister_kprobe(&kp);
+	if (!lpshim_indirect_callable("kallsyms_lookup_name", addr))
+		return lpshim_refuse_sealed("kallsyms_lookup_name");
 
 	lpshim_ksyms.kallsyms_lookup_name = (void *)addr;
 	/* A wrong entry address would crash here rather than later: check it finds itself. */
@@ -100,25 +134,27 @@ static int lpshim_find_tracepoints(void)
 
 int lpshim_ksyms_init(void)
 {
+	/* @call: a function lpshim calls through the pointer; else data it reads or locks */
 	const struct {
 		const char *name;
 		void **addr;
+		bool call;
 	} helpers[] = {
-		{ "kallsyms_lookup_size_offset", (void **)&lpshim_ksyms.kallsyms_lookup_size_offset },
-		{ "kallsyms_on_each_symbol", &lpshim_ksyms.kallsyms_on_each_symbol },
-		{ "ftrace_location", (void **)&lpshim_ksyms.ftrace_location },
-		{ "find_module", (void **)&lpshim_ksyms.find_module },
-		{ "ftrace_enabled", (void **)&lpshim_ksyms.ftrace_enabled },
-		{ "tasklist_lock", (void **)&lpshim_ksyms.tasklist_lock },
-		{ "task_call_func", (void **)&lpshim_ksyms.task_call_func },
-		{ "task_curr", (void **)&lpshim_ksyms.task_curr },
+		{ "kallsyms_lookup_size_offset", (void **)&lpshim_ksyms.kallsyms_lookup_size_offset, true },
+		{ "kallsyms_on_each_symbol", &lpshim_ksyms.kallsyms_on_each_symbol, true },
+		{ "ftrace_location", (void **)&lpshim_ksyms.ftrace_location, true },
+		{ "find_module", (void **)&lpshim_ksyms.find_module, true },
+		{ "ftrace_enabled", (void **)&lpshim_ksyms.ftrace_enabled, false },
+		{ "tasklist_lock", (void **)&lpshim_ksyms.tasklist_lock, false },
+		{ "task_call_func", (void **)&lpshim_ksyms.task_call_func, true },
+		{ "task_curr", (void **)&lpshim_ksyms.task_curr, true },
 		{ "stack_trace_save_tsk_reliable",
-		  (void **)&lpshim_ksyms.stack_trace_save_tsk_reliable },
-		{ "idle_task", (void **)&lpshim_ksyms.idle_task },
-		{ "wake_up_state", (void **)&lpshim_ksyms.wake_up_state },
-		{ "task_work_cancel_match", (void **)&lpshim_ksyms.task_work_cancel_match },
-		{ "text_poke", (void **)&lpshim_ksyms.text_poke },
-		{ "text_mutex", (void **)&lpshim_ksyms.text_mutex },
+		  (void **)&lpshim_ksyms.stack_trace_save_tsk_reliable, true },
+		{ "idle_task", (void **)&lpshim_ksyms.idle_task, true },
+		{ "wake_up_state", (void **)&lpshim_ksyms.wake_up_state, true },
+		{ "task_work_cancel_match", (void **)&lpshim_ksyms.task_work_cancel_match, true },
+		{ "text_poke", (void **)&lpshim_ksyms.text_poke, true },
+		{ "text_mutex", (void **)&lpshim_ksyms.text_mutex, false },
 	};
 	unsigned long addr;
 	int i, ret;
@@ -134,6 +170,8 @@ int lpshim_ksyms_init(void)
 			       helpers[i].name);
 			return -ENOENT;
 		}
+		if (helpers[i].call && !lpshim_indirect_callable(helpers[i].name, addr))
+			return lpshim_refuse_sealed(helpers[i].name);
 		*helpers[i].addr = (void *)addr;
 	}
 	return lpshim_find_tracepoints();
