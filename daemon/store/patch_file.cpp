@@ -201,7 +201,7 @@ PatchResult<std::vector<LivepatchObject>> read_livepatch_relocations(
         const char* raw_name = header ? elf_strptr(elf, strndx, header->sh_name) : nullptr;
         const std::string_view read_name = bounded(raw_name, klp_section_name_read);
         const std::string name = printable(read_name.substr(0, 200));
-        const auto section = raw_name ? split_klp_name(read_name, ".klp.rela.") : std::nullopt;
+        const auto section = split_klp_name(read_name, ".klp.rela."); // nullopt when nameless
         if (!section)
             return fail(PatchErrc::invalid_relocations, ENOEXEC, origin,
                         "livepatch relocation section '" + name +
@@ -251,7 +251,7 @@ PatchResult<std::vector<LivepatchObject>> read_livepatch_relocations(
                                 "' refers to '" + symbol +
                                 "', which is not a livepatch symbol (SHN_LIVEPATCH); " +
                                 klp_hint);
-            const auto parts = raw_symbol && read_symbol.size() <= klp_symbol_name_max
+            const auto parts = read_symbol.size() <= klp_symbol_name_max
                                    ? split_klp_name(read_symbol, ".klp.sym.")
                                    : std::nullopt;
             const std::size_t comma = parts ? parts->second.rfind(',') : std::string_view::npos;
