@@ -41,6 +41,14 @@ namespace {
 
 constexpr std::string_view boot_id = "0123456789abcdef0123456789abcdef";
 
+std::uint64_t monotonic_now()
+{
+    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                          std::chrono::steady_clock::now().time_since_epoch())
+                                          .count());
+}
+
+
 class FakePatchControl final : public PatchControl {
 public:
     explicit FakePatchControl(FakeKernelView& kernel) : kernel_(kernel) {}
@@ -75,6 +83,10 @@ public:
     Result<void> unload(std::string_view) override { return {}; }
     Result<void> revert(std::string_view name) override
     {
+        // SetCompleteBeforeRevert: the kernel completes the transition to patched between the
+        // service's look and its write, which then starts a new transition to unpatched.
+        if (complete_before_revert)
+            complete(name);
         for (KernelPatch& p : kernel_.kernel_patches)
             if (p.name == name) {
                 // Writing 0 to enabled: the unpatch transition, or the reversal of the
@@ -116,14 +128,16 @@ public:
         return tasks;
     }
 
-    // What the kernel does when the last task has switched.
-    void complete(std::string_view only = {})
+    // What the kernel does when the last task has switched (or when `forced` tasks were
+    // forced to switch: echo 1 > force).
+    void complete(std::string_view only = {}, std::uint32_t forced = 0)
     {
         auto& patches = kernel_.kernel_patches;
         for (auto it = patches.begin(); it != patches.end();) {
             if (it->transition && (only.empty() || it->name == only)) {
                 it->transition = false;
-                kernel_events.push_back({false, it->name, it->enabled ? "patched" : "unpatched"});
+                kernel_events.push_back({false, it->name, it->enabled ? "patched" : "unpatched",
+                                         forced, monotonic_now()});
                 if (!it->enabled) {
                     it = patches.erase(it); // gone from sysfs; the module stays loaded
                     continue;
@@ -143,11 +157,14 @@ public:
         bool start = true;
         std::string patch;
         std::string target;
+        std::uint32_t forced = 0; // end: the tasks forced
+        std::uint64_t usec = 0;   // CLOCK_MONOTONIC, when it happened (the BPF event's time_ns)
     };
     std::deque<KernelEvent> kernel_events;
     // SetInstant: transitions complete within apply() and revert(), as one that no task
     // blocks does in lpshim (the /proc/cmdline example).
     bool instant = false;
+    bool complete_before_revert = false;
 
     unsigned kicks = 0;
     // What the fake task is called: any bytes, as prctl(PR_SET_NAME) allows (SetTaskName).
@@ -156,7 +173,7 @@ public:
 private:
     void started(std::string_view name, const char* target)
     {
-        kernel_events.push_back({true, std::string(name), target});
+        kernel_events.push_back({true, std::string(name), target, 0, monotonic_now()});
     }
 
     FakeKernelView& kernel_;
@@ -174,13 +191,6 @@ dbus::Manager* the_manager = nullptr;
 PatchOperations* the_operations = nullptr;
 FakeKernelView* the_kernel = nullptr;
 TransitionWatcher the_watcher(std::chrono::hours(1));
-
-std::uint64_t monotonic_now()
-{
-    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                          std::chrono::steady_clock::now().time_since_epoch())
-                                          .count());
-}
 
 // What the service does with the watcher's events (Service::handle).
 void report(const std::vector<TransitionChange>& changes)
@@ -206,6 +216,9 @@ void follow()
         the_control->kernel_events.pop_front();
         if (e.start)
             report(the_watcher.kernel_started(e.patch, e.target, monotonic_now()));
+        else if (e.forced > 0 && the_watcher.watched() &&
+                 the_watcher.watched()->direction() == e.target)
+            the_watcher.forced(e.patch); // forced by hand (echo 1 > force)
     }
 }
 
@@ -382,6 +395,58 @@ int drop_outside_patch(sd_bus_message* call, void*, sd_bus_error*) noexcept
     return sd_bus_reply_method_return(call, "");
 }
 
+int set_complete_before_revert(sd_bus_message* call, void*, sd_bus_error*) noexcept
+{
+    int on = 0;
+    int r = sd_bus_message_read(call, "b", &on);
+    if (r < 0)
+        return r;
+    the_control->complete_before_revert = on;
+    return sd_bus_reply_method_return(call, "");
+}
+
+// echo 0 > enabled by hand on an applied patch, seen by the service's look before lpshim's
+// start event reaches it, and that event delivered only after the transition has ended.
+int revert_by_hand_seen_late(sd_bus_message* call, void*, sd_bus_error*) noexcept
+{
+    const char* name = nullptr;
+    int r = sd_bus_message_read(call, "s", &name);
+    if (r < 0)
+        return r;
+    try {
+        FakePatchControl::KernelEvent start{true, name, "unpatched", 0, monotonic_now()};
+        for (KernelPatch& p : the_kernel->kernel_patches)
+            if (p.name == name) {
+                p.enabled = false;
+                p.transition = true;
+            }
+        follow(); // the look sees it
+        the_control->complete(name);
+        follow(); // and its end
+        the_control->kernel_events.push_back(start);
+        follow(); // then the start event comes
+    } catch (...) {
+        return -ENOMEM;
+    }
+    return sd_bus_reply_method_return(call, "");
+}
+
+// echo 1 > force by hand: the transition completes, lpshim's end event says how many tasks it
+// forced; the service sees it through that event only.
+int force_by_hand(sd_bus_message* call, void*, sd_bus_error*) noexcept
+{
+    const char* name = nullptr;
+    int r = sd_bus_message_read(call, "s", &name);
+    if (r < 0)
+        return r;
+    try {
+        the_control->complete(name, 1);
+    } catch (...) {
+        return -ENOMEM;
+    }
+    return sd_bus_reply_method_return(call, "");
+}
+
 int kick_count(sd_bus_message* call, void* /*userdata*/, sd_bus_error* /*error*/) noexcept
 {
     return sd_bus_reply_method_return(call, "u", the_control->kicks);
@@ -401,6 +466,11 @@ const sd_bus_vtable test_vtable[] = {
     SD_BUS_METHOD("SetInstant", "b", "", set_instant, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("SetShimLoaded", "b", "", set_shim_loaded, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("DropOutsidePatch", "", "", drop_outside_patch, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD("SetCompleteBeforeRevert", "b", "", set_complete_before_revert,
+                  SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD("RevertByHandSeenLate", "s", "", revert_by_hand_seen_late,
+                  SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD("ForceByHand", "s", "", force_by_hand, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_VTABLE_END,
 };
 

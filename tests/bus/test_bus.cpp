@@ -886,3 +886,79 @@ TEST_CASE("ShimVersion: PropertiesChanged when lpshim.ko goes away and comes bac
                 .ok());
     CHECK(wait_for("ShimVersion=0.1.0"));
 }
+
+namespace {
+
+Reply test_hook_s(const char* member, const char* arg)
+{
+    return call_on(bus(), "/org/livepatchd/Test", "org.livepatchd.Test", member, "s", arg);
+}
+
+Reply test_hook_b(const char* member, bool on)
+{
+    return call_on(bus(), "/org/livepatchd/Test", "org.livepatchd.Test", member, "b", on ? 1 : 0);
+}
+
+} // namespace
+
+// State: lp_a lp_b lp_c applied, lp_d lp_keep installed.
+TEST_CASE("a start lpshim reports after the service saw that transition end is not a new one")
+{
+    // Review of the issue-18 change: a transition started by hand (echo 0 > enabled), seen by
+    // the service's look before lpshim's start event came, was started again by that late
+    // event once it had ended: TransitionStarted and TransitionFinished twice (and a watched
+    // transition of another patch would have been ended early).
+    REQUIRE(test_hook_b("SetInstant", true).ok());
+    REQUIRE(manager("Apply", "s", "lp_d").ok());
+    REQUIRE(test_hook_b("SetInstant", false).ok());
+    CHECK(transition_signals([] { REQUIRE(test_hook_s("RevertByHandSeenLate", "lp_d").ok()); },
+                             2) ==
+          "TransitionStarted lp_d unpatched | TransitionFinished lp_d unpatched completed");
+    CHECK(manager_string("State") == "idle");
+    CHECK(patch_state("lp_d") == "installed");
+}
+
+// State: lp_a lp_b lp_c applied, lp_d lp_keep installed.
+TEST_CASE("a Revert whose apply completes just before it: two transitions, not a reversal")
+{
+    // Review of the issue-18 change: revert() decided "this reverses the apply" from a look at
+    // sysfs taken before its write to enabled; when the apply completed in between, the write
+    // started a new transition to unpatched, and the service reported the apply "reversed".
+    CHECK(transition_signals(
+              [] {
+                  REQUIRE(manager("Apply", "s", "lp_d").ok());
+                  REQUIRE(test_hook_b("SetCompleteBeforeRevert", true).ok());
+                  REQUIRE(manager("Revert", "s", "lp_d").ok());
+                  REQUIRE(test_hook_b("SetCompleteBeforeRevert", false).ok());
+                  REQUIRE(test_hook("CompleteTransition").ok());
+              },
+              4) ==
+          "TransitionStarted lp_d patched | TransitionFinished lp_d patched completed | "
+          "TransitionStarted lp_d unpatched | TransitionFinished lp_d unpatched completed");
+    CHECK(patch_state("lp_d") == "installed");
+}
+
+// State: lp_a lp_b lp_c applied, lp_d lp_keep installed (lp_d forced already, by Force).
+// Leaves lp_keep forced in this boot.
+TEST_CASE("a Force by hand, seen only through lpshim's end event: Forced, kept, outcome forced")
+{
+    // Review of the issue-18 change: echo 1 > force by hand left the patch's Forced false (only
+    // Force and on_stall: force set it), and the end could be reported "completed".
+    CHECK(trivial_property<int>(patch_path("lp_keep"), patch_iface, "Forced", 'b') == 0);
+    CHECK(transition_signals(
+              [] {
+                  REQUIRE(manager("Apply", "s", "lp_keep").ok());
+                  REQUIRE(test_hook_s("ForceByHand", "lp_keep").ok());
+              },
+              2) ==
+          "TransitionStarted lp_keep patched | TransitionFinished lp_keep patched forced");
+    CHECK(trivial_property<int>(patch_path("lp_keep"), patch_iface, "Forced", 'b') == 1);
+    REQUIRE(manager("Revert", "s", "lp_keep").ok());
+    REQUIRE(test_hook("CompleteTransition").ok());
+    // Kept in the desired state, as after Force: a restart of livepatchd still shows it (no
+    // longer wanted, lp_keep is named there only as forced).
+    const std::string saved = desired_json();
+    CAPTURE(saved);
+    CHECK(contains(saved, "\"lp_keep\""));
+    CHECK(trivial_property<int>(patch_path("lp_keep"), patch_iface, "Forced", 'b') == 1);
+}
