@@ -222,3 +222,22 @@ TEST_CASE("a malformed forced list is dropped alone: the rest of the desired sta
         CHECK(dir.exists("desired.json"));
     }
 }
+
+TEST_CASE("the dropped forced list is reported: the file, the field and the fix")
+{
+    std::vector<std::string> warnings;
+    auto state = parse_desired_state(
+        R"({"version": 1, "clean_shutdown_boot_id": "", "patches": [], "forced_boot_id": ")" +
+            boot_a + R"(", "forced": [17]})",
+        "/var/lib/livepatchd/desired.json", &warnings);
+    REQUIRE(state);
+    REQUIRE(warnings.size() == 1);
+    CHECK(warnings[0].starts_with("/var/lib/livepatchd/desired.json: forced: 17 is not a patch "
+                                  "name; ignoring the fields \"forced\" and \"forced_boot_id\""));
+    CHECK(contains(warnings[0], "keeping the rest of the desired state"));
+    CHECK(contains(warnings[0], "To fix: nothing; the next save writes them anew"));
+    // A good file warns of nothing.
+    warnings.clear();
+    REQUIRE(parse_desired_state(to_desired_state_json(sample_state()), "d.json", &warnings));
+    CHECK(warnings.empty());
+}
