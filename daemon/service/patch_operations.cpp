@@ -402,6 +402,15 @@ OpResult<void> PatchOperations::force(std::string_view name)
         return checked;
     if (auto done = context_.control.force(name); !done)
         return kernel_refusal(context_.kernel, "force", name, done.error());
+    record_forced(name);
+    if (transition_forced_)
+        transition_forced_(name);
+    return {};
+}
+
+void PatchOperations::record_forced(std::string_view name)
+{
+    const bool known = forced_.contains(name);
     forced_.insert(std::string(name));
     // Kept in the desired state, so that a restart of livepatchd still shows it (this boot).
     DesiredState next = desired_;
@@ -410,13 +419,12 @@ OpResult<void> PatchOperations::force(std::string_view name)
     next.forced_boot_id = context_.boot_id;
     if (std::find(next.forced.begin(), next.forced.end(), name) == next.forced.end())
         next.forced.emplace_back(name);
-    if (auto saved = commit(std::move(next)); !saved)
-        log_failure(name, saved.error().message +
-                              "; Forced is not kept if livepatchd restarts in this boot");
-    if (transition_forced_)
-        transition_forced_(name);
-    sink_->patch_changed(name);
-    return {};
+    if (desired_available_)
+        if (auto saved = commit(std::move(next)); !saved)
+            log_failure(name, saved.error().message +
+                                  "; Forced is not kept if livepatchd restarts in this boot");
+    if (!known)
+        sink_->patch_changed(name);
 }
 
 // --- what the kernel did -------------------------------------------------------------------

@@ -7,11 +7,14 @@
 // runs until SIGTERM.
 //
 // The transition signals come as in the service: a TransitionWatcher follows the fake kernel
-// every 20 ms, and lpshim's transition starts (the BPF events) reach it late, after its look.
+// every 20 ms, and lpshim's transition events (the BPF records, with their time) reach it late,
+// after the action that caused them, and are read before each look (follow_kernel_event).
 //
 // A test-only object, /org/livepatchd/Test (org.livepatchd.Test), lets the tests end the
 // fake kernel's transition, as the kernel would on its own (or make every transition end at
-// once: SetInstant), unload lpshim (SetShimLoaded), and start a fake polkit on the
+// once: SetInstant), force it by hand (ForceByHand), make the races of the review of issue 18
+// happen (RevertByHandSeenLate, SetCompleteBeforeRevert), unload lpshim (SetShimLoaded), and
+// start a fake polkit on the
 // bus (a second connection owning org.freedesktop.PolicyKit1) whose answers depend on the
 // action: kick and revert allowed, install allowed only interactively (a "challenge"
 // otherwise), everything else denied. It records the last question it was asked.
@@ -153,13 +156,7 @@ public:
     // lpshim's transition tracepoints (the daemon's BPF events), in the kernel's order. The
     // fixture hands them over late, after its next look at the kernel, as a busy event loop
     // may (Follow below).
-    struct KernelEvent {
-        bool start = true;
-        std::string patch;
-        std::string target;
-        std::uint32_t forced = 0; // end: the tasks forced
-        std::uint64_t usec = 0;   // CLOCK_MONOTONIC, when it happened (the BPF event's time_ns)
-    };
+    using KernelEvent = KernelTransitionEvent; // with its time, as the BPF record's time_ns
     std::deque<KernelEvent> kernel_events;
     // SetInstant: transitions complete within apply() and revert(), as one that no task
     // blocks does in lpshim (the /proc/cmdline example).
@@ -200,8 +197,17 @@ void report(const std::vector<TransitionChange>& changes)
         report_transition_change(e, *the_manager, *the_operations, in_kernel);
 }
 
-// The service's tick: a look at the kernel, then the transition events that were waiting in
-// the ring buffer (Service::watch_transition_events).
+// The transition events waiting in the ring buffer (Service::watch_transition_events).
+void take_kernel_events()
+{
+    while (!the_control->kernel_events.empty()) {
+        const FakePatchControl::KernelEvent e = the_control->kernel_events.front();
+        the_control->kernel_events.pop_front();
+        report(follow_kernel_event(e, the_watcher, *the_operations));
+    }
+}
+
+// The service's tick: the events that were waiting, then a look at the kernel (Service::tick).
 void follow()
 {
     // As Service::tick: lpshim.ko's version, announced when it changes.
@@ -210,16 +216,8 @@ void follow()
         shim_version = the_kernel->shim_version();
         the_manager->shim_version_changed();
     }
+    take_kernel_events();
     report(the_watcher.update(the_kernel->kernel_patches, monotonic_now()));
-    while (!the_control->kernel_events.empty()) {
-        const FakePatchControl::KernelEvent e = the_control->kernel_events.front();
-        the_control->kernel_events.pop_front();
-        if (e.start)
-            report(the_watcher.kernel_started(e.patch, e.target, monotonic_now()));
-        else if (e.forced > 0 && the_watcher.watched() &&
-                 the_watcher.watched()->direction() == e.target)
-            the_watcher.forced(e.patch); // forced by hand (echo 1 > force)
-    }
 }
 
 int on_follow_timer(sd_event_source* source, std::uint64_t usec, void*) noexcept
