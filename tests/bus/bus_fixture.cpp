@@ -72,10 +72,23 @@ public:
         if (name == "lp_pre_patch_enodev") // its pre_patch callback returned -ENODEV
             return Error{ENODEV, "loading the module of lp_pre_patch_enodev failed: No such "
                                  "device; the kernel log says why: journalctl -k -g lpshim"};
-        if (name == "lp_raced") { // another transition started since the service looked
+        // lpshim's EAGAIN: another patch is in transition (started outside livepatchd since
+        // the service looked), whether it still is when the service looks again or not.
+        if (name == "lp_raced") {
             kernel_.add("lp_outside", true, true);
-            return Error{EBUSY, "loading the module of lp_raced failed: Device or resource "
-                                "busy; the kernel log says why: journalctl -k -g lpshim"};
+            return Error{EAGAIN, "loading the module of lp_raced failed: Resource temporarily "
+                                 "unavailable; the kernel log says why: journalctl -k -g lpshim"};
+        }
+        if (name == "lp_raced_ended")
+            return Error{EAGAIN, "loading the module of lp_raced_ended failed: Resource "
+                                 "temporarily unavailable; the kernel log says why: journalctl "
+                                 "-k -g lpshim"};
+        // An ftrace conflict while a transition was started outside livepatchd meanwhile.
+        if (name == "lp_ftrace_busy_raced") {
+            kernel_.add("lp_outside", true, true);
+            return Error{EBUSY, "loading the module of lp_ftrace_busy_raced failed: Device or "
+                                "resource busy; the kernel log says why: journalctl -k -g "
+                                "lpshim"};
         }
         kernel_.add(std::string(name), true, true);
         started(name, "patched");

@@ -733,7 +733,8 @@ TEST_CASE("Apply: each named error for its own cause, and only for it")
     // Issue 18: every EBUSY from the kernel became TransitionInProgress (a client retrying
     // an ftrace conflict loops for ever) and every ENODEV ShimNotLoaded (a pre_patch
     // callback's -ENODEV too).
-    for (const char* name : {"lp_ftrace_busy", "lp_pre_patch_enodev", "lp_raced"})
+    for (const char* name : {"lp_ftrace_busy", "lp_pre_patch_enodev", "lp_raced",
+                             "lp_raced_ended", "lp_ftrace_busy_raced"})
         REQUIRE(install(write_patch(name)).ok());
     const std::string before = desired_json();
 
@@ -747,10 +748,22 @@ TEST_CASE("Apply: each named error for its own cause, and only for it")
     CHECK(contains(r.message, "No such device"));
     CHECK(contains(r.message, "journalctl -k -g lpshim"));
 
-    // EBUSY while another transition runs (started outside livepatchd since it looked).
+    // lpshim's EAGAIN: another transition runs (started outside livepatchd since it looked).
     r = manager("Apply", "s", "lp_raced");
     CHECK(r.error == named("TransitionInProgress"));
     CHECK(contains(r.message, "lp_outside"));
+    REQUIRE(test_hook("DropOutsidePatch").ok());
+
+    // Review of the issue-18 change: the errno alone names the error, not a look at sysfs
+    // taken after finit_module(). EAGAIN whose transition ended before the look is still
+    // TransitionInProgress (retry), and an ftrace conflict (EBUSY) while some transition runs
+    // is still RedirectRefused (retrying does not help).
+    r = manager("Apply", "s", "lp_raced_ended");
+    CHECK(r.error == named("TransitionInProgress"));
+    CHECK(contains(r.message, "try again"));
+    r = manager("Apply", "s", "lp_ftrace_busy_raced");
+    CHECK(r.error == named("RedirectRefused"));
+    CHECK(contains(r.message, "retrying does not help"));
     REQUIRE(test_hook("DropOutsidePatch").ok());
 
     REQUIRE(call_on(bus(), "/org/livepatchd/Test", "org.livepatchd.Test", "SetShimLoaded", "b",
@@ -762,7 +775,8 @@ TEST_CASE("Apply: each named error for its own cause, and only for it")
                     1)
                 .ok());
     CHECK(desired_json() == before);
-    for (const char* name : {"lp_ftrace_busy", "lp_pre_patch_enodev", "lp_raced"})
+    for (const char* name : {"lp_ftrace_busy", "lp_pre_patch_enodev", "lp_raced",
+                             "lp_raced_ended", "lp_ftrace_busy_raced"})
         REQUIRE(manager("Remove", "s", name).ok());
 }
 
