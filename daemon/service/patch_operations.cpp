@@ -30,9 +30,11 @@ OpError invalid_name(std::string_view name)
                           std::to_string(patch_name_max) + " letters, digits and underscores");
 }
 
-// A refusal of the kernel (PatchControl's errno), named for what a client can do about it.
-// EBUSY and ENODEV mean several things there (docs/kernel-messages.md): what the kernel shows
-// now says which.
+// A refusal of the kernel (PatchControl's errno), named for what a client can do about it, by
+// the errno alone (docs/kernel-messages.md): lpshim returns EAGAIN only for "another patch is
+// in transition" and EBUSY only for a function it cannot redirect (a pre_patch callback's
+// EAGAIN or EBUSY comes back as ECANCELED). A look at sysfs now would race with the kernel: it
+// only adds which transition runs to the message, if one still does.
 OpError kernel_refusal(const KernelView& kernel, std::string_view verb, std::string_view name,
                        const Error& e)
 {
@@ -40,12 +42,16 @@ OpError kernel_refusal(const KernelView& kernel, std::string_view verb, std::str
         return OpError(OpErrc::shim_not_loaded, ENODEV,
                        e.message + "; lpshim.ko is not loaded (it was unloaded since livepatchd "
                                    "started): 'systemctl restart livepatchd' loads it again");
-    const auto in_kernel = kernel.patches();
-    const KernelPatch* moving = in_kernel ? patch_in_transition(*in_kernel) : nullptr;
-    if (e.errnum == EBUSY && moving && !(verb == "revert" && moving->name == name))
-        return OpError(OpErrc::transition_in_progress, EBUSY,
-                       e.message + "; " + transition_text(*moving) +
+    if (e.errnum == EAGAIN) {
+        const auto in_kernel = kernel.patches();
+        const KernelPatch* moving = in_kernel ? patch_in_transition(*in_kernel) : nullptr;
+        return OpError(OpErrc::transition_in_progress, EAGAIN,
+                       e.message + "; " +
+                           (moving ? transition_text(*moving)
+                                   : std::string("another patch was in transition (it has "
+                                                 "ended since)")) +
                            ": one transition at a time: wait for it to end, then try again");
+    }
     if (verb != "apply")
         return OpError(e);
     if (e.errnum == EBUSY)
