@@ -358,6 +358,13 @@ static int lpshim_pre_patch_callback(struct lpshim_object *obj)
 		pr_err("pre-patch callback failed for object '%s' (%d)\n",
 		       lpshim_object_name(obj), ret);
 	obj->callbacks.post_unpatch_enabled = !ret;
+	/*
+	 * EAGAIN (another transition) and EBUSY (a function cannot be redirected) are lpshim's
+	 * own refusals, which callers tell apart by the errno alone (retry, or not): a callback's
+	 * is passed on as ECANCELED, and the line above keeps its own.
+	 */
+	if (ret == -EAGAIN || ret == -EBUSY)
+		ret = -ECANCELED;
 	return ret;
 }
 
@@ -942,9 +949,10 @@ int lpshim_enable_patch(struct lpshim_patch *patch)
 
 	mutex_lock(&lpshim_mutex);
 	if (lpshim_transition_patch) {
+		/* EAGAIN, not upstream's EBUSY: the one refusal that retrying later fixes. */
 		pr_err("patch '%s' is in transition; try again when it completes\n",
 		       lpshim_transition_patch->mod->name);
-		ret = -EBUSY;
+		ret = -EAGAIN;
 		goto unlock;
 	}
 	if (!try_module_get(patch->mod)) {
@@ -985,7 +993,7 @@ static int lpshim_disable_patch(struct lpshim_patch *patch)
 	if (lpshim_transition_patch) {
 		pr_err("patch '%s' is in transition; try again when it completes\n",
 		       lpshim_transition_patch->mod->name);
-		return -EBUSY;
+		return -EAGAIN;	/* as at enable */
 	}
 	/* Patches leave the stack top first: a lower one's functions may be under others. */
 	if (!list_is_last(&patch->list, &lpshim_patches)) {

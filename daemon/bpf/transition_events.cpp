@@ -80,6 +80,7 @@ int TransitionEvents::on_record(void* self, void* data, std::size_t size)
     event.to_patched = e->target == 1;
     event.count = e->count;
     event.duration_ns = e->duration_ns;
+    event.time_ns = e->time_ns;
     static_cast<TransitionEvents*>(self)->handler_(event);
     return 0;
 }

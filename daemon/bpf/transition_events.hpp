@@ -28,6 +28,7 @@ struct TransitionEvent {
     bool to_patched = true;      // the transition's target
     std::uint32_t count = 0;     // start: tasks pending; end: tasks forced
     std::uint64_t duration_ns = 0; // end only
+    std::uint64_t time_ns = 0;     // CLOCK_MONOTONIC, when lpshim sent it
 };
 
 class TransitionEvents {

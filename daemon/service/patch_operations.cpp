@@ -30,9 +30,11 @@ OpError invalid_name(std::string_view name)
                           std::to_string(patch_name_max) + " letters, digits and underscores");
 }
 
-// A refusal of the kernel (PatchControl's errno), named for what a client can do about it.
-// EBUSY and ENODEV mean several things there (docs/kernel-messages.md): what the kernel shows
-// now says which.
+// A refusal of the kernel (PatchControl's errno), named for what a client can do about it, by
+// the errno alone (docs/kernel-messages.md): lpshim returns EAGAIN only for "another patch is
+// in transition" and EBUSY only for a function it cannot redirect (a pre_patch callback's
+// EAGAIN or EBUSY comes back as ECANCELED). A look at sysfs now would race with the kernel: it
+// only adds which transition runs to the message, if one still does.
 OpError kernel_refusal(const KernelView& kernel, std::string_view verb, std::string_view name,
                        const Error& e)
 {
@@ -40,12 +42,16 @@ OpError kernel_refusal(const KernelView& kernel, std::string_view verb, std::str
         return OpError(OpErrc::shim_not_loaded, ENODEV,
                        e.message + "; lpshim.ko is not loaded (it was unloaded since livepatchd "
                                    "started): 'systemctl restart livepatchd' loads it again");
-    const auto in_kernel = kernel.patches();
-    const KernelPatch* moving = in_kernel ? patch_in_transition(*in_kernel) : nullptr;
-    if (e.errnum == EBUSY && moving && !(verb == "revert" && moving->name == name))
-        return OpError(OpErrc::transition_in_progress, EBUSY,
-                       e.message + "; " + transition_text(*moving) +
+    if (e.errnum == EAGAIN) {
+        const auto in_kernel = kernel.patches();
+        const KernelPatch* moving = in_kernel ? patch_in_transition(*in_kernel) : nullptr;
+        return OpError(OpErrc::transition_in_progress, EAGAIN,
+                       e.message + "; " +
+                           (moving ? transition_text(*moving)
+                                   : std::string("another patch was in transition (it has "
+                                                 "ended since)")) +
                            ": one transition at a time: wait for it to end, then try again");
+    }
     if (verb != "apply")
         return OpError(e);
     if (e.errnum == EBUSY)
@@ -402,6 +408,15 @@ OpResult<void> PatchOperations::force(std::string_view name)
         return checked;
     if (auto done = context_.control.force(name); !done)
         return kernel_refusal(context_.kernel, "force", name, done.error());
+    record_forced(name);
+    if (transition_forced_)
+        transition_forced_(name);
+    return {};
+}
+
+void PatchOperations::record_forced(std::string_view name)
+{
+    const bool known = forced_.contains(name);
     forced_.insert(std::string(name));
     // Kept in the desired state, so that a restart of livepatchd still shows it (this boot).
     DesiredState next = desired_;
@@ -410,13 +425,12 @@ OpResult<void> PatchOperations::force(std::string_view name)
     next.forced_boot_id = context_.boot_id;
     if (std::find(next.forced.begin(), next.forced.end(), name) == next.forced.end())
         next.forced.emplace_back(name);
-    if (auto saved = commit(std::move(next)); !saved)
-        log_failure(name, saved.error().message +
-                              "; Forced is not kept if livepatchd restarts in this boot");
-    if (transition_forced_)
-        transition_forced_(name);
-    sink_->patch_changed(name);
-    return {};
+    if (desired_available_)
+        if (auto saved = commit(std::move(next)); !saved)
+            log_failure(name, saved.error().message +
+                                  "; Forced is not kept if livepatchd restarts in this boot");
+    if (!known)
+        sink_->patch_changed(name);
 }
 
 // --- what the kernel did -------------------------------------------------------------------

@@ -91,6 +91,10 @@ public:
     OpResult<void> kick();
     OpResult<void> check_force(std::string_view name) const;
     OpResult<void> force(std::string_view name);
+    // The kernel forced tasks of name's transition (Force, on_stall: force, or echo 1 > force
+    // by hand, seen in lpshim's end event): its Forced is true for the rest of this boot, kept
+    // in the desired state across restarts of livepatchd.
+    void record_forced(std::string_view name);
 
     // A transition the watcher saw end, with the patch now in `state` ("patched" or
     // "unpatched"): a patch that ended unpatched is no longer wanted (a reversed apply, a

@@ -230,15 +230,19 @@ void Service::watch_transition_events()
 {
 #if LIVEPATCHD_HAVE_BPF
     auto events = TransitionEvents::open([this](const TransitionEvent& e) {
-        const std::string target = e.to_patched ? "patched" : "unpatched";
-        if (e.type == TransitionEvent::Type::start) {
-            // An action's own start is matched off; any other was started outside livepatchd.
+        // An action's own start is matched off, a stale one dropped; any other was started
+        // outside livepatchd. An end may say the transition was forced (by hand too).
+        const KernelTransitionEvent event{
+            .start = e.type == TransitionEvent::Type::start,
+            .patch = e.patch,
+            .target = e.to_patched ? "patched" : "unpatched",
+            .forced_tasks = e.type == TransitionEvent::Type::end ? e.count : 0,
+            .usec = e.time_ns / 1000,
+        };
+        auto changes = follow_kernel_event(event, watcher_, *operations_);
+        if (!changes.empty()) {
             auto in_kernel = kernel_.patches();
-            handle(watcher_.kernel_started(e.patch, target, now_monotonic(event_.get())),
-                   in_kernel ? *in_kernel : std::vector<KernelPatch>{});
-        } else if (e.count > 0 && watcher_.watched() &&
-                   watcher_.watched()->direction() == target) {
-            watcher_.forced(e.patch); // forced by hand (echo 1 > force)
+            handle(changes, in_kernel ? *in_kernel : std::vector<KernelPatch>{});
         }
         schedule_tick(0);
     });
@@ -385,6 +389,14 @@ int Service::on_tick(sd_event_source*, std::uint64_t, void* userdata) noexcept
 void Service::tick()
 {
     executor_->tidy();
+#if LIVEPATCHD_HAVE_BPF
+    // lpshim's events before the look at sysfs: an end the look would see is known first
+    // (forced by hand; a Revert that raced the completion), and the look's time bounds the
+    // starts it accounts for (TransitionWatcher::kernel_started).
+    if (events_)
+        if (auto consumed = events_->consume(); !consumed)
+            journal::log(LogLevel::warning, consumed.error().message);
+#endif
     auto in_kernel = kernel_.patches();
     if (!in_kernel) {
         journal::log(LogLevel::err, "cannot read the kernel's patches: " +
@@ -444,7 +456,8 @@ void Service::watch(std::string_view patch, std::string_view target, bool revers
         watcher_.expect_kernel_start(patch, target); // lpshim's tracepoint reports it too
 #endif
     auto in_kernel = kernel_.patches();
-    const std::uint64_t now = now_monotonic(event_.get());
+    // Read now, after the action's write (not the loop's wake-up time, which is before it).
+    const std::uint64_t now = monotonic_usec();
     handle(reversal ? watcher_.reverse(patch, target, now) : watcher_.watch(patch, target, now),
            in_kernel ? *in_kernel : std::vector<KernelPatch>{});
     schedule_tick(0);
@@ -506,7 +519,9 @@ void Service::handle(const std::vector<TransitionChange>& events,
 
 void Service::follow_transition(const std::vector<KernelPatch>& in_kernel)
 {
-    const std::uint64_t now = now_monotonic(event_.get());
+    // Read now, after the look (not the loop's wake-up time): what lpshim started until now
+    // is in that look.
+    const std::uint64_t now = monotonic_usec();
     handle(watcher_.update(in_kernel, now), in_kernel);
     if (!watcher_.watched()) {
         const TransitionStatus idle = transition_status(0);

@@ -19,4 +19,22 @@ void report_transition_change(const TransitionChange& change, EventSink& sink,
                               PatchOperations& operations,
                               const std::vector<KernelPatch>& in_kernel);
 
+// One of lpshim's transition events (its tracepoints, read through BPF: bpf/transition_events.h).
+struct KernelTransitionEvent {
+    bool start = true;
+    std::string patch;
+    std::string target;              // start: where it goes; end: where it ended
+    std::uint32_t forced_tasks = 0;  // end: tasks switched by force
+    std::uint64_t usec = 0;          // CLOCK_MONOTONIC, when lpshim sent it (time_ns)
+};
+
+// What one means, for the service and the bus tests' fixture alike: a start goes to the
+// watcher (which drops stale ones); an end to the watcher too (its outcome, a Revert that
+// raced the completion), and an end with forced tasks makes the patch Forced, however the
+// force was written. The caller handles the changes returned (and reads events before each
+// look at sysfs, so that an end is known before the look that sees the patch there).
+std::vector<TransitionChange> follow_kernel_event(const KernelTransitionEvent& event,
+                                                  TransitionWatcher& watcher,
+                                                  PatchOperations& operations);
+
 } // namespace livepatchd

@@ -42,11 +42,13 @@ std::vector<TransitionChange> TransitionWatcher::reverse(std::string_view patch,
 {
     if (!watched_ || watched_->patch != patch)
         return watch(patch, target, now);
+    known_usec_ = std::max(known_usec_, now);
     std::vector<TransitionChange> events;
     if (watched_->direction() == target)
         return events;
     // lpshim turned it around: the same transition, going back now.
     watched_->heading = target == watched_->target ? "" : std::string(target);
+    watched_->reversed_usec = now;
     events.push_back({TransitionChange::Kind::reversed, watched_->patch, watched_->target, {},
                       {}, elapsed_usec(now)});
     return events;
@@ -56,12 +58,13 @@ std::vector<TransitionChange> TransitionWatcher::watch(std::string_view patch,
                                                       std::string_view target, std::uint64_t now)
 {
     std::vector<TransitionChange> events;
+    known_usec_ = std::max(known_usec_, now);
     if (watched_ && watched_->patch == patch && watched_->direction() == target)
         return events;
     if (watched_)
         // A new transition starts only once the one before has ended, where it was going.
         events.push_back(end(watched_->direction(), now));
-    watched_ = WatchedTransition{std::string(patch), std::string(target), now, false, {}, false};
+    watched_ = WatchedTransition{std::string(patch), std::string(target), now, false, {}, false, 0};
     events.push_back({TransitionChange::Kind::started, watched_->patch, watched_->target, {}, {},
                       0});
     return events;
@@ -78,7 +81,7 @@ void TransitionWatcher::expect_kernel_start(std::string_view patch, std::string_
 
 std::vector<TransitionChange> TransitionWatcher::kernel_started(std::string_view patch,
                                                                std::string_view target,
-                                                               std::uint64_t now)
+                                                               std::uint64_t at_usec)
 {
     const auto expected = std::find_if(expected_starts_.begin(), expected_starts_.end(),
                                        [&](const ExpectedStart& e) {
@@ -90,8 +93,39 @@ std::vector<TransitionChange> TransitionWatcher::kernel_started(std::string_view
         expected_starts_.erase(expected_starts_.begin(), expected + 1);
         return {};
     }
+    if (at_usec <= known_usec_)
+        return {}; // stale: of a transition seen already, or over
     // lpshim reports a reversal as a start the other way (a write to enabled by hand).
-    return reverse(patch, target, now);
+    return reverse(patch, target, at_usec);
+}
+
+std::vector<TransitionChange> TransitionWatcher::kernel_ended(std::string_view patch,
+                                                             std::string_view state,
+                                                             std::uint32_t forced_tasks,
+                                                             std::uint64_t at_usec)
+{
+    std::vector<TransitionChange> events;
+    if (!watched_ || watched_->patch != patch)
+        return events; // the look says where it is
+    if (state == watched_->direction()) {
+        if (forced_tasks > 0)
+            watched_->forced = true; // echo 1 > force by hand
+        return events;
+    }
+    if (state != watched_->target || watched_->heading.empty() ||
+        at_usec > watched_->reversed_usec)
+        return events;
+    // It reached its target before the write taken for its reversal: the write started a
+    // new transition, the other way, which lpshim reports as a start of its own (expected).
+    const std::string back = watched_->heading;
+    const std::uint64_t since = watched_->reversed_usec;
+    watched_->heading.clear();
+    watched_->forced = watched_->forced || forced_tasks > 0;
+    events.push_back(end(std::string(state), at_usec));
+    watched_ = WatchedTransition{std::string(patch), back, since, false, {}, false, 0};
+    events.push_back({TransitionChange::Kind::started, watched_->patch, watched_->target, {}, {},
+                      0});
+    return events;
 }
 
 void TransitionWatcher::forced(std::string_view patch)
@@ -116,7 +150,8 @@ std::vector<TransitionChange> TransitionWatcher::update(const std::vector<Kernel
     if (shown.state == ServiceState::idle)
         return events;
     if (!watched_) {
-        watched_ = WatchedTransition{shown.patch, shown.target, now, false, {}, false};
+        known_usec_ = std::max(known_usec_, now);
+        watched_ = WatchedTransition{shown.patch, shown.target, now, false, {}, false, 0};
         events.push_back({TransitionChange::Kind::started, shown.patch, shown.target, {}, {}, 0});
     }
     const std::uint64_t elapsed = elapsed_usec(now);

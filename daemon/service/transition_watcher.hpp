@@ -34,6 +34,9 @@ struct WatchedTransition {
     // apply, on_stall: revert). Empty: the target.
     std::string heading;
     bool forced = false; // Force, or on_stall: force, during it
+    // When it was last turned around (CLOCK_MONOTONIC, taken after the write that did it); 0:
+    // never. Not kept across a restart.
+    std::uint64_t reversed_usec = 0;
     bool operator==(const WatchedTransition&) const = default;
     const std::string& direction() const { return heading.empty() ? target : heading; }
 };
@@ -79,11 +82,22 @@ public:
     // lpshim's tracepoints (BPF) report each start after the action that caused it, possibly
     // after the next update has seen that transition end. With them, say which starts to
     // expect (expect_kernel_start, at each action that starts or reverses one), and hand
-    // every start over (kernel_started): an expected one is only matched off, in order; any
-    // other is a transition started outside livepatchd, and watched.
+    // every start over (kernel_started, with at_usec the time lpshim started it): an expected
+    // one is only matched off, in order; one from no later than the last start or reversal
+    // this watcher learned of otherwise (an action, a look) is stale: lpshim runs one
+    // transition at a time, so it is of that transition or of one before it, already over,
+    // and starting it again would end the watched one early and signal it twice. Any other is
+    // a transition started outside livepatchd, and watched.
     void expect_kernel_start(std::string_view patch, std::string_view target);
     std::vector<TransitionChange> kernel_started(std::string_view patch, std::string_view target,
-                                                std::uint64_t now);
+                                                std::uint64_t at_usec);
+    // lpshim's end of a transition of patch, in `state`, at_usec, with forced_tasks switched by
+    // force. For the watched transition: forced when tasks were (a Force by hand); and one
+    // that ended where it was first going before the write taken for its reversal did not go
+    // back: that write started a new transition the other way (a Revert that raced the
+    // apply's completion), which is watched from then.
+    std::vector<TransitionChange> kernel_ended(std::string_view patch, std::string_view state,
+                                              std::uint32_t forced_tasks, std::uint64_t at_usec);
 
     // Force (or on_stall: force) was written for patch: if it is the one watched, it ends
     // "forced" unless it ends reversed.
@@ -107,6 +121,9 @@ private:
 
     std::uint64_t stall_timeout_usec_;
     std::optional<WatchedTransition> watched_;
+    // The last start or reversal learned of by an action or a look (CLOCK_MONOTONIC): the
+    // kernel's starts up to then are known.
+    std::uint64_t known_usec_ = 0;
     struct ExpectedStart {
         std::string patch;
         std::string target;

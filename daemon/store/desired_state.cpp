@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/atomic_file.hpp"
+#include "common/journal.hpp"
 #include "kernel/boot_info.hpp"
 #include "store/patch_file.hpp"
 
@@ -136,7 +137,8 @@ std::string to_desired_state_json(const DesiredState& state)
     return document.dump(2) + "\n";
 }
 
-Result<DesiredState> parse_desired_state(std::string_view text, std::string_view origin)
+Result<DesiredState> parse_desired_state(std::string_view text, std::string_view origin,
+                                         std::vector<std::string>* warnings)
 {
     json document;
     try {
@@ -162,16 +164,32 @@ Result<DesiredState> parse_desired_state(std::string_view text, std::string_view
         DesiredState state;
         state.clean_shutdown_boot_id =
             boot_id_member(document, "clean_shutdown_boot_id", "the top level");
-        // Added in issue 18, within format 1: optional.
+        // Added in issue 18, within format 1: optional. It only says which patches this boot
+        // forced (the Forced property), so a bad one is dropped alone, with a warning: the
+        // wanted patches must not be lost over it.
         if (document.contains("forced")) {
-            state.forced_boot_id = boot_id_member(document, "forced_boot_id", "the top level");
-            const json& forced = document["forced"];
-            if (!forced.is_array())
-                throw Damaged{"forced: not an array"};
-            for (const json& name : forced) {
-                if (!name.is_string() || !is_valid_patch_name(name.get<std::string>()))
-                    throw Damaged{"forced: " + name.dump().substr(0, 80) + " is not a patch name"};
-                state.forced.push_back(name.get<std::string>());
+            try {
+                state.forced_boot_id =
+                    boot_id_member(document, "forced_boot_id", "the top level");
+                const json& forced = document["forced"];
+                if (!forced.is_array())
+                    throw Damaged{"forced: not an array"};
+                for (const json& name : forced) {
+                    if (!name.is_string() || !is_valid_patch_name(name.get<std::string>()))
+                        throw Damaged{"forced: " + name.dump().substr(0, 80) +
+                                      " is not a patch name"};
+                    state.forced.push_back(name.get<std::string>());
+                }
+            } catch (const Damaged& damaged) {
+                state.forced.clear();
+                state.forced_boot_id.clear();
+                if (warnings)
+                    warnings->push_back(
+                        std::string(origin) + ": " + damaged.what +
+                        "; ignoring the fields \"forced\" and \"forced_boot_id\" (the patches "
+                        "forced in this boot: their Forced property reads false until forced "
+                        "again) and keeping the rest of the desired state. To fix: nothing; "
+                        "the next save writes them anew (or delete both fields by hand)");
             }
         }
         const json& patches = member(document, "patches", "the top level");
@@ -247,8 +265,11 @@ Result<DesiredState> DesiredStateFile::load() const
         if (text.error().errnum != EFBIG)
             return std::move(text).error();
     }
-    Result<DesiredState> state = text ? parse_desired_state(*text, path_.native())
+    std::vector<std::string> warnings;
+    Result<DesiredState> state = text ? parse_desired_state(*text, path_.native(), &warnings)
                                       : Result<DesiredState>(std::move(text).error());
+    for (const std::string& warning : warnings)
+        journal::log(LogLevel::warning, warning);
     if (state || state.error().errnum == ENOTSUP)
         return state;
 

@@ -112,7 +112,10 @@ private:
 
 // The JSON form, and back. parse_desired_state(to_desired_state_json(s), ...) == s.
 std::string to_desired_state_json(const DesiredState& state);
-// Errors carry EBADMSG for damaged content and ENOTSUP for a newer format.
-Result<DesiredState> parse_desired_state(std::string_view text, std::string_view origin);
+// Errors carry EBADMSG for damaged content and ENOTSUP for a newer format. A field whose
+// damage costs nothing wanted (a malformed "forced") is dropped instead, and why is added to
+// warnings (DesiredStateFile::load() logs them).
+Result<DesiredState> parse_desired_state(std::string_view text, std::string_view origin,
+                                         std::vector<std::string>* warnings = nullptr);
 
 } // namespace livepatchd

@@ -7,11 +7,14 @@
 // runs until SIGTERM.
 //
 // The transition signals come as in the service: a TransitionWatcher follows the fake kernel
-// every 20 ms, and lpshim's transition starts (the BPF events) reach it late, after its look.
+// every 20 ms, and lpshim's transition events (the BPF records, with their time) reach it late,
+// after the action that caused them, and are read before each look (follow_kernel_event).
 //
 // A test-only object, /org/livepatchd/Test (org.livepatchd.Test), lets the tests end the
 // fake kernel's transition, as the kernel would on its own (or make every transition end at
-// once: SetInstant), unload lpshim (SetShimLoaded), and start a fake polkit on the
+// once: SetInstant), force it by hand (ForceByHand), make the races of the review of issue 18
+// happen (RevertByHandSeenLate, SetCompleteBeforeRevert), unload lpshim (SetShimLoaded), and
+// start a fake polkit on the
 // bus (a second connection owning org.freedesktop.PolicyKit1) whose answers depend on the
 // action: kick and revert allowed, install allowed only interactively (a "challenge"
 // otherwise), everything else denied. It records the last question it was asked.
@@ -41,6 +44,14 @@ namespace {
 
 constexpr std::string_view boot_id = "0123456789abcdef0123456789abcdef";
 
+std::uint64_t monotonic_now()
+{
+    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                          std::chrono::steady_clock::now().time_since_epoch())
+                                          .count());
+}
+
+
 class FakePatchControl final : public PatchControl {
 public:
     explicit FakePatchControl(FakeKernelView& kernel) : kernel_(kernel) {}
@@ -61,10 +72,23 @@ public:
         if (name == "lp_pre_patch_enodev") // its pre_patch callback returned -ENODEV
             return Error{ENODEV, "loading the module of lp_pre_patch_enodev failed: No such "
                                  "device; the kernel log says why: journalctl -k -g lpshim"};
-        if (name == "lp_raced") { // another transition started since the service looked
+        // lpshim's EAGAIN: another patch is in transition (started outside livepatchd since
+        // the service looked), whether it still is when the service looks again or not.
+        if (name == "lp_raced") {
             kernel_.add("lp_outside", true, true);
-            return Error{EBUSY, "loading the module of lp_raced failed: Device or resource "
-                                "busy; the kernel log says why: journalctl -k -g lpshim"};
+            return Error{EAGAIN, "loading the module of lp_raced failed: Resource temporarily "
+                                 "unavailable; the kernel log says why: journalctl -k -g lpshim"};
+        }
+        if (name == "lp_raced_ended")
+            return Error{EAGAIN, "loading the module of lp_raced_ended failed: Resource "
+                                 "temporarily unavailable; the kernel log says why: journalctl "
+                                 "-k -g lpshim"};
+        // An ftrace conflict while a transition was started outside livepatchd meanwhile.
+        if (name == "lp_ftrace_busy_raced") {
+            kernel_.add("lp_outside", true, true);
+            return Error{EBUSY, "loading the module of lp_ftrace_busy_raced failed: Device or "
+                                "resource busy; the kernel log says why: journalctl -k -g "
+                                "lpshim"};
         }
         kernel_.add(std::string(name), true, true);
         started(name, "patched");
@@ -75,6 +99,10 @@ public:
     Result<void> unload(std::string_view) override { return {}; }
     Result<void> revert(std::string_view name) override
     {
+        // SetCompleteBeforeRevert: the kernel completes the transition to patched between the
+        // service's look and its write, which then starts a new transition to unpatched.
+        if (complete_before_revert)
+            complete(name);
         for (KernelPatch& p : kernel_.kernel_patches)
             if (p.name == name) {
                 // Writing 0 to enabled: the unpatch transition, or the reversal of the
@@ -116,14 +144,16 @@ public:
         return tasks;
     }
 
-    // What the kernel does when the last task has switched.
-    void complete(std::string_view only = {})
+    // What the kernel does when the last task has switched (or when `forced` tasks were
+    // forced to switch: echo 1 > force).
+    void complete(std::string_view only = {}, std::uint32_t forced = 0)
     {
         auto& patches = kernel_.kernel_patches;
         for (auto it = patches.begin(); it != patches.end();) {
             if (it->transition && (only.empty() || it->name == only)) {
                 it->transition = false;
-                kernel_events.push_back({false, it->name, it->enabled ? "patched" : "unpatched"});
+                kernel_events.push_back({false, it->name, it->enabled ? "patched" : "unpatched",
+                                         forced, monotonic_now()});
                 if (!it->enabled) {
                     it = patches.erase(it); // gone from sysfs; the module stays loaded
                     continue;
@@ -139,15 +169,12 @@ public:
     // lpshim's transition tracepoints (the daemon's BPF events), in the kernel's order. The
     // fixture hands them over late, after its next look at the kernel, as a busy event loop
     // may (Follow below).
-    struct KernelEvent {
-        bool start = true;
-        std::string patch;
-        std::string target;
-    };
+    using KernelEvent = KernelTransitionEvent; // with its time, as the BPF record's time_ns
     std::deque<KernelEvent> kernel_events;
     // SetInstant: transitions complete within apply() and revert(), as one that no task
     // blocks does in lpshim (the /proc/cmdline example).
     bool instant = false;
+    bool complete_before_revert = false;
 
     unsigned kicks = 0;
     // What the fake task is called: any bytes, as prctl(PR_SET_NAME) allows (SetTaskName).
@@ -156,7 +183,7 @@ public:
 private:
     void started(std::string_view name, const char* target)
     {
-        kernel_events.push_back({true, std::string(name), target});
+        kernel_events.push_back({true, std::string(name), target, 0, monotonic_now()});
     }
 
     FakeKernelView& kernel_;
@@ -175,13 +202,6 @@ PatchOperations* the_operations = nullptr;
 FakeKernelView* the_kernel = nullptr;
 TransitionWatcher the_watcher(std::chrono::hours(1));
 
-std::uint64_t monotonic_now()
-{
-    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                          std::chrono::steady_clock::now().time_since_epoch())
-                                          .count());
-}
-
 // What the service does with the watcher's events (Service::handle).
 void report(const std::vector<TransitionChange>& changes)
 {
@@ -190,8 +210,17 @@ void report(const std::vector<TransitionChange>& changes)
         report_transition_change(e, *the_manager, *the_operations, in_kernel);
 }
 
-// The service's tick: a look at the kernel, then the transition events that were waiting in
-// the ring buffer (Service::watch_transition_events).
+// The transition events waiting in the ring buffer (Service::watch_transition_events).
+void take_kernel_events()
+{
+    while (!the_control->kernel_events.empty()) {
+        const FakePatchControl::KernelEvent e = the_control->kernel_events.front();
+        the_control->kernel_events.pop_front();
+        report(follow_kernel_event(e, the_watcher, *the_operations));
+    }
+}
+
+// The service's tick: the events that were waiting, then a look at the kernel (Service::tick).
 void follow()
 {
     // As Service::tick: lpshim.ko's version, announced when it changes.
@@ -200,13 +229,8 @@ void follow()
         shim_version = the_kernel->shim_version();
         the_manager->shim_version_changed();
     }
+    take_kernel_events();
     report(the_watcher.update(the_kernel->kernel_patches, monotonic_now()));
-    while (!the_control->kernel_events.empty()) {
-        const FakePatchControl::KernelEvent e = the_control->kernel_events.front();
-        the_control->kernel_events.pop_front();
-        if (e.start)
-            report(the_watcher.kernel_started(e.patch, e.target, monotonic_now()));
-    }
 }
 
 int on_follow_timer(sd_event_source* source, std::uint64_t usec, void*) noexcept
@@ -382,6 +406,58 @@ int drop_outside_patch(sd_bus_message* call, void*, sd_bus_error*) noexcept
     return sd_bus_reply_method_return(call, "");
 }
 
+int set_complete_before_revert(sd_bus_message* call, void*, sd_bus_error*) noexcept
+{
+    int on = 0;
+    int r = sd_bus_message_read(call, "b", &on);
+    if (r < 0)
+        return r;
+    the_control->complete_before_revert = on;
+    return sd_bus_reply_method_return(call, "");
+}
+
+// echo 0 > enabled by hand on an applied patch, seen by the service's look before lpshim's
+// start event reaches it, and that event delivered only after the transition has ended.
+int revert_by_hand_seen_late(sd_bus_message* call, void*, sd_bus_error*) noexcept
+{
+    const char* name = nullptr;
+    int r = sd_bus_message_read(call, "s", &name);
+    if (r < 0)
+        return r;
+    try {
+        FakePatchControl::KernelEvent start{true, name, "unpatched", 0, monotonic_now()};
+        for (KernelPatch& p : the_kernel->kernel_patches)
+            if (p.name == name) {
+                p.enabled = false;
+                p.transition = true;
+            }
+        follow(); // the look sees it
+        the_control->complete(name);
+        follow(); // and its end
+        the_control->kernel_events.push_back(start);
+        follow(); // then the start event comes
+    } catch (...) {
+        return -ENOMEM;
+    }
+    return sd_bus_reply_method_return(call, "");
+}
+
+// echo 1 > force by hand: the transition completes, lpshim's end event says how many tasks it
+// forced; the service sees it through that event only.
+int force_by_hand(sd_bus_message* call, void*, sd_bus_error*) noexcept
+{
+    const char* name = nullptr;
+    int r = sd_bus_message_read(call, "s", &name);
+    if (r < 0)
+        return r;
+    try {
+        the_control->complete(name, 1);
+    } catch (...) {
+        return -ENOMEM;
+    }
+    return sd_bus_reply_method_return(call, "");
+}
+
 int kick_count(sd_bus_message* call, void* /*userdata*/, sd_bus_error* /*error*/) noexcept
 {
     return sd_bus_reply_method_return(call, "u", the_control->kicks);
@@ -401,6 +477,11 @@ const sd_bus_vtable test_vtable[] = {
     SD_BUS_METHOD("SetInstant", "b", "", set_instant, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("SetShimLoaded", "b", "", set_shim_loaded, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("DropOutsidePatch", "", "", drop_outside_patch, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD("SetCompleteBeforeRevert", "b", "", set_complete_before_revert,
+                  SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD("RevertByHandSeenLate", "s", "", revert_by_hand_seen_late,
+                  SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD("ForceByHand", "s", "", force_by_hand, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_VTABLE_END,
 };
 

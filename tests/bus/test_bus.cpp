@@ -733,7 +733,8 @@ TEST_CASE("Apply: each named error for its own cause, and only for it")
     // Issue 18: every EBUSY from the kernel became TransitionInProgress (a client retrying
     // an ftrace conflict loops for ever) and every ENODEV ShimNotLoaded (a pre_patch
     // callback's -ENODEV too).
-    for (const char* name : {"lp_ftrace_busy", "lp_pre_patch_enodev", "lp_raced"})
+    for (const char* name : {"lp_ftrace_busy", "lp_pre_patch_enodev", "lp_raced",
+                             "lp_raced_ended", "lp_ftrace_busy_raced"})
         REQUIRE(install(write_patch(name)).ok());
     const std::string before = desired_json();
 
@@ -747,10 +748,22 @@ TEST_CASE("Apply: each named error for its own cause, and only for it")
     CHECK(contains(r.message, "No such device"));
     CHECK(contains(r.message, "journalctl -k -g lpshim"));
 
-    // EBUSY while another transition runs (started outside livepatchd since it looked).
+    // lpshim's EAGAIN: another transition runs (started outside livepatchd since it looked).
     r = manager("Apply", "s", "lp_raced");
     CHECK(r.error == named("TransitionInProgress"));
     CHECK(contains(r.message, "lp_outside"));
+    REQUIRE(test_hook("DropOutsidePatch").ok());
+
+    // Review of the issue-18 change: the errno alone names the error, not a look at sysfs
+    // taken after finit_module(). EAGAIN whose transition ended before the look is still
+    // TransitionInProgress (retry), and an ftrace conflict (EBUSY) while some transition runs
+    // is still RedirectRefused (retrying does not help).
+    r = manager("Apply", "s", "lp_raced_ended");
+    CHECK(r.error == named("TransitionInProgress"));
+    CHECK(contains(r.message, "try again"));
+    r = manager("Apply", "s", "lp_ftrace_busy_raced");
+    CHECK(r.error == named("RedirectRefused"));
+    CHECK(contains(r.message, "retrying does not help"));
     REQUIRE(test_hook("DropOutsidePatch").ok());
 
     REQUIRE(call_on(bus(), "/org/livepatchd/Test", "org.livepatchd.Test", "SetShimLoaded", "b",
@@ -762,7 +775,8 @@ TEST_CASE("Apply: each named error for its own cause, and only for it")
                     1)
                 .ok());
     CHECK(desired_json() == before);
-    for (const char* name : {"lp_ftrace_busy", "lp_pre_patch_enodev", "lp_raced"})
+    for (const char* name : {"lp_ftrace_busy", "lp_pre_patch_enodev", "lp_raced",
+                             "lp_raced_ended", "lp_ftrace_busy_raced"})
         REQUIRE(manager("Remove", "s", name).ok());
 }
 
@@ -885,4 +899,80 @@ TEST_CASE("ShimVersion: PropertiesChanged when lpshim.ko goes away and comes bac
                     1)
                 .ok());
     CHECK(wait_for("ShimVersion=0.1.0"));
+}
+
+namespace {
+
+Reply test_hook_s(const char* member, const char* arg)
+{
+    return call_on(bus(), "/org/livepatchd/Test", "org.livepatchd.Test", member, "s", arg);
+}
+
+Reply test_hook_b(const char* member, bool on)
+{
+    return call_on(bus(), "/org/livepatchd/Test", "org.livepatchd.Test", member, "b", on ? 1 : 0);
+}
+
+} // namespace
+
+// State: lp_a lp_b lp_c applied, lp_d lp_keep installed.
+TEST_CASE("a start lpshim reports after the service saw that transition end is not a new one")
+{
+    // Review of the issue-18 change: a transition started by hand (echo 0 > enabled), seen by
+    // the service's look before lpshim's start event came, was started again by that late
+    // event once it had ended: TransitionStarted and TransitionFinished twice (and a watched
+    // transition of another patch would have been ended early).
+    REQUIRE(test_hook_b("SetInstant", true).ok());
+    REQUIRE(manager("Apply", "s", "lp_d").ok());
+    REQUIRE(test_hook_b("SetInstant", false).ok());
+    CHECK(transition_signals([] { REQUIRE(test_hook_s("RevertByHandSeenLate", "lp_d").ok()); },
+                             2) ==
+          "TransitionStarted lp_d unpatched | TransitionFinished lp_d unpatched completed");
+    CHECK(manager_string("State") == "idle");
+    CHECK(patch_state("lp_d") == "installed");
+}
+
+// State: lp_a lp_b lp_c applied, lp_d lp_keep installed.
+TEST_CASE("a Revert whose apply completes just before it: two transitions, not a reversal")
+{
+    // Review of the issue-18 change: revert() decided "this reverses the apply" from a look at
+    // sysfs taken before its write to enabled; when the apply completed in between, the write
+    // started a new transition to unpatched, and the service reported the apply "reversed".
+    CHECK(transition_signals(
+              [] {
+                  REQUIRE(manager("Apply", "s", "lp_d").ok());
+                  REQUIRE(test_hook_b("SetCompleteBeforeRevert", true).ok());
+                  REQUIRE(manager("Revert", "s", "lp_d").ok());
+                  REQUIRE(test_hook_b("SetCompleteBeforeRevert", false).ok());
+                  REQUIRE(test_hook("CompleteTransition").ok());
+              },
+              4) ==
+          "TransitionStarted lp_d patched | TransitionFinished lp_d patched completed | "
+          "TransitionStarted lp_d unpatched | TransitionFinished lp_d unpatched completed");
+    CHECK(patch_state("lp_d") == "installed");
+}
+
+// State: lp_a lp_b lp_c applied, lp_d lp_keep installed (lp_d forced already, by Force).
+// Leaves lp_keep forced in this boot.
+TEST_CASE("a Force by hand, seen only through lpshim's end event: Forced, kept, outcome forced")
+{
+    // Review of the issue-18 change: echo 1 > force by hand left the patch's Forced false (only
+    // Force and on_stall: force set it), and the end could be reported "completed".
+    CHECK(trivial_property<int>(patch_path("lp_keep"), patch_iface, "Forced", 'b') == 0);
+    CHECK(transition_signals(
+              [] {
+                  REQUIRE(manager("Apply", "s", "lp_keep").ok());
+                  REQUIRE(test_hook_s("ForceByHand", "lp_keep").ok());
+              },
+              2) ==
+          "TransitionStarted lp_keep patched | TransitionFinished lp_keep patched forced");
+    CHECK(trivial_property<int>(patch_path("lp_keep"), patch_iface, "Forced", 'b') == 1);
+    REQUIRE(manager("Revert", "s", "lp_keep").ok());
+    REQUIRE(test_hook("CompleteTransition").ok());
+    // Kept in the desired state, as after Force: a restart of livepatchd still shows it (no
+    // longer wanted, lp_keep is named there only as forced).
+    const std::string saved = desired_json();
+    CAPTURE(saved);
+    CHECK(contains(saved, "\"lp_keep\""));
+    CHECK(trivial_property<int>(patch_path("lp_keep"), patch_iface, "Forced", 'b') == 1);
 }

@@ -194,3 +194,50 @@ TEST_CASE("a number no type can hold is a damaged file, not an exception")
     REQUIRE_FALSE(state);
     CHECK(state.error().errnum == EBADMSG);
 }
+
+TEST_CASE("a malformed forced list is dropped alone: the rest of the desired state is kept")
+{
+    // Review of the issue-18 change: a bad "forced" (only which patches this boot forced, for
+    // the Forced property) made the whole file damaged: moved aside, every wanted patch
+    // forgotten, nothing applied at the next boot.
+    const std::string entry = R"({"name": "lp_a", "applied_at_usec": 5, "applied_boot_id": "",
+                                  "survived_guard": true, "oops_after_apply": false})";
+    for (const std::string forced :
+         {R"("forced_boot_id": ")" + boot_a + R"(", "forced": [17])",
+          R"("forced_boot_id": ")" + boot_a + R"(", "forced": "lp_a")",
+          R"("forced_boot_id": ")" + boot_a + R"(", "forced": ["../x"])",
+          std::string(R"("forced_boot_id": "nope", "forced": ["lp_a"])")}) {
+        CAPTURE(forced);
+        TempDir dir;
+        dir.write("desired.json", R"({"version": 1, "clean_shutdown_boot_id": ")" + boot_b +
+                                      R"(", )" + forced + R"(, "patches": [)" + entry + "]}");
+        auto state = open_file(dir).load();
+        REQUIRE_MESSAGE(state, state.error().message);
+        REQUIRE(state->patches.size() == 1);
+        CHECK(state->patches[0].name == "lp_a");
+        CHECK(state->clean_shutdown_boot_id == boot_b);
+        CHECK(state->forced.empty());
+        CHECK(state->forced_boot_id.empty());
+        CHECK(!dir.exists("desired.json.corrupt"));
+        CHECK(dir.exists("desired.json"));
+    }
+}
+
+TEST_CASE("the dropped forced list is reported: the file, the field and the fix")
+{
+    std::vector<std::string> warnings;
+    auto state = parse_desired_state(
+        R"({"version": 1, "clean_shutdown_boot_id": "", "patches": [], "forced_boot_id": ")" +
+            boot_a + R"(", "forced": [17]})",
+        "/var/lib/livepatchd/desired.json", &warnings);
+    REQUIRE(state);
+    REQUIRE(warnings.size() == 1);
+    CHECK(warnings[0].starts_with("/var/lib/livepatchd/desired.json: forced: 17 is not a patch "
+                                  "name; ignoring the fields \"forced\" and \"forced_boot_id\""));
+    CHECK(contains(warnings[0], "keeping the rest of the desired state"));
+    CHECK(contains(warnings[0], "To fix: nothing; the next save writes them anew"));
+    // A good file warns of nothing.
+    warnings.clear();
+    REQUIRE(parse_desired_state(to_desired_state_json(sample_state()), "d.json", &warnings));
+    CHECK(warnings.empty());
+}

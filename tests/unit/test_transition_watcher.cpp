@@ -201,3 +201,73 @@ TEST_CASE("an apply that lpshim completed at once, then a revert before any look
     CHECK(e[0].state == "patched");
     CHECK(e[1].target == "unpatched");
 }
+
+TEST_CASE("a start lpshim sent before the watcher learned of a later one is stale")
+{
+    // Review of the issue-18 change: a transition started by hand and seen by a look, whose
+    // start event came after it ended, was started again by that event (twice signalled), and
+    // one coming while another transition was watched ended that one early.
+    TransitionWatcher w(30s);
+    CHECK(kinds(w.update(moving("lp_a", false), 10 * s)) == std::vector{Kind::started});
+    CHECK(kinds(w.update({}, 11 * s)) == std::vector{Kind::ended});
+    CHECK(w.kernel_started("lp_a", "unpatched", 9 * s).empty()); // sent at 9 s, seen at 10 s
+    CHECK(!w.watched());
+    (void)w.watch("lp_b", "patched", 20 * s);
+    CHECK(w.kernel_started("lp_a", "unpatched", 15 * s).empty());
+    REQUIRE(w.watched());
+    CHECK(w.watched()->patch == "lp_b");
+    // After the last one learned of, a start is news: a reversal by hand here.
+    CHECK(kinds(w.kernel_started("lp_b", "unpatched", 21 * s)) == std::vector{Kind::reversed});
+    // A reversal seen by a look makes earlier starts stale too.
+    TransitionWatcher v(30s);
+    (void)v.watch("lp_c", "patched", 1 * s);
+    CHECK(kinds(v.update(moving("lp_c", false), 5 * s)) == std::vector{Kind::reversed});
+    CHECK(kinds(v.update({}, 6 * s)) == std::vector{Kind::ended});
+    CHECK(v.kernel_started("lp_c", "unpatched", 4 * s).empty());
+    CHECK(!v.watched());
+}
+
+TEST_CASE("an apply that ended before the write taken for its reversal: two transitions")
+{
+    // Review of the issue-18 change: Revert looked at sysfs (in transition), the apply
+    // completed, then its write of 0 started a transition to unpatched; it was reported as
+    // the apply "reversed". lpshim's end event of the apply is from before the write.
+    TransitionWatcher w(30s);
+    (void)w.watch("lp_a", "patched", 1 * s);
+    CHECK(kinds(w.reverse("lp_a", "unpatched", 3 * s)) == std::vector{Kind::reversed});
+    auto e = w.kernel_ended("lp_a", "patched", 0, 2 * s);
+    REQUIRE(kinds(e) == std::vector{Kind::ended, Kind::started});
+    CHECK(e[0].target == "patched");
+    CHECK(e[0].outcome == "completed");
+    CHECK(e[0].state == "patched");
+    CHECK(e[0].usec == 1 * s);
+    CHECK(e[1].target == "unpatched");
+    CHECK(w.status().target == "unpatched");
+    CHECK(w.update(moving("lp_a", false), 4 * s).empty());
+    e = w.update({}, 5 * s);
+    REQUIRE(kinds(e) == std::vector{Kind::ended});
+    CHECK(e[0].target == "unpatched");
+    CHECK(e[0].outcome == "completed");
+    CHECK(e[0].usec == 2 * s);
+    // A real reversal ends where it goes back to: that end is the look's to report.
+    TransitionWatcher v(30s);
+    (void)v.watch("lp_b", "patched", 1 * s);
+    (void)v.reverse("lp_b", "unpatched", 2 * s);
+    CHECK(v.kernel_ended("lp_b", "unpatched", 0, 3 * s).empty());
+    e = v.update({}, 4 * s);
+    REQUIRE(kinds(e) == std::vector{Kind::ended});
+    CHECK(e[0].outcome == "reversed");
+}
+
+TEST_CASE("an end with forced tasks: forced, however the force was written")
+{
+    TransitionWatcher w(30s);
+    (void)w.watch("lp_a", "patched", 1 * s);
+    CHECK(w.kernel_ended("lp_other", "patched", 2, 2 * s).empty());
+    CHECK(w.kernel_ended("lp_a", "patched", 2, 2 * s).empty());
+    FakeKernelView done;
+    done.applied("lp_a");
+    auto e = w.update(done.kernel_patches, 3 * s);
+    REQUIRE(kinds(e) == std::vector{Kind::ended});
+    CHECK(e[0].outcome == "forced");
+}

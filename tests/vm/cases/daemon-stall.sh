@@ -10,7 +10,7 @@
 
 C=test_lpshim_consistency
 T=/sys/kernel/debug/lpshim_target
-CONF=/usr/local/etc/livepatchd/livepatchd.json
+CONF=/etc/livepatchd/livepatchd.json
 SIGNALS=$(mktemp)
 MANAGER=(org.livepatchd.LivePatch1 /org/livepatchd/LivePatch1 org.livepatchd.LivePatch1.Manager)
 
@@ -36,7 +36,8 @@ insmod "$(module_path lpshim_target)"
 livepatchctl install "$(module_path $C)" >/dev/null
 livepatchctl --json watch >"$SIGNALS" &
 WATCH=$!
-trap 'kill $WATCH 2>/dev/null' EXIT
+# Under set -e a failing trap is the script's exit status: the watcher may be gone already.
+trap 'kill $WATCH 2>/dev/null || true; rm -f $CONF' EXIT
 sleep 1
 
 echo "# a stalled apply"
@@ -74,7 +75,6 @@ wait_until 10 "the kthread is unparked" grep -qx 0 $T/kthread_park
 livepatchctl revert $C >/dev/null || fail "the revert did not complete"
 sleep 1
 expect_eq "$(finished)" 4 "one TransitionFinished for the revert"
-kill $WATCH
 sed 's/^/# /' "$SIGNALS"
 # lpshim frees an unpatched patch asynchronously, and livepatchd unloads its module at its next
 # look: Remove may still find it applied for a moment.

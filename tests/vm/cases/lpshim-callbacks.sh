@@ -203,6 +203,24 @@ $T: ${T}_exit
 EOF
 }
 
+# Not upstream's (issue 18): a callback's -EBUSY (or -EAGAIN) must not pass for lpshim's own
+# refusals, which the daemon names from the errno alone (RedirectRefused, TransitionInProgress):
+# lpshim returns ECANCELED for it, and its line keeps the callback's own error.
+pre_patch_callback_ebusy() {
+	start_test "pre-patch callback -EBUSY"
+	load_failing_mod $P "Operation canceled" pre_patch_ret=-16
+	[[ ! -e $LPSHIM_SYSFS/$P ]] || fail "$LPSHIM_SYSFS/$P is left after the refusal"
+
+	expect_kmsg "$LP_KMSG" <<EOF
+% insmod $P.ko pre_patch_ret=-16
+lpshim: enabling patch '$P'
+$P: pre_patch_callback: vmlinux
+lpshim: pre-patch callback failed for object 'vmlinux' (-16)
+lpshim: failed to enable patch '$P' (-125)
+insmod: ERROR: could not insert module $P.ko: Operation canceled
+EOF
+}
+
 # Upstream: test-callbacks.sh "module_coming + pre-patch callback -ENODEV"
 # T's pre_patch fails while T is coming: T's load is refused before its init runs; P stays.
 module_coming_pre_patch_callback_enodev() {
@@ -300,6 +318,9 @@ busy_target_module() {
 	wait_until $LP_WAIT "$P is in transition" grep -sqx 1 $LPSHIM_SYSFS/$P/transition
 	sleep 1
 	expect_eq "$(sysfs_value $LPSHIM_SYSFS/$P/transition)" 1 "$P is still in transition a second later"
+	# Not upstream's (issue 18): another patch meanwhile is refused with EAGAIN, the errno
+	# that says "retry once the transition has ended" (upstream's EBUSY says nothing).
+	load_failing_mod $P2 "Resource temporarily unavailable"
 	load_mod $T
 	unload_mod $T
 	disable_lp $P
@@ -315,6 +336,10 @@ lpshim: enabling patch '$P'
 $P: pre_patch_callback: vmlinux
 $P: pre_patch_callback: $B -> $LIVE
 lpshim: '$P': starting patching transition
+% insmod $P2.ko
+lpshim: patch '$P' is in transition; try again when it completes
+lpshim: failed to enable patch '$P2' (-11)
+insmod: ERROR: could not insert module $P2.ko: Resource temporarily unavailable
 % insmod $T.ko
 lpshim: applying patch '$P' to loading module '$T'
 $P: pre_patch_callback: $T -> $COMING
@@ -416,6 +441,7 @@ module_going_notifier
 module_coming_and_going_notifiers
 target_module_not_present
 pre_patch_callback_enodev
+pre_patch_callback_ebusy
 module_coming_pre_patch_callback_enodev
 multiple_target_modules
 busy_target_module
