@@ -201,3 +201,37 @@ TEST_CASE("an apply that lpshim completed at once, then a revert before any look
     CHECK(e[0].state == "patched");
     CHECK(e[1].target == "unpatched");
 }
+
+TEST_CASE("lpshim's events read in one go: START(A), END(A), START(A or B) is one end, then a start")
+{
+    // issue 18 (bpf review 4): the END's payload was ignored, so a hand-applied patch reverted
+    // by hand before the service read the ring buffer was taken for one reversed transition:
+    // no TransitionFinished "completed" for the apply, no desired-state update.
+    TransitionWatcher w(30s);
+    CHECK(kinds(w.kernel_started("lp_a", "patched", 1 * s)) == std::vector{Kind::started});
+    auto e = w.kernel_ended("lp_a", "patched", 0, 2 * s, 3 * s);
+    REQUIRE(kinds(e) == std::vector{Kind::ended});
+    CHECK(e[0].outcome == "completed");
+    CHECK(e[0].state == "patched");
+    e = w.kernel_started("lp_a", "unpatched", 2 * s + 1);
+    REQUIRE(kinds(e) == std::vector{Kind::started});
+    CHECK(e[0].target == "unpatched");
+    // Then another patch right after: A's end, then B's start.
+    e = w.kernel_ended("lp_a", "unpatched", 0, 2 * s + 2, 3 * s);
+    REQUIRE(kinds(e) == std::vector{Kind::ended});
+    CHECK(e[0].outcome == "completed");
+    CHECK(kinds(w.kernel_started("lp_b", "patched", 2 * s + 3)) == std::vector{Kind::started});
+    CHECK(w.status().patch == "lp_b");
+
+    // An END with forced tasks: forced. An END of an earlier transition of the same patch (its
+    // time before this one started, or the other state) ends nothing.
+    TransitionWatcher v(30s);
+    (void)v.watch("lp_c", "unpatched", 10 * s);
+    CHECK(v.kernel_ended("lp_c", "patched", 0, 9 * s, 11 * s).empty());
+    CHECK(v.kernel_ended("lp_c", "patched", 0, 10 * s, 11 * s).empty());
+    CHECK(v.kernel_ended("lp_d", "unpatched", 0, 10 * s, 11 * s).empty());
+    e = v.kernel_ended("lp_c", "unpatched", 3, 10 * s + 5, 11 * s);
+    REQUIRE(kinds(e) == std::vector{Kind::ended});
+    CHECK(e[0].outcome == "forced");
+    CHECK(!v.watched());
+}
