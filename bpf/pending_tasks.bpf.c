@@ -37,9 +37,20 @@ struct {
 /* Changed by the transition start and end programs; see the comment at the top. */
 __u32 transition_epoch = 0;
 
-/* Set by userspace before it reads the iterator: whether records carry stacks. A single reader
- * (the daemon's one thread) sets it and reads, so no two reads see each other's setting. */
-bool collect_stacks = false;
+/*
+ * Set by userspace before it reads the iterator: which records carry stacks (enum
+ * pending_stack_mode; STACKS_SELECTED: the tasks in stack_wanted). A stack costs a walk and a
+ * symbol lookup per frame, so the daemon asks only for those it logs or is asked for. A single
+ * reader (the daemon's one thread) sets it and reads, so no two reads see each other's setting.
+ */
+__u32 stack_mode = PENDING_STACKS_NONE;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PENDING_STACKS_SELECTED_MAX);
+	__type(key, __u32); /* tid */
+	__type(value, __u8);
+} stack_wanted SEC(".maps");
 
 /* TP_PROTO(const char *patch, int target, unsigned int pending) */
 SEC("raw_tracepoint/lpshim_transition_start")
@@ -158,7 +169,8 @@ int dump_pending_tasks(struct bpf_iter__task *ctx)
 			     sizeof(p->function));
 
 	rec->stack_err = 0;
-	if (collect_stacks || (p->flags & PENDING_TASK_F_WATCHED)) {
+	if (stack_mode == PENDING_STACKS_ALL || (p->flags & PENDING_TASK_F_WATCHED) ||
+	    (stack_mode == PENDING_STACKS_SELECTED && bpf_map_lookup_elem(&stack_wanted, &tid))) {
 		n = bpf_get_task_stack(task, scratch->frames, sizeof(scratch->frames), 0);
 		if (n < 0)
 			rec->stack_err = n;

@@ -28,6 +28,15 @@
 /* Default capacity of the pending map; userspace may change it before load. */
 #define PENDING_TASKS_MAX 16384
 
+/* Which records of the iterator carry a stack (stack_mode). */
+enum pending_stack_mode {
+	PENDING_STACKS_NONE = 0,
+	PENDING_STACKS_ALL = 1,
+	PENDING_STACKS_SELECTED = 2, /* the tids in the stack_wanted map (and watched tasks) */
+};
+/* Capacity of stack_wanted; asking for more stacks than this asks for all. */
+#define PENDING_STACKS_SELECTED_MAX 1024
+
 /* Mirrors shim-kmod/task_state.h enum lpshim_block_reason: an ABI of lpshim_task_blocked. */
 enum pending_task_reason {
 	PENDING_REASON_NOT_CHECKED = 0,

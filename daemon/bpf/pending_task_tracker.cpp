@@ -15,6 +15,7 @@
 
 static_assert(livepatchd::PendingTaskTracker::max_frames == MAX_FRAMES);
 static_assert(livepatchd::PendingTaskTracker::default_capacity == PENDING_TASKS_MAX);
+static_assert(livepatchd::PendingTaskTracker::max_selected_stacks == PENDING_STACKS_SELECTED_MAX);
 
 namespace livepatchd {
 
@@ -185,9 +186,37 @@ Result<void> PendingTaskTracker::forget(pid_t tid)
     return failure(-err, "forget tid " + std::to_string(tid));
 }
 
-Result<std::vector<TrackedTask>> PendingTaskTracker::list(bool with_stacks) const
+Result<std::vector<TrackedTask>> PendingTaskTracker::list(const StackSelection& stacks) const
 {
-    skel_->bss->collect_stacks = with_stacks;
+    // The selection lives in the kernel only for this read: emptied again on every way out.
+    struct Selection {
+        bpf_map* map;
+        std::vector<__u32> keys;
+        ~Selection()
+        {
+            for (const __u32& key : keys)
+                (void)bpf_map__delete_elem(map, &key, sizeof key, 0);
+        }
+    } selection{skel_->maps.stack_wanted, {}};
+    __u32 mode = PENDING_STACKS_NONE;
+    if (stacks.kind == StackSelection::Kind::all ||
+        (stacks.kind == StackSelection::Kind::some && stacks.tids.size() > max_selected_stacks)) {
+        mode = PENDING_STACKS_ALL;
+    } else if (stacks.kind == StackSelection::Kind::some) {
+        mode = PENDING_STACKS_SELECTED;
+        const __u8 yes = 1;
+        for (const pid_t tid : stacks.tids) {
+            const __u32 key = static_cast<__u32>(tid);
+            const int err =
+                bpf_map__update_elem(selection.map, &key, sizeof key, &yes, sizeof yes, BPF_ANY);
+            if (err < 0) {
+                mode = PENDING_STACKS_ALL; // full (a leftover); every stack is still right
+                break;
+            }
+            selection.keys.push_back(key);
+        }
+    }
+    skel_->bss->stack_mode = mode;
     const int fd = bpf_iter_create(bpf_link__fd(skel_->links.dump_pending_tasks));
     if (fd < 0)
         return failure(-fd, "create a task iterator");

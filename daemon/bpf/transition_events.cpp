@@ -60,12 +60,22 @@ Result<int> TransitionEvents::consume()
     const int n = ring_buffer__consume(ring_);
     if (n < 0)
         return failure(-n, "read the transition events");
+    // After the records: a drop happened when the buffer was full, after the last record that
+    // fit, so the reader acts on what it got first and then looks at sysfs.
+    if (const std::uint64_t now_dropped = dropped(); now_dropped != dropped_seen_) {
+        TransitionEvent lost;
+        lost.type = TransitionEvent::Type::lost;
+        lost.count = static_cast<std::uint32_t>(now_dropped - dropped_seen_);
+        dropped_seen_ = now_dropped;
+        handler_(lost);
+    }
     return n;
 }
 
 std::uint64_t TransitionEvents::dropped() const
 {
-    return skel_->bss->dropped;
+    // Written by the programs on any CPU: read once, whole (an aligned u64).
+    return __atomic_load_n(&skel_->bss->dropped, __ATOMIC_RELAXED);
 }
 
 int TransitionEvents::on_record(void* self, void* data, std::size_t size)
@@ -80,7 +90,11 @@ int TransitionEvents::on_record(void* self, void* data, std::size_t size)
     event.to_patched = e->target == 1;
     event.count = e->count;
     event.duration_ns = e->duration_ns;
-    static_cast<TransitionEvents*>(self)->handler_(event);
+    event.time_ns = e->time_ns;
+    try { // nothing unwinds through libbpf
+        static_cast<TransitionEvents*>(self)->handler_(event);
+    } catch (...) {
+    }
     return 0;
 }
 

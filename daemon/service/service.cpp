@@ -230,16 +230,29 @@ void Service::watch_transition_events()
 {
 #if LIVEPATCHD_HAVE_BPF
     auto events = TransitionEvents::open([this](const TransitionEvent& e) {
-        const std::string target = e.to_patched ? "patched" : "unpatched";
-        if (e.type == TransitionEvent::Type::start) {
-            // An action's own start is matched off; any other was started outside livepatchd.
-            auto in_kernel = kernel_.patches();
-            handle(watcher_.kernel_started(e.patch, target, now_monotonic(event_.get())),
-                   in_kernel ? *in_kernel : std::vector<KernelPatch>{});
-        } else if (e.count > 0 && watcher_.watched() &&
-                   watcher_.watched()->direction() == target) {
-            watcher_.forced(e.patch); // forced by hand (echo 1 > force)
+        if (e.type == TransitionEvent::Type::lost) {
+            // What they said is gone: the tick reads sysfs, where the watcher finds a
+            // transition whose start was lost, and the end of one whose end was.
+            journal::log(LogLevel::warning,
+                         std::to_string(e.count) + " transition event(s) of lpshim were lost "
+                                                   "(the ring buffer was full); reading "
+                                                   "lpshim's sysfs instead");
+            schedule_tick(0);
+            return;
         }
+        const std::string target = e.to_patched ? "patched" : "unpatched";
+        const std::uint64_t now = now_monotonic(event_.get());
+        // When lpshim said it, not when the loop got to it: events read in one go keep their
+        // order in time (a start, its end, the next start).
+        const std::uint64_t at = std::min<std::uint64_t>(e.time_ns / 1000, now);
+        auto in_kernel = kernel_.patches();
+        if (e.type == TransitionEvent::Type::start)
+            // An action's own start is matched off; any other was started outside livepatchd.
+            handle(watcher_.kernel_started(e.patch, target, at),
+                   in_kernel ? *in_kernel : std::vector<KernelPatch>{});
+        else
+            handle(watcher_.kernel_ended(e.patch, target, e.count, at, now),
+                   in_kernel ? *in_kernel : std::vector<KernelPatch>{});
         schedule_tick(0);
     });
     if (!events) {
@@ -308,18 +321,23 @@ Result<std::vector<PendingTask>> Service::pending_tasks()
     return control_->pending_tasks();
 }
 
-std::map<std::uint32_t, std::vector<std::string>> Service::pending_stacks()
+std::map<std::uint32_t, std::vector<std::string>>
+Service::pending_stacks(const std::set<std::uint32_t>* only)
 {
     std::map<std::uint32_t, std::vector<std::string>> stacks;
 #if LIVEPATCHD_HAVE_BPF
     if (!tracker_)
         return stacks;
-    auto tracked = tracker_->list(true);
+    auto tracked = tracker_->list(
+        only ? StackSelection::of(std::set<pid_t>(only->begin(), only->end()))
+             : StackSelection::every());
     if (!tracked) {
         journal::log(LogLevel::warning, tracked.error().message);
         return stacks;
     }
     for (TrackedTask& t : *tracked) {
+        if (only && !only->count(static_cast<std::uint32_t>(t.tid)))
+            continue;
         std::vector<std::string>& frames = stacks[static_cast<std::uint32_t>(t.tid)];
         frames = std::move(t.frames);
         if (frames.empty() && t.stack_errnum != 0)
@@ -635,7 +653,11 @@ void Service::remediate(std::chrono::milliseconds elapsed, const std::vector<Pen
         }
     }
     std::vector<std::pair<std::uint32_t, std::string>> refused;
-    for (const Remedy& remedy : remediation_.decide(elapsed, facts, &refused)) {
+    const std::vector<Remedy> remedies = remediation_.decide(elapsed, facts, &refused);
+    // One walk for the round, of the tasks it logs only: no hold's SIGCONT can fire meanwhile.
+    const std::set<std::uint32_t> shown = tasks_to_show(remedies, refused);
+    const auto stacks = shown.empty() ? decltype(pending_stacks()){} : pending_stacks(&shown);
+    for (const Remedy& remedy : remedies) {
         if (remedy.kind == RemedyKind::kick) {
             const auto kicked = control_->kick();
             if (!kicked) {
@@ -649,10 +671,8 @@ void Service::remediate(std::chrono::milliseconds elapsed, const std::vector<Pen
                          {{"PATCH", patch}});
             continue;
         }
-        stop_for_a_moment(remedy.target);
+        stop_for_a_moment(remedy.target, stacks);
     }
-    // Each task is refused once per transition: its stack is worth a walk of the task list.
-    const auto stacks = refused.empty() ? decltype(pending_stacks()){} : pending_stacks();
     for (const auto& [tid, why] : refused) {
         const auto f = std::find_if(facts.begin(), facts.end(),
                                     [tid = tid](const TaskFacts& x) { return x.task.tid == tid; });
@@ -678,7 +698,8 @@ void Service::remediate(std::chrono::milliseconds elapsed, const std::vector<Pen
 
 // SIGSTOP now, SIGCONT hold_ms later: the task leaves the patched function on its way to the
 // stop and switches at its return to user mode.
-void Service::stop_for_a_moment(const TaskFacts& facts)
+void Service::stop_for_a_moment(const TaskFacts& facts,
+                                const std::map<std::uint32_t, std::vector<std::string>>& stacks)
 {
     const std::string patch = watcher_.watched()->patch;
     const PendingTask& task = facts.task;
@@ -693,7 +714,7 @@ void Service::stop_for_a_moment(const TaskFacts& facts)
                   {"TID", std::to_string(task.tid)},
                   {"UNIT", unit},
                   {"FUNCTION", task.function},
-                  {"STACK", stack_text(pending_stacks(), task.tid)}});
+                  {"STACK", stack_text(stacks, task.tid)}});
     if (auto stopped = executor_->stop_for_a_moment(pid, static_cast<pid_t>(task.tid),
                                                     facts.start_time);
         !stopped) {

@@ -29,6 +29,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "common/result.hpp"
@@ -97,9 +98,12 @@ private:
     void act_on_stall(const std::vector<PendingTask>& pending);
     Result<std::vector<PendingTask>> pending_tasks();
     void remediate(std::chrono::milliseconds elapsed, const std::vector<PendingTask>& pending);
-    void stop_for_a_moment(const TaskFacts& facts);
+    void stop_for_a_moment(const TaskFacts& facts,
+                           const std::map<std::uint32_t, std::vector<std::string>>& stacks);
     Result<std::vector<BlockingTask>> blocking_tasks();
-    std::map<std::uint32_t, std::vector<std::string>> pending_stacks();
+    // Kernel stacks of the pending tasks, or of those in only: one walk of the task list.
+    std::map<std::uint32_t, std::vector<std::string>>
+    pending_stacks(const std::set<std::uint32_t>* only = nullptr);
     void save_transition_record();
     void resume_transition_record(const std::vector<KernelPatch>& in_kernel);
     void update_status_line(const TransitionStatus& status);

@@ -94,6 +94,20 @@ std::vector<TransitionChange> TransitionWatcher::kernel_started(std::string_view
     return reverse(patch, target, now);
 }
 
+std::vector<TransitionChange> TransitionWatcher::kernel_ended(std::string_view patch,
+                                                             std::string_view state,
+                                                             std::uint32_t forced_tasks,
+                                                             std::uint64_t at_usec,
+                                                             std::uint64_t now)
+{
+    if (!watched_ || watched_->patch != patch || watched_->direction() != state ||
+        at_usec < watched_->started_usec)
+        return {};
+    if (forced_tasks > 0)
+        watched_->forced = true; // forced by hand (echo 1 > force)
+    return {end(std::string(state), now)};
+}
+
 void TransitionWatcher::forced(std::string_view patch)
 {
     if (watched_ && watched_->patch == patch)

@@ -85,6 +85,17 @@ public:
     std::vector<TransitionChange> kernel_started(std::string_view patch, std::string_view target,
                                                 std::uint64_t now);
 
+    // lpshim's tracepoint (BPF) says patch's transition ended at at_usec (CLOCK_MONOTONIC),
+    // the patch now in state, forced_tasks of its tasks forced. It ends the watched
+    // transition there, so that an end followed at once by another start (START(A), END(A),
+    // START(B) or a new START(A), read in one go) is that transition's end, not a reversal
+    // and not lost. Ignored unless it is the watched one's: the same patch, ended where it was
+    // going now, after it was seen starting. (An end elsewhere is an earlier transition's, or
+    // one whose reversal's start the ring buffer lost, which its reader resyncs from sysfs.)
+    std::vector<TransitionChange> kernel_ended(std::string_view patch, std::string_view state,
+                                              std::uint32_t forced_tasks, std::uint64_t at_usec,
+                                              std::uint64_t now);
+
     // Force (or on_stall: force) was written for patch: if it is the one watched, it ends
     // "forced" unless it ends reversed.
     void forced(std::string_view patch);
