@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 
 #include "kernel/pending_tasks.hpp"
+#include "bpf/pending_map_size.hpp"
 
 #include <cerrno>
 
@@ -76,4 +77,19 @@ TEST_CASE("a task's name cannot hide it from the list or forge another")
     auto empty = parse_pending_tasks("");
     REQUIRE(empty);
     CHECK(empty->empty());
+}
+
+TEST_CASE("the BPF map of pending tasks holds as many as the system's task limit, within a bound")
+{
+    // issue 18 (bpf review 2): a fixed 16,384-entry LRU map evicted pending tasks silently
+    // (from about 8k live entries on 64 CPUs). It is sized from kernel.threads-max now.
+    CHECK(pending_map_entries("63704\n") == 63704);
+    CHECK(pending_map_entries("30000") == 30000);
+    CHECK(pending_map_entries("15000\n") > 10000);
+    CHECK(pending_map_entries("100\n") == pending_map_min_entries);
+    CHECK(pending_map_entries("4194304\n") == pending_map_max_entries);
+    CHECK(pending_map_entries("99999999999999999999\n") == pending_map_max_entries);
+    CHECK(pending_map_entries("x\n") == pending_map_max_entries);
+    CHECK(pending_map_entries(std::nullopt) == pending_map_max_entries);
+    CHECK(pending_map_max_entries >= 30000u); // the acceptance's 30,000 pending tasks fit
 }
