@@ -10,7 +10,8 @@
  * Transition epochs. transition_epoch changes at every transition start and end, so a record
  * left from an earlier transition (a task that never switched because the transition was
  * reversed or forced, or that exited) is never reported: its epoch is not the current one.
- * Such leftovers are overwritten when the task blocks again, or evicted (the map is LRU).
+ * Such leftovers are overwritten when the task blocks again, deleted by the iterator when it
+ * meets them, or by the exit program when their task exits.
  * lpshim emits start and end under its mutex and task_blocked only while a transition is open,
  * so a task_blocked always carries the epoch of the transition it belongs to.
  *
@@ -27,8 +28,14 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+/*
+ * A plain hash map, never LRU: an LRU map evicts silently (from about max - 128 x (CPUs - 1)
+ * entries, as each CPU parks free nodes), while the daemon acts on this map as the pending set.
+ * Userspace sizes it from the system's task limit (kernel.threads-max) before load; an insert
+ * that finds it full is counted in overflowed, and the daemon then takes lpshim's own list.
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, PENDING_TASKS_MAX);
 	__type(key, __u32); /* tid */
 	__type(value, struct pending_task);
@@ -36,6 +43,10 @@ struct {
 
 /* Changed by the transition start and end programs; see the comment at the top. */
 __u32 transition_epoch = 0;
+
+/* Inserts refused because the map was full, since the last transition start: while not 0, the
+ * map misses tasks that block the transition. */
+__u64 overflowed = 0;
 
 /*
  * Set by userspace before it reads the iterator: which records carry stacks (enum
@@ -57,6 +68,8 @@ SEC("raw_tracepoint/lpshim_transition_start")
 int pending_on_transition_start(struct bpf_raw_tracepoint_args *ctx)
 {
 	__sync_fetch_and_add(&transition_epoch, 1);
+	/* lpshim's first pass reports every blocked task again: counted anew from here. */
+	overflowed = 0;
 	return 0;
 }
 
@@ -92,7 +105,8 @@ int pending_on_task_blocked(struct bpf_raw_tracepoint_args *ctx)
 	fresh.transition = epoch;
 	fresh.attempts = 1;
 	fresh.reason = (__u32)ctx->args[1];
-	bpf_map_update_elem(&pending, &tid, &fresh, BPF_ANY);
+	if (bpf_map_update_elem(&pending, &tid, &fresh, BPF_ANY) < 0)
+		__sync_fetch_and_add(&overflowed, 1);
 	return 0;
 }
 
@@ -101,6 +115,23 @@ SEC("raw_tracepoint/lpshim_task_switch")
 int pending_on_task_switch(struct bpf_raw_tracepoint_args *ctx)
 {
 	__u32 tid = (__u32)ctx->args[0];
+	struct pending_task *p;
+
+	p = bpf_map_lookup_elem(&pending, &tid);
+	if (p && !(p->flags & PENDING_TASK_F_WATCHED))
+		bpf_map_delete_elem(&pending, &tid);
+	return 0;
+}
+
+/*
+ * A task exits (TP_PROTO(struct task_struct *p), p == current in do_exit()): its entry goes, so
+ * that exited tasks do not fill the map, nor leave a record a later task with their tid would
+ * inherit. One lookup per thread exit. A watched task stays (userspace forgets it).
+ */
+SEC("raw_tracepoint/sched_process_exit")
+int pending_on_task_exit(struct bpf_raw_tracepoint_args *ctx)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct pending_task *p;
 
 	p = bpf_map_lookup_elem(&pending, &tid);
@@ -150,8 +181,12 @@ int dump_pending_tasks(struct bpf_iter__task *ctx)
 	p = bpf_map_lookup_elem(&pending, &tid);
 	if (!p)
 		return 0;
-	if (!(p->flags & PENDING_TASK_F_WATCHED) && p->transition != transition_epoch)
+	if (!(p->flags & PENDING_TASK_F_WATCHED) && p->transition != transition_epoch) {
+		/* A leftover of an earlier transition (reversed past it, or forced): its room is
+		 * given back, so that a plain hash map does not fill with them. */
+		bpf_map_delete_elem(&pending, &tid);
 		return 0;
+	}
 
 	scratch = bpf_map_lookup_elem(&record_scratch, &zero);
 	if (!scratch)

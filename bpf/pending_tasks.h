@@ -25,7 +25,7 @@
 #define FRAME_TEXT_LEN 96
 #define TASK_STACK_COMM_LEN 16 /* the kernel's TASK_COMM_LEN; vmlinux.h has it as an enum only */
 
-/* Default capacity of the pending map; userspace may change it before load. */
+/* Default capacity of the pending map; userspace sizes it from kernel.threads-max before load. */
 #define PENDING_TASKS_MAX 16384
 
 /* Which records of the iterator carry a stack (stack_mode). */

@@ -8,6 +8,11 @@
 #include <ctime>
 #include <system_error>
 
+#include "bpf/pending_map_size.hpp"
+
+#include <fstream>
+#include <sstream>
+
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <pending_tasks.h>
@@ -105,8 +110,13 @@ void PendingTaskTracker::SkeletonDeleter::operator()(pending_tasks* skel) const 
 
 Result<PendingTaskTracker> PendingTaskTracker::open(std::uint32_t capacity)
 {
-    if (capacity == 0)
-        return Error{EINVAL, "pending task tracker capacity must be at least 1"};
+    if (capacity == 0) {
+        std::ifstream file("/proc/sys/kernel/threads-max");
+        std::ostringstream text;
+        text << file.rdbuf();
+        capacity = pending_map_entries(file ? std::optional<std::string_view>(text.str())
+                                            : std::nullopt);
+    }
 
     Skeleton skel(pending_tasks__open());
     if (!skel)
@@ -138,6 +148,7 @@ Result<void> PendingTaskTracker::follow_transitions()
         {skel_->progs.pending_on_transition_end, &skel_->links.pending_on_transition_end},
         {skel_->progs.pending_on_task_blocked, &skel_->links.pending_on_task_blocked},
         {skel_->progs.pending_on_task_switch, &skel_->links.pending_on_task_switch},
+        {skel_->progs.pending_on_task_exit, &skel_->links.pending_on_task_exit},
     };
     for (const Attachment& a : attachments) {
         if (*a.link)
@@ -148,6 +159,16 @@ Result<void> PendingTaskTracker::follow_transitions()
                                       " (is lpshim.ko loaded?)");
     }
     return {};
+}
+
+std::uint32_t PendingTaskTracker::capacity() const
+{
+    return bpf_map__max_entries(skel_->maps.pending);
+}
+
+std::uint64_t PendingTaskTracker::overflowed() const
+{
+    return __atomic_load_n(&skel_->bss->overflowed, __ATOMIC_RELAXED);
 }
 
 Result<void> PendingTaskTracker::watch(pid_t tid)
@@ -167,10 +188,9 @@ Result<void> PendingTaskTracker::watch(pid_t tid)
                                          BPF_NOEXIST);
     if (err == 0 || err == -EEXIST)
         return {};
-    if (err == -E2BIG)
-        return Error{E2BIG, "cannot watch tid " + std::to_string(tid) + ": already watching " +
-                                std::to_string(bpf_map__max_entries(skel_->maps.pending)) +
-                                " tasks, the tracker's capacity"};
+    if (err == -E2BIG) // a plain hash map refuses an insert when full
+        return Error{E2BIG, "cannot watch tid " + std::to_string(tid) + ": the tracker's map of " +
+                                std::to_string(capacity()) + " tasks is full"};
     return failure(-err, "watch tid " + std::to_string(tid));
 }
 

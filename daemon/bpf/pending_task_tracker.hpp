@@ -60,8 +60,16 @@ public:
     static constexpr std::uint32_t default_capacity = 16384;
 
     // Opens, loads and attaches the iterator. Needs root (CAP_BPF and CAP_PERFMON). The map
-    // holds `capacity` tasks; past that the least recently updated are forgotten.
-    static Result<PendingTaskTracker> open(std::uint32_t capacity = default_capacity);
+    // holds `capacity` tasks (0: as many as kernel.threads-max says, within
+    // pending_map_max_entries, bpf/pending_map_size.hpp); a task that blocks when it is full
+    // is not added, and counted (overflowed()).
+    static Result<PendingTaskTracker> open(std::uint32_t capacity = 0);
+
+    // The map's size, as loaded.
+    std::uint32_t capacity() const;
+    // Tasks lpshim reported blocked in the transition under way that the map had no room
+    // for: while not 0, list() misses some of them, and lpshim's own list is the one to read.
+    std::uint64_t overflowed() const;
 
     // Attaches the programs on lpshim's tracepoints (lpshim.ko must be loaded): from now on the
     // map follows every transition. They hold a reference on lpshim.ko until this is destroyed.

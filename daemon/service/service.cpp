@@ -301,10 +301,25 @@ Result<std::vector<PendingTask>> Service::pending_tasks()
 #if LIVEPATCHD_HAVE_BPF
     if (tracker_) {
         // lpshim checks every task at the transition's first attempt, so each one that blocks
-        // is in the map from then on; a child forked since appears at the next attempt.
-        auto tracked = tracker_->list(false);
-        if (!tracked)
-            return tracked.error();
+        // is in the map from then on; a child forked since appears at the next attempt. Unless
+        // the map cannot be trusted now: then lpshim's own list, which is exact (without
+        // first-seen times nor attempts), and the journal says why, once.
+        std::string fallback;
+        Result<std::vector<TrackedTask>> tracked = std::vector<TrackedTask>{};
+        if (const std::uint64_t lost = tracker_->overflowed(); lost > 0)
+            fallback = "the BPF map of pending tasks (" + std::to_string(tracker_->capacity()) +
+                       " entries) had no room for " + std::to_string(lost) + " of them";
+        else if (tracked = tracker_->list(false); !tracked)
+            fallback = tracked.error().message;
+        if (!fallback.empty()) {
+            if (fallback.substr(0, 40) != pending_fallback_.substr(0, 40))
+                journal::log(LogLevel::warning,
+                             fallback + "; listing the pending tasks from lpshim's debugfs list "
+                                        "instead");
+            pending_fallback_ = fallback;
+            return control_->pending_tasks();
+        }
+        pending_fallback_.clear();
         std::vector<PendingTask> tasks;
         tasks.reserve(tracked->size());
         for (TrackedTask& t : *tracked)

@@ -150,6 +150,7 @@ private:
     std::uint64_t stall_looked_usec_ = 0; // when decide_stall last ran
     bool oops_seen_ = false;              // TAINT_DIE was set at the last look
     std::string status_line_;
+    std::string pending_fallback_; // why pending tasks come from debugfs, as last logged
     std::string shim_version_; // as last announced (ShimVersion)
 };
 
