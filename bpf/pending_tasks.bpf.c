@@ -12,8 +12,18 @@
  * reversed or forced, or that exited) is never reported: its epoch is not the current one.
  * Such leftovers are overwritten when the task blocks again, deleted by the iterator when it
  * meets them, or by the exit program when their task exits.
- * lpshim emits start and end under its mutex and task_blocked only while a transition is open,
- * so a task_blocked always carries the epoch of the transition it belongs to.
+ * lpshim emits start and end under its mutex, but task_blocked and task_switch also from
+ * switch points outside it (return to user mode, sched_switch) and on other CPUs, so two
+ * races are closed here rather than assumed away:
+ * - a pass reports a task blocked (under the task's runqueue lock) while the task switches on
+ *   its way to user mode on another CPU, and the switch's program runs first: task_switch
+ *   leaves a tombstone, "switched in epoch E" (PENDING_TASK_F_SWITCHED), instead of deleting,
+ *   and task_blocked ignores a tombstone of the current epoch;
+ * - after a reversal, a late task_switch to the old target (its program ran after the new
+ *   start's) would delete a task that is pending again: task_switch acts only when its state
+ *   is the current transition's target (transition_target, from the start's args[1]).
+ * A task_blocked emitted between lpshim's range update and its start tracepoint carries the
+ * epoch before: its record is stale at once, and the next pass reports the task again.
  *
  * The stack is for people only; it must never be used for a consistency decision. For a task
  * other than current, bpf_get_task_stack() uses the non-reliable stack_trace_save_tsk(): it can
@@ -43,6 +53,9 @@ struct {
 
 /* Changed by the transition start and end programs; see the comment at the top. */
 __u32 transition_epoch = 0;
+/* The target of the transition under way (1 patched, 0 unpatched), -1 between transitions: a
+ * task_switch to another target is a late one of before a reversal. */
+__s32 transition_target = -1;
 
 /* Inserts refused because the map was full, since the last transition start: while not 0, the
  * map misses tasks that block the transition. */
@@ -67,6 +80,7 @@ struct {
 SEC("raw_tracepoint/lpshim_transition_start")
 int pending_on_transition_start(struct bpf_raw_tracepoint_args *ctx)
 {
+	transition_target = (__s32)ctx->args[1];
 	__sync_fetch_and_add(&transition_epoch, 1);
 	/* lpshim's first pass reports every blocked task again: counted anew from here. */
 	overflowed = 0;
@@ -77,6 +91,7 @@ int pending_on_transition_start(struct bpf_raw_tracepoint_args *ctx)
 SEC("raw_tracepoint/lpshim_transition_end")
 int pending_on_transition_end(struct bpf_raw_tracepoint_args *ctx)
 {
+	transition_target = -1;
 	__sync_fetch_and_add(&transition_epoch, 1);
 	return 0;
 }
@@ -92,18 +107,22 @@ int pending_on_task_blocked(struct bpf_raw_tracepoint_args *ctx)
 	if (tid == 0) /* an idle task: per CPU, not a task anyone can act on */
 		return 0;
 	p = bpf_map_lookup_elem(&pending, &tid);
+	if (p && (p->flags & PENDING_TASK_F_SWITCHED) && p->transition == epoch)
+		/* It switched in this transition: a report of the pass that raced with its switch
+		 * (emitted under its runqueue lock while it switched on its way to user mode). */
+		return 0;
 	if (p && (p->transition == epoch || (p->flags & PENDING_TASK_F_WATCHED))) {
 		/* Plain stores: a report may see one field updated before the other. */
 		p->reason = (__u32)ctx->args[1];
 		p->function = ctx->args[2];
 		p->transition = epoch;
-		__sync_fetch_and_add(&p->attempts, 1);
+		p->attempts = (__u32)ctx->args[3] + 1; /* lpshim's pass, counted from 1 */
 		return 0;
 	}
 	fresh.first_seen_ns = bpf_ktime_get_ns();
 	fresh.function = ctx->args[2];
 	fresh.transition = epoch;
-	fresh.attempts = 1;
+	fresh.attempts = (__u32)ctx->args[3] + 1;
 	fresh.reason = (__u32)ctx->args[1];
 	if (bpf_map_update_elem(&pending, &tid, &fresh, BPF_ANY) < 0)
 		__sync_fetch_and_add(&overflowed, 1);
@@ -115,11 +134,21 @@ SEC("raw_tracepoint/lpshim_task_switch")
 int pending_on_task_switch(struct bpf_raw_tracepoint_args *ctx)
 {
 	__u32 tid = (__u32)ctx->args[0];
-	struct pending_task *p;
+	struct pending_task *p, tombstone = {};
 
+	if ((__s32)ctx->args[1] != transition_target)
+		/* A late switch to the target before a reversal: the task is pending again. */
+		return 0;
 	p = bpf_map_lookup_elem(&pending, &tid);
-	if (p && !(p->flags & PENDING_TASK_F_WATCHED))
-		bpf_map_delete_elem(&pending, &tid);
+	if (p && (p->flags & PENDING_TASK_F_WATCHED))
+		return 0;
+	/*
+	 * "Switched in this epoch", not a delete: a task_blocked of the same pass may come after
+	 * it (see pending_on_task_blocked). Not reported; given back by the iterator or at exit.
+	 */
+	tombstone.transition = transition_epoch;
+	tombstone.flags = PENDING_TASK_F_SWITCHED;
+	bpf_map_update_elem(&pending, &tid, &tombstone, BPF_ANY);
 	return 0;
 }
 
@@ -181,7 +210,10 @@ int dump_pending_tasks(struct bpf_iter__task *ctx)
 	p = bpf_map_lookup_elem(&pending, &tid);
 	if (!p)
 		return 0;
-	if (!(p->flags & PENDING_TASK_F_WATCHED) && p->transition != transition_epoch) {
+	if (!(p->flags & PENDING_TASK_F_WATCHED) &&
+	    (p->transition != transition_epoch || (p->flags & PENDING_TASK_F_SWITCHED))) {
+		if (p->transition == transition_epoch)
+			return 0; /* switched in this transition: kept against a late task_blocked */
 		/* A leftover of an earlier transition (reversed past it, or forced): its room is
 		 * given back, so that a plain hash map does not fill with them. */
 		bpf_map_delete_elem(&pending, &tid);

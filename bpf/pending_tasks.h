@@ -48,13 +48,15 @@ enum pending_task_reason {
 /* Added by userspace, not by a tracepoint: reported in any transition or none, never removed
  * by a task switch. */
 #define PENDING_TASK_F_WATCHED 1u
+/* A tombstone: the task switched in transition epoch `transition` (never reported). */
+#define PENDING_TASK_F_SWITCHED 2u
 
 /* Value of the pending map, key: __u32 tid (the kernel's task->pid, in the initial pid ns). */
 struct pending_task {
 	__u64 first_seen_ns; /* CLOCK_MONOTONIC (bpf_ktime_get_ns) of the first block (or watch) */
 	__u64 function;      /* the patched function found on its stack, or 0 */
 	__u32 transition;    /* the transition epoch it was seen blocked in (see pending_tasks.bpf.c) */
-	__u32 attempts;      /* times lpshim found it blocked in that transition */
+	__u32 attempts;      /* lpshim's pass (from 1) that last found it blocked */
 	__u32 reason;        /* enum pending_task_reason, the last one */
 	__u32 flags;         /* PENDING_TASK_F_* */
 };
