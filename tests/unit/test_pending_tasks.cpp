@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 
 #include "kernel/pending_tasks.hpp"
+#include "bpf/libbpf_messages.hpp"
 #include "bpf/pending_map_size.hpp"
 
 #include <cerrno>
@@ -92,4 +93,19 @@ TEST_CASE("the BPF map of pending tasks holds as many as the system's task limit
     CHECK(pending_map_entries("x\n") == pending_map_max_entries);
     CHECK(pending_map_entries(std::nullopt) == pending_map_max_entries);
     CHECK(pending_map_max_entries >= 30000u); // the acceptance's 30,000 pending tasks fit
+}
+
+TEST_CASE("a BPF load failure names its cause: the verifier, or the privileges")
+{
+    // issue 18 (bpf review 6): a verifier rejection (EACCES) was reported as "are you root?".
+    const std::string rejected =
+        bpf_failure_text(13, "load BPF object pending_tasks", "Permission denied", "dump_pending_tasks");
+    CHECK(rejected.find("verifier rejected BPF program 'dump_pending_tasks'") != std::string::npos);
+    CHECK(rejected.find("are you root") == std::string::npos);
+    CHECK(rejected.find("journalctl") != std::string::npos);
+    const std::string denied =
+        bpf_failure_text(1, "load BPF object pending_tasks", "Operation not permitted", "");
+    CHECK(denied.find("are you root? needs CAP_BPF and CAP_PERFMON") != std::string::npos);
+    CHECK(bpf_failure_text(2, "attach", "No such file or directory", "") ==
+          "failed to attach: No such file or directory");
 }
