@@ -8,6 +8,7 @@
 #include <ctime>
 #include <system_error>
 
+#include "bpf/libbpf_messages.hpp"
 #include "bpf/pending_map_size.hpp"
 
 #include <fstream>
@@ -43,17 +44,12 @@ private:
     int fd_;
 };
 
-std::string errno_text(int errnum)
-{
-    std::string text = std::generic_category().message(errnum);
-    if (errnum == EPERM || errnum == EACCES)
-        text += " (are you root? needs CAP_BPF and CAP_PERFMON)";
-    return text;
-}
-
 Error failure(int errnum, const std::string& what)
 {
-    return Error{errnum, "failed to " + what + ": " + errno_text(errnum)};
+    std::string rejected;
+    (void)libbpf_saw_program_rejected(&rejected);
+    return Error{errnum, bpf_failure_text(errnum, what, std::generic_category().message(errnum),
+                                          rejected)};
 }
 
 std::uint64_t monotonic_ns() noexcept

@@ -5,6 +5,8 @@
 #include <cstring>
 #include <system_error>
 
+#include "bpf/libbpf_messages.hpp"
+
 #include <bpf/libbpf.h>
 #include <transition_events.h>
 #include <transition_events.skel.h>
@@ -15,10 +17,10 @@ namespace {
 
 Error failure(int errnum, const std::string& what)
 {
-    std::string text = std::generic_category().message(errnum);
-    if (errnum == EPERM || errnum == EACCES)
-        text += " (needs CAP_BPF and CAP_PERFMON)";
-    return Error{errnum, "failed to " + what + ": " + text};
+    std::string rejected;
+    (void)libbpf_saw_program_rejected(&rejected);
+    return Error{errnum, bpf_failure_text(errnum, what, std::generic_category().message(errnum),
+                                          rejected)};
 }
 
 } // namespace

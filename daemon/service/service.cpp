@@ -229,6 +229,10 @@ Result<void> Service::connect()
 void Service::watch_transition_events()
 {
 #if LIVEPATCHD_HAVE_BPF
+    // libbpf's messages (a verifier's log) to the journal at debug level, not raw to stderr.
+    route_libbpf_messages([](std::string_view line) {
+        journal::log(LogLevel::debug, std::string(line));
+    });
     auto events = TransitionEvents::open([this](const TransitionEvent& e) {
         if (e.type == TransitionEvent::Type::lost) {
             // What they said is gone: the tick reads sysfs, where the watcher finds a
@@ -255,10 +259,20 @@ void Service::watch_transition_events()
                    in_kernel ? *in_kernel : std::vector<KernelPatch>{});
         schedule_tick(0);
     });
+    // The pending tasks' programs need neither the events nor their ring buffer: tried anyway.
+    auto tracker = PendingTaskTracker::open();
+    Result<void> following = tracker ? tracker->follow_transitions() : Result<void>(tracker.error());
+    if (following)
+        tracker_ = std::move(*tracker);
+    else
+        journal::log(LogLevel::warning, following.error().message +
+                                            "; pending tasks from lpshim's debugfs list, "
+                                            "without stacks");
     if (!events) {
         journal::log(LogLevel::warning, events.error().message +
                                             "; following transitions by reading sysfs every "
                                             "second instead");
+        malloc_trim(0);
         return;
     }
     sd_event_source* source = nullptr;
@@ -281,14 +295,6 @@ void Service::watch_transition_events()
     }
     events_ = std::move(*events);
     events_source_.reset(source);
-    auto tracker = PendingTaskTracker::open();
-    Result<void> following = tracker ? tracker->follow_transitions() : Result<void>(tracker.error());
-    if (following)
-        tracker_ = std::move(*tracker);
-    else
-        journal::log(LogLevel::warning, following.error().message +
-                                            "; pending tasks from lpshim's debugfs list, "
-                                            "without stacks");
     // Loading the programs parsed the kernel's BTF (/sys/kernel/btf/vmlinux, ~9 MB of heap
     // here) and freed it; give those pages back now, or a later allocation above them keeps the
     // whole heap resident for the life of the daemon.

@@ -49,6 +49,7 @@
 #include "store/patch_store.hpp"
 
 #if LIVEPATCHD_HAVE_BPF
+#include "bpf/libbpf_messages.hpp"
 #include "bpf/pending_task_tracker.hpp"
 #include "bpf/transition_events.hpp"
 #endif
