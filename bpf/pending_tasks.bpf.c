@@ -35,6 +35,7 @@
 #include <bpf/bpf_helpers.h>
 
 #include "pending_tasks.h"
+#include "pending_tasks_rules.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -107,16 +108,19 @@ int pending_on_task_blocked(struct bpf_raw_tracepoint_args *ctx)
 	if (tid == 0) /* an idle task: per CPU, not a task anyone can act on */
 		return 0;
 	p = bpf_map_lookup_elem(&pending, &tid);
-	if (p && (p->flags & PENDING_TASK_F_SWITCHED) && p->transition == epoch)
-		/* It switched in this transition: a report of the pass that raced with its switch
-		 * (emitted under its runqueue lock while it switched on its way to user mode). */
-		return 0;
-	if (p && (p->transition == epoch || (p->flags & PENDING_TASK_F_WATCHED))) {
+	switch (pending_rule_blocked(p, epoch)) {
+	case PENDING_STEP_INSERT:
+		break;
+	case PENDING_STEP_UPDATE:
+		if (!p)
+			return 0; /* cannot happen; for the verifier */
 		/* Plain stores: a report may see one field updated before the other. */
 		p->reason = (__u32)ctx->args[1];
 		p->function = ctx->args[2];
 		p->transition = epoch;
 		p->attempts = (__u32)ctx->args[3] + 1; /* lpshim's pass, counted from 1 */
+		return 0;
+	default:
 		return 0;
 	}
 	fresh.first_seen_ns = bpf_ktime_get_ns();
@@ -136,11 +140,8 @@ int pending_on_task_switch(struct bpf_raw_tracepoint_args *ctx)
 	__u32 tid = (__u32)ctx->args[0];
 	struct pending_task *p, tombstone = {};
 
-	if ((__s32)ctx->args[1] != transition_target)
-		/* A late switch to the target before a reversal: the task is pending again. */
-		return 0;
 	p = bpf_map_lookup_elem(&pending, &tid);
-	if (p && (p->flags & PENDING_TASK_F_WATCHED))
+	if (pending_rule_switch(p, (__s32)ctx->args[1], transition_target) != PENDING_STEP_TOMBSTONE)
 		return 0;
 	/*
 	 * "Switched in this epoch", not a delete: a task_blocked of the same pass may come after
@@ -210,13 +211,15 @@ int dump_pending_tasks(struct bpf_iter__task *ctx)
 	p = bpf_map_lookup_elem(&pending, &tid);
 	if (!p)
 		return 0;
-	if (!(p->flags & PENDING_TASK_F_WATCHED) &&
-	    (p->transition != transition_epoch || (p->flags & PENDING_TASK_F_SWITCHED))) {
-		if (p->transition == transition_epoch)
-			return 0; /* switched in this transition: kept against a late task_blocked */
+	switch (pending_rule_report(p, transition_epoch)) {
+	case PENDING_STEP_UPDATE:
+		break;
+	case PENDING_STEP_DELETE:
 		/* A leftover of an earlier transition (reversed past it, or forced): its room is
 		 * given back, so that a plain hash map does not fill with them. */
 		bpf_map_delete_elem(&pending, &tid);
+		return 0;
+	default:
 		return 0;
 	}
 
