@@ -25,8 +25,17 @@
 #define FRAME_TEXT_LEN 96
 #define TASK_STACK_COMM_LEN 16 /* the kernel's TASK_COMM_LEN; vmlinux.h has it as an enum only */
 
-/* Default capacity of the pending map; userspace may change it before load. */
+/* Default capacity of the pending map; userspace sizes it from kernel.threads-max before load. */
 #define PENDING_TASKS_MAX 16384
+
+/* Which records of the iterator carry a stack (stack_mode). */
+enum pending_stack_mode {
+	PENDING_STACKS_NONE = 0,
+	PENDING_STACKS_ALL = 1,
+	PENDING_STACKS_SELECTED = 2, /* the tids in the stack_wanted map (and watched tasks) */
+};
+/* Capacity of stack_wanted; asking for more stacks than this asks for all. */
+#define PENDING_STACKS_SELECTED_MAX 1024
 
 /* Mirrors shim-kmod/task_state.h enum lpshim_block_reason: an ABI of lpshim_task_blocked. */
 enum pending_task_reason {
@@ -39,13 +48,15 @@ enum pending_task_reason {
 /* Added by userspace, not by a tracepoint: reported in any transition or none, never removed
  * by a task switch. */
 #define PENDING_TASK_F_WATCHED 1u
+/* A tombstone: the task switched in transition epoch `transition` (never reported). */
+#define PENDING_TASK_F_SWITCHED 2u
 
 /* Value of the pending map, key: __u32 tid (the kernel's task->pid, in the initial pid ns). */
 struct pending_task {
 	__u64 first_seen_ns; /* CLOCK_MONOTONIC (bpf_ktime_get_ns) of the first block (or watch) */
 	__u64 function;      /* the patched function found on its stack, or 0 */
 	__u32 transition;    /* the transition epoch it was seen blocked in (see pending_tasks.bpf.c) */
-	__u32 attempts;      /* times lpshim found it blocked in that transition */
+	__u32 attempts;      /* lpshim's pass (from 1) that last found it blocked */
 	__u32 reason;        /* enum pending_task_reason, the last one */
 	__u32 flags;         /* PENDING_TASK_F_* */
 };

@@ -6,7 +6,8 @@
  * readable: no polling between transitions.
  *
  * Raw tracepoints, not tp_btf: lpshim.ko is built without BTF (Debian's headers have no vmlinux
- * for pahole), and a raw tracepoint needs none; its arguments are the TP_PROTO's, as u64s.
+ * for pahole), and a raw tracepoint needs none of the module's; its arguments are the
+ * TP_PROTO's, as u64s. (The kernel's own BTF is still needed: ctx->args is CO-RE-relocated.)
  * An attached raw tracepoint holds a reference on lpshim.ko: the daemon detaches before lpshim
  * can be unloaded.
  */
@@ -22,7 +23,8 @@ struct {
 	__uint(max_entries, 64 * 1024);
 } events SEC(".maps");
 
-/* Events the ring buffer had no room for; the daemon then reads sysfs instead. */
+/* Events the ring buffer had no room for: the daemon reads it after each consume, says so, and
+ * reads lpshim's sysfs instead (TransitionEvent::Type::lost). */
 __u64 dropped = 0;
 
 static __always_inline int send(__u32 type, const char *patch, __s32 target, __u32 count,

@@ -8,6 +8,12 @@
 #include <ctime>
 #include <system_error>
 
+#include "bpf/libbpf_messages.hpp"
+#include "bpf/pending_map_size.hpp"
+
+#include <fstream>
+#include <sstream>
+
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <pending_tasks.h>
@@ -15,6 +21,7 @@
 
 static_assert(livepatchd::PendingTaskTracker::max_frames == MAX_FRAMES);
 static_assert(livepatchd::PendingTaskTracker::default_capacity == PENDING_TASKS_MAX);
+static_assert(livepatchd::PendingTaskTracker::max_selected_stacks == PENDING_STACKS_SELECTED_MAX);
 
 namespace livepatchd {
 
@@ -37,17 +44,12 @@ private:
     int fd_;
 };
 
-std::string errno_text(int errnum)
-{
-    std::string text = std::generic_category().message(errnum);
-    if (errnum == EPERM || errnum == EACCES)
-        text += " (are you root? needs CAP_BPF and CAP_PERFMON)";
-    return text;
-}
-
 Error failure(int errnum, const std::string& what)
 {
-    return Error{errnum, "failed to " + what + ": " + errno_text(errnum)};
+    std::string rejected;
+    (void)libbpf_saw_program_rejected(&rejected);
+    return Error{errnum, bpf_failure_text(errnum, what, std::generic_category().message(errnum),
+                                          rejected)};
 }
 
 std::uint64_t monotonic_ns() noexcept
@@ -104,8 +106,13 @@ void PendingTaskTracker::SkeletonDeleter::operator()(pending_tasks* skel) const 
 
 Result<PendingTaskTracker> PendingTaskTracker::open(std::uint32_t capacity)
 {
-    if (capacity == 0)
-        return Error{EINVAL, "pending task tracker capacity must be at least 1"};
+    if (capacity == 0) {
+        std::ifstream file("/proc/sys/kernel/threads-max");
+        std::ostringstream text;
+        text << file.rdbuf();
+        capacity = pending_map_entries(file ? std::optional<std::string_view>(text.str())
+                                            : std::nullopt);
+    }
 
     Skeleton skel(pending_tasks__open());
     if (!skel)
@@ -137,6 +144,7 @@ Result<void> PendingTaskTracker::follow_transitions()
         {skel_->progs.pending_on_transition_end, &skel_->links.pending_on_transition_end},
         {skel_->progs.pending_on_task_blocked, &skel_->links.pending_on_task_blocked},
         {skel_->progs.pending_on_task_switch, &skel_->links.pending_on_task_switch},
+        {skel_->progs.pending_on_task_exit, &skel_->links.pending_on_task_exit},
     };
     for (const Attachment& a : attachments) {
         if (*a.link)
@@ -147,6 +155,16 @@ Result<void> PendingTaskTracker::follow_transitions()
                                       " (is lpshim.ko loaded?)");
     }
     return {};
+}
+
+std::uint32_t PendingTaskTracker::capacity() const
+{
+    return bpf_map__max_entries(skel_->maps.pending);
+}
+
+std::uint64_t PendingTaskTracker::overflowed() const
+{
+    return __atomic_load_n(&skel_->bss->overflowed, __ATOMIC_RELAXED);
 }
 
 Result<void> PendingTaskTracker::watch(pid_t tid)
@@ -166,10 +184,9 @@ Result<void> PendingTaskTracker::watch(pid_t tid)
                                          BPF_NOEXIST);
     if (err == 0 || err == -EEXIST)
         return {};
-    if (err == -E2BIG)
-        return Error{E2BIG, "cannot watch tid " + std::to_string(tid) + ": already watching " +
-                                std::to_string(bpf_map__max_entries(skel_->maps.pending)) +
-                                " tasks, the tracker's capacity"};
+    if (err == -E2BIG) // a plain hash map refuses an insert when full
+        return Error{E2BIG, "cannot watch tid " + std::to_string(tid) + ": the tracker's map of " +
+                                std::to_string(capacity()) + " tasks is full"};
     return failure(-err, "watch tid " + std::to_string(tid));
 }
 
@@ -185,9 +202,37 @@ Result<void> PendingTaskTracker::forget(pid_t tid)
     return failure(-err, "forget tid " + std::to_string(tid));
 }
 
-Result<std::vector<TrackedTask>> PendingTaskTracker::list(bool with_stacks) const
+Result<std::vector<TrackedTask>> PendingTaskTracker::list(const StackSelection& stacks) const
 {
-    skel_->bss->collect_stacks = with_stacks;
+    // The selection lives in the kernel only for this read: emptied again on every way out.
+    struct Selection {
+        bpf_map* map;
+        std::vector<__u32> keys;
+        ~Selection()
+        {
+            for (const __u32& key : keys)
+                (void)bpf_map__delete_elem(map, &key, sizeof key, 0);
+        }
+    } selection{skel_->maps.stack_wanted, {}};
+    __u32 mode = PENDING_STACKS_NONE;
+    if (stacks.kind == StackSelection::Kind::all ||
+        (stacks.kind == StackSelection::Kind::some && stacks.tids.size() > max_selected_stacks)) {
+        mode = PENDING_STACKS_ALL;
+    } else if (stacks.kind == StackSelection::Kind::some) {
+        mode = PENDING_STACKS_SELECTED;
+        const __u8 yes = 1;
+        for (const pid_t tid : stacks.tids) {
+            const __u32 key = static_cast<__u32>(tid);
+            const int err =
+                bpf_map__update_elem(selection.map, &key, sizeof key, &yes, sizeof yes, BPF_ANY);
+            if (err < 0) {
+                mode = PENDING_STACKS_ALL; // full (a leftover); every stack is still right
+                break;
+            }
+            selection.keys.push_back(key);
+        }
+    }
+    skel_->bss->stack_mode = mode;
     const int fd = bpf_iter_create(bpf_link__fd(skel_->links.dump_pending_tasks));
     if (fd < 0)
         return failure(-fd, "create a task iterator");

@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -38,14 +39,37 @@ struct TrackedTask {
     int stack_errnum = 0; // why frames is empty when the kernel gave no stack
 };
 
+// Which tasks of a list() get their stack: a stack costs an unwind and a symbol lookup per
+// frame (about 1.5 µs a frame), so a list of thousands of tasks takes none unless asked.
+struct StackSelection {
+    enum class Kind { none, all, some };
+    Kind kind = Kind::none;
+    std::set<pid_t> tids; // Kind::some
+
+    static StackSelection nothing() { return {}; }
+    static StackSelection every() { return {Kind::all, {}}; }
+    static StackSelection of(std::set<pid_t> tids)
+    {
+        return tids.empty() ? nothing() : StackSelection{Kind::some, std::move(tids)};
+    }
+};
+
 class PendingTaskTracker {
 public:
     static constexpr std::size_t max_frames = 32; // deeper stacks lose their outermost frames
     static constexpr std::uint32_t default_capacity = 16384;
 
     // Opens, loads and attaches the iterator. Needs root (CAP_BPF and CAP_PERFMON). The map
-    // holds `capacity` tasks; past that the least recently updated are forgotten.
-    static Result<PendingTaskTracker> open(std::uint32_t capacity = default_capacity);
+    // holds `capacity` tasks (0: as many as kernel.threads-max says, within
+    // pending_map_max_entries, bpf/pending_map_size.hpp); a task that blocks when it is full
+    // is not added, and counted (overflowed()).
+    static Result<PendingTaskTracker> open(std::uint32_t capacity = 0);
+
+    // The map's size, as loaded.
+    std::uint32_t capacity() const;
+    // Tasks lpshim reported blocked in the transition under way that the map had no room
+    // for: while not 0, list() misses some of them, and lpshim's own list is the one to read.
+    std::uint64_t overflowed() const;
 
     // Attaches the programs on lpshim's tracepoints (lpshim.ko must be loaded): from now on the
     // map follows every transition. They hold a reference on lpshim.ko until this is destroyed.
@@ -59,8 +83,15 @@ public:
     Result<void> forget(pid_t tid);
 
     // The tasks blocking the transition under way (and the watched ones) that exist now, in
-    // tid order, with their stacks if with_stacks. Walks all tasks in the kernel once.
-    Result<std::vector<TrackedTask>> list(bool with_stacks) const;
+    // tid order, with the stacks of the selected ones (and of watched tasks). Walks all tasks in
+    // the kernel once. More tids selected than the kernel's selection holds
+    // (max_selected_stacks) take every stack.
+    Result<std::vector<TrackedTask>> list(const StackSelection& stacks) const;
+    Result<std::vector<TrackedTask>> list(bool with_stacks) const
+    {
+        return list(with_stacks ? StackSelection::every() : StackSelection::nothing());
+    }
+    static constexpr std::size_t max_selected_stacks = 1024;
 
     PendingTaskTracker(PendingTaskTracker&&) noexcept = default;
     PendingTaskTracker& operator=(PendingTaskTracker&&) noexcept = default;

@@ -5,6 +5,8 @@
 #include <cstring>
 #include <system_error>
 
+#include "bpf/libbpf_messages.hpp"
+
 #include <bpf/libbpf.h>
 #include <transition_events.h>
 #include <transition_events.skel.h>
@@ -15,10 +17,10 @@ namespace {
 
 Error failure(int errnum, const std::string& what)
 {
-    std::string text = std::generic_category().message(errnum);
-    if (errnum == EPERM || errnum == EACCES)
-        text += " (needs CAP_BPF and CAP_PERFMON)";
-    return Error{errnum, "failed to " + what + ": " + text};
+    std::string rejected;
+    (void)libbpf_saw_program_rejected(&rejected);
+    return Error{errnum, bpf_failure_text(errnum, what, std::generic_category().message(errnum),
+                                          rejected)};
 }
 
 } // namespace
@@ -60,12 +62,22 @@ Result<int> TransitionEvents::consume()
     const int n = ring_buffer__consume(ring_);
     if (n < 0)
         return failure(-n, "read the transition events");
+    // After the records: a drop happened when the buffer was full, after the last record that
+    // fit, so the reader acts on what it got first and then looks at sysfs.
+    if (const std::uint64_t now_dropped = dropped(); now_dropped != dropped_seen_) {
+        TransitionEvent lost;
+        lost.type = TransitionEvent::Type::lost;
+        lost.count = static_cast<std::uint32_t>(now_dropped - dropped_seen_);
+        dropped_seen_ = now_dropped;
+        handler_(lost);
+    }
     return n;
 }
 
 std::uint64_t TransitionEvents::dropped() const
 {
-    return skel_->bss->dropped;
+    // Written by the programs on any CPU: read once, whole (an aligned u64).
+    return __atomic_load_n(&skel_->bss->dropped, __ATOMIC_RELAXED);
 }
 
 int TransitionEvents::on_record(void* self, void* data, std::size_t size)
@@ -81,7 +93,10 @@ int TransitionEvents::on_record(void* self, void* data, std::size_t size)
     event.count = e->count;
     event.duration_ns = e->duration_ns;
     event.time_ns = e->time_ns;
-    static_cast<TransitionEvents*>(self)->handler_(event);
+    try { // nothing unwinds through libbpf
+        static_cast<TransitionEvents*>(self)->handler_(event);
+    } catch (...) {
+    }
     return 0;
 }
 

@@ -22,13 +22,15 @@ struct ring_buffer;
 namespace livepatchd {
 
 struct TransitionEvent {
-    enum class Type { start, end };
+    // lost: events the ring buffer had no room for (count of them, since the last consume);
+    // what they said is lost with them, so the reader looks at lpshim's sysfs instead.
+    enum class Type { start, end, lost };
     Type type = Type::start;
     std::string patch;
-    bool to_patched = true;      // the transition's target
-    std::uint32_t count = 0;     // start: tasks pending; end: tasks forced
+    bool to_patched = true;      // start: the target; end: where the patch is now
+    std::uint32_t count = 0;     // start: tasks pending; end: tasks forced; lost: events lost
     std::uint64_t duration_ns = 0; // end only
-    std::uint64_t time_ns = 0;     // CLOCK_MONOTONIC, when lpshim sent it
+    std::uint64_t time_ns = 0;     // CLOCK_MONOTONIC when lpshim emitted it (not for lost)
 };
 
 class TransitionEvents {
@@ -39,9 +41,13 @@ public:
     // CAP_BPF and CAP_PERFMON.
     static Result<std::unique_ptr<TransitionEvents>> open(Handler handler);
     ~TransitionEvents();
+    TransitionEvents(const TransitionEvents&) = delete; // owns the skeleton and ring buffer
+    TransitionEvents& operator=(const TransitionEvents&) = delete;
 
     int fd() const;
-    // Hands every waiting event to the handler. Returns how many.
+    // Hands every waiting event to the handler, in the order lpshim emitted them, then one
+    // `lost` event if the ring buffer dropped any since the last call. Returns how many
+    // (lost not counted).
     Result<int> consume();
     // Events lost because the ring buffer was full.
     std::uint64_t dropped() const;
@@ -52,6 +58,7 @@ private:
 
     transition_events* skel_;
     ring_buffer* ring_ = nullptr;
+    std::uint64_t dropped_seen_ = 0; // dropped() when the last `lost` was handed over
     Handler handler_;
 };
 

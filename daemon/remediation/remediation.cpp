@@ -24,6 +24,19 @@ std::string_view to_string(RemedyKind kind)
     return "kick";
 }
 
+std::set<std::uint32_t> tasks_to_show(
+    const std::vector<Remedy>& remedies,
+    const std::vector<std::pair<std::uint32_t, std::string>>& refused)
+{
+    std::set<std::uint32_t> tids;
+    for (const Remedy& remedy : remedies)
+        if (remedy.kind == RemedyKind::stop_continue)
+            tids.insert(remedy.target.task.tid);
+    for (const auto& [tid, why] : refused)
+        tids.insert(tid);
+    return tids;
+}
+
 std::span<const std::string_view> never_stopped_units()
 {
     static constexpr std::string_view units[] = {

@@ -108,6 +108,14 @@ struct Remedy {
     bool operator==(const Remedy&) const = default;
 };
 
+// The tasks whose kernel stacks one round of decide() logs: those whose process it stops and
+// those it refuses to stop (reported once each). Stacks are walked once per round for these
+// only, never per stopped process nor for every pending task: at thousands of pending tasks a
+// walk of all of them takes seconds, during which no hold's SIGCONT can fire.
+std::set<std::uint32_t> tasks_to_show(
+    const std::vector<Remedy>& remedies,
+    const std::vector<std::pair<std::uint32_t, std::string>>& refused);
+
 class RemediationPolicy {
 public:
     explicit RemediationPolicy(RemediationConfig config, pid_t self);

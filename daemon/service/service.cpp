@@ -229,27 +229,54 @@ Result<void> Service::connect()
 void Service::watch_transition_events()
 {
 #if LIVEPATCHD_HAVE_BPF
+    // libbpf's messages (a verifier's log) to the journal at debug level, not raw to stderr.
+    route_libbpf_messages([](std::string_view line) {
+        journal::log(LogLevel::debug, std::string(line));
+    });
     auto events = TransitionEvents::open([this](const TransitionEvent& e) {
+        if (e.type == TransitionEvent::Type::lost) {
+            // What they said is gone: the tick reads sysfs, where the watcher finds a
+            // transition whose start was lost, and the end of one whose end was.
+            journal::log(LogLevel::warning,
+                         std::to_string(e.count) + " transition event(s) of lpshim were lost "
+                                                   "(the ring buffer was full); reading "
+                                                   "lpshim's sysfs instead");
+            schedule_tick(0);
+            return;
+        }
+        const std::uint64_t now = now_monotonic(event_.get());
         // An action's own start is matched off, a stale one dropped; any other was started
-        // outside livepatchd. An end may say the transition was forced (by hand too).
+        // outside livepatchd. An end may say the transition was forced (by hand too). Timed
+        // when lpshim said it, not when the loop got to it: events read in one go keep their
+        // order in time (a start, its end, the next start).
         const KernelTransitionEvent event{
             .start = e.type == TransitionEvent::Type::start,
             .patch = e.patch,
             .target = e.to_patched ? "patched" : "unpatched",
             .forced_tasks = e.type == TransitionEvent::Type::end ? e.count : 0,
-            .usec = e.time_ns / 1000,
+            .usec = std::min<std::uint64_t>(e.time_ns / 1000, now),
         };
-        auto changes = follow_kernel_event(event, watcher_, *operations_);
+        auto changes = follow_kernel_event(event, now, watcher_, *operations_);
         if (!changes.empty()) {
             auto in_kernel = kernel_.patches();
             handle(changes, in_kernel ? *in_kernel : std::vector<KernelPatch>{});
         }
         schedule_tick(0);
     });
+    // The pending tasks' programs need neither the events nor their ring buffer: tried anyway.
+    auto tracker = PendingTaskTracker::open();
+    Result<void> following = tracker ? tracker->follow_transitions() : Result<void>(tracker.error());
+    if (following)
+        tracker_ = std::move(*tracker);
+    else
+        journal::log(LogLevel::warning, following.error().message +
+                                            "; pending tasks from lpshim's debugfs list, "
+                                            "without stacks");
     if (!events) {
         journal::log(LogLevel::warning, events.error().message +
                                             "; following transitions by reading sysfs every "
                                             "second instead");
+        malloc_trim(0);
         return;
     }
     sd_event_source* source = nullptr;
@@ -272,14 +299,6 @@ void Service::watch_transition_events()
     }
     events_ = std::move(*events);
     events_source_.reset(source);
-    auto tracker = PendingTaskTracker::open();
-    Result<void> following = tracker ? tracker->follow_transitions() : Result<void>(tracker.error());
-    if (following)
-        tracker_ = std::move(*tracker);
-    else
-        journal::log(LogLevel::warning, following.error().message +
-                                            "; pending tasks from lpshim's debugfs list, "
-                                            "without stacks");
     // Loading the programs parsed the kernel's BTF (/sys/kernel/btf/vmlinux, ~9 MB of heap
     // here) and freed it; give those pages back now, or a later allocation above them keeps the
     // whole heap resident for the life of the daemon.
@@ -292,10 +311,25 @@ Result<std::vector<PendingTask>> Service::pending_tasks()
 #if LIVEPATCHD_HAVE_BPF
     if (tracker_) {
         // lpshim checks every task at the transition's first attempt, so each one that blocks
-        // is in the map from then on; a child forked since appears at the next attempt.
-        auto tracked = tracker_->list(false);
-        if (!tracked)
-            return tracked.error();
+        // is in the map from then on; a child forked since appears at the next attempt. Unless
+        // the map cannot be trusted now: then lpshim's own list, which is exact (without
+        // first-seen times nor attempts), and the journal says why, once.
+        std::string fallback;
+        Result<std::vector<TrackedTask>> tracked = std::vector<TrackedTask>{};
+        if (const std::uint64_t lost = tracker_->overflowed(); lost > 0)
+            fallback = "the BPF map of pending tasks (" + std::to_string(tracker_->capacity()) +
+                       " entries) had no room for " + std::to_string(lost) + " of them";
+        else if (tracked = tracker_->list(false); !tracked)
+            fallback = tracked.error().message;
+        if (!fallback.empty()) {
+            if (fallback.substr(0, 40) != pending_fallback_.substr(0, 40))
+                journal::log(LogLevel::warning,
+                             fallback + "; listing the pending tasks from lpshim's debugfs list "
+                                        "instead");
+            pending_fallback_ = fallback;
+            return control_->pending_tasks();
+        }
+        pending_fallback_.clear();
         std::vector<PendingTask> tasks;
         tasks.reserve(tracked->size());
         for (TrackedTask& t : *tracked)
@@ -312,18 +346,23 @@ Result<std::vector<PendingTask>> Service::pending_tasks()
     return control_->pending_tasks();
 }
 
-std::map<std::uint32_t, std::vector<std::string>> Service::pending_stacks()
+std::map<std::uint32_t, std::vector<std::string>>
+Service::pending_stacks(const std::set<std::uint32_t>* only)
 {
     std::map<std::uint32_t, std::vector<std::string>> stacks;
 #if LIVEPATCHD_HAVE_BPF
     if (!tracker_)
         return stacks;
-    auto tracked = tracker_->list(true);
+    auto tracked = tracker_->list(
+        only ? StackSelection::of(std::set<pid_t>(only->begin(), only->end()))
+             : StackSelection::every());
     if (!tracked) {
         journal::log(LogLevel::warning, tracked.error().message);
         return stacks;
     }
     for (TrackedTask& t : *tracked) {
+        if (only && !only->count(static_cast<std::uint32_t>(t.tid)))
+            continue;
         std::vector<std::string>& frames = stacks[static_cast<std::uint32_t>(t.tid)];
         frames = std::move(t.frames);
         if (frames.empty() && t.stack_errnum != 0)
@@ -338,7 +377,36 @@ int Service::run()
     sd_notify(0, "READY=1\nSTATUS=Started");
     journal::log(LogLevel::info, "livepatchd " PROJECT_VERSION " started on " + release_,
                  {{"KERNEL_RELEASE", release_}});
-    const int r = sd_event_loop(event_.get());
+    // sd_event_loop(), with each dispatch timed: nothing in it may keep the loop (the holds'
+    // SIGCONT timers, the bus, the watchdog) waiting long. A dispatch longer than 20 ms is
+    // logged at debug level, and the longest when the loop ends (docs/benchmarks.md measures
+    // it at 30,000 pending tasks).
+    constexpr std::uint64_t slow_dispatch_usec = 20 * usec_per_msec;
+    std::uint64_t longest_usec = 0;
+    int r = 0;
+    while (sd_event_get_state(event_.get()) != SD_EVENT_FINISHED) {
+        if ((r = sd_event_prepare(event_.get())) == 0)
+            r = sd_event_wait(event_.get(), UINT64_MAX);
+        if (r < 0)
+            break;
+        if (r == 0)
+            continue;
+        const std::uint64_t start = monotonic_usec();
+        if ((r = sd_event_dispatch(event_.get())) < 0)
+            break;
+        const std::uint64_t took = monotonic_usec() - start;
+        if (took >= slow_dispatch_usec || took > longest_usec)
+            journal::log(LogLevel::debug,
+                         "event loop dispatch took " + std::to_string(took) + " us" +
+                             (took > longest_usec ? " (longest so far)" : ""),
+                         {{"DISPATCH_USEC", std::to_string(took)}});
+        longest_usec = std::max(longest_usec, took);
+    }
+    if (r >= 0)
+        (void)sd_event_get_exit_code(event_.get(), &r);
+    journal::log(LogLevel::debug,
+                 "longest event loop dispatch: " + std::to_string(longest_usec) + " us",
+                 {{"DISPATCH_USEC_MAX", std::to_string(longest_usec)}});
     sd_notify(0, "STOPPING=1");
     executor_->resume_all();
     if (r < 0) {
@@ -650,7 +718,11 @@ void Service::remediate(std::chrono::milliseconds elapsed, const std::vector<Pen
         }
     }
     std::vector<std::pair<std::uint32_t, std::string>> refused;
-    for (const Remedy& remedy : remediation_.decide(elapsed, facts, &refused)) {
+    const std::vector<Remedy> remedies = remediation_.decide(elapsed, facts, &refused);
+    // One walk for the round, of the tasks it logs only: no hold's SIGCONT can fire meanwhile.
+    const std::set<std::uint32_t> shown = tasks_to_show(remedies, refused);
+    const auto stacks = shown.empty() ? decltype(pending_stacks()){} : pending_stacks(&shown);
+    for (const Remedy& remedy : remedies) {
         if (remedy.kind == RemedyKind::kick) {
             const auto kicked = control_->kick();
             if (!kicked) {
@@ -664,10 +736,8 @@ void Service::remediate(std::chrono::milliseconds elapsed, const std::vector<Pen
                          {{"PATCH", patch}});
             continue;
         }
-        stop_for_a_moment(remedy.target);
+        stop_for_a_moment(remedy.target, stacks);
     }
-    // Each task is refused once per transition: its stack is worth a walk of the task list.
-    const auto stacks = refused.empty() ? decltype(pending_stacks()){} : pending_stacks();
     for (const auto& [tid, why] : refused) {
         const auto f = std::find_if(facts.begin(), facts.end(),
                                     [tid = tid](const TaskFacts& x) { return x.task.tid == tid; });
@@ -693,7 +763,8 @@ void Service::remediate(std::chrono::milliseconds elapsed, const std::vector<Pen
 
 // SIGSTOP now, SIGCONT hold_ms later: the task leaves the patched function on its way to the
 // stop and switches at its return to user mode.
-void Service::stop_for_a_moment(const TaskFacts& facts)
+void Service::stop_for_a_moment(const TaskFacts& facts,
+                                const std::map<std::uint32_t, std::vector<std::string>>& stacks)
 {
     const std::string patch = watcher_.watched()->patch;
     const PendingTask& task = facts.task;
@@ -708,7 +779,7 @@ void Service::stop_for_a_moment(const TaskFacts& facts)
                   {"TID", std::to_string(task.tid)},
                   {"UNIT", unit},
                   {"FUNCTION", task.function},
-                  {"STACK", stack_text(pending_stacks(), task.tid)}});
+                  {"STACK", stack_text(stacks, task.tid)}});
     if (auto stopped = executor_->stop_for_a_moment(pid, static_cast<pid_t>(task.tid),
                                                     facts.start_time);
         !stopped) {

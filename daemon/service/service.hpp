@@ -29,6 +29,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "common/result.hpp"
@@ -48,6 +49,7 @@
 #include "store/patch_store.hpp"
 
 #if LIVEPATCHD_HAVE_BPF
+#include "bpf/libbpf_messages.hpp"
 #include "bpf/pending_task_tracker.hpp"
 #include "bpf/transition_events.hpp"
 #endif
@@ -97,9 +99,12 @@ private:
     void act_on_stall(const std::vector<PendingTask>& pending);
     Result<std::vector<PendingTask>> pending_tasks();
     void remediate(std::chrono::milliseconds elapsed, const std::vector<PendingTask>& pending);
-    void stop_for_a_moment(const TaskFacts& facts);
+    void stop_for_a_moment(const TaskFacts& facts,
+                           const std::map<std::uint32_t, std::vector<std::string>>& stacks);
     Result<std::vector<BlockingTask>> blocking_tasks();
-    std::map<std::uint32_t, std::vector<std::string>> pending_stacks();
+    // Kernel stacks of the pending tasks, or of those in only: one walk of the task list.
+    std::map<std::uint32_t, std::vector<std::string>>
+    pending_stacks(const std::set<std::uint32_t>* only = nullptr);
     void save_transition_record();
     void resume_transition_record(const std::vector<KernelPatch>& in_kernel);
     void update_status_line(const TransitionStatus& status);
@@ -146,6 +151,7 @@ private:
     std::uint64_t stall_looked_usec_ = 0; // when decide_stall last ran
     bool oops_seen_ = false;              // TAINT_DIE was set at the last look
     std::string status_line_;
+    std::string pending_fallback_; // why pending tasks come from debugfs, as last logged
     std::string shim_version_; // as last announced (ShimVersion)
 };
 

@@ -25,14 +25,15 @@ void report_transition_change(const TransitionChange& change, EventSink& sink,
 }
 
 std::vector<TransitionChange> follow_kernel_event(const KernelTransitionEvent& event,
-                                                  TransitionWatcher& watcher,
+                                                  std::uint64_t now, TransitionWatcher& watcher,
                                                   PatchOperations& operations)
 {
     if (event.start)
         return watcher.kernel_started(event.patch, event.target, event.usec);
     if (event.forced_tasks > 0)
         operations.record_forced(event.patch); // by hand too: echo 1 > force
-    return watcher.kernel_ended(event.patch, event.target, event.forced_tasks, event.usec);
+    return watcher.kernel_ended(event.patch, event.target, event.forced_tasks, event.usec,
+                                now);
 }
 
 } // namespace livepatchd

@@ -31,10 +31,10 @@ struct KernelTransitionEvent {
 // What one means, for the service and the bus tests' fixture alike: a start goes to the
 // watcher (which drops stale ones); an end to the watcher too (its outcome, a Revert that
 // raced the completion), and an end with forced tasks makes the patch Forced, however the
-// force was written. The caller handles the changes returned (and reads events before each
+// force was written. now: CLOCK_MONOTONIC when the loop got to it. The caller handles the changes returned (and reads events before each
 // look at sysfs, so that an end is known before the look that sees the patch there).
 std::vector<TransitionChange> follow_kernel_event(const KernelTransitionEvent& event,
-                                                  TransitionWatcher& watcher,
+                                                  std::uint64_t now, TransitionWatcher& watcher,
                                                   PatchOperations& operations);
 
 } // namespace livepatchd

@@ -102,21 +102,24 @@ std::vector<TransitionChange> TransitionWatcher::kernel_started(std::string_view
 std::vector<TransitionChange> TransitionWatcher::kernel_ended(std::string_view patch,
                                                              std::string_view state,
                                                              std::uint32_t forced_tasks,
-                                                             std::uint64_t at_usec)
+                                                             std::uint64_t at_usec,
+                                                             std::uint64_t now)
 {
-    std::vector<TransitionChange> events;
     if (!watched_ || watched_->patch != patch)
-        return events; // the look says where it is
+        return {}; // the look says where it is
     if (state == watched_->direction()) {
+        if (at_usec < watched_->started_usec)
+            return {}; // an earlier transition's
         if (forced_tasks > 0)
             watched_->forced = true; // echo 1 > force by hand
-        return events;
+        return {end(std::string(state), now)};
     }
     if (state != watched_->target || watched_->heading.empty() ||
         at_usec > watched_->reversed_usec)
-        return events;
+        return {};
     // It reached its target before the write taken for its reversal: the write started a
     // new transition, the other way, which lpshim reports as a start of its own (expected).
+    std::vector<TransitionChange> events;
     const std::string back = watched_->heading;
     const std::uint64_t since = watched_->reversed_usec;
     watched_->heading.clear();

@@ -91,13 +91,20 @@ public:
     void expect_kernel_start(std::string_view patch, std::string_view target);
     std::vector<TransitionChange> kernel_started(std::string_view patch, std::string_view target,
                                                 std::uint64_t at_usec);
-    // lpshim's end of a transition of patch, in `state`, at_usec, with forced_tasks switched by
-    // force. For the watched transition: forced when tasks were (a Force by hand); and one
+    // lpshim's end of a transition of patch (its tracepoint, through BPF), the patch now in
+    // `state` at at_usec (CLOCK_MONOTONIC; now: when the loop got to it), forced_tasks of its
+    // tasks switched by force. Ignored unless it is the watched one's. Where the watched one
+    // was going now, after it was seen starting, it ends it there (forced when tasks were: a
+    // Force by hand), so that an end followed at once by another start (START(A), END(A),
+    // START(B), read in one go) is that transition's end, not a reversal and not lost. One
     // that ended where it was first going before the write taken for its reversal did not go
     // back: that write started a new transition the other way (a Revert that raced the
-    // apply's completion), which is watched from then.
+    // apply's completion), which is watched from then. (An end elsewhere is an earlier
+    // transition's, or one whose reversal's start the ring buffer lost, which its reader
+    // resyncs from sysfs.)
     std::vector<TransitionChange> kernel_ended(std::string_view patch, std::string_view state,
-                                              std::uint32_t forced_tasks, std::uint64_t at_usec);
+                                              std::uint32_t forced_tasks, std::uint64_t at_usec,
+                                              std::uint64_t now);
 
     // Force (or on_stall: force) was written for patch: if it is the one watched, it ends
     // "forced" unless it ends reversed.

@@ -216,7 +216,8 @@ void take_kernel_events()
     while (!the_control->kernel_events.empty()) {
         const FakePatchControl::KernelEvent e = the_control->kernel_events.front();
         the_control->kernel_events.pop_front();
-        report(follow_kernel_event(e, the_watcher, *the_operations));
+        report(follow_kernel_event(e, monotonic_now(), the_watcher,
+                                   *the_operations));
     }
 }
 

@@ -6,6 +6,12 @@
 #include <doctest/doctest.h>
 
 #include "kernel/pending_tasks.hpp"
+#include "bpf/libbpf_messages.hpp"
+#include "bpf/pending_map_size.hpp"
+#include "../../bpf/pending_tasks_rules.h" // the BPF programs' own rules
+
+#include <map>
+#include <set>
 
 #include <cerrno>
 
@@ -76,4 +82,136 @@ TEST_CASE("a task's name cannot hide it from the list or forge another")
     auto empty = parse_pending_tasks("");
     REQUIRE(empty);
     CHECK(empty->empty());
+}
+
+TEST_CASE("the BPF map of pending tasks holds as many as the system's task limit, within a bound")
+{
+    // issue 18 (bpf review 2): a fixed 16,384-entry LRU map evicted pending tasks silently
+    // (from about 8k live entries on 64 CPUs). It is sized from kernel.threads-max now.
+    CHECK(pending_map_entries("63704\n") == 63704);
+    CHECK(pending_map_entries("30000") == 30000);
+    CHECK(pending_map_entries("15000\n") > 10000);
+    CHECK(pending_map_entries("100\n") == pending_map_min_entries);
+    CHECK(pending_map_entries("4194304\n") == pending_map_max_entries);
+    CHECK(pending_map_entries("99999999999999999999\n") == pending_map_max_entries);
+    CHECK(pending_map_entries("x\n") == pending_map_max_entries);
+    CHECK(pending_map_entries(std::nullopt) == pending_map_max_entries);
+    CHECK(pending_map_max_entries >= 30000u); // the acceptance's 30,000 pending tasks fit
+}
+
+TEST_CASE("a BPF load failure names its cause: the verifier, or the privileges")
+{
+    // issue 18 (bpf review 6): a verifier rejection (EACCES) was reported as "are you root?".
+    const std::string rejected =
+        bpf_failure_text(13, "load BPF object pending_tasks", "Permission denied", "dump_pending_tasks");
+    CHECK(rejected.find("verifier rejected BPF program 'dump_pending_tasks'") != std::string::npos);
+    CHECK(rejected.find("are you root") == std::string::npos);
+    CHECK(rejected.find("journalctl") != std::string::npos);
+    const std::string denied =
+        bpf_failure_text(1, "load BPF object pending_tasks", "Operation not permitted", "");
+    CHECK(denied.find("are you root? needs CAP_BPF and CAP_PERFMON") != std::string::npos);
+    CHECK(bpf_failure_text(2, "attach", "No such file or directory", "") ==
+          "failed to attach: No such file or directory");
+}
+
+namespace {
+
+// The pending map as the BPF programs keep it, driven by pending_tasks_rules.h.
+struct PendingMapModel {
+    std::map<__u32, pending_task> map;
+    __u32 epoch = 0;
+    __s32 target = -1;
+
+    void start(__s32 to) { target = to; epoch++; }
+    void end() { target = -1; epoch++; }
+    void blocked(__u32 tid, __u32 attempt)
+    {
+        const auto it = map.find(tid);
+        pending_task* p = it == map.end() ? nullptr : &it->second;
+        switch (pending_rule_blocked(p, epoch)) {
+        case PENDING_STEP_UPDATE: p->transition = epoch; p->attempts = attempt + 1; break;
+        case PENDING_STEP_INSERT:
+            map[tid] = pending_task{.first_seen_ns = 1, .function = 0, .transition = epoch,
+                                    .attempts = attempt + 1, .reason = 1, .flags = 0};
+            break;
+        default: break;
+        }
+    }
+    void switched(__u32 tid, __s32 state)
+    {
+        const auto it = map.find(tid);
+        switch (pending_rule_switch(it == map.end() ? nullptr : &it->second, state, target)) {
+        case PENDING_STEP_TOMBSTONE:
+            map[tid] = pending_task{.first_seen_ns = 0, .function = 0, .transition = epoch,
+                                    .attempts = 0, .reason = 0, .flags = PENDING_TASK_F_SWITCHED};
+            break;
+        case PENDING_STEP_DELETE: map.erase(tid); break;
+        default: break;
+        }
+    }
+    std::set<__u32> listed()
+    {
+        std::set<__u32> tids;
+        for (auto it = map.begin(); it != map.end();) {
+            const enum pending_step step = pending_rule_report(&it->second, epoch);
+            if (step == PENDING_STEP_UPDATE)
+                tids.insert(it->first);
+            it = step == PENDING_STEP_DELETE ? map.erase(it) : std::next(it);
+        }
+        return tids;
+    }
+    __u32 attempts(__u32 tid) { return map.at(tid).attempts; }
+};
+
+} // namespace
+
+TEST_CASE("the pending map: a switch that races ahead of its pass's report keeps the task off the list")
+{
+    // issue 18 (bpf review 3): the pass reports task 7 blocked (running) under its runqueue
+    // lock while task 7 switches on its way to user mode on another CPU; when the switch's
+    // program ran first it deleted nothing and the report inserted a fresh entry: a switched
+    // task stayed listed, counted, and could be SIGSTOPped.
+    PendingMapModel m;
+    m.start(1);
+    m.blocked(5, 0);
+    m.switched(7, 1); // its switch's program first...
+    m.blocked(7, 0);  // ...then the racing report of the same pass
+    CHECK(m.listed() == std::set<__u32>{5});
+    m.switched(5, 1);
+    CHECK(m.listed().empty());
+}
+
+TEST_CASE("the pending map: a late switch to the old target after a reversal keeps the task listed")
+{
+    PendingMapModel m;
+    m.start(1);
+    m.blocked(9, 0);
+    m.start(0);       // reversed: going back to unpatched, a new epoch
+    m.blocked(9, 0);  // pending again, in the reversed transition
+    m.switched(9, 1); // the switch to patched of before the reversal, arriving late
+    CHECK(m.listed() == std::set<__u32>{9});
+}
+
+TEST_CASE("the pending map: attempts is lpshim's pass, not the number of reports")
+{
+    // issue 18 (bpf review 5): lpshim also reports a pending task at every sched_switch of
+    // it; those reports carry the pass they happen in, and must not count as passes.
+    PendingMapModel m;
+    m.start(1);
+    m.blocked(3, 0);
+    for (int i = 0; i < 50; i++)
+        m.blocked(3, 2); // pass 3, many context switches
+    CHECK(m.attempts(3) == 3);
+}
+
+TEST_CASE("the pending map: leftovers of an earlier transition are not listed and are given back")
+{
+    PendingMapModel m;
+    m.start(1);
+    m.blocked(11, 0);
+    m.switched(12, 1);
+    m.end();
+    m.start(0);
+    CHECK(m.listed().empty());
+    CHECK(m.map.empty()); // both given back: a plain hash map does not fill with them
 }

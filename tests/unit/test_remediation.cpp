@@ -290,3 +290,31 @@ TEST_CASE("an exclude_commands entry matches a command name the kernel cut insid
         CHECK_FALSE(why_not_stop(cut, sc, self));
     }
 }
+
+TEST_CASE("stacks per round: only the stopped and the refused tasks, not every pending one")
+{
+    // issue 18 (bpf review 1): a stack walk per stopped process, of every pending task, kept
+    // the loop busy for seconds at 10k pending tasks. One round asks once, for these only.
+    RemediationPolicy policy(RemediationConfig{}, self);
+    TaskFacts kthread = sleeper(30);
+    kthread.kind = TaskKind::kthread;
+    std::vector<TaskFacts> pending{sleeper(10), sleeper(11, 10), sleeper(20), kthread};
+    for (std::uint32_t tid = 100; tid < 1100; tid++) {
+        TaskFacts busy = sleeper(tid);
+        busy.state = 'R'; // running: stopped too, in this round's order
+        pending.push_back(busy);
+    }
+    std::vector<std::pair<std::uint32_t, std::string>> refused;
+    const auto remedies = policy.decide(600ms, pending, &refused);
+    const std::set<std::uint32_t> shown = tasks_to_show(remedies, refused);
+    std::set<std::uint32_t> expected{30}; // refused: a kthread
+    for (const Remedy& r : remedies)
+        if (r.kind == RemedyKind::stop_continue)
+            expected.insert(r.target.task.tid);
+    CHECK(shown == expected);
+    CHECK(shown.count(11) == 0); // same process as 10: not stopped again, not walked
+    CHECK(shown.size() < pending.size());
+    // A round that does nothing walks nothing.
+    refused.clear();
+    CHECK(tasks_to_show(policy.decide(650ms, pending, &refused), refused).empty());
+}

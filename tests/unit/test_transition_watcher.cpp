@@ -235,7 +235,7 @@ TEST_CASE("an apply that ended before the write taken for its reversal: two tran
     TransitionWatcher w(30s);
     (void)w.watch("lp_a", "patched", 1 * s);
     CHECK(kinds(w.reverse("lp_a", "unpatched", 3 * s)) == std::vector{Kind::reversed});
-    auto e = w.kernel_ended("lp_a", "patched", 0, 2 * s);
+    auto e = w.kernel_ended("lp_a", "patched", 0, 2 * s, 3 * s);
     REQUIRE(kinds(e) == std::vector{Kind::ended, Kind::started});
     CHECK(e[0].target == "patched");
     CHECK(e[0].outcome == "completed");
@@ -249,25 +249,59 @@ TEST_CASE("an apply that ended before the write taken for its reversal: two tran
     CHECK(e[0].target == "unpatched");
     CHECK(e[0].outcome == "completed");
     CHECK(e[0].usec == 2 * s);
-    // A real reversal ends where it goes back to: that end is the look's to report.
+    // A real reversal ends where it goes back to: reversed.
     TransitionWatcher v(30s);
     (void)v.watch("lp_b", "patched", 1 * s);
     (void)v.reverse("lp_b", "unpatched", 2 * s);
-    CHECK(v.kernel_ended("lp_b", "unpatched", 0, 3 * s).empty());
-    e = v.update({}, 4 * s);
+    e = v.kernel_ended("lp_b", "unpatched", 0, 3 * s, 4 * s);
     REQUIRE(kinds(e) == std::vector{Kind::ended});
     CHECK(e[0].outcome == "reversed");
+    CHECK(v.update({}, 4 * s).empty());
 }
 
 TEST_CASE("an end with forced tasks: forced, however the force was written")
 {
     TransitionWatcher w(30s);
     (void)w.watch("lp_a", "patched", 1 * s);
-    CHECK(w.kernel_ended("lp_other", "patched", 2, 2 * s).empty());
-    CHECK(w.kernel_ended("lp_a", "patched", 2, 2 * s).empty());
-    FakeKernelView done;
-    done.applied("lp_a");
-    auto e = w.update(done.kernel_patches, 3 * s);
+    CHECK(w.kernel_ended("lp_other", "patched", 2, 2 * s, 2 * s).empty());
+    auto e = w.kernel_ended("lp_a", "patched", 2, 2 * s, 2 * s);
     REQUIRE(kinds(e) == std::vector{Kind::ended});
     CHECK(e[0].outcome == "forced");
+    FakeKernelView done;
+    done.applied("lp_a");
+    CHECK(w.update(done.kernel_patches, 3 * s).empty());
+}
+
+TEST_CASE("lpshim's events read in one go: START(A), END(A), START(A or B) is one end, then a start")
+{
+    // issue 18 (bpf review 4): the END's payload was ignored, so a hand-applied patch reverted
+    // by hand before the service read the ring buffer was taken for one reversed transition:
+    // no TransitionFinished "completed" for the apply, no desired-state update.
+    TransitionWatcher w(30s);
+    CHECK(kinds(w.kernel_started("lp_a", "patched", 1 * s)) == std::vector{Kind::started});
+    auto e = w.kernel_ended("lp_a", "patched", 0, 2 * s, 3 * s);
+    REQUIRE(kinds(e) == std::vector{Kind::ended});
+    CHECK(e[0].outcome == "completed");
+    CHECK(e[0].state == "patched");
+    e = w.kernel_started("lp_a", "unpatched", 2 * s + 1);
+    REQUIRE(kinds(e) == std::vector{Kind::started});
+    CHECK(e[0].target == "unpatched");
+    // Then another patch right after: A's end, then B's start.
+    e = w.kernel_ended("lp_a", "unpatched", 0, 2 * s + 2, 3 * s);
+    REQUIRE(kinds(e) == std::vector{Kind::ended});
+    CHECK(e[0].outcome == "completed");
+    CHECK(kinds(w.kernel_started("lp_b", "patched", 2 * s + 3)) == std::vector{Kind::started});
+    CHECK(w.status().patch == "lp_b");
+
+    // An END with forced tasks: forced. An END of an earlier transition of the same patch (its
+    // time before this one started, or the other state) ends nothing.
+    TransitionWatcher v(30s);
+    (void)v.watch("lp_c", "unpatched", 10 * s);
+    CHECK(v.kernel_ended("lp_c", "patched", 0, 9 * s, 11 * s).empty());
+    CHECK(v.kernel_ended("lp_c", "patched", 0, 10 * s, 11 * s).empty());
+    CHECK(v.kernel_ended("lp_d", "unpatched", 0, 10 * s, 11 * s).empty());
+    e = v.kernel_ended("lp_c", "unpatched", 3, 10 * s + 5, 11 * s);
+    REQUIRE(kinds(e) == std::vector{Kind::ended});
+    CHECK(e[0].outcome == "forced");
+    CHECK(!v.watched());
 }

@@ -1,17 +1,34 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * sleepers N: start N threads that sleep in the kernel until the process is killed, print
- * "ready" once all of them exist, then wait. For the transition-at-scale test: N tasks whose
- * stacks the consistency model must check.
+ * sleepers N [FILE]: start N threads that sleep in the kernel until the process is killed,
+ * print "ready" once all of them exist, then wait. For the transition-at-scale test: N tasks
+ * whose stacks the consistency model must check. With FILE, each thread reads FILE instead
+ * (/dev/lpshim_target_sleep: N tasks asleep in a patched function, the pending-view test).
  */
 #include <pthread.h>
 #include <stdio.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <unistd.h>
 
+static const char *file;
+
 static void *sleeper(void *arg)
 {
+	char c;
+	int fd;
+
 	(void)arg;
+	if (file) {
+		fd = open(file, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			perror(file);
+			exit(1);
+		}
+		for (;;) /* a read that returns (released, or restarted after a stop) reads again */
+			if (read(fd, &c, 1) < 0)
+				usleep(1000);
+	}
 	for (;;)
 		pause();
 	return NULL;
@@ -23,10 +40,11 @@ int main(int argc, char **argv)
 	pthread_t t;
 	long n, i;
 
-	if (argc != 2 || (n = strtol(argv[1], NULL, 10)) < 1 || n > 100000) {
-		fprintf(stderr, "usage: sleepers N (1..100000)\n");
+	if (argc < 2 || argc > 3 || (n = strtol(argv[1], NULL, 10)) < 1 || n > 100000) {
+		fprintf(stderr, "usage: sleepers N [FILE] (N: 1..100000)\n");
 		return 2;
 	}
+	file = argc == 3 ? argv[2] : NULL;
 	pthread_attr_init(&attr);
 	/* Small stacks: 10,000 threads fit in a small guest. */
 	pthread_attr_setstacksize(&attr, 64 * 1024);
