@@ -16,7 +16,7 @@
 // action: kick and revert allowed, install allowed only interactively (a "challenge"
 // otherwise), everything else denied. It records the last question it was asked.
 //
-// Usage: bus_fixture STATE_DIRECTORY KERNEL_RELEASE
+// Usage: bus_fixture STATE_DIRECTORY KERNEL_RELEASE [METRICS_TEXTFILE]
 #include <signal.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
@@ -511,8 +511,9 @@ int run(const char* state_directory, const char* kernel_release)
 
 int main(int argc, char* argv[])
 {
-    if (argc != 3) {
-        std::fprintf(stderr, "usage: bus_fixture STATE_DIRECTORY KERNEL_RELEASE\n");
+    // METRICS_TEXTFILE: where the service's metrics go; the service writes none yet (issue 21).
+    if (argc != 3 && argc != 4) {
+        std::fprintf(stderr, "usage: bus_fixture STATE_DIRECTORY KERNEL_RELEASE [METRICS_TEXTFILE]\n");
         return 2;
     }
     try {
