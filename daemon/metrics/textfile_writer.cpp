@@ -55,7 +55,14 @@ Result<void> TextfileWriter::write(std::string_view content)
     auto written = write_once(content);
     if (!written) {
         ++failures_;
-        if (!failing_)
+        // No directory is what a host without node_exporter looks like at the default path: a
+        // notice, not a warning, at every start of such a host.
+        if (!failing_ && written.error().errnum == ENOENT)
+            log_(LogLevel::notice,
+                 "no metrics file: " + written.error().message +
+                     " (install prometheus-node-exporter and restart livepatchd, or set "
+                     "metrics.textfile to \"\" to write none)");
+        else if (!failing_)
             log_(LogLevel::warning,
                  "cannot write the metrics file: " + written.error().message +
                      "; it keeps its previous content until a write works (set "

@@ -169,5 +169,16 @@ TEST_CASE("a directory that does not exist is an error that names it, and create
                                          ": cannot open the directory of the metrics file: No "
                                          "such file or directory");
     CHECK(entries(dir.path).empty());
-    CHECK(logged.lines.size() == 1);
+    REQUIRE(logged.lines.size() == 1);
+    // A host without node_exporter: a notice that says what to do, not a warning.
+    CHECK(logged.lines[0].first == LogLevel::notice);
+    CHECK(logged.lines[0].second ==
+          "no metrics file: " + (dir.path / "node-exporter").string() +
+              ": cannot open the directory of the metrics file: No such file or directory "
+              "(install prometheus-node-exporter and restart livepatchd, or set metrics.textfile "
+              "to \"\" to write none)");
+    // The directory appears (node_exporter installed): the next write works.
+    std::filesystem::create_directory(dir.path / "node-exporter");
+    REQUIRE(writer.write("x 1\n"));
+    CHECK(read_file(file) == "x 1\n");
 }
