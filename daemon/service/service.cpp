@@ -239,8 +239,6 @@ Result<void> Service::connect()
     return {};
 }
 
-// Transition starts and ends from lpshim's tracepoints (BPF): the watcher wakes when something
-// happens instead of looking every second. Without them (no BPF), it looks every second.
 EventSink& Service::sink()
 {
     if (metrics_)
@@ -248,6 +246,8 @@ EventSink& Service::sink()
     return *manager_;
 }
 
+// Transition starts and ends from lpshim's tracepoints (BPF): the watcher wakes when something
+// happens instead of looking every second. Without them (no BPF), it looks every second.
 void Service::watch_transition_events()
 {
 #if LIVEPATCHD_HAVE_BPF
