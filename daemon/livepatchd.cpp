@@ -73,6 +73,9 @@ void print_help()
         "  %s/ (or $STATE_DIRECTORY, set by systemd)\n"
         "      The daemon's state: the patch store (patches/) and the wanted patches\n"
         "      (desired.json).\n"
+        "  %s\n"
+        "      The Prometheus metrics for node_exporter's textfile collector, rewritten at\n"
+        "      every change of state (metrics.textfile in the configuration).\n"
         "\n"
         "Exit status:\n"
         "  0   Success; with --check-config: the configuration is valid.\n"
@@ -81,7 +84,8 @@ void print_help()
         "  2   Wrong usage: an unknown option or argument, or a missing option value.\n",
         PROJECT_VERSION, std::string(default_config_path).c_str(),
         std::string(default_config_path).c_str(), LIVEPATCHD_EXAMPLE_CONFIG,
-        std::string(default_state_directory).c_str());
+        std::string(default_state_directory).c_str(),
+        std::string(default_metrics_textfile).c_str());
 }
 
 int run(std::span<const std::string_view> args)

@@ -60,7 +60,7 @@ std::string_view example_unit(std::string_view suffix)
 
 // Known keys, in documentation order; used both to reject unknown keys and to list the
 // accepted ones in the error.
-constexpr std::array top_keys{"boot"sv, "transition"sv, "remediation"sv, "log"sv};
+constexpr std::array top_keys{"boot"sv, "transition"sv, "remediation"sv, "log"sv, "metrics"sv};
 constexpr std::array boot_keys{"apply"sv, "crash_guard_seconds"sv};
 constexpr std::array transition_keys{"stall_timeout_ms"sv, "on_stall"sv};
 constexpr std::array remediation_keys{"enabled"sv, "grace_ms"sv, "kick"sv, "stop_continue"sv};
@@ -69,6 +69,7 @@ constexpr std::array stop_continue_keys{"enabled"sv,       "after_ms"sv,
                                         "hold_ms"sv,       "exclude_units"sv,
                                         "exclude_commands"sv, "other_pid_namespaces"sv};
 constexpr std::array log_keys{"level"sv};
+constexpr std::array metrics_keys{"textfile"sv};
 
 std::string dotted(std::string_view parent, std::string_view key)
 {
@@ -511,6 +512,24 @@ public:
         out = std::move(result);
     }
 
+    // A string, checked by valid(text) which returns "" when fine or the reason it is not.
+    template <typename Check>
+    void text(const json* object, std::string_view path, std::string_view key, std::string& out,
+              std::string_view accepted, Check valid)
+    {
+        const json* value = member(object, key);
+        if (!value)
+            return;
+        if (!value->is_string())
+            return fail(dotted(path, key), shown(*value) + " is not a string; " +
+                                               std::string(accepted));
+        const auto& text = value->get_ref<const std::string&>();
+        if (std::string why = valid(text); !why.empty())
+            return fail(dotted(path, key), shown(*value) + " " + why + "; " +
+                                               std::string(accepted));
+        out = text;
+    }
+
     void fail(std::string_view key, std::string_view why)
     {
         if (!failed())
@@ -566,6 +585,30 @@ std::string check_unit_name(const std::string& name)
     if (at != std::string_view::npos && at + 1 == prefix.size())
         return "is a template, which never contains processes itself; name an instance, such "
                "as \"" + std::string(prefix) + "tty1" + std::string(suffix) + "\"";
+    return {};
+}
+
+// metrics.textfile: where node_exporter's textfile collector finds it, or "".
+std::string check_textfile_path(const std::string& path)
+{
+    if (path.empty())
+        return {};
+    if (path.find('\0') != std::string::npos)
+        return "holds a NUL byte";
+    for (char c : path)
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+            return "holds a control character";
+    if (path.front() != '/')
+        return "is not an absolute path";
+    if (path.size() >= 4096)
+        return "is longer than a path may be (4095 bytes)";
+    const std::string_view name = std::string_view(path).substr(path.rfind('/') + 1);
+    if (!name.ends_with(".prom") || name.size() == 5 || name.starts_with("."))
+        return "does not name a file ending in \".prom\", the only files node_exporter's "
+               "textfile collector reads";
+    for (std::string_view part : {"/./"sv, "/../"sv, "//"sv})
+        if (path.find(part) != std::string::npos)
+            return "is not a plain path (it holds \"" + std::string(part) + "\")";
     return {};
 }
 
@@ -698,6 +741,12 @@ Result<Config> parse_config(std::string_view json_text, std::string_view origin)
     }
     if (const json* log = r.section(&document, "", "log", log_keys))
         r.one_of(log, "log", "level", config.log.level, log_level_names);
+    if (const json* metrics = r.section(&document, "", "metrics", metrics_keys))
+        r.text(metrics, "metrics", "textfile", config.metrics.textfile,
+               "use an absolute path ending in \".prom\" in node_exporter's textfile directory, "
+               "such as \"" + std::string(default_metrics_textfile) +
+                   "\", or \"\" to write no metrics file",
+               check_textfile_path);
 
     if (r.failed())
         return r.take_error();
@@ -805,6 +854,7 @@ json to_json(const Config& config)
               }},
          }},
         {"log", {{"level", to_string(config.log.level)}}},
+        {"metrics", {{"textfile", config.metrics.textfile}}},
     };
 }
 

@@ -81,11 +81,25 @@ struct LogConfig {
     bool operator==(const LogConfig&) const = default;
 };
 
+// node_exporter's textfile collector reads *.prom files from this directory on Debian
+// (prometheus-node-exporter's --collector.textfile.directory).
+inline constexpr std::string_view default_metrics_textfile =
+    "/var/lib/prometheus/node-exporter/livepatchd.prom";
+
+struct MetricsConfig {
+    // Where the Prometheus metrics are written at every state change (docs/metrics.md);
+    // "": nowhere.
+    std::string textfile = std::string(default_metrics_textfile);
+
+    bool operator==(const MetricsConfig&) const = default;
+};
+
 struct Config {
     BootConfig boot;
     TransitionConfig transition;
     RemediationConfig remediation;
     LogConfig log;
+    MetricsConfig metrics;
 
     bool operator==(const Config&) const = default;
 };

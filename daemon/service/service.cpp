@@ -146,6 +146,7 @@ Service::~Service()
 {
     executor_.reset(); // continues every held process
     operations_->set_sink(nullptr);
+    metrics_.reset(); // passes events on to manager_
     manager_.reset(); // its slots before the bus
 }
 
@@ -192,7 +193,21 @@ Result<void> Service::connect()
                  .blocking_tasks = [this] { return blocking_tasks(); },
                  .task_stacks = [this] { return pending_stacks(); },
              });
-    operations_->set_sink(manager_.get());
+    if (!config_.metrics.textfile.empty()) {
+        metrics::MetricsSnapshot identity;
+        identity.version = PROJECT_VERSION;
+        identity.kernel_release = release_;
+        identity.start_time_usec = realtime_usec();
+        metrics_ = std::make_unique<metrics::MetricsRecorder>(
+            *manager_,
+            metrics::MetricsSources{
+                .patches = [this] { return operations_->statuses(); },
+                .shim_version = [this] { return kernel_.shim_version(); },
+                .save_failed = [this] { return operations_->save_failed(); },
+            },
+            metrics::TextfileWriter(config_.metrics.textfile), std::move(identity), event);
+    }
+    operations_->set_sink(&sink());
     operations_->set_transition_started(
         [this](std::string_view patch, std::string_view target) { watch(patch, target); });
     operations_->set_transition_reversed(
@@ -222,6 +237,13 @@ Result<void> Service::connect()
     operations_->plan_boot_apply({config_.boot.apply, boot_flags_});
     schedule_tick(0);
     return {};
+}
+
+EventSink& Service::sink()
+{
+    if (metrics_)
+        return *metrics_;
+    return *manager_;
 }
 
 // Transition starts and ends from lpshim's tracepoints (BPF): the watcher wakes when something
@@ -374,6 +396,8 @@ Service::pending_stacks(const std::set<std::uint32_t>* only)
 
 int Service::run()
 {
+    if (metrics_)
+        metrics_->write_now();
     sd_notify(0, "READY=1\nSTATUS=Started");
     journal::log(LogLevel::info, "livepatchd " PROJECT_VERSION " started on " + release_,
                  {{"KERNEL_RELEASE", release_}});
@@ -409,6 +433,8 @@ int Service::run()
                  {{"DISPATCH_USEC_MAX", std::to_string(longest_usec)}});
     sd_notify(0, "STOPPING=1");
     executor_->resume_all();
+    if (metrics_)
+        metrics_->stopping();
     if (r < 0) {
         journal::log(LogLevel::err, std::string("the event loop failed: ") + std::strerror(-r));
         return 1;
@@ -482,6 +508,8 @@ void Service::tick()
     if (std::string version = kernel_.shim_version(); version != shim_version_) {
         shim_version_ = std::move(version);
         manager_->shim_version_changed();
+        if (metrics_)
+            metrics_->shim_version_changed();
     }
     const bool oops = kernel_oopsed();
     operations_->keep_crash_guard(*in_kernel, oops && !oops_seen_);
@@ -543,7 +571,7 @@ void Service::handle(const std::vector<TransitionChange>& events,
             stall_waiting_.clear();
             stall_looked_usec_ = 0;
             save_transition_record();
-            report_transition_change(e, *manager_, *operations_, in_kernel);
+            report_transition_change(e, sink(), *operations_, in_kernel);
             journal::log(LogLevel::info, e.patch + ": transition to " + e.target + " started",
                          {{"PATCH", e.patch},
                           {"TRANSITION", e.target},
@@ -568,7 +596,7 @@ void Service::handle(const std::vector<TransitionChange>& events,
                           {"OUTCOME", e.outcome},
                           {"DURATION_USEC", std::to_string(e.usec)},
                           {"MESSAGE_ID", std::string(journal::message_id::transition_finished)}});
-            report_transition_change(e, *manager_, *operations_, in_kernel);
+            report_transition_change(e, sink(), *operations_, in_kernel);
             break;
         }
         case TransitionChange::Kind::stalled: {
@@ -593,7 +621,7 @@ void Service::follow_transition(const std::vector<KernelPatch>& in_kernel)
     handle(watcher_.update(in_kernel, now), in_kernel);
     if (!watcher_.watched()) {
         const TransitionStatus idle = transition_status(0);
-        manager_->transition_status(idle);
+        sink().transition_status(idle);
         update_status_line(idle);
         return;
     }
@@ -605,7 +633,7 @@ void Service::follow_transition(const std::vector<KernelPatch>& in_kernel)
             act_on_stall(*tasks);
     }
     const TransitionStatus status = transition_status(count);
-    manager_->transition_status(status);
+    sink().transition_status(status);
     update_status_line(status);
 }
 
@@ -660,12 +688,12 @@ void Service::act_on_stall(const std::vector<PendingTask>& pending)
                          watched.patch + ": the stalled transition to " + watched.direction() +
                              " is not reverted: " + decision.reason,
                          {{"PATCH", watched.patch}, {"TRANSITION", watched.direction()}});
-            manager_->transition_stalled(watched.patch, to_string(decision.action), elapsed);
+            sink().transition_stalled(watched.patch, to_string(decision.action), elapsed);
         }
         return;
     }
     stall_acted_ = true;
-    manager_->transition_stalled(watched.patch, to_string(decision.action), elapsed);
+    sink().transition_stalled(watched.patch, to_string(decision.action), elapsed);
     Result<void> done;
     switch (stall_step(decision.action, watched)) {
     case StallStep::wait:
@@ -731,6 +759,8 @@ void Service::remediate(std::chrono::milliseconds elapsed, const std::vector<Pen
             }
             for (const TaskFacts& f : facts)
                 ++seen_[f.task.tid].kicks;
+            if (metrics_)
+                metrics_->tasks_kicked();
             journal::log(LogLevel::debug,
                          patch + ": kicked " + std::to_string(facts.size()) + " pending task(s)",
                          {{"PATCH", patch}});
@@ -756,7 +786,7 @@ void Service::remediate(std::chrono::milliseconds elapsed, const std::vector<Pen
                       {"UNIT", unit},
                       {"FUNCTION", f->task.function},
                       {"STACK", stack_text(stacks, tid)}});
-        manager_->task_blocked(f->task, kind, "not stopped: " + why);
+        sink().task_blocked(f->task, kind, "not stopped: " + why);
         seen_[tid].actions.push_back("not stopped: " + why);
     }
 }
@@ -792,7 +822,7 @@ void Service::stop_for_a_moment(const TaskFacts& facts,
     if (std::getenv("LIVEPATCHD_FAULT_KILL_AFTER_STOP"))
         ::raise(SIGKILL);
 #endif
-    manager_->task_remediated(task, "stop-continue");
+    sink().task_remediated(task, "stop-continue");
     seen_[task.tid].actions.push_back("stopped for " + hold + " ms");
 }
 

@@ -40,6 +40,7 @@
 #include "kernel/boot_info.hpp"
 #include "kernel/kernel_view.hpp"
 #include "kernel/kmod_patch_control.hpp"
+#include "metrics/recorder.hpp"
 #include "remediation/remediation.hpp"
 #include "remediation/remediation_executor.hpp"
 #include "remediation/task_signaller.hpp"
@@ -109,6 +110,8 @@ private:
     void resume_transition_record(const std::vector<KernelPatch>& in_kernel);
     void update_status_line(const TransitionStatus& status);
     TransitionStatus transition_status(std::uint32_t pending) const;
+    // Where the service's events go: the metrics recorder in front of the bus, or the bus.
+    EventSink& sink();
 
     Config config_;
     std::filesystem::path state_directory_;
@@ -128,6 +131,7 @@ private:
     EventPtr event_;
     dbus::BusPtr bus_;
     std::unique_ptr<dbus::Manager> manager_;
+    std::unique_ptr<metrics::MetricsRecorder> metrics_; // unset: metrics.textfile is ""
     std::unique_ptr<RemediationExecutor> executor_;
     EventSourcePtr timer_;
     EventSourcePtr guard_timer_;

@@ -19,7 +19,11 @@
 // action: kick and revert allowed, install allowed only interactively (a "challenge"
 // otherwise), everything else denied. It records the last question it was asked.
 //
-// Usage: bus_fixture STATE_DIRECTORY KERNEL_RELEASE
+// With METRICS_TEXTFILE, the events also go through the MetricsRecorder that writes it, as in
+// the service (the transition's State and PendingTasks come from the service's tick, which
+// this fixture does not run: the unit test test_metrics covers those).
+//
+// Usage: bus_fixture STATE_DIRECTORY KERNEL_RELEASE [METRICS_TEXTFILE]
 #include <signal.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
@@ -30,10 +34,12 @@
 
 #include <chrono>
 #include <deque>
+#include <optional>
 
 #include "dbus/bus_ptr.hpp"
 #include "dbus/manager.hpp"
 #include "fake_kernel_view.hpp"
+#include "metrics/recorder.hpp"
 #include "service/transition_report.hpp"
 #include "service/transition_watcher.hpp"
 
@@ -198,6 +204,9 @@ std::string last_polkit_question = "none";
 bool polkit_holding = false;
 std::vector<dbus::MessagePtr> held_questions;
 dbus::Manager* the_manager = nullptr;
+// Where the service's events go: the manager, or the metrics recorder in front of it.
+EventSink* the_sink = nullptr;
+metrics::MetricsRecorder* the_metrics = nullptr;
 PatchOperations* the_operations = nullptr;
 FakeKernelView* the_kernel = nullptr;
 TransitionWatcher the_watcher(std::chrono::hours(1));
@@ -207,7 +216,7 @@ void report(const std::vector<TransitionChange>& changes)
 {
     const auto in_kernel = the_kernel->kernel_patches;
     for (const TransitionChange& e : changes)
-        report_transition_change(e, *the_manager, *the_operations, in_kernel);
+        report_transition_change(e, *the_sink, *the_operations, in_kernel);
 }
 
 // The transition events waiting in the ring buffer (Service::watch_transition_events).
@@ -229,6 +238,8 @@ void follow()
     if (the_kernel->shim_version() != shim_version) {
         shim_version = the_kernel->shim_version();
         the_manager->shim_version_changed();
+        if (the_metrics)
+            the_metrics->shim_version_changed();
     }
     take_kernel_events();
     report(the_watcher.update(the_kernel->kernel_patches, monotonic_now()));
@@ -492,7 +503,7 @@ int fail(const char* what, int r)
     return 1;
 }
 
-int run(const char* state_directory, const char* kernel_release)
+int run(const char* state_directory, const char* kernel_release, const char* metrics_textfile)
 {
     sd_event* event_raw = nullptr;
     int r = sd_event_default(&event_raw);
@@ -545,7 +556,25 @@ int run(const char* state_directory, const char* kernel_release)
     }
     dbus::Manager manager(bus.get(), dbus::ManagerContext{operations, kernel, control,
                                                           kernel_release});
-    operations.set_sink(&manager);
+    std::optional<metrics::MetricsRecorder> recorder;
+    the_sink = &manager;
+    if (metrics_textfile) {
+        metrics::MetricsSnapshot identity;
+        identity.version = "0.1.0";
+        identity.kernel_release = kernel_release;
+        recorder.emplace(manager,
+                         metrics::MetricsSources{
+                             .patches = [&operations] { return operations.statuses(); },
+                             .shim_version = [&kernel] { return kernel.shim_version(); },
+                             .save_failed = [&operations] { return operations.save_failed(); },
+                         },
+                         metrics::TextfileWriter(metrics_textfile), std::move(identity),
+                         event.get());
+        recorder->write_now();
+        the_sink = &*recorder;
+        the_metrics = &*recorder;
+    }
+    operations.set_sink(the_sink);
     the_manager = &manager;
     the_operations = &operations;
     the_kernel = &kernel;
@@ -582,6 +611,9 @@ int run(const char* state_directory, const char* kernel_release)
         return fail("take the bus name", r);
     r = sd_event_loop(event.get());
     operations.set_sink(nullptr);
+    the_sink = nullptr;
+    the_metrics = nullptr;
+    recorder.reset();
     polkit_slot.reset();
     polkit_bus.reset();
     if (r < 0)
@@ -593,12 +625,12 @@ int run(const char* state_directory, const char* kernel_release)
 
 int main(int argc, char* argv[])
 {
-    if (argc != 3) {
-        std::fprintf(stderr, "usage: bus_fixture STATE_DIRECTORY KERNEL_RELEASE\n");
+    if (argc != 3 && argc != 4) {
+        std::fprintf(stderr, "usage: bus_fixture STATE_DIRECTORY KERNEL_RELEASE [METRICS_TEXTFILE]\n");
         return 2;
     }
     try {
-        return run(argv[1], argv[2]);
+        return run(argv[1], argv[2], argc == 4 ? argv[3] : nullptr);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "bus_fixture: %s\n", e.what());
         return 1;

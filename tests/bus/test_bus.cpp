@@ -10,12 +10,14 @@
 #include <poll.h>
 #include <signal.h>
 #include <grp.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <systemd/sd-bus.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <string>
@@ -913,6 +915,32 @@ Reply test_hook_b(const char* member, bool on)
     return call_on(bus(), "/org/livepatchd/Test", "org.livepatchd.Test", member, "b", on ? 1 : 0);
 }
 
+std::string metrics_text()
+{
+    std::ifstream in(env("LIVEPATCHD_TEST_METRICS"));
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// Whether the metrics file has `line`, waiting for at most 5 s: the service writes after the
+// events of a loop turn.
+bool metrics_show(const std::string& line)
+{
+    for (int i = 0; i < 100; ++i) {
+        if (contains("\n" + metrics_text(), "\n" + line + "\n"))
+            return true;
+        ::usleep(50'000);
+    }
+    return false;
+}
+
+std::uint64_t metrics_value(const std::string& series)
+{
+    const std::string text = "\n" + metrics_text();
+    const auto at = text.find("\n" + series + " ");
+    REQUIRE_MESSAGE(at != std::string::npos, "no " << series << " in the metrics file");
+    return std::stoull(text.substr(at + series.size() + 2));
+}
+
 } // namespace
 
 // State: lp_a lp_b lp_c applied, lp_d lp_keep installed.
@@ -975,4 +1003,53 @@ TEST_CASE("a Force by hand, seen only through lpshim's end event: Forced, kept, 
     CAPTURE(saved);
     CHECK(contains(saved, "\"lp_keep\""));
     CHECK(trivial_property<int>(patch_path("lp_keep"), patch_iface, "Forced", 'b') == 1);
+}
+
+// State: lp_a lp_b lp_c applied, lp_d lp_keep installed; lpshim loaded.
+TEST_CASE("the metrics textfile follows an apply and a revert, and lpshim coming and going")
+{
+    // Issue 21: livepatchd wrote no metrics.
+    const std::string completed =
+        R"(livepatchd_transitions_total{target="patched",outcome="completed"})";
+    const std::string durations =
+        R"(livepatchd_transition_duration_seconds_count{target="patched"})";
+    CHECK(metrics_show(R"(livepatchd_patch_state{patch="lp_d",state="installed"} 1)"));
+    CHECK(metrics_show(R"(livepatchd_shim_info{version="0.1.0"} 1)"));
+    CHECK(metrics_show("livepatchd_running 1"));
+    const std::uint64_t completed_before = metrics_value(completed);
+    const std::uint64_t durations_before = metrics_value(durations);
+
+    REQUIRE(manager("Apply", "s", "lp_d").ok());
+    CHECK(metrics_show(R"(livepatchd_patch_state{patch="lp_d",state="applying"} 1)"));
+    CHECK(metrics_show(R"(livepatchd_patch_state{patch="lp_d",state="installed"} 0)"));
+    CHECK(metrics_value(completed) == completed_before);
+    REQUIRE(test_hook("CompleteTransition").ok());
+    CHECK(metrics_show(R"(livepatchd_patch_state{patch="lp_d",state="applied"} 1)"));
+    CHECK(metrics_value(completed) == completed_before + 1);
+    CHECK(metrics_value(durations) == durations_before + 1);
+
+    REQUIRE(manager("Revert", "s", "lp_d").ok());
+    CHECK(metrics_show(R"(livepatchd_patch_state{patch="lp_d",state="reverting"} 1)"));
+    REQUIRE(test_hook("CompleteTransition").ok());
+    CHECK(metrics_show(R"(livepatchd_patch_state{patch="lp_d",state="installed"} 1)"));
+    CHECK(metrics_value(R"(livepatchd_transitions_total{target="unpatched",outcome="completed"})") >= 1);
+
+    REQUIRE(call_on(bus(), "/org/livepatchd/Test", "org.livepatchd.Test", "SetShimLoaded", "b", 0)
+                .ok());
+    CHECK(metrics_show("livepatchd_shim_loaded 0"));
+    CHECK(!contains(metrics_text(), "livepatchd_shim_info{"));
+    REQUIRE(call_on(bus(), "/org/livepatchd/Test", "org.livepatchd.Test", "SetShimLoaded", "b", 1)
+                .ok());
+    CHECK(metrics_show("livepatchd_shim_loaded 1"));
+
+    // Readable to node_exporter's user; nothing else left in its directory.
+    struct stat st {};
+    REQUIRE(::stat(env("LIVEPATCHD_TEST_METRICS").c_str(), &st) == 0);
+    CHECK((st.st_mode & 07777) == 0644);
+    const std::filesystem::path directory =
+        std::filesystem::path(env("LIVEPATCHD_TEST_METRICS")).parent_path();
+    std::vector<std::string> names;
+    for (const auto& entry : std::filesystem::directory_iterator(directory))
+        names.push_back(entry.path().filename().string());
+    CHECK(names == std::vector<std::string>{"livepatchd.prom"});
 }

@@ -172,7 +172,7 @@ TEST_CASE("JSON syntax errors name the file, line and column")
 TEST_CASE("the top level must be an object")
 {
     const std::string m = parse_error("[1, 2]");
-    CHECK(m == R"(test.json: [1,2] is not a configuration; use a JSON object with the keys "boot", "transition", "remediation", "log", or {} for the defaults)");
+    CHECK(m == R"(test.json: [1,2] is not a configuration; use a JSON object with the keys "boot", "transition", "remediation", "log", "metrics", or {} for the defaults)");
 }
 
 TEST_CASE("a duplicate key is an error, at any level")
@@ -188,9 +188,9 @@ TEST_CASE("a duplicate key is an error, at any level")
 TEST_CASE("unknown keys name the dotted key and list the known keys at that level")
 {
     CHECK(parse_error(R"({"bot": {}})") ==
-          R"(test.json: bot: unknown key (did you mean "boot"?); the top-level keys are "boot", "transition", "remediation", "log")");
+          R"(test.json: bot: unknown key (did you mean "boot"?); the top-level keys are "boot", "transition", "remediation", "log", "metrics")");
     CHECK(parse_error(R"({"frobnicate": 1})") ==
-          R"(test.json: frobnicate: unknown key; the top-level keys are "boot", "transition", "remediation", "log")");
+          R"(test.json: frobnicate: unknown key; the top-level keys are "boot", "transition", "remediation", "log", "metrics")");
     CHECK(parse_error(R"({"boot": {"aply": true}})") ==
           R"(test.json: boot.aply: unknown key (did you mean "apply"?); the keys in "boot" are "apply", "crash_guard_seconds")");
     CHECK(parse_error(R"({"transition": {"stall_timeout": 100}})")
@@ -536,7 +536,7 @@ TEST_CASE("numbers are shown as they were written")
     CHECK(parse_error(R"({"log": {"level": 1.0}})") ==
           R"(test.json: log.level: 1.0 is not one of "debug", "info", "notice", "warning", "err")");
     CHECK(parse_error("1e4") ==
-          R"(test.json: 1e4 is not a configuration; use a JSON object with the keys "boot", "transition", "remediation", "log", or {} for the defaults)");
+          R"(test.json: 1e4 is not a configuration; use a JSON object with the keys "boot", "transition", "remediation", "log", "metrics", or {} for the defaults)");
     // Several numbers no double holds, beside one written like the parser's stand-in for them.
     CHECK(parse_error(R"({"boot": {"apply": [1e400, -0E-0, -2e999]}})") ==
           "test.json: boot.apply: [1e400,-0E-0,-2e999] is not a boolean; use true or false");
@@ -574,6 +574,37 @@ TEST_CASE("the 15-byte form of a long command name never cuts a character")
     // A four-byte character across the limit.
     const std::string emoji = "abcdefghijklm\U0001F600";
     CHECK(parse_error(commands(emoji)).ends_with("; use \"abcdefghijklm\""));
+}
+
+TEST_CASE("metrics.textfile: a .prom file by absolute path, or \"\" for none")
+{
+    CHECK(Config{}.metrics.textfile == "/var/lib/prometheus/node-exporter/livepatchd.prom");
+    CHECK(parse_ok(R"({"metrics": {"textfile": ""}})").metrics.textfile.empty());
+    CHECK(parse_ok(R"({"metrics": {"textfile": "/srv/node exporter/lp.prom"}})").metrics.textfile ==
+          "/srv/node exporter/lp.prom");
+    const std::string accepted =
+        "; use an absolute path ending in \".prom\" in node_exporter's textfile directory, such "
+        "as \"/var/lib/prometheus/node-exporter/livepatchd.prom\", or \"\" to write no metrics file";
+    auto error_for = [](std::string_view value) {
+        return parse_error(R"({"metrics": {"textfile": )" + std::string(value) + "}}");
+    };
+    CHECK(error_for("true") == "test.json: metrics.textfile: true is not a string" + accepted);
+    CHECK(error_for(R"("livepatchd.prom")") ==
+          "test.json: metrics.textfile: \"livepatchd.prom\" is not an absolute path" + accepted);
+    CHECK(error_for(R"("/var/lib/prometheus/node-exporter/")") ==
+          "test.json: metrics.textfile: \"/var/lib/prometheus/node-exporter/\" does not name a file "
+          "ending in \".prom\", the only files node_exporter's textfile collector reads" + accepted);
+    CHECK(error_for(R"("/x/.prom")").find("does not name a file ending") != std::string::npos);
+    CHECK(error_for(R"("/x/.hidden.prom")").find("does not name a file ending") != std::string::npos);
+    CHECK(error_for(R"("/x/../y.prom")") ==
+          "test.json: metrics.textfile: \"/x/../y.prom\" is not a plain path (it holds \"/../\")" + accepted);
+    CHECK(error_for(R"("/x//y.prom")").find("(it holds \"//\")") != std::string::npos);
+    CHECK(error_for(R"("/x/a\u0000b.prom")").find("holds a NUL byte") != std::string::npos);
+    CHECK(error_for(R"("/x/a\nb.prom")").find("holds a control character") != std::string::npos);
+    CHECK(error_for("\"/" + std::string(4100, 'a') + ".prom\"").find("longer than a path") != std::string::npos);
+    CHECK(parse_error(R"({"metrics": {"text_file": ""}})") ==
+          "test.json: metrics.text_file: unknown key (did you mean \"textfile\"?); the keys in "
+          "\"metrics\" are \"textfile\"");
 }
 
 // Issue 18: docs/configuration.md against the code, so that its table stays exact: every key
@@ -774,6 +805,16 @@ TEST_CASE("docs/configuration.md: one row per key, with the code's type, default
                 CHECK(parse_error(document_with(row.key, R"(["a.target"])"))
                           .ends_with("use a unit name ending in " + listed));
             }
+        } else if (row.type == "string, path") {
+            // metrics.textfile: a file node_exporter reads, or "" for none.
+            CHECK(default_value.is_string());
+            CHECK(row.accepted == "an absolute path to a file ending in `.prom`, or `\"\"`");
+            const Config none = parse_ok(document_with(row.key, "\"\""));
+            CHECK(none != Config{});
+            CHECK(parse_ok(document_with(row.key, "\"/run/x.prom\"")) != Config{});
+            CHECK(parse_error(document_with(row.key, "\"x.prom\"")).find("is not an absolute path") != std::string::npos);
+            CHECK(parse_error(document_with(row.key, "\"/run/x.txt\"")).find("ending in \".prom\"") != std::string::npos);
+            CHECK(parse_error(document_with(row.key, "1")).find(" is not a string; ") != std::string::npos);
         } else {
             FAIL("a type the test does not know: " << row.type);
         }
@@ -800,6 +841,8 @@ TEST_CASE("docs/configuration.md: every error example is what the reader says")
          R"({"remediation": {"stop_continue": {"exclude_units": ["sshd.service", "multi-user.target"]}}})"},
         {"F: remediation.stop_continue.exclude_commands[0]: ",
          R"({"remediation": {"stop_continue": {"exclude_commands": ["systemd-journald"]}}})"},
+        {"F: metrics.textfile: ",
+         R"({"metrics": {"textfile": "/var/lib/prometheus/node-exporter/livepatchd.txt"}})"},
     };
     const std::string deep(65, '[');
     const std::string errors = section_of(configuration_md(), "Errors");

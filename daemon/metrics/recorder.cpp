@@ -1,0 +1,172 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#include "metrics/recorder.hpp"
+
+#include <algorithm>
+
+#include "config/config.hpp"
+#include "metrics/render.hpp"
+
+namespace livepatchd::metrics {
+
+MetricsRecorder::MetricsRecorder(EventSink& inner, MetricsSources sources, TextfileWriter writer,
+                                 MetricsSnapshot identity, sd_event* event)
+    : inner_(inner), sources_(std::move(sources)), writer_(std::move(writer)),
+      snapshot_(std::move(identity))
+{
+    if (!event)
+        return;
+    sd_event_source* source = nullptr;
+    if (sd_event_add_defer(event, &source, on_deferred, this) >= 0) {
+        deferred_.reset(source);
+        (void)sd_event_source_set_enabled(source, SD_EVENT_OFF);
+    }
+}
+
+MetricsRecorder::~MetricsRecorder() = default;
+
+int MetricsRecorder::on_deferred(sd_event_source*, void* userdata) noexcept
+{
+    try {
+        static_cast<MetricsRecorder*>(userdata)->write_now();
+    } catch (...) {
+    }
+    return 0;
+}
+
+void MetricsRecorder::changed()
+{
+    if (deferred_)
+        (void)sd_event_source_set_enabled(deferred_.get(), SD_EVENT_ONESHOT);
+    else
+        write_now();
+}
+
+void MetricsRecorder::write_now()
+{
+    if (sources_.patches) {
+        // A failed read (sysfs, the store) keeps the patches as last known: the bus reports
+        // that error to its callers; the file stays what it was.
+        if (auto statuses = sources_.patches()) {
+            std::vector<PatchMetric> patches;
+            patches.reserve(statuses->size());
+            for (const PatchStatus& status : *statuses)
+                patches.push_back({status.name, status.state, status.forced});
+            std::sort(patches.begin(), patches.end(),
+                      [](const PatchMetric& a, const PatchMetric& b) { return a.name < b.name; });
+            snapshot_.patches = std::move(patches);
+        }
+    }
+    if (sources_.shim_version) {
+        snapshot_.shim_version = sources_.shim_version();
+        snapshot_.shim_loaded = !snapshot_.shim_version.empty();
+    }
+    if (written_ && *written_ == snapshot_)
+        return;
+    // The failures counted include this write's only from the next one on.
+    if (writer_.write(render_textfile(snapshot_)))
+        written_ = snapshot_;
+    snapshot_.write_failures = writer_.failures();
+}
+
+void MetricsRecorder::stopping()
+{
+    snapshot_.running = false;
+    write_now();
+}
+
+void MetricsRecorder::transition_started(std::string_view patch, std::string_view target)
+{
+    inner_.transition_started(patch, target);
+    stall_counted_ = false;
+    changed();
+}
+
+void MetricsRecorder::transition_finished(std::string_view patch, std::string_view target,
+                                          std::string_view outcome, std::uint64_t duration_usec)
+{
+    inner_.transition_finished(patch, target, outcome, duration_usec);
+    const std::size_t t = index_of(targets, target);
+    const std::size_t o = index_of(outcomes, outcome);
+    if (t < targets.size() && o < outcomes.size()) {
+        ++snapshot_.transitions[t][o];
+        snapshot_.durations[t].observe(duration_usec);
+    }
+    changed();
+}
+
+void MetricsRecorder::transition_stalled(std::string_view patch, std::string_view action,
+                                         std::uint64_t elapsed_usec)
+{
+    inner_.transition_stalled(patch, action, elapsed_usec);
+    // Said once when on_stall acts, or each time the reason to wait instead changes: one
+    // stall per transition.
+    if (!stall_counted_) {
+        stall_counted_ = true;
+        ++snapshot_.stalls;
+    }
+    if (action == to_string(StallAction::revert))
+        ++snapshot_.remediation_actions[index_of(rungs, "stall_revert")];
+    else if (action == to_string(StallAction::force))
+        ++snapshot_.remediation_actions[index_of(rungs, "stall_force")];
+    changed();
+}
+
+void MetricsRecorder::transition_status(const TransitionStatus& status)
+{
+    inner_.transition_status(status);
+    ServiceState state = status.state;
+    if (state == ServiceState::idle && sources_.save_failed && sources_.save_failed())
+        state = ServiceState::error;
+    if (state == snapshot_.state && status.pending_tasks == snapshot_.pending_tasks)
+        return;
+    snapshot_.state = state;
+    snapshot_.pending_tasks = status.pending_tasks;
+    changed();
+}
+
+void MetricsRecorder::task_blocked(const PendingTask& task, std::string_view kind,
+                                   std::string_view note)
+{
+    inner_.task_blocked(task, kind, note);
+    ++snapshot_.tasks_not_stopped;
+    changed();
+}
+
+void MetricsRecorder::task_remediated(const PendingTask& task, std::string_view action)
+{
+    inner_.task_remediated(task, action);
+    if (action == "stop-continue")
+        ++snapshot_.remediation_actions[index_of(rungs, "stop_continue")];
+    changed();
+}
+
+void MetricsRecorder::patch_changed(std::string_view name)
+{
+    inner_.patch_changed(name);
+    changed();
+}
+
+void MetricsRecorder::patch_added(std::string_view name)
+{
+    inner_.patch_added(name);
+    changed();
+}
+
+void MetricsRecorder::patch_removed(std::string_view name)
+{
+    inner_.patch_removed(name);
+    changed();
+}
+
+void MetricsRecorder::tasks_kicked()
+{
+    ++snapshot_.remediation_actions[index_of(rungs, "kick")];
+    changed();
+}
+
+void MetricsRecorder::shim_version_changed()
+{
+    changed();
+}
+
+} // namespace livepatchd::metrics

@@ -1,0 +1,91 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//
+// MetricsRecorder: the service's events, counted into a MetricsSnapshot and written to the
+// textfile (TextfileWriter) whenever the snapshot changed: at every state change, never on a
+// timer. It sits between the service and the D-Bus adapter as an EventSink that passes every
+// event on, so the metrics see exactly what the bus sees; what the bus is not told (a kick of
+// the pending tasks, lpshim.ko coming or going) the service tells it directly.
+//
+// The events of one turn of the event loop make one write (a deferred sd-event source): an
+// apply reports its start, the patch's change and the transition's status together. The
+// patches and lpshim's version are read at the write, from the same sources as the bus
+// (PatchOperations::statuses(), KernelView::shim_version()).
+#pragma once
+
+#include <systemd/sd-event.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/result.hpp"
+#include "metrics/snapshot.hpp"
+#include "metrics/textfile_writer.hpp"
+#include "service/event_sink.hpp"
+#include "service/status.hpp"
+
+namespace livepatchd::metrics {
+
+struct MetricsSources {
+    std::function<Result<std::vector<PatchStatus>>()> patches;
+    std::function<std::string()> shim_version; // "" while lpshim.ko is not loaded
+    // A save of the desired state failed: State "error" while idle, as on the bus.
+    std::function<bool()> save_failed = nullptr;
+};
+
+class MetricsRecorder final : public EventSink {
+public:
+    // identity: version, kernel_release and start_time_usec; the rest is counted here.
+    // event: the loop whose turns are coalesced into one write; nullptr writes at each event.
+    MetricsRecorder(EventSink& inner, MetricsSources sources, TextfileWriter writer,
+                    MetricsSnapshot identity, sd_event* event);
+    MetricsRecorder(const MetricsRecorder&) = delete;
+    MetricsRecorder& operator=(const MetricsRecorder&) = delete;
+    ~MetricsRecorder() override;
+
+    // EventSink: passed on to inner, then counted.
+    void transition_started(std::string_view patch, std::string_view target) override;
+    void transition_finished(std::string_view patch, std::string_view target,
+                             std::string_view outcome, std::uint64_t duration_usec) override;
+    void transition_stalled(std::string_view patch, std::string_view action,
+                            std::uint64_t elapsed_usec) override;
+    void transition_status(const TransitionStatus& status) override;
+    void task_blocked(const PendingTask& task, std::string_view kind,
+                      std::string_view note) override;
+    void task_remediated(const PendingTask& task, std::string_view action) override;
+    void patch_changed(std::string_view name) override;
+    void patch_added(std::string_view name) override;
+    void patch_removed(std::string_view name) override;
+
+    // What the bus is not told: the kick rung ran; lpshim.ko was loaded or unloaded.
+    void tasks_kicked();
+    void shim_version_changed();
+
+    // Reads the sources and writes the file if the snapshot changed (at start, and what a
+    // deferred write does).
+    void write_now();
+    // livepatchd is stopping: running becomes 0, written at once.
+    void stopping();
+
+    const MetricsSnapshot& snapshot() const { return snapshot_; }
+
+private:
+    void changed();
+    static int on_deferred(sd_event_source* source, void* userdata) noexcept;
+
+    EventSink& inner_;
+    MetricsSources sources_;
+    TextfileWriter writer_;
+    MetricsSnapshot snapshot_;
+    std::optional<MetricsSnapshot> written_;
+    bool stall_counted_ = false; // this transition's stall is counted
+    struct SourceUnref {
+        void operator()(sd_event_source* s) const { sd_event_source_disable_unref(s); }
+    };
+    std::unique_ptr<sd_event_source, SourceUnref> deferred_;
+};
+
+} // namespace livepatchd::metrics

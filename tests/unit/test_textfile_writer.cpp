@@ -1,0 +1,184 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//
+// TextfileWriter: node_exporter never reads a part of the metrics file. A reader that reads
+// the file while it is rewritten sees only whole versions; the file is readable to other users
+// whatever the umask; no temporary is left, and none is named *.prom; a write that fails
+// (here: RLIMIT_FSIZE, as a full disk would) leaves the previous file and is logged once until
+// a write works again.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "metrics/textfile_writer.hpp"
+#include "temp_dir.hpp"
+
+using namespace livepatchd;
+using namespace livepatchd::metrics;
+using livepatchd::test::TempDir;
+
+namespace {
+
+std::string read_file(const std::filesystem::path& path)
+{
+    std::ifstream in(path);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+std::vector<std::string> entries(const std::filesystem::path& dir)
+{
+    std::vector<std::string> names;
+    for (const auto& entry : std::filesystem::directory_iterator(dir))
+        names.push_back(entry.path().filename().string());
+    std::sort(names.begin(), names.end());
+    return names;
+}
+
+// A version of the file: n repeated, then a last line that says it is complete.
+std::string version(unsigned n)
+{
+    std::string text;
+    for (int i = 0; i < 4000; ++i)
+        text += "livepatchd_test_line{n=\"" + std::to_string(n) + "\"} 1\n";
+    return text + "# end " + std::to_string(n) + "\n";
+}
+
+struct Logged {
+    std::vector<std::pair<LogLevel, std::string>> lines;
+    TextfileWriter::Log log()
+    {
+        return [this](LogLevel level, const std::string& message) { lines.push_back({level, message}); };
+    }
+};
+
+} // namespace
+
+TEST_CASE("a reader never sees a partial file while it is rewritten")
+{
+    TempDir dir;
+    const auto file = dir.path / "livepatchd.prom";
+    Logged logged;
+    TextfileWriter writer(file, logged.log());
+    REQUIRE(writer.write(version(0)));
+
+    std::atomic<bool> done = false;
+    std::atomic<unsigned> reads = 0, torn = 0;
+    std::thread reader([&] {
+        while (!done) {
+            const std::string text = read_file(file);
+            ++reads;
+            // Whole: it ends with its own end line, and every line is of that version.
+            const auto end = text.rfind("# end ");
+            if (end == std::string::npos || !text.ends_with("\n")) {
+                ++torn;
+                continue;
+            }
+            const std::string n = text.substr(end + 6, text.size() - end - 7);
+            if (text != version(static_cast<unsigned>(std::stoul(n))))
+                ++torn;
+        }
+    });
+    for (unsigned n = 1; n <= 200; ++n)
+        REQUIRE(writer.write(version(n)));
+    done = true;
+    reader.join();
+    CHECK(reads > 0);
+    CHECK(torn == 0);
+    CHECK(read_file(file) == version(200));
+    CHECK(entries(dir.path) == std::vector<std::string>{"livepatchd.prom"});
+    CHECK(logged.lines.empty());
+}
+
+TEST_CASE("the file is readable to node_exporter's user whatever the umask")
+{
+    TempDir dir;
+    const auto file = dir.path / "livepatchd.prom";
+    const mode_t old = ::umask(0077); // livepatchd.service's UMask=
+    TextfileWriter writer(file, Logged{}.log());
+    const auto written = writer.write("x 1\n");
+    ::umask(old);
+    REQUIRE(written);
+    struct stat st {};
+    REQUIRE(::stat(file.c_str(), &st) == 0);
+    CHECK((st.st_mode & 07777) == 0644);
+}
+
+TEST_CASE("a failing write leaves the old file, no temporary, and is logged once until it works")
+{
+    TempDir dir;
+    const auto file = dir.path / "livepatchd.prom";
+    Logged logged;
+    TextfileWriter writer(file, logged.log());
+    REQUIRE(writer.write("old 1\n"));
+
+    // Files may grow to 1000 bytes only, as if the disk were full (root ignores modes).
+    struct sigaction ignore {}, previous {};
+    ignore.sa_handler = SIG_IGN;
+    REQUIRE(::sigaction(SIGXFSZ, &ignore, &previous) == 0);
+    rlimit limit {}, saved {};
+    REQUIRE(::getrlimit(RLIMIT_FSIZE, &saved) == 0);
+    limit = saved;
+    limit.rlim_cur = 1000;
+    REQUIRE(::setrlimit(RLIMIT_FSIZE, &limit) == 0);
+    const auto first = writer.write(version(1));
+    const auto second = writer.write(version(2));
+    REQUIRE(::setrlimit(RLIMIT_FSIZE, &saved) == 0);
+    REQUIRE(::sigaction(SIGXFSZ, &previous, nullptr) == 0);
+
+    REQUIRE(!first);
+    CHECK(first.error().errnum == EFBIG);
+    CHECK(first.error().message == dir.path.string() + "/livepatchd.prom: cannot write: File too large");
+    CHECK(!second);
+    CHECK(read_file(file) == "old 1\n");
+    CHECK(entries(dir.path) == std::vector<std::string>{"livepatchd.prom"});
+    CHECK(writer.failures() == 2);
+    REQUIRE(logged.lines.size() == 1);
+    CHECK(logged.lines[0].first == LogLevel::warning);
+    CHECK(logged.lines[0].second ==
+          "cannot write the metrics file: " + dir.path.string() +
+              "/livepatchd.prom: cannot write: File too large; it keeps its previous content "
+              "until a write works (set metrics.textfile to \"\" to write none)");
+
+    REQUIRE(writer.write("new 1\n"));
+    CHECK(read_file(file) == "new 1\n");
+    REQUIRE(logged.lines.size() == 2);
+    CHECK(logged.lines[1].first == LogLevel::notice);
+    CHECK(logged.lines[1].second == "the metrics file " + file.string() +
+                                        " is written again after 2 failed write(s)");
+}
+
+TEST_CASE("a directory that does not exist is an error that names it, and creates nothing")
+{
+    TempDir dir;
+    const auto file = dir.path / "node-exporter" / "livepatchd.prom";
+    Logged logged;
+    TextfileWriter writer(file, logged.log());
+    const auto written = writer.write("x 1\n");
+    REQUIRE(!written);
+    CHECK(written.error().errnum == ENOENT);
+    CHECK(written.error().message == (dir.path / "node-exporter").string() +
+                                         ": cannot open the directory of the metrics file: No "
+                                         "such file or directory");
+    CHECK(entries(dir.path).empty());
+    REQUIRE(logged.lines.size() == 1);
+    // A host without node_exporter: a notice that says what to do, not a warning.
+    CHECK(logged.lines[0].first == LogLevel::notice);
+    CHECK(logged.lines[0].second ==
+          "no metrics file: " + (dir.path / "node-exporter").string() +
+              ": cannot open the directory of the metrics file: No such file or directory "
+              "(install prometheus-node-exporter and restart livepatchd, or set metrics.textfile "
+              "to \"\" to write none)");
+    // The directory appears (node_exporter installed): the next write works.
+    std::filesystem::create_directory(dir.path / "node-exporter");
+    REQUIRE(writer.write("x 1\n"));
+    CHECK(read_file(file) == "x 1\n");
+}
