@@ -19,7 +19,7 @@ description:
   - Supports check mode and diff mode (the patch's state before and after).
 version_added: 0.1.0
 author:
-  - livepatchd developers
+  - livepatchd developers (@livepatchd)
 options:
   name:
     description:
@@ -203,8 +203,8 @@ class PatchRun(object):
         result.update(error.result())
         result['blocking'] = getattr(error, 'blocking', [])
         result.update(extra)
-        prefix = '%s: ' % self.name
-        message = error.message if error.message.startswith(prefix) else prefix + error.message
+        # livepatchd's messages name the patch already; livepatchctl's own may not.
+        message = error.message if self.name in error.message else '%s: %s' % (self.name, error.message)
         if error.error:
             message = '%s (%s)' % (message, error.error)
         self.module.fail_json(msg=message, **result)

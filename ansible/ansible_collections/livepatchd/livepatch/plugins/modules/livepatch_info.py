@@ -17,7 +17,7 @@ description:
   - Changes nothing; runs the same in check mode.
 version_added: 0.1.0
 author:
-  - livepatchd developers
+  - livepatchd developers (@livepatchd)
 options:
   blocking:
     description:
