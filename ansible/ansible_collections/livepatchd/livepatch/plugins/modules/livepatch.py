@@ -228,10 +228,6 @@ class PatchRun(object):
                 error='BuildMismatch', **self.result)
 
     def install(self):
-        if not self.src:
-            self.module.fail_json(
-                msg='%s is not installed and no src was given: name the patch module (.ko) on '
-                    'the host to install it from' % self.name, error='NotInstalled', **self.result)
         out = self.ctl.run('install', self.src)[1] or {}
         installed = out.get('Name')
         if installed != self.name:
@@ -281,6 +277,12 @@ class PatchRun(object):
             if wanted in ('installed', 'applied'):
                 self.check_src(patch)
             actions = plan(current, wanted)
+            if 'install' in actions and not self.src:
+                # In check mode too: the real run could not do it.
+                self.module.fail_json(
+                    msg='%s is not installed and no src was given: name the patch module (.ko) '
+                        'on the host to install it from' % self.name,
+                    error='NotInstalled', **self.result)
             self.result['actions'] = actions
             self.result['changed'] = bool(actions)
             after = predicted_state(current, actions)
