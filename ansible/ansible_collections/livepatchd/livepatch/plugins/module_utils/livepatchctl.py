@@ -143,7 +143,9 @@ def find_patch(status, name):
 
 def wait_transition(ctl, name, timeout, poll_interval, sleep=time.sleep, clock=time.monotonic):
     """Waits until patch `name` is out of its transition (its State neither applying nor
-    reverting) and returns the last status. Keeps the last non-empty list of blocking tasks
+    reverting, and livepatchd's TransitionPatch no longer it: the service's State may read
+    transitioning a moment after the kernel finished, and a health gate's `livepatchctl check`
+    right after would fail) and returns the last status. Keeps the last non-empty list of blocking tasks
     seen, so that a transition livepatchd ended by reversing it can still say what blocked it.
     Raises LivepatchctlError(error='Timeout') with the blocking tasks after timeout seconds."""
     deadline = clock() + timeout
@@ -151,7 +153,8 @@ def wait_transition(ctl, name, timeout, poll_interval, sleep=time.sleep, clock=t
     while True:
         status = ctl.status()
         patch = find_patch(status, name)
-        if patch is None or patch.get('State') not in MOVING_STATES:
+        if ((patch is None or patch.get('State') not in MOVING_STATES)
+                and status.get('TransitionPatch') != name):
             return status, blocking
         seen = ctl.blocking()
         if seen:
