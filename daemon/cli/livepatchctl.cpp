@@ -39,10 +39,16 @@ constexpr const char* manager_path = "/org/livepatchd/LivePatch1";
 constexpr const char* manager_interface = "org.livepatchd.LivePatch1.Manager";
 constexpr const char* patch_interface = "org.livepatchd.LivePatch1.Patch";
 
-// A failure to report: "livepatchctl: <message>", exit status 1.
+// A failure to report: "livepatchctl: <message>", exit status 1. error_name is the D-Bus error
+// the service answered with (org.livepatchd.LivePatch1.Error.NotInstalled, ...), if any: with
+// --json it is printed too, so that scripts branch on the name rather than parse the message.
 struct Failure {
     std::string message;
+    std::string error_name;
 };
+
+// --json was given: failures the service named are also printed as JSON on stdout.
+bool json_output = false;
 
 struct BusError {
     sd_bus_error error = SD_BUS_ERROR_NULL;
@@ -84,7 +90,7 @@ void wait_on_bus(sd_bus* bus, std::uint64_t usec)
         if (sd_bus_error_has_name(&error, SD_BUS_ERROR_ACCESS_DENIED))
             message += "; run it as root (sudo livepatchctl ...), or have an administrator "
                        "grant you the polkit action (docs/dbus-api.md)";
-        fail(message);
+        throw Failure{std::move(message), error.name};
     }
     fail(std::string(what) + " failed: " + std::strerror(-r) +
          "; is livepatchd running? See: systemctl status livepatchd; journalctl -u livepatchd");
@@ -109,6 +115,7 @@ struct Patch {
     std::uint64_t installed_at = 0;
     std::uint64_t applied_at = 0;
     std::string skip_reason;
+    std::string sha256; // of the stored module: which build this is
     // (object, count of its non-exported symbols the patch references)
     std::vector<std::pair<std::string, std::uint32_t>> livepatch_objects;
 };
@@ -228,6 +235,7 @@ public:
             p.replace = replace;
             if (p.state == "skipped")
                 p.skip_reason = string_property(path, patch_interface, "SkipReason");
+            p.sha256 = string_property(path, patch_interface, "SHA256");
             p.livepatch_objects = livepatch_objects(path);
             list.push_back(std::move(p));
         }
@@ -341,6 +349,7 @@ json patch_json(const Patch& p)
               {"InstalledAt", p.installed_at}, {"AppliedAt", p.applied_at}};
     if (!p.skip_reason.empty())
         j["SkipReason"] = p.skip_reason;
+    j["SHA256"] = p.sha256;
     j["LivepatchObjects"] = json::array();
     for (const auto& [object, symbols] : p.livepatch_objects)
         j["LivepatchObjects"].push_back({{"Object", object}, {"Symbols", symbols}});
@@ -947,6 +956,7 @@ int run(std::span<const std::string_view> args)
         break;
     }
 
+    json_output = options->json;
     Client client;
     const std::string& c = options->command;
     if (c == "status")
@@ -975,6 +985,8 @@ int main(int argc, char* argv[])
         return run(args);
     } catch (const Failure& f) {
         std::fprintf(stderr, "%s: %s\n", program.data(), printable(f.message).c_str());
+        if (json_output && !f.error_name.empty())
+            print_json({{"Error", f.error_name}, {"Message", f.message}});
         return exit_status::failure;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "%s: %s\n", program.data(), e.what());

@@ -835,6 +835,49 @@ TEST_CASE("livepatchctl watch: every transition and its outcome as it happens, h
     CHECK(at("lp_d: transition to unpatched completed") != std::string::npos);
 }
 
+// State: lp_a lp_b lp_c applied, lp_d lp_keep installed.
+TEST_CASE("livepatchctl --json: the named error of a refused call, and each patch's SHA256")
+{
+    // Issue 21: scripts and the Ansible modules branch on livepatchd's named errors
+    // (docs/dbus-api.md, Errors), but livepatchctl printed only the message; and they could
+    // not tell which build of a patch the store holds.
+    const std::string ctl = env("LIVEPATCHD_TEST_LIVEPATCHCTL");
+    // stdout of `livepatchctl ARGS` (stderr dropped), then "rc=N".
+    const auto run = [&](const std::string& args) {
+        const std::string command = "DBUS_SYSTEM_BUS_ADDRESS='" + env("LIVEPATCHD_TEST_BUS") +
+                                    "' '" + ctl + "' " + args + " 2>/dev/null; echo rc=$?";
+        std::string out;
+        FILE* pipe = ::popen(command.c_str(), "r");
+        REQUIRE(pipe);
+        char buffer[4096];
+        for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;)
+            out.append(buffer, n);
+        ::pclose(pipe);
+        return out;
+    };
+    std::string out = run("--json apply lp_no_such_patch");
+    CAPTURE(out);
+    CHECK(contains(out, "\"Error\": \"org.livepatchd.LivePatch1.Error.NotInstalled\""));
+    CHECK(contains(out, "\"Message\": \""));
+    CHECK(contains(out, "lp_no_such_patch"));
+    CHECK(contains(out, "rc=1"));
+    out = run("--json revert lp_d");
+    CAPTURE(out);
+    CHECK(contains(out, "\"Error\": \"org.livepatchd.LivePatch1.Error.NotApplied\""));
+    CHECK(contains(out, "rc=1"));
+    out = run("--json remove lp_no_such_patch");
+    CHECK(contains(out, "\"Error\": \"org.livepatchd.LivePatch1.Error.NotInstalled\""));
+    // Without --json, stdout stays empty: the reason is on stderr only.
+    CHECK(run("apply lp_no_such_patch") == "rc=1\n");
+    // Every patch of the store says which build it is.
+    out = run("--json list");
+    CAPTURE(out);
+    const std::string sha256 = string_property(patch_path("lp_d"), patch_iface, "SHA256");
+    REQUIRE(sha256.size() == 64);
+    CHECK(contains(out, "\"SHA256\": \"" + sha256 + "\""));
+    CHECK(contains(run("--json status"), "\"SHA256\": \"" + sha256 + "\""));
+}
+
 TEST_CASE("a bad patch name: InvalidArgs with the naming rule, from every method that takes one")
 {
     // Issue 18 (review at 72331d8): Revert and Force said only '"x" is not a patch name'.
