@@ -56,6 +56,11 @@ for b in /lib/modules/*/build; do
 done
 echo "# running $K; $OTHER's headers (${other_pkgs[*]}) come after the packages"
 
+# This machine's root is a container image's: its /usr/sbin/policy-rc.d (exit 101) makes every
+# package's start and stop of a service a no-op (deb-systemd-invoke asks it), so apt-get remove
+# left livepatchd running. An operator's machine has none: nor has the guest.
+rm -f /usr/sbin/policy-rc.d
+
 # --- apt install ------------------------------------------------------------------------------
 DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${debs[@]}" \
 	>"$SCRATCH/apt.log" 2>&1 || { cat "$SCRATCH/apt.log" >&2; fail "apt-get install of the packages failed"; }
@@ -70,6 +75,9 @@ ok "lpshim's Module.symvers for $K is kept in the DKMS tree"
 if dkms_installed "$OTHER"; then fail "lpshim.ko was built for $OTHER, whose headers are not installed"; fi
 
 # --- the service ----------------------------------------------------------------------------
+# The package enabled and started it (debhelper's postinst; docs/user-guide.md says so).
+expect_eq "$(systemctl is-enabled livepatchd)" enabled "apt-get install enabled livepatchd.service"
+expect_eq "$(systemctl is-active livepatchd)" active "apt-get install started livepatchd.service"
 systemctl enable --now livepatchd || { journalctl -u livepatchd --no-pager | tail -20; fail "systemctl enable --now livepatchd failed"; }
 expect_eq "$(systemctl is-enabled livepatchd)" enabled "livepatchd.service is enabled"
 expect_eq "$(systemctl is-active livepatchd)" active "livepatchd.service is active"
