@@ -4,7 +4,8 @@
 # three .debs, DKMS builds lpshim.ko for the running kernel, `systemctl enable --now
 # livepatchd`, a patch module built against lpshim-dev only (no source tree) is installed,
 # applied and reverted; the other Debian kernel's headers arrive after the packages (a kernel
-# upgrade) and DKMS builds lpshim.ko for it too; `apt remove livepatchd` keeps the state,
+# upgrade: its header package is removed before and installed again after, with apt) and DKMS
+# builds lpshim.ko for it too; `apt remove livepatchd` keeps the state,
 # `apt purge` of all three leaves no module loaded, no unit and no state.
 #   tests/vm/cases/packages.sh BUILD_DIR   (the .debs in BUILD_DIR/tests/vm: tests/vm/package-case builds them)
 . "$(dirname "$0")/../lib.sh"
@@ -26,21 +27,39 @@ dkms_symvers() { echo "/var/lib/dkms/lpshim/kernel-$1-$ARCH/module/Module.symver
 dkms_installed() { dkms status -m lpshim -v "$VERSION" -k "$1" 2>/dev/null | grep ': installed' >/dev/null; }
 
 # The other Debian kernel (not this machine's debug kernel, which is no part of the scenario):
-# its headers are "installed later". Until then its /lib/modules/<release>/build link, which
-# linux-headers-<release> installs and through which DKMS finds headers, is gone (moving the
-# headers themselves would copy them up into the guest's tmpfs).
+# its headers are installed after the packages, as a kernel upgrade installs them. Its header
+# package (and the meta-package that pulls it in) is removed with apt first and installed again
+# later from apt's cache, so that dpkg runs its postinst and DKMS's header hook as on an upgrade.
+# tests/vm/package-case puts those .debs in the host's cache, which the guest shares.
 OTHER=
 for d in /usr/src/linux-headers-*-amd64; do
 	r=${d#/usr/src/linux-headers-}
 	[[ $r != "$K" && -f /boot/vmlinuz-$r && -e /lib/modules/$r/build ]] && OTHER=$r
 done
 [[ -n $OTHER ]] || fail "no second Debian kernel with headers to upgrade to (scripts/install-deps installs 6.1 and 6.12)"
-other_build=$(readlink "/lib/modules/$OTHER/build")
+other_pkgs=("linux-headers-$OTHER")
+mapfile -t -O 1 other_pkgs < <(apt-cache rdepends --installed "linux-headers-$OTHER" | sed -n 's/^  \([a-z0-9.+-]*\)$/\1/p')
+other_debs=()
+for p in "${other_pkgs[@]}"; do
+	deb=$(dpkg-query -W -f='/var/cache/apt/archives/${Package}_${Version}_${Architecture}.deb' "$p")
+	deb=${deb//:/%3a}
+	[[ -f $deb ]] || fail "no $deb in apt's cache to install $p again: run tests/vm/package-case, or apt-get install --reinstall --download-only $p on the host"
+	other_debs+=("$deb")
+done
+DEBIAN_FRONTEND=noninteractive apt-get remove -y "${other_pkgs[@]}" >"$SCRATCH/apt.log" 2>&1 ||
+	{ cat "$SCRATCH/apt.log" >&2; fail "apt-get remove ${other_pkgs[*]} failed"; }
+[[ ! -e /lib/modules/$OTHER/build ]] || fail "/lib/modules/$OTHER/build is still there after apt-get remove ${other_pkgs[*]}"
+# Kernels that no package installed (the debug kernel): out of sight of DKMS.
 for b in /lib/modules/*/build; do
 	r=$(basename "$(dirname "$b")")
 	[[ $r == "$K" ]] || rm "$b"
 done
-echo "# running $K; $OTHER's headers come after the packages"
+echo "# running $K; $OTHER's headers (${other_pkgs[*]}) come after the packages"
+
+# This machine's root is a container image's: its /usr/sbin/policy-rc.d (exit 101) makes every
+# package's start and stop of a service a no-op (deb-systemd-invoke asks it), so apt-get remove
+# left livepatchd running. An operator's machine has none: nor has the guest.
+rm -f /usr/sbin/policy-rc.d
 
 # --- apt install ------------------------------------------------------------------------------
 DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${debs[@]}" \
@@ -50,12 +69,17 @@ ok "apt-get install ${debs[*]##*/}"
 dkms_installed "$K" || { dkms status >&2; fail "DKMS did not build and install lpshim.ko for the running kernel $K"; }
 # DKMS compresses the module as the kernel's own are (6.12: .ko.xz).
 ko=$(modinfo -k "$K" -n lpshim) || fail "modprobe finds no lpshim for $K"
-expect_match "$ko" "^/lib/modules/$K/updates/dkms/lpshim\.ko(\.xz|\.zst|\.gz)?$" "DKMS installed lpshim.ko for $K, where modprobe finds it"
+# The release as a regex: 6.12's has a '+'.
+k_re=$(printf '%s' "$K" | sed 's/[][\.*^$+?(){}|]/\\&/g')
+expect_match "$ko" "^/lib/modules/$k_re/updates/dkms/lpshim\.ko(\.xz|\.zst|\.gz)?$" "DKMS installed lpshim.ko for $K, where modprobe finds it"
 [[ -f $(dkms_symvers "$K") ]] || fail "no $(dkms_symvers "$K"): DKMS's POST_BUILD kept no Module.symvers for patch builds"
 ok "lpshim's Module.symvers for $K is kept in the DKMS tree"
 if dkms_installed "$OTHER"; then fail "lpshim.ko was built for $OTHER, whose headers are not installed"; fi
 
 # --- the service ----------------------------------------------------------------------------
+# The package enabled and started it (debhelper's postinst; docs/user-guide.md says so).
+expect_eq "$(systemctl is-enabled livepatchd)" enabled "apt-get install enabled livepatchd.service"
+expect_eq "$(systemctl is-active livepatchd)" active "apt-get install started livepatchd.service"
 systemctl enable --now livepatchd || { journalctl -u livepatchd --no-pager | tail -20; fail "systemctl enable --now livepatchd failed"; }
 expect_eq "$(systemctl is-enabled livepatchd)" enabled "livepatchd.service is enabled"
 expect_eq "$(systemctl is-active livepatchd)" active "livepatchd.service is active"
@@ -92,11 +116,11 @@ expect_eq "$(cat /proc/cmdline)" "$ORIG_CMDLINE" "/proc/cmdline is back"
 wait_until 10 "livepatchd removed the module" test ! -e /sys/module/$P
 
 # --- a kernel upgrade: the other kernel's headers are installed -----------------------------------
-# What linux-headers-<release>'s postinst runs (run-parts /etc/kernel/header_postinst.d).
-ln -s "$other_build" "/lib/modules/$OTHER/build"
-/etc/kernel/header_postinst.d/dkms "$OTHER" >"$SCRATCH/hook.log" 2>&1 ||
-	{ cat "$SCRATCH/hook.log" >&2; fail "DKMS's kernel hook failed for $OTHER"; }
-dkms_installed "$OTHER" || { cat "$SCRATCH/hook.log" >&2; dkms status >&2; fail "DKMS did not build lpshim.ko for the new kernel $OTHER"; }
+# dpkg runs linux-headers-<release>'s postinst, which runs /etc/kernel/header_postinst.d/dkms.
+DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${other_debs[@]}" >"$SCRATCH/hook.log" 2>&1 ||
+	{ cat "$SCRATCH/hook.log" >&2; fail "apt-get install ${other_debs[*]##*/} failed"; }
+sed 's/^/# /' "$SCRATCH/hook.log" | grep -iE 'dkms|lpshim|linux-headers' | head -20
+dkms_installed "$OTHER" || { cat "$SCRATCH/hook.log" >&2; dkms status >&2; fail "DKMS did not build lpshim.ko for the new kernel $OTHER when its headers were installed"; }
 ko=$(modinfo -k "$OTHER" -n lpshim) || fail "modprobe finds no lpshim for $OTHER"
 expect_eq "$(modinfo -F vermagic "$ko" | cut -d' ' -f1)" "$OTHER" \
 	"DKMS built lpshim.ko for $OTHER once its headers were installed"
