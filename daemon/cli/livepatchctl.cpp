@@ -57,7 +57,7 @@ struct BusError {
 
 [[noreturn]] void fail(std::string message)
 {
-    throw Failure{std::move(message)};
+    throw Failure{std::move(message), {}};
 }
 
 // One incoming message dispatched (its match callbacks run): true if there was one.
