@@ -26,6 +26,11 @@ expect_match() { # TEXT REGEX WHAT
 	ok "$3"
 }
 
+# TEXT as an extended regex that matches it literally (6.12's release has a '+').
+re_quote() {
+	printf '%s' "$1" | sed 's/[][\.*^$+?(){}|]/\\&/g'
+}
+
 # The .ko of NAME built for the running kernel (scripts/kbuild links them all here). With
 # LPSHIM_FLAVOUR=F (e.g. debug, which vm-debug can pass), lpshim itself is the build linked as
 # modules/<release>/F/lpshim.ko; the other modules are the same for every flavour.

@@ -87,7 +87,7 @@ expect_install_error() { # REGEX WHAT FILE
 expect_install_error "is not an ELF file" "a non-ELF file" $SCRATCH/garbage.ko
 other=$(ls -d "$BUILD"/modules/*/ | grep -v "/$K/\$" | head -n 1)
 if [[ -n $other ]]; then
-	expect_install_error "built for .*, but this kernel is $K" "a module for another kernel" \
+	expect_install_error "built for .*, but this kernel is $(re_quote "$K")" "a module for another kernel" \
 		"$other/lpshim_example_target_v1.ko"
 fi
 expect_bus_error NotInstalled "an unknown patch name" Apply lp_no_such_patch

@@ -69,8 +69,7 @@ ok "apt-get install ${debs[*]##*/}"
 dkms_installed "$K" || { dkms status >&2; fail "DKMS did not build and install lpshim.ko for the running kernel $K"; }
 # DKMS compresses the module as the kernel's own are (6.12: .ko.xz).
 ko=$(modinfo -k "$K" -n lpshim) || fail "modprobe finds no lpshim for $K"
-# The release as a regex: 6.12's has a '+'.
-k_re=$(printf '%s' "$K" | sed 's/[][\.*^$+?(){}|]/\\&/g')
+k_re=$(re_quote "$K")
 expect_match "$ko" "^/lib/modules/$k_re/updates/dkms/lpshim\.ko(\.xz|\.zst|\.gz)?$" "DKMS installed lpshim.ko for $K, where modprobe finds it"
 [[ -f $(dkms_symvers "$K") ]] || fail "no $(dkms_symvers "$K"): DKMS's POST_BUILD kept no Module.symvers for patch builds"
 ok "lpshim's Module.symvers for $K is kept in the DKMS tree"
