@@ -144,9 +144,13 @@ public:
     {
         std::vector<PendingTask> tasks;
         for (const KernelPatch& p : kernel_.kernel_patches)
-            if (p.transition)
+            if (p.transition) {
                 tasks.push_back({4242, 4240, comm, "blocked in a patched function",
                                  "cmdline_proc_show"});
+                for (std::uint32_t i = 0; i < more_pending; i++)
+                    tasks.push_back({100000 + i, 100000, "fake_sleeper", "sleeping-in-function",
+                                     "cmdline_proc_show"});
+            }
         return tasks;
     }
 
@@ -185,6 +189,7 @@ public:
     unsigned kicks = 0;
     // What the fake task is called: any bytes, as prctl(PR_SET_NAME) allows (SetTaskName).
     std::string comm = "fake_worker";
+    std::uint32_t more_pending = 0; // fake_sleeper tasks pending besides 4242 (SetMorePending)
 
 private:
     void started(std::string_view name, const char* target)
@@ -391,6 +396,16 @@ int set_task_name(sd_bus_message* call, void*, sd_bus_error*) noexcept
     return sd_bus_reply_method_return(call, "");
 }
 
+int set_more_pending(sd_bus_message* call, void*, sd_bus_error*) noexcept
+{
+    std::uint32_t n = 0;
+    int r = sd_bus_message_read(call, "u", &n);
+    if (r < 0)
+        return r;
+    the_control->more_pending = n;
+    return sd_bus_reply_method_return(call, "");
+}
+
 int set_instant(sd_bus_message* call, void*, sd_bus_error*) noexcept
 {
     int instant = 0;
@@ -487,6 +502,7 @@ const sd_bus_vtable test_vtable[] = {
     SD_BUS_METHOD("StatusReads", "", "t", status_reads, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("SetTaskName", "s", "", set_task_name, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("SetInstant", "b", "", set_instant, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD("SetMorePending", "u", "", set_more_pending, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("SetShimLoaded", "b", "", set_shim_loaded, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("DropOutsidePatch", "", "", drop_outside_patch, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("SetCompleteBeforeRevert", "b", "", set_complete_before_revert,

@@ -1096,3 +1096,64 @@ TEST_CASE("the metrics textfile follows an apply and a revert, and lpshim coming
         names.push_back(entry.path().filename().string());
     CHECK(names == std::vector<std::string>{"livepatchd.prom"});
 }
+
+// State: lp_a lp_b lp_c applied, lp_d lp_keep installed.
+TEST_CASE("ListPendingTasks with 20,000 pending tasks lists each and leaves the loop free meanwhile")
+{
+    // Issue 18: the reply was built in one dispatch (each task's /proc and sd-login facts, its
+    // stack), which at 30,000 pending tasks stopped the loop for seconds: no other call, hold
+    // timer or watchdog ping was served meanwhile.
+    REQUIRE(manager("Apply", "s", "lp_d").ok());
+    REQUIRE(call_on(bus(), "/org/livepatchd/Test", "org.livepatchd.Test", "SetMorePending", "u",
+                    20000u)
+                .ok());
+    std::vector<std::string> answered;
+    MessagePtr list_reply;
+    struct Pending {
+        std::vector<std::string>* answered;
+        MessagePtr* reply;
+        const char* name;
+    };
+    Pending list{&answered, &list_reply, "ListPendingTasks"};
+    Pending get{&answered, nullptr, "Get"};
+    const auto on_reply = [](sd_bus_message* m, void* userdata, sd_bus_error*) noexcept -> int {
+        auto* p = static_cast<Pending*>(userdata);
+        p->answered->push_back(sd_bus_message_is_method_error(m, nullptr) ? "error" : p->name);
+        if (p->reply)
+            p->reply->reset(sd_bus_message_ref(m));
+        return 0;
+    };
+    REQUIRE(sd_bus_call_method_async(bus(), nullptr, service, manager_path, manager_iface,
+                                     "ListPendingTasks", on_reply, &list, "") >= 0);
+    REQUIRE(sd_bus_call_method_async(bus(), nullptr, service, manager_path,
+                                     "org.freedesktop.DBus.Properties", "Get", on_reply, &get,
+                                     "ss", manager_iface, "State") >= 0);
+    for (int i = 0; i < 600 && answered.size() < 2; ++i) {
+        const int r = sd_bus_process(bus(), nullptr);
+        REQUIRE(r >= 0);
+        if (r == 0)
+            REQUIRE(sd_bus_wait(bus(), 100'000) >= 0);
+    }
+    CHECK(answered == std::vector<std::string>{"Get", "ListPendingTasks"});
+    REQUIRE(list_reply);
+    REQUIRE(sd_bus_message_enter_container(list_reply.get(), 'a', "(uusssssstasas)") > 0);
+    std::size_t listed = 0, sleepers = 0;
+    for (;;) {
+        const int r = sd_bus_message_enter_container(list_reply.get(), 'r', "uusssssstasas");
+        REQUIRE(r >= 0);
+        if (r == 0)
+            break;
+        std::uint32_t tid = 0;
+        REQUIRE(sd_bus_message_read(list_reply.get(), "u", &tid) > 0);
+        sleepers += tid >= 100000 && tid < 120000;
+        ++listed;
+        REQUIRE(sd_bus_message_skip(list_reply.get(), "usssssstasas") >= 0);
+        REQUIRE(sd_bus_message_exit_container(list_reply.get()) >= 0);
+    }
+    CHECK(listed == 20001);
+    CHECK(sleepers == 20000);
+    REQUIRE(call_on(bus(), "/org/livepatchd/Test", "org.livepatchd.Test", "SetMorePending", "u",
+                    0u)
+                .ok());
+    REQUIRE(test_hook("CompleteTransition").ok());
+}
