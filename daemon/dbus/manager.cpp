@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "common/clock.hpp"
 #include "common/text.hpp"
 #include "dbus/bus_errors.hpp"
 #include "store/patch_file.hpp"
@@ -214,6 +215,12 @@ const sd_bus_vtable ManagerVtable::patch[] = {
 Manager::Manager(sd_bus* bus, ManagerContext context)
     : bus_(bus), context_(std::move(context)), authorizer_(bus)
 {
+}
+
+Manager::~Manager()
+{
+    for (PendingListing& listing : listings_)
+        sd_event_source_disable_unref(listing.source);
 }
 
 Result<void> Manager::attach()
@@ -508,34 +515,70 @@ int Manager::list_patches(sd_bus_message* call, sd_bus_error* error)
 
 int Manager::list_pending_tasks(sd_bus_message* call, sd_bus_error* error)
 {
-    Result<std::vector<BlockingTask>> tasks = std::vector<BlockingTask>{};
-    if (context_.blocking_tasks) {
-        tasks = context_.blocking_tasks();
-    } else if (auto pending = context_.control.pending_tasks()) {
-        for (PendingTask& task : *pending) {
-            BlockingTask blocking;
-            blocking.facts.task = std::move(task);
-            tasks->push_back(std::move(blocking));
-        }
-    } else {
-        tasks = pending.error();
-    }
+    if (listings_.size() >= max_pending_listings)
+        return sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
+                                 "%zu ListPendingTasks calls are being answered already; call "
+                                 "again once one of them is",
+                                 listings_.size());
+    auto tasks = context_.pending_tasks ? context_.pending_tasks() : context_.control.pending_tasks();
     if (!tasks)
         return system_error(error, tasks.error());
+    PendingListing listing{this, MessagePtr(sd_bus_message_ref(call)), nullptr, {}, 0, {}, nullptr};
     // Kernel stacks only for root (/proc/<pid>/stack needs CAP_SYS_ADMIN); everyone else asks
     // GetTaskStacks, behind polkit. Asking polkit here would prompt on every listing.
-    std::map<std::uint32_t, std::vector<std::string>> stacks;
     if (context_.task_stacks && !tasks->empty() && sd_bus_query_sender_privilege(call, -1) > 0)
-        stacks = context_.task_stacks();
+        listing.stacks = context_.task_stacks(first_tids(*tasks));
+    listing.tasks = std::move(*tasks);
     sd_bus_message* m = nullptr;
     int r = sd_bus_message_new_method_return(call, &m);
     if (r < 0)
         return r;
-    MessagePtr reply(m);
-    r = sd_bus_message_open_container(m, 'a', "(uusssssstasas)");
-    if (r < 0)
+    listing.reply.reset(m);
+    if ((r = sd_bus_message_open_container(m, 'a', "(uusssssstasas)")) < 0)
         return r;
-    for (const BlockingTask& blocking : *tasks) {
+    listings_.push_back(std::move(listing));
+    PendingListing& added = listings_.back();
+    // A defer source stays pending, ahead of newer events of its priority: at the idle
+    // priority it takes the turns nothing else wants.
+    sd_event* event = sd_bus_get_event(bus_);
+    if (!event || sd_event_add_defer(event, &added.source, on_listing_turn, &added) < 0 ||
+        sd_event_source_set_priority(added.source, SD_EVENT_PRIORITY_IDLE) < 0 ||
+        sd_event_source_set_enabled(added.source, SD_EVENT_ON) < 0)
+        // Not on a loop (or no room for the source): all of it now.
+        (void)continue_listing(added, true);
+    return 1;
+}
+
+int Manager::on_listing_turn(sd_event_source*, void* userdata) noexcept
+{
+    auto* listing = static_cast<PendingListing*>(userdata);
+    try {
+        (void)listing->manager->continue_listing(*listing, false);
+    } catch (...) {
+        (void)sd_bus_reply_method_errno(listing->call.get(), ENOMEM, nullptr);
+        listing->manager->end_listing(*listing);
+    }
+    return 0;
+}
+
+bool Manager::continue_listing(PendingListing& listing, bool everything)
+{
+    // A slice: at most 256 tasks, and no more once 10 ms have passed (reading a task's /proc
+    // and sd-login facts costs about 0.1-0.3 ms), at least one.
+    constexpr std::size_t slice = 256;
+    constexpr std::uint64_t budget_usec = 10'000;
+    sd_bus_message* m = listing.reply.get();
+    const std::uint64_t start = monotonic_usec();
+    int r = 0;
+    for (std::size_t n = 0; listing.next < listing.tasks.size(); ++n) {
+        if (!everything && n > 0 && (n >= slice || monotonic_usec() - start >= budget_usec))
+            return true;
+        PendingTask& task = listing.tasks[listing.next++];
+        BlockingTask blocking;
+        if (context_.blocking_task)
+            blocking = context_.blocking_task(task);
+        else
+            blocking.facts.task = std::move(task);
         const TaskFacts& f = blocking.facts;
         const std::string state(1, f.state > ' ' && f.state < 0x7f ? f.state : '?');
         const std::string unit = f.units.empty() ? "" : printable(f.units.back());
@@ -545,28 +588,44 @@ int Manager::list_pending_tasks(sd_bus_message* call, sd_bus_error* error)
                                        printable(f.task.reason).c_str(),
                                        printable(f.task.function).c_str(),
                                        std::string(to_string(f.kind)).c_str(), state.c_str(),
-                                       unit.c_str(), blocking.blocked_usec)) < 0)
-            return r;
-        if ((r = sd_bus_message_open_container(m, 'a', "s")) < 0)
-            return r;
+                                       unit.c_str(), blocking.blocked_usec)) < 0 ||
+            (r = sd_bus_message_open_container(m, 'a', "s")) < 0)
+            break;
         for (const std::string& action : blocking.actions)
             if ((r = sd_bus_message_append(m, "s", printable(action).c_str())) < 0)
-                return r;
-        if ((r = sd_bus_message_close_container(m)) < 0 ||
+                break;
+        if (r < 0 || (r = sd_bus_message_close_container(m)) < 0 ||
             (r = sd_bus_message_open_container(m, 'a', "s")) < 0)
-            return r;
-        if (const auto it = stacks.find(f.task.tid); it != stacks.end())
+            break;
+        if (const auto it = listing.stacks.find(f.task.tid); it != listing.stacks.end())
             for (const std::string& frame : it->second)
                 if ((r = sd_bus_message_append(m, "s", printable(frame).c_str())) < 0)
-                    return r;
-        if ((r = sd_bus_message_close_container(m)) < 0 ||
+                    break;
+        if (r < 0 || (r = sd_bus_message_close_container(m)) < 0 ||
             (r = sd_bus_message_close_container(m)) < 0)
-            return r;
+            break;
     }
-    r = sd_bus_message_close_container(m);
+    if (r >= 0 && (r = sd_bus_message_close_container(m)) >= 0)
+        r = sd_bus_send(nullptr, m, nullptr);
     if (r < 0)
-        return r;
-    return sd_bus_send(nullptr, m, nullptr);
+        (void)sd_bus_reply_method_errno(listing.call.get(), -r, nullptr);
+    end_listing(listing);
+    return false;
+}
+
+void Manager::end_listing(PendingListing& listing)
+{
+    // Its own source may be the one dispatching: sd-event keeps it until the dispatch returns.
+    sd_event_source_disable_unref(listing.source);
+    listings_.remove_if([&](const PendingListing& l) { return &l == &listing; });
+}
+
+std::set<std::uint32_t> Manager::first_tids(const std::vector<PendingTask>& tasks) const
+{
+    std::set<std::uint32_t> tids;
+    for (std::size_t i = 0; i < tasks.size() && i < max_listed_stacks; ++i)
+        tids.insert(tasks[i].tid);
+    return tids;
 }
 
 int Manager::get_task_stacks(sd_bus_message* call, sd_bus_error* error)
@@ -574,9 +633,15 @@ int Manager::get_task_stacks(sd_bus_message* call, sd_bus_error* error)
     int r = authorize(authorizer_, call, "read-stacks", {}, error);
     if (r <= 0)
         return r == 0 ? 1 : r;
-    const auto stacks = context_.task_stacks
-                            ? context_.task_stacks()
-                            : std::map<std::uint32_t, std::vector<std::string>>{};
+    std::map<std::uint32_t, std::vector<std::string>> stacks;
+    if (context_.task_stacks) {
+        auto tasks =
+            context_.pending_tasks ? context_.pending_tasks() : context_.control.pending_tasks();
+        if (!tasks)
+            return system_error(error, tasks.error());
+        if (!tasks->empty())
+            stacks = context_.task_stacks(first_tids(*tasks));
+    }
     sd_bus_message* m = nullptr;
     r = sd_bus_message_new_method_return(call, &m);
     if (r < 0)

@@ -19,10 +19,13 @@
 #pragma once
 
 #include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
 
 #include <functional>
+#include <list>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -54,18 +57,30 @@ struct ManagerContext {
     const KernelView& kernel;
     const PatchControl& control;
     std::string kernel_release;
-    // ListPendingTasks: the service's view (facts, time blocked, actions), without stacks.
-    // Unset: lpshim's list as it is.
-    std::function<Result<std::vector<BlockingTask>>()> blocking_tasks = nullptr;
-    // The kernel stacks of the pending tasks, by tid (for callers allowed to see them).
-    std::function<std::map<std::uint32_t, std::vector<std::string>>()> task_stacks = nullptr;
+    // ListPendingTasks: the pending tasks (unset: lpshim's list), and the service's view of
+    // one of them (facts, time blocked, actions; unset: the task as listed), asked for a slice
+    // of the tasks per turn of the loop.
+    std::function<Result<std::vector<PendingTask>>()> pending_tasks = nullptr;
+    std::function<BlockingTask(const PendingTask&)> blocking_task = nullptr;
+    // The kernel stacks of the pending tasks with these tids, by tid (for callers allowed to
+    // see them).
+    std::function<std::map<std::uint32_t, std::vector<std::string>>(const std::set<std::uint32_t>&)>
+        task_stacks = nullptr;
 };
+
+// ListPendingTasks and GetTaskStacks carry the kernel stacks of the first this many tasks of
+// the list only: walking and naming every frame of 30,000 stacks takes the kernel seconds.
+inline constexpr std::size_t max_listed_stacks = 100;
+// ListPendingTasks calls answered at once; one more is refused (LimitsExceeded): each holds
+// its list and its reply until it is sent.
+inline constexpr std::size_t max_pending_listings = 4;
 
 class Manager final : public EventSink {
 public:
     Manager(sd_bus* bus, ManagerContext context);
     Manager(const Manager&) = delete;
     Manager& operator=(const Manager&) = delete;
+    ~Manager(); // unanswered ListPendingTasks calls are dropped: the caller sees the service go
 
     // Registers the objects on the bus. Call before requesting the bus name, so that no call
     // arrives before they exist.
@@ -129,6 +144,25 @@ private:
     std::optional<Snapshot> cache_;
     std::uint64_t status_reads_ = 0;
     std::vector<SlotPtr> slots_;
+
+    // A ListPendingTasks reply being built: each turn of the loop appends a slice of the tasks
+    // (their facts are read then), so that thousands of them never keep the loop, and what
+    // waits on it (a hold's SIGCONT, other calls, the watchdog), for long.
+    struct PendingListing {
+        Manager* manager;
+        MessagePtr call;
+        MessagePtr reply;
+        std::vector<PendingTask> tasks;
+        std::size_t next = 0;
+        std::map<std::uint32_t, std::vector<std::string>> stacks;
+        sd_event_source* source = nullptr; // owned; the defer source that builds it
+    };
+    std::list<PendingListing> listings_;
+    static int on_listing_turn(sd_event_source* source, void* userdata) noexcept;
+    // Appends a slice (all of it: everything); false once the reply is sent or failed.
+    bool continue_listing(PendingListing& listing, bool everything);
+    void end_listing(PendingListing& listing);
+    std::set<std::uint32_t> first_tids(const std::vector<PendingTask>& tasks) const;
 };
 
 } // namespace livepatchd::dbus

@@ -190,8 +190,10 @@ Result<void> Service::connect()
                  .kernel = kernel_,
                  .control = *control_,
                  .kernel_release = release_,
-                 .blocking_tasks = [this] { return blocking_tasks(); },
-                 .task_stacks = [this] { return pending_stacks(); },
+                 .pending_tasks = [this] { return pending_tasks(); },
+                 .blocking_task = [this](const PendingTask& task) { return blocking_task(task); },
+                 .task_stacks =
+                     [this](const std::set<std::uint32_t>& tids) { return pending_stacks(&tids); },
              });
     if (!config_.metrics.textfile.empty()) {
         metrics::MetricsSnapshot identity;
@@ -731,20 +733,35 @@ void Service::remediate(std::chrono::milliseconds elapsed, const std::vector<Pen
 {
     const std::string patch = watcher_.watched()->patch;
     // /proc is read only for the tasks the stop rung will look at: this runs every 100 ms of a
-    // transition, possibly with thousands of tasks pending.
+    // transition, possibly with thousands of tasks pending (reading one task's /proc and
+    // sd-login facts costs about 0.1-0.3 ms). So a round reads for at most facts_budget_usec,
+    // from where the last one stopped, and the stop rung decides on the tasks read (the others
+    // at the next rounds); a process stopped already needs no reading.
+    constexpr std::uint64_t facts_budget_usec = 20 * usec_per_msec;
     std::vector<TaskFacts> facts;
     const std::uint64_t now = now_monotonic(event_.get());
     const bool read_proc = remediation_.needs_facts(elapsed);
-    for (const PendingTask& task : pending) {
+    const std::uint64_t deadline = monotonic_usec() + facts_budget_usec;
+    const std::size_t first = pending.empty() ? 0 : facts_cursor_ % pending.size();
+    bool out_of_time = false;
+    for (std::size_t i = 0; i < pending.size(); i++) {
+        const PendingTask& task = pending[(first + i) % pending.size()];
         seen_.try_emplace(task.tid, Seen{now, 0, {}});
         if (!read_proc || remediation_.already_stopped(task)) {
             TaskFacts known;
             known.task = task;
             facts.push_back(std::move(known));
+        } else if (out_of_time) {
+            continue;
+        } else if (i > 0 && monotonic_usec() >= deadline) {
+            out_of_time = true;
+            facts_cursor_ = (first + i) % pending.size();
         } else if (auto f = read_task_facts(task)) {
             facts.push_back(std::move(*f));
         }
     }
+    if (!out_of_time)
+        facts_cursor_ = 0;
     std::vector<std::pair<std::uint32_t, std::string>> refused;
     const std::vector<Remedy> remedies = remediation_.decide(elapsed, facts, &refused);
     // One walk for the round, of the tasks it logs only: no hold's SIGCONT can fire meanwhile.
@@ -757,12 +774,12 @@ void Service::remediate(std::chrono::milliseconds elapsed, const std::vector<Pen
                 journal::log(LogLevel::warning, kicked.error().message, {{"PATCH", patch}});
                 continue;
             }
-            for (const TaskFacts& f : facts)
-                ++seen_[f.task.tid].kicks;
+            for (const PendingTask& task : pending)
+                ++seen_[task.tid].kicks;
             if (metrics_)
                 metrics_->tasks_kicked();
             journal::log(LogLevel::debug,
-                         patch + ": kicked " + std::to_string(facts.size()) + " pending task(s)",
+                         patch + ": kicked " + std::to_string(pending.size()) + " pending task(s)",
                          {{"PATCH", patch}});
             continue;
         }
@@ -826,36 +843,29 @@ void Service::stop_for_a_moment(const TaskFacts& facts,
     seen_[task.tid].actions.push_back("stopped for " + hold + " ms");
 }
 
-Result<std::vector<BlockingTask>> Service::blocking_tasks()
+BlockingTask Service::blocking_task(const PendingTask& task)
 {
-    auto pending = pending_tasks();
-    if (!pending)
-        return pending.error();
+    BlockingTask b;
+    if (auto facts = read_task_facts(task))
+        b.facts = std::move(*facts);
+    else
+        b.facts.task = task;
     const std::uint64_t now = monotonic_usec();
-    std::vector<BlockingTask> report;
-    for (PendingTask& task : *pending) {
-        BlockingTask b;
-        if (auto facts = read_task_facts(task))
-            b.facts = std::move(*facts);
-        else
-            b.facts.task = std::move(task);
-        const std::uint64_t since = b.facts.task.blocked_since_usec;
-        if (since != 0)
-            b.blocked_usec = usec_since(since, now);
-        if (b.facts.task.attempts)
-            b.actions.push_back("found blocked " + std::to_string(b.facts.task.attempts) +
-                                " time(s) by lpshim");
-        if (const auto seen = seen_.find(b.facts.task.tid); seen != seen_.end()) {
-            if (since == 0)
-                b.blocked_usec = usec_since(seen->second.first_usec, now);
-            if (seen->second.kicks)
-                b.actions.push_back("kicked " + std::to_string(seen->second.kicks) + " time(s)");
-            b.actions.insert(b.actions.end(), seen->second.actions.begin(),
-                             seen->second.actions.end());
-        }
-        report.push_back(std::move(b));
+    const std::uint64_t since = b.facts.task.blocked_since_usec;
+    if (since != 0)
+        b.blocked_usec = usec_since(since, now);
+    if (b.facts.task.attempts)
+        b.actions.push_back("found blocked " + std::to_string(b.facts.task.attempts) +
+                            " time(s) by lpshim");
+    if (const auto seen = seen_.find(b.facts.task.tid); seen != seen_.end()) {
+        if (since == 0)
+            b.blocked_usec = usec_since(seen->second.first_usec, now);
+        if (seen->second.kicks)
+            b.actions.push_back("kicked " + std::to_string(seen->second.kicks) + " time(s)");
+        b.actions.insert(b.actions.end(), seen->second.actions.begin(),
+                         seen->second.actions.end());
     }
-    return report;
+    return b;
 }
 
 void Service::save_transition_record()

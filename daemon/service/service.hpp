@@ -102,7 +102,9 @@ private:
     void remediate(std::chrono::milliseconds elapsed, const std::vector<PendingTask>& pending);
     void stop_for_a_moment(const TaskFacts& facts,
                            const std::map<std::uint32_t, std::vector<std::string>>& stacks);
-    Result<std::vector<BlockingTask>> blocking_tasks();
+    // What ListPendingTasks says of a pending task: its /proc and sd-login facts, how long it
+    // has blocked, what the ladder did about it.
+    BlockingTask blocking_task(const PendingTask& task);
     // Kernel stacks of the pending tasks, or of those in only: one walk of the task list.
     std::map<std::uint32_t, std::vector<std::string>>
     pending_stacks(const std::set<std::uint32_t>* only = nullptr);
@@ -150,6 +152,10 @@ private:
         std::vector<std::string> actions;
     };
     std::map<std::uint32_t, Seen> seen_;
+    // Where the stop rung's next round goes on reading /proc (an index into the pending list):
+    // a round reads for at most facts_budget_usec, so thousands of pending tasks are looked at
+    // over several rounds instead of stopping the loop for seconds.
+    std::size_t facts_cursor_ = 0;
     bool stall_acted_ = false;            // on_stall's action was taken in this transition
     std::string stall_waiting_;           // why it waits instead, as last reported
     std::uint64_t stall_looked_usec_ = 0; // when decide_stall last ran
