@@ -215,3 +215,23 @@ TEST_CASE("the pending map: leftovers of an earlier transition are not listed an
     CHECK(m.listed().empty());
     CHECK(m.map.empty()); // both given back: a plain hash map does not fill with them
 }
+
+TEST_CASE("the pending map: a tracker attached during a transition sees its switches")
+{
+    // Review of the issue-18 change: livepatchd restarted during a (stalled) transition
+    // attaches its programs after that transition's start, so the target stayed unknown (-1)
+    // and every switch was taken for a late one of before a reversal: switched tasks stayed
+    // listed for the rest of the transition, and the stop rung could SIGSTOP them.
+    PendingMapModel m; // no start seen
+    m.blocked(100, 4);
+    m.blocked(200, 4);
+    m.blocked(300, 4);
+    m.switched(100, 1);
+    m.switched(200, 1);
+    CHECK(m.listed() == std::set<__u32>{300});
+    // A reversal from then on is seen (a start): its rules hold again.
+    m.start(0);
+    m.blocked(300, 0);
+    m.switched(300, 1); // late, of before the reversal
+    CHECK(m.listed() == std::set<__u32>{300});
+}
