@@ -54,8 +54,9 @@ struct {
 
 /* Changed by the transition start and end programs; see the comment at the top. */
 __u32 transition_epoch = 0;
-/* The target of the transition under way (1 patched, 0 unpatched), -1 between transitions: a
- * task_switch to another target is a late one of before a reversal. */
+/* The target of the transition under way (1 patched, 0 unpatched): a task_switch to another
+ * target is a late one of before a reversal. -1 between transitions, and when attached during
+ * one (livepatchd restarted): then every switch is taken as one. */
 __s32 transition_target = -1;
 
 /* Inserts refused because the map was full, since the last transition start: while not 0, the

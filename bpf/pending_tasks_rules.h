@@ -34,11 +34,15 @@ PENDING_RULE enum pending_step pending_rule_blocked(const struct pending_task *p
 	return PENDING_STEP_INSERT;
 }
 
-/* lpshim_task_switch to state, the transition under way going to target (-1: none). */
+/*
+ * lpshim_task_switch to state, the transition under way going to target (-1: unknown, as for
+ * programs attached after its start, by a livepatchd restarted during it: a reversal since
+ * would have been seen, as a start, so a switch then is a switch).
+ */
 PENDING_RULE enum pending_step pending_rule_switch(const struct pending_task *p, __s32 state,
 						  __s32 target)
 {
-	if (state != target)
+	if (target >= 0 && state != target)
 		/* A late switch to the target before a reversal: the task is pending again. */
 		return PENDING_STEP_NONE;
 	if (p && (p->flags & PENDING_TASK_F_WATCHED))
