@@ -3,6 +3,7 @@
 
 #include <cstdarg>
 #include <cstdio>
+#include <string>
 
 #include <bpf/libbpf.h>
 
@@ -39,8 +40,21 @@ void note_rejection(std::string_view line)
 int print(enum libbpf_print_level level, const char* format, va_list args) noexcept
 {
     try {
-        char text[1024];
-        std::vsnprintf(text, sizeof text, format, args);
+        // libbpf prints a verifier's whole log in one message, its cause at the end: sized to
+        // fit, and when longer than 64 KiB, its end kept.
+        constexpr std::size_t keep = 64 * 1024;
+        va_list measure;
+        va_copy(measure, args);
+        const int length = std::vsnprintf(nullptr, 0, format, measure);
+        va_end(measure);
+        if (length < 0)
+            return 0;
+        std::string text(static_cast<std::size_t>(length) + 1, '\0');
+        std::vsnprintf(text.data(), text.size(), format, args);
+        text.resize(static_cast<std::size_t>(length));
+        if (text.size() > keep)
+            text = "[" + std::to_string(text.size() - keep) + " bytes cut] " +
+                   text.substr(text.size() - keep);
         std::string_view line(text);
         while (!line.empty() && line.back() == '\n')
             line.remove_suffix(1);
