@@ -305,3 +305,27 @@ TEST_CASE("lpshim's events read in one go: START(A), END(A), START(A or B) is on
     CHECK(e[0].outcome == "forced");
     CHECK(!v.watched());
 }
+
+TEST_CASE("an apply that completed inside its own write, then a revert by hand: two transitions")
+{
+    // Review of the issue-18 change: with no task to wait for, lpshim ends the transition
+    // inside the write to enabled, so its END is from before the time the watcher took after
+    // the write; it was dropped as an earlier transition's, and a revert by hand before the
+    // next look was then reported as the apply "reversed".
+    TransitionWatcher w(30s);
+    w.expect_kernel_start("lp_a", "patched");
+    CHECK(kinds(w.watch("lp_a", "patched", 10 * s)) == std::vector{Kind::started});
+    CHECK(w.kernel_started("lp_a", "patched", 10 * s - 500).empty()); // in the write: matched off
+    auto e = w.kernel_ended("lp_a", "patched", 0, 10 * s - 400, 10 * s + 100);
+    REQUIRE(kinds(e) == std::vector{Kind::ended});
+    CHECK(e[0].outcome == "completed");
+    e = w.kernel_started("lp_a", "unpatched", 10 * s + 50); // echo 0 > enabled
+    REQUIRE(kinds(e) == std::vector{Kind::started});
+    CHECK(e[0].target == "unpatched");
+    // An END from before that transition's own start stays an earlier one's.
+    TransitionWatcher v(30s);
+    v.expect_kernel_start("lp_b", "patched");
+    (void)v.watch("lp_b", "patched", 20 * s);
+    CHECK(v.kernel_started("lp_b", "patched", 20 * s - 500).empty());
+    CHECK(v.kernel_ended("lp_b", "patched", 0, 19 * s, 20 * s + 100).empty());
+}
