@@ -64,7 +64,7 @@ std::vector<TransitionChange> TransitionWatcher::watch(std::string_view patch,
     if (watched_)
         // A new transition starts only once the one before has ended, where it was going.
         events.push_back(end(watched_->direction(), now));
-    watched_ = WatchedTransition{std::string(patch), std::string(target), now, false, {}, false, 0};
+    watched_ = WatchedTransition{std::string(patch), std::string(target), now, false, {}, false, 0, 0};
     events.push_back({TransitionChange::Kind::started, watched_->patch, watched_->target, {}, {},
                       0});
     return events;
@@ -91,6 +91,9 @@ std::vector<TransitionChange> TransitionWatcher::kernel_started(std::string_view
         // The start of an action's transition, which is watched (or has ended) already.
         // Earlier expected starts were lost.
         expected_starts_.erase(expected_starts_.begin(), expected + 1);
+        if (watched_ && watched_->patch == patch && watched_->heading.empty() &&
+            watched_->target == target && at_usec < watched_->started_usec)
+            watched_->kernel_started_usec = at_usec;
         return {};
     }
     if (at_usec <= known_usec_)
@@ -108,7 +111,10 @@ std::vector<TransitionChange> TransitionWatcher::kernel_ended(std::string_view p
     if (!watched_ || watched_->patch != patch)
         return {}; // the look says where it is
     if (state == watched_->direction()) {
-        if (at_usec < watched_->started_usec)
+        const std::uint64_t began = watched_->kernel_started_usec != 0
+                                        ? watched_->kernel_started_usec
+                                        : watched_->started_usec;
+        if (at_usec < began)
             return {}; // an earlier transition's
         if (forced_tasks > 0)
             watched_->forced = true; // echo 1 > force by hand
@@ -125,7 +131,7 @@ std::vector<TransitionChange> TransitionWatcher::kernel_ended(std::string_view p
     watched_->heading.clear();
     watched_->forced = watched_->forced || forced_tasks > 0;
     events.push_back(end(std::string(state), at_usec));
-    watched_ = WatchedTransition{std::string(patch), back, since, false, {}, false, 0};
+    watched_ = WatchedTransition{std::string(patch), back, since, false, {}, false, 0, 0};
     events.push_back({TransitionChange::Kind::started, watched_->patch, watched_->target, {}, {},
                       0});
     return events;
@@ -154,7 +160,7 @@ std::vector<TransitionChange> TransitionWatcher::update(const std::vector<Kernel
         return events;
     if (!watched_) {
         known_usec_ = std::max(known_usec_, now);
-        watched_ = WatchedTransition{shown.patch, shown.target, now, false, {}, false, 0};
+        watched_ = WatchedTransition{shown.patch, shown.target, now, false, {}, false, 0, 0};
         events.push_back({TransitionChange::Kind::started, shown.patch, shown.target, {}, {}, 0});
     }
     const std::uint64_t elapsed = elapsed_usec(now);

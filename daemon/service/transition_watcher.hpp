@@ -37,6 +37,10 @@ struct WatchedTransition {
     // When it was last turned around (CLOCK_MONOTONIC, taken after the write that did it); 0:
     // never. Not kept across a restart.
     std::uint64_t reversed_usec = 0;
+    // When lpshim started it, by its start event (matched off as the action's); 0: not seen.
+    // A transition with nothing to wait for ends inside the action's write, before
+    // started_usec. Not kept across a restart.
+    std::uint64_t kernel_started_usec = 0;
     bool operator==(const WatchedTransition&) const = default;
     const std::string& direction() const { return heading.empty() ? target : heading; }
 };
