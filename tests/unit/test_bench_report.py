@@ -149,6 +149,47 @@ class BenchReport(unittest.TestCase):
         self.assertIn("## 6.12-b", text)
         self.assertIn("| 6.12-b | apply of 1000 functions |", text)
 
+    def test_the_pending_scale_figures_have_their_targets_and_section(self):
+        # issue 18: the vm-slow case's figures at 10,000 and 30,000 pending tasks.
+        with tempfile.TemporaryDirectory() as tmp:
+            scale = os.path.join(tmp, "pending-scale.txt")
+            with open(scale, "w") as f:
+                f.write("# kernel: 6.1-test\n# run: 2026-12-04, 4 GB guest.\n"
+                        "# measure: 10000 pending: livepatchctl blocking --json listed 10000, "
+                        "lpshim's debugfs 10000, in 812 ms\n"
+                        "# measure: 10000 pending: the process was seen stopped for 61 ms "
+                        "(hold_ms 50)\n"
+                        "# measure: 10000 pending: longest event loop dispatch 48 ms\n"
+                        "# measure: 30000 pending: livepatchctl blocking --json listed 29999, "
+                        "lpshim's debugfs 30000, in 2400 ms\n"
+                        "# measure: 30000 pending: the process was seen stopped for 170 ms "
+                        "(hold_ms 50)\n"
+                        "# measure: 30000 pending: longest event loop dispatch 140 ms\n")
+            data = {"kernel": "6.1-test", "date": "2026-11-22", "runs": 3, "cpus": 2,
+                    "results": results()}
+            path = os.path.join(tmp, "r.json")
+            with open(path, "w") as f:
+                json.dump(data, f)
+            md = os.path.join(tmp, "benchmarks.md")
+            subprocess.run([REPORT, "--markdown", md, "--plots", os.path.join(tmp, "p"),
+                            "--pending-scale", scale, path], check=True, capture_output=True)
+            with open(md) as f:
+                text = f.read()
+        self.assertIn("| 6.1-test | pending view exact at 10,000 tasks | 10,000 of 10,000 | all | met |",
+                      text)
+        self.assertIn("| 6.1-test | SIGSTOP hold at 10,000 tasks | 61 ms | 50 ± 50 ms | met |", text)
+        self.assertIn("| 6.1-test | longest loop dispatch at 10,000 tasks | 48 ms | ≤ 100 ms | met |",
+                      text)
+        self.assertIn("| 6.1-test | pending view exact at 30,000 tasks | 29,999 of 30,000 | all | "
+                      "**missed** |", text)
+        self.assertIn("| 6.1-test | SIGSTOP hold at 30,000 tasks | 170 ms | 50 ± 50 ms | **missed** |",
+                      text)
+        self.assertIn("| 6.1-test | longest loop dispatch at 30,000 tasks | 140 ms | ≤ 100 ms | "
+                      "**missed** |", text)
+        self.assertIn("## livepatchd with thousands of pending tasks (6.1-test)", text)
+        self.assertIn("| 30,000 | 29,999 | 30,000 | 2400 ms | 170 ms (50 ms) | 140 ms |", text)
+        self.assertIn("2026-12-04, 4 GB guest.", text)
+
 
 if __name__ == "__main__":
     REPORT = sys.argv.pop(1)
