@@ -237,6 +237,21 @@ TEST_CASE("label values from patch names are escaped: backslash, quote, newline,
         CHECK(line.ends_with("} 0") != line.ends_with("} 1"));
 }
 
+TEST_CASE("distinct patch names give distinct label values: a backslash is not printable()'s \\xNN")
+{
+    // Byte 0x01, and a backslash followed by "x01": the same label value would make two
+    // patches one series (a duplicate sample, which fails the whole file's scrape).
+    const std::string control = "a\x01";
+    const std::string backslash = R"(a\x01)";
+    CHECK(escape_label_value(control) != escape_label_value(backslash));
+
+    MetricsSnapshot s = identity();
+    s.patches = {{control, PatchState::applied, false}, {backslash, PatchState::applied, false}};
+    const auto forced = samples(render_textfile(s), "livepatchd_patch_forced");
+    REQUIRE(forced.size() == 2);
+    CHECK(forced[0] != forced[1]);
+}
+
 TEST_CASE("the duration histogram: bucket bounds are inclusive, sums in seconds")
 {
     DurationHistogram h;
