@@ -271,3 +271,39 @@ TEST_CASE("a directory that does not exist is an error that names it, and create
     REQUIRE(writer.write("x 1\n"));
     CHECK(read_file(file) == "x 1\n");
 }
+
+TEST_CASE("temporaries a crash left beside the file are removed at the first write, only its own")
+{
+    TempDir dir;
+    // A SIGKILL between the temporary's creation and its rename leaves these.
+    dir.write(".#livepatchd.promAb3dE6gH", "livepatchd_running 1\n");
+    dir.write(".#livepatchd.prom0123zzzz", "");
+    // Not this writer's: another file's temporaries, other names, what is not a regular file.
+    dir.write(".#other.promAb3dE6gH", "");
+    dir.write(".#livepatchd.promAb3dE6gH9", "");
+    dir.write(".#livepatchd.promAb3d-6gH", "");
+    dir.write(".#livepatchd.prom", "");
+    dir.write("node.prom", "node_x 1\n");
+    std::filesystem::create_directory(dir.path / ".#livepatchd.promDirDirDi");
+    dir.write("outside/target", "kept");
+    std::filesystem::create_symlink(dir.path / "outside" / "target",
+                                    dir.path / ".#livepatchd.promLinkLink");
+    Logged logged;
+    TextfileWriter writer(dir.path / "livepatchd.prom", logged.log());
+    REQUIRE(writer.write("x 1\n"));
+    CHECK(entries(dir.path) ==
+          std::vector<std::string>{".#livepatchd.prom", ".#livepatchd.promAb3d-6gH",
+                                   ".#livepatchd.promAb3dE6gH9", ".#livepatchd.promDirDirDi",
+                                   ".#livepatchd.promLinkLink", ".#other.promAb3dE6gH",
+                                   "livepatchd.prom", "node.prom", "outside"});
+    CHECK(dir.read("outside/target") == "kept");
+    REQUIRE(logged.lines.size() == 1);
+    CHECK(logged.lines[0].first == LogLevel::notice);
+    CHECK(logged.lines[0].second == "removed 2 temporary file(s) a crash left beside the metrics file " +
+                                        (dir.path / "livepatchd.prom").string());
+
+    // Only at the first write: what appears later is not this writer's to remove.
+    dir.write(".#livepatchd.promLater123", "");
+    REQUIRE(writer.write("x 2\n"));
+    CHECK(dir.exists(".#livepatchd.promLater123"));
+}
