@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include "metrics/textfile_writer.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -9,6 +10,7 @@
 #include <cerrno>
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <utility>
 
 #include "common/journal.hpp"
@@ -45,6 +47,47 @@ std::string temp_suffix()
     for (unsigned char byte : bytes)
         suffix += temp_alphabet[byte % temp_alphabet.size()];
     return suffix;
+}
+
+bool is_own_temporary(std::string_view entry, std::string_view name)
+{
+    if (!entry.starts_with(temp_prefix))
+        return false;
+    entry.remove_prefix(temp_prefix.size());
+    if (!entry.starts_with(name))
+        return false;
+    entry.remove_prefix(name.size());
+    return entry.size() == temp_suffix_size &&
+           entry.find_first_not_of(temp_alphabet) == std::string_view::npos;
+}
+
+// The temporaries of name that a crash left in the directory (a SIGKILL, the OOM killer or
+// the watchdog between their creation and their rename): removed, or they stay in
+// node_exporter's directory for good. Only regular files with exactly the names this writer
+// gives (the directory is prometheus', its other entries are not ours); unlinkat() removes
+// the name, never what a link points to. Returns how many it removed; a directory it cannot
+// read is the write's to report.
+unsigned remove_stale_temporaries(int dir_fd, std::string_view name)
+{
+    // fdopendir() takes over the fd it is given, so give it its own.
+    const int fd = ::openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    std::unique_ptr<DIR, int (*)(DIR*)> dir(::fdopendir(fd), ::closedir);
+    if (!dir) {
+        ::close(fd);
+        return 0;
+    }
+    unsigned removed = 0;
+    while (const dirent* entry = ::readdir(dir.get())) {
+        if (!is_own_temporary(entry->d_name, name))
+            continue;
+        struct stat st {};
+        if (::fstatat(dir_fd, entry->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            S_ISREG(st.st_mode) && ::unlinkat(dir_fd, entry->d_name, 0) == 0)
+            ++removed;
+    }
+    return removed;
 }
 
 // The temporary, removed again unless it was renamed into place.
@@ -87,6 +130,15 @@ Result<void> TextfileWriter::write_once(std::string_view content)
     if (!dir)
         return Error{errno, directory + ": cannot open the directory of the metrics file: " +
                                 std::strerror(errno)};
+    // Once, at the first write that finds the directory (livepatchd's start, or the first
+    // write after node_exporter was installed): later temporaries would be this process' own.
+    if (!stale_temporaries_removed_) {
+        stale_temporaries_removed_ = true;
+        if (const unsigned removed = remove_stale_temporaries(dir.get(), name); removed > 0)
+            log_(LogLevel::notice, "removed " + std::to_string(removed) +
+                                       " temporary file(s) a crash left beside the metrics file " +
+                                       path_.native());
+    }
     // Not AtomicFile: its commit() fsyncs the file and the directory, and this runs on the
     // event loop, up to ten times a second during a transition (the pending-task gauge), where
     // a slow disk would hold up the SIGCONT of a stopped task. Nothing needs this file to

@@ -42,6 +42,7 @@ private:
     Log log_;
     std::uint64_t failures_ = 0;
     bool failing_ = false; // the last write failed, and said so
+    bool stale_temporaries_removed_ = false; // a crash's temporaries, at the first write
 };
 
 } // namespace livepatchd::metrics
