@@ -307,3 +307,36 @@ TEST_CASE("temporaries a crash left beside the file are removed at the first wri
     REQUIRE(writer.write("x 2\n"));
     CHECK(dir.exists(".#livepatchd.promLater123"));
 }
+
+TEST_CASE("a symbolic link on the way to the file is refused: nothing is written where it points")
+{
+    TempDir dir;
+    // /var/lib/prometheus is prometheus' own: that user can put a link in node-exporter's place.
+    std::filesystem::create_directory(dir.path / "elsewhere");
+    std::filesystem::create_directory_symlink(dir.path / "elsewhere", dir.path / "node-exporter");
+    Logged logged;
+    TextfileWriter writer(dir.path / "node-exporter" / "livepatchd.prom", logged.log());
+    const auto written = writer.write("x 1\n");
+    REQUIRE(!written);
+    CHECK(written.error().errnum == ELOOP);
+    const std::string message =
+        (dir.path / "node-exporter").string() +
+        ": is a symbolic link, which livepatchd does not follow to write the metrics file " +
+        (dir.path / "node-exporter" / "livepatchd.prom").string() +
+        " (its owner could point it anywhere): set metrics.textfile to a path without links";
+    CHECK(written.error().message == message);
+    CHECK(entries(dir.path / "elsewhere").empty());
+    REQUIRE(logged.lines.size() == 1);
+    CHECK(logged.lines[0].first == LogLevel::err);
+    CHECK(logged.lines[0].second == "refusing to write the metrics file: " + message);
+
+    // A link higher up is refused the same.
+    std::filesystem::create_directories(dir.path / "real" / "node-exporter");
+    std::filesystem::create_directory_symlink(dir.path / "real", dir.path / "lib");
+    TextfileWriter deeper(dir.path / "lib" / "node-exporter" / "livepatchd.prom", logged.log());
+    const auto through = deeper.write("x 1\n");
+    REQUIRE(!through);
+    CHECK(through.error().errnum == ELOOP);
+    CHECK(through.error().message.starts_with((dir.path / "lib").string() + ": is a symbolic link"));
+    CHECK(entries(dir.path / "real" / "node-exporter").empty());
+}
