@@ -90,6 +90,44 @@ unsigned remove_stale_temporaries(int dir_fd, std::string_view name)
     return removed;
 }
 
+// The directory of file, opened from / one component at a time with O_NOFOLLOW: none may be
+// a symbolic link. The default directory is in /var/lib/prometheus, which prometheus owns on
+// Debian: that user could put a link to anywhere in node-exporter's place, and root would
+// write there. (openat2()'s RESOLVE_NO_SYMLINKS does the same in one call, from 5.6 on; this
+// works on every kernel and names the link it found.)
+Result<UniqueFd> open_directory_without_links(const std::filesystem::path& file)
+{
+    const std::filesystem::path directory = file.parent_path();
+    UniqueFd at(::open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!at)
+        return system_error("/", "cannot open the root directory", errno);
+    std::filesystem::path walked = "/";
+    for (const std::filesystem::path& part : directory.relative_path()) {
+        if (part.empty())
+            continue;
+        walked /= part;
+        UniqueFd next(
+            ::openat(at.get(), part.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        if (!next) {
+            const int errnum = errno;
+            struct stat st {};
+            if ((errnum == ELOOP || errnum == ENOTDIR) &&
+                ::fstatat(at.get(), part.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                S_ISLNK(st.st_mode))
+                return Error{ELOOP, walked.native() +
+                                        ": is a symbolic link, which livepatchd does not follow "
+                                        "to write the metrics file " +
+                                        file.native() +
+                                        " (its owner could point it anywhere): set "
+                                        "metrics.textfile to a path without links"};
+            return system_error(directory.native(),
+                                "cannot open the directory of the metrics file", errnum);
+        }
+        at = std::move(next);
+    }
+    return at;
+}
+
 // The temporary, removed again unless it was renamed into place.
 class Temporary {
 public:
@@ -122,14 +160,13 @@ TextfileWriter::TextfileWriter(std::filesystem::path path, Log log)
 
 Result<void> TextfileWriter::write_once(std::string_view content)
 {
-    const std::string directory = path_.parent_path().native();
     const std::string name = path_.filename().native();
     // Opened at each write: the directory may appear after livepatchd started (node_exporter
     // installed later), and a write is rare (a state change).
-    UniqueFd dir(::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!dir)
-        return Error{errno, directory + ": cannot open the directory of the metrics file: " +
-                                std::strerror(errno)};
+    auto opened = open_directory_without_links(path_);
+    if (!opened)
+        return std::move(opened).error();
+    const UniqueFd dir = std::move(opened).value();
     // Once, at the first write that finds the directory (livepatchd's start, or the first
     // write after node_exporter was installed): later temporaries would be this process' own.
     if (!stale_temporaries_removed_) {
@@ -181,7 +218,9 @@ Result<void> TextfileWriter::write(std::string_view content)
         ++failures_;
         // No directory is what a host without node_exporter looks like at the default path: a
         // notice, not a warning, at every start of such a host.
-        if (!failing_ && written.error().errnum == ENOENT)
+        if (!failing_ && written.error().errnum == ELOOP)
+            log_(LogLevel::err, "refusing to write the metrics file: " + written.error().message);
+        else if (!failing_ && written.error().errnum == ENOENT)
             log_(LogLevel::notice,
                  "no metrics file: " + written.error().message +
                      " (install prometheus-node-exporter and restart livepatchd, or set "
