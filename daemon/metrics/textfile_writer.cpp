@@ -7,8 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <memory>
 #include <utility>
@@ -216,8 +216,9 @@ Result<void> TextfileWriter::write(std::string_view content)
     auto written = write_once(content);
     if (!written) {
         ++failures_;
-        // No directory is what a host without node_exporter looks like at the default path: a
-        // notice, not a warning, at every start of such a host.
+        // A link on the way is refused (open_directory_without_links()): an error, as it
+        // takes the admin to fix it. No directory is what a host without node_exporter looks
+        // like at the default path: a notice, not a warning, at every start of such a host.
         if (!failing_ && written.error().errnum == ELOOP)
             log_(LogLevel::err, "refusing to write the metrics file: " + written.error().message);
         else if (!failing_ && written.error().errnum == ENOENT)
