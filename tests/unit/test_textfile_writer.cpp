@@ -131,6 +131,10 @@ TEST_CASE("a write makes no fsync: nothing on livepatchd's event loop waits for 
         UniqueFd fd(::open(dir.path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
         return ::fsync(fd.get()) == 0;
     });
+    INFO("the syncing child: "
+         << (WIFEXITED(syncing) && WEXITSTATUS(syncing) == 2
+                 ? std::string("could not install the seccomp filter (prctl)")
+                 : "wait status " + std::to_string(syncing)));
     REQUIRE(WIFSIGNALED(syncing));
     CHECK(WTERMSIG(syncing) == SIGSYS);
 
