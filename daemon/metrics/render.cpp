@@ -77,9 +77,18 @@ std::string_view flag(bool value) { return value ? "1" : "0"; }
 std::string escape_label_value(std::string_view value)
 {
     // printable() first: the format is UTF-8, and a name may hold any bytes (a patch loaded
-    // outside livepatchd is named by its sysfs directory). Its \xNN escapes then get their
-    // backslash doubled like any other.
-    const std::string text = printable(value);
+    // outside livepatchd is named by its sysfs directory). It leaves a backslash as it is, so
+    // a name's own backslash is doubled before it: otherwise byte 0x01 and the four characters
+    // \x01 would be one label value, two patches one series. Then every backslash gets
+    // doubled again, as the format wants.
+    std::string backslashes_doubled;
+    backslashes_doubled.reserve(value.size());
+    for (char c : value) {
+        if (c == '\\')
+            backslashes_doubled += '\\';
+        backslashes_doubled += c;
+    }
+    const std::string text = printable(backslashes_doubled);
     std::string escaped;
     escaped.reserve(text.size());
     for (char c : text) {

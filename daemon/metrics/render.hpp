@@ -16,8 +16,8 @@ namespace livepatchd::metrics {
 
 std::string render_textfile(const MetricsSnapshot& snapshot);
 
-// A label value as the format wants it: printable UTF-8 (printable()), then \ " and newline
-// escaped.
+// A label value as the format wants it: printable UTF-8 (printable(), with a backslash of
+// value's own doubled so that distinct values stay distinct), then \ " and newline escaped.
 std::string escape_label_value(std::string_view value);
 
 } // namespace livepatchd::metrics

@@ -3,9 +3,10 @@
 // TextfileWriter: puts the metrics file in place for node_exporter's textfile collector, so
 // that a scrape never reads a part of it: the text goes to a temporary in the same directory
 // (".#<name>XXXXXX": not *.prom, so the collector skips it), readable by node_exporter's user
-// (0644, whatever livepatchd's umask), fsync()ed, renamed over the file (AtomicFile). A write
-// that fails leaves the previous file as it was and no temporary; it is logged once, until a
-// write works again.
+// (0644, whatever livepatchd's umask), renamed over the file. Not fsync()ed: it is written on
+// the event loop, and livepatchd rewrites it at every start (docs/metrics.md says what a power
+// loss leaves). A write that fails leaves the previous file as it was and no temporary; it is
+// logged once, until a write works again.
 #pragma once
 
 #include <cstdint>
@@ -41,6 +42,7 @@ private:
     Log log_;
     std::uint64_t failures_ = 0;
     bool failing_ = false; // the last write failed, and said so
+    bool stale_temporaries_removed_ = false; // a crash's temporaries, at the first write
 };
 
 } // namespace livepatchd::metrics

@@ -219,7 +219,8 @@ TEST_CASE("label values from patch names are escaped: backslash, quote, newline,
 {
     CHECK(escape_label_value("lp_fix") == "lp_fix");
     CHECK(escape_label_value(R"(a"b)") == R"(a\"b)");
-    CHECK(escape_label_value(R"(a\b)") == R"(a\\b)");
+    // A backslash of the name's own: doubled before printable(), whose \xNN it could pass for.
+    CHECK(escape_label_value(R"(a\b)") == R"(a\\\\b)");
     // Not UTF-8, and a control character: printable()'s \xNN, whose backslash is escaped.
     CHECK(escape_label_value("a\xff" "b") == R"(a\\xffb)");
     CHECK(escape_label_value("a\nb") == R"(a\\x0ab)");
@@ -229,12 +230,27 @@ TEST_CASE("label values from patch names are escaped: backslash, quote, newline,
     s.patches = {{"lp_\"quoted\"\\\n\xff", PatchState::installed, true}};
     const std::string text = render_textfile(s);
     CHECK(samples(text, "livepatchd_patch_forced") ==
-          std::vector<std::string>{R"(livepatchd_patch_forced{patch="lp_\"quoted\"\\\\x0a\\xff"} 1)"});
+          std::vector<std::string>{R"(livepatchd_patch_forced{patch="lp_\"quoted\"\\\\\\x0a\\xff"} 1)"});
     CHECK(samples(text, "livepatchd_patch_state")[0] ==
-          R"(livepatchd_patch_state{patch="lp_\"quoted\"\\\\x0a\\xff",state="installed"} 1)");
+          R"(livepatchd_patch_state{patch="lp_\"quoted\"\\\\\\x0a\\xff",state="installed"} 1)");
     // Every line is one sample or comment: the name's newline did not end a line.
     for (const std::string& line : samples(text, "livepatchd_patch_state"))
         CHECK(line.ends_with("} 0") != line.ends_with("} 1"));
+}
+
+TEST_CASE("distinct patch names give distinct label values: a backslash is not printable()'s \\xNN")
+{
+    // Byte 0x01, and a backslash followed by "x01": the same label value would make two
+    // patches one series (a duplicate sample, which fails the whole file's scrape).
+    const std::string control = "a\x01";
+    const std::string backslash = R"(a\x01)";
+    CHECK(escape_label_value(control) != escape_label_value(backslash));
+
+    MetricsSnapshot s = identity();
+    s.patches = {{control, PatchState::applied, false}, {backslash, PatchState::applied, false}};
+    const auto forced = samples(render_textfile(s), "livepatchd_patch_forced");
+    REQUIRE(forced.size() == 2);
+    CHECK(forced[0] != forced[1]);
 }
 
 TEST_CASE("the duration histogram: bucket bounds are inclusive, sums in seconds")

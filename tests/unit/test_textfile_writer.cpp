@@ -8,17 +8,30 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
 #include <fstream>
 #include <iterator>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "common/unique_fd.hpp"
 #include "metrics/textfile_writer.hpp"
 #include "temp_dir.hpp"
 
@@ -60,7 +73,87 @@ struct Logged {
     }
 };
 
+#if defined(__x86_64__)
+constexpr std::uint32_t native_audit_arch = AUDIT_ARCH_X86_64;
+#elif defined(__aarch64__)
+constexpr std::uint32_t native_audit_arch = AUDIT_ARCH_AARCH64;
+#else
+constexpr std::uint32_t native_audit_arch = 0; // the test says it cannot run
+#endif
+
+// Runs body in a child process in which any call of fsync(2), fdatasync(2), syncfs(2), sync(2)
+// or sync_file_range(2) kills the process (seccomp, SIGSYS): the kernel itself says whether the
+// code under test writes to disk, with no seam in that code. Returns the child's wait status.
+int wait_status_without_disk_syncs(const std::function<bool()>& body)
+{
+    const pid_t pid = ::fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        sock_filter filter[] = {
+            BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
+            BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, native_audit_arch, 1, 0),
+            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+            BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+            BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_fsync, 5, 0),
+            BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_fdatasync, 4, 0),
+            BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_syncfs, 3, 0),
+            BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_sync, 2, 0),
+            BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_sync_file_range, 1, 0),
+            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+        };
+        sock_fprog program{static_cast<unsigned short>(std::size(filter)), filter};
+        if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+            ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program) < 0)
+            ::_exit(2);
+        bool ok = false;
+        try {
+            ok = body();
+        } catch (...) {
+        }
+        ::_exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    return status;
+}
+
 } // namespace
+
+TEST_CASE("a write makes no fsync: nothing on livepatchd's event loop waits for the disk")
+{
+    REQUIRE_MESSAGE(native_audit_arch != 0, "no seccomp audit arch for this machine in the test");
+    TempDir dir;
+    // The seam first: an fsync in the child kills it, so a write that syncs cannot pass.
+    const int syncing = wait_status_without_disk_syncs([&] {
+        UniqueFd fd(::open(dir.path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        return ::fsync(fd.get()) == 0;
+    });
+    INFO("the syncing child: "
+         << (WIFEXITED(syncing) && WEXITSTATUS(syncing) == 2
+                 ? std::string("could not install the seccomp filter (prctl)")
+                 : "wait status " + std::to_string(syncing)));
+    REQUIRE(WIFSIGNALED(syncing));
+    CHECK(WTERMSIG(syncing) == SIGSYS);
+
+    const auto file = dir.path / "livepatchd.prom";
+    const int writing = wait_status_without_disk_syncs([&] {
+        TextfileWriter writer(file, [](LogLevel, const std::string&) {});
+        // The first write of a start, then one that replaces it.
+        return writer.write("x 1\n") && writer.write("x 2\n");
+    });
+    const std::string how = WIFSIGNALED(writing)
+                                ? "killed by signal " + std::to_string(WTERMSIG(writing)) +
+                                      (WTERMSIG(writing) == SIGSYS ? " (SIGSYS: a disk sync)" : "")
+                                : "exit status " + std::to_string(WEXITSTATUS(writing));
+    INFO("the writing child: " << how);
+    CHECK(WIFEXITED(writing));
+    CHECK(WEXITSTATUS(writing) == 0);
+    CHECK(read_file(file) == "x 2\n");
+    CHECK(entries(dir.path) == std::vector<std::string>{"livepatchd.prom"});
+}
 
 TEST_CASE("a reader never sees a partial file while it is rewritten")
 {
@@ -181,4 +274,73 @@ TEST_CASE("a directory that does not exist is an error that names it, and create
     std::filesystem::create_directory(dir.path / "node-exporter");
     REQUIRE(writer.write("x 1\n"));
     CHECK(read_file(file) == "x 1\n");
+}
+
+TEST_CASE("temporaries a crash left beside the file are removed at the first write, only its own")
+{
+    TempDir dir;
+    // A SIGKILL between the temporary's creation and its rename leaves these.
+    dir.write(".#livepatchd.promAb3dE6gH", "livepatchd_running 1\n");
+    dir.write(".#livepatchd.prom0123zzzz", "");
+    // Not this writer's: another file's temporaries, other names, what is not a regular file.
+    dir.write(".#other.promAb3dE6gH", "");
+    dir.write(".#livepatchd.promAb3dE6gH9", "");
+    dir.write(".#livepatchd.promAb3d-6gH", "");
+    dir.write(".#livepatchd.prom", "");
+    dir.write("node.prom", "node_x 1\n");
+    std::filesystem::create_directory(dir.path / ".#livepatchd.promDirDirDi");
+    dir.write("outside/target", "kept");
+    std::filesystem::create_symlink(dir.path / "outside" / "target",
+                                    dir.path / ".#livepatchd.promLinkLink");
+    Logged logged;
+    TextfileWriter writer(dir.path / "livepatchd.prom", logged.log());
+    REQUIRE(writer.write("x 1\n"));
+    CHECK(entries(dir.path) ==
+          std::vector<std::string>{".#livepatchd.prom", ".#livepatchd.promAb3d-6gH",
+                                   ".#livepatchd.promAb3dE6gH9", ".#livepatchd.promDirDirDi",
+                                   ".#livepatchd.promLinkLink", ".#other.promAb3dE6gH",
+                                   "livepatchd.prom", "node.prom", "outside"});
+    CHECK(dir.read("outside/target") == "kept");
+    REQUIRE(logged.lines.size() == 1);
+    CHECK(logged.lines[0].first == LogLevel::notice);
+    CHECK(logged.lines[0].second == "removed 2 temporary file(s) a crash left beside the metrics file " +
+                                        (dir.path / "livepatchd.prom").string());
+
+    // Only at the first write: what appears later is not this writer's to remove.
+    dir.write(".#livepatchd.promLater123", "");
+    REQUIRE(writer.write("x 2\n"));
+    CHECK(dir.exists(".#livepatchd.promLater123"));
+}
+
+TEST_CASE("a symbolic link on the way to the file is refused: nothing is written where it points")
+{
+    TempDir dir;
+    // /var/lib/prometheus is prometheus' own: that user can put a link in node-exporter's place.
+    std::filesystem::create_directory(dir.path / "elsewhere");
+    std::filesystem::create_directory_symlink(dir.path / "elsewhere", dir.path / "node-exporter");
+    Logged logged;
+    TextfileWriter writer(dir.path / "node-exporter" / "livepatchd.prom", logged.log());
+    const auto written = writer.write("x 1\n");
+    REQUIRE(!written);
+    CHECK(written.error().errnum == ELOOP);
+    const std::string message =
+        (dir.path / "node-exporter").string() +
+        ": is a symbolic link, which livepatchd does not follow to write the metrics file " +
+        (dir.path / "node-exporter" / "livepatchd.prom").string() +
+        " (its owner could point it anywhere): set metrics.textfile to a path without links";
+    CHECK(written.error().message == message);
+    CHECK(entries(dir.path / "elsewhere").empty());
+    REQUIRE(logged.lines.size() == 1);
+    CHECK(logged.lines[0].first == LogLevel::err);
+    CHECK(logged.lines[0].second == "refusing to write the metrics file: " + message);
+
+    // A link higher up is refused the same.
+    std::filesystem::create_directories(dir.path / "real" / "node-exporter");
+    std::filesystem::create_directory_symlink(dir.path / "real", dir.path / "lib");
+    TextfileWriter deeper(dir.path / "lib" / "node-exporter" / "livepatchd.prom", logged.log());
+    const auto through = deeper.write("x 1\n");
+    REQUIRE(!through);
+    CHECK(through.error().errnum == ELOOP);
+    CHECK(through.error().message.starts_with((dir.path / "lib").string() + ": is a symbolic link"));
+    CHECK(entries(dir.path / "real" / "node-exporter").empty());
 }

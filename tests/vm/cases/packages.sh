@@ -5,8 +5,8 @@
 # livepatchd`, a patch module built against lpshim-dev only (no source tree) is installed,
 # applied and reverted; the other Debian kernel's headers arrive after the packages (a kernel
 # upgrade: its header package is removed before and installed again after, with apt) and DKMS
-# builds lpshim.ko for it too; `apt remove livepatchd` keeps the state,
-# `apt purge` of all three leaves no module loaded, no unit and no state.
+# builds lpshim.ko for it too; `apt remove livepatchd` keeps the state and removes the metrics
+# textfile, `apt purge` of all three leaves no module loaded, no unit and no state.
 #   tests/vm/cases/packages.sh BUILD_DIR   (the .debs in BUILD_DIR/tests/vm: tests/vm/package-case builds them)
 . "$(dirname "$0")/../lib.sh"
 
@@ -61,6 +61,11 @@ echo "# running $K; $OTHER's headers (${other_pkgs[*]}) come after the packages"
 # left livepatchd running. An operator's machine has none: nor has the guest.
 rm -f /usr/sbin/policy-rc.d
 
+# node_exporter's textfile directory, as prometheus-node-exporter makes it: livepatchd writes
+# its metrics there (docs/metrics.md), and the package's postrm removes them again.
+TEXTFILE=/var/lib/prometheus/node-exporter/livepatchd.prom
+mkdir -p "${TEXTFILE%/*}"
+
 # --- apt install ------------------------------------------------------------------------------
 DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${debs[@]}" \
 	>"$SCRATCH/apt.log" 2>&1 || { cat "$SCRATCH/apt.log" >&2; fail "apt-get install of the packages failed"; }
@@ -90,6 +95,8 @@ wait_until 5 "livepatchd says which configuration it used" sh -c \
 	"journalctl -u livepatchd --no-pager -o cat | grep -qxF 'no configuration file /etc/livepatchd/livepatchd.json: the built-in defaults apply'"
 ok "livepatchd says it found no /etc/livepatchd/livepatchd.json"
 expect_eq "$(command -v livepatchctl)" /usr/bin/livepatchctl "livepatchctl is the package's"
+wait_until 5 "livepatchd wrote $TEXTFILE" test -f "$TEXTFILE"
+ok "livepatchd writes its metrics to $TEXTFILE"
 
 # --- a patch module against lpshim-dev only -----------------------------------------------------
 cp "$REPO/examples/lpshim_example_cmdline.c" "$SCRATCH/$P.c"
@@ -135,6 +142,9 @@ DEBIAN_FRONTEND=noninteractive apt-get remove -y livepatchd >"$SCRATCH/apt.log" 
 	fail "apt-get remove livepatchd removed the state in /var/lib/livepatchd"
 ok "apt-get remove livepatchd keeps /var/lib/livepatchd"
 expect_eq "$(systemctl is-active livepatchd)" inactive "the service is stopped after remove"
+# Else node_exporter serves its last patch states (running 0) for as long as the host lives.
+[[ ! -e $TEXTFILE ]] || fail "apt-get remove livepatchd left $TEXTFILE: $(grep -E '^livepatchd_(running|patch_state)' "$TEXTFILE" | head -3)"
+ok "apt-get remove livepatchd removes its metrics file"
 
 DEBIAN_FRONTEND=noninteractive apt-get purge -y livepatchd lpshim-dkms lpshim-dev >"$SCRATCH/apt.log" 2>&1 ||
 	{ cat "$SCRATCH/apt.log" >&2; fail "apt-get purge failed"; }
