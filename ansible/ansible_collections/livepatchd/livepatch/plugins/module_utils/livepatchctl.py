@@ -165,7 +165,8 @@ def wait_transition(ctl, name, timeout, poll_interval, sleep=time.sleep, clock=t
                 'left, livepatchd State %s); livepatchd keeps at it and its '
                 'transition.on_stall decides what happens at its stall timeout: see '
                 "'livepatchctl blocking -v' and 'journalctl -u livepatchd' on the host"
-                % (name, status.get('TransitionTarget') or '?', timeout, patch.get('State'),
+                % (name, status.get('TransitionTarget') or '?', timeout,
+                   patch.get('State') if patch else 'absent',
                    status.get('PendingTasks', 0), status.get('State')),
                 error='Timeout')
             error.blocking = blocking

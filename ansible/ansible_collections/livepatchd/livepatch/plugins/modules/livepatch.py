@@ -16,6 +16,9 @@ description:
   - Waits for the transition of an apply or a revert to end, at most I(timeout) seconds, and
     fails with livepatchd's named error (for example C(NotTopPatch), C(KernelMismatch),
     C(TransitionInProgress)) and the tasks that block the transition when it cannot finish.
+  - A patch whose apply is still under way (one that timed out) is reverted in flight by
+    I(state=reverted) or I(state=absent), at once (livepatchd's Revert reverses it); for the
+    other states such a transition is first waited for.
   - Supports check mode and diff mode (the patch's state before and after).
 version_added: 0.1.0
 author:
@@ -242,8 +245,9 @@ class PatchRun(object):
                     % (self.name, self.src, installed, self.name),
                 error='NameMismatch', **self.result)
 
-    def transition(self, verb):
-        wait_idle(self.ctl, self.timeout, self.poll)
+    def transition(self, verb, in_flight=False):
+        if not in_flight:
+            wait_idle(self.ctl, self.timeout, self.poll)
         self.ctl.run('--no-block', verb, self.name)
         status, blocking = wait_transition(self.ctl, self.name, self.timeout, self.poll)
         patch = find_patch(status, self.name)
@@ -268,11 +272,16 @@ class PatchRun(object):
         try:
             status = self.ctl.status()
             patch = find_patch(status, self.name)
-            if patch is not None and patch.get('State') in MOVING_STATES:
+            current = patch.get('State') if patch else 'absent'
+            # An apply under way (one that timed out, someone else's) is undone by reverting
+            # it in flight (docs/dbus-api.md, Revert): waiting for its end first could wait
+            # forever on the very transition that is to be undone.
+            in_flight = wanted in ('reverted', 'absent') and current == 'applying'
+            if current in MOVING_STATES and not in_flight:
                 # Someone else's transition of this patch: its end decides what is left to do.
                 status, dummy = wait_transition(self.ctl, self.name, self.timeout, self.poll)
                 patch = find_patch(status, self.name)
-            current = patch.get('State') if patch else 'absent'
+                current = patch.get('State') if patch else 'absent'
             self.result['previous_state'] = current
             if wanted in ('installed', 'applied'):
                 self.check_src(patch)
@@ -299,7 +308,7 @@ class PatchRun(object):
                     wait_idle(self.ctl, self.timeout, self.poll)
                     self.ctl.run('remove', self.name)
                 else:
-                    self.transition(action)
+                    self.transition(action, in_flight and action == 'revert')
             patch = find_patch(self.ctl.status(), self.name)
         except LivepatchctlError as e:
             self.fail(e)
