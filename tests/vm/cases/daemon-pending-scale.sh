@@ -34,6 +34,18 @@ seen_stopped_ms() {
 	t1=${EPOCHREALTIME/[.,]/}
 	echo $(((10#$t1 - 10#$t0) / 1000))
 }
+# sleepers_ready OUT PID: the sleepers tool said "ready", or it is gone (then the wait ends at
+# once and the check after it fails, rather than waiting out the limit).
+sleepers_ready() { grep -qx ready "$1" || ! kill -0 "$2" 2>/dev/null; }
+# start_sleepers N: N threads asleep in lpshim_target_sleep; their pid in $pid.
+start_sleepers() {
+	out=$(mktemp)
+	"$TOOLS/sleepers" "$1" /dev/lpshim_target_sleep >"$out" &
+	pid=$!
+	wait_until 900 "$1 threads exist" sleepers_ready "$out" $pid
+	grep -qx ready "$out" || fail "the sleepers tool could not start $1 threads (see its message above)"
+	wait_until 900 "$1 threads sleep in lpshim_target_sleep" sh -c "[ \$(cat $T/sleepers) -ge $1 ]"
+}
 # config STOP: livepatchd's configuration, the stop rung on (true) or off; never the kick (it
 # would move the sleepers on its own).
 config() {
@@ -71,11 +83,7 @@ systemctl restart livepatchd
 sysctl -qw kernel.threads-max=$threads_max
 cursor=$(journalctl -u livepatchd -n 1 --show-cursor --no-pager | sed -n 's/^-- cursor: //p')
 livepatchctl install "$(module_path $C)" >/dev/null
-out=$(mktemp)
-"$TOOLS/sleepers" 1500 /dev/lpshim_target_sleep >"$out" &
-pid=$!
-wait_until 300 "1500 threads exist" grep -qx ready "$out"
-wait_until 300 "1500 threads sleep in lpshim_target_sleep" sh -c "[ \$(cat $T/sleepers) -ge 1500 ]"
+start_sleepers 1500
 livepatchctl apply --no-block $C
 wait_until 60 "State is transitioning" state_is transitioning
 wait_until 300 "lpshim lists the 1500 sleepers" sh -c "[ \$(wc -l </sys/kernel/debug/lpshim/tasks) -ge 1500 ]"
@@ -100,11 +108,7 @@ for n in ${PENDING_SCALE:-10000 30000}; do
 	cursor=$(journalctl -u livepatchd -n 1 --show-cursor --no-pager | sed -n 's/^-- cursor: //p')
 	livepatchctl install "$(module_path $C)" >/dev/null
 
-	out=$(mktemp)
-	"$TOOLS/sleepers" $n /dev/lpshim_target_sleep >"$out" &
-	pid=$!
-	wait_until 900 "$n threads exist" grep -qx ready "$out"
-	wait_until 900 "$n threads sleep in lpshim_target_sleep" sh -c "[ \$(cat $T/sleepers) -ge $n ]"
+	start_sleepers $n
 
 	livepatchctl apply --no-block $C
 	wait_until 60 "State is transitioning" state_is transitioning
