@@ -129,7 +129,13 @@ int pending_on_task_blocked(struct bpf_raw_tracepoint_args *ctx)
 	fresh.transition = epoch;
 	fresh.attempts = (__u32)ctx->args[3] + 1;
 	fresh.reason = (__u32)ctx->args[1];
-	if (bpf_map_update_elem(&pending, &tid, &fresh, BPF_ANY) < 0)
+	/*
+	 * The result as an int: before 6.4 the verifier turns this call into one of the map's
+	 * update op, which returns int, and r0's upper half is not sign-extended (fixed upstream
+	 * by "bpf: Change return type of map ops to long"): compared as a long, -E2BIG of a full
+	 * map read as success, and nothing was counted (seen on 6.1).
+	 */
+	if ((int)bpf_map_update_elem(&pending, &tid, &fresh, BPF_ANY) < 0)
 		__sync_fetch_and_add(&overflowed, 1);
 	return 0;
 }
