@@ -26,11 +26,13 @@ Error system_error(std::string_view origin, std::string_view doing, int errnum)
                              std::strerror(errnum)};
 }
 
+constexpr std::string_view temp_alphabet =
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+constexpr std::size_t temp_suffix_size = 8;
+
 std::string random_suffix()
 {
-    static constexpr char alphabet[] =
-        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    unsigned char bytes[8] = {};
+    unsigned char bytes[temp_suffix_size] = {};
     // GRND_INSECURE would do, but needs 5.6; a short read or an error only costs uniqueness,
     // which O_EXCL checks anyway.
     if (::getrandom(bytes, sizeof bytes, GRND_NONBLOCK) != static_cast<ssize_t>(sizeof bytes)) {
@@ -40,7 +42,7 @@ std::string random_suffix()
     }
     std::string suffix;
     for (unsigned char byte : bytes)
-        suffix += alphabet[byte % (sizeof alphabet - 1)];
+        suffix += temp_alphabet[byte % temp_alphabet.size()];
     return suffix;
 }
 
@@ -110,11 +112,12 @@ Result<void> AtomicFile::write(std::string_view data)
     return {};
 }
 
-Result<void> AtomicFile::commit(Overwrite overwrite)
+Result<void> AtomicFile::commit(Overwrite overwrite, Durability durability)
 {
+    const bool synced = durability == Durability::synced;
     // The data must be on disk before the name points at it: otherwise a crash after the
     // rename can leave an empty or partial file under the real name (ext4 delalloc, xfs).
-    if (::fsync(fd_.get()) < 0)
+    if (synced && ::fsync(fd_.get()) < 0)
         return system_error(dir_origin_ + "/" + name_, "cannot write to disk", errno);
     const int r = overwrite == Overwrite::replace
                       ? ::renameat(dir_fd_, temp_name_.c_str(), dir_fd_, name_.c_str())
@@ -124,7 +127,7 @@ Result<void> AtomicFile::commit(Overwrite overwrite)
     committed_ = true;
     fd_.reset();
     // The rename is done and visible: a failure here only means it may not survive a crash.
-    return sync_directory(dir_fd_, dir_origin_);
+    return synced ? sync_directory(dir_fd_, dir_origin_) : Result<void>{};
 }
 
 Result<void> write_file_atomically(int dir_fd, const std::string& dir_origin,
@@ -173,6 +176,18 @@ Result<std::string> read_file_at(int dir_fd, std::string_view dir_origin,
 bool is_temp_file_name(std::string_view name)
 {
     return name.starts_with(temp_prefix);
+}
+
+bool is_temp_file_of(std::string_view name, std::string_view of_name)
+{
+    if (!name.starts_with(temp_prefix))
+        return false;
+    name.remove_prefix(temp_prefix.size());
+    if (!name.starts_with(of_name))
+        return false;
+    name.remove_prefix(of_name.size());
+    return name.size() == temp_suffix_size &&
+           name.find_first_not_of(temp_alphabet) == std::string_view::npos;
 }
 
 Result<unsigned> remove_stale_temp_files(int dir_fd, std::string_view dir_origin)

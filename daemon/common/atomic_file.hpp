@@ -22,6 +22,12 @@ enum class Overwrite {
     refuse,  // fail with EEXIST if the name exists (installing a patch: no silent replace)
 };
 
+enum class Durability {
+    synced,   // fsync the file before the rename and the directory after: survives a power loss
+    unsynced, // the rename alone: a reader never sees a part of it, but a power loss may leave
+              // the old file (or, but on ext4, an empty one); for files rewritten at every start
+};
+
 class AtomicFile {
 public:
     // dir_fd is borrowed and must outlive the AtomicFile; dir_origin names the directory in
@@ -44,9 +50,10 @@ public:
     // The name commit() gives the file, when it is known only from the content (a patch's
     // name is in its modinfo): the temporary keeps its own name.
     void set_name(std::string name) { name_ = std::move(name); }
-    // fsync, rename into place, fsync the directory. With Overwrite::refuse an existing file
-    // makes it fail with errnum EEXIST and nothing changes.
-    Result<void> commit(Overwrite overwrite);
+    // fsync, rename into place, fsync the directory (Durability::unsynced: the rename only).
+    // With Overwrite::refuse an existing file makes it fail with errnum EEXIST and nothing
+    // changes.
+    Result<void> commit(Overwrite overwrite, Durability durability = Durability::synced);
 
 private:
     AtomicFile(int dir_fd, std::string dir_origin, std::string name, std::string temp_name,
@@ -73,8 +80,9 @@ Result<void> sync_directory(int dir_fd, std::string_view dir_origin);
 Result<std::string> read_file_at(int dir_fd, std::string_view dir_origin,
                                  const std::string& name, std::size_t max_size);
 
-// Whether name is one of AtomicFile's temporaries.
+// Whether name is one of AtomicFile's temporaries; of_name: one it made for the file of_name.
 bool is_temp_file_name(std::string_view name);
+bool is_temp_file_of(std::string_view name, std::string_view of_name);
 
 // Removes the temporaries a crash left in the directory. Returns how many it removed.
 Result<unsigned> remove_stale_temp_files(int dir_fd, std::string_view dir_origin);

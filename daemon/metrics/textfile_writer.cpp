@@ -3,7 +3,6 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,6 +12,7 @@
 #include <memory>
 #include <utility>
 
+#include "common/atomic_file.hpp"
 #include "common/journal.hpp"
 #include "common/unique_fd.hpp"
 
@@ -22,43 +22,9 @@ namespace {
 
 constexpr mode_t textfile_mode = 0644; // node_exporter runs as its own user
 
-// The temporary's name: ".#<name>" and temp_suffix_size characters of temp_alphabet, as
-// AtomicFile names its own.
-constexpr std::string_view temp_prefix = ".#";
-constexpr std::size_t temp_suffix_size = 8;
-constexpr std::string_view temp_alphabet =
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-
 Error system_error(const std::string& origin, std::string_view doing, int errnum)
 {
     return Error{errnum, origin + ": " + std::string(doing) + ": " + std::strerror(errnum)};
-}
-
-std::string temp_suffix()
-{
-    unsigned char bytes[temp_suffix_size] = {};
-    // A short read or an error only costs uniqueness, which O_EXCL checks anyway.
-    if (::getrandom(bytes, sizeof bytes, GRND_NONBLOCK) != static_cast<ssize_t>(sizeof bytes)) {
-        static unsigned counter;
-        const unsigned long mix = static_cast<unsigned long>(::getpid()) * 2654435761u + ++counter;
-        std::memcpy(bytes, &mix, std::min(sizeof bytes, sizeof mix));
-    }
-    std::string suffix;
-    for (unsigned char byte : bytes)
-        suffix += temp_alphabet[byte % temp_alphabet.size()];
-    return suffix;
-}
-
-bool is_own_temporary(std::string_view entry, std::string_view name)
-{
-    if (!entry.starts_with(temp_prefix))
-        return false;
-    entry.remove_prefix(temp_prefix.size());
-    if (!entry.starts_with(name))
-        return false;
-    entry.remove_prefix(name.size());
-    return entry.size() == temp_suffix_size &&
-           entry.find_first_not_of(temp_alphabet) == std::string_view::npos;
 }
 
 // The temporaries of name that a crash left in the directory (a SIGKILL, the OOM killer or
@@ -80,7 +46,7 @@ unsigned remove_stale_temporaries(int dir_fd, std::string_view name)
     }
     unsigned removed = 0;
     while (const dirent* entry = ::readdir(dir.get())) {
-        if (!is_own_temporary(entry->d_name, name))
+        if (!is_temp_file_of(entry->d_name, name))
             continue;
         struct stat st {};
         if (::fstatat(dir_fd, entry->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
@@ -128,25 +94,6 @@ Result<UniqueFd> open_directory_without_links(const std::filesystem::path& file)
     return at;
 }
 
-// The temporary, removed again unless it was renamed into place.
-class Temporary {
-public:
-    Temporary(int dir_fd, std::string name) : dir_fd_(dir_fd), name_(std::move(name)) {}
-    Temporary(const Temporary&) = delete;
-    Temporary& operator=(const Temporary&) = delete;
-    ~Temporary()
-    {
-        if (!name_.empty())
-            (void)::unlinkat(dir_fd_, name_.c_str(), 0);
-    }
-    const std::string& name() const { return name_; }
-    void renamed() { name_.clear(); }
-
-private:
-    int dir_fd_;
-    std::string name_;
-};
-
 } // namespace
 
 TextfileWriter::TextfileWriter(std::filesystem::path path, Log log)
@@ -176,39 +123,19 @@ Result<void> TextfileWriter::write_once(std::string_view content)
                                        " temporary file(s) a crash left beside the metrics file " +
                                        path_.native());
     }
-    // Not AtomicFile: its commit() fsyncs the file and the directory, and this runs on the
-    // event loop, up to ten times a second during a transition (the pending-task gauge), where
-    // a slow disk would hold up the SIGCONT of a stopped task. Nothing needs this file to
-    // survive a power loss: livepatchd rewrites it at every start. The rename alone keeps a
-    // scrape from reading a part of it.
-    UniqueFd fd;
-    std::string temp_name;
-    for (int attempt = 0; attempt < 100 && !fd; ++attempt) {
-        temp_name = std::string(temp_prefix) + name + temp_suffix();
-        fd.reset(::openat(dir.get(), temp_name.c_str(),
-                          O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, textfile_mode));
-        if (!fd && errno != EEXIST)
-            return system_error(path_.native(), "cannot create a temporary file beside it",
-                                errno);
-    }
-    if (!fd)
-        return system_error(path_.native(), "cannot create a temporary file beside it", EEXIST);
-    Temporary temporary(dir.get(), temp_name);
+    // Unsynced: this runs on the event loop, up to ten times a second during a transition (the
+    // pending-task gauge), where a slow disk would hold up the SIGCONT of a stopped task.
+    // Nothing needs this file to survive a power loss: livepatchd rewrites it at every start.
+    // The rename alone keeps a scrape from reading a part of it.
+    auto file = AtomicFile::create(dir.get(), path_.parent_path().native(), name, textfile_mode);
+    if (!file)
+        return std::move(file).error();
     // The service's UMask=0077 took the read bits off.
-    if (::fchmod(fd.get(), textfile_mode) < 0)
+    if (::fchmod(file->fd(), textfile_mode) < 0)
         return system_error(path_.native(), "cannot make it readable to node_exporter", errno);
-    for (std::string_view rest = content; !rest.empty();) {
-        const ssize_t n = ::write(fd.get(), rest.data(), rest.size());
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return system_error(path_.native(), "cannot write", errno);
-        rest.remove_prefix(static_cast<std::size_t>(n));
-    }
-    if (::renameat(dir.get(), temporary.name().c_str(), dir.get(), name.c_str()) < 0)
-        return system_error(path_.native(), "cannot put in place", errno);
-    temporary.renamed();
-    return {};
+    if (auto r = file->write(content); !r)
+        return r;
+    return file->commit(Overwrite::replace, Durability::unsynced);
 }
 
 Result<void> TextfileWriter::write(std::string_view content)
