@@ -94,6 +94,10 @@ static unsigned int test_table_delay_ms;
 module_param(test_table_delay_ms, uint, 0644);
 MODULE_PARM_DESC(test_table_delay_ms, "debug build: MS, see shim-kmod/debug.h");
 
+static unsigned int test_pass_delay_ms;
+module_param(test_pass_delay_ms, uint, 0644);
+MODULE_PARM_DESC(test_pass_delay_ms, "debug build: MS, see shim-kmod/debug.h");
+
 static int test_fail_task_alloc;
 module_param(test_fail_task_alloc, int, 0644);
 MODULE_PARM_DESC(test_fail_task_alloc, "debug build: TGID, see shim-kmod/debug.h");
@@ -168,6 +172,17 @@ void lpshim_debug_table_delay(void)
 	if (ms) {
 		pr_info("test: table set-up waits %u ms\n", ms);
 		msleep(ms);
+	}
+}
+
+void lpshim_debug_pass_delay(void)
+{
+	unsigned int ms = xchg(&test_pass_delay_ms, 0);
+
+	if (ms) {
+		pr_info("test: a pass waits %u ms\n", ms);
+		msleep(ms);
+		pr_info("test: the pass goes on\n");
 	}
 }
 

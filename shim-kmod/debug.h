@@ -18,6 +18,9 @@
  *   test_table_delay_ms=MS		the next transition sleeps MS ms while it sets up its
  *					table of task states, between publishing it and
  *					recording the tasks in it
+ *   test_pass_delay_ms=MS		the next pass of a transition sleeps MS ms before it
+ *					walks the tasks, holding lpshim_mutex as a pass over
+ *					many tasks on a slow machine does
  *   test_fail_task_alloc=TGID		the next task that process TGID creates gets no entry,
  *					as if none could be allocated
  *   test_switch_work_delay_ms=MS	the next return-to-user switch attempt sleeps MS ms
@@ -48,6 +51,7 @@ struct task_struct;
 void lpshim_debug_delay_after_top(struct lpshim_func *func);
 bool lpshim_debug_sleep_after_choice(unsigned long ip);
 void lpshim_debug_table_delay(void);
+void lpshim_debug_pass_delay(void);
 bool lpshim_debug_fail_task_alloc(struct task_struct *creator);
 void lpshim_debug_switch_work_delay(void);
 bool lpshim_debug_fail_exit_record(struct task_struct *task);
@@ -66,6 +70,7 @@ static __always_inline bool lpshim_debug_sleep_after_choice(unsigned long ip)
 	return false;
 }
 static inline void lpshim_debug_table_delay(void) { }
+static inline void lpshim_debug_pass_delay(void) { }
 static inline bool lpshim_debug_fail_task_alloc(struct task_struct *creator) { return false; }
 static inline void lpshim_debug_switch_work_delay(void) { }
 static inline bool lpshim_debug_fail_exit_record(struct task_struct *task) { return false; }

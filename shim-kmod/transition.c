@@ -734,6 +734,8 @@ bool lpshim_try_complete_transition(void)
 	if (WARN_ON_ONCE(!lpshim_transition_patch))
 		return true;
 
+	if (rcu_access_pointer(lpshim_tasks))
+		lpshim_debug_pass_delay();
 	if (rcu_access_pointer(lpshim_tasks) && lpshim_switch_tasks()) {
 		lpshim_attempts++;
 		lpshim_schedule_retry();

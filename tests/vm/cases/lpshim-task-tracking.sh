@@ -345,6 +345,41 @@ sys.stdout.write(open("/dev/lpshim_target_sleep").read())' >"$OUT/named" &
 	unload_mod $P
 }
 
+# 11. The writes that start a transition return once it has started: its passes, however long
+# (the hook holds the first one 20 s with lpshim's mutex, as a pass over tens of thousands of
+# tasks on a slow machine does), run from the transition work. Upstream runs the first pass in
+# the write, so a service that enables patches waited as long.
+enable_returns_before_first_pass() {
+	start_test "enabling and disabling a patch do not wait for the transition's first pass"
+	echo 20000 >$PARAMS/test_pass_delay_ms
+	kmsg_mark
+	load_lp_nowait $P
+	expect_eq "$(kmsg_since_mark | grep -c 'lpshim: test: the pass goes on')" 0 \
+		"insmod returned while the first pass waits"
+	wait_until 120 "the transition completes" transition_is 0
+	expect_kmsg '^lpshim: ' <<EOF
+lpshim: enabling patch '$P'
+lpshim: '$P': starting patching transition
+lpshim: test: a pass waits 20000 ms
+lpshim: test: the pass goes on
+lpshim: '$P': patching complete
+EOF
+
+	echo 20000 >$PARAMS/test_pass_delay_ms
+	kmsg_mark
+	echo 0 >$S/enabled || fail "writing 0 to enabled failed"
+	expect_eq "$(kmsg_since_mark | grep -c 'lpshim: test: the pass goes on')" 0 \
+		"the write to enabled returned while the first pass waits"
+	wait_until 120 "the patch is gone" patch_gone
+	expect_kmsg '^lpshim: ' <<EOF
+lpshim: '$P': starting unpatching transition
+lpshim: test: a pass waits 20000 ms
+lpshim: test: the pass goes on
+lpshim: '$P': unpatching complete
+EOF
+	unload_mod $P
+}
+
 comment_lines() { sed 's/^/# /'; }
 
 # unload_new_modules BEFORE: rmmod every module not in the list BEFORE (modprobe's dependencies
@@ -373,7 +408,8 @@ all="io_uring_worker_reversed
 	exiting_thread_before_table
 	exit_record_allocation_fails
 	switch_work_allocation_fails
-	memory_bound_under_fork_storm"
+	memory_bound_under_fork_storm
+	enable_returns_before_first_pass"
 for t in ${TESTS:-$all}; do
 	$t
 done
