@@ -49,28 +49,44 @@
 
 DEFINE_MUTEX(lpshim_mutex);
 LIST_HEAD(lpshim_patches);
+/*
+ * The links of lpshim_patches, for a reader that must not wait for lpshim_mutex: the sysfs
+ * attribute stack_order, which a service reads at every look while a transition's pass holds
+ * the mutex for as long as it walks every task. Writers hold both.
+ */
+static DEFINE_SPINLOCK(lpshim_patches_lock);
 
 static struct kobject *lpshim_root_kobj;
 
 /*
  * Modules whose MODULE_STATE_COMING notification lpshim handled and that are neither live nor
  * going yet: a module found with find_module() while it is still coming may not have been
- * through our notifier yet, and must then be left to it. lpshim_mutex.
+ * through our notifier yet, and must then be left to it. Added under lpshim_mutex, but the
+ * list is lpshim_coming_lock's: the MODULE_STATE_LIVE notifier removes a module without
+ * lpshim_mutex, so that no module's load waits for a transition's pass (which holds the mutex
+ * for as long as it walks every task). A module removed there is already live by its state.
  */
 struct lpshim_module_ref {
 	struct list_head node;
 	struct module *mod;
 };
 static LIST_HEAD(lpshim_coming_modules);
+static DEFINE_SPINLOCK(lpshim_coming_lock);
 
 static bool lpshim_module_seen_coming(struct module *mod)
 {
 	struct lpshim_module_ref *ref;
+	bool seen = false;
 
-	list_for_each_entry(ref, &lpshim_coming_modules, node)
-		if (ref->mod == mod)
-			return true;
-	return false;
+	spin_lock(&lpshim_coming_lock);
+	list_for_each_entry(ref, &lpshim_coming_modules, node) {
+		if (ref->mod == mod) {
+			seen = true;
+			break;
+		}
+	}
+	spin_unlock(&lpshim_coming_lock);
+	return seen;
 }
 
 /* The loaded module named @name that lpshim may patch now, or NULL. */
@@ -508,13 +524,13 @@ static ssize_t stack_order_show(struct kobject *kobj, struct kobj_attribute *att
 	struct lpshim_patch *this = container_of(kobj, struct lpshim_patch, kobj), *patch;
 	int order = 0, i = 0;
 
-	mutex_lock(&lpshim_mutex);
+	spin_lock(&lpshim_patches_lock);
 	list_for_each_entry(patch, &lpshim_patches, list) {
 		i++;
 		if (patch == this)
 			order = i;
 	}
-	mutex_unlock(&lpshim_mutex);
+	spin_unlock(&lpshim_patches_lock);
 	return sysfs_emit(buf, "%d\n", order);
 }
 
@@ -766,7 +782,9 @@ static int lpshim_init_patch(struct lpshim_patch *patch)
 		if (ret)
 			return ret;
 	}
+	spin_lock(&lpshim_patches_lock);
 	list_add_tail(&patch->list, &lpshim_patches);
+	spin_unlock(&lpshim_patches_lock);
 	return 0;
 }
 
@@ -792,8 +810,10 @@ static void lpshim_free_objects(struct lpshim_patch *patch, bool nops_only)
 
 static void lpshim_free_patch_start(struct lpshim_patch *patch)
 {
+	spin_lock(&lpshim_patches_lock);
 	if (!list_empty(&patch->list))
 		list_del_init(&patch->list);
+	spin_unlock(&lpshim_patches_lock);
 	lpshim_free_objects(patch, false);
 }
 
@@ -922,7 +942,7 @@ static int __lpshim_enable_patch(struct lpshim_patch *patch)
 
 	lpshim_start_transition();
 	patch->enabled = true;
-	lpshim_try_complete_transition();
+	lpshim_queue_first_pass();
 	return 0;
 err:
 	lpshim_unpatch_objects(patch);
@@ -1009,7 +1029,7 @@ static int lpshim_disable_patch(struct lpshim_patch *patch)
 	lpshim_pre_unpatch_callbacks(patch);
 	lpshim_start_transition();
 	patch->enabled = false;
-	lpshim_try_complete_transition();
+	lpshim_queue_first_pass();
 	return 0;
 }
 
@@ -1051,7 +1071,9 @@ static int lpshim_module_coming(struct module *mod)
 	ref->mod = mod;
 
 	mutex_lock(&lpshim_mutex);
+	spin_lock(&lpshim_coming_lock);
 	list_add(&ref->node, &lpshim_coming_modules);
+	spin_unlock(&lpshim_coming_lock);
 	list_for_each_entry(patch, &lpshim_patches, list) {
 		lpshim_for_each_object(patch, obj) {
 			if (!obj->name || strcmp(obj->name, mod->name))
@@ -1084,24 +1106,27 @@ err:
 	lpshim_clear_object_relocs(patch, obj);
 	lpshim_clear_object(obj);
 	lpshim_revert_module(mod, patch);
+	spin_lock(&lpshim_coming_lock);
 	list_del(&ref->node);
+	spin_unlock(&lpshim_coming_lock);
 	kfree(ref);
 	mutex_unlock(&lpshim_mutex);
 	return ret;
 }
 
-/* @mod is no longer coming: it is live or going. lpshim_mutex. */
+/* @mod is no longer coming: it is live or going. */
 static void lpshim_forget_coming_module(struct module *mod)
 {
 	struct lpshim_module_ref *ref, *tmp;
+	LIST_HEAD(gone);
 
-	lockdep_assert_held(&lpshim_mutex);
-	list_for_each_entry_safe(ref, tmp, &lpshim_coming_modules, node) {
-		if (ref->mod == mod) {
-			list_del(&ref->node);
-			kfree(ref);
-		}
-	}
+	spin_lock(&lpshim_coming_lock);
+	list_for_each_entry_safe(ref, tmp, &lpshim_coming_modules, node)
+		if (ref->mod == mod)
+			list_move(&ref->node, &gone);
+	spin_unlock(&lpshim_coming_lock);
+	list_for_each_entry_safe(ref, tmp, &gone, node)
+		kfree(ref);
 }
 
 static void lpshim_module_going(struct module *mod)
@@ -1125,10 +1150,12 @@ static int lpshim_module_notify(struct notifier_block *nb, unsigned long action,
 	case MODULE_STATE_COMING:
 		return notifier_from_errno(lpshim_module_coming(mod));
 	case MODULE_STATE_LIVE:
-		/* Its state says it is alive from now on (lpshim_find_alive_module()). */
-		mutex_lock(&lpshim_mutex);
+		/*
+		 * Its state says it is alive from now on (lpshim_find_alive_module()). Without
+		 * lpshim_mutex: the load (a patch module's insmod too) returns now, not after
+		 * the pass of a transition under way.
+		 */
 		lpshim_forget_coming_module(mod);
-		mutex_unlock(&lpshim_mutex);
 		break;
 	case MODULE_STATE_GOING:
 		lpshim_module_going(mod);

@@ -14,7 +14,10 @@
  * func_stacks (patch.c) and the transition (transition.c).
  */
 extern struct mutex lpshim_mutex;
-/* Enabled patches, oldest first: the func_stacks follow this order. lpshim_mutex. */
+/*
+ * Enabled patches, oldest first: the func_stacks follow this order. lpshim_mutex (and, for
+ * changes, lpshim_patches_lock in core.c, which stack_order reads under).
+ */
 extern struct list_head lpshim_patches;
 
 #define lpshim_for_each_object(patch, obj) \

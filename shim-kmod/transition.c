@@ -728,7 +728,7 @@ static void lpshim_complete_transition(unsigned int forced_tasks)
 }
 
 /* Return whether the transition completed. lpshim_mutex held. */
-bool lpshim_try_complete_transition(void)
+static bool lpshim_try_complete_transition(void)
 {
 	lockdep_assert_held(&lpshim_mutex);
 	if (WARN_ON_ONCE(!lpshim_transition_patch))
@@ -751,6 +751,23 @@ static void lpshim_transition_work_fn(struct work_struct *work)
 	if (lpshim_transition_patch)
 		lpshim_try_complete_transition();
 	mutex_unlock(&lpshim_mutex);
+}
+
+/*
+ * Queue a started (or reversed) transition's first pass for the transition work. Upstream runs
+ * it in the write that started the transition; here the write returns once the transition has
+ * started: a pass walks every task, seconds with tens of thousands of them on a slow machine,
+ * and the writer (finit_module() of a patch, a write to enabled: a service's event loop) would
+ * wait that long. A transition without a task table (an immediate patch) has nothing to walk
+ * and completes at once.
+ */
+void lpshim_queue_first_pass(void)
+{
+	lockdep_assert_held(&lpshim_mutex);
+	if (rcu_access_pointer(lpshim_tasks))
+		mod_delayed_work(system_wq, &lpshim_transition_work, 0);
+	else
+		lpshim_try_complete_transition();
 }
 
 /*
@@ -802,7 +819,7 @@ void lpshim_reverse_transition(void)
 	pr_notice("'%s': starting %s transition\n", patch->mod->name,
 		  lpshim_state_name(lpshim_target_state));
 	trace_lpshim_transition_start(patch->mod->name, lpshim_target_state, 0);
-	lpshim_try_complete_transition();
+	lpshim_queue_first_pass();
 }
 
 /* Move every remaining task to the target state now: this breaks the consistency model. */

@@ -43,7 +43,7 @@ const char *lpshim_state_name(int state);
 /* The transition's lifecycle; all with lpshim_mutex held. */
 int lpshim_init_transition(struct lpshim_patch *patch, int state);
 void lpshim_start_transition(void);
-bool lpshim_try_complete_transition(void);
+void lpshim_queue_first_pass(void);
 void lpshim_cancel_transition(void);
 void lpshim_reverse_transition(void);
 void lpshim_force_transition(void);

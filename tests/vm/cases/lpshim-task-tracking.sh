@@ -347,8 +347,9 @@ sys.stdout.write(open("/dev/lpshim_target_sleep").read())' >"$OUT/named" &
 
 # 11. The writes that start a transition return once it has started: its passes, however long
 # (the hook holds the first one 20 s with lpshim's mutex, as a pass over tens of thousands of
-# tasks on a slow machine does), run from the transition work. Upstream runs the first pass in
-# the write, so a service that enables patches waited as long.
+# tasks on a slow machine does), run from the transition work, and no module's load (its
+# MODULE_STATE_LIVE notification) nor a read of the patch's attributes waits for them. Upstream
+# runs the first pass in the write, so a service that enables patches waited as long.
 enable_returns_before_first_pass() {
 	start_test "enabling and disabling a patch do not wait for the transition's first pass"
 	echo 20000 >$PARAMS/test_pass_delay_ms
@@ -356,6 +357,11 @@ enable_returns_before_first_pass() {
 	load_lp_nowait $P
 	expect_eq "$(kmsg_since_mark | grep -c 'lpshim: test: the pass goes on')" 0 \
 		"insmod returned while the first pass waits"
+	# What a service reads at every look does not wait for the pass either.
+	expect_eq "$(cat $S/stack_order) $(cat $S/enabled) $(cat $S/transition)" "1 1 1" \
+		"stack_order, enabled and transition read 1 while the first pass waits"
+	expect_eq "$(kmsg_since_mark | grep -c 'lpshim: test: the pass goes on')" 0 \
+		"... and were read before it went on"
 	wait_until 120 "the transition completes" transition_is 0
 	expect_kmsg '^lpshim: ' <<EOF
 lpshim: enabling patch '$P'
