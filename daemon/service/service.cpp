@@ -460,7 +460,8 @@ int Service::on_signal(sd_event_source*, const signalfd_siginfo*, void* userdata
 
 void Service::schedule_tick(std::uint64_t delay_usec)
 {
-    const std::uint64_t at = now_monotonic(event_.get()) + delay_usec;
+    // From now, not from the loop's wake-up: a long dispatch before must not eat the delay.
+    const std::uint64_t at = monotonic_usec() + delay_usec;
     if (timer_) {
         (void)sd_event_source_set_time(timer_.get(), at);
         (void)sd_event_source_set_enabled(timer_.get(), SD_EVENT_ONESHOT);
@@ -484,6 +485,7 @@ int Service::on_tick(sd_event_source*, std::uint64_t, void* userdata) noexcept
 
 void Service::tick()
 {
+    const std::uint64_t started = monotonic_usec();
     executor_->tidy();
 #if LIVEPATCHD_HAVE_BPF
     // lpshim's events before the look at sysfs: an end the look would see is known first
@@ -516,6 +518,7 @@ void Service::tick()
     const bool oops = kernel_oopsed();
     operations_->keep_crash_guard(*in_kernel, oops && !oops_seen_);
     oops_seen_ = oops;
+    last_tick_usec_ = monotonic_usec() - started;
     schedule_next_tick();
 }
 
@@ -536,7 +539,11 @@ void Service::schedule_next_tick()
         (void)sd_event_source_set_enabled(guard_timer_.get(), SD_EVENT_OFF);
     }
     if (watcher_.watched() || operations_->boot_queue_size() > 0) {
-        schedule_tick(busy_tick_usec);
+        // A look at a transition costs more with more tasks pending (about 135 ms at 10,000
+        // under TCG: listing them, the remediation round): the next comes at least twice that
+        // long after it, so that the loop's other work (bus calls, ListPendingTasks' slices at
+        // idle priority, the holds' SIGCONT) keeps two thirds of the time.
+        schedule_tick(std::max(busy_tick_usec, 2 * last_tick_usec_));
         return;
     }
     if (!events_source_) {
@@ -572,6 +579,7 @@ void Service::handle(const std::vector<TransitionChange>& events,
             stall_acted_ = false;
             stall_waiting_.clear();
             stall_looked_usec_ = 0;
+            stall_facts_.clear();
             save_transition_record();
             report_transition_change(e, sink(), *operations_, in_kernel);
             journal::log(LogLevel::info, e.patch + ": transition to " + e.target + " started",
@@ -659,23 +667,47 @@ void Service::act_on_stall(const std::vector<PendingTask>& pending)
     const std::uint64_t now = now_monotonic(event_.get());
     if (stall_looked_usec_ != 0 && now - stall_looked_usec_ < stall_look_usec)
         return;
-    stall_looked_usec_ = now;
     const WatchedTransition watched = *watcher_.watched();
+    // Only a revert looks at who blocks. Reading a task's /proc and sd-login facts costs
+    // 0.1-0.3 ms, and thousands may block: a look reads for at most stall_facts_budget_usec
+    // (the loop must not stop for seconds), and the next ticks read on, from where it stopped,
+    // until every blocker is read. A blocker that rules the revert out decides at once.
+    constexpr std::uint64_t stall_facts_budget_usec = 20 * usec_per_msec;
     std::vector<TaskFacts> blockers;
-    for (const PendingTask& task : pending) {
-        auto facts = read_task_facts(task);
-        if (facts) {
-            blockers.push_back(std::move(*facts));
-        } else if (facts.error().errnum == ESRCH) {
-            // Gone from /proc, not yet from the kernel's next pass: it is leaving.
-            TaskFacts gone;
-            gone.task = task;
-            gone.state = 'X';
-            blockers.push_back(std::move(gone));
+    bool complete = true;
+    if (config_.transition.on_stall == StallAction::revert) {
+        const std::uint64_t deadline = monotonic_usec() + stall_facts_budget_usec;
+        for (const PendingTask& task : pending) {
+            if (auto known = stall_facts_.find(task.tid); known != stall_facts_.end()) {
+                blockers.push_back(known->second);
+                continue;
+            }
+            if (!complete || monotonic_usec() >= deadline) {
+                complete = false;
+                continue;
+            }
+            auto facts = read_task_facts(task);
+            if (facts) {
+                blockers.push_back(std::move(*facts));
+            } else if (facts.error().errnum == ESRCH) {
+                // Gone from /proc, not yet from the kernel's next pass: it is leaving.
+                TaskFacts gone;
+                gone.task = task;
+                gone.state = 'X';
+                blockers.push_back(std::move(gone));
+            } else {
+                continue;
+            }
+            stall_facts_.emplace(task.tid, blockers.back());
         }
     }
     StallDecision decision =
         decide_stall(config_.transition.on_stall, watched.direction(), blockers);
+    if (!complete && (decision.action != StallAction::wait || blockers.empty()))
+        return; // not every blocker read yet: the next tick reads on
+    // A decision is on facts read since the last one: the next look reads them again.
+    stall_looked_usec_ = now;
+    stall_facts_.clear();
     if (decision.action == StallAction::revert &&
         stall_step(decision.action, watched) == StallStep::wait)
         decision = {StallAction::wait,

@@ -46,12 +46,18 @@ start_sleepers() {
 	grep -qx ready "$out" || fail "the sleepers tool could not start $1 threads (see its message above)"
 	wait_until 900 "$1 threads sleep in lpshim_target_sleep" sh -c "[ \$(cat $T/sleepers) -ge $1 ]"
 }
-# config STOP: livepatchd's configuration, the stop rung on (true) or off; never the kick (it
-# would move the sleepers on its own).
+# config STOP [STALL_MS]: livepatchd's configuration, the stop rung on (true) or off, a stall
+# after STALL_MS (default an hour) with on_stall revert; never the kick (it would move the
+# sleepers on its own).
 config() {
-	echo "{\"log\": {\"level\": \"debug\"}, \"transition\": {\"stall_timeout_ms\": 3600000},
+	echo "{\"log\": {\"level\": \"debug\"}, \"transition\": {\"stall_timeout_ms\": ${2:-3600000}, \"on_stall\": \"revert\"},
 	       \"remediation\": {\"kick\": {\"enabled\": false},
 	                         \"stop_continue\": {\"enabled\": $1, \"hold_ms\": $HOLD_MS}}}" >$CONF
+}
+# failed_with_journal WHAT: fail, after livepatchd's journal since $cursor (its last lines).
+failed_with_journal() {
+	journalctl -u livepatchd --no-pager -o short-monotonic --after-cursor="$cursor" | tail -60 | sed 's/^/# /'
+	fail "$1 with $n tasks asleep in a patched function"
 }
 # The longest DISPATCH_USEC livepatchd logged since CURSOR.
 longest_dispatch() {
@@ -87,12 +93,12 @@ for n in ${PENDING_SCALE:-10000 30000}; do
 
 	start_sleepers $n
 
-	livepatchctl apply --no-block $C
+	livepatchctl apply --no-block $C || failed_with_journal "livepatchctl apply --no-block $C failed"
 	wait_until 60 "State is transitioning" state_is transitioning
 	# lpshim's first pass has seen every task once the debugfs list counts all sleepers.
 	wait_until 300 "lpshim lists the $n sleepers" sh -c "[ \$(wc -l </sys/kernel/debug/lpshim/tasks) -ge $n ]"
 	start=$(date +%s%N)
-	json=$(livepatchctl blocking --json)
+	json=$(livepatchctl blocking --json) || failed_with_journal "livepatchctl blocking --json failed"
 	end=$(date +%s%N)
 	listed=$(python3 -c 'import json, sys; print(len(json.load(sys.stdin)))' <<<"$json")
 	lpshim=$(debugfs_count)
@@ -112,10 +118,22 @@ print(len(tids - listed))' "$pid" <<<"$json")
 	fi
 	ok "the BPF map held all $n pending tasks (no debugfs fallback)"
 
-	# Then the stop rung: livepatchd restarted follows the transition from its start, so it
-	# stops the sleepers at once, for hold_ms.
+	# A stall: livepatchd restarted follows the transition from its start, finds it stalled
+	# at once, reads who blocks it (all root's, asleep: on_stall revert reverts), a slice per
+	# tick, and reverts it.
+	config false 1000
+	systemctl restart livepatchd
+	wait_until 600 "the stalled transition is reverted" sh -c "[ ! -e /sys/kernel/lpshim/$C ]"
+	wait_until 60 "State is idle" state_is idle
+	expect_match "$(journalctl -u livepatchd --no-pager -o cat --after-cursor="$cursor")" \
+		"$C: the transition to patched has not completed after 1000 ms; on_stall is revert" \
+		"the journal says the transition stalled"
+	ok "with $n pending, the stalled transition was reverted"
+
+	# Then the stop rung: applied again, it stops the sleepers, for hold_ms.
 	config true
 	systemctl restart livepatchd
+	livepatchctl apply --no-block $C
 	held=$(seen_stopped_ms $pid 600)
 	echo "# measure: $n pending: the process was seen stopped for $held ms (hold_ms $HOLD_MS)"
 	((held <= HOLD_MS + 50)) || fail "the hold lasted $held ms, more than hold_ms + 50 ms"
