@@ -129,6 +129,24 @@ std::vector<std::string> slice_chain(std::string_view innermost)
     return chain;
 }
 
+namespace {
+
+// This process's depth in the pid namespaces, which never changes: read once per proc root
+// (a look at thousands of tasks read it once per task).
+std::optional<unsigned> own_nspid_depth(const std::filesystem::path& proc)
+{
+    static std::filesystem::path read_from;
+    static std::optional<unsigned> depth;
+    if (read_from.empty() || read_from != proc) {
+        const auto self = read_small_file(proc / "self" / "status");
+        depth = self ? parse_nspid_depth(*self) : std::nullopt;
+        read_from = proc;
+    }
+    return depth;
+}
+
+} // namespace
+
 Result<TaskFacts> read_task_facts(const PendingTask& task, const std::filesystem::path& proc)
 {
     TaskFacts facts;
@@ -158,9 +176,8 @@ Result<TaskFacts> read_task_facts(const PendingTask& task, const std::filesystem
         // NSpid: its pid in each pid namespace from ours down to its own. More levels than
         // ours: a namespace below ours (a container). /proc/<pid>/ns/pid would need ptrace
         // access, which the service's reduced capabilities do not give over root processes.
-        const auto self = read_small_file(proc / "self" / "status");
         const auto depth = parse_nspid_depth(*status);
-        const auto own = self ? parse_nspid_depth(*self) : std::nullopt;
+        const auto own = own_nspid_depth(proc);
         if (depth && own)
             facts.other_pid_namespace = *depth > *own;
     }
