@@ -71,21 +71,29 @@ struct lpshim_module_ref {
 	struct module *mod;
 };
 static LIST_HEAD(lpshim_coming_modules);
-static DEFINE_SPINLOCK(lpshim_coming_lock);
+/* Raw: taken with preemption disabled (lpshim_find_alive_module()), also on PREEMPT_RT. */
+static DEFINE_RAW_SPINLOCK(lpshim_coming_lock);
 
+/*
+ * Whether @mod, found coming, went through our COMING notifier, or has gone live since: its
+ * LIVE notifier removes it from the list after do_init_module() set its state, so a module
+ * no longer on the list reads as live here (the lock orders the two).
+ */
 static bool lpshim_module_seen_coming(struct module *mod)
 {
 	struct lpshim_module_ref *ref;
 	bool seen = false;
 
-	spin_lock(&lpshim_coming_lock);
+	raw_spin_lock(&lpshim_coming_lock);
 	list_for_each_entry(ref, &lpshim_coming_modules, node) {
 		if (ref->mod == mod) {
 			seen = true;
 			break;
 		}
 	}
-	spin_unlock(&lpshim_coming_lock);
+	if (!seen)
+		seen = READ_ONCE(mod->state) == MODULE_STATE_LIVE;
+	raw_spin_unlock(&lpshim_coming_lock);
 	return seen;
 }
 
@@ -1071,9 +1079,9 @@ static int lpshim_module_coming(struct module *mod)
 	ref->mod = mod;
 
 	mutex_lock(&lpshim_mutex);
-	spin_lock(&lpshim_coming_lock);
+	raw_spin_lock(&lpshim_coming_lock);
 	list_add(&ref->node, &lpshim_coming_modules);
-	spin_unlock(&lpshim_coming_lock);
+	raw_spin_unlock(&lpshim_coming_lock);
 	list_for_each_entry(patch, &lpshim_patches, list) {
 		lpshim_for_each_object(patch, obj) {
 			if (!obj->name || strcmp(obj->name, mod->name))
@@ -1106,9 +1114,9 @@ err:
 	lpshim_clear_object_relocs(patch, obj);
 	lpshim_clear_object(obj);
 	lpshim_revert_module(mod, patch);
-	spin_lock(&lpshim_coming_lock);
+	raw_spin_lock(&lpshim_coming_lock);
 	list_del(&ref->node);
-	spin_unlock(&lpshim_coming_lock);
+	raw_spin_unlock(&lpshim_coming_lock);
 	kfree(ref);
 	mutex_unlock(&lpshim_mutex);
 	return ret;
@@ -1120,11 +1128,11 @@ static void lpshim_forget_coming_module(struct module *mod)
 	struct lpshim_module_ref *ref, *tmp;
 	LIST_HEAD(gone);
 
-	spin_lock(&lpshim_coming_lock);
+	raw_spin_lock(&lpshim_coming_lock);
 	list_for_each_entry_safe(ref, tmp, &lpshim_coming_modules, node)
 		if (ref->mod == mod)
 			list_move(&ref->node, &gone);
-	spin_unlock(&lpshim_coming_lock);
+	raw_spin_unlock(&lpshim_coming_lock);
 	list_for_each_entry_safe(ref, tmp, &gone, node)
 		kfree(ref);
 }
