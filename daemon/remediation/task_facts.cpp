@@ -132,12 +132,12 @@ std::vector<std::string> slice_chain(std::string_view innermost)
 namespace {
 
 // This process's depth in the pid namespaces, which never changes: read once per proc root
-// (a look at thousands of tasks read it once per task).
+// (a look at thousands of tasks read it once per task). A failed read is not kept.
 std::optional<unsigned> own_nspid_depth(const std::filesystem::path& proc)
 {
     static std::filesystem::path read_from;
     static std::optional<unsigned> depth;
-    if (read_from.empty() || read_from != proc) {
+    if (!depth || read_from != proc) {
         const auto self = read_small_file(proc / "self" / "status");
         depth = self ? parse_nspid_depth(*self) : std::nullopt;
         read_from = proc;

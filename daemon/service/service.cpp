@@ -542,8 +542,8 @@ void Service::schedule_next_tick()
         // A look at a transition costs more with more tasks pending (about 135 ms at 10,000
         // under TCG: listing them, the remediation round): the next comes at least twice that
         // long after it, so that the loop's other work (bus calls, ListPendingTasks' slices at
-        // idle priority, the holds' SIGCONT) keeps two thirds of the time.
-        schedule_tick(std::max(busy_tick_usec, 2 * last_tick_usec_));
+        // idle priority, the holds' SIGCONT) keeps two thirds of the time; at most a second.
+        schedule_tick(std::clamp(2 * last_tick_usec_, busy_tick_usec, idle_tick_usec));
         return;
     }
     if (!events_source_) {
@@ -671,16 +671,26 @@ void Service::act_on_stall(const std::vector<PendingTask>& pending)
     // Only a revert looks at who blocks. Reading a task's /proc and sd-login facts costs
     // 0.1-0.3 ms, and thousands may block: a look reads for at most stall_facts_budget_usec
     // (the loop must not stop for seconds), and the next ticks read on, from where it stopped,
-    // until every blocker is read. A blocker that rules the revert out decides at once.
+    // until every blocker is read. A blocker that rules the revert out decides at once. Facts
+    // are kept for stall_facts_max_age_usec at most (a task may go into uninterruptible sleep,
+    // change its uid, or exit and leave its tid to another): past it they are read again, so
+    // a revert is never decided on older ones; with too many blockers to read in that time,
+    // the stall waits.
     constexpr std::uint64_t stall_facts_budget_usec = 20 * usec_per_msec;
+    constexpr std::uint64_t stall_facts_max_age_usec = 30'000 * usec_per_msec;
     std::vector<TaskFacts> blockers;
     bool complete = true;
     if (config_.transition.on_stall == StallAction::revert) {
-        const std::uint64_t deadline = monotonic_usec() + stall_facts_budget_usec;
+        const std::uint64_t look = monotonic_usec();
+        const std::uint64_t deadline = look + stall_facts_budget_usec;
         for (const PendingTask& task : pending) {
             if (auto known = stall_facts_.find(task.tid); known != stall_facts_.end()) {
-                blockers.push_back(known->second);
-                continue;
+                if (known->second.facts.task.tgid == task.tgid &&
+                    look - known->second.read_usec <= stall_facts_max_age_usec) {
+                    blockers.push_back(known->second.facts);
+                    continue;
+                }
+                stall_facts_.erase(known);
             }
             if (!complete || monotonic_usec() >= deadline) {
                 complete = false;
@@ -698,7 +708,7 @@ void Service::act_on_stall(const std::vector<PendingTask>& pending)
             } else {
                 continue;
             }
-            stall_facts_.emplace(task.tid, blockers.back());
+            stall_facts_.emplace(task.tid, StallFacts{blockers.back(), monotonic_usec()});
         }
     }
     StallDecision decision =

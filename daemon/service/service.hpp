@@ -160,8 +160,13 @@ private:
     std::string stall_waiting_;           // why it waits instead, as last reported
     std::uint64_t stall_looked_usec_ = 0; // when decide_stall last decided
     std::uint64_t last_tick_usec_ = 0;    // how long the last tick() took
-    // The blockers' facts read so far for the stall's next decision, by tid (act_on_stall()).
-    std::map<std::uint32_t, TaskFacts> stall_facts_;
+    // The blockers' facts read so far for the stall's next decision, by tid, with when they
+    // were read (CLOCK_MONOTONIC): act_on_stall().
+    struct StallFacts {
+        TaskFacts facts;
+        std::uint64_t read_usec = 0;
+    };
+    std::map<std::uint32_t, StallFacts> stall_facts_;
     bool oops_seen_ = false;              // TAINT_DIE was set at the last look
     std::string status_line_;
     std::string pending_fallback_; // why pending tasks come from debugfs, as last logged
