@@ -21,6 +21,7 @@ HOLD_MS=50
 state_is() { [[ $(busctl get-property "${MANAGER[@]}" State) == "s \"$1\"" ]]; }
 proc_state() { awk '{ sub(/.*\) /, ""); print substr($0, 1, 1) }' /proc/$1/stat; }
 debugfs_count() { wc -l </sys/kernel/debug/lpshim/tasks; }
+sleepers_checked() { (($(grep -c ' sleeping-in-function lpshim_target_sleep' /sys/kernel/debug/lpshim/tasks) >= $1)); }
 # seen_stopped_ms PID SECONDS: wait (busy, no forks: a hold is shorter than wait_until's step)
 # until PID is stopped, then print for how long it was seen stopped, in ms; fail after SECONDS.
 seen_stopped_ms() {
@@ -95,8 +96,9 @@ for n in ${PENDING_SCALE:-10000 30000}; do
 
 	livepatchctl apply --no-block $C || failed_with_journal "livepatchctl apply --no-block $C failed"
 	wait_until 60 "State is transitioning" state_is transitioning
-	# lpshim's first pass has seen every task once the debugfs list counts all sleepers.
-	wait_until 300 "lpshim lists the $n sleepers" sh -c "[ \$(wc -l </sys/kernel/debug/lpshim/tasks) -ge $n ]"
+	# lpshim's first pass has seen every sleeper once its debugfs list has them all asleep in
+	# the function (before the pass, from lpshim's transition work, each is not-checked-yet).
+	wait_until 300 "lpshim found the $n sleepers blocked" sleepers_checked $n
 	start=$(date +%s%N)
 	json=$(livepatchctl blocking --json) || failed_with_journal "livepatchctl blocking --json failed"
 	end=$(date +%s%N)
@@ -164,7 +166,7 @@ livepatchctl install "$(module_path $C)" >/dev/null
 start_sleepers 1500
 livepatchctl apply --no-block $C
 wait_until 60 "State is transitioning" state_is transitioning
-wait_until 300 "lpshim lists the 1500 sleepers" sh -c "[ \$(wc -l </sys/kernel/debug/lpshim/tasks) -ge 1500 ]"
+wait_until 300 "lpshim found the 1500 sleepers blocked" sleepers_checked 1500
 listed=$(livepatchctl blocking --json | python3 -c 'import json, sys; print(len(json.load(sys.stdin)))')
 expect_eq "$listed" "$(debugfs_count)" "past the map's bound, livepatchctl blocking --json lists as many tasks as lpshim's debugfs list"
 journal=$(journalctl -u livepatchd --no-pager -o cat --after-cursor="$cursor")
