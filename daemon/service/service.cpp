@@ -660,6 +660,21 @@ TransitionStatus Service::transition_status(std::uint32_t pending) const
     return status;
 }
 
+// Why a stalled transition is not reverted, in the journal and as TransitionStalled (wait),
+// once per reason.
+void Service::report_stall_waiting(const WatchedTransition& watched, std::uint64_t elapsed,
+                                   const std::string& reason)
+{
+    if (reason == stall_waiting_)
+        return;
+    stall_waiting_ = reason;
+    journal::log(LogLevel::warning,
+                 watched.patch + ": the stalled transition to " + watched.direction() +
+                     " is not reverted: " + reason,
+                 {{"PATCH", watched.patch}, {"TRANSITION", watched.direction()}});
+    sink().transition_stalled(watched.patch, to_string(StallAction::wait), elapsed);
+}
+
 void Service::act_on_stall(const std::vector<PendingTask>& pending)
 {
     if (stall_acted_)
@@ -680,8 +695,10 @@ void Service::act_on_stall(const std::vector<PendingTask>& pending)
     constexpr std::uint64_t stall_facts_max_age_usec = 30'000 * usec_per_msec;
     std::vector<TaskFacts> blockers;
     bool complete = true;
+    const std::uint64_t look = monotonic_usec();
+    if (stall_facts_.empty())
+        stall_facts_since_usec_ = look;
     if (config_.transition.on_stall == StallAction::revert) {
-        const std::uint64_t look = monotonic_usec();
         const std::uint64_t deadline = look + stall_facts_budget_usec;
         for (const PendingTask& task : pending) {
             if (auto known = stall_facts_.find(task.tid); known != stall_facts_.end()) {
@@ -713,8 +730,18 @@ void Service::act_on_stall(const std::vector<PendingTask>& pending)
     }
     StallDecision decision =
         decide_stall(config_.transition.on_stall, watched.direction(), blockers);
-    if (!complete && (decision.action != StallAction::wait || blockers.empty()))
-        return; // not every blocker read yet: the next tick reads on
+    const std::uint64_t elapsed = watcher_.elapsed_usec(now);
+    if (!complete && (decision.action != StallAction::wait || blockers.empty())) {
+        // Not every blocker read yet: the next tick reads on. Past the facts' age, it says
+        // why nothing happens (and reads on: fewer may block later).
+        if (look - stall_facts_since_usec_ > stall_facts_max_age_usec)
+            report_stall_waiting(watched, elapsed,
+                                 std::to_string(pending.size()) +
+                                     " tasks block it, more than can be looked at within 30 s: "
+                                     "waiting (Revert or Force it by hand; livepatchctl "
+                                     "blocking lists them)");
+        return;
+    }
     // A decision is on facts read since the last one: the next look reads them again.
     stall_looked_usec_ = now;
     stall_facts_.clear();
@@ -724,16 +751,8 @@ void Service::act_on_stall(const std::vector<PendingTask>& pending)
                     "it is already the reversal an operator asked for (Revert during an apply, "
                     "or Apply during a revert), which on_stall does not undo: waiting (Force "
                     "it, or look at livepatchctl blocking)"};
-    const std::uint64_t elapsed = watcher_.elapsed_usec(now);
     if (!decision.reason.empty()) {
-        if (decision.reason != stall_waiting_) {
-            stall_waiting_ = decision.reason;
-            journal::log(LogLevel::warning,
-                         watched.patch + ": the stalled transition to " + watched.direction() +
-                             " is not reverted: " + decision.reason,
-                         {{"PATCH", watched.patch}, {"TRANSITION", watched.direction()}});
-            sink().transition_stalled(watched.patch, to_string(decision.action), elapsed);
-        }
+        report_stall_waiting(watched, elapsed, decision.reason);
         return;
     }
     stall_acted_ = true;

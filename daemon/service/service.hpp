@@ -97,6 +97,8 @@ private:
     void handle(const std::vector<TransitionChange>& events,
                 const std::vector<KernelPatch>& in_kernel);
     void follow_transition(const std::vector<KernelPatch>& in_kernel);
+    void report_stall_waiting(const WatchedTransition& watched, std::uint64_t elapsed,
+                              const std::string& reason);
     void act_on_stall(const std::vector<PendingTask>& pending);
     Result<std::vector<PendingTask>> pending_tasks();
     void remediate(std::chrono::milliseconds elapsed, const std::vector<PendingTask>& pending);
@@ -167,6 +169,7 @@ private:
         std::uint64_t read_usec = 0;
     };
     std::map<std::uint32_t, StallFacts> stall_facts_;
+    std::uint64_t stall_facts_since_usec_ = 0; // when the first of stall_facts_ was read
     bool oops_seen_ = false;              // TAINT_DIE was set at the last look
     std::string status_line_;
     std::string pending_fallback_; // why pending tasks come from debugfs, as last logged
