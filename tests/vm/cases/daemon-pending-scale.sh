@@ -151,12 +151,13 @@ print(len(tids - listed))' "$pid" <<<"$json")
 	! $reapply || livepatchctl apply --no-block $C || failed_with_journal "livepatchctl apply --no-block $C failed"
 	held=$(seen_stopped_ms $pid 600)
 	echo "# measure: $n pending: the process was seen stopped for $held ms (hold_ms $HOLD_MS)"
-	((held <= HOLD_MS + 50)) || fail "the hold lasted $held ms, more than hold_ms + 50 ms"
-	ok "the hold lasted hold_ms +- 50 ms"
 	wait_until 600 "the transition completed" state_is idle
 
 	longest=$(longest_dispatch "$cursor")
 	echo "# measure: $n pending: longest event loop dispatch $((longest / 1000)) ms"
+	# Both figures printed before either check fails.
+	((held <= HOLD_MS + 50)) || fail "the hold lasted $held ms, more than hold_ms + 50 ms"
+	ok "the hold lasted hold_ms +- 50 ms"
 	((longest <= 100000)) || fail "an event loop dispatch took $((longest / 1000)) ms, more than 100 ms"
 	ok "no event loop dispatch took longer than 100 ms with $n pending tasks"
 
