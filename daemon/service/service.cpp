@@ -735,11 +735,11 @@ void Service::act_on_stall(const std::vector<PendingTask>& pending)
         // Not every blocker read yet: the next tick reads on. Past the facts' age, it says
         // why nothing happens (and reads on: fewer may block later).
         if (look - stall_facts_since_usec_ > stall_facts_max_age_usec)
+            // (No count in it: it is said once, not at every change of the count.)
             report_stall_waiting(watched, elapsed,
-                                 std::to_string(pending.size()) +
-                                     " tasks block it, more than can be looked at within 30 s: "
-                                     "waiting (Revert or Force it by hand; livepatchctl "
-                                     "blocking lists them)");
+                                 "more tasks block it than can be looked at within 30 s: "
+                                 "waiting (Revert or Force it by hand; livepatchctl blocking "
+                                 "lists them)");
         return;
     }
     // A decision is on facts read since the last one: the next look reads them again.
