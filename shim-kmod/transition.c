@@ -727,22 +727,22 @@ static void lpshim_complete_transition(unsigned int forced_tasks)
 		lpshim_free_patch_async(patch);
 }
 
-/* Return whether the transition completed. lpshim_mutex held. */
-static bool lpshim_try_complete_transition(void)
+/* A pass: complete the transition, or retry later. lpshim_mutex held. */
+static void lpshim_try_complete_transition(void)
 {
 	lockdep_assert_held(&lpshim_mutex);
 	if (WARN_ON_ONCE(!lpshim_transition_patch))
-		return true;
+		return;
 
-	if (rcu_access_pointer(lpshim_tasks))
+	if (rcu_access_pointer(lpshim_tasks)) {
 		lpshim_debug_pass_delay();
-	if (rcu_access_pointer(lpshim_tasks) && lpshim_switch_tasks()) {
-		lpshim_attempts++;
-		lpshim_schedule_retry();
-		return false;
+		if (lpshim_switch_tasks()) {
+			lpshim_attempts++;
+			lpshim_schedule_retry();
+			return;
+		}
 	}
 	lpshim_complete_transition(0);
-	return true;
 }
 
 static void lpshim_transition_work_fn(struct work_struct *work)

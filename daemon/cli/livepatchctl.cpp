@@ -246,7 +246,11 @@ public:
 
     std::vector<PendingTaskRow> pending_tasks()
     {
-        MessagePtr reply = list_pending_tasks();
+        // livepatchd answers a slice at a time, between its other work (its /proc look at each
+        // task costs about 0.1-0.3 ms, more on a loaded or emulated machine): tens of thousands
+        // of pending tasks take longer than the bus's default 25 s.
+        constexpr std::uint64_t listing_timeout_usec = 300ULL * 1000 * 1000;
+        MessagePtr reply = call("ListPendingTasks", nullptr, listing_timeout_usec);
         std::vector<PendingTaskRow> rows;
         sd_bus_message* m = reply.get();
         int r = sd_bus_message_enter_container(m, 'a', "(uusssssstasas)");
@@ -319,38 +323,22 @@ public:
         return stacks;
     }
 
-    // Calls a Manager method with at most one string argument.
-    MessagePtr call(const char* method, const char* argument)
+    // Calls a Manager method with at most one string argument, within timeout_usec (0: the
+    // bus's default, 25 s).
+    MessagePtr call(const char* method, const char* argument, std::uint64_t timeout_usec = 0)
     {
-        BusError e;
-        sd_bus_message* reply = nullptr;
-        const int r = argument ? sd_bus_call_method(bus_.get(), service, manager_path,
-                                                    manager_interface, method, &e.error, &reply,
-                                                    "s", argument)
-                               : sd_bus_call_method(bus_.get(), service, manager_path,
-                                                    manager_interface, method, &e.error, &reply,
-                                                    "");
-        if (r < 0)
-            fail_call(method, r, e.error);
-        return MessagePtr(reply);
-    }
-
-    // ListPendingTasks: livepatchd answers it a slice at a time, between its other work (its
-    // /proc look at each task costs about 0.1-0.3 ms, more on a loaded or emulated machine), so
-    // tens of thousands of pending tasks take longer than the bus's default 25 s.
-    MessagePtr list_pending_tasks()
-    {
-        constexpr std::uint64_t listing_timeout_usec = 300ULL * 1000 * 1000;
         BusError e;
         sd_bus_message* raw = nullptr;
         int r = sd_bus_message_new_method_call(bus_.get(), &raw, service, manager_path,
-                                               manager_interface, "ListPendingTasks");
-        MessagePtr call_message(raw);
+                                               manager_interface, method);
+        MessagePtr message(raw);
+        if (r >= 0 && argument)
+            r = sd_bus_message_append(message.get(), "s", argument);
         sd_bus_message* reply = nullptr;
         if (r >= 0)
-            r = sd_bus_call(bus_.get(), call_message.get(), listing_timeout_usec, &e.error, &reply);
+            r = sd_bus_call(bus_.get(), message.get(), timeout_usec, &e.error, &reply);
         if (r < 0)
-            fail_call("ListPendingTasks", r, e.error);
+            fail_call(method, r, e.error);
         return MessagePtr(reply);
     }
 
