@@ -27,23 +27,6 @@ namespace livepatchd {
 
 namespace {
 
-// The iterator fd: one read pass over all tasks.
-class UniqueFd {
-public:
-    explicit UniqueFd(int fd) noexcept : fd_(fd) {}
-    UniqueFd(const UniqueFd&) = delete;
-    UniqueFd& operator=(const UniqueFd&) = delete;
-    ~UniqueFd()
-    {
-        if (fd_ >= 0)
-            ::close(fd_);
-    }
-    int get() const noexcept { return fd_; }
-
-private:
-    int fd_;
-};
-
 Error failure(int errnum, const std::string& what)
 {
     std::string rejected;
@@ -202,18 +185,16 @@ Result<void> PendingTaskTracker::forget(pid_t tid)
     return failure(-err, "forget tid " + std::to_string(tid));
 }
 
-Result<std::vector<TrackedTask>> PendingTaskTracker::list(const StackSelection& stacks) const
+Result<PendingTaskTracker::Walk> PendingTaskTracker::walk(const StackSelection& stacks) const
 {
-    // The selection lives in the kernel only for this read: emptied again on every way out.
-    struct Selection {
-        bpf_map* map;
-        std::vector<__u32> keys;
-        ~Selection()
-        {
-            for (const __u32& key : keys)
-                (void)bpf_map__delete_elem(map, &key, sizeof key, 0);
-        }
-    } selection{skel_->maps.stack_wanted, {}};
+    // The selection lives in the kernel only for this walk: emptied again when it ends (~Walk),
+    // or here on the way out.
+    bpf_map* selection = skel_->maps.stack_wanted;
+    std::vector<std::uint32_t> selected;
+    auto unselect = [&] {
+        for (const std::uint32_t& key : selected)
+            (void)bpf_map__delete_elem(selection, &key, sizeof key, 0);
+    };
     __u32 mode = PENDING_STACKS_NONE;
     if (stacks.kind == StackSelection::Kind::all ||
         (stacks.kind == StackSelection::Kind::some && stacks.tids.size() > max_selected_stacks)) {
@@ -224,63 +205,100 @@ Result<std::vector<TrackedTask>> PendingTaskTracker::list(const StackSelection& 
         for (const pid_t tid : stacks.tids) {
             const __u32 key = static_cast<__u32>(tid);
             const int err =
-                bpf_map__update_elem(selection.map, &key, sizeof key, &yes, sizeof yes, BPF_ANY);
+                bpf_map__update_elem(selection, &key, sizeof key, &yes, sizeof yes, BPF_ANY);
             if (err < 0) {
                 mode = PENDING_STACKS_ALL; // full (a leftover); every stack is still right
                 break;
             }
-            selection.keys.push_back(key);
+            selected.push_back(key);
         }
     }
     skel_->bss->stack_mode = mode;
     const int fd = bpf_iter_create(bpf_link__fd(skel_->links.dump_pending_tasks));
-    if (fd < 0)
-        return failure(-fd, "create a task iterator");
-    const UniqueFd iter(fd);
-
-    // A read may end in the middle of a record: gather everything, then cut it into records.
-    std::vector<unsigned char> bytes;
-    std::size_t used = 0;
-    for (;;) {
-        if (bytes.size() - used < 64 * 1024)
-            bytes.resize(used + 64 * 1024);
-        const ssize_t n = ::read(iter.get(), bytes.data() + used, bytes.size() - used);
-        if (n > 0) {
-            used += static_cast<std::size_t>(n);
-            continue;
-        }
-        if (n == 0)
-            break;
-        // EAGAIN: the kernel visited a million tasks without output and yields; read on.
-        if (errno == EINTR || errno == EAGAIN)
-            continue;
-        return failure(errno, "read the task iterator");
+    if (fd < 0) {
+        const int errnum = -fd;
+        unselect();
+        return failure(errnum, "create a task iterator");
     }
+    return Walk(selection, std::move(selected), UniqueFd(fd));
+}
+
+PendingTaskTracker::Walk::~Walk()
+{
+    for (const std::uint32_t& key : selected_)
+        (void)bpf_map__delete_elem(selection_, &key, sizeof key, 0);
+}
+
+Result<bool> PendingTaskTracker::Walk::read_until(std::uint64_t deadline_usec)
+{
+    if (!iter_)
+        return true;
+    // A read returns what the kernel's buffer (8 pages) holds, and may end in the middle of a
+    // record: the complete records are parsed after each read, the rest waits for the next.
+    constexpr std::size_t chunk = 64 * 1024;
+    for (;;) {
+        if (bytes_.size() - used_ < chunk)
+            bytes_.resize(used_ + chunk);
+        const ssize_t n = ::read(iter_.get(), bytes_.data() + used_, bytes_.size() - used_);
+        if (n > 0) {
+            used_ += static_cast<std::size_t>(n);
+            if (auto parsed = parse(); !parsed)
+                return parsed.error();
+        } else if (n == 0) {
+            if (used_ != 0)
+                return Error{EPROTO, "task iterator ended in the middle of a record (" +
+                                         std::to_string(used_) + " bytes left)"};
+            iter_.reset();
+            return true;
+        } else if (errno != EINTR && errno != EAGAIN) {
+            // EAGAIN: the kernel visited a million tasks without output and yields; read on.
+            return failure(errno, "read the task iterator");
+        }
+        if (monotonic_ns() / 1000 >= deadline_usec)
+            return false;
+    }
+}
+
+Result<void> PendingTaskTracker::Walk::parse()
+{
     // Records: a header, then nr_frames frames of FRAME_TEXT_LEN bytes. The kernel's words are
     // checked like any other input.
-    std::vector<TrackedTask> tasks;
     std::size_t off = 0;
-    while (off < used) {
+    while (used_ - off >= sizeof(pending_task_record)) {
         pending_task_record rec;
-        if (used - off < sizeof rec)
-            return Error{EPROTO, "task iterator returned a truncated record at byte " +
-                                     std::to_string(off) + " of " + std::to_string(used)};
-        std::memcpy(&rec, bytes.data() + off, sizeof rec);
-        off += sizeof rec;
-        const std::size_t frames_size = std::size_t{rec.nr_frames} * FRAME_TEXT_LEN;
-        if (rec.nr_frames > MAX_FRAMES || used - off < frames_size)
+        std::memcpy(&rec, bytes_.data() + off, sizeof rec);
+        if (rec.nr_frames > MAX_FRAMES)
             return Error{EPROTO, "task iterator returned a record of tid " +
                                      std::to_string(rec.tid) + " with " +
-                                     std::to_string(rec.nr_frames) + " frames, past its data"};
+                                     std::to_string(rec.nr_frames) + " frames (at most " +
+                                     std::to_string(MAX_FRAMES) + ")"};
+        const std::size_t frames_size = std::size_t{rec.nr_frames} * FRAME_TEXT_LEN;
+        if (used_ - off - sizeof rec < frames_size)
+            break; // its frames come with the next read
+        const char* frames = reinterpret_cast<const char*>(bytes_.data() + off + sizeof rec);
         TrackedTask task = to_tracked_task(rec);
         for (std::uint32_t i = 0; i < rec.nr_frames; i++)
-            task.frames.push_back(
-                text_of(reinterpret_cast<const char*>(bytes.data() + off) + i * FRAME_TEXT_LEN,
-                        FRAME_TEXT_LEN));
-        off += frames_size;
-        tasks.push_back(std::move(task));
+            task.frames.push_back(text_of(frames + i * FRAME_TEXT_LEN, FRAME_TEXT_LEN));
+        off += sizeof rec + frames_size;
+        tasks_.push_back(std::move(task));
     }
-    return tasks;
+    std::memmove(bytes_.data(), bytes_.data() + off, used_ - off);
+    used_ -= off;
+    return {};
+}
+
+Result<std::vector<TrackedTask>> PendingTaskTracker::list(const StackSelection& stacks) const
+{
+    auto w = walk(stacks);
+    if (!w)
+        return w.error();
+    for (;;) {
+        auto ended = w->read_until(0);
+        if (!ended)
+            return ended.error();
+        if (*ended)
+            return w->take();
+    }
 }
 
 } // namespace livepatchd

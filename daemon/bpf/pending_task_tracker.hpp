@@ -20,8 +20,10 @@
 #include <vector>
 
 #include "common/result.hpp"
+#include "common/unique_fd.hpp"
 
 struct pending_tasks; // the generated skeleton, <pending_tasks.skel.h>
+struct bpf_map;
 
 namespace livepatchd {
 
@@ -82,10 +84,42 @@ public:
     // Removes tid; forgetting a tid that is not watched is not an error.
     Result<void> forget(pid_t tid);
 
-    // The tasks blocking the transition under way (and the watched ones) that exist now, in
-    // tid order, with the stacks of the selected ones (and of watched tasks). Walks all tasks in
-    // the kernel once. More tids selected than the kernel's selection holds
-    // (max_selected_stacks) take every stack.
+    // One walk of the kernel's task list, read a slice at a time: the tasks blocking the
+    // transition under way (and the watched ones), in tid order, with the stacks of the selected
+    // ones (and of watched tasks). More tids selected than the kernel's selection holds
+    // (max_selected_stacks) take every stack. At 30,000 pending tasks a walk takes the kernel
+    // seconds under emulation: a caller on an event loop reads it over several turns.
+    //
+    // One walk at a time: the selection is the BPF program's (stack_mode, stack_wanted) for as
+    // long as the walk lives, and a second walk would change it under the first.
+    class Walk {
+    public:
+        // Reads on until the walk has ended or CLOCK_MONOTONIC has passed deadline_usec (one
+        // read of the kernel's buffer at least). True once it has ended.
+        Result<bool> read_until(std::uint64_t deadline_usec);
+        // The tasks read, once read_until() said it has ended.
+        std::vector<TrackedTask> take() { return std::move(tasks_); }
+
+        Walk(Walk&&) noexcept = default;
+        Walk& operator=(Walk&&) noexcept = default;
+        ~Walk();
+
+    private:
+        friend class PendingTaskTracker;
+        Walk(bpf_map* selection, std::vector<std::uint32_t> selected, UniqueFd iter) noexcept
+            : selection_(selection), selected_(std::move(selected)), iter_(std::move(iter)) {}
+        Result<void> parse(); // the complete records in bytes_, into tasks_
+
+        bpf_map* selection_ = nullptr;
+        std::vector<std::uint32_t> selected_; // keys of selection_ to delete at the end
+        UniqueFd iter_;
+        std::vector<unsigned char> bytes_; // read, not parsed yet (a record cut by a read)
+        std::size_t used_ = 0;
+        std::vector<TrackedTask> tasks_;
+    };
+    Result<Walk> walk(const StackSelection& stacks) const;
+
+    // A whole walk at once.
     Result<std::vector<TrackedTask>> list(const StackSelection& stacks) const;
     Result<std::vector<TrackedTask>> list(bool with_stacks) const
     {

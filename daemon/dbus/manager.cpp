@@ -520,33 +520,56 @@ int Manager::list_pending_tasks(sd_bus_message* call, sd_bus_error* error)
                                  "%zu ListPendingTasks calls are being answered already; call "
                                  "again once one of them is",
                                  listings_.size());
-    auto tasks = context_.pending_tasks ? context_.pending_tasks() : context_.control.pending_tasks();
-    if (!tasks)
-        return system_error(error, tasks.error());
-    PendingListing listing{this, MessagePtr(sd_bus_message_ref(call)), nullptr, {}, 0, {}, nullptr};
+    listings_.push_back({this, MessagePtr(sd_bus_message_ref(call)), nullptr, {}, 0, {}, nullptr});
+    PendingListing& added = listings_.back();
+    if (!context_.list_pending) {
+        begin_listing(added, context_.control.pending_tasks(), {});
+        return 1;
+    }
     // Kernel stacks only for root (/proc/<pid>/stack needs CAP_SYS_ADMIN); everyone else asks
     // GetTaskStacks, behind polkit. Asking polkit here would prompt on every listing.
-    if (context_.task_stacks && !tasks->empty() && sd_bus_query_sender_privilege(call, -1) > 0)
-        listing.stacks = context_.task_stacks(first_tids(*tasks));
+    const bool stacks = sd_bus_query_sender_privilege(call, -1) > 0;
+    // The listing stays in listings_ until its reply is sent: the address stays valid.
+    context_.list_pending(stacks, [this, &added](Result<std::vector<PendingTask>> tasks,
+                                                 std::map<std::uint32_t, std::vector<std::string>>
+                                                     stacks) {
+        begin_listing(added, std::move(tasks), std::move(stacks));
+    });
+    return 1;
+}
+
+void Manager::begin_listing(PendingListing& listing, Result<std::vector<PendingTask>> tasks,
+                            std::map<std::uint32_t, std::vector<std::string>> stacks)
+{
+    int r = 0;
+    if (!tasks) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        (void)system_error(&error, tasks.error());
+        (void)sd_bus_reply_method_error(listing.call.get(), &error);
+        sd_bus_error_free(&error);
+        end_listing(listing);
+        return;
+    }
     listing.tasks = std::move(*tasks);
+    listing.stacks = std::move(stacks);
     sd_bus_message* m = nullptr;
-    int r = sd_bus_message_new_method_return(call, &m);
-    if (r < 0)
-        return r;
-    listing.reply.reset(m);
-    if ((r = sd_bus_message_open_container(m, 'a', "(uusssssstasas)")) < 0)
-        return r;
-    listings_.push_back(std::move(listing));
-    PendingListing& added = listings_.back();
+    if ((r = sd_bus_message_new_method_return(listing.call.get(), &m)) >= 0) {
+        listing.reply.reset(m);
+        r = sd_bus_message_open_container(m, 'a', "(uusssssstasas)");
+    }
+    if (r < 0) {
+        (void)sd_bus_reply_method_errno(listing.call.get(), -r, nullptr);
+        end_listing(listing);
+        return;
+    }
     // A defer source stays pending, ahead of newer events of its priority: at the idle
     // priority it takes the turns nothing else wants.
     sd_event* event = sd_bus_get_event(bus_);
-    if (!event || sd_event_add_defer(event, &added.source, on_listing_turn, &added) < 0 ||
-        sd_event_source_set_priority(added.source, SD_EVENT_PRIORITY_IDLE) < 0 ||
-        sd_event_source_set_enabled(added.source, SD_EVENT_ON) < 0)
+    if (!event || sd_event_add_defer(event, &listing.source, on_listing_turn, &listing) < 0 ||
+        sd_event_source_set_priority(listing.source, SD_EVENT_PRIORITY_IDLE) < 0 ||
+        sd_event_source_set_enabled(listing.source, SD_EVENT_ON) < 0)
         // Not on a loop (or no room for the source): all of it now.
-        (void)continue_listing(added, true);
-    return 1;
+        (void)continue_listing(listing, true);
 }
 
 int Manager::on_listing_turn(sd_event_source*, void* userdata) noexcept
@@ -620,30 +643,13 @@ void Manager::end_listing(PendingListing& listing)
     listings_.remove_if([&](const PendingListing& l) { return &l == &listing; });
 }
 
-std::set<std::uint32_t> Manager::first_tids(const std::vector<PendingTask>& tasks) const
-{
-    std::set<std::uint32_t> tids;
-    for (std::size_t i = 0; i < tasks.size() && i < max_listed_stacks; ++i)
-        tids.insert(tasks[i].tid);
-    return tids;
-}
+namespace {
 
-int Manager::get_task_stacks(sd_bus_message* call, sd_bus_error* error)
+int reply_task_stacks(sd_bus_message* call,
+                      const std::map<std::uint32_t, std::vector<std::string>>& stacks)
 {
-    int r = authorize(authorizer_, call, "read-stacks", {}, error);
-    if (r <= 0)
-        return r == 0 ? 1 : r;
-    std::map<std::uint32_t, std::vector<std::string>> stacks;
-    if (context_.task_stacks) {
-        auto tasks =
-            context_.pending_tasks ? context_.pending_tasks() : context_.control.pending_tasks();
-        if (!tasks)
-            return system_error(error, tasks.error());
-        if (!tasks->empty())
-            stacks = context_.task_stacks(first_tids(*tasks));
-    }
     sd_bus_message* m = nullptr;
-    r = sd_bus_message_new_method_return(call, &m);
+    int r = sd_bus_message_new_method_return(call, &m);
     if (r < 0)
         return r;
     MessagePtr reply(m);
@@ -664,6 +670,34 @@ int Manager::get_task_stacks(sd_bus_message* call, sd_bus_error* error)
     if ((r = sd_bus_message_close_container(m)) < 0)
         return r;
     return sd_bus_send(nullptr, m, nullptr);
+}
+
+} // namespace
+
+int Manager::get_task_stacks(sd_bus_message* call, sd_bus_error* error)
+{
+    int r = authorize(authorizer_, call, "read-stacks", {}, error);
+    if (r <= 0)
+        return r == 0 ? 1 : r;
+    if (!context_.list_pending)
+        return reply_task_stacks(call, {});
+    // Answered once the tasks are listed, from the loop.
+    // (A shared owner: std::function copies what it holds.)
+    auto held = std::shared_ptr<sd_bus_message>(sd_bus_message_ref(call), sd_bus_message_unref);
+    context_.list_pending(true, [call = std::move(held)](
+                                    Result<std::vector<PendingTask>> tasks,
+                                    std::map<std::uint32_t, std::vector<std::string>> stacks) {
+        int failed = 0;
+        if (!tasks) {
+            sd_bus_error e = SD_BUS_ERROR_NULL;
+            (void)system_error(&e, tasks.error());
+            (void)sd_bus_reply_method_error(call.get(), &e);
+            sd_bus_error_free(&e);
+        } else if ((failed = reply_task_stacks(call.get(), stacks)) < 0) {
+            (void)sd_bus_reply_method_errno(call.get(), -failed, nullptr);
+        }
+    });
+    return 1;
 }
 
 int Manager::kick(sd_bus_message* call, sd_bus_error* error)

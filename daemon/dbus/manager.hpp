@@ -57,15 +57,17 @@ struct ManagerContext {
     const KernelView& kernel;
     const PatchControl& control;
     std::string kernel_release;
-    // ListPendingTasks: the pending tasks (unset: lpshim's list), and the service's view of
-    // one of them (facts, time blocked, actions; unset: the task as listed), asked for a slice
-    // of the tasks per turn of the loop.
-    std::function<Result<std::vector<PendingTask>>()> pending_tasks = nullptr;
+    // ListPendingTasks and GetTaskStacks: the pending tasks and, when stacks is true, the kernel
+    // stacks of the first max_listed_stacks of them by tid, to done, from the loop (at 30,000
+    // pending tasks, reading them takes the kernel seconds: it is not done in the call's turn).
+    // Unset: lpshim's list, without stacks, at once.
+    using PendingListed = std::function<void(
+        Result<std::vector<PendingTask>> tasks,
+        std::map<std::uint32_t, std::vector<std::string>> stacks)>;
+    std::function<void(bool stacks, PendingListed done)> list_pending = nullptr;
+    // The service's view of a pending task (facts, time blocked, actions; unset: the task as
+    // listed), asked for a slice of the tasks per turn of the loop.
     std::function<BlockingTask(const PendingTask&)> blocking_task = nullptr;
-    // The kernel stacks of the pending tasks with these tids, by tid (for callers allowed to
-    // see them).
-    std::function<std::map<std::uint32_t, std::vector<std::string>>(const std::set<std::uint32_t>&)>
-        task_stacks = nullptr;
 };
 
 // ListPendingTasks and GetTaskStacks carry the kernel stacks of the first this many tasks of
@@ -159,10 +161,12 @@ private:
     };
     std::list<PendingListing> listings_;
     static int on_listing_turn(sd_event_source* source, void* userdata) noexcept;
+    // The tasks are listed: the reply is built from the next turn on.
+    void begin_listing(PendingListing& listing, Result<std::vector<PendingTask>> tasks,
+                       std::map<std::uint32_t, std::vector<std::string>> stacks);
     // Appends a slice (all of it: everything); false once the reply is sent or failed.
     bool continue_listing(PendingListing& listing, bool everything);
     void end_listing(PendingListing& listing);
-    std::set<std::uint32_t> first_tids(const std::vector<PendingTask>& tasks) const;
 };
 
 } // namespace livepatchd::dbus

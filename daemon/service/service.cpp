@@ -144,6 +144,9 @@ Service::Service(const Config& config, std::filesystem::path state_directory, Pa
 
 Service::~Service()
 {
+#if LIVEPATCHD_HAVE_BPF
+    lister_.reset(); // drops the listings waiting for a walk (Manager's, the tick's)
+#endif
     executor_.reset(); // continues every held process
     operations_->set_sink(nullptr);
     metrics_.reset(); // passes events on to manager_
@@ -190,10 +193,27 @@ Result<void> Service::connect()
                  .kernel = kernel_,
                  .control = *control_,
                  .kernel_release = release_,
-                 .pending_tasks = [this] { return pending_tasks(); },
+                 .list_pending =
+                     [this](bool stacks, dbus::ManagerContext::PendingListed done) {
+                         list_pending([this, stacks, done = std::move(done)](
+                                          Result<std::vector<PendingTask>> tasks) {
+                             if (!stacks || !tasks || tasks->empty()) {
+                                 done(std::move(tasks), {});
+                                 return;
+                             }
+                             // The first ones by tid (the list is in tid order).
+                             std::set<std::uint32_t> first;
+                             for (std::size_t i = 0;
+                                  i < tasks->size() && i < dbus::max_listed_stacks; ++i)
+                                 first.insert((*tasks)[i].tid);
+                             auto listed = std::make_shared<std::vector<PendingTask>>(
+                                 std::move(*tasks));
+                             list_stacks(first, [done, listed](Stacks stacks) {
+                                 done(std::move(*listed), std::move(stacks));
+                             });
+                         });
+                     },
                  .blocking_task = [this](const PendingTask& task) { return blocking_task(task); },
-                 .task_stacks =
-                     [this](const std::set<std::uint32_t>& tids) { return pending_stacks(&tids); },
              });
     if (!config_.metrics.textfile.empty()) {
         metrics::MetricsSnapshot identity;
@@ -290,9 +310,10 @@ void Service::watch_transition_events()
     // The pending tasks' programs need neither the events nor their ring buffer: tried anyway.
     auto tracker = PendingTaskTracker::open();
     Result<void> following = tracker ? tracker->follow_transitions() : Result<void>(tracker.error());
-    if (following)
+    if (following) {
         tracker_ = std::move(*tracker);
-    else
+        lister_ = std::make_unique<PendingTaskLister>(event_.get(), *tracker_);
+    } else
         journal::log(LogLevel::warning, following.error().message +
                                             "; pending tasks from lpshim's debugfs list, "
                                             "without stacks");
@@ -330,70 +351,84 @@ void Service::watch_transition_events()
 #endif
 }
 
-Result<std::vector<PendingTask>> Service::pending_tasks()
+void Service::list_pending(PendingDone done)
 {
 #if LIVEPATCHD_HAVE_BPF
-    if (tracker_) {
+    if (lister_) {
         // lpshim checks every task at the transition's first attempt, so each one that blocks
         // is in the map from then on; a child forked since appears at the next attempt. Unless
         // the map cannot be trusted now: then lpshim's own list, which is exact (without
         // first-seen times nor attempts), and the journal says why, once.
-        std::string fallback;
-        Result<std::vector<TrackedTask>> tracked = std::vector<TrackedTask>{};
-        if (const std::uint64_t lost = tracker_->overflowed(); lost > 0)
-            fallback = "the BPF map of pending tasks (" + std::to_string(tracker_->capacity()) +
-                       " entries) had no room for " + std::to_string(lost) + " of them";
-        else if (tracked = tracker_->list(false); !tracked)
-            fallback = tracked.error().message;
-        if (!fallback.empty()) {
-            if (fallback.substr(0, 40) != pending_fallback_.substr(0, 40))
+        auto fall_back = [this](const std::string& why) {
+            if (why.substr(0, 40) != pending_fallback_.substr(0, 40))
                 journal::log(LogLevel::warning,
-                             fallback + "; listing the pending tasks from lpshim's debugfs list "
-                                        "instead");
-            pending_fallback_ = fallback;
+                             why + "; listing the pending tasks from lpshim's debugfs list "
+                                   "instead");
+            pending_fallback_ = why;
             return control_->pending_tasks();
+        };
+        if (const std::uint64_t lost = tracker_->overflowed(); lost > 0) {
+            done(fall_back("the BPF map of pending tasks (" +
+                           std::to_string(tracker_->capacity()) + " entries) had no room for " +
+                           std::to_string(lost) + " of them"));
+            return;
         }
-        pending_fallback_.clear();
-        std::vector<PendingTask> tasks;
-        tasks.reserve(tracked->size());
-        for (TrackedTask& t : *tracked)
-            tasks.push_back(PendingTask{.tid = static_cast<std::uint32_t>(t.tid),
-                                        .tgid = static_cast<std::uint32_t>(t.tgid),
-                                        .comm = printable(t.comm),
-                                        .reason = printable(t.reason),
-                                        .function = printable(t.function),
-                                        .blocked_since_usec = t.first_seen_ns / 1000,
-                                        .attempts = t.attempts});
-        return tasks;
+        lister_->list(StackSelection::nothing(), [this, fall_back, done = std::move(done)](
+                                                     Result<std::vector<TrackedTask>> tracked) {
+            if (!tracked) {
+                done(fall_back(tracked.error().message));
+                return;
+            }
+            pending_fallback_.clear();
+            std::vector<PendingTask> tasks;
+            tasks.reserve(tracked->size());
+            for (TrackedTask& t : *tracked)
+                tasks.push_back(PendingTask{.tid = static_cast<std::uint32_t>(t.tid),
+                                            .tgid = static_cast<std::uint32_t>(t.tgid),
+                                            .comm = printable(t.comm),
+                                            .reason = printable(t.reason),
+                                            .function = printable(t.function),
+                                            .blocked_since_usec = t.first_seen_ns / 1000,
+                                            .attempts = t.attempts});
+            done(std::move(tasks));
+        });
+        return;
     }
 #endif
-    return control_->pending_tasks();
+    done(control_->pending_tasks());
 }
 
-std::map<std::uint32_t, std::vector<std::string>>
-Service::pending_stacks(const std::set<std::uint32_t>* only)
+void Service::list_stacks(const std::set<std::uint32_t>& tids, std::function<void(Stacks)> done)
 {
-    std::map<std::uint32_t, std::vector<std::string>> stacks;
 #if LIVEPATCHD_HAVE_BPF
-    if (!tracker_)
-        return stacks;
-    auto tracked = tracker_->list(
-        only ? StackSelection::of(std::set<pid_t>(only->begin(), only->end()))
-             : StackSelection::every());
-    if (!tracked) {
-        journal::log(LogLevel::warning, tracked.error().message);
-        return stacks;
-    }
-    for (TrackedTask& t : *tracked) {
-        if (only && !only->count(static_cast<std::uint32_t>(t.tid)))
-            continue;
-        std::vector<std::string>& frames = stacks[static_cast<std::uint32_t>(t.tid)];
-        frames = std::move(t.frames);
-        if (frames.empty() && t.stack_errnum != 0)
-            frames.push_back("(no stack: " + std::generic_category().message(t.stack_errnum) + ")");
+    if (lister_) {
+        std::set<pid_t> selected(tids.begin(), tids.end());
+        lister_->list(StackSelection::of(selected),
+                      [selected, done = std::move(done)](Result<std::vector<TrackedTask>> tracked) {
+                          Stacks stacks;
+                          if (!tracked) {
+                              journal::log(LogLevel::warning, tracked.error().message);
+                              done(std::move(stacks));
+                              return;
+                          }
+                          for (TrackedTask& t : *tracked) {
+                              if (!selected.count(t.tid))
+                                  continue;
+                              std::vector<std::string>& frames =
+                                  stacks[static_cast<std::uint32_t>(t.tid)];
+                              frames = std::move(t.frames);
+                              if (frames.empty() && t.stack_errnum != 0)
+                                  frames.push_back(
+                                      "(no stack: " +
+                                      std::generic_category().message(t.stack_errnum) + ")");
+                          }
+                          done(std::move(stacks));
+                      });
+        return;
     }
 #endif
-    return stacks;
+    (void)tids;
+    done({});
 }
 
 int Service::run()
@@ -518,7 +553,8 @@ void Service::tick()
     const bool oops = kernel_oopsed();
     operations_->keep_crash_guard(*in_kernel, oops && !oops_seen_);
     oops_seen_ = oops;
-    last_tick_usec_ = monotonic_usec() - started;
+    if (!tick_listing_)
+        last_tick_usec_ = monotonic_usec() - started;
     schedule_next_tick();
 }
 
@@ -538,11 +574,14 @@ void Service::schedule_next_tick()
     } else if (guard_timer_) {
         (void)sd_event_source_set_enabled(guard_timer_.get(), SD_EVENT_OFF);
     }
+    if (tick_listing_)
+        return; // the next tick is scheduled once the pending tasks are listed
     if (watcher_.watched() || operations_->boot_queue_size() > 0) {
-        // A look at a transition costs more with more tasks pending (about 135 ms at 10,000
-        // under TCG: listing them, the remediation round): the next comes at least twice that
-        // long after it, so that the loop's other work (bus calls, ListPendingTasks' slices at
-        // idle priority, the holds' SIGCONT) keeps two thirds of the time; at most a second.
+        // A look at a transition costs more with more tasks pending (seconds at 30,000 under
+        // TCG: listing them, in slices, and the remediation round): the next comes at least
+        // twice that long after it, so that the loop's other work (bus calls,
+        // ListPendingTasks' slices at idle priority, the holds' SIGCONT) and the kernel's
+        // passes keep the CPU two thirds of the time; at most a second.
         schedule_tick(std::clamp(2 * last_tick_usec_, busy_tick_usec, idle_tick_usec));
         return;
     }
@@ -574,6 +613,7 @@ void Service::handle(const std::vector<TransitionChange>& events,
     for (const TransitionChange& e : events) {
         switch (e.kind) {
         case TransitionChange::Kind::started:
+            ++transition_seq_;
             remediation_.reset();
             seen_.clear();
             stall_acted_ = false;
@@ -588,6 +628,7 @@ void Service::handle(const std::vector<TransitionChange>& events,
                           {"MESSAGE_ID", std::string(journal::message_id::transition_started)}});
             break;
         case TransitionChange::Kind::reversed:
+            ++transition_seq_;
             save_transition_record();
             journal::log(LogLevel::info,
                          e.patch + ": transition to " + e.target + " reversed: going back to " +
@@ -595,6 +636,7 @@ void Service::handle(const std::vector<TransitionChange>& events,
                          {{"PATCH", e.patch}, {"TRANSITION", e.target}});
             break;
         case TransitionChange::Kind::ended: {
+            ++transition_seq_;
             (void)::unlinkat(state_fd_.get(), transition_record_file, 0);
             const bool as_asked = e.outcome == outcome_completed;
             journal::log(as_asked ? LogLevel::info : LogLevel::warning,
@@ -635,8 +677,45 @@ void Service::follow_transition(const std::vector<KernelPatch>& in_kernel)
         update_status_line(idle);
         return;
     }
+    if (tick_listing_)
+        return; // an earlier tick's listing is under way: it follows on
+    tick_listing_ = true;
+    tick_started_usec_ = now;
+    list_pending([this, seq = transition_seq_](Result<std::vector<PendingTask>> tasks) {
+        tick_listing_ = false;
+        const bool same = watcher_.watched() && seq == transition_seq_;
+        if (same) {
+            const std::size_t count = tasks ? tasks->size() : 0;
+            const std::uint64_t started = monotonic_usec();
+            try {
+                follow_pending(std::move(tasks));
+            } catch (const std::exception& e) {
+                // The next tick comes anyway: nothing else would schedule it.
+                journal::log(LogLevel::err, std::string("a look at the pending tasks failed: ") +
+                                                e.what());
+            }
+            // The dispatch this runs in, for a reader of DISPATCH_USEC lines.
+            if (const std::uint64_t took = monotonic_usec() - started; took >= 20'000)
+                journal::log(LogLevel::debug,
+                             "the look at " + std::to_string(count) + " pending task(s) took " +
+                                 std::to_string(took) + " us, " +
+                                 std::to_string(started - tick_started_usec_) +
+                                 " us after the tick that listed them",
+                             {{"FOLLOW_USEC", std::to_string(took)}});
+        }
+        last_tick_usec_ = monotonic_usec() - tick_started_usec_;
+        if (same)
+            schedule_next_tick();
+        else
+            schedule_tick(0); // listed for a transition that is over: look again now
+    });
+}
+
+void Service::follow_pending(Result<std::vector<PendingTask>> tasks)
+{
     std::uint32_t count = 0;
-    if (auto tasks = pending_tasks()) {
+    if (tasks) {
+        const std::uint64_t now = monotonic_usec();
         count = static_cast<std::uint32_t>(tasks->size());
         remediate(std::chrono::milliseconds(watcher_.elapsed_usec(now) / usec_per_msec), *tasks);
         if (watcher_.watched() && watcher_.watched()->stalled)
@@ -825,54 +904,95 @@ void Service::remediate(std::chrono::milliseconds elapsed, const std::vector<Pen
         facts_cursor_ = 0;
     std::vector<std::pair<std::uint32_t, std::string>> refused;
     const std::vector<Remedy> remedies = remediation_.decide(elapsed, facts, &refused);
-    // One walk for the round, of the tasks it logs only: no hold's SIGCONT can fire meanwhile.
-    const std::set<std::uint32_t> shown = tasks_to_show(remedies, refused);
-    const auto stacks = shown.empty() ? decltype(pending_stacks()){} : pending_stacks(&shown);
+    std::vector<Remedy> stops;
     for (const Remedy& remedy : remedies) {
-        if (remedy.kind == RemedyKind::kick) {
-            const auto kicked = control_->kick();
-            if (!kicked) {
-                journal::log(LogLevel::warning, kicked.error().message, {{"PATCH", patch}});
-                continue;
-            }
-            for (const PendingTask& task : pending)
-                ++seen_[task.tid].kicks;
-            if (metrics_)
-                metrics_->tasks_kicked();
-            journal::log(LogLevel::debug,
-                         patch + ": kicked " + std::to_string(pending.size()) + " pending task(s)",
-                         {{"PATCH", patch}});
+        if (remedy.kind != RemedyKind::kick) {
+            stops.push_back(remedy);
             continue;
         }
-        stop_for_a_moment(remedy.target, stacks);
+        const auto kicked = control_->kick();
+        if (!kicked) {
+            journal::log(LogLevel::warning, kicked.error().message, {{"PATCH", patch}});
+            continue;
+        }
+        for (const PendingTask& task : pending)
+            ++seen_[task.tid].kicks;
+        if (metrics_)
+            metrics_->tasks_kicked();
+        journal::log(LogLevel::debug,
+                     patch + ": kicked " + std::to_string(pending.size()) + " pending task(s)",
+                     {{"PATCH", patch}});
     }
-    for (const auto& [tid, why] : refused) {
+    std::vector<std::pair<TaskFacts, std::string>> refusals;
+    for (auto& [tid, why] : refused) {
         const auto f = std::find_if(facts.begin(), facts.end(),
                                     [tid = tid](const TaskFacts& x) { return x.task.tid == tid; });
-        if (f == facts.end())
-            continue;
-        const std::string kind(to_string(f->kind));
-        const std::string unit = f->units.empty() ? "" : f->units.back();
+        if (f != facts.end())
+            refusals.emplace_back(*f, std::move(why));
+    }
+    if (stops.empty() && refusals.empty())
+        return;
+    // The stacks of the tasks the round logs only, in one walk; the stops wait for it.
+    list_stacks(tasks_to_show(remedies, refused),
+                [this, seq = transition_seq_, stops = std::move(stops),
+                 refusals = std::move(refusals)](Stacks stacks) {
+                    stop_and_report(seq, stops, refusals, stacks);
+                });
+}
+
+void Service::stop_and_report(std::uint64_t seq, const std::vector<Remedy>& stops,
+                              const std::vector<std::pair<TaskFacts, std::string>>& refused,
+                              const Stacks& stacks)
+{
+    // Decided for a transition that is over: its ladder was reset with it.
+    if (!watcher_.watched() || seq != transition_seq_)
+        return;
+    const std::string patch = watcher_.watched()->patch;
+    for (const auto& [f, why] : refused) {
+        const std::uint32_t tid = f.task.tid;
+        const std::string kind(to_string(f.kind));
+        const std::string unit = f.units.empty() ? "" : f.units.back();
         journal::log(LogLevel::warning,
-                     patch + ": task " + std::to_string(tid) + " (" + f->task.comm + ", " + kind +
+                     patch + ": task " + std::to_string(tid) + " (" + f.task.comm + ", " + kind +
                          ") blocks the transition in " +
-                         (f->task.function.empty() ? "?" : f->task.function) +
+                         (f.task.function.empty() ? "?" : f.task.function) +
                          "; not stopped: " + why,
                      {{"PATCH", patch},
                       {"TID", std::to_string(tid)},
                       {"TASK_KIND", kind},
                       {"UNIT", unit},
-                      {"FUNCTION", f->task.function},
+                      {"FUNCTION", f.task.function},
                       {"STACK", stack_text(stacks, tid)}});
-        sink().task_blocked(f->task, kind, "not stopped: " + why);
+        sink().task_blocked(f.task, kind, "not stopped: " + why);
         seen_[tid].actions.push_back("not stopped: " + why);
+    }
+    for (const Remedy& stop : stops) {
+        // Read again: the walk for the stacks took time, in which the task may have exited
+        // (its tid reused), changed its uid or gone into uninterruptible sleep. It is stopped
+        // as it is now, if it still may be.
+        auto now = read_task_facts(stop.target.task);
+        if (!now || now->start_time != stop.target.start_time) {
+            journal::log(LogLevel::debug,
+                         patch + ": task " + std::to_string(stop.target.task.tid) +
+                             " is gone: not stopped",
+                         {{"PATCH", patch}});
+            continue;
+        }
+        if (auto why = why_not_stop(*now, config_.remediation.stop_continue, ::getpid())) {
+            journal::log(LogLevel::warning,
+                         patch + ": task " + std::to_string(now->task.tid) + " (" +
+                             now->task.comm + ") changed since it was looked at; not stopped: " +
+                             *why,
+                         {{"PATCH", patch}, {"TID", std::to_string(now->task.tid)}});
+            continue;
+        }
+        stop_for_a_moment(*now, stacks);
     }
 }
 
 // SIGSTOP now, SIGCONT hold_ms later: the task leaves the patched function on its way to the
 // stop and switches at its return to user mode.
-void Service::stop_for_a_moment(const TaskFacts& facts,
-                                const std::map<std::uint32_t, std::vector<std::string>>& stacks)
+void Service::stop_for_a_moment(const TaskFacts& facts, const Stacks& stacks)
 {
     const std::string patch = watcher_.watched()->patch;
     const PendingTask& task = facts.task;

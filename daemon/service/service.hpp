@@ -26,6 +26,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -51,6 +52,7 @@
 
 #if LIVEPATCHD_HAVE_BPF
 #include "bpf/libbpf_messages.hpp"
+#include "bpf/pending_task_lister.hpp"
 #include "bpf/pending_task_tracker.hpp"
 #include "bpf/transition_events.hpp"
 #endif
@@ -99,17 +101,28 @@ private:
     void follow_transition(const std::vector<KernelPatch>& in_kernel);
     void report_stall_waiting(const WatchedTransition& watched, std::uint64_t elapsed,
                               const std::string& reason);
+    // The tick's pending tasks are listed, for the transition still watched: the ladder and
+    // the stall act on them.
+    void follow_pending(Result<std::vector<PendingTask>> tasks);
     void act_on_stall(const std::vector<PendingTask>& pending);
-    Result<std::vector<PendingTask>> pending_tasks();
+    // The pending tasks of the transition under way, to done, from the loop (a walk read in
+    // slices: PendingTaskLister), or at once from lpshim's list (without BPF, or when the
+    // BPF map cannot be trusted).
+    using PendingDone = std::function<void(Result<std::vector<PendingTask>>)>;
+    using Stacks = std::map<std::uint32_t, std::vector<std::string>>;
+    void list_pending(PendingDone done);
+    // Kernel stacks of the pending tasks with these tids, to done, from the loop ({} without
+    // BPF).
+    void list_stacks(const std::set<std::uint32_t>& tids, std::function<void(Stacks)> done);
     void remediate(std::chrono::milliseconds elapsed, const std::vector<PendingTask>& pending);
-    void stop_for_a_moment(const TaskFacts& facts,
-                           const std::map<std::uint32_t, std::vector<std::string>>& stacks);
+    // The stops and refusals of a round, once their stacks are read.
+    void stop_and_report(std::uint64_t seq, const std::vector<Remedy>& stops,
+                         const std::vector<std::pair<TaskFacts, std::string>>& refused,
+                         const Stacks& stacks);
+    void stop_for_a_moment(const TaskFacts& facts, const Stacks& stacks);
     // What ListPendingTasks says of a pending task: its /proc and sd-login facts, how long it
     // has blocked, what the ladder did about it.
     BlockingTask blocking_task(const PendingTask& task);
-    // Kernel stacks of the pending tasks, or of those in only: one walk of the task list.
-    std::map<std::uint32_t, std::vector<std::string>>
-    pending_stacks(const std::set<std::uint32_t>* only = nullptr);
     void save_transition_record();
     void resume_transition_record(const std::vector<KernelPatch>& in_kernel);
     void update_status_line(const TransitionStatus& status);
@@ -142,6 +155,7 @@ private:
 #if LIVEPATCHD_HAVE_BPF
     std::unique_ptr<TransitionEvents> events_;
     std::optional<PendingTaskTracker> tracker_; // set when it follows transitions
+    std::unique_ptr<PendingTaskLister> lister_;  // tracker_'s walks, set with it
 #endif
     EventSourcePtr events_source_;
     EventSourcePtr sigterm_;
@@ -161,7 +175,12 @@ private:
     bool stall_acted_ = false;            // on_stall's action was taken in this transition
     std::string stall_waiting_;           // why it waits instead, as last reported
     std::uint64_t stall_looked_usec_ = 0; // when decide_stall last decided
-    std::uint64_t last_tick_usec_ = 0;    // how long the last tick() took
+    std::uint64_t last_tick_usec_ = 0;    // how long the last tick() took, its listing too
+    std::uint64_t tick_started_usec_ = 0; // when the tick under way started
+    bool tick_listing_ = false;           // a tick waits for its list of pending tasks
+    // Counts the watched transition's changes (started, reversed, ended): what was listed or
+    // decided for one is not acted on in another.
+    std::uint64_t transition_seq_ = 0;
     // The blockers' facts read so far for the stall's next decision, by tid, with when they
     // were read (CLOCK_MONOTONIC): act_on_stall().
     struct StallFacts {

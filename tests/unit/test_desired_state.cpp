@@ -202,7 +202,7 @@ TEST_CASE("a malformed forced list is dropped alone: the rest of the desired sta
     // forgotten, nothing applied at the next boot.
     const std::string entry = R"({"name": "lp_a", "applied_at_usec": 5, "applied_boot_id": "",
                                   "survived_guard": true, "oops_after_apply": false})";
-    for (const std::string forced :
+    for (const std::string& forced :
          {R"("forced_boot_id": ")" + boot_a + R"(", "forced": [17])",
           R"("forced_boot_id": ")" + boot_a + R"(", "forced": "lp_a")",
           R"("forced_boot_id": ")" + boot_a + R"(", "forced": ["../x"])",

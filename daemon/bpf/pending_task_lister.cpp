@@ -1,0 +1,121 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#include "bpf/pending_task_lister.hpp"
+
+#include <ctime>
+#include <set>
+#include <utility>
+
+namespace livepatchd {
+
+namespace {
+
+std::uint64_t now_usec() noexcept
+{
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000u +
+           static_cast<std::uint64_t>(ts.tv_nsec) / 1000u;
+}
+
+// The selection that serves every request: every stack if one wants them all, the union of
+// the tids asked for otherwise.
+template <typename Requests>
+StackSelection merged(const Requests& asked)
+{
+    std::set<pid_t> tids;
+    for (const auto& request : asked) {
+        if (request.stacks.kind == StackSelection::Kind::all)
+            return StackSelection::every();
+        tids.insert(request.stacks.tids.begin(), request.stacks.tids.end());
+    }
+    return StackSelection::of(std::move(tids));
+}
+
+} // namespace
+
+PendingTaskLister::~PendingTaskLister()
+{
+    sd_event_source_disable_unref(source_);
+}
+
+void PendingTaskLister::list(StackSelection stacks, Done done)
+{
+    queued_.push_back({std::move(stacks), std::move(done)});
+    if (source_)
+        return; // the walk under way starts the next one when it ends
+    if (event_ && sd_event_add_defer(event_, &source_, on_turn, this) >= 0) {
+        if (sd_event_source_set_priority(source_, SD_EVENT_PRIORITY_IDLE) >= 0 &&
+            sd_event_source_set_enabled(source_, SD_EVENT_ON) >= 0)
+            return;
+        source_ = sd_event_source_disable_unref(source_);
+    }
+    // No loop to run on (or no room for the source): the whole walk now.
+    while (busy())
+        turn();
+}
+
+int PendingTaskLister::on_turn(sd_event_source*, void* userdata) noexcept
+{
+    auto* self = static_cast<PendingTaskLister*>(userdata);
+    try {
+        self->turn();
+    } catch (const std::bad_alloc&) {
+        self->walk_.reset();
+        self->finish(Error{ENOMEM, "list the pending tasks: out of memory"});
+    } catch (...) {
+        self->walk_.reset();
+        self->finish(Error{EIO, "list the pending tasks: unexpected failure"});
+    }
+    return 0;
+}
+
+void PendingTaskLister::start()
+{
+    serving_ = std::move(queued_);
+    queued_.clear();
+    auto walk = tracker_.walk(merged(serving_));
+    if (!walk) {
+        finish(std::move(walk).error());
+        return;
+    }
+    walk_.emplace(std::move(*walk));
+}
+
+void PendingTaskLister::turn()
+{
+    if (!walk_) {
+        if (queued_.empty()) {
+            source_ = sd_event_source_disable_unref(source_);
+            return;
+        }
+        start();
+        if (!walk_)
+            return;
+    }
+    auto ended = walk_->read_until(now_usec() + slice_usec);
+    if (!ended) {
+        walk_.reset();
+        finish(std::move(ended).error());
+    } else if (*ended) {
+        std::vector<TrackedTask> tasks = walk_->take();
+        walk_.reset(); // its stack selection goes before the next walk makes its own
+        finish(std::move(tasks));
+    }
+}
+
+void PendingTaskLister::finish(Result<std::vector<TrackedTask>> listed)
+{
+    // A done may ask again (queued_, for the next walk): the requests served are moved out
+    // first. Each gets a copy but the last, which takes the list (30,000 tasks copy slowly).
+    std::vector<Request> served = std::move(serving_);
+    serving_.clear();
+    // One that fails (out of memory) must not cost the others their answer.
+    for (std::size_t i = 0; i < served.size(); ++i) {
+        try {
+            served[i].done(i + 1 < served.size() ? listed : std::move(listed));
+        } catch (...) {
+        }
+    }
+}
+
+} // namespace livepatchd

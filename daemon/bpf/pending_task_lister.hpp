@@ -1,0 +1,58 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//
+// PendingTaskLister: PendingTaskTracker's walks, on the event loop, for whoever asks. A walk of
+// the kernel's task list at 30,000 pending tasks takes the kernel seconds under emulation; the
+// loop that holds the holds' SIGCONT timers, the bus and the watchdog must not stop that long.
+// So a walk is read a slice at a time (at most slice_usec per turn of the loop, at the idle
+// priority: after the timers and the bus), and one walk serves every request made before it
+// started. Walks run one at a time (the tracker's stack selection belongs to the walk).
+#pragma once
+
+#include <systemd/sd-event.h>
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <vector>
+
+#include "bpf/pending_task_tracker.hpp"
+#include "common/result.hpp"
+
+namespace livepatchd {
+
+class PendingTaskLister {
+public:
+    using Done = std::function<void(Result<std::vector<TrackedTask>>)>;
+    static constexpr std::uint64_t slice_usec = 10'000;
+
+    PendingTaskLister(sd_event* event, const PendingTaskTracker& tracker) noexcept
+        : event_(event), tracker_(tracker) {}
+    PendingTaskLister(const PendingTaskLister&) = delete;
+    PendingTaskLister& operator=(const PendingTaskLister&) = delete;
+    ~PendingTaskLister(); // requests not answered yet are dropped, their done never called
+
+    // The tasks (with the stacks asked for) of a walk that starts after this call: done runs
+    // later, from the loop, never from inside list(). Without a loop to run on, at once.
+    void list(StackSelection stacks, Done done);
+    // Whether a walk runs or waits to.
+    bool busy() const { return walk_.has_value() || !queued_.empty(); }
+
+private:
+    struct Request {
+        StackSelection stacks;
+        Done done;
+    };
+    static int on_turn(sd_event_source* source, void* userdata) noexcept;
+    void turn();
+    void start();
+    void finish(Result<std::vector<TrackedTask>> listed);
+
+    sd_event* event_;
+    const PendingTaskTracker& tracker_;
+    sd_event_source* source_ = nullptr; // the walk's turns, while a walk runs or waits
+    std::optional<PendingTaskTracker::Walk> walk_;
+    std::vector<Request> serving_; // what the walk under way answers
+    std::vector<Request> queued_;  // what the next walk answers
+};
+
+} // namespace livepatchd
