@@ -155,14 +155,14 @@ print(len(tids - listed))' "$pid" <<<"$json")
 
 	longest=$(longest_dispatch "$cursor")
 	echo "# measure: $n pending: longest event loop dispatch $((longest / 1000)) ms"
-	# Both figures printed before either check fails.
-	((held <= HOLD_MS + 50)) || fail "the hold lasted $held ms, more than hold_ms + 50 ms"
-	ok "the hold lasted hold_ms +- 50 ms"
 	if ((longest > 100000)); then
 		# What ran in the long dispatches: the lines logged just before each.
 		journalctl -u livepatchd --no-pager -o short-monotonic --after-cursor="$cursor" |
 			grep -B4 "dispatch took [0-9]\{6,\} us" | tail -80 | sed 's/^/# /'
 	fi
+	# Both figures printed before either check fails.
+	((held <= HOLD_MS + 50)) || fail "the hold lasted $held ms, more than hold_ms + 50 ms"
+	ok "the hold lasted hold_ms +- 50 ms"
 	((longest <= 100000)) || fail "an event loop dispatch took $((longest / 1000)) ms, more than 100 ms"
 	ok "no event loop dispatch took longer than 100 ms with $n pending tasks"
 
