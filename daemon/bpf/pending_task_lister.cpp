@@ -59,12 +59,13 @@ int PendingTaskLister::on_turn(sd_event_source*, void* userdata) noexcept
     auto* self = static_cast<PendingTaskLister*>(userdata);
     try {
         self->turn();
-    } catch (const std::bad_alloc&) {
-        self->walk_.reset();
-        self->finish(Error{ENOMEM, "list the pending tasks: out of memory"});
     } catch (...) {
+        // (Out of memory.) The walk ends; what it served is told so, if that can be said.
         self->walk_.reset();
-        self->finish(Error{EIO, "list the pending tasks: unexpected failure"});
+        try {
+            self->finish(Error{ENOMEM, "list the pending tasks: out of memory"});
+        } catch (...) {
+        }
     }
     return 0;
 }

@@ -201,6 +201,7 @@ Result<PendingTaskTracker::Walk> PendingTaskTracker::walk(const StackSelection& 
         mode = PENDING_STACKS_ALL;
     } else if (stacks.kind == StackSelection::Kind::some) {
         mode = PENDING_STACKS_SELECTED;
+        selected.reserve(stacks.tids.size()); // no throw between an insert and its record
         const __u8 yes = 1;
         for (const pid_t tid : stacks.tids) {
             const __u32 key = static_cast<__u32>(tid);

@@ -101,7 +101,7 @@ public:
         std::vector<TrackedTask> take() { return std::move(tasks_); }
 
         Walk(Walk&&) noexcept = default;
-        Walk& operator=(Walk&&) noexcept = default;
+        Walk& operator=(Walk&&) = delete; // the target's selection would stay in the kernel
         ~Walk();
 
     private:

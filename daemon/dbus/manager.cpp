@@ -530,11 +530,24 @@ int Manager::list_pending_tasks(sd_bus_message* call, sd_bus_error* error)
     // GetTaskStacks, behind polkit. Asking polkit here would prompt on every listing.
     const bool stacks = sd_bus_query_sender_privilege(call, -1) > 0;
     // The listing stays in listings_ until its reply is sent: the address stays valid.
-    context_.list_pending(stacks, [this, &added](Result<std::vector<PendingTask>> tasks,
-                                                 std::map<std::uint32_t, std::vector<std::string>>
-                                                     stacks) {
-        begin_listing(added, std::move(tasks), std::move(stacks));
-    });
+    try {
+        context_.list_pending(stacks, [this, &added](
+                                          Result<std::vector<PendingTask>> tasks,
+                                          std::map<std::uint32_t, std::vector<std::string>>
+                                              stacks) {
+            try {
+                begin_listing(added, std::move(tasks), std::move(stacks));
+            } catch (...) {
+                (void)sd_bus_reply_method_errno(added.call.get(), ENOMEM, nullptr);
+                end_listing(added);
+            }
+        });
+    } catch (...) {
+        // Not asked (list_pending queues last): nothing will answer it but this.
+        if (!added.reply)
+            end_listing(added);
+        throw;
+    }
     return 1;
 }
 
@@ -681,10 +694,19 @@ int Manager::get_task_stacks(sd_bus_message* call, sd_bus_error* error)
         return r == 0 ? 1 : r;
     if (!context_.list_pending)
         return reply_task_stacks(call, {});
+    // Each call waits for two walks and holds a list meanwhile: as many at once as listings.
+    if (stack_calls_ >= max_pending_listings)
+        return sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
+                                 "%zu GetTaskStacks calls are being answered already; call "
+                                 "again once one of them is",
+                                 stack_calls_);
     // Answered once the tasks are listed, from the loop.
     // (A shared owner: std::function copies what it holds.)
     auto held = std::shared_ptr<sd_bus_message>(sd_bus_message_ref(call), sd_bus_message_unref);
-    context_.list_pending(true, [call = std::move(held)](
+    // Counted until the last copy of the answer goes (answered, or dropped with the lister).
+    ++stack_calls_;
+    std::shared_ptr<void> answered(nullptr, [this](void*) { --stack_calls_; });
+    context_.list_pending(true, [call = std::move(held), answered](
                                     Result<std::vector<PendingTask>> tasks,
                                     std::map<std::uint32_t, std::vector<std::string>> stacks) {
         int failed = 0;

@@ -160,6 +160,7 @@ private:
         sd_event_source* source = nullptr; // owned; the defer source that builds it
     };
     std::list<PendingListing> listings_;
+    std::size_t stack_calls_ = 0; // GetTaskStacks calls waiting for their walk
     static int on_listing_turn(sd_event_source* source, void* userdata) noexcept;
     // The tasks are listed: the reply is built from the next turn on.
     void begin_listing(PendingListing& listing, Result<std::vector<PendingTask>> tasks,

@@ -208,7 +208,7 @@ Result<void> Service::connect()
                                  first.insert((*tasks)[i].tid);
                              auto listed = std::make_shared<std::vector<PendingTask>>(
                                  std::move(*tasks));
-                             list_stacks(first, [done, listed](Stacks stacks) {
+                             list_stacks(first, [done, listed](Stacks stacks, bool) {
                                  done(std::move(*listed), std::move(stacks));
                              });
                          });
@@ -375,22 +375,31 @@ void Service::list_pending(PendingDone done)
         }
         lister_->list(StackSelection::nothing(), [this, fall_back, done = std::move(done)](
                                                      Result<std::vector<TrackedTask>> tracked) {
-            if (!tracked) {
-                done(fall_back(tracked.error().message));
-                return;
+            // done is called once, whatever fails before: the tick and the bus calls wait
+            // for it.
+            Result<std::vector<PendingTask>> listed =
+                Error{ENOMEM, "list the pending tasks: out of memory"};
+            try {
+                if (!tracked) {
+                    listed = fall_back(tracked.error().message);
+                } else {
+                    pending_fallback_.clear();
+                    std::vector<PendingTask> tasks;
+                    tasks.reserve(tracked->size());
+                    for (TrackedTask& t : *tracked)
+                        tasks.push_back(
+                            PendingTask{.tid = static_cast<std::uint32_t>(t.tid),
+                                        .tgid = static_cast<std::uint32_t>(t.tgid),
+                                        .comm = printable(t.comm),
+                                        .reason = printable(t.reason),
+                                        .function = printable(t.function),
+                                        .blocked_since_usec = t.first_seen_ns / 1000,
+                                        .attempts = t.attempts});
+                    listed = std::move(tasks);
+                }
+            } catch (...) {
             }
-            pending_fallback_.clear();
-            std::vector<PendingTask> tasks;
-            tasks.reserve(tracked->size());
-            for (TrackedTask& t : *tracked)
-                tasks.push_back(PendingTask{.tid = static_cast<std::uint32_t>(t.tid),
-                                            .tgid = static_cast<std::uint32_t>(t.tgid),
-                                            .comm = printable(t.comm),
-                                            .reason = printable(t.reason),
-                                            .function = printable(t.function),
-                                            .blocked_since_usec = t.first_seen_ns / 1000,
-                                            .attempts = t.attempts});
-            done(std::move(tasks));
+            done(std::move(listed));
         });
         return;
     }
@@ -398,7 +407,8 @@ void Service::list_pending(PendingDone done)
     done(control_->pending_tasks());
 }
 
-void Service::list_stacks(const std::set<std::uint32_t>& tids, std::function<void(Stacks)> done)
+void Service::list_stacks(const std::set<std::uint32_t>& tids,
+                          std::function<void(Stacks, bool walked)> done)
 {
 #if LIVEPATCHD_HAVE_BPF
     if (lister_) {
@@ -408,7 +418,7 @@ void Service::list_stacks(const std::set<std::uint32_t>& tids, std::function<voi
                           Stacks stacks;
                           if (!tracked) {
                               journal::log(LogLevel::warning, tracked.error().message);
-                              done(std::move(stacks));
+                              done(std::move(stacks), false);
                               return;
                           }
                           for (TrackedTask& t : *tracked) {
@@ -422,13 +432,13 @@ void Service::list_stacks(const std::set<std::uint32_t>& tids, std::function<voi
                                       "(no stack: " +
                                       std::generic_category().message(t.stack_errnum) + ")");
                           }
-                          done(std::move(stacks));
+                          done(std::move(stacks), true);
                       });
         return;
     }
 #endif
     (void)tids;
-    done({});
+    done({}, false);
 }
 
 int Service::run()
@@ -681,34 +691,41 @@ void Service::follow_transition(const std::vector<KernelPatch>& in_kernel)
         return; // an earlier tick's listing is under way: it follows on
     tick_listing_ = true;
     tick_started_usec_ = now;
-    list_pending([this, seq = transition_seq_](Result<std::vector<PendingTask>> tasks) {
+    auto listed = [this, seq = transition_seq_](Result<std::vector<PendingTask>> tasks) {
         tick_listing_ = false;
         const bool same = watcher_.watched() && seq == transition_seq_;
-        if (same) {
-            const std::size_t count = tasks ? tasks->size() : 0;
-            const std::uint64_t started = monotonic_usec();
-            try {
+        // The next tick is scheduled below whatever fails: nothing else would.
+        try {
+            if (same) {
+                const std::size_t count = tasks ? tasks->size() : 0;
+                const std::uint64_t started = monotonic_usec();
                 follow_pending(std::move(tasks));
-            } catch (const std::exception& e) {
-                // The next tick comes anyway: nothing else would schedule it.
-                journal::log(LogLevel::err, std::string("a look at the pending tasks failed: ") +
-                                                e.what());
+                // The dispatch this runs in, for a reader of DISPATCH_USEC lines.
+                if (const std::uint64_t took = monotonic_usec() - started; took >= 20'000)
+                    journal::log(LogLevel::debug,
+                                 "the look at " + std::to_string(count) +
+                                     " pending task(s) took " + std::to_string(took) + " us, " +
+                                     std::to_string(started - tick_started_usec_) +
+                                     " us after the tick that listed them",
+                                 {{"FOLLOW_USEC", std::to_string(took)}});
             }
-            // The dispatch this runs in, for a reader of DISPATCH_USEC lines.
-            if (const std::uint64_t took = monotonic_usec() - started; took >= 20'000)
-                journal::log(LogLevel::debug,
-                             "the look at " + std::to_string(count) + " pending task(s) took " +
-                                 std::to_string(took) + " us, " +
-                                 std::to_string(started - tick_started_usec_) +
-                                 " us after the tick that listed them",
-                             {{"FOLLOW_USEC", std::to_string(took)}});
+        } catch (const std::exception& e) {
+            journal::log(LogLevel::err,
+                         std::string("a look at the pending tasks failed: ") + e.what());
+        } catch (...) {
         }
         last_tick_usec_ = monotonic_usec() - tick_started_usec_;
         if (same)
             schedule_next_tick();
         else
             schedule_tick(0); // listed for a transition that is over: look again now
-    });
+    };
+    try {
+        list_pending(std::move(listed));
+    } catch (...) {
+        tick_listing_ = false; // not asked: the next tick asks again
+        throw;
+    }
 }
 
 void Service::follow_pending(Result<std::vector<PendingTask>> tasks)
@@ -935,14 +952,14 @@ void Service::remediate(std::chrono::milliseconds elapsed, const std::vector<Pen
     // The stacks of the tasks the round logs only, in one walk; the stops wait for it.
     list_stacks(tasks_to_show(remedies, refused),
                 [this, seq = transition_seq_, stops = std::move(stops),
-                 refusals = std::move(refusals)](Stacks stacks) {
-                    stop_and_report(seq, stops, refusals, stacks);
+                 refusals = std::move(refusals)](Stacks stacks, bool walked) {
+                    stop_and_report(seq, stops, refusals, stacks, walked);
                 });
 }
 
 void Service::stop_and_report(std::uint64_t seq, const std::vector<Remedy>& stops,
                               const std::vector<std::pair<TaskFacts, std::string>>& refused,
-                              const Stacks& stacks)
+                              const Stacks& stacks, bool walked)
 {
     // Decided for a transition that is over: its ladder was reset with it.
     if (!watcher_.watched() || seq != transition_seq_)
@@ -967,6 +984,15 @@ void Service::stop_and_report(std::uint64_t seq, const std::vector<Remedy>& stop
         seen_[tid].actions.push_back("not stopped: " + why);
     }
     for (const Remedy& stop : stops) {
+        // The walk lists the tasks still pending, each with an entry in stacks: one that
+        // switched meanwhile needs no stop (and its listed reason is no longer true).
+        if (walked && !stacks.count(stop.target.task.tid)) {
+            journal::log(LogLevel::debug,
+                         patch + ": task " + std::to_string(stop.target.task.tid) +
+                             " no longer blocks the transition: not stopped",
+                         {{"PATCH", patch}});
+            continue;
+        }
         // Read again: the walk for the stacks took time, in which the task may have exited
         // (its tid reused), changed its uid or gone into uninterruptible sleep. It is stopped
         // as it is now, if it still may be.

@@ -113,12 +113,15 @@ private:
     void list_pending(PendingDone done);
     // Kernel stacks of the pending tasks with these tids, to done, from the loop ({} without
     // BPF).
-    void list_stacks(const std::set<std::uint32_t>& tids, std::function<void(Stacks)> done);
+    // walked: the stacks come from a walk, which has an entry for every one of tids still
+    // pending.
+    void list_stacks(const std::set<std::uint32_t>& tids,
+                     std::function<void(Stacks, bool walked)> done);
     void remediate(std::chrono::milliseconds elapsed, const std::vector<PendingTask>& pending);
     // The stops and refusals of a round, once their stacks are read.
     void stop_and_report(std::uint64_t seq, const std::vector<Remedy>& stops,
                          const std::vector<std::pair<TaskFacts, std::string>>& refused,
-                         const Stacks& stacks);
+                         const Stacks& stacks, bool walked);
     void stop_for_a_moment(const TaskFacts& facts, const Stacks& stacks);
     // What ListPendingTasks says of a pending task: its /proc and sd-login facts, how long it
     // has blocked, what the ladder did about it.
