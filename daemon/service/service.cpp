@@ -415,24 +415,31 @@ void Service::list_stacks(const std::set<std::uint32_t>& tids,
         std::set<pid_t> selected(tids.begin(), tids.end());
         lister_->list(StackSelection::of(selected),
                       [selected, done = std::move(done)](Result<std::vector<TrackedTask>> tracked) {
+                          // done is called once, whatever fails before (out of memory).
                           Stacks stacks;
-                          if (!tracked) {
-                              journal::log(LogLevel::warning, tracked.error().message);
-                              done(std::move(stacks), false);
-                              return;
+                          bool walked = false;
+                          try {
+                              if (!tracked) {
+                                  journal::log(LogLevel::warning, tracked.error().message);
+                              } else {
+                                  for (TrackedTask& t : *tracked) {
+                                      if (!selected.count(t.tid))
+                                          continue;
+                                      std::vector<std::string>& frames =
+                                          stacks[static_cast<std::uint32_t>(t.tid)];
+                                      frames = std::move(t.frames);
+                                      if (frames.empty() && t.stack_errnum != 0)
+                                          frames.push_back(
+                                              "(no stack: " +
+                                              std::generic_category().message(t.stack_errnum) +
+                                              ")");
+                                  }
+                                  walked = true;
+                              }
+                          } catch (...) {
+                              stacks.clear();
                           }
-                          for (TrackedTask& t : *tracked) {
-                              if (!selected.count(t.tid))
-                                  continue;
-                              std::vector<std::string>& frames =
-                                  stacks[static_cast<std::uint32_t>(t.tid)];
-                              frames = std::move(t.frames);
-                              if (frames.empty() && t.stack_errnum != 0)
-                                  frames.push_back(
-                                      "(no stack: " +
-                                      std::generic_category().message(t.stack_errnum) + ")");
-                          }
-                          done(std::move(stacks), true);
+                          done(std::move(stacks), walked);
                       });
         return;
     }
