@@ -35,6 +35,15 @@ int system_error(sd_bus_error* error, const Error& e)
     return sd_bus_error_set_errnof(error, e.errnum > 0 ? e.errnum : EIO, "%s", e.message.c_str());
 }
 
+// system_error() as the reply to a call answered later, from the loop.
+void reply_system_error(sd_bus_message* call, const Error& e)
+{
+    sd_bus_error error = SD_BUS_ERROR_NULL;
+    (void)system_error(&error, e);
+    (void)sd_bus_reply_method_error(call, &error);
+    sd_bus_error_free(&error);
+}
+
 // Every C callback below is one of these: nothing may unwind into libsystemd.
 template <typename Body>
 int guarded(sd_bus_error* error, Body&& body) noexcept
@@ -556,10 +565,7 @@ void Manager::begin_listing(PendingListing& listing, Result<std::vector<PendingT
 {
     int r = 0;
     if (!tasks) {
-        sd_bus_error error = SD_BUS_ERROR_NULL;
-        (void)system_error(&error, tasks.error());
-        (void)sd_bus_reply_method_error(listing.call.get(), &error);
-        sd_bus_error_free(&error);
+        reply_system_error(listing.call.get(), tasks.error());
         end_listing(listing);
         return;
     }
@@ -711,10 +717,7 @@ int Manager::get_task_stacks(sd_bus_message* call, sd_bus_error* error)
                                     std::map<std::uint32_t, std::vector<std::string>> stacks) {
         int failed = 0;
         if (!tasks) {
-            sd_bus_error e = SD_BUS_ERROR_NULL;
-            (void)system_error(&e, tasks.error());
-            (void)sd_bus_reply_method_error(call.get(), &e);
-            sd_bus_error_free(&e);
+            reply_system_error(call.get(), tasks.error());
         } else if ((failed = reply_task_stacks(call.get(), stacks)) < 0) {
             (void)sd_bus_reply_method_errno(call.get(), -failed, nullptr);
         }
