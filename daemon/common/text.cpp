@@ -87,4 +87,18 @@ std::string printable(std::string_view text)
     return out;
 }
 
+void make_printable(std::string& text)
+{
+    std::string_view rest = text;
+    while (!rest.empty()) {
+        std::uint32_t c = 0;
+        const std::size_t n = utf8_sequence(rest, c);
+        if (n == 0 || is_control(c)) {
+            text = printable(text);
+            return;
+        }
+        rest.remove_prefix(n);
+    }
+}
+
 } // namespace livepatchd

@@ -21,5 +21,7 @@ bool is_valid_utf8(std::string_view text);
 // that holds the four characters "\xff" reads like one that held the byte; both are shown
 // as text that cannot act on a terminal, which is what matters.)
 std::string printable(std::string_view text);
+// The same, in place: text that is printable already is left as it is (not copied).
+void make_printable(std::string& text);
 
 } // namespace livepatchd

@@ -98,6 +98,16 @@ std::optional<std::string> why_not_stop(const TaskFacts& facts, const StopContin
 StallDecision decide_stall(StallAction configured, std::string_view target,
                            const std::vector<TaskFacts>& blockers)
 {
+    std::vector<const TaskFacts*> each;
+    each.reserve(blockers.size());
+    for (const TaskFacts& f : blockers)
+        each.push_back(&f);
+    return decide_stall(configured, target, each);
+}
+
+StallDecision decide_stall(StallAction configured, std::string_view target,
+                           const std::vector<const TaskFacts*>& blockers)
+{
     if (configured != StallAction::revert)
         return {configured, {}};
     // The last blocker left between lpshim's passes (it exited: BPF saw it go before lpshim's
@@ -105,27 +115,30 @@ StallDecision decide_stall(StallAction configured, std::string_view target,
     if (blockers.empty())
         return {StallAction::wait,
                 "no task blocks it any more; it completes at lpshim's next pass: looking again"};
-    for (const TaskFacts& f : blockers)
-        if (f.state == 'Z' || f.state == 'X')
+    for (const TaskFacts* f : blockers)
+        if (f->state == 'Z' || f->state == 'X')
             return {StallAction::wait,
-                    "task " + std::to_string(f.task.tid) + " (" + f.task.comm +
+                    "task " + std::to_string(f->task.tid) + " (" + f->task.comm +
                         ") is exiting; the transition may complete once it is gone: looking "
                         "again"};
     // Reversing an unpatching transition keeps the patch: whoever blocks it, that is safe.
     if (target != "patched")
         return {configured, {}};
-    for (const TaskFacts& f : blockers) {
-        const std::string who = "task " + std::to_string(f.task.tid) + " (" + f.task.comm + ")";
+    auto who = [](const TaskFacts& f) {
+        return "task " + std::to_string(f.task.tid) + " (" + f.task.comm + ")";
+    };
+    for (const TaskFacts* b : blockers) {
+        const TaskFacts& f = *b;
         if (f.state == 'D')
             return {StallAction::wait,
-                    who + " is in uninterruptible sleep, which an unprivileged user can cause; "
+                    who(f) + " is in uninterruptible sleep, which an unprivileged user can cause; "
                           "a patch is never reverted for that: waiting (Revert or Force it "
                           "by hand)"};
         if (f.kind != TaskKind::user)
             continue;
         if (!f.uid || !f.euid || *f.uid != 0 || *f.euid != 0)
             return {StallAction::wait,
-                    who + " belongs to " +
+                    who(f) + " belongs to " +
                         (f.uid ? "uid " + std::to_string(*f.uid) : std::string("an unknown user")) +
                         "; a patch is never reverted because of an unprivileged user's task: "
                         "waiting (Revert or Force it by hand)"};
@@ -157,11 +170,11 @@ bool RemediationPolicy::already_stopped(const PendingTask& task) const
 }
 
 std::vector<Remedy> RemediationPolicy::decide(
-    std::chrono::milliseconds elapsed, const std::vector<TaskFacts>& pending,
+    std::chrono::milliseconds elapsed, std::size_t pending, const std::vector<TaskFacts>& facts,
     std::vector<std::pair<std::uint32_t, std::string>>* refused)
 {
     std::vector<Remedy> remedies;
-    if (!config_.enabled || pending.empty() || elapsed < config_.grace_ms)
+    if (!config_.enabled || pending == 0 || elapsed < config_.grace_ms)
         return remedies;
 
     if (config_.kick.enabled &&
@@ -173,16 +186,16 @@ std::vector<Remedy> RemediationPolicy::decide(
     const StopContinueConfig& sc = config_.stop_continue;
     if (!sc.enabled || elapsed < sc.after_ms)
         return remedies;
-    for (const TaskFacts& facts : pending) {
-        if (already_stopped(facts.task))
+    for (const TaskFacts& f : facts) {
+        if (already_stopped(f.task))
             continue;
-        if (auto why = why_not_stop(facts, sc, self_)) {
-            if (refused && refused_.insert(facts.task.tid).second)
-                refused->emplace_back(facts.task.tid, *why);
+        if (auto why = why_not_stop(f, sc, self_)) {
+            if (refused && refused_.insert(f.task.tid).second)
+                refused->emplace_back(f.task.tid, *why);
             continue;
         }
-        stopped_.insert(facts.task.tgid);
-        remedies.push_back({RemedyKind::stop_continue, facts});
+        stopped_.insert(f.task.tgid);
+        remedies.push_back({RemedyKind::stop_continue, f});
     }
     return remedies;
 }

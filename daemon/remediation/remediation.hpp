@@ -97,6 +97,8 @@ struct StallDecision {
     bool operator==(const StallDecision&) const = default;
 };
 StallDecision decide_stall(StallAction configured, std::string_view target,
+                           const std::vector<const TaskFacts*>& blockers);
+StallDecision decide_stall(StallAction configured, std::string_view target,
                            const std::vector<TaskFacts>& blockers);
 
 enum class RemedyKind { kick, stop_continue };
@@ -128,11 +130,20 @@ public:
     bool needs_facts(std::chrono::milliseconds elapsed) const;
     bool already_stopped(const PendingTask& task) const; // its process, in this transition
 
-    // What to do now, elapsed after the transition started, about these pending tasks. Tasks
-    // that may not be stopped are reported once each through `refused` (tid, why).
+    // What to do now, elapsed after the transition started, about `pending` pending tasks, of
+    // which the stop rung looks at those in `facts` (read from /proc, or not all yet: see
+    // needs_facts; a task of a process stopped already need not be there). Tasks that may not
+    // be stopped are reported once each through `refused` (tid, why).
+    std::vector<Remedy> decide(std::chrono::milliseconds elapsed, std::size_t pending,
+                               const std::vector<TaskFacts>& facts,
+                               std::vector<std::pair<std::uint32_t, std::string>>* refused);
+    // Every pending task with its facts.
     std::vector<Remedy> decide(std::chrono::milliseconds elapsed,
                                const std::vector<TaskFacts>& pending,
-                               std::vector<std::pair<std::uint32_t, std::string>>* refused);
+                               std::vector<std::pair<std::uint32_t, std::string>>* refused)
+    {
+        return decide(elapsed, pending.size(), pending, refused);
+    }
 
 private:
     RemediationConfig config_;

@@ -386,15 +386,21 @@ void Service::list_pending(PendingDone done)
                     pending_fallback_.clear();
                     std::vector<PendingTask> tasks;
                     tasks.reserve(tracked->size());
-                    for (TrackedTask& t : *tracked)
+                    // Moved, not copied: this runs in the turn that ends a walk, which at
+                    // 30,000 tasks must not allocate per task.
+                    for (TrackedTask& t : *tracked) {
+                        make_printable(t.comm);
+                        make_printable(t.reason);
+                        make_printable(t.function);
                         tasks.push_back(
                             PendingTask{.tid = static_cast<std::uint32_t>(t.tid),
                                         .tgid = static_cast<std::uint32_t>(t.tgid),
-                                        .comm = printable(t.comm),
-                                        .reason = printable(t.reason),
-                                        .function = printable(t.function),
+                                        .comm = std::move(t.comm),
+                                        .reason = std::move(t.reason),
+                                        .function = std::move(t.function),
                                         .blocked_since_usec = t.first_seen_ns / 1000,
                                         .attempts = t.attempts});
+                    }
                     listed = std::move(tasks);
                 }
             } catch (...) {
@@ -633,6 +639,7 @@ void Service::handle(const std::vector<TransitionChange>& events,
             ++transition_seq_;
             remediation_.reset();
             seen_.clear();
+            kicks_usec_.clear();
             stall_acted_ = false;
             stall_waiting_.clear();
             stall_looked_usec_ = 0;
@@ -796,7 +803,7 @@ void Service::act_on_stall(const std::vector<PendingTask>& pending)
     // the stall waits.
     constexpr std::uint64_t stall_facts_budget_usec = 20 * usec_per_msec;
     constexpr std::uint64_t stall_facts_max_age_usec = 30'000 * usec_per_msec;
-    std::vector<TaskFacts> blockers;
+    std::vector<const TaskFacts*> blockers; // in stall_facts_
     bool complete = true;
     const std::uint64_t look = monotonic_usec();
     if (stall_facts_.empty())
@@ -807,7 +814,7 @@ void Service::act_on_stall(const std::vector<PendingTask>& pending)
             if (auto known = stall_facts_.find(task.tid); known != stall_facts_.end()) {
                 if (known->second.facts.task.tgid == task.tgid &&
                     look - known->second.read_usec <= stall_facts_max_age_usec) {
-                    blockers.push_back(known->second.facts);
+                    blockers.push_back(&known->second.facts);
                     continue;
                 }
                 stall_facts_.erase(known);
@@ -816,19 +823,21 @@ void Service::act_on_stall(const std::vector<PendingTask>& pending)
                 complete = false;
                 continue;
             }
-            auto facts = read_task_facts(task);
-            if (facts) {
-                blockers.push_back(std::move(*facts));
+            TaskFacts read;
+            if (auto facts = read_task_facts(task)) {
+                read = std::move(*facts);
             } else if (facts.error().errnum == ESRCH) {
                 // Gone from /proc, not yet from the kernel's next pass: it is leaving.
-                TaskFacts gone;
-                gone.task = task;
-                gone.state = 'X';
-                blockers.push_back(std::move(gone));
+                read.task = task;
+                read.state = 'X';
             } else {
                 continue;
             }
-            stall_facts_.emplace(task.tid, StallFacts{blockers.back(), monotonic_usec()});
+            // (An unordered_map's elements stay where they are as it grows: blockers' pointers
+            // hold.)
+            const auto added =
+                stall_facts_.emplace(task.tid, StallFacts{std::move(read), monotonic_usec()});
+            blockers.push_back(&added.first->second.facts);
         }
     }
     StallDecision decision =
@@ -902,32 +911,32 @@ void Service::remediate(std::chrono::milliseconds elapsed, const std::vector<Pen
     // from where the last one stopped, and the stop rung decides on the tasks read (the others
     // at the next rounds); a process stopped already needs no reading.
     constexpr std::uint64_t facts_budget_usec = 20 * usec_per_msec;
-    std::vector<TaskFacts> facts;
     const std::uint64_t now = now_monotonic(event_.get());
-    const bool read_proc = remediation_.needs_facts(elapsed);
-    const std::uint64_t deadline = monotonic_usec() + facts_budget_usec;
-    const std::size_t first = pending.empty() ? 0 : facts_cursor_ % pending.size();
-    bool out_of_time = false;
-    for (std::size_t i = 0; i < pending.size(); i++) {
-        const PendingTask& task = pending[(first + i) % pending.size()];
-        seen_.try_emplace(task.tid, Seen{now, 0, {}});
-        if (!read_proc || remediation_.already_stopped(task)) {
-            TaskFacts known;
-            known.task = task;
-            facts.push_back(std::move(known));
-        } else if (out_of_time) {
-            continue;
-        } else if (i > 0 && monotonic_usec() >= deadline) {
-            out_of_time = true;
-            facts_cursor_ = (first + i) % pending.size();
-        } else if (auto f = read_task_facts(task)) {
-            facts.push_back(std::move(*f));
+    // When a task was first seen pending, for the tasks the list gives no time for (lpshim's
+    // debugfs list): the only per-task work of a round before the stop rung.
+    for (const PendingTask& task : pending)
+        if (task.blocked_since_usec == 0)
+            seen_.try_emplace(task.tid, Seen{now, {}});
+    std::vector<TaskFacts> facts;
+    if (remediation_.needs_facts(elapsed) && !pending.empty()) {
+        const std::uint64_t deadline = monotonic_usec() + facts_budget_usec;
+        const std::size_t first = facts_cursor_ % pending.size();
+        facts_cursor_ = 0;
+        for (std::size_t i = 0; i < pending.size(); i++) {
+            const PendingTask& task = pending[(first + i) % pending.size()];
+            if (remediation_.already_stopped(task))
+                continue;
+            if (i > 0 && monotonic_usec() >= deadline) {
+                facts_cursor_ = (first + i) % pending.size();
+                break;
+            }
+            if (auto f = read_task_facts(task))
+                facts.push_back(std::move(*f));
         }
     }
-    if (!out_of_time)
-        facts_cursor_ = 0;
     std::vector<std::pair<std::uint32_t, std::string>> refused;
-    const std::vector<Remedy> remedies = remediation_.decide(elapsed, facts, &refused);
+    const std::vector<Remedy> remedies =
+        remediation_.decide(elapsed, pending.size(), facts, &refused);
     std::vector<Remedy> stops;
     for (const Remedy& remedy : remedies) {
         if (remedy.kind != RemedyKind::kick) {
@@ -939,8 +948,7 @@ void Service::remediate(std::chrono::milliseconds elapsed, const std::vector<Pen
             journal::log(LogLevel::warning, kicked.error().message, {{"PATCH", patch}});
             continue;
         }
-        for (const PendingTask& task : pending)
-            ++seen_[task.tid].kicks;
+        kicks_usec_.push_back(monotonic_usec());
         if (metrics_)
             metrics_->tasks_kicked();
         journal::log(LogLevel::debug,
@@ -1071,14 +1079,19 @@ BlockingTask Service::blocking_task(const PendingTask& task)
     if (b.facts.task.attempts)
         b.actions.push_back("found blocked " + std::to_string(b.facts.task.attempts) +
                             " time(s) by lpshim");
-    if (const auto seen = seen_.find(b.facts.task.tid); seen != seen_.end()) {
-        if (since == 0)
-            b.blocked_usec = usec_since(seen->second.first_usec, now);
-        if (seen->second.kicks)
-            b.actions.push_back("kicked " + std::to_string(seen->second.kicks) + " time(s)");
+    const auto seen = seen_.find(b.facts.task.tid);
+    std::uint64_t first = since;
+    if (since == 0 && seen != seen_.end()) {
+        first = seen->second.first_usec;
+        b.blocked_usec = usec_since(first, now);
+    }
+    // lpshim's kicks wake every pending task: those since it was first seen pending.
+    if (const auto kicks = std::distance(
+            std::lower_bound(kicks_usec_.begin(), kicks_usec_.end(), first), kicks_usec_.end()))
+        b.actions.push_back("kicked " + std::to_string(kicks) + " time(s)");
+    if (seen != seen_.end())
         b.actions.insert(b.actions.end(), seen->second.actions.begin(),
                          seen->second.actions.end());
-    }
     return b;
 }
 

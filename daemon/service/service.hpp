@@ -32,6 +32,8 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
 #include "common/result.hpp"
 #include "common/unique_fd.hpp"
@@ -164,13 +166,14 @@ private:
     EventSourcePtr sigterm_;
     EventSourcePtr sigint_;
 
-    // The tasks seen pending in the watched transition, by tid.
+    // The tasks of the watched transition that livepatchd acted on, or whose list (lpshim's
+    // debugfs one) gives no time since when they block, by tid.
     struct Seen {
-        std::uint64_t first_usec = 0; // CLOCK_MONOTONIC
-        unsigned kicks = 0;
+        std::uint64_t first_usec = 0; // CLOCK_MONOTONIC, when blocked_since_usec is 0
         std::vector<std::string> actions;
     };
-    std::map<std::uint32_t, Seen> seen_;
+    std::unordered_map<std::uint32_t, Seen> seen_;
+    std::vector<std::uint64_t> kicks_usec_; // the watched transition's kicks, CLOCK_MONOTONIC
     // Where the stop rung's next round goes on reading /proc (an index into the pending list):
     // a round reads for at most facts_budget_usec, so thousands of pending tasks are looked at
     // over several rounds instead of stopping the loop for seconds.
@@ -190,7 +193,7 @@ private:
         TaskFacts facts;
         std::uint64_t read_usec = 0;
     };
-    std::map<std::uint32_t, StallFacts> stall_facts_;
+    std::unordered_map<std::uint32_t, StallFacts> stall_facts_;
     std::uint64_t stall_facts_since_usec_ = 0; // when the first of stall_facts_ was read
     bool oops_seen_ = false;              // TAINT_DIE was set at the last look
     std::string status_line_;

@@ -81,6 +81,19 @@ TEST_CASE("each rung can be turned off, and remediation as a whole")
     CHECK(RemediationPolicy(early, self).decide(100ms, {sleeper(10)}, nullptr).empty());
 }
 
+TEST_CASE("the kick needs only how many tasks are pending, not their facts")
+{
+    // livepatchd reads no /proc before the stop rung (and none for a process stopped already):
+    // thousands of pending tasks cost no per-task work then.
+    RemediationPolicy policy(RemediationConfig{}, self);
+    CHECK(policy.decide(200ms, 0, {}, nullptr).empty());
+    CHECK(kinds(policy.decide(200ms, 3, {}, nullptr)) == std::vector{RemedyKind::kick});
+    // The stop rung stops what it has facts for, and only that.
+    const auto at700 = policy.decide(700ms, 30000, {sleeper(20)}, nullptr);
+    REQUIRE(kinds(at700) == std::vector{RemedyKind::kick, RemedyKind::stop_continue});
+    CHECK(at700[1].target.task.tgid == 20);
+}
+
 TEST_CASE("never stopped: kthreads, pid 1, livepatchd, stopped, traced, D, excluded")
 {
     StopContinueConfig sc;
@@ -208,8 +221,8 @@ TEST_CASE("the stall: no unprivileged user can make livepatchd revert a patch")
     CHECK(decide_stall(StallAction::revert, "patched", {root_sleeper, kthread}).action ==
           StallAction::revert);
     // Nothing blocks it any more: lpshim's next pass completes it; nothing to revert for.
-    CHECK(decide_stall(StallAction::revert, "patched", {}).action == StallAction::wait);
-    CHECK(decide_stall(StallAction::force, "patched", {}).action == StallAction::force);
+    CHECK(decide_stall(StallAction::revert, "patched", std::vector<TaskFacts>{}).action == StallAction::wait);
+    CHECK(decide_stall(StallAction::force, "patched", std::vector<TaskFacts>{}).action == StallAction::force);
     for (const TaskFacts& f : {user_sleeper, user_in_d, root_in_d, unknown}) {
         CAPTURE(f.task.tid);
         const StallDecision d = decide_stall(StallAction::revert, "patched", {root_sleeper, f});
@@ -231,7 +244,7 @@ TEST_CASE("the stall: no unprivileged user can make livepatchd revert a patch")
           StallAction::revert);
     // But not with nothing left to block it, or a blocker on its way out: the revert the
     // operator asked for completes at lpshim's next pass (review of the issue-18 change).
-    CHECK(decide_stall(StallAction::revert, "unpatched", {}).action == StallAction::wait);
+    CHECK(decide_stall(StallAction::revert, "unpatched", std::vector<TaskFacts>{}).action == StallAction::wait);
     TaskFacts zombie = user_sleeper;
     zombie.state = 'Z';
     CHECK(decide_stall(StallAction::revert, "unpatched", {zombie}).action == StallAction::wait);

@@ -34,3 +34,15 @@ TEST_CASE("invalid UTF-8 and control characters are escaped")
     CHECK(printable(std::string("a\0b", 3)) == "a\\x00b");
     CHECK_FALSE(is_valid_utf8("\xff"));
 }
+
+TEST_CASE("make_printable escapes in place exactly as printable does")
+{
+    for (const char* x : {"cat", "caf\xc3\xa9", "\xff\x1b[31mevil", "a\nb", "\xc2\x9b", "", "\xe2\x82"}) {
+        std::string text = x;
+        make_printable(text);
+        CHECK(text == printable(x));
+    }
+    std::string nul("a\0b", 3);
+    make_printable(nul);
+    CHECK(nul == "a\\x00b");
+}
