@@ -225,6 +225,20 @@ TEST_CASE("the executor continues every held process: on its timer, resume_all, 
         CHECK(executor.holding() == 0);
         CHECK(a.reaches('S'));
     }
+    SUBCASE("a hold counts from the SIGSTOP, not from the loop's wake-up")
+    {
+        // The dispatch that stops may have worked long since the loop woke (sd_event_now):
+        // the hold must still last hold_ms, not end at the next turn.
+        RemediationExecutor executor(event, signaller, 300ms, report);
+        (void)sd_event_run(event, 0); // the loop's time is now
+        std::this_thread::sleep_for(400ms);
+        REQUIRE(executor.stop_for_a_moment(a.pid, a.pid, a.stat().start_time));
+        (void)sd_event_run(event, 0);
+        CHECK(executor.holding() == 1);
+        CHECK(a.reaches('T'));
+        executor.resume_all();
+        CHECK(a.reaches('S'));
+    }
     SUBCASE("resume_all (SIGTERM) and the destructor (any other way out)")
     {
         {
