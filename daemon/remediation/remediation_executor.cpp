@@ -29,11 +29,14 @@ Result<void> RemediationExecutor::stop_for_a_moment(pid_t pid, pid_t tid,
     if (auto stopped = signaller_.stop(pid, tid, thread_start_time); !stopped)
         return stopped;
     auto hold = std::make_unique<Hold>(Hold{this, pid, nullptr});
-    std::uint64_t now = 0;
-    int r = sd_event_now(event_, CLOCK_MONOTONIC, &now);
+    // From the SIGSTOP, not from the loop's wake-up (sd_event_now), which may be long before it
+    // when the dispatch that stops did much first: the hold would be cut short.
+    timespec stopped_at{};
+    clock_gettime(CLOCK_MONOTONIC, &stopped_at);
+    const std::uint64_t now = static_cast<std::uint64_t>(stopped_at.tv_sec) * 1'000'000u +
+                              static_cast<std::uint64_t>(stopped_at.tv_nsec) / 1000u;
     // Accuracy 1 µs: 0 would mean sd-event's default of 250 ms, five times a 50 ms hold.
-    if (r >= 0)
-        r = sd_event_add_time(event_, &hold->timer, CLOCK_MONOTONIC,
+    int r = sd_event_add_time(event_, &hold->timer, CLOCK_MONOTONIC,
                               now + static_cast<std::uint64_t>(hold_.count()) * 1000, 1, on_timer,
                               hold.get());
     if (r < 0) {
