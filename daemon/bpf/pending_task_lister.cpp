@@ -62,9 +62,14 @@ int PendingTaskLister::on_turn(sd_event_source*, void* userdata) noexcept
     } catch (...) {
         // (Out of memory.) The walk ends; what it served is told so, if that can be said.
         self->walk_.reset();
-        try {
-            self->finish(Error{ENOMEM, "list the pending tasks: out of memory"});
-        } catch (...) {
+        self->read_.reset();
+        std::vector<Request> served = std::move(self->serving_);
+        self->serving_.clear();
+        for (Request& request : served) {
+            try {
+                request.done(Error{ENOMEM, "list the pending tasks: out of memory"});
+            } catch (...) {
+            }
         }
     }
     return 0;
@@ -76,7 +81,7 @@ void PendingTaskLister::start()
     queued_.clear();
     auto walk = tracker_.walk(merged(serving_));
     if (!walk) {
-        finish(std::move(walk).error());
+        read_ = std::move(walk).error();
         return;
     }
     walk_.emplace(std::move(*walk));
@@ -84,6 +89,12 @@ void PendingTaskLister::start()
 
 void PendingTaskLister::turn()
 {
+    if (read_) {
+        // The walk has ended: its listeners are called a turn each (at 30,000 tasks each one's
+        // work on the list takes tens of ms under emulation).
+        answer_next();
+        return;
+    }
     if (!walk_) {
         if (queued_.empty()) {
             source_ = sd_event_source_disable_unref(source_);
@@ -96,26 +107,35 @@ void PendingTaskLister::turn()
     auto ended = walk_->read_until(now_usec() + slice_usec);
     if (!ended) {
         walk_.reset();
-        finish(std::move(ended).error());
+        read_ = std::move(ended).error();
     } else if (*ended) {
-        std::vector<TrackedTask> tasks = walk_->take();
+        read_ = walk_->take();
         walk_.reset(); // its stack selection goes before the next walk makes its own
-        finish(std::move(tasks));
     }
 }
 
-void PendingTaskLister::finish(Result<std::vector<TrackedTask>> listed)
+void PendingTaskLister::answer_next()
 {
-    // A done may ask again (queued_, for the next walk): the requests served are moved out
-    // first. Each gets a copy but the last, which takes the list (30,000 tasks copy slowly).
-    std::vector<Request> served = std::move(serving_);
-    serving_.clear();
+    // The listener may ask again (queued_, for the next walk): it is taken out first. Each gets
+    // a copy of the list but the last, which takes it (30,000 tasks copy slowly).
+    if (serving_.empty()) {
+        read_.reset();
+        return;
+    }
+    // (The copy first: if it fails, the request is still there for on_turn to answer.)
+    std::optional<Result<std::vector<TrackedTask>>> listed;
+    if (serving_.size() == 1)
+        listed.emplace(std::move(*read_));
+    else
+        listed.emplace(*read_);
+    Request request = std::move(serving_.front());
+    serving_.erase(serving_.begin());
+    if (serving_.empty())
+        read_.reset();
     // One that fails (out of memory) must not cost the others their answer.
-    for (std::size_t i = 0; i < served.size(); ++i) {
-        try {
-            served[i].done(i + 1 < served.size() ? listed : std::move(listed));
-        } catch (...) {
-        }
+    try {
+        request.done(std::move(*listed));
+    } catch (...) {
     }
 }
 

@@ -4,8 +4,9 @@
 // the kernel's task list at 30,000 pending tasks takes the kernel seconds under emulation; the
 // loop that holds the holds' SIGCONT timers, the bus and the watchdog must not stop that long.
 // So a walk is read a slice at a time (at most slice_usec per turn of the loop, at the idle
-// priority: after the timers and the bus), and one walk serves every request made before it
-// started. Walks run one at a time (the tracker's stack selection belongs to the walk).
+// priority: after the timers and the bus), its listeners are called a turn each, and one walk
+// serves every request made before it started. Walks run one at a time (the
+// tracker's stack selection belongs to the walk).
 #pragma once
 
 #include <systemd/sd-event.h>
@@ -35,7 +36,7 @@ public:
     // later, from the loop, never from inside list(). Without a loop to run on, at once.
     void list(StackSelection stacks, Done done);
     // Whether a walk runs or waits to.
-    bool busy() const { return walk_.has_value() || !queued_.empty(); }
+    bool busy() const { return walk_.has_value() || read_.has_value() || !queued_.empty(); }
 
 private:
     struct Request {
@@ -45,12 +46,14 @@ private:
     static int on_turn(sd_event_source* source, void* userdata) noexcept;
     void turn();
     void start();
-    void finish(Result<std::vector<TrackedTask>> listed);
+    void answer_next();
 
     sd_event* event_;
     const PendingTaskTracker& tracker_;
     sd_event_source* source_ = nullptr; // the walk's turns, while a walk runs or waits
     std::optional<PendingTaskTracker::Walk> walk_;
+    // A walk's tasks (or why there are none), for its listeners, one a turn.
+    std::optional<Result<std::vector<TrackedTask>>> read_;
     std::vector<Request> serving_; // what the walk under way answers
     std::vector<Request> queued_;  // what the next walk answers
 };
