@@ -1049,12 +1049,19 @@ void Service::stop_for_a_moment(const TaskFacts& facts, const Stacks& stacks)
                   {"UNIT", unit},
                   {"FUNCTION", task.function},
                   {"STACK", stack_text(stacks, task.tid)}});
+    const std::uint64_t stopping = monotonic_usec();
     if (auto stopped = executor_->stop_for_a_moment(pid, static_cast<pid_t>(task.tid),
                                                     facts.start_time);
         !stopped) {
         journal::log(LogLevel::warning, stopped.error().message, {{"PATCH", patch}});
         return;
     }
+    // For a reader of DISPATCH_USEC lines: a process of thousands of threads stops slowly.
+    if (const std::uint64_t took = monotonic_usec() - stopping; took >= 20'000)
+        journal::log(LogLevel::debug,
+                     patch + ": stopping process " + std::to_string(pid) + " took " +
+                         std::to_string(took) + " us",
+                     {{"PATCH", patch}, {"STOP_USEC", std::to_string(took)}});
     // tests/vm: a crash between SIGSTOP and SIGCONT, which the next start must repair.
     fault_point("after-stop");
 #ifdef LIVEPATCHD_FAULT_INJECTION
