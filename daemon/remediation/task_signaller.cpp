@@ -305,7 +305,10 @@ Result<void> TaskSignaller::stop(pid_t pid, pid_t tid, std::uint64_t thread_star
     if (!thread || *thread != thread_start_time)
         return Error{ESRCH, "task " + std::to_string(tid) + " of process " + std::to_string(pid) +
                                 " has exited (its tid is reused or gone)"};
-    const auto leader = start_time_of(proc_ / std::to_string(pid) / "stat");
+    // The leader thread's own stat: /proc/<pid>/stat sums over every thread (milliseconds for
+    // a process of thousands), for the same start time.
+    const auto leader = start_time_of(proc_ / std::to_string(pid) / "task" / std::to_string(pid) /
+                                      "stat");
     if (!leader)
         return leader.error();
     const StopRecord record{pid, *leader};

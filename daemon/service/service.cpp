@@ -386,8 +386,8 @@ void Service::list_pending(PendingDone done)
                     pending_fallback_.clear();
                     std::vector<PendingTask> tasks;
                     tasks.reserve(tracked->size());
-                    // Moved, not copied: this runs in the turn that ends a walk, which at
-                    // 30,000 tasks must not allocate per task.
+                    // Moved, not copied: at 30,000 tasks this turn must not allocate per
+                    // task.
                     for (TrackedTask& t : *tracked) {
                         make_printable(t.comm);
                         make_printable(t.reason);
@@ -810,14 +810,15 @@ void Service::act_on_stall(const std::vector<PendingTask>& pending)
         stall_facts_since_usec_ = look;
     if (config_.transition.on_stall == StallAction::revert) {
         const std::uint64_t deadline = look + stall_facts_budget_usec;
+        // Entries are updated in place, never erased here: blockers points into them (and a
+        // tid may be listed twice: lpshim's debugfs list prints a task reaped between its
+        // walks of the live and the exiting tasks twice).
         for (const PendingTask& task : pending) {
-            if (auto known = stall_facts_.find(task.tid); known != stall_facts_.end()) {
-                if (known->second.facts.task.tgid == task.tgid &&
-                    look - known->second.read_usec <= stall_facts_max_age_usec) {
-                    blockers.push_back(&known->second.facts);
-                    continue;
-                }
-                stall_facts_.erase(known);
+            const auto known = stall_facts_.find(task.tid);
+            if (known != stall_facts_.end() && known->second.facts.task.tgid == task.tgid &&
+                usec_since(known->second.read_usec, look) <= stall_facts_max_age_usec) {
+                blockers.push_back(&known->second.facts);
+                continue;
             }
             if (!complete || monotonic_usec() >= deadline) {
                 complete = false;
@@ -831,13 +832,11 @@ void Service::act_on_stall(const std::vector<PendingTask>& pending)
                 read.task = task;
                 read.state = 'X';
             } else {
-                continue;
+                continue; // (a stale entry stays stale: read again at the next look)
             }
-            // (An unordered_map's elements stay where they are as it grows: blockers' pointers
-            // hold.)
-            const auto added =
-                stall_facts_.emplace(task.tid, StallFacts{std::move(read), monotonic_usec()});
-            blockers.push_back(&added.first->second.facts);
+            StallFacts& entry = stall_facts_[task.tid];
+            entry = StallFacts{std::move(read), monotonic_usec()};
+            blockers.push_back(&entry.facts);
         }
     }
     StallDecision decision =
@@ -915,8 +914,12 @@ void Service::remediate(std::chrono::milliseconds elapsed, const std::vector<Pen
     // When a task was first seen pending, for the tasks the list gives no time for (lpshim's
     // debugfs list): the only per-task work of a round before the stop rung.
     for (const PendingTask& task : pending)
-        if (task.blocked_since_usec == 0)
-            seen_.try_emplace(task.tid, Seen{now, {}});
+        if (task.blocked_since_usec == 0) {
+            // (An entry made for an action, before the list came from debugfs, has no time.)
+            Seen& seen = seen_[task.tid];
+            if (seen.first_usec == 0)
+                seen.first_usec = now;
+        }
     std::vector<TaskFacts> facts;
     if (remediation_.needs_facts(elapsed) && !pending.empty()) {
         const std::uint64_t deadline = monotonic_usec() + facts_budget_usec;
@@ -1088,14 +1091,17 @@ BlockingTask Service::blocking_task(const PendingTask& task)
                             " time(s) by lpshim");
     const auto seen = seen_.find(b.facts.task.tid);
     std::uint64_t first = since;
-    if (since == 0 && seen != seen_.end()) {
+    if (since == 0 && seen != seen_.end() && seen->second.first_usec != 0) {
         first = seen->second.first_usec;
         b.blocked_usec = usec_since(first, now);
     }
-    // lpshim's kicks wake every pending task: those since it was first seen pending.
-    if (const auto kicks = std::distance(
-            std::lower_bound(kicks_usec_.begin(), kicks_usec_.end(), first), kicks_usec_.end()))
-        b.actions.push_back("kicked " + std::to_string(kicks) + " time(s)");
+    // lpshim's kicks wake every pending task: those since it was first seen pending (none
+    // when that is not known: a task no round has looked at yet).
+    if (first != 0)
+        if (const auto kicks =
+                std::distance(std::lower_bound(kicks_usec_.begin(), kicks_usec_.end(), first),
+                              kicks_usec_.end()))
+            b.actions.push_back("kicked " + std::to_string(kicks) + " time(s)");
     if (seen != seen_.end())
         b.actions.insert(b.actions.end(), seen->second.actions.begin(),
                          seen->second.actions.end());
