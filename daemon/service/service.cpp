@@ -445,6 +445,10 @@ void Service::list_stacks(const std::set<std::uint32_t>& tids,
                           } catch (...) {
                               stacks.clear();
                           }
+                          // Freed before done, which may SIGSTOP: at 10,000 tasks freeing the
+                          // list takes tens of ms under TCG, which the SIGCONT would wait for.
+                          if (tracked)
+                              tracked->clear();
                           done(std::move(stacks), walked);
                       });
         return;
