@@ -162,8 +162,8 @@ class BenchReport(unittest.TestCase):
                         "# measure: 10000 pending: longest event loop dispatch 48 ms\n"
                         "# measure: 30000 pending: livepatchctl blocking --json listed 29999, "
                         "lpshim's debugfs 30000, in 2400 ms\n"
-                        "# measure: 30000 pending: the process was seen stopped for 170 ms "
-                        "(hold_ms 50)\n"
+                        "# measure: 30000 pending: the process was stopped for 170 ms "
+                        "(hold_ms 50; sched trace)\n"
                         "# measure: 30000 pending: longest event loop dispatch 140 ms\n")
             data = {"kernel": "6.1-test", "date": "2026-11-22", "runs": 3, "cpus": 2,
                     "results": results()}
