@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include "remediation/remediation_executor.hpp"
 
+#include "common/clock.hpp"
+
 #include <time.h>
 
 #include <cerrno>
@@ -31,10 +33,7 @@ Result<void> RemediationExecutor::stop_for_a_moment(pid_t pid, pid_t tid,
     auto hold = std::make_unique<Hold>(Hold{this, pid, nullptr});
     // From the SIGSTOP, not from the loop's wake-up (sd_event_now), which may be long before it
     // when the dispatch that stops did much first: the hold would be cut short.
-    timespec stopped_at{};
-    clock_gettime(CLOCK_MONOTONIC, &stopped_at);
-    const std::uint64_t now = static_cast<std::uint64_t>(stopped_at.tv_sec) * 1'000'000u +
-                              static_cast<std::uint64_t>(stopped_at.tv_nsec) / 1000u;
+    const std::uint64_t now = monotonic_usec();
     // Accuracy 1 µs: 0 would mean sd-event's default of 250 ms, five times a 50 ms hold.
     int r = sd_event_add_time(event_, &hold->timer, CLOCK_MONOTONIC,
                               now + static_cast<std::uint64_t>(hold_.count()) * 1000, 1, on_timer,
