@@ -592,6 +592,37 @@ TEST_CASE("GetManagedObjects reads the store and the kernel once, however many o
     CHECK(reads() - before == 1);
 }
 
+TEST_CASE("during a transition nothing but PendingTasks reads lpshim's list of pending tasks")
+{
+    // Issue 18: before the service's first look at a transition (a restart in the middle of
+    // one), each Manager property read lpshim's whole debugfs list: a GetAll five times, a
+    // second each at 30,000 pending tasks, on the loop.
+    const auto reads = [] {
+        Reply r = test_hook("PendingTaskListReads");
+        std::uint64_t n = 0;
+        REQUIRE(sd_bus_message_read(r.reply.get(), "t", &n) > 0);
+        return n;
+    };
+    REQUIRE(manager("Apply", "s", "lp_c").ok());
+    std::uint64_t before = reads();
+    CHECK(manager_string("State") == "transitioning");
+    CHECK(manager_string("TransitionPatch") == "lp_c");
+    CHECK(trivial_property<std::uint64_t>(manager_path, manager_iface, "TransitionStartedUSec",
+                                          't') == 0);
+    CHECK(reads() == before);
+    CHECK(trivial_property<std::uint32_t>(manager_path, manager_iface, "PendingTasks", 'u') == 1);
+    CHECK(reads() == before + 1);
+    before = reads();
+    Reply all = call_on(bus(), manager_path, "org.freedesktop.DBus.Properties", "GetAll", "s",
+                        manager_iface);
+    REQUIRE_MESSAGE(all.ok(), error_of(all));
+    CHECK(reads() == before + 1);
+    REQUIRE(test_hook("CompleteTransition").ok());
+    REQUIRE(manager("Revert", "s", "lp_c").ok()); // as it was: installed
+    REQUIRE(test_hook("CompleteTransition").ok());
+    CHECK(patch_state("lp_c") == "installed");
+}
+
 TEST_CASE("a polkit query is never kept after its call is answered, whatever the answer")
 {
     // Issue 17: a call that failed validation when dispatched again after polkit's answer left
