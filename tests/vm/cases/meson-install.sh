@@ -32,6 +32,17 @@ ko=$(modinfo -k "$K" -n lpshim 2>&1) || fail "modinfo -n lpshim: $ko (meson inst
 [[ $ko == /lib/modules/$K/updates/lpshim.ko ]] || fail "modprobe would load $ko, not the installed /lib/modules/$K/updates/lpshim.ko"
 expect_eq "$(modinfo -F version "$ko")" "$(modinfo -F version "$(module_path lpshim)")" "modprobe finds the installed lpshim.ko"
 
+# The same build installed again (every daemon case does): lpshim.ko is in modules.dep already,
+# and depmod, which reads every module of a release, is not run again (meson keeps an install
+# script's words to itself: the index's and the module's times say it).
+indexed=$(stat -c %y "/lib/modules/$K/modules.dep" "/lib/modules/$K/updates/lpshim.ko")
+meson install -C "$BUILD" --no-rebuild --quiet >"$SCRATCH/install2.log" 2>&1 ||
+	{ cat "$SCRATCH/install2.log" >&2; fail "a second meson install -C $BUILD failed"; }
+expect_eq "$(stat -c %y "/lib/modules/$K/modules.dep" "/lib/modules/$K/updates/lpshim.ko")" "$indexed" \
+	"a second install of the same lpshim.ko leaves it and modules.dep for $K as they were"
+ko=$(modinfo -k "$K" -n lpshim 2>&1) || fail "modinfo -n lpshim after a second install: $ko"
+ok "modprobe still finds lpshim.ko after the second install"
+
 help=$(livepatchd --help)
 [[ $help == */var/lib/livepatchd/* ]] || fail "livepatchd --help names no /var/lib/livepatchd/ state directory: $help"
 [[ $help == */etc/livepatchd/livepatchd.json* && $help != */usr/local/etc/* ]] ||
