@@ -291,7 +291,7 @@ Result<std::optional<PatchStatus>> Manager::status_of(std::string_view name)
     return std::optional<PatchStatus>();
 }
 
-TransitionStatus Manager::transition() const
+TransitionStatus Manager::transition(bool count_pending) const
 {
     if (watched_transition_)
         return *watched_transition_;
@@ -299,7 +299,8 @@ TransitionStatus Manager::transition() const
     if (!in_kernel)
         return TransitionStatus{ServiceState::error, {}, {}, 0, 0};
     TransitionStatus status = transition_from_kernel(*in_kernel);
-    if (status.state == ServiceState::transitioning)
+    // Counting reads lpshim's whole list (a second at 30,000 tasks): only for PendingTasks.
+    if (count_pending && status.state == ServiceState::transitioning)
         if (auto tasks = context_.control.pending_tasks())
             status.pending_tasks = static_cast<std::uint32_t>(tasks->size());
     if (status.state == ServiceState::idle && context_.operations.save_failed())
@@ -762,7 +763,7 @@ int Manager::manager_property(const char* property, sd_bus_message* reply, sd_bu
         return sd_bus_message_append(reply, "s", context_.kernel_release.c_str());
     if (p == "ShimVersion")
         return sd_bus_message_append(reply, "s", context_.kernel.shim_version().c_str());
-    const TransitionStatus status = transition();
+    const TransitionStatus status = transition(p == "PendingTasks");
     if (p == "State")
         return sd_bus_message_append(reply, "s", std::string(to_string(status.state)).c_str());
     if (p == "TransitionPatch")

@@ -105,7 +105,9 @@ public:
     // lpshim.ko's version changed (it was loaded or unloaded): PropertiesChanged of ShimVersion.
     void shim_version_changed();
 
-    TransitionStatus transition() const;
+    // The service's last TransitionStatus; before its first, what sysfs shows, with the pending
+    // tasks counted from lpshim's list only when count_pending.
+    TransitionStatus transition(bool count_pending = false) const;
     const PolkitAuthorizer& authorizer() const { return authorizer_; }
     // Times the store and kernel were read for a status (for the bus tests).
     std::uint64_t status_reads() const { return status_reads_; }

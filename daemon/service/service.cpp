@@ -705,6 +705,14 @@ void Service::follow_transition(const std::vector<KernelPatch>& in_kernel)
         update_status_line(idle);
         return;
     }
+    if (shown_seq_ != transition_seq_) {
+        // Shown now, not only once the first look has counted its tasks (seconds at tens of
+        // thousands): until then PendingTasks is 0, and nothing on the bus reads lpshim's list.
+        shown_seq_ = transition_seq_;
+        const TransitionStatus status = transition_status(0);
+        sink().transition_status(status);
+        update_status_line(status);
+    }
     if (tick_listing_)
         return; // an earlier tick's listing is under way: it follows on
     tick_listing_ = true;

@@ -187,6 +187,8 @@ private:
     // Counts the watched transition's changes (started, reversed, ended): what was listed or
     // decided for one is not acted on in another.
     std::uint64_t transition_seq_ = 0;
+    // The transition_seq_ whose status is on the bus (pushed before its first look).
+    std::uint64_t shown_seq_ = UINT64_MAX;
     // The blockers' facts read so far for the stall's next decision, by tid, with when they
     // were read (CLOCK_MONOTONIC): act_on_stall().
     struct StallFacts {
