@@ -1,21 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include "bpf/pending_task_lister.hpp"
 
-#include <ctime>
+#include "common/clock.hpp"
+
 #include <set>
 #include <utility>
 
 namespace livepatchd {
 
 namespace {
-
-std::uint64_t now_usec() noexcept
-{
-    timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000u +
-           static_cast<std::uint64_t>(ts.tv_nsec) / 1000u;
-}
 
 // The selection that serves every request: every stack if one wants them all, the union of
 // the tids asked for otherwise.
@@ -104,7 +97,7 @@ void PendingTaskLister::turn()
         if (!walk_)
             return;
     }
-    auto ended = walk_->read_until(now_usec() + slice_usec);
+    auto ended = walk_->read_until(monotonic_usec() + slice_usec);
     if (!ended) {
         walk_.reset();
         read_ = std::move(ended).error();

@@ -51,6 +51,19 @@ bool is_control(std::uint32_t c)
     return c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0);
 }
 
+// Valid UTF-8 without control characters: what printable() leaves as it is.
+bool is_printable(std::string_view text)
+{
+    while (!text.empty()) {
+        std::uint32_t c = 0;
+        const std::size_t n = utf8_sequence(text, c);
+        if (n == 0 || is_control(c))
+            return false;
+        text.remove_prefix(n);
+    }
+    return true;
+}
+
 } // namespace
 
 bool is_valid_utf8(std::string_view text)
@@ -89,16 +102,8 @@ std::string printable(std::string_view text)
 
 void make_printable(std::string& text)
 {
-    std::string_view rest = text;
-    while (!rest.empty()) {
-        std::uint32_t c = 0;
-        const std::size_t n = utf8_sequence(rest, c);
-        if (n == 0 || is_control(c)) {
-            text = printable(text);
-            return;
-        }
-        rest.remove_prefix(n);
-    }
+    if (!is_printable(text))
+        text = printable(text);
 }
 
 } // namespace livepatchd

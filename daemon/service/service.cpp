@@ -643,7 +643,7 @@ void Service::handle(const std::vector<TransitionChange>& events,
             ++transition_seq_;
             remediation_.reset();
             seen_.clear();
-            kicks_usec_.clear();
+            kicks_.clear();
             stall_acted_ = false;
             stall_waiting_.clear();
             stall_looked_usec_ = 0;
@@ -963,7 +963,7 @@ void Service::remediate(std::chrono::milliseconds elapsed, const std::vector<Pen
             journal::log(LogLevel::warning, kicked.error().message, {{"PATCH", patch}});
             continue;
         }
-        kicks_usec_.push_back(monotonic_usec());
+        kicks_.record(monotonic_usec());
         if (metrics_)
             metrics_->tasks_kicked();
         journal::log(LogLevel::debug,
@@ -1108,12 +1108,12 @@ BlockingTask Service::blocking_task(const PendingTask& task)
         b.blocked_usec = usec_since(first, now);
     }
     // lpshim's kicks wake every pending task: those since it was first seen pending (none
-    // when that is not known: a task no round has looked at yet).
+    // when that is not known: a task no round has looked at yet). Pending since before the
+    // oldest kick kept, it was kicked some of the ones let go too.
     if (first != 0)
-        if (const auto kicks =
-                std::distance(std::lower_bound(kicks_usec_.begin(), kicks_usec_.end(), first),
-                              kicks_usec_.end()))
-            b.actions.push_back("kicked " + std::to_string(kicks) + " time(s)");
+        if (const KickLog::Count kicked = kicks_.since(first); kicked.kicks)
+            b.actions.push_back((kicked.more ? "kicked more than " : "kicked ") +
+                                std::to_string(kicked.kicks) + " time(s)");
     if (seen != seen_.end())
         b.actions.insert(b.actions.end(), seen->second.actions.begin(),
                          seen->second.actions.end());

@@ -44,6 +44,7 @@
 #include "kernel/kernel_view.hpp"
 #include "kernel/kmod_patch_control.hpp"
 #include "metrics/recorder.hpp"
+#include "remediation/kick_log.hpp"
 #include "remediation/remediation.hpp"
 #include "remediation/remediation_executor.hpp"
 #include "remediation/task_signaller.hpp"
@@ -173,7 +174,7 @@ private:
         std::vector<std::string> actions;
     };
     std::unordered_map<std::uint32_t, Seen> seen_;
-    std::vector<std::uint64_t> kicks_usec_; // the watched transition's kicks, CLOCK_MONOTONIC
+    KickLog kicks_; // the watched transition's kicks
     // Where the stop rung's next round goes on reading /proc (an index into the pending list):
     // a round reads for at most facts_budget_usec, so thousands of pending tasks are looked at
     // over several rounds instead of stopping the loop for seconds.

@@ -5,6 +5,7 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
+#include "remediation/kick_log.hpp"
 #include "remediation/remediation.hpp"
 #include "remediation/task_facts.hpp"
 
@@ -330,4 +331,27 @@ TEST_CASE("stacks per round: only the stopped and the refused tasks, not every p
     // A round that does nothing walks nothing.
     refused.clear();
     CHECK(tasks_to_show(policy.decide(650ms, pending, &refused), refused).empty());
+}
+
+TEST_CASE("KickLog: the kicks since a task was first seen, within a bounded memory")
+{
+    KickLog log(3);
+    CHECK(log.since(0).kicks == 0);
+    log.record(100);
+    log.record(200);
+    CHECK(log.since(150).kicks == 1);
+    CHECK(log.since(200).kicks == 1); // a kick at the very time it was seen counts
+    CHECK(log.since(201).kicks == 0);
+    CHECK_FALSE(log.since(0).more);
+    log.record(300);
+    log.record(400); // the kick at 100 is let go: three are kept
+    const KickLog::Count early = log.since(50);
+    CHECK(early.kicks == 3);
+    CHECK(early.more); // pending since before 200: kicked at 100 too, which is no longer kept
+    const KickLog::Count late = log.since(250);
+    CHECK(late.kicks == 2);
+    CHECK_FALSE(late.more);
+    log.clear();
+    CHECK(log.since(0).kicks == 0);
+    CHECK_FALSE(log.since(0).more);
 }
