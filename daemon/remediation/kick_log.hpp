@@ -21,15 +21,17 @@ public:
     void clear()
     {
         times_.clear();
-        dropped_ = 0;
+        dropped_ = false;
+        last_dropped_usec_ = 0;
     }
 
     // A kick at usec, no earlier than the last one recorded.
     void record(std::uint64_t usec)
     {
         if (times_.size() == capacity_) {
+            last_dropped_usec_ = times_.front();
             times_.pop_front();
-            ++dropped_;
+            dropped_ = true;
         }
         times_.push_back(usec);
     }
@@ -42,13 +44,14 @@ public:
     {
         const auto from = std::lower_bound(times_.begin(), times_.end(), first_usec);
         return {static_cast<std::size_t>(std::distance(from, times_.end())),
-                from == times_.begin() && dropped_ > 0};
+                dropped_ && first_usec <= last_dropped_usec_};
     }
 
 private:
     std::size_t capacity_;
     std::deque<std::uint64_t> times_;
-    std::uint64_t dropped_ = 0;
+    bool dropped_ = false;               // some kicks were let go
+    std::uint64_t last_dropped_usec_ = 0; // the newest of them
 };
 
 } // namespace livepatchd

@@ -351,6 +351,9 @@ TEST_CASE("KickLog: the kicks since a task was first seen, within a bounded memo
     const KickLog::Count late = log.since(250);
     CHECK(late.kicks == 2);
     CHECK_FALSE(late.more);
+    const KickLog::Count after_dropped = log.since(150); // seen after the kick let go
+    CHECK(after_dropped.kicks == 3);
+    CHECK_FALSE(after_dropped.more);
     log.clear();
     CHECK(log.since(0).kicks == 0);
     CHECK_FALSE(log.since(0).more);
