@@ -131,7 +131,8 @@ private:
     BlockingTask blocking_task(const PendingTask& task);
     void save_transition_record();
     void resume_transition_record(const std::vector<KernelPatch>& in_kernel);
-    void update_status_line(const TransitionStatus& status);
+    // sd_notify STATUS=; counted: the pending tasks were counted (not yet at a transition's start).
+    void update_status_line(const TransitionStatus& status, bool counted = true);
     TransitionStatus transition_status(std::uint32_t pending) const;
     // Where the service's events go: the metrics recorder in front of the bus, or the bus.
     EventSink& sink();
@@ -188,8 +189,10 @@ private:
     // Counts the watched transition's changes (started, reversed, ended): what was listed or
     // decided for one is not acted on in another.
     std::uint64_t transition_seq_ = 0;
-    // The transition_seq_ whose status is on the bus (pushed before its first look).
-    std::uint64_t shown_seq_ = UINT64_MAX;
+    // The watched transition's status was pushed since it started (before its first look).
+    bool status_shown_ = false;
+    // The heap was trimmed since the last transition's looks (start(): mallopt).
+    bool heap_trimmed_ = true;
     // The blockers' facts read so far for the stall's next decision, by tid, with when they
     // were read (CLOCK_MONOTONIC): act_on_stall().
     struct StallFacts {
