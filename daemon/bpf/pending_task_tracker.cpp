@@ -10,6 +10,7 @@
 
 #include "bpf/libbpf_messages.hpp"
 #include "bpf/pending_map_size.hpp"
+#include "common/text.hpp"
 
 #include <fstream>
 #include <sstream>
@@ -71,9 +72,12 @@ TrackedTask to_tracked_task(const pending_task_record& rec)
     TrackedTask task;
     task.tid = static_cast<pid_t>(rec.tid);
     task.tgid = static_cast<pid_t>(rec.tgid);
+    // Printable here, in the walk's slices, not in the turn that hands the list over.
     task.comm = text_of(rec.comm, sizeof rec.comm);
-    task.reason = reason_text(rec.pending.reason);
+    make_printable(task.comm);
+    task.reason = reason_text(rec.pending.reason); // our own words
     task.function = text_of(rec.function, sizeof rec.function);
+    make_printable(task.function);
     task.first_seen_ns = rec.pending.first_seen_ns;
     task.attempts = rec.pending.attempts;
     task.stack_errnum = -rec.stack_err;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include "common/text.hpp"
 
+#include <algorithm>
 #include <cstdint>
 
 namespace livepatchd {
@@ -54,6 +55,13 @@ bool is_control(std::uint32_t c)
 // Valid UTF-8 without control characters: what printable() leaves as it is.
 bool is_printable(std::string_view text)
 {
+    // Printable ASCII, nearly all a task's name or a kernel symbol holds, byte by byte first:
+    // decoding each as UTF-8 cost a look at 30,000 tasks 100 ms under emulation.
+    const auto ascii = std::find_if(text.begin(), text.end(), [](char ch) {
+        const auto c = static_cast<unsigned char>(ch);
+        return c < 0x20 || c >= 0x7f;
+    });
+    text.remove_prefix(static_cast<std::size_t>(ascii - text.begin()));
     while (!text.empty()) {
         std::uint32_t c = 0;
         const std::size_t n = utf8_sequence(text, c);

@@ -394,11 +394,8 @@ void Service::list_pending(PendingDone done)
                     std::vector<PendingTask> tasks;
                     tasks.reserve(tracked->size());
                     // Moved, not copied: at 30,000 tasks this turn must not allocate per
-                    // task.
+                    // task (the tracker made the text printable as it read each record).
                     for (TrackedTask& t : *tracked) {
-                        make_printable(t.comm);
-                        make_printable(t.reason);
-                        make_printable(t.function);
                         tasks.push_back(
                             PendingTask{.tid = static_cast<std::uint32_t>(t.tid),
                                         .tgid = static_cast<std::uint32_t>(t.tgid),
