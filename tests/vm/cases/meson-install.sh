@@ -32,7 +32,7 @@ ko=$(modinfo -k "$K" -n lpshim 2>&1) || fail "modinfo -n lpshim: $ko (meson inst
 [[ $ko == /lib/modules/$K/updates/lpshim.ko ]] || fail "modprobe would load $ko, not the installed /lib/modules/$K/updates/lpshim.ko"
 expect_eq "$(modinfo -F version "$ko")" "$(modinfo -F version "$(module_path lpshim)")" "modprobe finds the installed lpshim.ko"
 
-# The same build installed again (every daemon case does): lpshim.ko is in modules.dep already,
+# The same build installed again (every daemon case does): lpshim.ko is indexed already,
 # and depmod, which reads every module of a release, is not run again (meson keeps an install
 # script's words to itself: the index's and the module's times say it).
 indexed=$(stat -c %y "/lib/modules/$K/modules.dep" "/lib/modules/$K/updates/lpshim.ko")
