@@ -2,6 +2,7 @@
 #include "bpf/pending_task_lister.hpp"
 
 #include "common/clock.hpp"
+#include "common/dispatch_label.hpp"
 
 #include <set>
 #include <utility>
@@ -82,6 +83,7 @@ void PendingTaskLister::start()
 
 void PendingTaskLister::turn()
 {
+    label_dispatch(read_ ? "a pending-task walk's listener" : "a pending-task walk's read");
     if (read_) {
         // The walk has ended: its listeners are called a turn each (at 30,000 tasks each one's
         // work on the list takes tens of ms under emulation).

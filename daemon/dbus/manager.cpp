@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/clock.hpp"
+#include "common/dispatch_label.hpp"
 #include "common/text.hpp"
 #include "dbus/bus_errors.hpp"
 #include "store/patch_file.hpp"
@@ -98,6 +99,7 @@ struct ManagerVtable {
     template <int (Manager::*body)(sd_bus_message*, sd_bus_error*)>
     static int method(sd_bus_message* call, void* userdata, sd_bus_error* error) noexcept
     {
+        label_dispatch("a D-Bus method call");
         auto* manager = static_cast<Manager*>(userdata);
         const int r = guarded(error, [&] { return (manager->*body)(call, error); });
         // Whatever the handler did, a polkit answer for this message is spent now (a handler
@@ -594,6 +596,7 @@ void Manager::begin_listing(PendingListing& listing, Result<std::vector<PendingT
 
 int Manager::on_listing_turn(sd_event_source*, void* userdata) noexcept
 {
+    label_dispatch("a ListPendingTasks reply's slice");
     auto* listing = static_cast<PendingListing*>(userdata);
     try {
         (void)listing->manager->continue_listing(*listing, false);

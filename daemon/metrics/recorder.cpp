@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include "metrics/recorder.hpp"
 
+#include "common/dispatch_label.hpp"
+
 #include <algorithm>
 
 #include "config/config.hpp"
@@ -26,6 +28,7 @@ MetricsRecorder::~MetricsRecorder() = default;
 
 int MetricsRecorder::on_deferred(sd_event_source*, void* userdata) noexcept
 {
+    label_dispatch("the metrics textfile");
     try {
         static_cast<MetricsRecorder*>(userdata)->write_now();
     } catch (...) {

@@ -2,6 +2,7 @@
 #include "remediation/remediation_executor.hpp"
 
 #include "common/clock.hpp"
+#include "common/dispatch_label.hpp"
 
 #include <time.h>
 
@@ -51,6 +52,7 @@ Result<void> RemediationExecutor::stop_for_a_moment(pid_t pid, pid_t tid,
 
 int RemediationExecutor::on_timer(sd_event_source*, std::uint64_t, void* userdata) noexcept
 {
+    label_dispatch("a hold's SIGCONT");
     auto* hold = static_cast<Hold*>(userdata);
     hold->owner->resume(hold->pid); // frees hold
     return 0;

@@ -16,6 +16,7 @@
 
 #include "common/atomic_file.hpp"
 #include "common/clock.hpp"
+#include "common/dispatch_label.hpp"
 #include "common/fault.hpp"
 #include "common/journal.hpp"
 #include "common/small_file.hpp"
@@ -85,13 +86,6 @@ Result<std::unique_ptr<Service>> Service::start(const Config& config,
                                                 const std::filesystem::path& state_directory)
 {
     journal::set_level(config.log.level);
-    // What one look at the pending tasks frees is kept for the next: at 30,000 tasks a look's
-    // lists are megabytes, which glibc gave back to the kernel each time (they are above its
-    // trim threshold) and the next look faulted in again, page by page; under emulation that
-    // cost a loop turn 100-300 ms more than the look itself. The heap is trimmed once a
-    // transition is over instead (follow_transition()).
-    (void)mallopt(M_MMAP_THRESHOLD, 32 << 20); // glibc's largest on 64-bit
-    (void)mallopt(M_TRIM_THRESHOLD, 128 << 20);
 
     auto control = KmodPatchControl::create();
     if (!control)
@@ -335,6 +329,7 @@ void Service::watch_transition_events()
     const int r = sd_event_add_io(
         event_.get(), &source, (*events)->fd(), EPOLLIN,
         [](sd_event_source*, int, std::uint32_t, void* userdata) noexcept -> int {
+            label_dispatch("lpshim's transition events");
             auto* self = static_cast<Service*>(userdata);
             try {
                 if (auto consumed = self->events_->consume(); !consumed)
@@ -484,14 +479,18 @@ int Service::run()
         if (r == 0)
             continue;
         const std::uint64_t start = monotonic_usec();
+        label_dispatch(nullptr);
         if ((r = sd_event_dispatch(event_.get())) < 0)
             break;
         const std::uint64_t took = monotonic_usec() - start;
-        if (took >= slow_dispatch_usec || took > longest_usec)
+        if (took >= slow_dispatch_usec || took > longest_usec) {
+            // Unlabelled: sd-bus's own work (reading, writing, matches) or the watchdog.
+            const std::string what = dispatch_label ? dispatch_label : "the bus or the watchdog";
             journal::log(LogLevel::debug,
-                         "event loop dispatch took " + std::to_string(took) + " us" +
-                             (took > longest_usec ? " (longest so far)" : ""),
-                         {{"DISPATCH_USEC", std::to_string(took)}});
+                         "event loop dispatch took " + std::to_string(took) + " us (" + what +
+                             ")" + (took > longest_usec ? " (longest so far)" : ""),
+                         {{"DISPATCH_USEC", std::to_string(took)}, {"DISPATCH_WHAT", what}});
+        }
         longest_usec = std::max(longest_usec, took);
     }
     if (r >= 0)
@@ -512,6 +511,7 @@ int Service::run()
 
 int Service::on_signal(sd_event_source*, const signalfd_siginfo*, void* userdata) noexcept
 {
+    label_dispatch("a signal");
     auto* self = static_cast<Service*>(userdata);
     try {
         // First what must not wait: every process a hold keeps stopped goes on now.
@@ -540,6 +540,7 @@ void Service::schedule_tick(std::uint64_t delay_usec)
 
 int Service::on_tick(sd_event_source*, std::uint64_t, void* userdata) noexcept
 {
+    label_dispatch("the tick");
     try {
         static_cast<Service*>(userdata)->tick();
     } catch (const std::exception& e) {
@@ -646,6 +647,7 @@ void Service::handle(const std::vector<TransitionChange>& events,
         case TransitionChange::Kind::started:
             ++transition_seq_;
             status_shown_ = false;
+            pending_counted_.reset();
             remediation_.reset();
             seen_.clear();
             kicks_.clear();
@@ -662,6 +664,7 @@ void Service::handle(const std::vector<TransitionChange>& events,
             break;
         case TransitionChange::Kind::reversed:
             ++transition_seq_;
+            status_shown_ = false; // TransitionTarget now shows the way back
             save_transition_record();
             journal::log(LogLevel::info,
                          e.patch + ": transition to " + e.target + " reversed: going back to " +
@@ -708,28 +711,23 @@ void Service::follow_transition(const std::vector<KernelPatch>& in_kernel)
         const TransitionStatus idle = transition_status(0);
         sink().transition_status(idle);
         update_status_line(idle);
-        if (!heap_trimmed_ && !tick_listing_) {
-            // The transition's looks are over: the memory they kept (start()) goes back.
-            heap_trimmed_ = true;
-            malloc_trim(0);
-        }
         return;
     }
-    heap_trimmed_ = false;
     if (!status_shown_) {
-        // A transition that started (or was found) is shown now, not only once the first look
-        // has counted its tasks (seconds at tens of thousands): until then PendingTasks is 0,
-        // and nothing on the bus reads lpshim's list. (A reversal keeps the count shown.)
+        // A transition that started (or was found), or turned back, is shown now, not only
+        // once a look has counted its tasks (seconds at tens of thousands): until the first
+        // look PendingTasks is 0, and nothing on the bus reads lpshim's list.
         status_shown_ = true;
-        const TransitionStatus status = transition_status(0);
+        const TransitionStatus status = transition_status(pending_counted_.value_or(0));
         sink().transition_status(status);
-        update_status_line(status, false);
+        update_status_line(status, pending_counted_.has_value());
     }
     if (tick_listing_)
         return; // an earlier tick's listing is under way: it follows on
     tick_listing_ = true;
     tick_started_usec_ = now;
     auto listed = [this, seq = transition_seq_](Result<std::vector<PendingTask>> tasks) {
+        label_dispatch("the look at the pending tasks");
         tick_listing_ = false;
         const bool same = watcher_.watched() && seq == transition_seq_;
         // The next tick is scheduled below whatever fails: nothing else would.
@@ -772,6 +770,7 @@ void Service::follow_pending(Result<std::vector<PendingTask>> tasks)
     if (tasks) {
         const std::uint64_t now = monotonic_usec();
         count = static_cast<std::uint32_t>(tasks->size());
+        pending_counted_ = count;
         remediate(std::chrono::milliseconds(watcher_.elapsed_usec(now) / usec_per_msec), *tasks);
         if (watcher_.watched() && watcher_.watched()->stalled)
             act_on_stall(*tasks);
@@ -995,6 +994,7 @@ void Service::remediate(std::chrono::milliseconds elapsed, const std::vector<Pen
     list_stacks(tasks_to_show(remedies, refused),
                 [this, seq = transition_seq_, stops = std::move(stops),
                  refusals = std::move(refusals)](Stacks stacks, bool walked) {
+                    label_dispatch("the stop round");
                     stop_and_report(seq, stops, refusals, stacks, walked);
                 });
 }

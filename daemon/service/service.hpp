@@ -189,10 +189,10 @@ private:
     // Counts the watched transition's changes (started, reversed, ended): what was listed or
     // decided for one is not acted on in another.
     std::uint64_t transition_seq_ = 0;
-    // The watched transition's status was pushed since it started (before its first look).
+    // The watched transition's status was pushed since it started or turned back (before the
+    // next look), with the pending tasks the last look of it counted, if one has.
     bool status_shown_ = false;
-    // The heap was trimmed since the last transition's looks (start(): mallopt).
-    bool heap_trimmed_ = true;
+    std::optional<std::uint32_t> pending_counted_;
     // The blockers' facts read so far for the stall's next decision, by tid, with when they
     // were read (CLOCK_MONOTONIC): act_on_stall().
     struct StallFacts {
