@@ -48,7 +48,7 @@ std::string stack_text(const std::map<std::uint32_t, std::vector<std::string>>& 
     std::string text;
     if (const auto it = stacks.find(tid); it != stacks.end())
         for (const std::string& frame : it->second)
-            text += (text.empty() ? "" : "\n") + frame;
+            text += (text.empty() ? "" : "\n") + printable(frame); // the kernel's words
     return text;
 }
 
