@@ -1120,8 +1120,8 @@ BlockingTask Service::blocking_task(const PendingTask& task)
         b.blocked_usec = usec_since(first, now);
     }
     // lpshim's kicks wake every pending task: those since it was first seen pending (none
-    // when that is not known: a task no round has looked at yet). Pending since before the
-    // oldest kick kept, it was kicked some of the ones let go too.
+    // when that is not known: a task no round has looked at yet), "more than" when some of
+    // the kicks KickLog let go came after that.
     if (first != 0)
         if (const KickLog::Count kicked = kicks_.since(first); kicked.kicks)
             b.actions.push_back((kicked.more ? "kicked more than " : "kicked ") +
