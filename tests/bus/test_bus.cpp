@@ -120,6 +120,15 @@ Reply test_hook(const char* member)
     return call_on(bus(), "/org/livepatchd/Test", "org.livepatchd.Test", member, "");
 }
 
+// A fixture counter (StatusReads, PendingTaskListReads).
+std::uint64_t test_count(const char* member)
+{
+    Reply r = test_hook(member);
+    std::uint64_t n = 0;
+    REQUIRE(sd_bus_message_read(r.reply.get(), "t", &n) > 0);
+    return n;
+}
+
 std::string named(const char* name)
 {
     return std::string(error_prefix) + name;
@@ -579,12 +588,7 @@ TEST_CASE("a task name that is not UTF-8 and holds an escape sequence: listed, e
 TEST_CASE("GetManagedObjects reads the store and the kernel once, however many objects")
 {
     // Issue 17: every property of every object recomputed every status (N^2 file reads).
-    const auto reads = [] {
-        Reply r = test_hook("StatusReads");
-        std::uint64_t n = 0;
-        REQUIRE(sd_bus_message_read(r.reply.get(), "t", &n) > 0);
-        return n;
-    };
+    const auto reads = [] { return test_count("StatusReads"); };
     const std::uint64_t before = reads();
     Reply objects = call_on(bus(), manager_path, "org.freedesktop.DBus.ObjectManager",
                             "GetManagedObjects", "");
@@ -597,12 +601,7 @@ TEST_CASE("during a transition nothing but PendingTasks reads lpshim's list of p
     // Issue 18: before the service's first look at a transition (a restart in the middle of
     // one), each Manager property read lpshim's whole debugfs list: a GetAll five times, a
     // second each at 30,000 pending tasks, on the loop.
-    const auto reads = [] {
-        Reply r = test_hook("PendingTaskListReads");
-        std::uint64_t n = 0;
-        REQUIRE(sd_bus_message_read(r.reply.get(), "t", &n) > 0);
-        return n;
-    };
+    const auto reads = [] { return test_count("PendingTaskListReads"); };
     REQUIRE(manager("Apply", "s", "lp_c").ok());
     std::uint64_t before = reads();
     CHECK(manager_string("State") == "transitioning");
