@@ -30,7 +30,7 @@ namespace livepatchd {
 struct TrackedTask {
     pid_t tid = 0;
     pid_t tgid = 0;
-    std::string comm;     // printable (make_printable), as the kernel's other words here
+    std::string comm;     // printable (made so as each record is read), as function is
     std::string reason;   // lpshim's word: running, sleeping-in-function, ...
     std::string function; // the patched function on its stack ("name [module]"), or ""
     std::uint64_t first_seen_ns = 0; // CLOCK_MONOTONIC of the first time it was found blocked
