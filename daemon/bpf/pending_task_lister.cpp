@@ -73,7 +73,7 @@ void PendingTaskLister::start()
 {
     serving_ = std::move(queued_);
     queued_.clear();
-    auto walk = tracker_.walk(merged(serving_));
+    auto walk = tracker_.walk(merged(serving_), expected_);
     if (!walk) {
         read_ = std::move(walk).error();
         return;
@@ -106,6 +106,7 @@ void PendingTaskLister::turn()
     } else if (*ended) {
         read_ = walk_->take();
         walk_.reset(); // its stack selection goes before the next walk makes its own
+        expected_ = (*read_)->size() + (*read_)->size() / 16; // and a few more
     }
 }
 

@@ -56,6 +56,7 @@ private:
     std::optional<Result<std::vector<TrackedTask>>> read_;
     std::vector<Request> serving_; // what the walk under way answers
     std::vector<Request> queued_;  // what the next walk answers
+    std::size_t expected_ = 0;     // room the next walk makes at once: the last walk's count
 };
 
 } // namespace livepatchd

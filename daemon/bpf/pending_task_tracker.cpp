@@ -189,7 +189,8 @@ Result<void> PendingTaskTracker::forget(pid_t tid)
     return failure(-err, "forget tid " + std::to_string(tid));
 }
 
-Result<PendingTaskTracker::Walk> PendingTaskTracker::walk(const StackSelection& stacks) const
+Result<PendingTaskTracker::Walk> PendingTaskTracker::walk(const StackSelection& stacks,
+                                                          std::size_t expected) const
 {
     // The selection lives in the kernel only for this walk: emptied again when it ends (~Walk),
     // or here on the way out.
@@ -225,7 +226,9 @@ Result<PendingTaskTracker::Walk> PendingTaskTracker::walk(const StackSelection& 
         unselect();
         return failure(errnum, "create a task iterator");
     }
-    return Walk(selection, std::move(selected), UniqueFd(fd));
+    Walk walk(selection, std::move(selected), UniqueFd(fd));
+    walk.tasks_.reserve(expected); // (on failure the walk goes, and its selection with it)
+    return walk;
 }
 
 PendingTaskTracker::Walk::~Walk()

@@ -117,7 +117,10 @@ public:
         std::size_t used_ = 0;
         std::vector<TrackedTask> tasks_;
     };
-    Result<Walk> walk(const StackSelection& stacks) const;
+    // expected: how many tasks the walk is likely to find (the last walk's count), room made
+    // for at once: a list grown record by record moves every task read so far at each
+    // doubling, the last of them (tens of thousands of tasks) within one of the walk's slices.
+    Result<Walk> walk(const StackSelection& stacks, std::size_t expected = 0) const;
 
     // A whole walk at once.
     Result<std::vector<TrackedTask>> list(const StackSelection& stacks) const;
