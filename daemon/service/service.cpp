@@ -161,6 +161,7 @@ Result<void> Service::connect()
     if (r < 0)
         return Error{-r, "cannot create the event loop: " + std::string(std::strerror(-r))};
     event_.reset(event);
+    list_pool_ = std::make_unique<PendingListPool>(event);
 
     sigset_t signals;
     sigemptyset(&signals);
@@ -386,8 +387,7 @@ void Service::list_pending(PendingDone done)
                     listed = fall_back(tracked.error().message);
                 } else {
                     pending_fallback_.clear();
-                    std::vector<PendingTask> tasks;
-                    tasks.reserve(tracked->size());
+                    std::vector<PendingTask> tasks = list_pool_->take(tracked->size());
                     // Moved, not copied: at 30,000 tasks this turn must not allocate per
                     // task (the tracker made the text printable as it read each record).
                     for (TrackedTask& t : *tracked) {
@@ -673,6 +673,7 @@ void Service::handle(const std::vector<TransitionChange>& events,
             break;
         case TransitionChange::Kind::ended: {
             ++transition_seq_;
+            list_pool_->release(); // the lists of its looks are not kept for the next one
             (void)::unlinkat(state_fd_.get(), transition_record_file, 0);
             const bool as_asked = e.outcome == outcome_completed;
             journal::log(as_asked ? LogLevel::info : LogLevel::warning,
@@ -774,6 +775,8 @@ void Service::follow_pending(Result<std::vector<PendingTask>> tasks)
         remediate(std::chrono::milliseconds(watcher_.elapsed_usec(now) / usec_per_msec), *tasks);
         if (watcher_.watched() && watcher_.watched()->stalled)
             act_on_stall(*tasks);
+        // Emptied in later turns, its storage kept for the next list (PendingListPool).
+        list_pool_->give_back(std::move(*tasks));
     }
     const TransitionStatus status = transition_status(count);
     sink().transition_status(status);

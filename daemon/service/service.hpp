@@ -49,6 +49,7 @@
 #include "remediation/remediation_executor.hpp"
 #include "remediation/task_signaller.hpp"
 #include "service/patch_operations.hpp"
+#include "service/pending_list_pool.hpp"
 #include "service/transition_watcher.hpp"
 #include "store/desired_state.hpp"
 #include "store/patch_store.hpp"
@@ -164,6 +165,7 @@ private:
     std::optional<PendingTaskTracker> tracker_; // set when it follows transitions
     std::unique_ptr<PendingTaskLister> lister_;  // tracker_'s walks, set with it
 #endif
+    std::unique_ptr<PendingListPool> list_pool_; // the looks' lists' storage, set with event_
     EventSourcePtr events_source_;
     EventSourcePtr sigterm_;
     EventSourcePtr sigint_;

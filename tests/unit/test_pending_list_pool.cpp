@@ -1,0 +1,110 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//
+// PendingListPool: a list the look is done with is emptied a slice per turn of the loop, and
+// its storage makes the next list; none is kept once the transition is over.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include <systemd/sd-event.h>
+
+#include <memory>
+
+#include "service/pending_list_pool.hpp"
+
+using namespace livepatchd;
+
+namespace {
+
+std::vector<PendingTask> tasks(PendingListPool& pool, std::size_t n)
+{
+    std::vector<PendingTask> list = pool.take(n);
+    for (std::size_t i = 0; i < n; i++)
+        list.push_back(PendingTask{.tid = static_cast<std::uint32_t>(i + 1),
+                                   .tgid = 1,
+                                   .comm = "sleepers",
+                                   .reason = "sleeping-in-function",
+                                   .function = "lpshim_target_sleep [lpshim_target]"});
+    return list;
+}
+
+struct EventLoop {
+    EventLoop() { REQUIRE(sd_event_new(&event) >= 0); }
+    ~EventLoop() { sd_event_unref(event); }
+    // One turn of the loop; whether it dispatched anything.
+    bool turn() { return sd_event_run(event, 0) > 0; }
+    sd_event* event = nullptr;
+};
+
+} // namespace
+
+TEST_CASE("a list given back is emptied a slice per turn, and its storage makes the next list")
+{
+    EventLoop loop;
+    PendingListPool pool(loop.event);
+    const std::size_t n = 2 * PendingListPool::slice_tasks + 100; // three slices
+    std::vector<PendingTask> list = tasks(pool, n);
+    const PendingTask* storage = list.data();
+
+    pool.give_back(std::move(list));
+    // Nothing destroyed in the caller's turn.
+    CHECK(pool.emptying() == 1);
+    CHECK(pool.kept_capacity() == 0);
+    CHECK(loop.turn());
+    CHECK(loop.turn());
+    CHECK(pool.emptying() == 1); // two slices: not empty yet
+    CHECK(loop.turn());
+    CHECK(pool.emptying() == 0);
+    CHECK(pool.kept_capacity() >= n);
+    CHECK_FALSE(loop.turn()); // nothing left to do: the source is off
+
+    std::vector<PendingTask> next = pool.take(n);
+    CHECK(next.empty());
+    CHECK(next.data() == storage);
+    CHECK(pool.kept_capacity() == 0); // taken
+}
+
+TEST_CASE("the larger storage is kept when several lists are given back")
+{
+    EventLoop loop;
+    PendingListPool pool(loop.event);
+    std::vector<PendingTask> small = tasks(pool, 10);
+    std::vector<PendingTask> large = tasks(pool, 5000);
+    const PendingTask* large_storage = large.data();
+    pool.give_back(std::move(small));
+    pool.give_back(std::move(large));
+    CHECK(pool.emptying() == 2);
+    while (loop.turn()) {
+    }
+    CHECK(pool.emptying() == 0);
+    CHECK(pool.take(100).data() == large_storage);
+}
+
+TEST_CASE("no storage is kept once released, until the next take")
+{
+    EventLoop loop;
+    PendingListPool pool(loop.event);
+    std::vector<PendingTask> list = tasks(pool, 3000);
+    pool.give_back(std::move(list));
+    pool.release(); // the transition ended while the list was being emptied
+    while (loop.turn()) {
+    }
+    CHECK(pool.emptying() == 0);
+    CHECK(pool.kept_capacity() == 0);
+
+    // A new transition's look keeps again.
+    std::vector<PendingTask> again = tasks(pool, 3000);
+    pool.give_back(std::move(again));
+    while (loop.turn()) {
+    }
+    CHECK(pool.kept_capacity() >= 3000);
+}
+
+TEST_CASE("without a loop, a list given back is emptied at once")
+{
+    PendingListPool pool(nullptr);
+    std::vector<PendingTask> list = tasks(pool, 100);
+    const PendingTask* storage = list.data();
+    pool.give_back(std::move(list));
+    CHECK(pool.emptying() == 0);
+    CHECK(pool.take(100).data() == storage);
+}
