@@ -4,6 +4,7 @@
 #include "common/clock.hpp"
 #include "common/dispatch_label.hpp"
 
+#include <algorithm>
 #include <set>
 #include <utility>
 
@@ -106,7 +107,9 @@ void PendingTaskLister::turn()
     } else if (*ended) {
         read_ = walk_->take();
         walk_.reset(); // its stack selection goes before the next walk makes its own
-        expected_ = (*read_)->size() + (*read_)->size() / 16; // and a few more
+        // And a few more, within the map's size. (Room not written to costs no memory.)
+        expected_ = std::min<std::size_t>((*read_)->size() + (*read_)->size() / 16,
+                                          tracker_.capacity());
     }
 }
 

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include "service/pending_list_pool.hpp"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <utility>
 
@@ -13,15 +15,17 @@ PendingListPool::~PendingListPool()
 
 std::vector<PendingTask> PendingListPool::take(std::size_t n)
 {
-    keeping_ = true;
-    std::vector<PendingTask> list = std::move(spare_);
-    spare_ = {};
+    std::vector<PendingTask> list;
+    if (spare_.capacity() / 4 <= n)
+        list = std::move(spare_);
+    spare_ = std::vector<PendingTask>(); // (not "= {}": that keeps the capacity)
     list.reserve(n);
     return list;
 }
 
 void PendingListPool::give_back(std::vector<PendingTask> list) noexcept
 {
+    keeping_ = true;
     if (list.empty()) {
         keep(std::move(list));
         return;
@@ -29,7 +33,7 @@ void PendingListPool::give_back(std::vector<PendingTask> list) noexcept
     if (!source_ && event_) {
         // (No room for the source: destroyed at once, below.)
         if (sd_event_add_defer(event_, &source_, on_turn, this) < 0 ||
-            sd_event_source_set_priority(source_, SD_EVENT_PRIORITY_IDLE) < 0)
+            sd_event_source_set_priority(source_, priority) < 0)
             source_ = sd_event_source_disable_unref(source_);
     }
     if (!source_) {
@@ -50,7 +54,17 @@ void PendingListPool::give_back(std::vector<PendingTask> list) noexcept
 void PendingListPool::release() noexcept
 {
     keeping_ = false;
-    spare_ = {};
+    spare_ = std::vector<PendingTask>(); // (not "= {}": that keeps the capacity)
+    if (emptying_.empty())
+        trim();
+}
+
+void PendingListPool::trim() noexcept
+{
+    // The lists' storage and strings were freed in the middle of the heap (glibc serves large
+    // blocks from it once a large one was freed): without a trim the idle daemon keeps those
+    // pages until a later allocation reuses them.
+    malloc_trim(0);
 }
 
 int PendingListPool::on_turn(sd_event_source*, void* userdata) noexcept
@@ -73,8 +87,11 @@ void PendingListPool::empty_a_slice() noexcept
     std::vector<PendingTask> empty = std::move(list);
     emptying_.erase(emptying_.begin());
     keep(std::move(empty));
-    if (emptying_.empty())
+    if (emptying_.empty()) {
         (void)sd_event_source_set_enabled(source_, SD_EVENT_OFF);
+        if (!keeping_)
+            trim(); // the transition ended while this list was emptied
+    }
 }
 
 void PendingListPool::keep(std::vector<PendingTask> empty) noexcept

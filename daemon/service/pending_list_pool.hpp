@@ -11,6 +11,7 @@
 #include <systemd/sd-event.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <vector>
 
 #include "kernel/patch_control.hpp"
@@ -21,19 +22,26 @@ class PendingListPool {
 public:
     // Tasks destroyed per turn of the loop.
     static constexpr std::size_t slice_tasks = 2048;
+    // The turns' priority: before the other idle-priority work (a walk of the task iterator
+    // queued back to back would otherwise starve them, and a new list would be made for every
+    // look), after the timers and the bus. A list takes about 15 short turns.
+    static constexpr std::int64_t priority = SD_EVENT_PRIORITY_IDLE - 1;
 
     explicit PendingListPool(sd_event* event) noexcept : event_(event) {}
     PendingListPool(const PendingListPool&) = delete;
     PendingListPool& operator=(const PendingListPool&) = delete;
     ~PendingListPool();
 
-    // An empty list with room for n tasks: the storage of a list given back, if one is free.
+    // An empty list with room for n tasks: the storage of a list given back, if one is free
+    // and not more than four times too large (a transition that had 30,000 pending tasks and
+    // has 10 left does not hold 30,000 tasks' room for the rest of it).
     std::vector<PendingTask> take(std::size_t n);
     // The list's tasks are destroyed later, a slice per turn (at once without a loop); its
-    // storage then serves a take().
+    // storage then serves a take(). Only a look of the transition under way gives back.
     void give_back(std::vector<PendingTask> list) noexcept;
     // No storage is kept from now on (the transition is over): what is kept is freed, and the
-    // lists still being emptied are freed once empty. The next take() keeps again.
+    // lists still being emptied are freed once empty, the heap then trimmed. The next
+    // give_back() keeps again.
     void release() noexcept;
 
     // For tests: lists still being emptied, and whether storage is kept.
@@ -44,12 +52,13 @@ private:
     static int on_turn(sd_event_source* source, void* userdata) noexcept;
     void empty_a_slice() noexcept;
     void keep(std::vector<PendingTask> empty) noexcept;
+    void trim() noexcept;
 
     sd_event* event_;
     sd_event_source* source_ = nullptr;            // the turns, while a list is emptied
     std::vector<std::vector<PendingTask>> emptying_; // given back, tasks destroyed from the end
     std::vector<PendingTask> spare_;               // empty, its storage for the next take()
-    bool keeping_ = false;                         // take() since the last release()
+    bool keeping_ = false;                         // give_back() since the last release()
 };
 
 } // namespace livepatchd

@@ -76,7 +76,51 @@ TEST_CASE("the larger storage is kept when several lists are given back")
     while (loop.turn()) {
     }
     CHECK(pool.emptying() == 0);
-    CHECK(pool.take(100).data() == large_storage);
+    CHECK(pool.take(2000).data() == large_storage);
+}
+
+TEST_CASE("storage more than four times too large is freed, not reused")
+{
+    EventLoop loop;
+    PendingListPool pool(loop.event);
+    std::vector<PendingTask> list = tasks(pool, 5000);
+    const PendingTask* storage = list.data();
+    pool.give_back(std::move(list));
+    while (loop.turn()) {
+    }
+    std::vector<PendingTask> few = pool.take(10);
+    CHECK(few.data() != storage);
+    CHECK(pool.kept_capacity() == 0);
+}
+
+TEST_CASE("a walk's turns queued back to back do not starve the emptying")
+{
+    EventLoop loop;
+    // Another idle-priority source that stays on, older than the pool's (PendingTaskLister's
+    // walk while requests keep coming).
+    int walk_turns = 0;
+    sd_event_source* walk = nullptr;
+    REQUIRE(sd_event_add_defer(
+                loop.event, &walk,
+                [](sd_event_source*, void* turns) noexcept {
+                    ++*static_cast<int*>(turns);
+                    return 0;
+                },
+                &walk_turns) >= 0);
+    REQUIRE(sd_event_source_set_priority(walk, SD_EVENT_PRIORITY_IDLE) >= 0);
+    REQUIRE(sd_event_source_set_enabled(walk, SD_EVENT_ON) >= 0);
+    CHECK(loop.turn());
+    CHECK(walk_turns == 1);
+
+    PendingListPool pool(loop.event);
+    std::vector<PendingTask> list = tasks(pool, 2 * PendingListPool::slice_tasks + 100);
+    pool.give_back(std::move(list));
+    for (int i = 0; i < 10; i++)
+        CHECK(loop.turn());
+    CHECK(pool.emptying() == 0);
+    CHECK(pool.kept_capacity() > 0);
+    CHECK(walk_turns > 1); // and the walk goes on
+    sd_event_source_disable_unref(walk);
 }
 
 TEST_CASE("no storage is kept once released, until the next take")
@@ -91,12 +135,32 @@ TEST_CASE("no storage is kept once released, until the next take")
     CHECK(pool.emptying() == 0);
     CHECK(pool.kept_capacity() == 0);
 
+    // A list made after the end (a listing for the bus, answered late) keeps nothing.
+    std::vector<PendingTask> late = tasks(pool, 3000);
+    pool.give_back(std::move(list)); // (empty: moved from above) nothing to empty
+    pool.release();
+    late.clear();
+    CHECK(pool.kept_capacity() == 0);
+
     // A new transition's look keeps again.
     std::vector<PendingTask> again = tasks(pool, 3000);
     pool.give_back(std::move(again));
     while (loop.turn()) {
     }
     CHECK(pool.kept_capacity() >= 3000);
+}
+
+TEST_CASE("a list taken after the end, while one is still emptied, keeps nothing")
+{
+    EventLoop loop;
+    PendingListPool pool(loop.event);
+    pool.give_back(tasks(pool, 3000)); // the transition's last look
+    pool.release();                    // its end
+    std::vector<PendingTask> listing = tasks(pool, 10); // a queued request answered after it
+    while (loop.turn()) {
+    }
+    CHECK(pool.emptying() == 0);
+    CHECK(pool.kept_capacity() == 0);
 }
 
 TEST_CASE("without a loop, a list given back is emptied at once")
