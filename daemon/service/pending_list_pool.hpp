@@ -5,7 +5,8 @@
 // ms; under emulation, making a new one (3.6 MB of fresh pages, faulted in one by one) took the
 // look's turn 30-66 ms, and destroying the last one (60,000 strings freed) 24-40 ms more. So a
 // list the look is done with is given back: its tasks are destroyed a slice at a time, in turns
-// of the loop at the idle priority, and its storage (faulted in already) makes the next list.
+// of the loop after its timers and the bus, and its storage (faulted in already) makes the
+// next list.
 #pragma once
 
 #include <systemd/sd-event.h>
