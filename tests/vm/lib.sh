@@ -7,8 +7,13 @@ BUILD=${1:?usage: $0 BUILD_DIR}
 KVER=$(uname -r)
 CASE=$(basename "$0" .sh)
 
+# A case may define on_fail to print what explains a failure (a daemon's journal): a failure
+# in CI is read from the log alone.
 fail() {
 	echo "FAIL [$CASE on $KVER]: $*" >&2
+	if declare -F on_fail >/dev/null; then
+		on_fail >&2 || true
+	fi
 	exit 1
 }
 

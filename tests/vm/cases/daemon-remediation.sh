@@ -25,6 +25,11 @@ stacks = [json.loads(line).get("STACK") for line in sys.stdin]
 print(next((s for s in reversed(stacks) if isinstance(s, str)), ""))'
 }
 proc_state() { awk '{ sub(/.*\) /, ""); print substr($0, 1, 1) }' /proc/$1/stat; }
+# On a failure: livepatchd's journal since the case began (its last lines).
+on_fail() {
+	journalctl -u livepatchd --no-pager -o short-monotonic --since "@$CASE_STARTED" | tail -60 | sed 's/^/# /'
+}
+CASE_STARTED=$(date +%s)
 
 # configure JSON: restart livepatchd with this remediation configuration.
 configure() {
