@@ -6,7 +6,12 @@
 //   tid=<tid> comm=<comm> frames=<n>
 //     <symbol>+0x<off>/0x<size> [<module>]      one line per frame, innermost first
 //
-// Exit status: 0 every TID was found; 1 the BPF program could not be loaded or attached, or the
+// task-stacks --reads: walk the pending tasks without stacks, one read of the iterator at a
+// time, and print how many reads the walk took and the tasks it found:
+//
+//   reads=<n> tasks=<n>
+//
+// Exit status: 0 every TID was found (--reads: the walk ended); 1 the BPF program could not be loaded or attached, or the
 // iterator failed (the message names the libbpf error); 2 usage; 3 some TID names no task (the
 // others are still printed; nothing is printed on stdout for the missing ones).
 #include <charconv>
@@ -28,7 +33,9 @@ constexpr int exit_no_such_task = 3;
 int usage()
 {
     std::fputs("usage: task-stacks TID...\n"
-               "Print the kernel stack of each task (needs root).\n",
+               "       task-stacks --reads\n"
+               "Print the kernel stack of each task, or how many reads of the iterator a walk\n"
+               "takes (needs root).\n",
                stderr);
     return exit_usage;
 }
@@ -53,12 +60,40 @@ void print_stack(const livepatchd::TrackedTask& stack)
         std::printf("  %s\n", frame.c_str());
 }
 
+// A walk, one read of the kernel's buffer per read_until(0).
+int count_reads()
+{
+    auto tracker = livepatchd::PendingTaskTracker::open();
+    if (!tracker) {
+        std::fprintf(stderr, "task-stacks: %s\n", tracker.error().message.c_str());
+        return exit_bpf_error;
+    }
+    auto walk = tracker->walk(livepatchd::StackSelection::nothing());
+    if (!walk) {
+        std::fprintf(stderr, "task-stacks: %s\n", walk.error().message.c_str());
+        return exit_bpf_error;
+    }
+    for (unsigned reads = 1;; reads++) {
+        auto ended = walk->read_until(0);
+        if (!ended) {
+            std::fprintf(stderr, "task-stacks: %s\n", ended.error().message.c_str());
+            return exit_bpf_error;
+        }
+        if (*ended) {
+            std::printf("reads=%u tasks=%zu\n", reads, walk->take().size());
+            return exit_ok;
+        }
+    }
+}
+
 } // namespace
 
 int main(int argc, char** argv)
 {
     if (argc < 2)
         return usage();
+    if (std::string_view(argv[1]) == "--reads")
+        return argc == 2 ? count_reads() : usage();
     std::vector<pid_t> tids;
     for (int i = 1; i < argc; i++) {
         const std::optional<pid_t> tid = parse_tid(argv[i]);
