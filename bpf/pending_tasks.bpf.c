@@ -5,7 +5,8 @@
  * Raw tracepoint programs on lpshim's tracepoints (shim-kmod/trace.h; raw because lpshim.ko has
  * no BTF) keep the "pending" map: tid -> why it is blocked, the function, when it was first
  * found blocked and how many times. An iter/task program reports, for every task in the map
- * that still exists, one record with its comm and tgid and, when asked, its kernel stack.
+ * that still exists, one record with its comm and tgid and, when asked, its kernel stack, and a
+ * marker after every few tasks it passes by (pending_tasks.h).
  *
  * Transition epochs. transition_epoch changes at every transition start and end, so a record
  * left from an earlier transition (a task that never switched because the transition was
@@ -197,6 +198,20 @@ struct {
 	__type(value, struct record_scratch);
 } record_scratch SEC(".maps");
 
+/* Tasks passed without a record since the last one written (pending_tasks.h, markers). */
+__u32 unreported = 0;
+
+/* task is not reported: after PENDING_MARKER_EVERY such, a marker ends a read that is full. */
+static __always_inline void pass_by(struct seq_file *seq)
+{
+	struct pending_task_record marker = {};
+
+	if (++unreported < PENDING_MARKER_EVERY)
+		return;
+	unreported = 0;
+	bpf_seq_write(seq, &marker, sizeof(marker));
+}
+
 static const char function_fmt[] = "%ps";
 static const char frame_fmt[] = "%pB";
 
@@ -216,8 +231,10 @@ int dump_pending_tasks(struct bpf_iter__task *ctx)
 
 	tid = task->pid;
 	p = bpf_map_lookup_elem(&pending, &tid);
-	if (!p)
+	if (!p) {
+		pass_by(seq);
 		return 0;
+	}
 	switch (pending_rule_report(p, transition_epoch)) {
 	case PENDING_STEP_UPDATE:
 		break;
@@ -225,10 +242,13 @@ int dump_pending_tasks(struct bpf_iter__task *ctx)
 		/* A leftover of an earlier transition (reversed past it, or forced): its room is
 		 * given back, so that a plain hash map does not fill with them. */
 		bpf_map_delete_elem(&pending, &tid);
+		pass_by(seq);
 		return 0;
 	default:
+		pass_by(seq);
 		return 0;
 	}
+	unreported = 0;
 
 	scratch = bpf_map_lookup_elem(&record_scratch, &zero);
 	if (!scratch)

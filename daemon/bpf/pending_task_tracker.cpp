@@ -280,6 +280,13 @@ Result<void> PendingTaskTracker::Walk::parse()
                                      std::to_string(rec.tid) + " with " +
                                      std::to_string(rec.nr_frames) + " frames (at most " +
                                      std::to_string(MAX_FRAMES) + ")"};
+        if (rec.tid == 0) { // a marker (pending_tasks.h): it only ended a read early
+            if (rec.nr_frames != 0)
+                return Error{EPROTO, "task iterator returned a marker with " +
+                                         std::to_string(rec.nr_frames) + " frames"};
+            off += sizeof rec;
+            continue;
+        }
         const std::size_t frames_size = std::size_t{rec.nr_frames} * FRAME_TEXT_LEN;
         if (used_ - off - sizeof rec < frames_size)
             break; // its frames come with the next read
