@@ -64,6 +64,14 @@ static u64 lpshim_transition_start_ns;
 
 static void lpshim_transition_work_fn(struct work_struct *work);
 static DECLARE_DELAYED_WORK(lpshim_transition_work, lpshim_transition_work_fn);
+/*
+ * The workqueue of the transition work: an unbound one, so that the scheduler may run a pass on
+ * an idle CPU. A pass holds tasklist_lock, so preemption is off for all of its walk (tens of ms
+ * with tens of thousands of tasks on a slow machine); on a per-CPU worker it would take the CPU
+ * its timer fired on, from whatever ran there (often livepatchd's event loop, which the pass's
+ * tracepoints had just woken), while another CPU sat idle. Nothing in a pass depends on its CPU.
+ */
+#define lpshim_transition_wq system_unbound_wq
 
 const char *lpshim_state_name(int state)
 {
@@ -458,7 +466,7 @@ static void lpshim_idle_work_fn(struct work_struct *work)
 	if (READ_ONCE(lpshim_target_state) != LPSHIM_UNDEFINED &&
 	    this_cpu_read(lpshim_idle_state) == READ_ONCE(lpshim_target_state) &&
 	    atomic_dec_and_test(&lpshim_idle_works_pending))
-		mod_delayed_work(system_wq, &lpshim_transition_work, 0);
+		mod_delayed_work(lpshim_transition_wq, &lpshim_transition_work, 0);
 }
 
 /*
@@ -584,7 +592,7 @@ static void lpshim_schedule_retry(void)
 	unsigned int first = clamp(READ_ONCE(transition_retry_ms), 1U, 60000U);
 	unsigned int ms = min(first << min(lpshim_attempts / 5, 7U), max(first, 1000U));
 
-	schedule_delayed_work(&lpshim_transition_work, msecs_to_jiffies(ms));
+	queue_delayed_work(lpshim_transition_wq, &lpshim_transition_work, msecs_to_jiffies(ms));
 }
 
 int lpshim_init_transition(struct lpshim_patch *patch, int state)
@@ -765,7 +773,7 @@ void lpshim_queue_first_pass(void)
 {
 	lockdep_assert_held(&lpshim_mutex);
 	if (rcu_access_pointer(lpshim_tasks))
-		mod_delayed_work(system_wq, &lpshim_transition_work, 0);
+		mod_delayed_work(lpshim_transition_wq, &lpshim_transition_work, 0);
 	else
 		lpshim_try_complete_transition();
 }
@@ -896,7 +904,7 @@ void lpshim_kick_transition(void)
 	}
 	read_unlock(lpshim_ksyms.tasklist_lock);
 	/* Now, not in a second: the kicked tasks need a moment to reach their switch point. */
-	mod_delayed_work(system_wq, &lpshim_transition_work, msecs_to_jiffies(10));
+	mod_delayed_work(lpshim_transition_wq, &lpshim_transition_work, msecs_to_jiffies(10));
 }
 
 static const char *const lpshim_block_reason_names[] = {
