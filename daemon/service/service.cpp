@@ -17,6 +17,7 @@
 #include "common/atomic_file.hpp"
 #include "common/clock.hpp"
 #include "common/dispatch_label.hpp"
+#include "common/run_delay.hpp"
 #include "common/fault.hpp"
 #include "common/journal.hpp"
 #include "common/small_file.hpp"
@@ -466,9 +467,11 @@ int Service::run()
                  {{"KERNEL_RELEASE", release_}});
     // sd_event_loop(), with each dispatch timed: nothing in it may keep the loop (the holds'
     // SIGCONT timers, the bus, the watchdog) waiting long. A dispatch longer than 20 ms is
-    // logged at debug level, and the longest when the loop ends (docs/benchmarks.md measures
-    // it at 30,000 pending tasks).
+    // logged at debug level, with the part of it the loop spent runnable but waiting for a
+    // CPU (preempted), and the longest when the loop ends (docs/benchmarks.md measures it at
+    // 30,000 pending tasks).
     constexpr std::uint64_t slow_dispatch_usec = 20 * usec_per_msec;
+    const RunDelayClock run_delay = RunDelayClock::of_this_thread();
     std::uint64_t longest_usec = 0;
     int r = 0;
     while (sd_event_get_state(event_.get()) != SD_EVENT_FINISHED) {
@@ -478,6 +481,7 @@ int Service::run()
             break;
         if (r == 0)
             continue;
+        const std::optional<std::uint64_t> delayed_before = run_delay.usec();
         const std::uint64_t start = monotonic_usec();
         label_dispatch(nullptr);
         if ((r = sd_event_dispatch(event_.get())) < 0)
@@ -486,10 +490,19 @@ int Service::run()
         if (took >= slow_dispatch_usec || took > longest_usec) {
             // Unlabelled: sd-bus's own work (reading, writing, matches) or the watchdog.
             const std::string what = dispatch_label ? dispatch_label : "the bus or the watchdog";
+            const std::optional<std::uint64_t> delayed_after = run_delay.usec();
+            // Empty where the kernel keeps no schedstat.
+            const std::string delayed = delayed_before && delayed_after
+                ? std::to_string(usec_since(*delayed_before, *delayed_after))
+                : std::string();
             journal::log(LogLevel::debug,
                          "event loop dispatch took " + std::to_string(took) + " us (" + what +
-                             ")" + (took > longest_usec ? " (longest so far)" : ""),
-                         {{"DISPATCH_USEC", std::to_string(took)}, {"DISPATCH_WHAT", what}});
+                             ")" +
+                             (delayed.empty() ? "" : ", " + delayed + " us of it waiting for a CPU") +
+                             (took > longest_usec ? " (longest so far)" : ""),
+                         {{"DISPATCH_USEC", std::to_string(took)},
+                          {"DISPATCH_WHAT", what},
+                          {"DISPATCH_RUN_DELAY_USEC", delayed}});
         }
         longest_usec = std::max(longest_usec, took);
     }

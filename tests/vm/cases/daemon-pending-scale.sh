@@ -78,12 +78,20 @@ failed_with_journal() {
 	journalctl -u livepatchd --no-pager -o short-monotonic --after-cursor="$cursor" | tail -60 | sed 's/^/# /'
 	fail "$1 with $n tasks asleep in a patched function"
 }
-# The longest DISPATCH_USEC livepatchd logged since CURSOR.
+# The longest DISPATCH_USEC livepatchd logged since CURSOR, and the longest less the part of it
+# the loop waited, runnable, for a CPU (DISPATCH_RUN_DELAY_USEC): "WALL OWN".
 longest_dispatch() {
-	journalctl -u livepatchd --no-pager --after-cursor="$1" -o json --output-fields=DISPATCH_USEC |
+	journalctl -u livepatchd --no-pager --after-cursor="$1" -o json \
+		--output-fields=DISPATCH_USEC,DISPATCH_RUN_DELAY_USEC |
 		python3 -c '
 import json, sys
-print(max([int(json.loads(l).get("DISPATCH_USEC", 0)) for l in sys.stdin] + [0]))'
+wall = own = 0
+for line in sys.stdin:
+    entry = json.loads(line)
+    took = int(entry.get("DISPATCH_USEC") or 0)
+    wall = max(wall, took)
+    own = max(own, took - int(entry.get("DISPATCH_RUN_DELAY_USEC") or 0))
+print(wall, own)'
 }
 
 "$(dirname "$0")/../install-livepatchd" "$BUILD"
@@ -175,8 +183,9 @@ print(len(tids - listed))' "$pid" <<<"$json")
 	untrace_stops
 	echo "# measure: $n pending: the process was stopped for $held ms (hold_ms $HOLD_MS; sched trace)"
 
-	longest=$(longest_dispatch "$cursor")
+	read -r longest own < <(longest_dispatch "$cursor")
 	echo "# measure: $n pending: longest event loop dispatch $((longest / 1000)) ms"
+	echo "# measure: $n pending: longest event loop dispatch less its wait for a CPU $((own / 1000)) ms"
 	if ((longest > 100000)); then
 		# What ran in the long dispatches: the lines logged just before each.
 		journalctl -u livepatchd --no-pager -o short-monotonic --after-cursor="$cursor" |

@@ -1,0 +1,45 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#include "common/run_delay.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <charconv>
+
+namespace livepatchd {
+
+std::optional<std::uint64_t> run_delay_ns_of(std::string_view schedstat) noexcept
+{
+    const std::size_t space = schedstat.find(' ');
+    if (space == std::string_view::npos)
+        return std::nullopt;
+    const char* first = schedstat.data() + space + 1;
+    const char* last = schedstat.data() + schedstat.size();
+    std::uint64_t ns = 0;
+    const auto [end, ec] = std::from_chars(first, last, ns);
+    if (ec != std::errc{} || end == first || (end != last && *end != ' ' && *end != '\n'))
+        return std::nullopt;
+    return ns;
+}
+
+RunDelayClock RunDelayClock::of_this_thread() noexcept
+{
+    return RunDelayClock(UniqueFd(::open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC)));
+}
+
+std::optional<std::uint64_t> RunDelayClock::usec() const noexcept
+{
+    if (!fd_)
+        return std::nullopt;
+    // Three numbers of at most 20 digits; a read at offset 0 makes the kernel print them anew.
+    char text[96];
+    const ssize_t n = ::pread(fd_.get(), text, sizeof text, 0);
+    if (n <= 0)
+        return std::nullopt;
+    const auto ns = run_delay_ns_of(std::string_view(text, static_cast<std::size_t>(n)));
+    if (!ns)
+        return std::nullopt;
+    return *ns / 1000;
+}
+
+} // namespace livepatchd
