@@ -70,11 +70,21 @@ int PendingTaskLister::on_turn(sd_event_source*, void* userdata) noexcept
     return 0;
 }
 
+// A request for the stacks of some tids gets those tasks only.
+bool PendingTaskLister::selective(const Request& request)
+{
+    return request.stacks.kind == StackSelection::Kind::some;
+}
+
 void PendingTaskLister::start()
 {
     serving_ = std::move(queued_);
     queued_.clear();
-    auto walk = tracker_.walk(merged(serving_), expected_);
+    // When every request is selective, the walk keeps only what they select. Selective ones
+    // are answered first, from the whole list, which the last of the others then takes.
+    std::stable_partition(serving_.begin(), serving_.end(), selective);
+    only_selected_ = std::all_of(serving_.begin(), serving_.end(), selective);
+    auto walk = tracker_.walk(merged(serving_), only_selected_ ? 0 : expected_, only_selected_);
     if (!walk) {
         read_ = std::move(walk).error();
         return;
@@ -108,25 +118,35 @@ void PendingTaskLister::turn()
         read_ = walk_->take();
         walk_.reset(); // its stack selection goes before the next walk makes its own
         // And a few more, within the map's size. (Room not written to costs no memory.)
-        expected_ = std::min<std::size_t>((*read_)->size() + (*read_)->size() / 16,
-                                          tracker_.capacity());
+        if (!only_selected_)
+            expected_ = std::min<std::size_t>((*read_)->size() + (*read_)->size() / 16,
+                                              tracker_.capacity());
     }
 }
 
 void PendingTaskLister::answer_next()
 {
-    // The listener may ask again (queued_, for the next walk): it is taken out first. Each gets
-    // a copy of the list but the last, which takes it (30,000 tasks copy slowly).
+    // The listener may ask again (queued_, for the next walk): it is taken out first. A
+    // selective one gets a copy of its tasks (they come first); the others a copy of the list
+    // but the last, which takes it (30,000 tasks copy slowly, and free as slowly).
     if (serving_.empty()) {
         read_.reset();
         return;
     }
     // (The copy first: if it fails, the request is still there for on_turn to answer.)
     std::optional<Result<std::vector<TrackedTask>>> listed;
-    if (serving_.size() == 1)
+    if (selective(serving_.front()) && *read_) {
+        const std::set<pid_t>& tids = serving_.front().stacks.tids;
+        std::vector<TrackedTask> tasks;
+        for (const TrackedTask& task : **read_)
+            if (tids.contains(task.tid))
+                tasks.push_back(task);
+        listed.emplace(std::move(tasks));
+    } else if (serving_.size() == 1) {
         listed.emplace(std::move(*read_));
-    else
+    } else {
         listed.emplace(*read_);
+    }
     Request request = std::move(serving_.front());
     serving_.erase(serving_.begin());
     if (serving_.empty())

@@ -34,6 +34,7 @@ public:
 
     // The tasks (with the stacks asked for) of a walk that starts after this call: done runs
     // later, from the loop, never from inside list(). Without a loop to run on, at once.
+    // Stacks of some tids (StackSelection::of) come with those tasks only.
     void list(StackSelection stacks, Done done);
     // Whether a walk runs or waits to.
     bool busy() const { return walk_.has_value() || read_.has_value() || !queued_.empty(); }
@@ -43,6 +44,7 @@ private:
         StackSelection stacks;
         Done done;
     };
+    static bool selective(const Request& request);
     static int on_turn(sd_event_source* source, void* userdata) noexcept;
     void turn();
     void start();
@@ -57,6 +59,7 @@ private:
     std::vector<Request> serving_; // what the walk under way answers
     std::vector<Request> queued_;  // what the next walk answers
     std::size_t expected_ = 0;     // room the next walk makes at once: the last walk's count
+    bool only_selected_ = false;   // the walk under way keeps the selected tasks only
 };
 
 } // namespace livepatchd

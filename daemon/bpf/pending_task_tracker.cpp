@@ -190,7 +190,8 @@ Result<void> PendingTaskTracker::forget(pid_t tid)
 }
 
 Result<PendingTaskTracker::Walk> PendingTaskTracker::walk(const StackSelection& stacks,
-                                                          std::size_t expected) const
+                                                          std::size_t expected,
+                                                          bool only_selected) const
 {
     // The selection lives in the kernel only for this walk: emptied again when it ends (~Walk),
     // or here on the way out.
@@ -227,7 +228,13 @@ Result<PendingTaskTracker::Walk> PendingTaskTracker::walk(const StackSelection& 
         return failure(errnum, "create a task iterator");
     }
     Walk walk(selection, std::move(selected), UniqueFd(fd));
-    walk.tasks_.reserve(expected); // (on failure the walk goes, and its selection with it)
+    // (On failure the walk goes, and its selection with it.)
+    if (only_selected && stacks.kind == StackSelection::Kind::some) {
+        walk.kept_ = stacks.tids;
+        walk.tasks_.reserve(stacks.tids.size());
+    } else {
+        walk.tasks_.reserve(expected);
+    }
     return walk;
 }
 
@@ -291,6 +298,10 @@ Result<void> PendingTaskTracker::Walk::parse()
         if (used_ - off - sizeof rec < frames_size)
             break; // its frames come with the next read
         const char* frames = reinterpret_cast<const char*>(bytes_.data() + off + sizeof rec);
+        if (kept_ && !kept_->contains(static_cast<pid_t>(rec.tid))) {
+            off += sizeof rec + frames_size;
+            continue;
+        }
         TrackedTask task = to_tracked_task(rec);
         for (std::uint32_t i = 0; i < rec.nr_frames; i++)
             task.frames.push_back(text_of(frames + i * FRAME_TEXT_LEN, FRAME_TEXT_LEN));

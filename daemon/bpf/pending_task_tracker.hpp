@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -92,6 +93,11 @@ public:
     //
     // One walk at a time: the selection is the BPF program's (stack_mode, stack_wanted) for as
     // long as the walk lives, and a second walk would change it under the first.
+    //
+    // only_selected (with stacks of some tids): the walk keeps those tasks only. The kernel
+    // still visits every task, but the others are never made into TrackedTasks, which at
+    // 30,000 tasks would take tens of ms to build and as long to free, for a caller who wants
+    // the stacks of a few.
     class Walk {
     public:
         // Reads on until the walk has ended or CLOCK_MONOTONIC has passed deadline_usec (one
@@ -112,6 +118,7 @@ public:
 
         bpf_map* selection_ = nullptr;
         std::vector<std::uint32_t> selected_; // keys of selection_ to delete at the end
+        std::optional<std::set<pid_t>> kept_; // only_selected: the tids kept
         UniqueFd iter_;
         std::vector<unsigned char> bytes_; // read, not parsed yet (a record cut by a read)
         std::size_t used_ = 0;
@@ -120,7 +127,8 @@ public:
     // expected: how many tasks the walk is likely to find (the last walk's count), room made
     // for at once: a list grown record by record moves every task read so far at each
     // doubling, the last of them (tens of thousands of tasks) within one of the walk's slices.
-    Result<Walk> walk(const StackSelection& stacks, std::size_t expected = 0) const;
+    Result<Walk> walk(const StackSelection& stacks, std::size_t expected = 0,
+                      bool only_selected = false) const;
 
     // A whole walk at once.
     Result<std::vector<TrackedTask>> list(const StackSelection& stacks) const;

@@ -428,6 +428,8 @@ void Service::list_stacks(const std::set<std::uint32_t>& tids,
                               if (!tracked) {
                                   journal::log(LogLevel::warning, tracked.error().message);
                               } else {
+                                  // The selected tasks only (PendingTaskLister), unless
+                                  // none was selected (of() an empty set is nothing()).
                                   for (TrackedTask& t : *tracked) {
                                       if (!selected.count(t.tid))
                                           continue;
@@ -445,10 +447,6 @@ void Service::list_stacks(const std::set<std::uint32_t>& tids,
                           } catch (...) {
                               stacks.clear();
                           }
-                          // Freed before done, which may SIGSTOP: at 10,000 tasks freeing the
-                          // list takes tens of ms under TCG, which the SIGCONT would wait for.
-                          if (tracked)
-                              tracked->clear();
                           done(std::move(stacks), walked);
                       });
         return;
