@@ -67,7 +67,7 @@ struct pending_task {
  * record. A read of the iterator returns when the kernel's buffer is full; without markers, a
  * read while few tasks are pending visits every task of the system before it returns (about
  * 100 ms for 30,000 tasks under emulation), and the daemon's event loop waits in it. With
- * them, a read visits at most about 8,000 tasks (the buffer's 256 records' worth).
+ * them, a read visits at most about 8,000 tasks (the 255 records the buffer holds, 32 tasks each).
  */
 #define PENDING_MARKER_EVERY 32
 
