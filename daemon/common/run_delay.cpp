@@ -10,16 +10,26 @@ namespace livepatchd {
 
 std::optional<std::uint64_t> run_delay_ns_of(std::string_view schedstat) noexcept
 {
-    const std::size_t space = schedstat.find(' ');
-    if (space == std::string_view::npos)
+    // Three decimal numbers, one space between, a newline at most after the last.
+    if (schedstat.ends_with('\n'))
+        schedstat.remove_suffix(1);
+    const char* at = schedstat.data();
+    const char* const last = schedstat.data() + schedstat.size();
+    std::uint64_t fields[3] = {};
+    for (int i = 0; i < 3; i++) {
+        if (i > 0) {
+            if (at == last || *at != ' ')
+                return std::nullopt;
+            ++at;
+        }
+        const auto [end, ec] = std::from_chars(at, last, fields[i]);
+        if (ec != std::errc{} || end == at)
+            return std::nullopt;
+        at = end;
+    }
+    if (at != last)
         return std::nullopt;
-    const char* first = schedstat.data() + space + 1;
-    const char* last = schedstat.data() + schedstat.size();
-    std::uint64_t ns = 0;
-    const auto [end, ec] = std::from_chars(first, last, ns);
-    if (ec != std::errc{} || end == first || (end != last && *end != ' ' && *end != '\n'))
-        return std::nullopt;
-    return ns;
+    return fields[1];
 }
 
 RunDelayClock RunDelayClock::of_this_thread() noexcept

@@ -479,19 +479,22 @@ int Service::run()
             break;
         if (r == 0)
             continue;
-        const std::optional<std::uint64_t> delayed_before = run_delay.usec();
-        const std::uint64_t start = monotonic_usec();
+        // The run delay read inside the timed window at its start, so that a wait for a CPU as
+        // that read returns (a common place to be preempted) counts in both; the one at the
+        // end is read only for a slow dispatch, and the delay is clamped to the dispatch.
         label_dispatch(nullptr);
+        const std::uint64_t start = monotonic_usec();
+        const std::optional<std::uint64_t> delayed_before = run_delay.usec();
         if ((r = sd_event_dispatch(event_.get())) < 0)
             break;
         const std::uint64_t took = monotonic_usec() - start;
         if (took >= slow_dispatch_usec || took > longest_usec) {
+            const std::optional<std::uint64_t> delayed_after = run_delay.usec();
             // Unlabelled: sd-bus's own work (reading, writing, matches) or the watchdog.
             const std::string what = dispatch_label ? dispatch_label : "the bus or the watchdog";
-            const std::optional<std::uint64_t> delayed_after = run_delay.usec();
             // Empty where the kernel keeps no schedstat.
             const std::string delayed = delayed_before && delayed_after
-                ? std::to_string(usec_since(*delayed_before, *delayed_after))
+                ? std::to_string(std::min(took, usec_since(*delayed_before, *delayed_after)))
                 : std::string();
             journal::log(LogLevel::debug,
                          "event loop dispatch took " + std::to_string(took) + " us (" + what +

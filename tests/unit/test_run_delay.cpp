@@ -27,6 +27,12 @@ TEST_CASE("a schedstat line that is not three numbers gives none")
     CHECK_FALSE(run_delay_ns_of("1734000 -5 17"));
     CHECK_FALSE(run_delay_ns_of("1734000 52000x 17"));
     CHECK_FALSE(run_delay_ns_of("1 18446744073709551616 2")); // more than 64 bits
+    CHECK_FALSE(run_delay_ns_of("5 6"));
+    CHECK_FALSE(run_delay_ns_of("x 5 6"));
+    CHECK_FALSE(run_delay_ns_of("5 6 x"));
+    CHECK_FALSE(run_delay_ns_of("5 6 7 8"));
+    CHECK_FALSE(run_delay_ns_of("5  6 7"));
+    CHECK_FALSE(run_delay_ns_of("5 6 7\n\n"));
 }
 
 TEST_CASE("this thread's run delay is read and never goes back")
