@@ -66,10 +66,11 @@ static void lpshim_transition_work_fn(struct work_struct *work);
 static DECLARE_DELAYED_WORK(lpshim_transition_work, lpshim_transition_work_fn);
 /*
  * The workqueue of the transition work: an unbound one, so that the scheduler may run a pass on
- * an idle CPU. A pass holds tasklist_lock, so preemption is off for all of its walk (tens of ms
- * with tens of thousands of tasks on a slow machine); on a per-CPU worker it would take the CPU
- * its timer fired on, from whatever ran there (often livepatchd's event loop, which the pass's
- * tracepoints had just woken), while another CPU sat idle. Nothing in a pass depends on its CPU.
+ * an idle CPU. A pass holds tasklist_lock, so preemption is off for all of its walk outside
+ * PREEMPT_RT (tens of ms with tens of thousands of tasks on a slow machine); on a per-CPU
+ * worker it would take the CPU its timer fired on, from whatever ran there (often livepatchd's
+ * event loop, which the pass's tracepoints had just woken), while another CPU sat idle.
+ * Nothing in a pass depends on its CPU.
  */
 #define lpshim_transition_wq system_unbound_wq
 
