@@ -372,9 +372,11 @@ void Manager::transition_stalled(std::string_view patch, std::string_view action
 
 void Manager::patch_changed(std::string_view name)
 {
+    // One snapshot, read after the change, for the state and for every property sent (within
+    // one incoming message statuses() serves it again); dropped afterwards, so that nothing
+    // later in this message sees it once something else has changed.
     invalidate();
     auto status = status_of(name);
-    invalidate();
     const std::string path = patch_object_path(name);
     if (status && *status) {
         (void)sd_bus_emit_properties_changed(bus_, path.c_str(), patch_interface, "State",
@@ -382,6 +384,7 @@ void Manager::patch_changed(std::string_view name)
                                              "StackOrder", "Functions", "AppliedAt", "Forced",
                                              nullptr);
     }
+    invalidate();
     const std::string_view state =
         status && *status ? to_string((*status)->state) : std::string_view("removed");
     (void)sd_bus_emit_signal(bus_, manager_path, manager_interface, "PatchStateChanged", "ss",
