@@ -1093,6 +1093,24 @@ TEST_CASE("a Force by hand, seen only through lpshim's end event: Forced, kept, 
     CHECK(trivial_property<int>(patch_path("lp_keep"), patch_iface, "Forced", 'b') == 1);
 }
 
+TEST_CASE("an end seen from the loop reads the patches' status once for each change it announces")
+{
+    // Issue 18: outside a call (the service's look from a timer, lpshim's events) no snapshot
+    // was kept, so each property of a changed patch's PropertiesChanged read every patch's
+    // status again: 11 reads for this one, in the dispatch of a transition's end (105-126 ms at
+    // 30,000 pending tasks under emulation).
+    const auto reads = [] { return test_count("StatusReads"); };
+    REQUIRE(manager("Apply", "s", "lp_keep").ok());
+    const std::uint64_t before = reads();
+    // Seen by the fixture's timer, not within a call: lpshim's end event (forced, then ended).
+    CHECK(transition_signals([] { REQUIRE(test_hook_s("ForceByHand", "lp_keep").ok()); }, 1) ==
+          "TransitionFinished lp_keep patched forced");
+    CHECK(reads() - before == 1);
+    REQUIRE(manager("Revert", "s", "lp_keep").ok());
+    REQUIRE(test_hook("CompleteTransition").ok());
+    CHECK(patch_state("lp_keep") == "installed");
+}
+
 // State: lp_a lp_b lp_c applied, lp_d lp_keep installed; lpshim loaded.
 TEST_CASE("the metrics textfile follows an apply and a revert, and lpshim coming and going")
 {
