@@ -269,14 +269,14 @@ Result<std::vector<PatchStatus>> Manager::statuses()
     // One snapshot per incoming message: every property of every object of a
     // GetManagedObjects, and the enumeration before it, read the store and the kernel once.
     sd_bus_message* current = sd_bus_get_current_message(bus_);
-    if (current && cache_ && cache_->message.get() == current)
+    if (cache_ && (pinned_ || (current && cache_->message.get() == current)))
         return cache_->statuses;
     ++status_reads_;
     auto all = context_.operations.statuses();
     if (!all)
         return all;
-    if (current)
-        cache_ = Snapshot{ref_message(current), *all};
+    if (current || pinned_)
+        cache_ = Snapshot{current ? ref_message(current) : MessagePtr(), *all};
     else
         cache_.reset();
     return all;
@@ -372,21 +372,32 @@ void Manager::transition_stalled(std::string_view patch, std::string_view action
 
 void Manager::patch_changed(std::string_view name)
 {
-    // One snapshot, read after the change, for the state and for every property sent (within
-    // one incoming message statuses() serves it again); dropped afterwards, so that nothing
-    // later in this message sees it once something else has changed.
+    // One snapshot, read after the change, for the state and for every property sent (pinned:
+    // also outside a call, from a tick or lpshim's events, where each getter would read all
+    // patches again); dropped afterwards, so that nothing later sees it once something else
+    // has changed.
     invalidate();
+    pinned_ = true;
+    struct Unpin {
+        Manager& manager;
+        ~Unpin()
+        {
+            manager.pinned_ = false;
+            manager.invalidate();
+        }
+    } unpin{*this};
     auto status = status_of(name);
+    if (!status)
+        return; // unknown (the store or sysfs could not be read): not announced as removed
     const std::string path = patch_object_path(name);
-    if (status && *status) {
+    if (*status) {
         (void)sd_bus_emit_properties_changed(bus_, path.c_str(), patch_interface, "State",
                                              "SkipReason", "Enabled", "Transition", "Replace",
                                              "StackOrder", "Functions", "AppliedAt", "Forced",
                                              nullptr);
     }
-    invalidate();
     const std::string_view state =
-        status && *status ? to_string((*status)->state) : std::string_view("removed");
+        *status ? to_string((*status)->state) : std::string_view("removed");
     (void)sd_bus_emit_signal(bus_, manager_path, manager_interface, "PatchStateChanged", "ss",
                              std::string(name).c_str(), std::string(state).c_str());
 }

@@ -132,7 +132,8 @@ private:
     int find_patch(const char* path, sd_bus_error* error);
     int enumerate_patches(char*** nodes, sd_bus_error* error);
 
-    // All patches (store and kernel), computed once per incoming message.
+    // All patches (store and kernel), computed once per incoming message, or once for all a
+    // patch_changed() sends while pinned_.
     Result<std::vector<PatchStatus>> statuses();
     Result<std::optional<PatchStatus>> status_of(std::string_view name);
     void invalidate() { cache_.reset(); }
@@ -146,6 +147,9 @@ private:
         std::vector<PatchStatus> statuses;
     };
     std::optional<Snapshot> cache_;
+    // While patch_changed() sends its signals: the snapshot it read serves every getter, also
+    // when no message is being handled (a tick, lpshim's events, the boot apply queue).
+    bool pinned_ = false;
     std::uint64_t status_reads_ = 0;
     std::vector<SlotPtr> slots_;
 
