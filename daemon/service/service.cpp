@@ -479,17 +479,19 @@ int Service::run()
             break;
         if (r == 0)
             continue;
-        // The run delay read inside the timed window at its start, so that a wait for a CPU as
-        // that read returns (a common place to be preempted) counts in both; the one at the
-        // end is read only for a slow dispatch, and the delay is clamped to the dispatch.
+        // The run delay is read inside the timed window, so that a wait for a CPU around a read
+        // (returning from it is a common place to be preempted) counts in both; the one at the
+        // end only for a slow dispatch. The delay is clamped to the dispatch.
         label_dispatch(nullptr);
         const std::uint64_t start = monotonic_usec();
         const std::optional<std::uint64_t> delayed_before = run_delay.usec();
         if ((r = sd_event_dispatch(event_.get())) < 0)
             break;
-        const std::uint64_t took = monotonic_usec() - start;
+        std::uint64_t took = monotonic_usec() - start;
         if (took >= slow_dispatch_usec || took > longest_usec) {
             const std::optional<std::uint64_t> delayed_after = run_delay.usec();
+            // To the end read too: a wait for a CPU before it counts in both.
+            took = monotonic_usec() - start;
             // Unlabelled: sd-bus's own work (reading, writing, matches) or the watchdog.
             const std::string what = dispatch_label ? dispatch_label : "the bus or the watchdog";
             // Empty where the kernel keeps no schedstat.
