@@ -78,8 +78,9 @@ failed_with_journal() {
 	journalctl -u livepatchd --no-pager -o short-monotonic --after-cursor="$cursor" | tail -60 | sed 's/^/# /'
 	fail "$1 with $n tasks asleep in a patched function"
 }
-# The longest DISPATCH_USEC livepatchd logged since CURSOR, and the longest less the part of it
-# the loop waited, runnable, for a CPU (DISPATCH_RUN_DELAY_USEC): "WALL OWN".
+# The longest DISPATCH_USEC livepatchd logged since CURSOR, and the longest of the dispatches'
+# times not counting the part of each the loop waited, runnable, for a CPU
+# (DISPATCH_RUN_DELAY_USEC; maybe another dispatch's): "WALL OWN".
 longest_dispatch() {
 	journalctl -u livepatchd --no-pager --after-cursor="$1" -o json \
 		--output-fields=DISPATCH_USEC,DISPATCH_RUN_DELAY_USEC |
@@ -185,7 +186,7 @@ print(len(tids - listed))' "$pid" <<<"$json")
 
 	read -r longest own < <(longest_dispatch "$cursor")
 	echo "# measure: $n pending: longest event loop dispatch $((longest / 1000)) ms"
-	echo "# measure: $n pending: longest event loop dispatch less its wait for a CPU $((own / 1000)) ms"
+	echo "# measure: $n pending: longest event loop dispatch not counting waits for a CPU $((own / 1000)) ms"
 	if ((longest > 100000)); then
 		# What ran in the long dispatches: the lines logged just before each.
 		journalctl -u livepatchd --no-pager -o short-monotonic --after-cursor="$cursor" |
