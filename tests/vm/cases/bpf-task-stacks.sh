@@ -26,7 +26,11 @@ n=8600
 threads_max=$(cat /proc/sys/kernel/threads-max)
 threads=
 restore() {
-	[ -z "$threads" ] || kill -KILL $threads 2>/dev/null || true
+	# Gone, every thread, before the limit goes back and the next case starts.
+	if [ -n "$threads" ]; then
+		kill -KILL $threads 2>/dev/null || true
+		wait $threads 2>/dev/null || true
+	fi
 	sysctl -qw kernel.threads-max=$threads_max
 }
 trap restore EXIT
