@@ -300,8 +300,10 @@ unprivileged_dsleep_no_revert() {
 	# As a FUSE mount of its own that never answers would: D state, in the patched function.
 	setpriv --reuid=65534 --regid=65534 --clear-groups cat /dev/$D &
 	reader=$!
-	in_d() { [[ $(proc_state $reader) == D ]]; }
-	wait_until 10 "nobody's reader sleeps uninterruptibly" in_d
+	# D in the patched function, by the kernel's own stack of it: D alone may be cat's exec
+	# still paging in from the 9p root, and a transition started then completes at once.
+	in_d() { [[ $(proc_state $reader) == D ]] && grep -q "test_lpshim_dsleep_wait" /proc/$reader/stack; }
+	wait_until 10 "nobody's reader sleeps uninterruptibly in test_lpshim_dsleep_wait" in_d
 	livepatchctl apply --no-block $P
 	sleep 8 # the stall is at 3 s; a revert would be done by now
 	expect_eq "$(patch_state $P)" applying "past the stall timeout, the patch is still being applied, not reverted"
