@@ -11,9 +11,10 @@
 //
 //   reads=<n> tasks=<n>
 //
-// Exit status: 0 every TID was found (--reads: the walk ended); 1 the BPF program could not be loaded or attached, or the
-// iterator failed (the message names the libbpf error); 2 usage; 3 some TID names no task (the
-// others are still printed; nothing is printed on stdout for the missing ones).
+// Exit status: 0 every TID was found (--reads: the walk ended); 1 the BPF program could not be
+// loaded or attached, or the iterator failed (the message names the libbpf error); 2 usage; 3
+// some TID names no task (the others are still printed; nothing is printed on stdout for the
+// missing ones).
 #include <charconv>
 #include <cstdio>
 #include <optional>
