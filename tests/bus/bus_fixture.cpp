@@ -12,7 +12,7 @@
 //
 // A test-only object, /org/livepatchd/Test (org.livepatchd.Test), lets the tests end the
 // fake kernel's transition, as the kernel would on its own (or make every transition end at
-// once: SetInstant), force it by hand (ForceByHand), make the races of the review of issue 18
+// once: SetInstant), let lp_held's slow module load finish (ReleaseLoad), force it by hand (ForceByHand), make the races of the review of issue 18
 // happen (RevertByHandSeenLate, SetCompleteBeforeRevert), unload lpshim (SetShimLoaded), and
 // start a fake polkit on the
 // bus (a second connection owning org.freedesktop.PolicyKit1) whose answers depend on the
@@ -33,7 +33,9 @@
 #include <exception>
 
 #include <chrono>
+#include <condition_variable>
 #include <deque>
+#include <mutex>
 #include <optional>
 
 #include "dbus/bus_ptr.hpp"
@@ -58,6 +60,18 @@ std::uint64_t monotonic_now()
 }
 
 
+// lp_held's module loads until ReleaseLoad (at most 5 s), as a finit_module() that takes long.
+std::mutex load_mutex;
+std::condition_variable load_released_cv;
+bool load_released = false; // under load_mutex
+
+void wait_for_release()
+{
+    std::unique_lock lock(load_mutex);
+    (void)load_released_cv.wait_for(lock, std::chrono::seconds(5), [] { return load_released; });
+    load_released = false;
+}
+
 class FakePatchControl final : public PatchControl {
 public:
     explicit FakePatchControl(FakeKernelView& kernel) : kernel_(kernel) {}
@@ -66,6 +80,8 @@ public:
     {
         if (fd < 0)
             return Error{EBADF, "no fd"};
+        if (name == "lp_held")
+            wait_for_release();
         if (!kernel_.loaded)
             return Error{ENODEV, "lpshim.ko is not loaded"};
         // The kernel's refusals, as finit_module() reports them (docs/kernel-messages.md).
@@ -357,6 +373,16 @@ int complete_transition(sd_bus_message* call, void* /*userdata*/, sd_bus_error* 
     return sd_bus_reply_method_return(call, "");
 }
 
+int release_load(sd_bus_message* call, void*, sd_bus_error*) noexcept
+{
+    {
+        std::lock_guard lock(load_mutex);
+        load_released = true;
+    }
+    load_released_cv.notify_one();
+    return sd_bus_reply_method_return(call, "");
+}
+
 int hold_polkit(sd_bus_message* call, void*, sd_bus_error*) noexcept
 {
     polkit_holding = true;
@@ -502,6 +528,7 @@ const sd_bus_vtable test_vtable[] = {
     SD_BUS_VTABLE_START(0),
     SD_BUS_METHOD("CompleteTransition", "", "", complete_transition, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("KickCount", "", "u", kick_count, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD("ReleaseLoad", "", "", release_load, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("StartPolkit", "", "", start_polkit, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("LastPolkitQuestion", "", "s", last_question, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("HoldPolkit", "", "", hold_polkit, SD_BUS_VTABLE_UNPRIVILEGED),

@@ -1225,3 +1225,63 @@ TEST_CASE("ListPendingTasks with 20,000 pending tasks lists each and leaves the 
                 .ok());
     REQUIRE(test_hook("CompleteTransition").ok());
 }
+
+// State: lp_a lp_b lp_c lp_d applied, lp_keep installed.
+TEST_CASE("an Apply whose module loads slowly leaves the loop free; changes wait their turn")
+{
+    // Issue 18: an Apply ran in one dispatch (the file's hash, two saves, finit_module(): 115 to
+    // 238 ms under emulation), and nothing else was served meanwhile. lp_held's module loads
+    // until ReleaseLoad.
+    REQUIRE(install(write_patch("lp_held")).ok());
+    std::vector<std::string> answered;
+    struct Pending {
+        std::vector<std::string>* answered;
+        const char* name;
+    };
+    const auto on_reply = [](sd_bus_message* m, void* userdata, sd_bus_error*) noexcept -> int {
+        auto* p = static_cast<Pending*>(userdata);
+        const sd_bus_error* e = sd_bus_message_get_error(m);
+        p->answered->push_back(e ? e->name : p->name);
+        return 0;
+    };
+    Pending apply{&answered, "Apply"};
+    Pending revert{&answered, "Revert"};
+    REQUIRE(sd_bus_call_method_async(bus(), nullptr, service, manager_path, manager_iface,
+                                     "Apply", on_reply, &apply, "s", "lp_held") >= 0);
+    REQUIRE(sd_bus_call_method_async(bus(), nullptr, service, manager_path, manager_iface,
+                                     "Revert", on_reply, &revert, "s", "lp_d") >= 0);
+    const auto process = [&](std::size_t until, int tenths) {
+        for (int i = 0; i < tenths && answered.size() < until; ++i) {
+            const int r = sd_bus_process(bus(), nullptr);
+            REQUIRE(r >= 0);
+            if (r == 0)
+                REQUIRE(sd_bus_wait(bus(), 100'000) >= 0);
+        }
+    };
+    process(1, 5);
+
+    // While the module loads, a read is answered at once; neither change is.
+    sd_bus_message* get = nullptr;
+    REQUIRE(sd_bus_message_new_method_call(bus(), &get, service, manager_path,
+                                           "org.freedesktop.DBus.Properties", "Get") >= 0);
+    MessagePtr get_call(get);
+    REQUIRE(sd_bus_message_append(get, "ss", manager_iface, "State") >= 0);
+    BusError error;
+    sd_bus_message* reply = nullptr;
+    const int r = sd_bus_call(bus(), get, 2'000'000, error.get(), &reply);
+    MessagePtr get_reply(reply);
+    const std::string why = r < 0 ? std::strerror(-r) : "";
+    CHECK_MESSAGE(r >= 0, "a property read waited for the module's load: " << why);
+    process(1, 5);
+    CHECK(answered.empty());
+
+    // Once it is loaded, the Apply is answered, then the Revert, checked only then: lp_held's
+    // transition is under way.
+    REQUIRE(test_hook("ReleaseLoad").ok());
+    process(2, 100);
+    CHECK(answered == std::vector<std::string>{"Apply", named("TransitionInProgress")});
+    CHECK(patch_state("lp_held") == "applying");
+    CHECK(patch_state("lp_d") == "applied");
+    REQUIRE(test_hook("CompleteTransition").ok());
+    CHECK(patch_state("lp_held") == "applied");
+}
