@@ -108,6 +108,19 @@ struct ManagerVtable {
         return r;
     }
 
+    // A method that changes patches: it waits its turn while an operation's blocking work runs
+    // (a polkit answer it already has stays for that turn).
+    template <int (Manager::*body)(sd_bus_message*, sd_bus_error*)>
+    static int change(sd_bus_message* call, void* userdata, sd_bus_error* error) noexcept
+    {
+        auto* manager = static_cast<Manager*>(userdata);
+        if (manager->context_.operations.busy() || !manager->waiting_.empty()) {
+            label_dispatch("a D-Bus method call");
+            return guarded(error, [&] { return manager->wait_turn(call, body, error); });
+        }
+        return method<body>(call, userdata, error);
+    }
+
     static int manager_property(sd_bus* /*bus*/, const char* /*path*/, const char* /*interface*/,
                                 const char* property, sd_bus_message* reply, void* userdata,
                                 sd_bus_error* error) noexcept
@@ -154,22 +167,22 @@ const sd_bus_vtable ManagerVtable::manager[] = {
     SD_BUS_VTABLE_START(0),
     SD_BUS_METHOD_WITH_NAMES("Install", "h", SD_BUS_PARAM(file),
                              "so", SD_BUS_PARAM(name) SD_BUS_PARAM(patch),
-                             method<&Manager::install>, SD_BUS_VTABLE_UNPRIVILEGED),
+                             change<&Manager::install>, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD_WITH_NAMES("Apply", "s", SD_BUS_PARAM(name), "", ,
-                             method<&Manager::apply>, SD_BUS_VTABLE_UNPRIVILEGED),
+                             change<&Manager::apply>, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD_WITH_NAMES("Revert", "s", SD_BUS_PARAM(name), "", ,
-                             method<&Manager::revert>, SD_BUS_VTABLE_UNPRIVILEGED),
+                             change<&Manager::revert>, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD_WITH_NAMES("Remove", "s", SD_BUS_PARAM(name), "", ,
-                             method<&Manager::remove>, SD_BUS_VTABLE_UNPRIVILEGED),
+                             change<&Manager::remove>, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD_WITH_NAMES("ListPatches", "", , "a(sosbbbutt)", SD_BUS_PARAM(patches),
                              method<&Manager::list_patches>, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD_WITH_NAMES("ListPendingTasks", "", , "a(uusssssstasas)", SD_BUS_PARAM(tasks),
                              method<&Manager::list_pending_tasks>, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD_WITH_NAMES("GetTaskStacks", "", , "a(uas)", SD_BUS_PARAM(stacks),
                              method<&Manager::get_task_stacks>, SD_BUS_VTABLE_UNPRIVILEGED),
-    SD_BUS_METHOD("Kick", "", "", method<&Manager::kick>, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD("Kick", "", "", change<&Manager::kick>, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD_WITH_NAMES("Force", "s", SD_BUS_PARAM(name), "", ,
-                             method<&Manager::force>, SD_BUS_VTABLE_UNPRIVILEGED),
+                             change<&Manager::force>, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_PROPERTY("KernelRelease", "s", manager_property, 0, SD_BUS_VTABLE_PROPERTY_CONST),
     SD_BUS_PROPERTY("ShimVersion", "s", manager_property, 0,
                     SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
@@ -472,9 +485,57 @@ int Manager::apply(sd_bus_message* call, sd_bus_error* error)
     r = authorize(authorizer_, call, "apply", {{"patch", name}}, error);
     if (r <= 0)
         return r == 0 ? 1 : r;
-    if (auto done = context_.operations.apply(name); !done)
-        return set_error(error, done.error());
-    return sd_bus_reply_method_return(call, "");
+    // Answered once its blocking work has ended; the calls that waited for it go on then.
+    std::shared_ptr<sd_bus_message> pending(sd_bus_message_ref(call), sd_bus_message_unref);
+    context_.operations.apply(name, [this, pending](const OpResult<void>& done) {
+        try {
+            answer(pending.get(), done);
+        } catch (...) {
+            (void)sd_bus_reply_method_errno(pending.get(), ENOMEM, nullptr);
+        }
+        resume_waiting();
+    });
+    return 1;
+}
+
+int Manager::wait_turn(sd_bus_message* call, Body body, sd_bus_error* error)
+{
+    if (waiting_.size() >= max_waiting_calls)
+        return sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
+                                 "%zu calls that change patches wait for an apply to end "
+                                 "already; call again once they are answered",
+                                 waiting_.size());
+    waiting_.push_back({ref_message(call), body});
+    return 1;
+}
+
+void Manager::resume_waiting()
+{
+    while (!waiting_.empty() && !context_.operations.busy()) {
+        WaitingCall next = std::move(waiting_.front());
+        waiting_.pop_front();
+        sd_bus_message* call = next.call.get();
+        BusError error;
+        int r = sd_bus_message_rewind(call, true);
+        if (r >= 0)
+            r = guarded(error.get(), [&] { return (this->*next.body)(call, error.get()); });
+        authorizer_.forget(call);
+        if (error.is_set())
+            (void)sd_bus_reply_method_error(call, error.get());
+        else if (r < 0)
+            (void)sd_bus_reply_method_errno(call, r, nullptr);
+    }
+}
+
+void Manager::answer(sd_bus_message* call, const OpResult<void>& done)
+{
+    if (done) {
+        (void)sd_bus_reply_method_return(call, "");
+        return;
+    }
+    BusError error;
+    (void)set_error(error.get(), done.error());
+    (void)sd_bus_reply_method_error(call, error.get());
 }
 
 int Manager::revert(sd_bus_message* call, sd_bus_error* error)

@@ -22,6 +22,7 @@
 #include <systemd/sd-event.h>
 
 #include <functional>
+#include <deque>
 #include <list>
 #include <map>
 #include <optional>
@@ -76,6 +77,9 @@ inline constexpr std::size_t max_listed_stacks = 100;
 // ListPendingTasks calls answered at once; one more is refused (LimitsExceeded): each holds
 // its list and its reply until it is sent.
 inline constexpr std::size_t max_pending_listings = 4;
+// Calls that change patches waiting for an operation's blocking work to end; one more is
+// refused (LimitsExceeded).
+inline constexpr std::size_t max_waiting_calls = 64;
 
 class Manager final : public EventSink {
 public:
@@ -125,6 +129,21 @@ private:
     int get_task_stacks(sd_bus_message* call, sd_bus_error* error);
     int kick(sd_bus_message* call, sd_bus_error* error);
     int force(sd_bus_message* call, sd_bus_error* error);
+
+    // A call that changes patches while an operation's blocking work runs waits its turn
+    // (PatchOperations::busy()): in the order they came, each is handled, from its start,
+    // once the work before it has ended.
+    using Body = int (Manager::*)(sd_bus_message*, sd_bus_error*);
+    struct WaitingCall {
+        MessagePtr call;
+        Body body;
+    };
+    std::deque<WaitingCall> waiting_;
+    int wait_turn(sd_bus_message* call, Body body, sd_bus_error* error);
+    // Handles the calls that wait, until one starts blocking work again.
+    void resume_waiting();
+    // Replies to a call answered once its operation has ended.
+    void answer(sd_bus_message* call, const OpResult<void>& done);
 
     int manager_property(const char* property, sd_bus_message* reply, sd_bus_error* error);
     int patch_property(const char* path, const char* property, sd_bus_message* reply,

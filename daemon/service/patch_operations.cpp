@@ -236,49 +236,134 @@ OpResult<void> PatchOperations::apply(std::string_view name)
     return apply_now(name, false);
 }
 
+void PatchOperations::apply(std::string_view name, std::function<void(OpResult<void>)> done)
+{
+    if (auto checked = check_apply(name); !checked) {
+        done(std::move(checked));
+        return;
+    }
+    auto work = std::make_shared<ApplyWork>(prepare_apply(name, false));
+    busy_ = true;
+    auto then = [this, work, done = std::move(done)] {
+        busy_ = false;
+        OpResult<void> result;
+        try {
+            result = finish_apply(*work);
+        } catch (const std::exception& e) {
+            result = OpError(Error{EIO, work->name + ": the apply's end failed: " + e.what()});
+        }
+        done(std::move(result));
+    };
+    if (!runner_) {
+        run_apply(*work);
+        then();
+        return;
+    }
+    runner_([this, work] { run_apply(*work); }, std::move(then));
+}
+
 OpResult<void> PatchOperations::apply_now(std::string_view name, bool boot)
 {
-    // The file the kernel gets is the file checked here: hashed against the store's record,
-    // parsed, and loaded from the same fd.
-    auto module = context_.store.open_checked(name, context_.kernel_release);
-    if (!module)
-        return OpError(module.error());
+    ApplyWork work = prepare_apply(name, boot);
+    run_apply(work);
+    return finish_apply(work);
+}
 
+PatchOperations::ApplyWork PatchOperations::prepare_apply(std::string_view name, bool boot)
+{
+    ApplyWork work;
+    work.name = std::string(name);
+    work.before = desired_;
+    work.on_disk = desired_;
+    if (!desired_available_) {
+        work.error = OpError(OpErrc::desired_state_unavailable, EIO,
+                             "the desired state could not be read at start, so it is not "
+                             "changed; see 'journalctl -u livepatchd', fix it, then restart "
+                             "livepatchd");
+        return work;
+    }
     // Recorded before the module is loaded, as pending, so that a crash during the transition
     // counts for the crash-loop guard at the next boot and a crash before the load is undone
     // at the next start. Applying puts the patch on top of the stack: the end of the order.
-    const DesiredState before = desired_;
-    DesiredState next = desired_;
+    work.next = desired_;
     const bool was_wanted = desired_.find(name) != nullptr;
     if (!boot)
-        next.erase(name);
-    DesiredPatch& wanted = next.append(name);
+        work.next.erase(name);
+    DesiredPatch& wanted = work.next.append(name);
     guard_.record_apply(wanted, realtime(), boottime());
     // Pending only when the apply is what makes it wanted: a patch wanted already (the boot
     // apply, an Apply of a skipped patch) stays wanted whatever happens next.
     if (!was_wanted)
         wanted.pending = PendingAction::apply;
-    if (auto saved = commit(next); !saved)
-        return saved;
+    return work;
+}
 
-    fault_point("apply-after-save");
-    if (auto done = context_.control.apply(name, module->fd.get()); !done) {
-        if (auto restored = commit(before); !restored)
-            // The pending record stays: the next start drops it (the module is not loaded).
-            log_failure(name, restored.error().message);
-        return kernel_refusal(context_.kernel, "apply", name, done.error());
+Result<void> PatchOperations::ApplyWork::save(const DesiredStateStorage& storage,
+                                              const DesiredState& state)
+{
+    if (state == on_disk)
+        return {};
+    auto saved = storage.save(state);
+    save_failed = !saved;
+    if (saved)
+        on_disk = state;
+    return saved;
+}
+
+void PatchOperations::run_apply(ApplyWork& work) const
+{
+    if (work.error)
+        return;
+    try {
+        // The file the kernel gets is the file checked here: hashed against the store's record,
+        // parsed, and loaded from the same fd.
+        auto module = context_.store.open_checked(work.name, context_.kernel_release);
+        if (!module) {
+            work.error = OpError(module.error());
+            return;
+        }
+        if (auto saved = work.save(context_.storage, work.next); !saved) {
+            work.error = OpError(saved.error());
+            return;
+        }
+        fault_point("apply-after-save");
+        if (auto done = context_.control.apply(work.name, module->fd.get()); !done) {
+            if (auto restored = work.save(context_.storage, work.before); !restored)
+                // The pending record stays: the next start drops it (the module is not loaded).
+                work.failures.push_back(restored.error().message);
+            work.refused = done.error();
+            return;
+        }
+        fault_point("apply-after-load");
+        DesiredState confirmed = work.next;
+        if (DesiredPatch* loaded = confirmed.find(work.name);
+            loaded->pending != PendingAction::none) {
+            loaded->pending = PendingAction::none;
+            if (auto saved = work.save(context_.storage, confirmed); !saved)
+                // Loaded, recorded as pending: the next start confirms it from the kernel.
+                work.failures.push_back(saved.error().message);
+        }
+    } catch (const std::exception& e) {
+        work.error = OpError(Error{EIO, work.name + ": the apply failed: " + e.what()});
     }
-    fault_point("apply-after-load");
-    if (DesiredPatch* confirmed = next.find(name); confirmed->pending != PendingAction::none) {
-        confirmed->pending = PendingAction::none;
-        if (auto saved = commit(next); !saved)
-            // Loaded, recorded as pending: the next start confirms it from the kernel.
-            log_failure(name, saved.error().message);
-    }
-    skip_reasons_.erase(std::string(name));
-    sink_->patch_changed(name);
+}
+
+OpResult<void> PatchOperations::finish_apply(ApplyWork& work)
+{
+    // What the file holds now, as after every commit().
+    desired_ = std::move(work.on_disk);
+    if (work.save_failed)
+        save_failed_ = *work.save_failed;
+    for (const std::string& failure : work.failures)
+        log_failure(work.name, failure);
+    if (work.error)
+        return std::move(*work.error);
+    if (work.refused)
+        return kernel_refusal(context_.kernel, "apply", work.name, *work.refused);
+    skip_reasons_.erase(work.name);
+    sink_->patch_changed(work.name);
     if (transition_started_)
-        transition_started_(name, "patched");
+        transition_started_(work.name, "patched");
     return {};
 }
 

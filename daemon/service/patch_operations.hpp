@@ -62,6 +62,16 @@ public:
     // kept aside) starts from nothing wanted; any other makes the desired state unavailable.
     std::optional<Error> load();
     void set_sink(EventSink* sink) { sink_ = sink ? sink : &null_sink_; }
+    // Where blocking work runs: work on a thread, then `then` on the loop (OffLoopWork::run).
+    // Without one, both run at once on the caller's thread.
+    using WorkRunner =
+        std::function<void(std::function<void()> work, std::function<void()> then)>;
+    void set_work_runner(WorkRunner runner) { runner_ = std::move(runner); }
+    // An operation's blocking work runs. Until it has ended, nothing else may change the
+    // patches or the desired state: the adapter makes such calls wait their turn, the service
+    // holds its tick and lpshim's transition events (the operation's own start is matched off
+    // once it has ended).
+    bool busy() const { return busy_; }
     // Told when an apply or revert started a transition (the kernel may have completed it
     // already): the watcher follows it even then.
     void set_transition_started(std::function<void(std::string_view, std::string_view)> f)
@@ -83,6 +93,10 @@ public:
     OpResult<InstalledPatch> install(UniqueFd fd, std::string_view source_name);
     OpResult<void> check_apply(std::string_view name) const;
     OpResult<void> apply(std::string_view name);
+    // apply(), answered through done, on the loop: the file's checks, the saves and the
+    // module's load (finit_module() starts the transition: tens of milliseconds, more with many
+    // tasks) run as blocking work (set_work_runner), the announcements after it.
+    void apply(std::string_view name, std::function<void(OpResult<void>)> done);
     OpResult<void> check_revert(std::string_view name) const;
     OpResult<void> revert(std::string_view name);
     OpResult<void> check_remove(std::string_view name) const;
@@ -141,6 +155,24 @@ private:
     // changes and the error is returned.
     OpResult<void> commit(DesiredState next);
     OpResult<void> apply_now(std::string_view name, bool boot);
+    // An apply in three steps: prepared on the loop, run as blocking work on copies (nothing of
+    // this object but the context's store, storage and control, which nothing else uses while
+    // busy()), finished on the loop.
+    struct ApplyWork {
+        std::string name;
+        DesiredState before; // as it was
+        DesiredState next;   // with the patch on top (pending, if the apply makes it wanted)
+        std::optional<OpError> error; // failed before the kernel was asked, or could not ask
+        std::optional<Error> refused; // the kernel refused the module
+        DesiredState on_disk;         // what the file holds once the work is done
+        std::optional<bool> save_failed;   // the last save's outcome, if one was made
+        std::vector<std::string> failures; // saves that failed after the point of no return
+        // Saves state unless the file holds it already (as commit()).
+        Result<void> save(const DesiredStateStorage& storage, const DesiredState& state);
+    };
+    ApplyWork prepare_apply(std::string_view name, bool boot);
+    void run_apply(ApplyWork& work) const;
+    OpResult<void> finish_apply(ApplyWork& work);
     std::uint64_t realtime() const;
     std::uint64_t boottime() const;
 
@@ -159,6 +191,8 @@ private:
     std::vector<std::string> boot_applied_;
     // Skips every patch left in the boot queue, because `below` is not under them.
     void skip_rest_of_boot_queue(const std::string& below, const std::string& why_not_below);
+    WorkRunner runner_;
+    bool busy_ = false;
     std::function<void(std::string_view, std::string_view)> transition_started_;
     std::function<void(std::string_view, std::string_view)> transition_reversed_;
     std::function<void(std::string_view)> transition_forced_;

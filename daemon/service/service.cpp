@@ -146,6 +146,7 @@ Service::Service(const Config& config, std::filesystem::path state_directory, Pa
 
 Service::~Service()
 {
+    off_loop_.reset(); // waits for an operation's blocking work; its end does not run
 #if LIVEPATCHD_HAVE_BPF
     lister_.reset(); // drops the listings waiting for a walk (Manager's, the tick's)
 #endif
@@ -233,6 +234,20 @@ Result<void> Service::connect()
             metrics::TextfileWriter(config_.metrics.textfile), std::move(identity), event);
     }
     operations_->set_sink(&sink());
+    // An Apply's blocking work (the file's checks, the saves, finit_module()) off the loop.
+    if (auto off_loop = OffLoopWork::create(event); off_loop) {
+        off_loop_ = std::move(*off_loop);
+        operations_->set_work_runner([this](std::function<void()> work,
+                                            std::function<void()> then) {
+            off_loop_->run(std::move(work), [this, then = std::move(then)] {
+                then();
+                operation_ended();
+            });
+        });
+    } else
+        journal::log(LogLevel::warning, off_loop.error().message +
+                                            "; an Apply's file and kernel work runs on the "
+                                            "event loop");
     operations_->set_transition_started(
         [this](std::string_view patch, std::string_view target) { watch(patch, target); });
     operations_->set_transition_reversed(
@@ -333,6 +348,11 @@ void Service::watch_transition_events()
         [](sd_event_source*, int, std::uint32_t, void* userdata) noexcept -> int {
             label_dispatch("lpshim's transition events");
             auto* self = static_cast<Service*>(userdata);
+            if (self->operations_->busy()) {
+                // An Apply's own start is matched off once it has ended (operation_ended).
+                (void)sd_event_source_set_enabled(self->events_source_.get(), SD_EVENT_OFF);
+                return 0;
+            }
             try {
                 if (auto consumed = self->events_->consume(); !consumed)
                     journal::log(LogLevel::warning, consumed.error().message);
@@ -532,6 +552,10 @@ int Service::on_signal(sd_event_source*, const signalfd_siginfo*, void* userdata
     try {
         // First what must not wait: every process a hold keeps stopped goes on now.
         self->executor_->resume_all();
+        // An Apply under way ends (its caller is answered) before the desired state is saved
+        // again.
+        while (self->off_loop_ && self->off_loop_->running())
+            self->off_loop_->finish_now();
         if (self->bus_ && system_stopping(self->bus_.get()))
             self->operations_->record_clean_shutdown();
         journal::log(LogLevel::info, "stopping; the kernel keeps every patch as it is");
@@ -566,8 +590,21 @@ int Service::on_tick(sd_event_source*, std::uint64_t, void* userdata) noexcept
     return 0;
 }
 
+void Service::operation_ended()
+{
+    if (operations_->busy())
+        return; // a call that waited started the next one
+    if (events_source_)
+        (void)sd_event_source_set_enabled(events_source_.get(), SD_EVENT_ON);
+    schedule_tick(0);
+}
+
 void Service::tick()
 {
+    // Nothing changes the patches or follows their transitions while an operation's blocking
+    // work runs: the tick after its end (operation_ended) does.
+    if (operations_->busy())
+        return;
     const std::uint64_t started = monotonic_usec();
     executor_->tidy();
 #if LIVEPATCHD_HAVE_BPF
@@ -788,6 +825,14 @@ void Service::follow_pending(Result<std::vector<PendingTask>> tasks)
         const std::uint64_t now = monotonic_usec();
         count = static_cast<std::uint32_t>(tasks->size());
         pending_counted_ = count;
+        // While an Apply's blocking work runs, the ladder and the stall wait for the next look.
+        if (operations_->busy()) {
+            list_pool_->give_back(std::move(*tasks));
+            const TransitionStatus status = transition_status(count);
+            sink().transition_status(status);
+            update_status_line(status);
+            return;
+        }
         remediate(std::chrono::milliseconds(watcher_.elapsed_usec(now) / usec_per_msec), *tasks);
         if (watcher_.watched() && watcher_.watched()->stalled)
             act_on_stall(*tasks);

@@ -35,6 +35,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/off_loop_work.hpp"
 #include "common/result.hpp"
 #include "common/unique_fd.hpp"
 #include "config/config.hpp"
@@ -91,6 +92,8 @@ private:
 
     Result<void> connect();
     void tick();
+    // An operation's blocking work has ended: the transition events and the tick go on.
+    void operation_ended();
     void schedule_tick(std::uint64_t delay_usec);
     void schedule_next_tick();
     void watch_transition_events();
@@ -169,6 +172,9 @@ private:
     EventSourcePtr events_source_;
     EventSourcePtr sigterm_;
     EventSourcePtr sigint_;
+    // Runs an Apply's blocking work; destroyed first (it waits for the work, which uses
+    // operations_, control_ and the store).
+    std::unique_ptr<OffLoopWork> off_loop_;
 
     // The tasks of the watched transition that livepatchd acted on, or whose list (lpshim's
     // debugfs one) gives no time since when they block, by tid.

@@ -38,6 +38,7 @@
 #include <mutex>
 #include <optional>
 
+#include "common/off_loop_work.hpp"
 #include "dbus/bus_ptr.hpp"
 #include "dbus/manager.hpp"
 #include "fake_kernel_view.hpp"
@@ -59,6 +60,39 @@ std::uint64_t monotonic_now()
                                           .count());
 }
 
+
+// An Apply's blocking work (FakePatchControl::apply) runs on a thread of its own while the loop
+// reads the fake kernel: both hold kernel_mutex. The loop's own changes to it (the test hooks,
+// the timer's look) are held while the work runs (PatchOperations::busy()), as in the service.
+std::mutex kernel_mutex;
+
+class LockedKernelView final : public KernelView {
+public:
+    explicit LockedKernelView(const FakeKernelView& kernel) : kernel_(kernel) {}
+    bool shim_loaded() const override
+    {
+        std::lock_guard lock(kernel_mutex);
+        return kernel_.shim_loaded();
+    }
+    std::string shim_version() const override
+    {
+        std::lock_guard lock(kernel_mutex);
+        return kernel_.shim_version();
+    }
+    Result<std::vector<KernelPatch>> patches() const override
+    {
+        std::lock_guard lock(kernel_mutex);
+        return kernel_.patches();
+    }
+    bool module_loaded(std::string_view name) const override
+    {
+        std::lock_guard lock(kernel_mutex);
+        return kernel_.module_loaded(name);
+    }
+
+private:
+    const FakeKernelView& kernel_;
+};
 
 // lp_held's module loads until ReleaseLoad (at most 5 s), as a finit_module() that takes long.
 std::mutex load_mutex;
@@ -82,6 +116,7 @@ public:
             return Error{EBADF, "no fd"};
         if (name == "lp_held")
             wait_for_release();
+        std::lock_guard lock(kernel_mutex);
         if (!kernel_.loaded)
             return Error{ENODEV, "lpshim.ko is not loaded"};
         // The kernel's refusals, as finit_module() reports them (docs/kernel-messages.md).
@@ -272,7 +307,8 @@ void follow()
 int on_follow_timer(sd_event_source* source, std::uint64_t usec, void*) noexcept
 {
     try {
-        follow();
+        if (!the_operations->busy()) // as Service::tick
+            follow();
     } catch (...) {
     }
     (void)sd_event_source_set_time(source, usec + 20'000);
@@ -593,12 +629,13 @@ int run(const char* state_directory, const char* kernel_release, const char* met
         return 1;
     }
     FakeKernelView kernel;
+    const LockedKernelView locked_kernel(kernel);
     FakePatchControl control(kernel);
     the_control = &control;
     PatchOperations operations(OperationsContext{
         .store = *store,
         .storage = *desired_file,
-        .kernel = kernel,
+        .kernel = locked_kernel,
         .control = control,
         .kernel_release = kernel_release,
         .boot_id = std::string(boot_id),
@@ -607,7 +644,7 @@ int run(const char* state_directory, const char* kernel_release, const char* met
         std::fprintf(stderr, "bus_fixture: %s\n", problem->message.c_str());
         return 1;
     }
-    dbus::Manager manager(bus.get(), dbus::ManagerContext{operations, kernel, control,
+    dbus::Manager manager(bus.get(), dbus::ManagerContext{operations, locked_kernel, control,
                                                           kernel_release});
     std::optional<metrics::MetricsRecorder> recorder;
     the_sink = &manager;
@@ -628,6 +665,16 @@ int run(const char* state_directory, const char* kernel_release, const char* met
         the_metrics = &*recorder;
     }
     operations.set_sink(the_sink);
+    // As the service: an Apply's blocking work on a thread of its own.
+    auto off_loop = OffLoopWork::create(event.get());
+    if (!off_loop) {
+        std::fprintf(stderr, "bus_fixture: %s\n", off_loop.error().message.c_str());
+        return 1;
+    }
+    operations.set_work_runner(
+        [&off_loop](std::function<void()> work, std::function<void()> then) {
+            (*off_loop)->run(std::move(work), std::move(then));
+        });
     the_manager = &manager;
     the_operations = &operations;
     the_kernel = &kernel;
