@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -36,7 +37,7 @@ std::string random_suffix()
     // GRND_INSECURE would do, but needs 5.6; a short read or an error only costs uniqueness,
     // which O_EXCL checks anyway.
     if (::getrandom(bytes, sizeof bytes, GRND_NONBLOCK) != static_cast<ssize_t>(sizeof bytes)) {
-        static unsigned counter;
+        static std::atomic<unsigned> counter; // an Apply's saves run on a thread of their own
         const unsigned long mix = static_cast<unsigned long>(::getpid()) * 2654435761u + ++counter;
         std::memcpy(bytes, &mix, std::min(sizeof bytes, sizeof mix));
     }

@@ -10,6 +10,7 @@
 #include <system_error>
 
 #include "common/dispatch_label.hpp"
+#include "common/journal.hpp"
 
 namespace livepatchd {
 
@@ -38,16 +39,23 @@ void OffLoopWork::run(std::function<void()> work, std::function<void()> then)
 {
     if (running())
         throw std::logic_error("OffLoopWork::run: a work is running already");
-    then_ = std::move(then);
-    // Shared: still there to run here if no thread can be made.
+    // Shared: still here to run on the loop if no thread can be made. Allocated before
+    // anything changes, so that a failure leaves nothing half started.
     auto shared = std::make_shared<std::function<void()>>(std::move(work));
+    then_ = std::move(then);
     try {
         thread_ = std::thread([this, shared] {
             (*shared)();
             // Written once per work, read before the next: the counter cannot overflow.
             (void)::eventfd_write(done_fd_.get(), 1);
         });
-    } catch (const std::system_error&) {
+    } catch (...) {
+        // No thread (EAGAIN, ENOMEM): the work on the loop, as it was before there were any.
+        if (!thread_failed_) {
+            thread_failed_ = true;
+            journal::log(LogLevel::warning, "cannot start a thread for an operation's blocking "
+                                            "work; it runs on the event loop");
+        }
         (*shared)();
         finish_now();
     }

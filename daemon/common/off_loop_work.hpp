@@ -46,6 +46,7 @@ private:
         nullptr, sd_event_source_disable_unref};
     std::thread thread_;
     std::function<void()> then_; // set while a work runs
+    bool thread_failed_ = false;  // said once in the journal
 };
 
 } // namespace livepatchd

@@ -103,22 +103,11 @@ struct ManagerVtable {
         auto* manager = static_cast<Manager*>(userdata);
         const int r = guarded(error, [&] { return (manager->*body)(call, error); });
         // Whatever the handler did, a polkit answer for this message is spent now (a handler
-        // that failed validation on its second dispatch never asked for it).
-        manager->authorizer_.forget(call);
+        // that failed validation on its second dispatch never asked for it), unless the call
+        // waits its turn with it.
+        if (!manager->is_waiting(call))
+            manager->authorizer_.forget(call);
         return r;
-    }
-
-    // A method that changes patches: it waits its turn while an operation's blocking work runs
-    // (a polkit answer it already has stays for that turn).
-    template <int (Manager::*body)(sd_bus_message*, sd_bus_error*)>
-    static int change(sd_bus_message* call, void* userdata, sd_bus_error* error) noexcept
-    {
-        auto* manager = static_cast<Manager*>(userdata);
-        if (manager->context_.operations.busy() || !manager->waiting_.empty()) {
-            label_dispatch("a D-Bus method call");
-            return guarded(error, [&] { return manager->wait_turn(call, body, error); });
-        }
-        return method<body>(call, userdata, error);
     }
 
     static int manager_property(sd_bus* /*bus*/, const char* /*path*/, const char* /*interface*/,
@@ -167,22 +156,22 @@ const sd_bus_vtable ManagerVtable::manager[] = {
     SD_BUS_VTABLE_START(0),
     SD_BUS_METHOD_WITH_NAMES("Install", "h", SD_BUS_PARAM(file),
                              "so", SD_BUS_PARAM(name) SD_BUS_PARAM(patch),
-                             change<&Manager::install>, SD_BUS_VTABLE_UNPRIVILEGED),
+                             method<&Manager::install>, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD_WITH_NAMES("Apply", "s", SD_BUS_PARAM(name), "", ,
-                             change<&Manager::apply>, SD_BUS_VTABLE_UNPRIVILEGED),
+                             method<&Manager::apply>, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD_WITH_NAMES("Revert", "s", SD_BUS_PARAM(name), "", ,
-                             change<&Manager::revert>, SD_BUS_VTABLE_UNPRIVILEGED),
+                             method<&Manager::revert>, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD_WITH_NAMES("Remove", "s", SD_BUS_PARAM(name), "", ,
-                             change<&Manager::remove>, SD_BUS_VTABLE_UNPRIVILEGED),
+                             method<&Manager::remove>, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD_WITH_NAMES("ListPatches", "", , "a(sosbbbutt)", SD_BUS_PARAM(patches),
                              method<&Manager::list_patches>, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD_WITH_NAMES("ListPendingTasks", "", , "a(uusssssstasas)", SD_BUS_PARAM(tasks),
                              method<&Manager::list_pending_tasks>, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD_WITH_NAMES("GetTaskStacks", "", , "a(uas)", SD_BUS_PARAM(stacks),
                              method<&Manager::get_task_stacks>, SD_BUS_VTABLE_UNPRIVILEGED),
-    SD_BUS_METHOD("Kick", "", "", change<&Manager::kick>, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD("Kick", "", "", method<&Manager::kick>, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD_WITH_NAMES("Force", "s", SD_BUS_PARAM(name), "", ,
-                             change<&Manager::force>, SD_BUS_VTABLE_UNPRIVILEGED),
+                             method<&Manager::force>, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_PROPERTY("KernelRelease", "s", manager_property, 0, SD_BUS_VTABLE_PROPERTY_CONST),
     SD_BUS_PROPERTY("ShimVersion", "s", manager_property, 0,
                     SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
@@ -450,6 +439,8 @@ int read_name(sd_bus_message* call, const char** name)
 
 int Manager::install(sd_bus_message* call, sd_bus_error* error)
 {
+    if (int waits = wait_if_busy(call, &Manager::install, false, error); waits != 0)
+        return waits;
     int fd = -1;
     int r = sd_bus_message_read(call, "h", &fd);
     if (r < 0)
@@ -461,6 +452,8 @@ int Manager::install(sd_bus_message* call, sd_bus_error* error)
     r = authorize(authorizer_, call, "install", {{"path", source}}, error);
     if (r <= 0)
         return r == 0 ? 1 : r;
+    if (int waits = wait_if_busy(call, &Manager::install, true, error); waits != 0)
+        return waits;
 
     // The message keeps its fd; the store gets its own.
     UniqueFd own(::fcntl(fd, F_DUPFD_CLOEXEC, 3));
@@ -476,6 +469,8 @@ int Manager::install(sd_bus_message* call, sd_bus_error* error)
 
 int Manager::apply(sd_bus_message* call, sd_bus_error* error)
 {
+    if (int waits = wait_if_busy(call, &Manager::apply, false, error); waits != 0)
+        return waits;
     const char* name = nullptr;
     int r = read_name(call, &name);
     if (r < 0)
@@ -485,6 +480,8 @@ int Manager::apply(sd_bus_message* call, sd_bus_error* error)
     r = authorize(authorizer_, call, "apply", {{"patch", name}}, error);
     if (r <= 0)
         return r == 0 ? 1 : r;
+    if (int waits = wait_if_busy(call, &Manager::apply, true, error); waits != 0)
+        return waits;
     // Answered once its blocking work has ended; the calls that waited for it go on then.
     std::shared_ptr<sd_bus_message> pending(sd_bus_message_ref(call), sd_bus_message_unref);
     context_.operations.apply(name, [this, pending](const OpResult<void>& done) {
@@ -498,15 +495,39 @@ int Manager::apply(sd_bus_message* call, sd_bus_error* error)
     return 1;
 }
 
-int Manager::wait_turn(sd_bus_message* call, Body body, sd_bus_error* error)
+int Manager::wait_if_busy(sd_bus_message* call, Body body, bool authorized,
+                          sd_bus_error* error)
 {
+    if (!context_.operations.busy())
+        return 0;
+    // root's calls wait before they are checked, so that they are checked on the state the
+    // operation leaves, as if they had come after it; anyone else's only once polkit has
+    // allowed them (nobody fills the queue with calls they may not make).
+    if (!authorized && sd_bus_query_sender_privilege(call, -1) <= 0)
+        return 0;
     if (waiting_.size() >= max_waiting_calls)
         return sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
-                                 "%zu calls that change patches wait for an apply to end "
-                                 "already; call again once they are answered",
+                                 "%zu calls that change patches wait already for an apply "
+                                 "to end; call again once they are answered",
                                  waiting_.size());
     waiting_.push_back({ref_message(call), body});
     return 1;
+}
+
+bool Manager::is_waiting(sd_bus_message* call) const
+{
+    return std::any_of(waiting_.begin(), waiting_.end(),
+                       [call](const WaitingCall& w) { return w.call.get() == call; });
+}
+
+void Manager::refuse_waiting()
+{
+    for (WaitingCall& waiting : std::exchange(waiting_, {})) {
+        (void)sd_bus_reply_method_errorf(waiting.call.get(), SD_BUS_ERROR_NO_SERVER,
+                                         "livepatchd is stopping; nothing was done; call "
+                                         "again once it has started");
+        authorizer_.forget(waiting.call.get());
+    }
 }
 
 void Manager::resume_waiting()
@@ -540,6 +561,8 @@ void Manager::answer(sd_bus_message* call, const OpResult<void>& done)
 
 int Manager::revert(sd_bus_message* call, sd_bus_error* error)
 {
+    if (int waits = wait_if_busy(call, &Manager::revert, false, error); waits != 0)
+        return waits;
     const char* name = nullptr;
     int r = read_name(call, &name);
     if (r < 0)
@@ -549,6 +572,8 @@ int Manager::revert(sd_bus_message* call, sd_bus_error* error)
     r = authorize(authorizer_, call, "revert", {{"patch", name}}, error);
     if (r <= 0)
         return r == 0 ? 1 : r;
+    if (int waits = wait_if_busy(call, &Manager::revert, true, error); waits != 0)
+        return waits;
     if (auto done = context_.operations.revert(name); !done)
         return set_error(error, done.error());
     return sd_bus_reply_method_return(call, "");
@@ -556,6 +581,8 @@ int Manager::revert(sd_bus_message* call, sd_bus_error* error)
 
 int Manager::remove(sd_bus_message* call, sd_bus_error* error)
 {
+    if (int waits = wait_if_busy(call, &Manager::remove, false, error); waits != 0)
+        return waits;
     const char* name = nullptr;
     int r = read_name(call, &name);
     if (r < 0)
@@ -565,6 +592,8 @@ int Manager::remove(sd_bus_message* call, sd_bus_error* error)
     r = authorize(authorizer_, call, "remove", {{"patch", name}}, error);
     if (r <= 0)
         return r == 0 ? 1 : r;
+    if (int waits = wait_if_busy(call, &Manager::remove, true, error); waits != 0)
+        return waits;
     if (auto done = context_.operations.remove(name); !done)
         return set_error(error, done.error());
     return sd_bus_reply_method_return(call, "");
@@ -806,11 +835,15 @@ int Manager::get_task_stacks(sd_bus_message* call, sd_bus_error* error)
 
 int Manager::kick(sd_bus_message* call, sd_bus_error* error)
 {
+    if (int waits = wait_if_busy(call, &Manager::kick, false, error); waits != 0)
+        return waits;
     if (auto valid = context_.operations.check_kick(); !valid)
         return set_error(error, valid.error());
     int r = authorize(authorizer_, call, "kick", {}, error);
     if (r <= 0)
         return r == 0 ? 1 : r;
+    if (int waits = wait_if_busy(call, &Manager::kick, true, error); waits != 0)
+        return waits;
     if (auto done = context_.operations.kick(); !done)
         return set_error(error, done.error());
     return sd_bus_reply_method_return(call, "");
@@ -818,6 +851,8 @@ int Manager::kick(sd_bus_message* call, sd_bus_error* error)
 
 int Manager::force(sd_bus_message* call, sd_bus_error* error)
 {
+    if (int waits = wait_if_busy(call, &Manager::force, false, error); waits != 0)
+        return waits;
     const char* name = nullptr;
     int r = read_name(call, &name);
     if (r < 0)
@@ -827,6 +862,8 @@ int Manager::force(sd_bus_message* call, sd_bus_error* error)
     r = authorize(authorizer_, call, "force", {{"patch", name}}, error);
     if (r <= 0)
         return r == 0 ? 1 : r;
+    if (int waits = wait_if_busy(call, &Manager::force, true, error); waits != 0)
+        return waits;
     if (auto done = context_.operations.force(name); !done)
         return set_error(error, done.error());
     return sd_bus_reply_method_return(call, "");

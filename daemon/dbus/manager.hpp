@@ -106,6 +106,10 @@ public:
     void patch_added(std::string_view name) override;
     void patch_removed(std::string_view name) override;
 
+    // livepatchd stops: the calls that wait for an operation to end are answered with an error
+    // (nothing of theirs was done), before the operation under way is finished.
+    void refuse_waiting();
+
     // lpshim.ko's version changed (it was loaded or unloaded): PropertiesChanged of ShimVersion.
     void shim_version_changed();
 
@@ -131,15 +135,18 @@ private:
     int force(sd_bus_message* call, sd_bus_error* error);
 
     // A call that changes patches while an operation's blocking work runs waits its turn
-    // (PatchOperations::busy()): in the order they came, each is handled, from its start,
-    // once the work before it has ended.
+    // (PatchOperations::busy()): in the order they came, each is handled, from its start, once
+    // the work before it has ended. 0: go on; 1: the call waits (the handler returns 1);
+    // < 0: refused (too many wait). Called before the checks (root's calls wait there) and
+    // after polkit allowed the call (authorized: everyone else's).
     using Body = int (Manager::*)(sd_bus_message*, sd_bus_error*);
+    int wait_if_busy(sd_bus_message* call, Body body, bool authorized, sd_bus_error* error);
     struct WaitingCall {
         MessagePtr call;
         Body body;
     };
     std::deque<WaitingCall> waiting_;
-    int wait_turn(sd_bus_message* call, Body body, sd_bus_error* error);
+    bool is_waiting(sd_bus_message* call) const;
     // Handles the calls that wait, until one starts blocking work again.
     void resume_waiting();
     // Replies to a call answered once its operation has ended.

@@ -259,7 +259,12 @@ void PatchOperations::apply(std::string_view name, std::function<void(OpResult<v
         then();
         return;
     }
-    runner_([this, work] { run_apply(*work); }, std::move(then));
+    try {
+        runner_([this, work] { run_apply(*work); }, std::move(then));
+    } catch (...) {
+        busy_ = false; // nothing runs: nothing holds the others
+        throw;
+    }
 }
 
 OpResult<void> PatchOperations::apply_now(std::string_view name, bool boot)
@@ -350,7 +355,12 @@ void PatchOperations::run_apply(ApplyWork& work) const
 
 OpResult<void> PatchOperations::finish_apply(ApplyWork& work)
 {
-    // What the file holds now, as after every commit().
+    // What the file holds now, as after every commit(). Nothing else changes the desired state
+    // while an apply's work runs (busy()): a change would be lost here.
+    if (desired_ != work.before)
+        journal::log(LogLevel::err, work.name + ": the desired state changed while its apply's "
+                                                "work ran; keeping what the file holds",
+                     {{"PATCH", work.name}});
     desired_ = std::move(work.on_disk);
     if (work.save_failed)
         save_failed_ = *work.save_failed;

@@ -240,7 +240,12 @@ Result<void> Service::connect()
         operations_->set_work_runner([this](std::function<void()> work,
                                             std::function<void()> then) {
             off_loop_->run(std::move(work), [this, then = std::move(then)] {
-                then();
+                try {
+                    then();
+                } catch (...) {
+                    operation_ended(); // whatever failed, the loop goes on following
+                    throw;
+                }
                 operation_ended();
             });
         });
@@ -552,9 +557,10 @@ int Service::on_signal(sd_event_source*, const signalfd_siginfo*, void* userdata
     try {
         // First what must not wait: every process a hold keeps stopped goes on now.
         self->executor_->resume_all();
-        // An Apply under way ends (its caller is answered) before the desired state is saved
-        // again.
-        while (self->off_loop_ && self->off_loop_->running())
+        // The calls waiting for an Apply are refused (nothing of theirs is done), and the Apply
+        // under way ends (its caller is answered) before the desired state is saved again.
+        self->manager_->refuse_waiting();
+        if (self->off_loop_)
             self->off_loop_->finish_now();
         if (self->bus_ && system_stopping(self->bus_.get()))
             self->operations_->record_clean_shutdown();

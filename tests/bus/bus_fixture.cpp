@@ -62,8 +62,9 @@ std::uint64_t monotonic_now()
 
 
 // An Apply's blocking work (FakePatchControl::apply) runs on a thread of its own while the loop
-// reads the fake kernel: both hold kernel_mutex. The loop's own changes to it (the test hooks,
-// the timer's look) are held while the work runs (PatchOperations::busy()), as in the service.
+// reads the fake kernel (the properties, ListPendingTasks): both hold kernel_mutex. The timer's
+// look waits while the work runs (PatchOperations::busy()), as the service's tick does; the
+// test hooks that change the fake kernel are not called meanwhile.
 std::mutex kernel_mutex;
 
 class LockedKernelView final : public KernelView {
@@ -94,7 +95,7 @@ private:
     const FakeKernelView& kernel_;
 };
 
-// lp_held's module loads until ReleaseLoad (at most 5 s), as a finit_module() that takes long.
+// lp_held's module loads until ReleaseLoad (at most 30 s), as a finit_module() that takes long.
 std::mutex load_mutex;
 std::condition_variable load_released_cv;
 bool load_released = false; // under load_mutex
@@ -102,7 +103,7 @@ bool load_released = false; // under load_mutex
 void wait_for_release()
 {
     std::unique_lock lock(load_mutex);
-    (void)load_released_cv.wait_for(lock, std::chrono::seconds(5), [] { return load_released; });
+    (void)load_released_cv.wait_for(lock, std::chrono::seconds(30), [] { return load_released; });
     load_released = false;
 }
 
@@ -193,6 +194,7 @@ public:
     }
     Result<std::vector<PendingTask>> pending_tasks() const override
     {
+        std::lock_guard lock(kernel_mutex);
         ++list_reads;
         std::vector<PendingTask> tasks;
         for (const KernelPatch& p : kernel_.kernel_patches)
