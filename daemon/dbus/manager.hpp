@@ -119,6 +119,8 @@ public:
     const PolkitAuthorizer& authorizer() const { return authorizer_; }
     // Times the store and kernel were read for a status (for the bus tests).
     std::uint64_t status_reads() const { return status_reads_; }
+    // Calls waiting for an operation's blocking work to end (for the bus tests).
+    std::size_t waiting_calls() const { return waiting_.size(); }
 
 private:
     friend struct ManagerVtable;

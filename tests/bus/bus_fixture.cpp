@@ -261,6 +261,7 @@ sd_event* the_event = nullptr;
 dbus::BusPtr polkit_bus;
 dbus::SlotPtr polkit_slot;
 std::string last_polkit_question = "none";
+std::uint32_t polkit_questions = 0; // every CheckAuthorization the fake polkit got
 // HoldPolkit: the fake polkit answers only when ReleasePolkit is called.
 bool polkit_holding = false;
 std::vector<dbus::MessagePtr> held_questions;
@@ -352,6 +353,7 @@ int check_authorization(sd_bus_message* call, void* /*userdata*/, sd_bus_error* 
             return r;
         question += " flags=" + std::to_string(flags);
         last_polkit_question = question;
+        ++polkit_questions;
 
         if (polkit_holding) {
             held_questions.push_back(dbus::ref_message(call));
@@ -442,6 +444,17 @@ int polkit_queries(sd_bus_message* call, void*, sd_bus_error*) noexcept
 {
     return sd_bus_reply_method_return(call, "u",
                                       static_cast<std::uint32_t>(the_manager->authorizer().kept()));
+}
+
+int polkit_question_count(sd_bus_message* call, void*, sd_bus_error*) noexcept
+{
+    return sd_bus_reply_method_return(call, "u", polkit_questions);
+}
+
+int waiting_calls(sd_bus_message* call, void*, sd_bus_error*) noexcept
+{
+    return sd_bus_reply_method_return(call, "u",
+                                      static_cast<std::uint32_t>(the_manager->waiting_calls()));
 }
 
 int status_reads(sd_bus_message* call, void*, sd_bus_error*) noexcept
@@ -572,6 +585,8 @@ const sd_bus_vtable test_vtable[] = {
     SD_BUS_METHOD("HoldPolkit", "", "", hold_polkit, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("ReleasePolkit", "", "u", release_polkit, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("PolkitQueries", "", "u", polkit_queries, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD("PolkitQuestions", "", "u", polkit_question_count, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD("WaitingCalls", "", "u", waiting_calls, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("StatusReads", "", "t", status_reads, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("PendingTaskListReads", "", "t", pending_task_list_reads,
                   SD_BUS_VTABLE_UNPRIVILEGED),

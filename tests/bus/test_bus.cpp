@@ -1289,3 +1289,80 @@ TEST_CASE("an Apply whose module loads slowly leaves the loop free; changes wait
     REQUIRE(test_hook("CompleteTransition").ok());
     CHECK(patch_state("lp_held") == "applied");
 }
+
+// State: lp_a lp_b lp_c lp_d lp_held applied, lp_keep installed; the fake polkit runs.
+TEST_CASE("a call polkit allowed while an Apply's module loads waits with its answer")
+{
+    // The review of the Apply off the loop: polkit's answer was spent when the call was parked,
+    // so at its turn polkit was asked again (a second password prompt) and the call lost its
+    // place. nobody may install interactively (the fake polkit says yes); lp_held loads until
+    // ReleaseLoad.
+    REQUIRE(manager("Revert", "s", "lp_held").ok());
+    REQUIRE(test_hook("CompleteTransition").ok());
+    const std::string file = write_patch("lp_waited");
+    std::vector<std::string> answered;
+    struct Pending {
+        std::vector<std::string>* answered;
+    };
+    const auto on_reply = [](sd_bus_message* m, void* userdata, sd_bus_error*) noexcept -> int {
+        const sd_bus_error* e = sd_bus_message_get_error(m);
+        static_cast<Pending*>(userdata)->answered->push_back(e ? e->name : "ok");
+        return 0;
+    };
+    Pending apply{&answered};
+    sd_bus_slot* slot = nullptr;
+    REQUIRE(sd_bus_call_method_async(bus(), &slot, service, manager_path, manager_iface,
+                                     "Apply", on_reply, &apply, "s", "lp_held") >= 0);
+    SlotPtr apply_slot(slot);
+    const auto count = [](const char* member) {
+        Reply r = test_hook(member);
+        std::uint32_t n = 0;
+        REQUIRE(sd_bus_message_read(r.reply.get(), "u", &n) > 0);
+        return n;
+    };
+    const std::uint32_t before = count("PolkitQuestions");
+
+    // nobody's Install: checked, asked, allowed, then it waits for the Apply.
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        ::close(fds[0]);
+        std::string result = "cannot become nobody";
+        if (::setgroups(0, nullptr) == 0 && ::setresgid(nobody, nobody, nobody) == 0 &&
+            ::setresuid(nobody, nobody, nobody) == 0) {
+            BusPtr own = connect();
+            sd_bus_set_allow_interactive_authorization(own.get(), 1);
+            result = error_of(install_on(own.get(), file));
+        }
+        (void)!::write(fds[1], result.data(), result.size());
+        ::_exit(0);
+    }
+    ::close(fds[1]);
+    for (int i = 0; i < 500 && count("WaitingCalls") == 0; ++i)
+        ::usleep(20'000);
+    REQUIRE(count("WaitingCalls") == 1);
+    CHECK(count("PolkitQuestions") - before == 1);
+    REQUIRE(test_hook("ReleaseLoad").ok());
+    for (int i = 0; i < 100 && answered.empty(); ++i) {
+        const int r = sd_bus_process(bus(), nullptr);
+        REQUIRE(r >= 0);
+        if (r == 0)
+            REQUIRE(sd_bus_wait(bus(), 100'000) >= 0);
+    }
+    CHECK(answered == std::vector<std::string>{"ok"});
+    std::string result;
+    char buffer[512];
+    for (ssize_t n; (n = ::read(fds[0], buffer, sizeof buffer)) > 0;)
+        result.append(buffer, static_cast<std::size_t>(n));
+    ::close(fds[0]);
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    // Installed at its turn, on polkit's one answer.
+    CHECK(result == "ok");
+    CHECK(count("PolkitQuestions") - before == 1);
+    CHECK(patch_state("lp_waited") == "installed");
+    REQUIRE(test_hook("CompleteTransition").ok());
+    CHECK(patch_state("lp_held") == "applied");
+}
