@@ -64,10 +64,11 @@ struct pending_task {
 /*
  * A record of tid 0 is a marker, not a task (no task the iterator visits has tid 0): the
  * iterator writes one, all zeroes, after every PENDING_MARKER_EVERY tasks it passes without a
- * record. A read of the iterator returns when the kernel's buffer is full; without markers, a
- * read while few tasks are pending visits every task of the system before it returns (about
- * 100 ms for 30,000 tasks under emulation), and the daemon's event loop waits in it. With
- * them, a read visits at most about 8,000 tasks (the 255 records the buffer holds, 32 tasks each).
+ * record. A read of the iterator returns once its output reaches the size asked for (the
+ * daemon asks for a page); without markers, a read while few tasks are pending visits every
+ * task of the system before it returns (about 100 ms for 30,000 tasks under emulation), and the
+ * daemon's event loop waits in it. With them, a read of a page visits at most 1,024 tasks (32
+ * markers, 32 tasks each).
  */
 #define PENDING_MARKER_EVERY 32
 

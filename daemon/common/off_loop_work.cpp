@@ -39,10 +39,8 @@ void OffLoopWork::run(std::function<void()> work, std::function<void()> then)
 {
     if (running())
         throw std::logic_error("OffLoopWork::run: a work is running already");
-    // Shared: still here to run on the loop if no thread can be made. Allocated before
-    // anything changes, so that a failure leaves nothing half started.
+    // Shared: still here to run on the loop if no thread can be made.
     auto shared = std::make_shared<std::function<void()>>(std::move(work));
-    then_ = std::move(then);
     try {
         thread_ = std::thread([this, shared] {
             (*shared)();
@@ -50,15 +48,22 @@ void OffLoopWork::run(std::function<void()> work, std::function<void()> then)
             (void)::eventfd_write(done_fd_.get(), 1);
         });
     } catch (...) {
-        // No thread (EAGAIN, ENOMEM): the work on the loop, as it was before there were any.
+        // No thread (EAGAIN, ENOMEM): both on the loop, now, as before there were threads.
+        // Nothing was kept: a failure here leaves nothing running.
         if (!thread_failed_) {
             thread_failed_ = true;
-            journal::log(LogLevel::warning, "cannot start a thread for an operation's blocking "
-                                            "work; it runs on the event loop");
+            try {
+                journal::log(LogLevel::warning, "cannot start a thread for an operation's "
+                                                "blocking work; it runs on the event loop");
+            } catch (...) {
+            }
         }
         (*shared)();
-        finish_now();
+        then();
+        return;
     }
+    // Only now: on_done() cannot run before the loop's next turn.
+    then_ = std::move(then);
 }
 
 void OffLoopWork::finish_now()

@@ -104,7 +104,7 @@ struct ManagerVtable {
         const int r = guarded(error, [&] { return (manager->*body)(call, error); });
         // Whatever the handler did, a polkit answer for this message is spent now (a handler
         // that failed validation on its second dispatch never asked for it), unless the call
-        // waits its turn with it.
+        // waits for its turn, where it is handled again on that answer.
         if (!manager->is_waiting(call))
             manager->authorizer_.forget(call);
         return r;

@@ -83,10 +83,10 @@ int PolkitAuthorizer::check(sd_bus_message* call, const std::string& action,
             continue;
         if (!it->answered)
             return 0; // dispatched again before the answer (cannot happen; be safe)
+        // Kept until forget(): a call that then waits for its turn is handled again on it.
         const int verdict = it->verdict;
         if (verdict < 0)
             (void)sd_bus_error_set(error, it->error_name.c_str(), it->error_message.c_str());
-        queries_.erase(it);
         return verdict;
     }
 

@@ -36,9 +36,10 @@ public:
     int check(sd_bus_message* call, const std::string& action,
               const std::map<std::string, std::string>& details, sd_bus_error* error);
 
-    // Called after every dispatch of a method call: an answered query for it is spent, whether
-    // or not the handler reached check() again (it may fail validation first on its second
-    // dispatch). Unanswered queries stay until polkit answers or times out.
+    // Called after every dispatch of a method call, unless the call waits to be handled again
+    // (dbus::Manager: an operation runs): an answered query for it is spent, whether or not the
+    // handler reached check() again (it may fail validation first on its second dispatch).
+    // check() keeps it until then. Unanswered queries stay until polkit answers or times out.
     void forget(sd_bus_message* call) noexcept;
 
     // Queries still waiting for polkit's answer (for tests and the shutdown path).

@@ -243,8 +243,10 @@ void PatchOperations::apply(std::string_view name, std::function<void(OpResult<v
         return;
     }
     auto work = std::make_shared<ApplyWork>(prepare_apply(name, false));
+    auto ended = std::make_shared<bool>(false);
     busy_ = true;
-    auto then = [this, work, done = std::move(done)] {
+    auto then = [this, work, ended, done = std::move(done)] {
+        *ended = true;
         busy_ = false;
         OpResult<void> result;
         try {
@@ -262,6 +264,8 @@ void PatchOperations::apply(std::string_view name, std::function<void(OpResult<v
     try {
         runner_([this, work] { run_apply(*work); }, std::move(then));
     } catch (...) {
+        if (*ended)
+            return; // ran on this thread, and its caller was answered
         busy_ = false; // nothing runs: nothing holds the others
         throw;
     }

@@ -21,8 +21,8 @@ expect_eq $rc 3 "a tid with no task is reported with exit status 3"
 # list: the program writes a marker (128 bytes) after every 32 tasks without a record
 # (pending_tasks.h), and the daemon asks for one page per read, which the kernel fills and no
 # more: 32 markers, 1,024 tasks. With 8,600 threads and none pending, a walk takes at least 9
-# reads; with reads of 64 KB, the kernel's buffer (8 pages, 255 markers) took 3, the first
-# visiting 8,160 tasks; without the markers, 1.
+# reads (checked: 8, a margin); with reads of 64 KB, the kernel's buffer (8 pages, 255 markers)
+# took 3, the first visiting 8,160 tasks; without the markers, 1.
 n=8600
 threads_max=$(cat /proc/sys/kernel/threads-max)
 threads=
