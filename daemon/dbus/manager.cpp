@@ -449,11 +449,9 @@ int Manager::install(sd_bus_message* call, sd_bus_error* error)
     if (auto valid = context_.operations.check_install(fd, source); !valid)
         return set_error(error, valid.error());
 
-    r = authorize(authorizer_, call, "install", {{"path", source}}, error);
+    r = allowed_now(call, "install", {{"path", source}}, &Manager::install, error);
     if (r <= 0)
         return r == 0 ? 1 : r;
-    if (int waits = wait_if_busy(call, &Manager::install, true, error); waits != 0)
-        return waits;
 
     // The message keeps its fd; the store gets its own.
     UniqueFd own(::fcntl(fd, F_DUPFD_CLOEXEC, 3));
@@ -477,11 +475,9 @@ int Manager::apply(sd_bus_message* call, sd_bus_error* error)
         return r;
     if (auto valid = context_.operations.check_apply(name); !valid)
         return set_error(error, valid.error());
-    r = authorize(authorizer_, call, "apply", {{"patch", name}}, error);
+    r = allowed_now(call, "apply", {{"patch", name}}, &Manager::apply, error);
     if (r <= 0)
         return r == 0 ? 1 : r;
-    if (int waits = wait_if_busy(call, &Manager::apply, true, error); waits != 0)
-        return waits;
     // Answered once its blocking work has ended; the calls that waited for it go on then.
     std::shared_ptr<sd_bus_message> pending(sd_bus_message_ref(call), sd_bus_message_unref);
     context_.operations.apply(name, [this, pending](const OpResult<void>& done) {
@@ -512,6 +508,17 @@ int Manager::wait_if_busy(sd_bus_message* call, Body body, bool authorized,
                                  waiting_.size());
     waiting_.push_back({ref_message(call), body});
     return 1;
+}
+
+int Manager::allowed_now(sd_bus_message* call, std::string_view verb,
+                         const std::map<std::string, std::string>& details, Body body,
+                         sd_bus_error* error)
+{
+    const int r = authorize(authorizer_, call, verb, details, error);
+    if (r <= 0)
+        return r;
+    const int waits = wait_if_busy(call, body, true, error);
+    return waits == 0 ? 1 : waits > 0 ? 0 : waits;
 }
 
 bool Manager::is_waiting(sd_bus_message* call) const
@@ -569,11 +576,9 @@ int Manager::revert(sd_bus_message* call, sd_bus_error* error)
         return r;
     if (auto valid = context_.operations.check_revert(name); !valid)
         return set_error(error, valid.error());
-    r = authorize(authorizer_, call, "revert", {{"patch", name}}, error);
+    r = allowed_now(call, "revert", {{"patch", name}}, &Manager::revert, error);
     if (r <= 0)
         return r == 0 ? 1 : r;
-    if (int waits = wait_if_busy(call, &Manager::revert, true, error); waits != 0)
-        return waits;
     if (auto done = context_.operations.revert(name); !done)
         return set_error(error, done.error());
     return sd_bus_reply_method_return(call, "");
@@ -589,11 +594,9 @@ int Manager::remove(sd_bus_message* call, sd_bus_error* error)
         return r;
     if (auto valid = context_.operations.check_remove(name); !valid)
         return set_error(error, valid.error());
-    r = authorize(authorizer_, call, "remove", {{"patch", name}}, error);
+    r = allowed_now(call, "remove", {{"patch", name}}, &Manager::remove, error);
     if (r <= 0)
         return r == 0 ? 1 : r;
-    if (int waits = wait_if_busy(call, &Manager::remove, true, error); waits != 0)
-        return waits;
     if (auto done = context_.operations.remove(name); !done)
         return set_error(error, done.error());
     return sd_bus_reply_method_return(call, "");
@@ -839,11 +842,9 @@ int Manager::kick(sd_bus_message* call, sd_bus_error* error)
         return waits;
     if (auto valid = context_.operations.check_kick(); !valid)
         return set_error(error, valid.error());
-    int r = authorize(authorizer_, call, "kick", {}, error);
+    int r = allowed_now(call, "kick", {}, &Manager::kick, error);
     if (r <= 0)
         return r == 0 ? 1 : r;
-    if (int waits = wait_if_busy(call, &Manager::kick, true, error); waits != 0)
-        return waits;
     if (auto done = context_.operations.kick(); !done)
         return set_error(error, done.error());
     return sd_bus_reply_method_return(call, "");
@@ -859,11 +860,9 @@ int Manager::force(sd_bus_message* call, sd_bus_error* error)
         return r;
     if (auto valid = context_.operations.check_force(name); !valid)
         return set_error(error, valid.error());
-    r = authorize(authorizer_, call, "force", {{"patch", name}}, error);
+    r = allowed_now(call, "force", {{"patch", name}}, &Manager::force, error);
     if (r <= 0)
         return r == 0 ? 1 : r;
-    if (int waits = wait_if_busy(call, &Manager::force, true, error); waits != 0)
-        return waits;
     if (auto done = context_.operations.force(name); !done)
         return set_error(error, done.error());
     return sd_bus_reply_method_return(call, "");

@@ -143,6 +143,11 @@ private:
     // after polkit allowed the call (authorized: everyone else's).
     using Body = int (Manager::*)(sd_bus_message*, sd_bus_error*);
     int wait_if_busy(sd_bus_message* call, Body body, bool authorized, sd_bus_error* error);
+    // polkit, then the turn: 1 act now; 0 asked polkit, or waits (the handler returns 1);
+    // < 0 refused.
+    int allowed_now(sd_bus_message* call, std::string_view verb,
+                    const std::map<std::string, std::string>& details, Body body,
+                    sd_bus_error* error);
     struct WaitingCall {
         MessagePtr call;
         Body body;

@@ -198,8 +198,26 @@ std::string desired_json()
     return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-// Runs body in a child process as nobody, on its own connection; returns what body returned.
-std::string as_nobody(const std::function<std::string(sd_bus*)>& body)
+// A child process running body as nobody, on its own connection, while the test goes on;
+// result() waits for what body returned.
+struct NobodyCall {
+    pid_t pid = -1;
+    int fd = -1; // the read end of the pipe the child writes its result to
+
+    std::string result()
+    {
+        std::string text;
+        char buffer[4096];
+        for (ssize_t n; (n = ::read(fd, buffer, sizeof buffer)) > 0;)
+            text.append(buffer, static_cast<std::size_t>(n));
+        ::close(fd);
+        int status = 0;
+        ::waitpid(pid, &status, 0);
+        return text;
+    }
+};
+
+NobodyCall start_as_nobody(const std::function<std::string(sd_bus*)>& body)
 {
     int fds[2];
     REQUIRE(::pipe(fds) == 0);
@@ -221,14 +239,13 @@ std::string as_nobody(const std::function<std::string(sd_bus*)>& body)
         ::_exit(0);
     }
     ::close(fds[1]);
-    std::string result;
-    char buffer[4096];
-    for (ssize_t n; (n = ::read(fds[0], buffer, sizeof buffer)) > 0;)
-        result.append(buffer, static_cast<std::size_t>(n));
-    ::close(fds[0]);
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    return result;
+    return {pid, fds[0]};
+}
+
+// Runs body in a child process as nobody, on its own connection; returns what body returned.
+std::string as_nobody(const std::function<std::string(sd_bus*)>& body)
+{
+    return start_as_nobody(body).result();
 }
 
 std::string error_of(const Reply& reply)
@@ -628,20 +645,9 @@ TEST_CASE("a polkit query is never kept after its call is answered, whatever the
     // its query (and the message) behind for ever.
     REQUIRE(manager("Apply", "s", "lp_c").ok()); // a transition, so that Kick validates
     REQUIRE(test_hook("HoldPolkit").ok());
-    int fds[2];
-    REQUIRE(::pipe(fds) == 0);
-    const pid_t child = ::fork();
-    REQUIRE(child >= 0);
-    if (child == 0) {
-        ::close(fds[0]);
-        std::string result = "cannot become nobody";
-        if (::setgroups(0, nullptr) == 0 && ::setresgid(nobody, nobody, nobody) == 0 &&
-            ::setresuid(nobody, nobody, nobody) == 0)
-            result = error_of(call_on(connect().get(), manager_path, manager_iface, "Kick", ""));
-        (void)!::write(fds[1], result.data(), result.size());
-        ::_exit(0);
-    }
-    ::close(fds[1]);
+    NobodyCall kick = start_as_nobody([](sd_bus* b) {
+        return error_of(call_on(b, manager_path, manager_iface, "Kick", ""));
+    });
     // Once polkit holds the question, the transition ends; then polkit says yes.
     for (int i = 0; i < 100; ++i) {
         Reply q = test_hook("LastPolkitQuestion");
@@ -654,13 +660,7 @@ TEST_CASE("a polkit query is never kept after its call is answered, whatever the
     REQUIRE(test_hook("CompleteTransition").ok());
     Reply released = test_hook("ReleasePolkit");
     REQUIRE(released.ok());
-    std::string result;
-    char buffer[512];
-    for (ssize_t n; (n = ::read(fds[0], buffer, sizeof buffer)) > 0;)
-        result.append(buffer, static_cast<std::size_t>(n));
-    ::close(fds[0]);
-    ::waitpid(child, nullptr, 0);
-    CHECK(result.starts_with(named("NoTransition")));
+    CHECK(kick.result().starts_with(named("NoTransition")));
     Reply queries = test_hook("PolkitQueries");
     std::uint32_t kept = 99;
     REQUIRE(sd_bus_message_read(queries.reply.get(), "u", &kept) > 0);
@@ -1323,23 +1323,10 @@ TEST_CASE("a call polkit allowed while an Apply's module loads waits with its an
     const std::uint32_t before = count("PolkitQuestions");
 
     // nobody's Install: checked, asked, allowed, then it waits for the Apply.
-    int fds[2];
-    REQUIRE(::pipe(fds) == 0);
-    const pid_t child = ::fork();
-    REQUIRE(child >= 0);
-    if (child == 0) {
-        ::close(fds[0]);
-        std::string result = "cannot become nobody";
-        if (::setgroups(0, nullptr) == 0 && ::setresgid(nobody, nobody, nobody) == 0 &&
-            ::setresuid(nobody, nobody, nobody) == 0) {
-            BusPtr own = connect();
-            sd_bus_set_allow_interactive_authorization(own.get(), 1);
-            result = error_of(install_on(own.get(), file));
-        }
-        (void)!::write(fds[1], result.data(), result.size());
-        ::_exit(0);
-    }
-    ::close(fds[1]);
+    NobodyCall install_call = start_as_nobody([&file](sd_bus* b) {
+        sd_bus_set_allow_interactive_authorization(b, 1);
+        return error_of(install_on(b, file));
+    });
     for (int i = 0; i < 500 && count("WaitingCalls") == 0; ++i)
         ::usleep(20'000);
     REQUIRE(count("WaitingCalls") == 1);
@@ -1352,15 +1339,8 @@ TEST_CASE("a call polkit allowed while an Apply's module loads waits with its an
             REQUIRE(sd_bus_wait(bus(), 100'000) >= 0);
     }
     CHECK(answered == std::vector<std::string>{"ok"});
-    std::string result;
-    char buffer[512];
-    for (ssize_t n; (n = ::read(fds[0], buffer, sizeof buffer)) > 0;)
-        result.append(buffer, static_cast<std::size_t>(n));
-    ::close(fds[0]);
-    int status = 0;
-    REQUIRE(::waitpid(child, &status, 0) == child);
     // Installed at its turn, on polkit's one answer.
-    CHECK(result == "ok");
+    CHECK(install_call.result() == "ok");
     CHECK(count("PolkitQuestions") - before == 1);
     CHECK(patch_state("lp_waited") == "installed");
     REQUIRE(test_hook("CompleteTransition").ok());
