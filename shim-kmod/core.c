@@ -48,6 +48,7 @@
 #define LPSHIM_VERSION "0.1.0"
 
 DEFINE_MUTEX(lpshim_mutex);
+atomic_t lpshim_mutex_writers = ATOMIC_INIT(0);
 LIST_HEAD(lpshim_patches);
 /*
  * The links of lpshim_patches, for a reader that must not wait for lpshim_mutex: the sysfs
@@ -453,7 +454,7 @@ static ssize_t enabled_store(struct kobject *kobj, struct kobj_attribute *attr,
 	if (ret)
 		return ret;
 
-	mutex_lock(&lpshim_mutex);
+	lpshim_mutex_lock_writer();
 	if (patch->enabled == enabled) {
 		ret = -EINVAL;		/* the current value: nothing to do is a mistake */
 		goto out;
@@ -496,7 +497,7 @@ static ssize_t lpshim_transition_action(struct kobject *kobj, const char *buf, s
 	if (!act)
 		return count;
 
-	mutex_lock(&lpshim_mutex);
+	lpshim_mutex_lock_writer();
 	if (patch != lpshim_transition_patch)
 		ret = -EINVAL;
 	else

@@ -5,6 +5,7 @@
 #ifndef _LPSHIM_CORE_H
 #define _LPSHIM_CORE_H
 
+#include <linux/atomic.h>
 #include <linux/mutex.h>
 #include <lpshim/lpshim.h>
 
@@ -14,6 +15,19 @@
  * func_stacks (patch.c) and the transition (transition.c).
  */
 extern struct mutex lpshim_mutex;
+/*
+ * Writers of the sysfs files (enabled, signal, force) waiting for lpshim_mutex: a pass of the
+ * transition work ends its preemptible walk early for them (transition.c), rather than keep
+ * them, a service's event loop often, for as long as a slowed walk lasts.
+ */
+extern atomic_t lpshim_mutex_writers;
+
+static inline void lpshim_mutex_lock_writer(void)
+{
+	atomic_inc(&lpshim_mutex_writers);
+	mutex_lock(&lpshim_mutex);
+	atomic_dec(&lpshim_mutex_writers);
+}
 /*
  * Enabled patches, oldest first: the func_stacks follow this order. lpshim_mutex (and, for
  * changes, lpshim_patches_lock in core.c, which stack_order reads under).

@@ -21,9 +21,12 @@
  * The transition completes when a pass finds every task in the target state: every task on
  * the task list, every exiting task that release_task() took off it but that still runs, and
  * every task without an entry (an orphan, in the table's orphan state). A task created during
- * the pass cannot be missed, as the pass holds tasklist_lock: a task created afterwards takes
- * its creator's state, which the pass saw switched, or, when no entry can be had for it, the
- * orphan state, which the pass sets to the target before it lets go of the lock.
+ * the pass cannot be missed, as the walk that concludes holds tasklist_lock: a task created
+ * afterwards takes its creator's state, which the walk saw switched, or, when no entry can be
+ * had for it, the orphan state, which the walk sets to the target before it lets go of the
+ * lock. A pass first walks the tasks under RCU only, giving up the CPU when another task waits
+ * for it, and switches what it can; the walk under tasklist_lock follows only when that one
+ * found no task pending, and then costs a lookup per task.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -66,11 +69,10 @@ static void lpshim_transition_work_fn(struct work_struct *work);
 static DECLARE_DELAYED_WORK(lpshim_transition_work, lpshim_transition_work_fn);
 /*
  * The workqueue of the transition work: an unbound one, so that the scheduler may run a pass on
- * an idle CPU. A pass holds tasklist_lock, so preemption is off for all of its walk outside
- * PREEMPT_RT (tens of ms with tens of thousands of tasks on a slow machine); on a per-CPU
- * worker it would take the CPU its timer fired on, from whatever ran there (often livepatchd's
- * event loop, which the pass's tracepoints had just woken), while another CPU sat idle.
- * Nothing in a pass depends on its CPU.
+ * an idle CPU. A pass's last walk holds tasklist_lock, so preemption is off for all of it
+ * outside PREEMPT_RT; on a per-CPU worker it would take the CPU its timer fired on, from
+ * whatever ran there (often livepatchd's event loop, which the pass's tracepoints had just
+ * woken), while another CPU sat idle. Nothing in a pass depends on its CPU.
  */
 #define lpshim_transition_wq system_unbound_wq
 
@@ -532,17 +534,109 @@ static unsigned int lpshim_switch_exiting_tasks(struct lpshim_task_table *table)
 	return pending;
 }
 
+/* Tasks a walk under RCU visits at most between two of its breaks (below). */
+#define LPSHIM_WALK_BATCH 1024
+
+/*
+ * Whether the last pass ended for a writer waiting for lpshim_mutex: the next one does not, so
+ * that writers as frequent as a pass is long (livepatchd's kicks, every 500 ms) cannot keep
+ * every pass from reaching the end of the task list. lpshim_mutex.
+ */
+static bool lpshim_pass_ended_for_writer;
+
+/*
+ * Give up the CPU in the middle of an RCU walk of the task list that stands on thread @t of
+ * @g, after @visited tasks, if another task waits for it, and every LPSHIM_WALK_BATCH tasks
+ * in any case (under full preemption the walk is preempted without ever seeing need_resched(),
+ * and one read side would span all of it, holding up grace periods). Return 0 when the walk
+ * can go on from there, -EAGAIN when it cannot (@t or @g left the list meanwhile, or an exec
+ * made another thread @g's leader: their links may lead to tasks freed since), -EINTR when a
+ * writer waits for lpshim_mutex.
+ */
+static int lpshim_walk_break(struct task_struct *g, struct task_struct *t, unsigned int visited)
+{
+	bool can_go_on;
+
+	if (atomic_read(&lpshim_mutex_writers) && !lpshim_pass_ended_for_writer)
+		return -EINTR;
+	if (!need_resched() && visited % LPSHIM_WALK_BATCH)
+		return 0;
+	get_task_struct(g);
+	get_task_struct(t);
+	rcu_read_unlock();
+	cond_resched();
+	rcu_read_lock();
+	/*
+	 * Under tasklist_lock, which __unhash_process() and de_thread() hold to take a task off
+	 * the list or to put another leader in @g's place: what they did before is seen, and what
+	 * they do after frees nothing before this RCU read side ends.
+	 */
+	read_lock(lpshim_ksyms.tasklist_lock);
+	can_go_on = pid_alive(g) && pid_alive(t) && g->group_leader == g;
+	read_unlock(lpshim_ksyms.tasklist_lock);
+	put_task_struct(t);
+	put_task_struct(g);
+	return can_go_on ? 0 : -EAGAIN;
+}
+
+/*
+ * A pass's first walk: try to switch every task, under RCU, giving up the CPU whenever another
+ * task waits for it. With tens of thousands of pending tasks a walk takes hundreds of
+ * milliseconds under emulation: under tasklist_lock it kept its CPU from all that was queued
+ * there, livepatchd's event loop included. It cannot conclude that all are switched (it does
+ * not see a task created behind it), only that some are not. Return how many it found pending
+ * (when it lost its place after finding some, too), or lpshim_walk_break()'s error when it
+ * stopped early.
+ */
+static int lpshim_switch_tasks_preemptible(struct lpshim_task_table *table)
+{
+	struct task_struct *g, *t;
+	unsigned int visited = 0;
+	int pending = 0, err;
+
+	rcu_read_lock();
+	for_each_process_thread(g, t) {
+		pending += !lpshim_try_switch_task(table, t);
+		err = lpshim_walk_break(g, t, ++visited);
+		if (err) {
+			/* Lost its place after finding tasks pending: no pass can complete. */
+			if (err == -EINTR || !pending)
+				pending = err;
+			goto out;
+		}
+	}
+out:
+	rcu_read_unlock();
+	return pending;
+}
+
 static unsigned int lpshim_switch_tasks(void)
 {
 	struct lpshim_task_table *table = rcu_dereference_protected(lpshim_tasks, 1);
 	struct task_struct *g, *t;
 	unsigned int pending = 0, idle_pending = 0;
 	bool recorded = true;
-	int cpu;
+	int cpu, left;
 
 	lpshim_task_table_refill(table);
 
-	/* Under tasklist_lock no task can be created: none is missed by this pass. */
+	/*
+	 * Tasks still pending: this pass cannot complete the transition, and has done what the
+	 * locked walk below would have. A writer waiting for lpshim_mutex: the pass ends for it,
+	 * and the next one starts over (and does not end for a writer). Otherwise, or when the
+	 * walk lost its place, the locked walk decides; it finds most tasks switched already, and
+	 * only looks their states up.
+	 */
+	left = lpshim_switch_tasks_preemptible(table);
+	lpshim_pass_ended_for_writer = left == -EINTR;
+	if (left == -EINTR)
+		return 1;
+	if (left > 0) {
+		pending = left + lpshim_switch_exiting_tasks(table);
+		goto idle_tasks;
+	}
+
+	/* Under tasklist_lock no task can be created: none is missed by this walk. */
 	read_lock(lpshim_ksyms.tasklist_lock);
 	for_each_process_thread(g, t) {
 		pending += !lpshim_try_switch_task(table, t);
@@ -559,6 +653,7 @@ static unsigned int lpshim_switch_tasks(void)
 	if (recorded)
 		WRITE_ONCE(table->all_recorded, true);
 
+idle_tasks:
 	cpus_read_lock();
 	for_each_possible_cpu(cpu) {
 		int *state = per_cpu_ptr(&lpshim_idle_state, cpu);
