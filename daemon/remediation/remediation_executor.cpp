@@ -3,11 +3,13 @@
 
 #include "common/clock.hpp"
 #include "common/dispatch_label.hpp"
+#include "common/journal.hpp"
 
 #include <time.h>
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
 namespace livepatchd {
 
@@ -15,39 +17,98 @@ RemediationExecutor::RemediationExecutor(sd_event* event, Signaller& signaller,
                                          std::chrono::milliseconds hold, ReportError report)
     : event_(sd_event_ref(event)), signaller_(signaller), hold_(hold), report_(std::move(report))
 {
+    if (auto queue = OffLoopQueue::create(event); queue)
+        queue_ = std::move(*queue);
+    else
+        journal::log(LogLevel::warning, "the stop rung's signals are sent from the event loop: " +
+                                            queue.error().message);
 }
 
 RemediationExecutor::~RemediationExecutor()
 {
+    closing_ = true;
     resume_all();
     tidy();
+    flush();
+    queue_.reset();
     sd_event_unref(event_);
 }
 
+void RemediationExecutor::run(std::function<void()> work, std::function<void()> then)
+{
+    if (queue_) {
+        queue_->post(std::move(work), std::move(then));
+        return;
+    }
+    work();
+    if (then)
+        then();
+}
+
+void RemediationExecutor::flush() noexcept
+{
+    if (queue_)
+        queue_->flush();
+}
+
 Result<void> RemediationExecutor::stop_for_a_moment(pid_t pid, pid_t tid,
-                                                    std::uint64_t thread_start_time)
+                                                    std::uint64_t thread_start_time,
+                                                    Stopped stopped)
 {
     if (holds_.contains(pid))
         return Error{EALREADY, "process " + std::to_string(pid) + " is held already"};
-    if (auto stopped = signaller_.stop(pid, tid, thread_start_time); !stopped)
-        return stopped;
-    auto hold = std::make_unique<Hold>(Hold{this, pid, nullptr});
-    // From the SIGSTOP, not from the loop's wake-up (sd_event_now), which may be long before it
-    // when the dispatch that stops did much first: the hold would be cut short.
-    const std::uint64_t now = monotonic_usec();
-    // Accuracy 1 µs: 0 would mean sd-event's default of 250 ms, five times a 50 ms hold.
-    int r = sd_event_add_time(event_, &hold->timer, CLOCK_MONOTONIC,
-                              now + static_cast<std::uint64_t>(hold_.count()) * 1000, 1, on_timer,
-                              hold.get());
-    if (r < 0) {
-        // No timer, no hold: continue it at once.
-        if (auto resumed = signaller_.resume(pid); !resumed && report_)
-            report_(resumed.error());
-        return Error{-r, std::string("cannot arm the SIGCONT timer: ") + std::strerror(-r) +
-                             "; process " + std::to_string(pid) + " was continued at once"};
-    }
-    holds_.emplace(pid, std::move(hold));
+    holds_.emplace(pid, std::make_unique<Hold>(Hold{this, pid, nullptr}));
+    struct Outcome {
+        std::optional<Result<std::uint64_t>> result;
+        std::uint64_t sent_usec = 0;
+    };
+    auto outcome = std::make_shared<Outcome>();
+    run(
+        [this, outcome, pid, tid, thread_start_time] {
+            const std::uint64_t start = monotonic_usec();
+            auto done = signaller_.stop(pid, tid, thread_start_time);
+            outcome->sent_usec = monotonic_usec();
+            if (done)
+                outcome->result.emplace(outcome->sent_usec - start);
+            else
+                outcome->result.emplace(std::move(done).error());
+        },
+        [this, outcome, pid, stopped = std::move(stopped)] {
+            on_stopped(pid, *outcome->result, outcome->sent_usec, stopped);
+        });
     return {};
+}
+
+void RemediationExecutor::on_stopped(pid_t pid, const Result<std::uint64_t>& result,
+                                     std::uint64_t sent_usec, const Stopped& stopped)
+{
+    if (closing_)
+        return; // resume_all() asked for its SIGCONT, if it was stopped
+    const auto it = holds_.find(pid);
+    if (it != holds_.end()) {
+        if (!result) {
+            holds_.erase(it);
+        } else {
+            // From the SIGSTOP, not from now: the continuation may run long after it.
+            // Accuracy 1 µs: 0 would mean sd-event's default of 250 ms, five times a 50 ms hold.
+            Hold* hold = it->second.get();
+            const int r = sd_event_add_time(
+                event_, &hold->timer, CLOCK_MONOTONIC,
+                sent_usec + static_cast<std::uint64_t>(hold_.count()) * 1000, 1, on_timer, hold);
+            if (r < 0) {
+                // No timer, no hold: continue it at once.
+                hold->timer = nullptr;
+                resume(pid);
+                if (report_)
+                    report_(Error{-r, std::string("cannot arm the SIGCONT timer: ") +
+                                          std::strerror(-r) + "; process " + std::to_string(pid) +
+                                          " is continued at once"});
+            }
+        }
+    }
+    // (Not found: resume_all() ran meanwhile and asked for its SIGCONT after the SIGSTOP.)
+    if (stopped)
+        stopped(result);
 }
 
 int RemediationExecutor::on_timer(sd_event_source*, std::uint64_t, void* userdata) noexcept
@@ -66,9 +127,20 @@ void RemediationExecutor::resume(pid_t pid) noexcept
     sd_event_source_disable_unref(it->second->timer);
     holds_.erase(it);
     try {
-        if (auto resumed = signaller_.resume(pid); !resumed && report_)
-            report_(resumed.error());
+        auto result = std::make_shared<std::optional<Error>>();
+        run(
+            [this, result, pid] {
+                // ENOENT: its SIGSTOP, queued before, failed (and was reported): not stopped.
+                auto resumed = signaller_.resume(pid);
+                if (!resumed && resumed.error().errnum != ENOENT)
+                    *result = resumed.error();
+            },
+            [this, result] {
+                if (*result && report_)
+                    report_(**result);
+            });
     } catch (...) {
+        // Out of memory for the closures: the record stays, and the next start continues it.
     }
 }
 
@@ -81,7 +153,7 @@ void RemediationExecutor::resume_all() noexcept
 void RemediationExecutor::tidy() noexcept
 {
     try {
-        (void)signaller_.forget_resumed();
+        run([this] { (void)signaller_.forget_resumed(); }, nullptr);
     } catch (...) {
     }
 }

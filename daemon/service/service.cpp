@@ -1146,27 +1146,34 @@ void Service::stop_for_a_moment(const TaskFacts& facts, const Stacks& stacks)
                   {"UNIT", unit},
                   {"FUNCTION", task.function},
                   {"STACK", stack_text(stacks, task.tid)}});
-    const std::uint64_t stopping = monotonic_usec();
-    if (auto stopped = executor_->stop_for_a_moment(pid, static_cast<pid_t>(task.tid),
-                                                    facts.start_time);
-        !stopped) {
-        journal::log(LogLevel::warning, stopped.error().message, {{"PATCH", patch}});
-        return;
-    }
-    // For a reader of DISPATCH_USEC lines: a process of thousands of threads stops slowly.
-    if (const std::uint64_t took = monotonic_usec() - stopping; took >= 20'000)
-        journal::log(LogLevel::debug,
-                     patch + ": stopping process " + std::to_string(pid) + " took " +
-                         std::to_string(took) + " us",
-                     {{"PATCH", patch}, {"STOP_USEC", std::to_string(took)}});
-    // tests/vm: a crash between SIGSTOP and SIGCONT, which the next start must repair.
-    fault_point("after-stop");
+    // The SIGSTOP is sent from the executor's thread: what follows it runs once it was.
+    const auto stopped = [this, patch, task, pid, hold,
+                          seq = transition_seq_](const Result<std::uint64_t>& took) {
+        if (!took) {
+            journal::log(LogLevel::warning, took.error().message, {{"PATCH", patch}});
+            return;
+        }
+        // For a reader of the journal: a process of thousands of threads stops slowly.
+        if (*took >= 20'000)
+            journal::log(LogLevel::debug,
+                         patch + ": stopping process " + std::to_string(pid) + " took " +
+                             std::to_string(*took) + " us",
+                         {{"PATCH", patch}, {"STOP_USEC", std::to_string(*took)}});
+        // tests/vm: a crash between SIGSTOP and SIGCONT, which the next start must repair.
+        fault_point("after-stop");
 #ifdef LIVEPATCHD_FAULT_INJECTION
-    if (std::getenv("LIVEPATCHD_FAULT_KILL_AFTER_STOP"))
-        ::raise(SIGKILL);
+        if (std::getenv("LIVEPATCHD_FAULT_KILL_AFTER_STOP"))
+            ::raise(SIGKILL);
 #endif
-    sink().task_remediated(task, "stop-continue");
-    seen_[task.tid].actions.push_back("stopped for " + hold + " ms");
+        if (seq != transition_seq_)
+            return; // what is seen of a task is its transition's
+        sink().task_remediated(task, "stop-continue");
+        seen_[task.tid].actions.push_back("stopped for " + hold + " ms");
+    };
+    if (auto asked = executor_->stop_for_a_moment(pid, static_cast<pid_t>(task.tid),
+                                                  facts.start_time, stopped);
+        !asked)
+        journal::log(LogLevel::warning, asked.error().message, {{"PATCH", patch}});
 }
 
 BlockingTask Service::blocking_task(const PendingTask& task)

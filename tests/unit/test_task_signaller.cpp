@@ -15,7 +15,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <condition_variable>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
@@ -118,6 +120,44 @@ struct FlakyRecords final : StopRecords {
     }
 };
 
+// A Signaller whose every signal waits until the test lets it go (a SIGCONT to a process of
+// 30,000 threads takes that long in the kernel), and says where and in which order they ran.
+struct HeldUpSignaller final : Signaller {
+    std::mutex mutex;
+    std::condition_variable changed;
+    bool let_go = false;
+    bool waited_out = false; // a signal waited 2 s for let_go: it ran on the test's thread
+    std::vector<std::string> calls;
+    std::vector<std::thread::id> threads;
+    void call(const std::string& what)
+    {
+        std::unique_lock lock(mutex);
+        calls.push_back(what);
+        threads.push_back(std::this_thread::get_id());
+        if (!changed.wait_for(lock, 2s, [this] { return let_go; }))
+            waited_out = true;
+    }
+    void release()
+    {
+        {
+            std::lock_guard lock(mutex);
+            let_go = true;
+        }
+        changed.notify_all();
+    }
+    Result<void> stop(pid_t pid, pid_t, std::uint64_t) override
+    {
+        call("stop " + std::to_string(pid));
+        return {};
+    }
+    Result<void> resume(pid_t pid) override
+    {
+        call("resume " + std::to_string(pid));
+        return {};
+    }
+    bool forget_resumed() override { return true; }
+};
+
 std::string records_in(const TempDir& dir)
 {
     std::string names;
@@ -203,6 +243,43 @@ TEST_CASE("a full disk: no record, no SIGSTOP; a record not removed is not forgo
     CHECK(records.kept.empty());
 }
 
+TEST_CASE("the executor's signals are sent from a thread of its own, in order")
+{
+    sd_event* event = nullptr;
+    REQUIRE(sd_event_new(&event) >= 0);
+    std::unique_ptr<sd_event, decltype(&sd_event_unref)> owned_event(event, sd_event_unref);
+    HeldUpSignaller signaller;
+    std::vector<std::string> errors;
+    const auto report = [&](const Error& e) { errors.push_back(e.message); };
+    RemediationExecutor executor(event, signaller, 10ms, report);
+    int stopped = 0;
+
+    // The loop's call returns while the SIGSTOP is still under way.
+    REQUIRE(executor.stop_for_a_moment(4242, 4243, 1, [&](const Result<std::uint64_t>& r) {
+        CHECK(r);
+        ++stopped;
+    }));
+    CHECK(executor.stop_for_a_moment(4242, 4243, 1, nullptr).error().errnum == EALREADY);
+    signaller.release();
+    for (int i = 0; i < 100 && (stopped == 0 || executor.holding() > 0); ++i)
+        (void)sd_event_run(event, 20'000);
+    CHECK(stopped == 1);
+    CHECK(executor.holding() == 0);
+    executor.flush();
+    CHECK_FALSE(signaller.waited_out);
+    CHECK(signaller.calls == std::vector<std::string>{"stop 4242", "resume 4242"});
+    for (const auto& id : signaller.threads)
+        CHECK(id != std::this_thread::get_id());
+
+    // resume_all() while a SIGSTOP is under way: its SIGCONT comes after it.
+    signaller.calls.clear();
+    REQUIRE(executor.stop_for_a_moment(4244, 4244, 1, nullptr));
+    executor.resume_all();
+    executor.flush();
+    CHECK(signaller.calls == std::vector<std::string>{"stop 4244", "resume 4244"});
+    CHECK(errors.empty());
+}
+
 TEST_CASE("the executor continues every held process: on its timer, resume_all, destruction")
 {
     TempDir dir;
@@ -218,7 +295,7 @@ TEST_CASE("the executor continues every held process: on its timer, resume_all, 
     SUBCASE("its timer")
     {
         RemediationExecutor executor(event, signaller, 50ms, report);
-        REQUIRE(executor.stop_for_a_moment(a.pid, a.pid, a.stat().start_time));
+        REQUIRE(executor.stop_for_a_moment(a.pid, a.pid, a.stat().start_time, nullptr));
         CHECK(a.reaches('T'));
         for (int i = 0; i < 50 && executor.holding() > 0; ++i)
             (void)sd_event_run(event, 20'000);
@@ -232,7 +309,7 @@ TEST_CASE("the executor continues every held process: on its timer, resume_all, 
         RemediationExecutor executor(event, signaller, 300ms, report);
         (void)sd_event_run(event, 0); // the loop's time is now
         std::this_thread::sleep_for(400ms);
-        REQUIRE(executor.stop_for_a_moment(a.pid, a.pid, a.stat().start_time));
+        REQUIRE(executor.stop_for_a_moment(a.pid, a.pid, a.stat().start_time, nullptr));
         (void)sd_event_run(event, 0);
         CHECK(executor.holding() == 1);
         CHECK(a.reaches('T'));
@@ -243,12 +320,12 @@ TEST_CASE("the executor continues every held process: on its timer, resume_all, 
     {
         {
             RemediationExecutor executor(event, signaller, 10s, report);
-            REQUIRE(executor.stop_for_a_moment(a.pid, a.pid, a.stat().start_time));
-            REQUIRE(executor.stop_for_a_moment(b.pid, b.pid, b.stat().start_time));
+            REQUIRE(executor.stop_for_a_moment(a.pid, a.pid, a.stat().start_time, nullptr));
+            REQUIRE(executor.stop_for_a_moment(b.pid, b.pid, b.stat().start_time, nullptr));
             REQUIRE((a.reaches('T') && b.reaches('T')));
             executor.resume_all();
             CHECK((a.reaches('S') && b.reaches('S')));
-            REQUIRE(executor.stop_for_a_moment(c.pid, c.pid, c.stat().start_time));
+            REQUIRE(executor.stop_for_a_moment(c.pid, c.pid, c.stat().start_time, nullptr));
             REQUIRE(c.reaches('T'));
         }
         CHECK(c.reaches('S'));
