@@ -70,7 +70,11 @@ void OffLoopQueue::serve()
         }
         lock.lock();
         busy_ = false;
-        done_.push_back(std::move(item.then));
+        try {
+            done_.push_back(std::move(item.then));
+        } catch (...) {
+            // Out of memory: this continuation is lost, the thread goes on.
+        }
         changed_.notify_all();
         // Written once per work and read before the loop runs continuations: a counter that
         // cannot overflow in practice, and one wake-up for any number of them.

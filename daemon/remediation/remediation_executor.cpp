@@ -40,9 +40,13 @@ void RemediationExecutor::run(std::function<void()> work, std::function<void()> 
         queue_->post(std::move(work), std::move(then));
         return;
     }
+    // As on the queue's thread and loop: neither throws out (the work catches its own).
     work();
-    if (then)
-        then();
+    try {
+        if (then)
+            then();
+    } catch (...) {
+    }
 }
 
 void RemediationExecutor::flush() noexcept
@@ -57,35 +61,52 @@ Result<void> RemediationExecutor::stop_for_a_moment(pid_t pid, pid_t tid,
 {
     if (holds_.contains(pid))
         return Error{EALREADY, "process " + std::to_string(pid) + " is held already"};
-    holds_.emplace(pid, std::make_unique<Hold>(Hold{this, pid, nullptr}));
     struct Outcome {
         std::optional<Result<std::uint64_t>> result;
         std::uint64_t sent_usec = 0;
     };
+    const std::uint64_t id = ++last_hold_id_;
     auto outcome = std::make_shared<Outcome>();
-    run(
-        [this, outcome, pid, tid, thread_start_time] {
-            const std::uint64_t start = monotonic_usec();
+    auto work = [this, outcome, pid, tid, thread_start_time] {
+        const std::uint64_t start = monotonic_usec();
+        try {
             auto done = signaller_.stop(pid, tid, thread_start_time);
             outcome->sent_usec = monotonic_usec();
             if (done)
                 outcome->result.emplace(outcome->sent_usec - start);
             else
                 outcome->result.emplace(std::move(done).error());
-        },
-        [this, outcome, pid, stopped = std::move(stopped)] {
-            on_stopped(pid, *outcome->result, outcome->sent_usec, stopped);
-        });
+        } catch (...) {
+            // Out of memory, maybe after the SIGSTOP: its record is on disk, and the next
+            // start continues the process if it is stopped.
+            outcome->result.emplace(Error{ENOMEM, "stopping process " + std::to_string(pid) +
+                                                      " failed: out of memory"});
+        }
+    };
+    auto then = [this, outcome, pid, id, stopped = std::move(stopped)] {
+        on_stopped(pid, id, *outcome->result, outcome->sent_usec, stopped);
+    };
+    holds_.emplace(pid, std::make_unique<Hold>(Hold{this, pid, id, nullptr}));
+    try {
+        run(std::move(work), std::move(then));
+    } catch (...) {
+        holds_.erase(pid);
+        return Error{ENOMEM, "cannot ask for the SIGSTOP of process " + std::to_string(pid) +
+                                 ": out of memory"};
+    }
     return {};
 }
 
-void RemediationExecutor::on_stopped(pid_t pid, const Result<std::uint64_t>& result,
-                                     std::uint64_t sent_usec, const Stopped& stopped)
+void RemediationExecutor::on_stopped(pid_t pid, std::uint64_t id,
+                                     const Result<std::uint64_t>& result, std::uint64_t sent_usec,
+                                     const Stopped& stopped)
 {
     if (closing_)
         return; // resume_all() asked for its SIGCONT, if it was stopped
+    // Not found, or another stop's: resume_all() ran meanwhile and asked for this one's SIGCONT
+    // after its SIGSTOP.
     const auto it = holds_.find(pid);
-    if (it != holds_.end()) {
+    if (it != holds_.end() && it->second->id == id) {
         if (!result) {
             holds_.erase(it);
         } else {
@@ -106,7 +127,6 @@ void RemediationExecutor::on_stopped(pid_t pid, const Result<std::uint64_t>& res
             }
         }
     }
-    // (Not found: resume_all() ran meanwhile and asked for its SIGCONT after the SIGSTOP.)
     if (stopped)
         stopped(result);
 }

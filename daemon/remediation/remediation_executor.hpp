@@ -60,11 +60,12 @@ private:
     struct Hold {
         RemediationExecutor* owner = nullptr;
         pid_t pid = 0;
+        std::uint64_t id = 0;             // which stop of pid: a late result is not another's
         sd_event_source* timer = nullptr; // armed once the SIGSTOP is sent
     };
     static int on_timer(sd_event_source* source, std::uint64_t usec, void* userdata) noexcept;
-    void on_stopped(pid_t pid, const Result<std::uint64_t>& result, std::uint64_t sent_usec,
-                    const Stopped& stopped);
+    void on_stopped(pid_t pid, std::uint64_t id, const Result<std::uint64_t>& result,
+                    std::uint64_t sent_usec, const Stopped& stopped);
     void resume(pid_t pid) noexcept;
     // work on the signal thread, then on the loop (both now, on the loop, without a thread).
     void run(std::function<void()> work, std::function<void()> then);
@@ -74,6 +75,7 @@ private:
     std::chrono::milliseconds hold_;
     ReportError report_;
     std::map<pid_t, std::unique_ptr<Hold>> holds_;
+    std::uint64_t last_hold_id_ = 0;
     bool closing_ = false; // the destructor runs: continuations report nothing to the owner
     std::unique_ptr<OffLoopQueue> queue_; // none: the signals are sent on the loop
 };

@@ -145,10 +145,28 @@ struct HeldUpSignaller final : Signaller {
         }
         changed.notify_all();
     }
+    int failing_stops = 0; // the next ones fail, as for a process gone meanwhile
     Result<void> stop(pid_t pid, pid_t, std::uint64_t) override
     {
         call("stop " + std::to_string(pid));
+        std::lock_guard lock(mutex);
+        if (failing_stops > 0) {
+            --failing_stops;
+            return Error{ESRCH, "process " + std::to_string(pid) + " is gone"};
+        }
         return {};
+    }
+    void hold_up()
+    {
+        std::lock_guard lock(mutex);
+        let_go = false;
+        calls.clear();
+    }
+    // Waits until a signal is under way (held up): the calls so far.
+    std::size_t calls_made()
+    {
+        std::lock_guard lock(mutex);
+        return calls.size();
     }
     Result<void> resume(pid_t pid) override
     {
@@ -272,11 +290,38 @@ TEST_CASE("the executor's signals are sent from a thread of its own, in order")
         CHECK(id != std::this_thread::get_id());
 
     // resume_all() while a SIGSTOP is under way: its SIGCONT comes after it.
-    signaller.calls.clear();
+    signaller.hold_up();
     REQUIRE(executor.stop_for_a_moment(4244, 4244, 1, nullptr));
+    for (int i = 0; i < 200 && signaller.calls_made() == 0; ++i)
+        std::this_thread::sleep_for(10ms);
     executor.resume_all();
+    signaller.release();
     executor.flush();
     CHECK(signaller.calls == std::vector<std::string>{"stop 4244", "resume 4244"});
+
+    // A stop of the same process again before the first one's SIGSTOP is done, and that one
+    // fails: its result is not taken for the second's, which is held and continued.
+    signaller.hold_up();
+    signaller.failing_stops = 1;
+    std::vector<bool> outcomes;
+    const auto note = [&](const Result<std::uint64_t>& r) { outcomes.push_back(r.ok()); };
+    REQUIRE(executor.stop_for_a_moment(4250, 4250, 1, note));
+    for (int i = 0; i < 200 && signaller.calls_made() == 0; ++i)
+        std::this_thread::sleep_for(10ms);
+    executor.resume_all();
+    REQUIRE(executor.stop_for_a_moment(4250, 4250, 1, note));
+    signaller.release();
+    executor.flush();
+    CHECK(outcomes == std::vector<bool>{false, true});
+    CHECK(executor.holding() == 1);
+    for (int i = 0; i < 100 && executor.holding() > 0; ++i)
+        (void)sd_event_run(event, 20'000);
+    executor.flush();
+    CHECK(signaller.calls ==
+          std::vector<std::string>{"stop 4250", "resume 4250", "stop 4250", "resume 4250"});
+    CHECK_FALSE(signaller.waited_out);
+    for (const auto& id : signaller.threads)
+        CHECK(id != std::this_thread::get_id());
     CHECK(errors.empty());
 }
 
@@ -310,6 +355,7 @@ TEST_CASE("the executor continues every held process: on its timer, resume_all, 
         (void)sd_event_run(event, 0); // the loop's time is now
         std::this_thread::sleep_for(400ms);
         REQUIRE(executor.stop_for_a_moment(a.pid, a.pid, a.stat().start_time, nullptr));
+        executor.flush(); // the SIGSTOP is sent, and its timer armed
         (void)sd_event_run(event, 0);
         CHECK(executor.holding() == 1);
         CHECK(a.reaches('T'));
