@@ -12,9 +12,10 @@
 
 namespace livepatchd {
 
-Result<std::unique_ptr<OffLoopQueue>> OffLoopQueue::create(sd_event* event)
+Result<std::unique_ptr<OffLoopQueue>> OffLoopQueue::create(sd_event* event, const char* label)
 {
     std::unique_ptr<OffLoopQueue> created(new OffLoopQueue());
+    created->label_ = label;
     created->done_fd_ = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (!created->done_fd_)
         return Error{errno, std::string("cannot create an eventfd: ") + std::strerror(errno)};
@@ -112,8 +113,9 @@ void OffLoopQueue::flush() noexcept
 
 int OffLoopQueue::on_done(sd_event_source*, int, std::uint32_t, void* userdata) noexcept
 {
-    label_dispatch("off-loop work's continuations");
-    static_cast<OffLoopQueue*>(userdata)->run_continuations();
+    auto* self = static_cast<OffLoopQueue*>(userdata);
+    label_dispatch(self->label_);
+    self->run_continuations();
     return 0;
 }
 

@@ -29,9 +29,10 @@ namespace livepatchd {
 
 class OffLoopQueue {
 public:
-    // Its thread, and a source on event for the continuations. An error when either cannot be
-    // had: the caller then runs its works on the loop.
-    static Result<std::unique_ptr<OffLoopQueue>> create(sd_event* event);
+    // Its thread, and a source on event for the continuations, which the loop's dispatch
+    // lines name `label` (a string literal). An error when either cannot be had: the caller
+    // then runs its works on the loop.
+    static Result<std::unique_ptr<OffLoopQueue>> create(sd_event* event, const char* label);
     OffLoopQueue(const OffLoopQueue&) = delete;
     OffLoopQueue& operator=(const OffLoopQueue&) = delete;
     ~OffLoopQueue();
@@ -58,6 +59,7 @@ private:
     std::deque<std::function<void()>> done_; // continuations of the works that have run
     bool busy_ = false;                      // the thread runs a work taken off queued_
     bool closing_ = false;                   // the thread ends once queued_ is empty
+    const char* label_ = nullptr;            // what runs the continuations, for dispatch lines
     UniqueFd done_fd_; // an eventfd: the thread writes it when a work has run
     std::unique_ptr<sd_event_source, sd_event_source* (*)(sd_event_source*)> source_{
         nullptr, sd_event_source_disable_unref};

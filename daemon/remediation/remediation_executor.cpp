@@ -17,7 +17,7 @@ RemediationExecutor::RemediationExecutor(sd_event* event, Signaller& signaller,
                                          std::chrono::milliseconds hold, ReportError report)
     : event_(sd_event_ref(event)), signaller_(signaller), hold_(hold), report_(std::move(report))
 {
-    if (auto queue = OffLoopQueue::create(event); queue)
+    if (auto queue = OffLoopQueue::create(event, "a stop or continue signal's end"); queue)
         queue_ = std::move(*queue);
     else
         journal::log(LogLevel::warning, "the stop rung's signals are sent from the event loop: " +
