@@ -2,6 +2,7 @@
 #include "common/run_delay.hpp"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <charconv>
@@ -30,6 +31,34 @@ std::optional<std::uint64_t> run_delay_ns_of(std::string_view schedstat) noexcep
     if (at != last)
         return std::nullopt;
     return fields[1];
+}
+
+std::optional<ThreadUsage> ThreadUsage::now() noexcept
+{
+    struct rusage usage{};
+    if (::getrusage(RUSAGE_THREAD, &usage) != 0)
+        return std::nullopt;
+    auto usec = [](const struct timeval& tv) {
+        return static_cast<std::uint64_t>(tv.tv_sec) * 1'000'000 +
+               static_cast<std::uint64_t>(tv.tv_usec);
+    };
+    return ThreadUsage{.user_usec = usec(usage.ru_utime),
+                       .system_usec = usec(usage.ru_stime),
+                       .minor_faults = static_cast<std::uint64_t>(usage.ru_minflt),
+                       .major_faults = static_cast<std::uint64_t>(usage.ru_majflt),
+                       .sleeps = static_cast<std::uint64_t>(usage.ru_nvcsw)};
+}
+
+ThreadUsage ThreadUsage::since(const ThreadUsage& before) const noexcept
+{
+    // The kernel's user/system split of a thread's time is rescaled at each read and may move
+    // back a little: a count that went back grew by nothing.
+    auto grew = [](std::uint64_t after, std::uint64_t was) { return after > was ? after - was : 0; };
+    return ThreadUsage{.user_usec = grew(user_usec, before.user_usec),
+                       .system_usec = grew(system_usec, before.system_usec),
+                       .minor_faults = grew(minor_faults, before.minor_faults),
+                       .major_faults = grew(major_faults, before.major_faults),
+                       .sleeps = grew(sleeps, before.sleeps)};
 }
 
 RunDelayClock RunDelayClock::of_this_thread() noexcept

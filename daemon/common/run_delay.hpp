@@ -18,6 +18,22 @@ namespace livepatchd {
 // The run delay in a schedstat line ("<on-CPU ns> <run delay ns> <slices>"), in ns.
 std::optional<std::uint64_t> run_delay_ns_of(std::string_view schedstat) noexcept;
 
+// What the calling thread has used so far (getrusage(RUSAGE_THREAD)): CPU time in user space
+// and in the kernel, page faults (major ones waited for a read: of the binary, a library, swap),
+// and sleeps (voluntary context switches: a lock, an I/O). Beside the run delay, it says where
+// a slow dispatch's time went.
+struct ThreadUsage {
+    std::uint64_t user_usec = 0;
+    std::uint64_t system_usec = 0;
+    std::uint64_t minor_faults = 0;
+    std::uint64_t major_faults = 0;
+    std::uint64_t sleeps = 0;
+
+    static std::optional<ThreadUsage> now() noexcept;
+    // Each count's growth from before (0 where it did not grow).
+    ThreadUsage since(const ThreadUsage& before) const noexcept;
+};
+
 class RunDelayClock {
 public:
     // Of the calling thread; reads nothing (usec() is empty) where the kernel keeps no

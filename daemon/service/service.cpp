@@ -510,10 +510,12 @@ int Service::run()
         label_dispatch(nullptr);
         const std::uint64_t start = monotonic_usec();
         const std::optional<std::uint64_t> delayed_before = run_delay.usec();
+        const std::optional<ThreadUsage> used_before = ThreadUsage::now();
         if ((r = sd_event_dispatch(event_.get())) < 0)
             break;
         std::uint64_t took = monotonic_usec() - start;
         if (took >= slow_dispatch_usec || took > longest_usec) {
+            const std::optional<ThreadUsage> used_after = ThreadUsage::now();
             const std::optional<std::uint64_t> delayed_after = run_delay.usec();
             // To the end read too: a wait for a CPU before it counts in both.
             took = monotonic_usec() - start;
@@ -523,14 +525,33 @@ int Service::run()
             const std::string delayed = delayed_before && delayed_after
                 ? std::to_string(std::min(took, usec_since(*delayed_before, *delayed_after)))
                 : std::string();
+            // Where the rest went: on a CPU (ours, or the kernel's work for us), or asleep.
+            // Empty where getrusage() failed.
+            std::optional<ThreadUsage> used;
+            if (used_before && used_after)
+                used = used_after->since(*used_before);
+            auto count = [&used](std::uint64_t ThreadUsage::*field) {
+                return used ? std::to_string((*used).*field) : std::string();
+            };
+            const std::string used_text = !used ? std::string()
+                : "; " + count(&ThreadUsage::user_usec) + " us in user space, " +
+                    count(&ThreadUsage::system_usec) + " us in the kernel, " +
+                    std::to_string(used->minor_faults + used->major_faults) +
+                    " page fault(s) (" + count(&ThreadUsage::major_faults) + " major), " +
+                    count(&ThreadUsage::sleeps) + " sleep(s)";
             journal::log(LogLevel::debug,
                          "event loop dispatch took " + std::to_string(took) + " us (" + what +
                              ")" +
                              (delayed.empty() ? "" : ", " + delayed + " us of it waiting for a CPU") +
-                             (took > longest_usec ? " (longest so far)" : ""),
+                             used_text + (took > longest_usec ? " (longest so far)" : ""),
                          {{"DISPATCH_USEC", std::to_string(took)},
                           {"DISPATCH_WHAT", what},
-                          {"DISPATCH_RUN_DELAY_USEC", delayed}});
+                          {"DISPATCH_RUN_DELAY_USEC", delayed},
+                          {"DISPATCH_USER_USEC", count(&ThreadUsage::user_usec)},
+                          {"DISPATCH_SYSTEM_USEC", count(&ThreadUsage::system_usec)},
+                          {"DISPATCH_MINOR_FAULTS", count(&ThreadUsage::minor_faults)},
+                          {"DISPATCH_MAJOR_FAULTS", count(&ThreadUsage::major_faults)},
+                          {"DISPATCH_SLEEPS", count(&ThreadUsage::sleeps)}});
         }
         longest_usec = std::max(longest_usec, took);
     }

@@ -5,7 +5,9 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/run_delay.hpp"
 
@@ -46,4 +48,39 @@ TEST_CASE("this thread's run delay is read and never goes back")
     const auto second = clock.usec();
     REQUIRE(second);
     CHECK(*second >= *first);
+}
+
+TEST_CASE("this thread's usage counts its sleeps and its page faults")
+{
+    const auto before = ThreadUsage::now();
+    REQUIRE(before);
+    // A sleep is a voluntary switch; fresh anonymous pages fault in as they are first written.
+    ::usleep(1000);
+    constexpr std::size_t pages = 64;
+    const long page = ::sysconf(_SC_PAGESIZE);
+    void* area = ::mmap(nullptr, pages * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                        -1, 0);
+    REQUIRE(area != MAP_FAILED);
+    for (std::size_t i = 0; i < pages; i++)
+        static_cast<volatile char*>(area)[i * page] = 1;
+    const auto after = ThreadUsage::now();
+    ::munmap(area, pages * page);
+    REQUIRE(after);
+    const ThreadUsage used = after->since(*before);
+    CHECK(used.sleeps >= 1);
+    CHECK(used.minor_faults + used.major_faults >= pages);
+}
+
+TEST_CASE("a usage count that went back grew by nothing")
+{
+    const ThreadUsage before{.user_usec = 500, .system_usec = 200, .minor_faults = 3,
+                             .major_faults = 1, .sleeps = 7};
+    const ThreadUsage after{.user_usec = 480, .system_usec = 900, .minor_faults = 5,
+                            .major_faults = 1, .sleeps = 9};
+    const ThreadUsage used = after.since(before);
+    CHECK(used.user_usec == 0);
+    CHECK(used.system_usec == 700);
+    CHECK(used.minor_faults == 2);
+    CHECK(used.major_faults == 0);
+    CHECK(used.sleeps == 2);
 }
