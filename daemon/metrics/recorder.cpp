@@ -4,6 +4,8 @@
 #include "common/dispatch_label.hpp"
 
 #include <algorithm>
+#include <memory>
+#include <utility>
 
 #include "config/config.hpp"
 #include "metrics/render.hpp"
@@ -22,6 +24,9 @@ MetricsRecorder::MetricsRecorder(EventSink& inner, MetricsSources sources, Textf
         deferred_.reset(source);
         (void)sd_event_source_set_enabled(source, SD_EVENT_OFF);
     }
+    // Without a thread, the file is written on the loop, as before there was one.
+    if (auto queue = OffLoopQueue::create(event, "the metrics textfile's write"); queue)
+        queue_ = std::move(*queue);
 }
 
 MetricsRecorder::~MetricsRecorder() = default;
@@ -65,15 +70,56 @@ void MetricsRecorder::write_now()
     }
     if (written_ && *written_ == snapshot_)
         return;
+    if (writing_) {
+        rewrite_ = true; // with what the sources say then
+        return;
+    }
+    std::string text = render_textfile(snapshot_);
+    if (!queue_) {
+        const bool ok = static_cast<bool>(writer_.write(text));
+        written(snapshot_, ok, writer_.failures());
+        return;
+    }
+    struct Outcome {
+        bool ok = false;
+        std::uint64_t failures = 0;
+    };
+    auto outcome = std::make_shared<Outcome>();
+    writing_ = true;
+    try {
+        queue_->post(
+            [this, outcome, text = std::move(text)] {
+                outcome->ok = static_cast<bool>(writer_.write(text));
+                outcome->failures = writer_.failures();
+            },
+            [this, outcome, snapshot = snapshot_] {
+                writing_ = false;
+                written(snapshot, outcome->ok, outcome->failures);
+                if (std::exchange(rewrite_, false))
+                    write_now();
+            });
+    } catch (...) {
+        writing_ = false; // not queued: the next change writes
+        throw;
+    }
+}
+
+void MetricsRecorder::written(const MetricsSnapshot& snapshot, bool ok, std::uint64_t failures)
+{
+    if (ok)
+        written_ = snapshot;
     // The failures counted include this write's only from the next one on.
-    if (writer_.write(render_textfile(snapshot_)))
-        written_ = snapshot_;
-    snapshot_.write_failures = writer_.failures();
+    snapshot_.write_failures = failures;
 }
 
 void MetricsRecorder::stopping()
 {
     snapshot_.running = false;
+    // The write under way ends first (its continuation may start the next one), then this one
+    // is made here: the loop is ending, nothing would run its continuation.
+    while (queue_ && writing_)
+        queue_->flush();
+    queue_.reset();
     write_now();
 }
 

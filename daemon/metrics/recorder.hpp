@@ -9,7 +9,11 @@
 // The events of one turn of the event loop make one write (a deferred sd-event source): an
 // apply reports its start, the patch's change and the transition's status together. The
 // patches and lpshim's version are read at the write, from the same sources as the bus
-// (PatchOperations::statuses(), KernelView::shim_version()).
+// (PatchOperations::statuses(), KernelView::shim_version()). The file itself is written from a
+// thread of its own (OffLoopQueue): a path lookup or a write may wait on the file system for
+// as long as it likes (176 ms asleep in one, at 30,000 pending tasks under emulation), and the
+// loop holds the holds' SIGCONT timers. One write at a time; what changes meanwhile makes one
+// write after it.
 #pragma once
 
 #include <systemd/sd-event.h>
@@ -21,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "common/off_loop_queue.hpp"
 #include "common/result.hpp"
 #include "metrics/snapshot.hpp"
 #include "metrics/textfile_writer.hpp"
@@ -65,9 +70,11 @@ public:
     void shim_version_changed();
 
     // Reads the sources and writes the file if the snapshot changed (at start, and what a
-    // deferred write does).
+    // deferred write does): from the writer's thread when there is one (the write has not
+    // ended when this returns), at once otherwise.
     void write_now();
-    // livepatchd is stopping: running becomes 0, written at once.
+    // livepatchd is stopping: running becomes 0, written at once, on the caller's thread, after
+    // any write under way.
     void stopping();
 
     const MetricsSnapshot& snapshot() const { return snapshot_; }
@@ -75,6 +82,8 @@ public:
 private:
     void changed();
     static int on_deferred(sd_event_source* source, void* userdata) noexcept;
+    // The write's result, on the loop (or at once without a writer's thread).
+    void written(const MetricsSnapshot& snapshot, bool ok, std::uint64_t failures);
 
     EventSink& inner_;
     MetricsSources sources_;
@@ -86,6 +95,11 @@ private:
         void operator()(sd_event_source* s) const { sd_event_source_disable_unref(s); }
     };
     std::unique_ptr<sd_event_source, SourceUnref> deferred_;
+    // Uses writer_ from its thread (and only it, while a write is under way): declared after
+    // it, so destroyed first (its destructor waits for the write).
+    std::unique_ptr<OffLoopQueue> queue_;
+    bool writing_ = false;  // a write is under way on queue_'s thread
+    bool rewrite_ = false;  // the snapshot changed meanwhile: write again once it has ended
 };
 
 } // namespace livepatchd::metrics

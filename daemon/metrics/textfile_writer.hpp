@@ -3,8 +3,8 @@
 // TextfileWriter: puts the metrics file in place for node_exporter's textfile collector, so
 // that a scrape never reads a part of it: the text goes to a temporary in the same directory
 // (".#<name>XXXXXX": not *.prom, so the collector skips it), readable by node_exporter's user
-// (0644, whatever livepatchd's umask), renamed over the file. Not fsync()ed: it is written on
-// the event loop, and livepatchd rewrites it at every start (docs/metrics.md says what a power
+// (0644, whatever livepatchd's umask), renamed over the file. Not fsync()ed: it is written up to
+// ten times a second, and livepatchd rewrites it at every start (docs/metrics.md says what a power
 // loss leaves). A write that fails leaves the previous file as it was and no temporary; it is
 // logged once, until a write works again.
 #pragma once

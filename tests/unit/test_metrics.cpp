@@ -8,9 +8,13 @@
 
 #include <sys/stat.h>
 
+#include <chrono>
 #include <fstream>
+#include <functional>
 #include <iterator>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "metrics/recorder.hpp"
@@ -20,6 +24,23 @@
 using namespace livepatchd;
 using namespace livepatchd::metrics;
 using livepatchd::test::TempDir;
+
+namespace {
+
+// Runs event's loop until done() (true) or 5 s have passed (false).
+bool run_until(sd_event* event, const std::function<bool()>& done)
+{
+    const auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (!done()) {
+        if (std::chrono::steady_clock::now() > limit)
+            return false;
+        if (sd_event_run(event, 50'000) < 0)
+            return false;
+    }
+    return true;
+}
+
+} // namespace
 
 namespace {
 
@@ -410,9 +431,59 @@ TEST_CASE("the recorder's writes of one loop turn are one write, after the turn"
         CHECK(reads == 0);
         REQUIRE(sd_event_run(event, 0) >= 0);
         CHECK(reads == 1);
+        // Written from the recorder's thread; its end comes back to the loop.
+        REQUIRE(run_until(event, [&] { return std::filesystem::exists(file); }));
         CHECK(samples(read_file(file), "livepatchd_state")[1] == R"(livepatchd_state{state="transitioning"} 1)");
-        REQUIRE(sd_event_run(event, 0) >= 0); // nothing more to do
+        REQUIRE(sd_event_run(event, 100'000) >= 0); // the write's end: nothing more to do
         CHECK(reads == 1);
+    }
+    sd_event_unref(event);
+}
+
+TEST_CASE("the recorder writes the file from a thread of its own, one write at a time")
+{
+    // A path lookup or a write may wait on the file system: never on the loop, which holds
+    // the holds' SIGCONT timers. The writer says a failed write from where it wrote.
+    TempDir dir;
+    const auto file = dir.path / "missing" / "livepatchd.prom";
+    RecordingSink bus;
+    sd_event* event = nullptr;
+    REQUIRE(sd_event_new(&event) >= 0);
+    std::vector<std::thread::id> failed_on;
+    std::mutex failed_mutex;
+    auto failures = [&] {
+        std::lock_guard lock(failed_mutex);
+        return failed_on.size();
+    };
+    {
+        MetricsRecorder recorder(
+            bus, MetricsSources{.patches = nullptr, .shim_version = [] { return std::string("0.1.0"); }},
+            TextfileWriter(file,
+                           [&](LogLevel, const std::string&) {
+                               std::lock_guard lock(failed_mutex);
+                               failed_on.push_back(std::this_thread::get_id());
+                           }),
+            identity(), event);
+        recorder.write_now();
+        // A change while the write is under way (its end has not come back to the loop yet):
+        // one more write once it has, with the change.
+        recorder.transition_status({ServiceState::transitioning, "lp_fix", "patched", 1, 2});
+        REQUIRE(run_until(event, [&] { return recorder.snapshot().write_failures == 2; }));
+        CHECK(failures() == 1); // said once, until a write works
+        {
+            std::lock_guard lock(failed_mutex);
+            REQUIRE(!failed_on.empty());
+            CHECK(failed_on[0] != std::this_thread::get_id());
+        }
+        // Once the directory is there, the next write puts the file in place.
+        std::filesystem::create_directory(file.parent_path());
+        recorder.transition_status({ServiceState::transitioning, "lp_fix", "patched", 5, 6});
+        REQUIRE(run_until(event, [&] { return std::filesystem::exists(file); }));
+        CHECK(samples(read_file(file), "livepatchd_transition_pending_tasks")[0] ==
+              "livepatchd_transition_pending_tasks 6");
+        // Stopping writes at once, on the caller's thread.
+        recorder.stopping();
+        CHECK(samples(read_file(file), "livepatchd_running")[0] == "livepatchd_running 0");
     }
     sd_event_unref(event);
 }
