@@ -440,6 +440,38 @@ TEST_CASE("the recorder's writes of one loop turn are one write, after the turn"
     sd_event_unref(event);
 }
 
+TEST_CASE("a change back during a write is written after it")
+{
+    // The file says A; a change to B is being written when the source goes back to A: the
+    // file must end as A, not stay B until some other change.
+    TempDir dir;
+    const auto file = dir.path / "livepatchd.prom";
+    RecordingSink bus;
+    sd_event* event = nullptr;
+    REQUIRE(sd_event_new(&event) >= 0);
+    std::string version = "1.0.0";
+    auto file_says = [&](const std::string& v) {
+        return read_file(file).find("livepatchd_shim_info{version=\"" + v + "\"} 1") !=
+               std::string::npos;
+    };
+    {
+        MetricsRecorder recorder(
+            bus, MetricsSources{.patches = nullptr, .shim_version = [&] { return version; }},
+            TextfileWriter(file), identity(), event);
+        recorder.write_now();
+        REQUIRE(run_until(event, [&] { return std::filesystem::exists(file) && file_says("1.0.0"); }));
+        REQUIRE(sd_event_run(event, 100'000) >= 0); // the write's end
+        version = "2.0.0";
+        recorder.write_now(); // its end comes back to the loop only when the loop runs
+        version = "1.0.0";
+        recorder.write_now();
+        REQUIRE(run_until(event, [&] { return file_says("2.0.0"); }));
+        // The write of 2.0.0 has ended; the one after it says 1.0.0 again.
+        CHECK(run_until(event, [&] { return file_says("1.0.0"); }));
+    }
+    sd_event_unref(event);
+}
+
 TEST_CASE("the recorder writes the file from a thread of its own, one write at a time")
 {
     // A path lookup or a write may wait on the file system: never on the loop, which holds
