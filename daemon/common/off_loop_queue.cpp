@@ -60,22 +60,18 @@ void OffLoopQueue::serve()
         changed_.wait(lock, [this] { return closing_ || !queued_.empty(); });
         if (queued_.empty())
             return; // closing, and every work posted has run
-        Item item = std::move(queued_.front());
-        queued_.pop_front();
+        std::list<Item> running;
+        running.splice(running.begin(), queued_, queued_.begin());
         busy_ = true;
         lock.unlock();
         try {
-            item.work();
+            running.front().work();
         } catch (...) {
             // Must not throw; if one does, the works after it still run.
         }
         lock.lock();
         busy_ = false;
-        try {
-            done_.push_back(std::move(item.then));
-        } catch (...) {
-            // Out of memory: this continuation is lost, the thread goes on.
-        }
+        done_.splice(done_.end(), running);
         changed_.notify_all();
         // Written once per work and read before the loop runs continuations: a counter that
         // cannot overflow in practice, and one wake-up for any number of them.
@@ -87,15 +83,15 @@ void OffLoopQueue::run_continuations() noexcept
 {
     eventfd_t ignored = 0;
     (void)::eventfd_read(done_fd_.get(), &ignored);
-    std::deque<std::function<void()>> ready;
+    std::list<Item> ready;
     {
         std::lock_guard lock(mutex_);
         ready.swap(done_);
     }
-    for (auto& then : ready) {
+    for (Item& item : ready) {
         try {
-            if (then)
-                then();
+            if (item.then)
+                item.then();
         } catch (...) {
             // A continuation's failures are its own to report; the others still run.
         }

@@ -16,8 +16,8 @@
 #include <systemd/sd-event.h>
 
 #include <condition_variable>
-#include <deque>
 #include <functional>
+#include <list>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -55,8 +55,10 @@ private:
 
     std::mutex mutex_; // protects queued_, done_, busy_, closing_
     std::condition_variable changed_; // a work was queued or has run, or closing_ was set
-    std::deque<Item> queued_;
-    std::deque<std::function<void()>> done_; // continuations of the works that have run
+    // Lists: an item moves from one to the other by splicing its node, which cannot fail, so
+    // no continuation is lost (its owner would wait for it for ever).
+    std::list<Item> queued_;
+    std::list<Item> done_; // the works that have run, for their continuations
     bool busy_ = false;                      // the thread runs a work taken off queued_
     bool closing_ = false;                   // the thread ends once queued_ is empty
     const char* label_ = nullptr;            // what runs the continuations, for dispatch lines

@@ -31,6 +31,7 @@ public:
     void run(std::function<void()> work, std::function<void()> then);
     bool running() const { return running_; }
     // Waits for the running work, if any, and runs its continuation now (before the loop ends).
+    // A continuation's exception stops there (the caller's shutdown goes on).
     void finish_now() { queue_->flush(); }
 
 private:

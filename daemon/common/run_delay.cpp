@@ -51,8 +51,8 @@ std::optional<ThreadUsage> ThreadUsage::now() noexcept
 
 ThreadUsage ThreadUsage::since(const ThreadUsage& before) const noexcept
 {
-    // The kernel's user/system split of a thread's time is rescaled at each read and may move
-    // back a little: a count that went back grew by nothing.
+    // (The kernel keeps each monotonic; a count that went back, which it should not, grew by
+    // nothing.)
     auto grew = [](std::uint64_t after, std::uint64_t was) { return after > was ? after - was : 0; };
     return ThreadUsage{.user_usec = grew(user_usec, before.user_usec),
                        .system_usec = grew(system_usec, before.system_usec),

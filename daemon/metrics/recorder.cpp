@@ -2,6 +2,7 @@
 #include "metrics/recorder.hpp"
 
 #include "common/dispatch_label.hpp"
+#include "common/journal.hpp"
 
 #include <algorithm>
 #include <memory>
@@ -27,6 +28,9 @@ MetricsRecorder::MetricsRecorder(EventSink& inner, MetricsSources sources, Textf
     // Without a thread, the file is written on the loop, as before there was one.
     if (auto queue = OffLoopQueue::create(event, "the metrics textfile's write"); queue)
         queue_ = std::move(*queue);
+    else
+        journal::log(LogLevel::warning, "the metrics textfile is written from the event loop: " +
+                                            queue.error().message);
 }
 
 MetricsRecorder::~MetricsRecorder() = default;
@@ -68,12 +72,14 @@ void MetricsRecorder::write_now()
         snapshot_.shim_version = sources_.shim_version();
         snapshot_.shim_loaded = !snapshot_.shim_version.empty();
     }
-    if (written_ && *written_ == snapshot_)
-        return;
+    // Compared with what is written once the write under way has ended: it may write what
+    // this snapshot has changed back from.
     if (writing_) {
         rewrite_ = true; // with what the sources say then
         return;
     }
+    if (written_ && *written_ == snapshot_)
+        return;
     std::string text = render_textfile(snapshot_);
     if (!queue_) {
         const bool ok = static_cast<bool>(writer_.write(text));
@@ -117,7 +123,8 @@ void MetricsRecorder::stopping()
     snapshot_.running = false;
     // The write under way ends first (its continuation may start the next one), then this one
     // is made here: the loop is ending, nothing would run its continuation.
-    while (queue_ && writing_)
+    // Two at most: the write under way, and the one its end may start.
+    for (int i = 0; i < 2 && queue_ && writing_; i++)
         queue_->flush();
     queue_.reset();
     write_now();

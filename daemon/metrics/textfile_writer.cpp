@@ -123,9 +123,9 @@ Result<void> TextfileWriter::write_once(std::string_view content)
                                        " temporary file(s) a crash left beside the metrics file " +
                                        path_.native());
     }
-    // Unsynced: this runs on the event loop, up to ten times a second during a transition (the
-    // pending-task gauge), where a slow disk would hold up the SIGCONT of a stopped task.
-    // Nothing needs this file to survive a power loss: livepatchd rewrites it at every start.
+    // Unsynced: this runs up to ten times a second during a transition (the pending-task
+    // gauge). Nothing needs this file to survive a power loss: livepatchd rewrites it at every
+    // start.
     // The rename alone keeps a scrape from reading a part of it.
     auto file = AtomicFile::create(dir.get(), path_.parent_path().native(), name, textfile_mode);
     if (!file)
