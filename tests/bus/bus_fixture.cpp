@@ -95,7 +95,9 @@ private:
     const FakeKernelView& kernel_;
 };
 
-// lp_held's module loads until ReleaseLoad (at most 30 s), as a finit_module() that takes long.
+// lp_held's module loads until ReleaseLoad (at most 30 s), as a finit_module() that takes long;
+// so does the next operation's blocking work after HoldWork.
+bool hold_next_work = false; // the loop's
 std::mutex load_mutex;
 std::condition_variable load_released_cv;
 bool load_released = false; // under load_mutex
@@ -423,6 +425,12 @@ int release_load(sd_bus_message* call, void*, sd_bus_error*) noexcept
     return sd_bus_reply_method_return(call, "");
 }
 
+int hold_work(sd_bus_message* call, void*, sd_bus_error*) noexcept
+{
+    hold_next_work = true;
+    return sd_bus_reply_method_return(call, "");
+}
+
 int hold_polkit(sd_bus_message* call, void*, sd_bus_error*) noexcept
 {
     polkit_holding = true;
@@ -580,6 +588,7 @@ const sd_bus_vtable test_vtable[] = {
     SD_BUS_METHOD("CompleteTransition", "", "", complete_transition, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("KickCount", "", "u", kick_count, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("ReleaseLoad", "", "", release_load, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD("HoldWork", "", "", hold_work, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("StartPolkit", "", "", start_polkit, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("LastPolkitQuestion", "", "s", last_question, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("HoldPolkit", "", "", hold_polkit, SD_BUS_VTABLE_UNPRIVILEGED),
@@ -690,7 +699,15 @@ int run(const char* state_directory, const char* kernel_release, const char* met
     }
     operations.set_work_runner(
         [&off_loop](std::function<void()> work, std::function<void()> then) {
-            (*off_loop)->run(std::move(work), std::move(then));
+            // HoldWork: this work waits for ReleaseLoad on its thread, as a slow disk would.
+            const bool held = std::exchange(hold_next_work, false);
+            (*off_loop)->run(
+                [held, work = std::move(work)] {
+                    if (held)
+                        wait_for_release();
+                    work();
+                },
+                std::move(then));
         });
     the_manager = &manager;
     the_operations = &operations;

@@ -1349,3 +1349,59 @@ TEST_CASE("a call polkit allowed while an Apply's module loads waits with its an
     REQUIRE(test_hook("CompleteTransition").ok());
     CHECK(patch_state("lp_held") == "applied");
 }
+
+// State: lp_a lp_b lp_c lp_d lp_held applied, lp_keep lp_waited installed.
+TEST_CASE("an Install copies and hashes its module off the loop; changes wait their turn")
+{
+    // Issue 18: Install copied and hashed the module on the loop (93 ms of user time under
+    // emulation at 10,000 pending tasks). Its blocking work waits for ReleaseLoad here.
+    const std::string file = write_patch("lp_slow_install");
+    REQUIRE(test_hook("HoldWork").ok());
+    std::vector<std::string> answered;
+    struct Pending {
+        std::vector<std::string>* answered;
+        const char* name;
+    };
+    const auto on_reply = [](sd_bus_message* m, void* userdata, sd_bus_error*) noexcept -> int {
+        auto* p = static_cast<Pending*>(userdata);
+        const sd_bus_error* e = sd_bus_message_get_error(m);
+        p->answered->push_back(e ? e->name : p->name);
+        return 0;
+    };
+    Pending install_reply{&answered, "Install"};
+    Pending remove_reply{&answered, "Remove"};
+    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    REQUIRE(fd >= 0);
+    sd_bus_slot* slot = nullptr;
+    const int sent = sd_bus_call_method_async(bus(), &slot, service, manager_path, manager_iface,
+                                              "Install", on_reply, &install_reply, "h", fd);
+    ::close(fd);
+    REQUIRE(sent >= 0);
+    SlotPtr install_slot(slot);
+    REQUIRE(sd_bus_call_method_async(bus(), &slot, service, manager_path, manager_iface,
+                                     "Remove", on_reply, &remove_reply, "s", "lp_keep") >= 0);
+    SlotPtr remove_slot(slot);
+    const auto process = [&](std::size_t until, int tenths) {
+        for (int i = 0; i < tenths && answered.size() < until; ++i) {
+            const int r = sd_bus_process(bus(), nullptr);
+            REQUIRE(r >= 0);
+            if (r == 0)
+                REQUIRE(sd_bus_wait(bus(), 100'000) >= 0);
+        }
+    };
+    process(1, 5);
+
+    // While the module is copied, a read is answered at once; neither change is, and the
+    // store shows no part of the new patch.
+    CHECK(manager("ListPatches", "").ok());
+    process(1, 5);
+    CHECK(answered.empty());
+    CHECK(patch_state("lp_slow_install").starts_with("<error "));
+
+    // Then the Install is answered, and the Remove after it.
+    REQUIRE(test_hook("ReleaseLoad").ok());
+    process(2, 100);
+    CHECK(answered == std::vector<std::string>{"Install", "Remove"});
+    CHECK(patch_state("lp_slow_install") == "installed");
+    CHECK(patch_state("lp_keep").starts_with("<error "));
+}
