@@ -458,11 +458,27 @@ int Manager::install(sd_bus_message* call, sd_bus_error* error)
     if (!own)
         return sd_bus_error_set_errnof(error, errno, "Cannot duplicate the file descriptor: %s",
                                        std::strerror(errno));
-    auto installed = context_.operations.install(std::move(own), source);
-    if (!installed)
-        return set_error(error, installed.error());
-    const std::string object = patch_object_path(installed->name);
-    return sd_bus_reply_method_return(call, "so", installed->name.c_str(), object.c_str());
+    // Answered once the file's copy, hash and checks (off the loop) and the store's commit
+    // have ended; the calls that waited for it go on then.
+    std::shared_ptr<sd_bus_message> pending(sd_bus_message_ref(call), sd_bus_message_unref);
+    context_.operations.install(
+        std::move(own), source, [this, pending](const OpResult<InstalledPatch>& installed) {
+            try {
+                if (installed) {
+                    const std::string object = patch_object_path(installed->name);
+                    (void)sd_bus_reply_method_return(pending.get(), "so",
+                                                     installed->name.c_str(), object.c_str());
+                } else {
+                    BusError reply_error;
+                    (void)set_error(reply_error.get(), installed.error());
+                    (void)sd_bus_reply_method_error(pending.get(), reply_error.get());
+                }
+            } catch (...) {
+                (void)sd_bus_reply_method_errno(pending.get(), ENOMEM, nullptr);
+            }
+            resume_waiting();
+        });
+    return 1;
 }
 
 int Manager::apply(sd_bus_message* call, sd_bus_error* error)

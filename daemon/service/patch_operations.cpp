@@ -162,6 +162,67 @@ OpResult<InstalledPatch> PatchOperations::install(UniqueFd fd, std::string_view 
     return std::move(installed).value();
 }
 
+void PatchOperations::install(UniqueFd fd, std::string_view source_name,
+                              std::function<void(OpResult<InstalledPatch>)> done)
+{
+    struct InstallWork {
+        UniqueFd fd;
+        std::string source;
+        std::optional<PatchResult<PatchStore::PreparedInstall>> prepared;
+    };
+    auto work = std::make_shared<InstallWork>();
+    work->fd = std::move(fd);
+    work->source = std::string(source_name);
+    auto ended = std::make_shared<bool>(false);
+    busy_ = true;
+    auto then = [this, work, ended, done = std::move(done)] {
+        *ended = true;
+        busy_ = false;
+        OpResult<InstalledPatch> result =
+            OpError(Error{ENOMEM, work->source + ": the install's work could not run; nothing "
+                                                 "was installed"});
+        try {
+            if (work->prepared && !*work->prepared) {
+                result = OpError(work->prepared->error());
+            } else if (work->prepared) {
+                auto installed = context_.store.commit_install(std::move(**work->prepared));
+                if (!installed) {
+                    result = OpError(installed.error());
+                } else {
+                    sink_->patch_added(installed->name);
+                    result = std::move(installed).value();
+                }
+            }
+        } catch (const std::exception& e) {
+            result = OpError(Error{EIO, work->source + ": the install's end failed: " + e.what()});
+        }
+        done(std::move(result));
+    };
+    // Only what open() set is read (PatchStore::prepare_install): the loop may read the store
+    // meanwhile; nothing changes it (busy()).
+    auto run = [this, work] {
+        try {
+            work->prepared.emplace(context_.store.prepare_install(
+                std::move(work->fd), work->source, context_.kernel_release));
+        } catch (...) {
+            // (Out of memory.) Nothing prepared: the end says so.
+        }
+    };
+    if (!runner_) {
+        run();
+        then();
+        return;
+    }
+    try {
+        runner_(std::move(run), std::move(then));
+    } catch (...) {
+        if (*ended)
+            return; // ran on this thread, and its caller was answered
+        busy_ = false; // nothing runs: nothing holds the others
+        throw;
+    }
+}
+
 OpResult<void> PatchOperations::check_remove(std::string_view name) const
 {
     auto patch = context_.store.find(name);

@@ -232,7 +232,19 @@ PatchResult<void> PatchStore::check_source(int fd, std::string_view source_name)
 PatchResult<InstalledPatch> PatchStore::install(UniqueFd source, std::string_view source_name,
                                                 std::string_view kernel_release)
 {
-    const std::string origin(source_name.empty() ? "the file given" : source_name);
+    auto prepared = prepare_install(std::move(source), source_name, kernel_release);
+    if (!prepared)
+        return std::move(prepared).error();
+    return commit_install(std::move(prepared).value());
+}
+
+PatchResult<PatchStore::PreparedInstall>
+PatchStore::prepare_install(UniqueFd source, std::string_view source_name,
+                            std::string_view kernel_release) const
+{
+    PreparedInstall prepared;
+    prepared.origin = source_name.empty() ? "the file given" : std::string(source_name);
+    const std::string& origin = prepared.origin;
     if (auto r = check_source(source.get(), source_name); !r)
         return std::move(r).error();
 
@@ -242,17 +254,34 @@ PatchResult<InstalledPatch> PatchStore::install(UniqueFd source, std::string_vie
                                    file_mode);
     if (!file)
         return from_error(std::move(file).error());
-    InstalledPatch patch;
-    auto digest = copy_and_hash(source.get(), origin, *file, patch.size);
+    prepared.file.emplace(std::move(file).value());
+    InstalledPatch& patch = prepared.patch;
+    auto digest = copy_and_hash(source.get(), origin, *prepared.file, patch.size);
     if (!digest)
         return std::move(digest).error();
     patch.sha256 = std::move(digest).value();
     source.reset();
 
-    auto checked = PatchFile::validate(file->fd(), origin, kernel_release);
+    auto checked = PatchFile::validate(prepared.file->fd(), origin, kernel_release);
     if (!checked)
         return std::move(checked).error();
-    const std::string& name = checked->name;
+    patch.name = checked->name;
+    patch.source = printable(source_name);
+    patch.vermagic = checked->vermagic;
+    patch.built_for = checked->built_for;
+    patch.description = checked->description;
+    patch.livepatch_objects = checked->livepatch_objects;
+    return prepared;
+}
+
+PatchResult<InstalledPatch> PatchStore::commit_install(PreparedInstall prepared)
+{
+    InstalledPatch& patch = prepared.patch;
+    const std::string& name = patch.name;
+    const std::string& origin = prepared.origin;
+    if (!prepared.file || !is_valid_patch_name(name))
+        return PatchError(PatchErrc::invalid_name, EINVAL,
+                          origin + ": not a prepared install (the store's error)");
 
     if (auto existing = find(name); existing)
         return PatchError(PatchErrc::already_installed, EEXIST,
@@ -263,8 +292,8 @@ PatchResult<InstalledPatch> PatchStore::install(UniqueFd source, std::string_vie
     else if (existing.error().code != PatchErrc::not_installed)
         return std::move(existing).error();
 
-    file->set_name(module_file(name));
-    if (auto r = file->commit(Overwrite::refuse); !r) {
+    prepared.file->set_name(module_file(name));
+    if (auto r = prepared.file->commit(Overwrite::refuse); !r) {
         if (r.error().errnum == EEXIST)
             return PatchError(PatchErrc::already_installed, EEXIST,
                               origin + ": a patch named " + name +
@@ -272,14 +301,8 @@ PatchResult<InstalledPatch> PatchStore::install(UniqueFd source, std::string_vie
         return from_error(std::move(r).error());
     }
 
-    patch.name = name;
     patch.file = directory_ / module_file(name);
     patch.installed_at_usec = clock_();
-    patch.source = printable(source_name);
-    patch.vermagic = checked->vermagic;
-    patch.built_for = checked->built_for;
-    patch.description = checked->description;
-    patch.livepatch_objects = checked->livepatch_objects;
     if (auto r = write_file_atomically(directory_fd_.get(), directory_.native(),
                                        record_file(name), to_record(patch).dump(2) + "\n",
                                        file_mode);
@@ -289,7 +312,7 @@ PatchResult<InstalledPatch> PatchStore::install(UniqueFd source, std::string_vie
         (void)sync_directory(directory_fd_.get(), directory_.native());
         return from_error(std::move(r).error());
     }
-    return patch;
+    return std::move(patch);
 }
 
 PatchResult<CheckedModule> PatchStore::open_checked(std::string_view name,

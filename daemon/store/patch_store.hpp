@@ -17,10 +17,12 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "common/atomic_file.hpp"
 #include "common/clock.hpp"
 #include "store/patch_error.hpp"
 #include "store/patch_file.hpp"
@@ -78,6 +80,20 @@ public:
     // replacing a patch that may be applied is Remove + Install, a decision for the caller.
     PatchResult<InstalledPatch> install(UniqueFd source, std::string_view source_name,
                                         std::string_view kernel_release);
+
+    // install() in two steps, for a caller that runs the first off its event loop (copying
+    // and hashing a module takes tens of ms under emulation). prepare_install() copies, hashes
+    // and checks the file into a temporary of the store, which no reader of the store sees;
+    // it reads only what open() set, so it may run on another thread while the store is read
+    // (not changed). commit_install() puts the patch in place and records it, as install().
+    struct PreparedInstall {
+        std::optional<AtomicFile> file; // the checked copy, a temporary until committed
+        InstalledPatch patch;           // what the file says; not yet installed_at, file
+        std::string origin;             // the source, for messages
+    };
+    PatchResult<PreparedInstall> prepare_install(UniqueFd source, std::string_view source_name,
+                                                 std::string_view kernel_release) const;
+    PatchResult<InstalledPatch> commit_install(PreparedInstall prepared);
 
     // The checks of an fd a caller passed, before authorization: they read no content.
     static PatchResult<void> check_source(int fd, std::string_view source_name);
