@@ -520,7 +520,7 @@ int Manager::wait_if_busy(sd_bus_message* call, Body body, bool authorized,
     if (waiting_.size() >= max_waiting_calls)
         return sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
                                  "%zu calls that change patches wait already for an apply "
-                                 "to end; call again once they are answered",
+                                 "or install to end; call again once they are answered",
                                  waiting_.size());
     waiting_.push_back({ref_message(call), body});
     return 1;

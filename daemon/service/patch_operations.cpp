@@ -169,6 +169,7 @@ void PatchOperations::install(UniqueFd fd, std::string_view source_name,
         UniqueFd fd;
         std::string source;
         std::optional<PatchResult<PatchStore::PreparedInstall>> prepared;
+        std::optional<Error> failed; // an exception in the work, as the caller is told
     };
     auto work = std::make_shared<InstallWork>();
     work->fd = std::move(fd);
@@ -182,7 +183,9 @@ void PatchOperations::install(UniqueFd fd, std::string_view source_name,
             OpError(Error{ENOMEM, work->source + ": the install's work could not run; nothing "
                                                  "was installed"});
         try {
-            if (work->prepared && !*work->prepared) {
+            if (work->failed) {
+                result = OpError(*work->failed);
+            } else if (work->prepared && !*work->prepared) {
                 result = OpError(work->prepared->error());
             } else if (work->prepared) {
                 auto installed = context_.store.commit_install(std::move(**work->prepared));
@@ -204,8 +207,15 @@ void PatchOperations::install(UniqueFd fd, std::string_view source_name,
         try {
             work->prepared.emplace(context_.store.prepare_install(
                 std::move(work->fd), work->source, context_.kernel_release));
+        } catch (const std::bad_alloc&) {
+            work->prepared.reset(); // the end says the work could not run (ENOMEM)
+        } catch (const std::exception& e) {
+            try {
+                work->failed = Error{EIO, work->source + ": " + e.what() + "; nothing was "
+                                                                         "installed"};
+            } catch (...) {
+            }
         } catch (...) {
-            // (Out of memory.) Nothing prepared: the end says so.
         }
     };
     if (!runner_) {

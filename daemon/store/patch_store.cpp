@@ -271,6 +271,9 @@ PatchStore::prepare_install(UniqueFd source, std::string_view source_name,
     patch.built_for = checked->built_for;
     patch.description = checked->description;
     patch.livepatch_objects = checked->livepatch_objects;
+    // The copy's data on disk here, not in commit_install()'s fsync on the caller's loop.
+    if (::fsync(prepared.file->fd()) != 0)
+        return io_error(origin, "cannot write the copy to disk", errno);
     return prepared;
 }
 
@@ -292,6 +295,12 @@ PatchResult<InstalledPatch> PatchStore::commit_install(PreparedInstall prepared)
     else if (existing.error().code != PatchErrc::not_installed)
         return std::move(existing).error();
 
+    // The record's text before the module is in place: nothing may fail between the two
+    // that would leave a module without its record.
+    patch.file = directory_ / module_file(name);
+    patch.installed_at_usec = clock_();
+    const std::string record = to_record(patch).dump(2) + "\n";
+
     prepared.file->set_name(module_file(name));
     if (auto r = prepared.file->commit(Overwrite::refuse); !r) {
         if (r.error().errnum == EEXIST)
@@ -301,11 +310,8 @@ PatchResult<InstalledPatch> PatchStore::commit_install(PreparedInstall prepared)
         return from_error(std::move(r).error());
     }
 
-    patch.file = directory_ / module_file(name);
-    patch.installed_at_usec = clock_();
     if (auto r = write_file_atomically(directory_fd_.get(), directory_.native(),
-                                       record_file(name), to_record(patch).dump(2) + "\n",
-                                       file_mode);
+                                       record_file(name), record, file_mode);
         !r) {
         // Nothing half-done: without its record the patch is taken out again.
         (void)::unlinkat(directory_fd_.get(), module_file(name).c_str(), 0);
