@@ -129,6 +129,32 @@ std::uint64_t test_count(const char* member)
     return n;
 }
 
+// Asynchronous calls' answers, in the order they came: each one's error name, or the name
+// its Pending gives (the test's method name) when it succeeded.
+struct Pending {
+    std::vector<std::string>* answered;
+    const char* name;
+};
+
+int on_reply(sd_bus_message* m, void* userdata, sd_bus_error*) noexcept
+{
+    auto* p = static_cast<Pending*>(userdata);
+    const sd_bus_error* e = sd_bus_message_get_error(m);
+    p->answered->push_back(e ? e->name : p->name);
+    return 0;
+}
+
+// Processes the test's bus until `until` answers have come, for at most `tenths` 0.1 s waits.
+void process_until(const std::vector<std::string>& answered, std::size_t until, int tenths)
+{
+    for (int i = 0; i < tenths && answered.size() < until; ++i) {
+        const int r = sd_bus_process(bus(), nullptr);
+        REQUIRE(r >= 0);
+        if (r == 0)
+            REQUIRE(sd_bus_wait(bus(), 100'000) >= 0);
+    }
+}
+
 std::string named(const char* name)
 {
     return std::string(error_prefix) + name;
@@ -1237,16 +1263,6 @@ TEST_CASE("an Apply whose module loads slowly leaves the loop free; changes wait
     // until ReleaseLoad (at most 30 s).
     REQUIRE(install(write_patch("lp_held")).ok());
     std::vector<std::string> answered;
-    struct Pending {
-        std::vector<std::string>* answered;
-        const char* name;
-    };
-    const auto on_reply = [](sd_bus_message* m, void* userdata, sd_bus_error*) noexcept -> int {
-        auto* p = static_cast<Pending*>(userdata);
-        const sd_bus_error* e = sd_bus_message_get_error(m);
-        p->answered->push_back(e ? e->name : p->name);
-        return 0;
-    };
     Pending apply{&answered, "Apply"};
     Pending revert{&answered, "Revert"};
     // The slots are the test's: a reply after a failed REQUIRE reaches nothing of its stack.
@@ -1258,12 +1274,7 @@ TEST_CASE("an Apply whose module loads slowly leaves the loop free; changes wait
                                      "Revert", on_reply, &revert, "s", "lp_d") >= 0);
     SlotPtr revert_slot(slot);
     const auto process = [&](std::size_t until, int tenths) {
-        for (int i = 0; i < tenths && answered.size() < until; ++i) {
-            const int r = sd_bus_process(bus(), nullptr);
-            REQUIRE(r >= 0);
-            if (r == 0)
-                REQUIRE(sd_bus_wait(bus(), 100'000) >= 0);
-        }
+        process_until(answered, until, tenths);
     };
     process(1, 5);
 
@@ -1358,16 +1369,6 @@ TEST_CASE("an Install copies and hashes its module off the loop; changes wait th
     const std::string file = write_patch("lp_slow_install");
     REQUIRE(test_hook("HoldWork").ok());
     std::vector<std::string> answered;
-    struct Pending {
-        std::vector<std::string>* answered;
-        const char* name;
-    };
-    const auto on_reply = [](sd_bus_message* m, void* userdata, sd_bus_error*) noexcept -> int {
-        auto* p = static_cast<Pending*>(userdata);
-        const sd_bus_error* e = sd_bus_message_get_error(m);
-        p->answered->push_back(e ? e->name : p->name);
-        return 0;
-    };
     Pending install_reply{&answered, "Install"};
     Pending remove_reply{&answered, "Remove"};
     const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
@@ -1382,12 +1383,7 @@ TEST_CASE("an Install copies and hashes its module off the loop; changes wait th
                                      "Remove", on_reply, &remove_reply, "s", "lp_keep") >= 0);
     SlotPtr remove_slot(slot);
     const auto process = [&](std::size_t until, int tenths) {
-        for (int i = 0; i < tenths && answered.size() < until; ++i) {
-            const int r = sd_bus_process(bus(), nullptr);
-            REQUIRE(r >= 0);
-            if (r == 0)
-                REQUIRE(sd_bus_wait(bus(), 100'000) >= 0);
-        }
+        process_until(answered, until, tenths);
     };
     process(1, 5);
 
