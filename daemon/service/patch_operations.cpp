@@ -153,15 +153,6 @@ OpResult<void> PatchOperations::check_install(int fd, std::string_view source_na
     return {};
 }
 
-OpResult<InstalledPatch> PatchOperations::install(UniqueFd fd, std::string_view source_name)
-{
-    auto installed = context_.store.install(std::move(fd), source_name, context_.kernel_release);
-    if (!installed)
-        return OpError(installed.error());
-    sink_->patch_added(installed->name);
-    return std::move(installed).value();
-}
-
 void PatchOperations::install(UniqueFd fd, std::string_view source_name,
                               std::function<void(OpResult<InstalledPatch>)> done)
 {
@@ -208,7 +199,7 @@ void PatchOperations::install(UniqueFd fd, std::string_view source_name,
             work->prepared.emplace(context_.store.prepare_install(
                 std::move(work->fd), work->source, context_.kernel_release));
         } catch (const std::bad_alloc&) {
-            work->prepared.reset(); // the end says the work could not run (ENOMEM)
+            // Nothing prepared: the end says the work could not run (ENOMEM).
         } catch (const std::exception& e) {
             try {
                 work->failed = Error{EIO, work->source + ": " + e.what() + "; nothing was "

@@ -90,9 +90,9 @@ public:
     }
 
     OpResult<void> check_install(int fd, std::string_view source_name) const;
-    OpResult<InstalledPatch> install(UniqueFd fd, std::string_view source_name);
-    // install(), answered through done, on the loop: the file's copy, hash and checks run as
-    // blocking work (set_work_runner, busy() meanwhile), the store's commit after it.
+    // Installs the patch read from fd (PatchStore::install), answered through done, on the
+    // loop: the file's copy, hash and checks run as blocking work (set_work_runner, busy()
+    // meanwhile), the store's commit after it.
     void install(UniqueFd fd, std::string_view source_name,
                  std::function<void(OpResult<InstalledPatch>)> done);
     OpResult<void> check_apply(std::string_view name) const;
