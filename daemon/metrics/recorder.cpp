@@ -55,6 +55,12 @@ void MetricsRecorder::changed()
 
 void MetricsRecorder::write_now()
 {
+    // During a write, its end reads the sources and compares with what it wrote (which this
+    // snapshot may have changed back from): reading them now would be read again.
+    if (writing_) {
+        rewrite_ = true;
+        return;
+    }
     if (sources_.patches) {
         // A failed read (sysfs, the store) keeps the patches as last known: the bus reports
         // that error to its callers; the file stays what it was.
@@ -71,12 +77,6 @@ void MetricsRecorder::write_now()
     if (sources_.shim_version) {
         snapshot_.shim_version = sources_.shim_version();
         snapshot_.shim_loaded = !snapshot_.shim_version.empty();
-    }
-    // Compared with what is written once the write under way has ended: it may write what
-    // this snapshot has changed back from.
-    if (writing_) {
-        rewrite_ = true; // with what the sources say then
-        return;
     }
     if (written_ && *written_ == snapshot_)
         return;
