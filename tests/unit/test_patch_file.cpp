@@ -444,6 +444,10 @@ TEST_CASE("InvalidRelocations: what the kernel or lpshim would refuse at load")
             "livepatch relocation section '.klp.rela..text' is not named .klp.rela.<object>.<section>");
     refused({".klp.rela.loop", {{".klp.sym.loop.x,0", R_X86_64_PC32}}},
             "section '.klp.rela.loop' is not named");
+    // An object is a module's name (or vmlinux): a byte outside one is refused here, before
+    // the store records it (its record's JSON refused it after the module was in place).
+    refused({".klp.rela.lo\xffop.text", {{".klp.sym.lo\xffop.x,0", R_X86_64_PC32}}},
+            "is not named .klp.rela.<object>.<section>");
     refused({".klp.rela.vmlinux.text", {{".klp.sym.vmlinux.x,0", R_X86_64_PC32}}, SHT_REL},
             "'.klp.rela.vmlinux.text' is not SHT_RELA");
     refused({".klp.rela.vmlinux.text", {{".klp.sym.vmlinux.x,0", R_X86_64_GOTPCREL}}},
