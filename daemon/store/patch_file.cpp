@@ -174,8 +174,9 @@ split_klp_name(std::string_view name, std::string_view prefix)
         return std::nullopt;
     name.remove_prefix(prefix.size());
     const std::size_t dot = name.find('.');
+    // The object is a module's name, or vmlinux: letters, digits and underscores.
     if (dot == 0 || dot == std::string_view::npos || dot > klp_object_max ||
-        dot + 1 == name.size())
+        dot + 1 == name.size() || !is_valid_patch_name(name.substr(0, dot)))
         return std::nullopt;
     return std::pair{name.substr(0, dot), name.substr(dot + 1)};
 }
