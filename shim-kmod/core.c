@@ -1195,6 +1195,7 @@ static int lpshim_stats_show(struct seq_file *m, void *v)
 {
 	mutex_lock(&lpshim_mutex);
 	lpshim_task_table_show_stats(m);
+	lpshim_show_transition_stats(m);
 	mutex_unlock(&lpshim_mutex);
 	return 0;
 }

@@ -545,6 +545,12 @@ static unsigned int lpshim_switch_exiting_tasks(struct lpshim_task_table *table)
 static bool lpshim_pass_ended_for_writer;
 
 /*
+ * Walks of the whole task list under tasklist_lock, preemption off, that passes made to
+ * conclude, since lpshim was loaded (debugfs "stats"). lpshim_mutex.
+ */
+static unsigned long lpshim_tasklist_walks;
+
+/*
  * Give up the CPU in the middle of an RCU walk of the task list that stands on thread @t of
  * @g, after @visited tasks, if another task waits for it, and every LPSHIM_WALK_BATCH tasks
  * in any case (under full preemption the walk is preempted without ever seeing need_resched(),
@@ -637,6 +643,7 @@ static unsigned int lpshim_switch_tasks(void)
 	}
 
 	/* Under tasklist_lock no task can be created: none is missed by this walk. */
+	lpshim_tasklist_walks++;
 	read_lock(lpshim_ksyms.tasklist_lock);
 	for_each_process_thread(g, t) {
 		pending += !lpshim_try_switch_task(table, t);
@@ -1048,6 +1055,12 @@ void lpshim_show_pending_tasks(struct seq_file *m)
 	}
 	rcu_read_unlock();
 	lpshim_task_table_show_exiting(table, lpshim_target_state, m, lpshim_show_pending_task);
+}
+
+void lpshim_show_transition_stats(struct seq_file *m)
+{
+	lockdep_assert_held(&lpshim_mutex);
+	seq_printf(m, "tasklist_walks %lu\n", lpshim_tasklist_walks);
 }
 
 #ifdef LPSHIM_DEBUG

@@ -55,6 +55,8 @@ void lpshim_kick_transition(void);
 /* debugfs "tasks": one line per task not yet in the target state. lpshim_mutex held. */
 struct seq_file;
 void lpshim_show_pending_tasks(struct seq_file *m);
+/* debugfs "stats": the passes' walks under tasklist_lock since lpshim was loaded. lpshim_mutex. */
+void lpshim_show_transition_stats(struct seq_file *m);
 /* debugfs "task_states", debug build only. lpshim_mutex held. */
 void lpshim_show_task_states(struct seq_file *m);
 
