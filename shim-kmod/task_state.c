@@ -145,11 +145,13 @@ static struct lpshim_task *lpshim_task_insert_locked(struct lpshim_task_table *t
 
 	if (old) {
 		if (overwrite)
-			WRITE_ONCE(old->state, state);
+			lpshim_task_set_state(table, old, state);
 		lpshim_task_put_locked(table, entry);
 		return old;
 	}
 	entry->task = task;
+	/* Counted before it is on the buckets: lpshim_task_set_state(). */
+	atomic_inc(&table->nr_in_state[state]);
 	entry->state = state;
 	entry->reason = LPSHIM_BLOCK_NONE;
 	entry->work_queued = false;
@@ -205,7 +207,7 @@ static void lpshim_newtask_probe(void *data, struct task_struct *task, unsigned 
 	} else {
 		old = lpshim_task_lookup(table, task);
 		if (old)
-			WRITE_ONCE(old->state, state);
+			lpshim_task_set_state(table, old, state);
 		else
 			table->nr_lost++;
 	}
@@ -398,6 +400,8 @@ static void lpshim_free_probe(void *data, struct task_struct *task)
 	entry = lpshim_task_lookup(table, task);
 	if (entry) {
 		hlist_del_rcu(&entry->node);
+		/* A switch point that looked it up before no longer changes it: no count is off. */
+		atomic_dec(&table->nr_in_state[xchg(&entry->state, LPSHIM_TASK_GONE)]);
 		if (entry->exiting) {
 			list_del(&entry->list);
 			table->nr_exiting--;
@@ -490,21 +494,69 @@ void lpshim_task_table_show_exiting(struct lpshim_task_table *table, int target,
 	raw_spin_unlock_irq(&table->lock);
 }
 
+/*
+ * Make @target the orphan state unless it is another and an exiting orphan may still run in
+ * it. table->lock held.
+ */
+static bool lpshim_task_table_settle_orphans_locked(struct lpshim_task_table *table, int target)
+{
+	int i;
+
+	if (table->orphan_state == target)
+		return true;
+	if (table->untracked_overflow)
+		return false;
+	for (i = 0; i < LPSHIM_UNTRACKED_EXITS; i++)
+		if (table->untracked_exits[i])
+			return false;
+	WRITE_ONCE(table->orphan_state, target);
+	return true;
+}
+
 bool lpshim_task_table_settle_orphans(struct lpshim_task_table *table, int target)
 {
 	bool settled;
-	int i;
 
 	if (READ_ONCE(table->orphan_state) == target)
 		return true;
 	raw_spin_lock_irq(&table->lock);
-	settled = !table->untracked_overflow;
-	for (i = 0; i < LPSHIM_UNTRACKED_EXITS && settled; i++)
-		settled = !table->untracked_exits[i];
-	if (settled)
-		WRITE_ONCE(table->orphan_state, target);
+	settled = lpshim_task_table_settle_orphans_locked(table, target);
 	raw_spin_unlock_irq(&table->lock);
 	return settled;
+}
+
+unsigned long lpshim_task_table_lost(struct lpshim_task_table *table)
+{
+	unsigned long lost;
+
+	/*
+	 * Under the lock: a creation whose loss is counted here was on the task list before,
+	 * and the walk that follows sees it.
+	 */
+	raw_spin_lock_irq(&table->lock);
+	lost = table->nr_lost;
+	raw_spin_unlock_irq(&table->lock);
+	return lost;
+}
+
+int lpshim_task_table_settle(struct lpshim_task_table *table, int target, unsigned long lost)
+{
+	int ret = 0;
+
+	/*
+	 * The creation probe reads its creator's state and records the child, or counts it
+	 * lost, under the lock: before this section, with the creator in @target (no entry is
+	 * counted in the other state, and an orphan creator was lost or seen), or after it, in
+	 * @target too.
+	 */
+	raw_spin_lock_irq(&table->lock);
+	if (table->nr_lost != lost)
+		ret = -ESTALE;
+	else if (atomic_read(&table->nr_in_state[!target]) ||
+		 !lpshim_task_table_settle_orphans_locked(table, target))
+		ret = -EAGAIN;
+	raw_spin_unlock_irq(&table->lock);
+	return ret;
 }
 
 unsigned int lpshim_task_table_force(struct lpshim_task_table *table, int target)
@@ -515,9 +567,9 @@ unsigned int lpshim_task_table_force(struct lpshim_task_table *table, int target
 	raw_spin_lock_irq(&table->lock);
 	for (i = 0; i < (1U << table->bits); i++) {
 		hlist_for_each_entry(entry, &table->buckets[i], node) {
-			if (entry->state == target)
+			if (READ_ONCE(entry->state) == target)
 				continue;
-			WRITE_ONCE(entry->state, target);
+			lpshim_task_set_state(table, entry, target);
 			trace_lpshim_task_switch(entry->task->pid, target, LPSHIM_SWITCH_FORCE);
 			forced++;
 		}
@@ -624,6 +676,13 @@ int lpshim_task_table_create(int target)
 	 * with the second smp_rmb() in lpshim_ftrace_handler().
 	 */
 	rcu_assign_pointer(lpshim_tasks, table);
+	/*
+	 * A task created now is put on the task list under tasklist_lock, then its creation
+	 * probe reads lpshim_tasks: with this empty section, either the probe sees the table or
+	 * the first pass's walk (under RCU) sees the task, an orphan it records.
+	 */
+	read_lock(lpshim_ksyms.tasklist_lock);
+	read_unlock(lpshim_ksyms.tasklist_lock);
 	lpshim_task_table_adopt_exiting(table);
 	lpshim_debug_table_delay();
 	return 0;

@@ -85,6 +85,9 @@ struct lpshim_task {
  * @nr_taken:	entries taken from @pool or allocated since the last refill
  * @nr_lost:	tasks that got no entry when they were created or began to exit (none
  *		could be had): orphans lpshim did not record
+ * @nr_in_state: entries on the buckets in each state, never fewer than there are: raised
+ *		before an entry enters a state, lowered after it left it
+ *		(lpshim_task_set_state()); atomic, as switch points write without @lock
  * @untracked_exits: exiting orphans that got no entry, until they are freed
  * @untracked_overflow: more of those than @untracked_exits holds were seen: @orphan_state can
  *		never change again, so the transition can complete only towards it
@@ -106,12 +109,37 @@ struct lpshim_task_table {
 	unsigned int nr_graveyard;
 	unsigned int nr_taken;
 	unsigned long nr_lost;
+	atomic_t nr_in_state[2];
 	struct task_struct *untracked_exits[LPSHIM_UNTRACKED_EXITS];
 	bool untracked_overflow;
 	bool all_recorded;
 	struct rcu_head rcu;
 	struct hlist_head buckets[];
 };
+
+/* The state of an entry its task's free took off the buckets: counted in no state. */
+#define LPSHIM_TASK_GONE	(-1)
+
+/*
+ * Move @entry of @table to @state, unless its task was freed meanwhile (a switch point that
+ * looked it up before). The count of @state goes up before the entry is in it (the
+ * cmpxchg() is a full barrier), the count of its old state down after it left it: a pass
+ * that finds no entry counted in a state knows that none is in it.
+ */
+static __always_inline void lpshim_task_set_state(struct lpshim_task_table *table,
+						  struct lpshim_task *entry, int state)
+{
+	int old = READ_ONCE(entry->state);
+
+	atomic_inc(&table->nr_in_state[state]);
+	do {
+		if (old == LPSHIM_TASK_GONE) {
+			atomic_dec(&table->nr_in_state[state]);
+			return;
+		}
+	} while (!try_cmpxchg(&entry->state, &old, state));
+	atomic_dec(&table->nr_in_state[old]);
+}
 
 /* The table of the transition in progress, or NULL. Published with rcu_assign_pointer(). */
 extern struct lpshim_task_table __rcu *lpshim_tasks;
@@ -202,6 +230,20 @@ void lpshim_task_table_show_exiting(struct lpshim_task_table *table, int target,
  * state is @target.
  */
 bool lpshim_task_table_settle_orphans(struct lpshim_task_table *table, int target);
+
+/* How many tasks got no entry so far (@nr_lost), read before a pass's walk. */
+unsigned long lpshim_task_table_lost(struct lpshim_task_table *table);
+
+/*
+ * The same without tasklist_lock: a walk under RCU found every task it saw recorded and in
+ * @target, and no task was lost (@lost is lpshim_task_table_lost() from before that walk).
+ * Every task created meanwhile then has an entry, and with no entry counted in the other
+ * state, every task is in @target. Make @target the orphan state, in one section of the
+ * table's lock with those checks, so that a creation lost after them is in @target too.
+ * Return 0 when it is, -EAGAIN when an entry or an exiting orphan is not in @target yet,
+ * -ESTALE when a task was lost since @lost: only a walk under tasklist_lock can tell then.
+ */
+int lpshim_task_table_settle(struct lpshim_task_table *table, int target, unsigned long lost);
 
 /* Set every entry and the orphan state to @target (force); return how many entries moved. */
 unsigned int lpshim_task_table_force(struct lpshim_task_table *table, int target);
