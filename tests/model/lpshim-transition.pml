@@ -16,6 +16,11 @@
  *                  does not go on the exiting list (d1-design.md says nothing about it)
  *   GAP_PRETABLE   the pass may set orphan_state = T while a task that passed its exit probe
  *                  before the table was published is still running its tail
+ *   GAP_LOST       a pass completes from its walk under RCU even when a creation was lost
+ *                  (no entry) since the walk began
+ *   GAP_COUNT      a pass completes from its walk under RCU without the table's count of
+ *                  entries in the other state
+ *   LOCKED_ONLY    every pass walks under tasklist_lock (lpshim before the counts)
  *
  *   NINIT, NCHILD  tasks at the start, tasks that may be created (default 2 and 1)
  *   NOEXIT         tasks 0 .. NOEXIT-1 never exit (default 2: only created tasks exit)
@@ -103,6 +108,9 @@ bit freed;		/* the patch module's code is freed */
 bit pinned;		/* the patch module can never be freed (force, immediate) */
 bit halted;		/* forced: nothing more can be violated, stop exploring */
 bit tl;			/* the pass holds tasklist_lock: no task enters or leaves the list */
+bit walking;		/* a pass walks the task list under RCU: tasks may be created behind it */
+byte born;		/* tasks created during that walk (bit mask): it may not see them */
+byte nr_lost;		/* table->nr_lost: creations and exits that got no entry */
 byte sync_wait;		/* tasks a lpshim_synchronize() still waits for (bit mask) */
 byte nchild;		/* tasks created so far */
 byte nuntracked;	/* untracked exiting orphans in the table's fixed array */
@@ -314,6 +322,7 @@ end:	do
 		child = NINIT + nchild;
 		nchild++;
 		status[child] = S_NEW;
+		if :: walking -> born = born | (1 << child) :: else -> skip fi;
 #ifdef HOLE1
 		if :: worker = 1 :: worker = 0 fi;
 		printf("task %d creates task %d (%d: 1 = an io_uring-style worker)\n", t, child, worker) }
@@ -347,7 +356,7 @@ end:	do
 			:: !has_entry[child] ->
 				if	/* the pool, else GFP_ATOMIC */
 				:: has_entry[child] = 1; st[child] = (has_entry[t] -> st[t] : orphan)
-				:: printf("task %d is lost (no entry)\n", child)	/* cover */
+				:: nr_lost++; printf("task %d is lost (no entry)\n", child)	/* cover */
 				fi
 			fi
 		:: else -> skip
@@ -374,9 +383,9 @@ end:	do
 		:: table && !has_entry[t] ->
 			if
 			:: has_entry[t] = 1; st[t] = orphan; on_exiting[t] = 1
-			:: nuntracked < UMAX -> untracked[t] = 1; nuntracked++;
+			:: nuntracked < UMAX -> untracked[t] = 1; nuntracked++; nr_lost++;
 				printf("task %d: exit probe found no memory\n", t)	/* cover */
-			:: overflow = 1;	/* or tasks not modelled filled the array */
+			:: overflow = 1; nr_lost++;	/* or tasks not modelled filled the array */
 				printf("task %d: exit probe overflows the array\n", t)	/* cover */
 			fi
 		:: !table -> missed_exit[t] = 1; npretable++;
@@ -427,7 +436,7 @@ inline SYNC()
 inline end_tracking()
 {
 	d_step {
-		table = 0; ranges = 0; orphan = 0; nuntracked = 0; overflow = 0;
+		table = 0; ranges = 0; orphan = 0; nuntracked = 0; overflow = 0; nr_lost = 0;
 		for (i : 0 .. NT - 1) {
 			has_entry[i] = 0; st[i] = 0; on_exiting[i] = 0; untracked[i] = 0
 		}
@@ -530,11 +539,12 @@ inline NEXT_WALKED()
 #endif
 
 /*
- * A pass (lpshim_try_complete_transition()): walk the tasks under tasklist_lock, then the exiting
- * list; if every walked task is in T, flip orphan_state (still under tasklist_lock) and complete.
- * Leaves done = 1 when complete.
+ * The walk under tasklist_lock (lpshim_switch_tasks() after a lost creation, and every pass
+ * before the table counted its entries per state): walk the tasks, then the exiting list; if
+ * every walked task is in T, flip orphan_state (still under tasklist_lock). Leaves pending = 0
+ * when it may complete.
  */
-inline pass()
+inline locked_walk()
 {
 	atomic { tl = 1; pending = 0; i = 0; NEXT_WALKED() };
 	do
@@ -553,12 +563,87 @@ inline pass()
 		fi;
 #endif
 		tl = 0;
-		done = (pending == 0);
-		printf("W: pass done: %d\n", done);
-		pending = 0;
 		i = 0;
 		break }
 	od
+}
+
+#ifdef GAP_LOST
+#define LOST_SINCE(n)	0
+#else
+#define LOST_SINCE(n)	(nr_lost != (n))
+#endif
+
+/*
+ * The walk under RCU (lpshim_switch_tasks_preemptible()): tasks are created and released
+ * meanwhile, and it may miss any task created behind it (born); it sees every other. When it
+ * found every task it saw in T, the table decides in one section of its lock
+ * (lpshim_task_table_settle()): a creation lost since the walk began leaves it to the locked
+ * walk (stale); an entry in the other state keeps the transition open; else orphan_state
+ * becomes T.
+ */
+inline rcu_walk()
+{
+	atomic { walking = 1; born = 0; pending = 0; stale = 0; lost0 = nr_lost; i = 0; NEXT_WALKED() };
+	do
+	:: atomic { i < NT ->
+		if
+		:: (born >> i) & 1 -> printf("W: the walk misses task %d, created behind it\n", i)	/* cover */
+		:: visit(i)
+		fi;
+		i++;
+		NEXT_WALKED() }
+	:: atomic { i >= NT ->
+		walking = 0;
+		born = 0;
+		other = 0;
+		for (i : 0 .. NT - 1) {
+			if :: has_entry[i] && st[i] != T -> other = 1 :: else -> skip fi
+		}
+		i = 0;
+		if
+		:: pending == 0 && LOST_SINCE(lost0) ->
+			stale = 1;
+			printf("W: a creation was lost during the walk: the locked walk decides\n")	/* cover */
+#ifndef GAP_COUNT
+		:: pending == 0 && !LOST_SINCE(lost0) && other ->
+			pending = 1;
+			printf("W: an entry is counted in the other state\n")	/* cover */
+#endif
+		:: pending == 0 && !LOST_SINCE(lost0) && orphan != T &&
+#ifndef GAP_COUNT
+		   !other &&
+#endif
+		   nuntracked == 0 && !overflow && PRETABLE_GONE ->
+			orphan = T;
+			printf("W flips orphan_state to %d from the counts\n", T)	/* cover */
+		:: pending == 0 && !LOST_SINCE(lost0) && orphan != T &&
+#ifndef GAP_COUNT
+		   !other &&
+#endif
+		   !(nuntracked == 0 && !overflow && PRETABLE_GONE) ->
+			pending = 1
+		:: else -> skip
+		fi;
+		other = 0;
+		lost0 = 0;
+		break }
+	od
+}
+
+/* A pass (lpshim_try_complete_transition()). Leaves done = 1 when complete. */
+inline pass()
+{
+#if defined(HOLE1) || defined(LOCKED_ONLY)
+	locked_walk();
+#else
+	rcu_walk();
+	if :: stale -> locked_walk() :: else -> skip fi;
+#endif
+	done = (pending == 0);
+	printf("W: pass done: %d\n", done);
+	pending = 0;
+	stale = 0
 }
 
 /* lpshim_complete_transition() */
@@ -647,8 +732,8 @@ inline fill()
 proctype Writer(bit enable)
 {
 	byte i;
-	bit pending, done;
-	byte nrev;
+	bit pending, done, stale, other;
+	byte nrev, lost0;
 
 	if
 	:: enable ->
