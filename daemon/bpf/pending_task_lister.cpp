@@ -3,6 +3,7 @@
 
 #include "common/clock.hpp"
 #include "common/dispatch_label.hpp"
+#include "common/journal.hpp"
 
 #include <algorithm>
 #include <set>
@@ -28,8 +29,28 @@ StackSelection merged(const Requests& asked)
 
 } // namespace
 
+PendingTaskLister::PendingTaskLister(sd_event* event, const PendingTaskTracker& tracker) noexcept
+    : event_(event), tracker_(tracker)
+{
+    if (!event_)
+        return;
+    // Without the thread (or out of memory for it), the loop reads the walks, a slice a turn.
+    try {
+        auto reader = OffLoopQueue::create(event_, "the end of a pending-task walk's read");
+        if (reader)
+            reader_ = std::move(*reader);
+        else
+            journal::log(LogLevel::warning, reader.error().message +
+                                                "; the pending-task walks are read on the "
+                                                "event loop, a slice a turn");
+    } catch (...) {
+    }
+}
+
 PendingTaskLister::~PendingTaskLister()
 {
+    closing_ = true;
+    reader_.reset(); // the read under way stops after its slice; its continuation never runs
     sd_event_source_disable_unref(source_);
 }
 
@@ -55,19 +76,24 @@ int PendingTaskLister::on_turn(sd_event_source*, void* userdata) noexcept
     try {
         self->turn();
     } catch (...) {
-        // (Out of memory.) The walk ends; what it served is told so, if that can be said.
-        self->walk_.reset();
-        self->read_.reset();
-        std::vector<Request> served = std::move(self->serving_);
-        self->serving_.clear();
-        for (Request& request : served) {
-            try {
-                request.done(Error{ENOMEM, "list the pending tasks: out of memory"});
-            } catch (...) {
-            }
-        }
+        self->abandon();
     }
     return 0;
+}
+
+void PendingTaskLister::abandon() noexcept
+{
+    // (Out of memory.) The walk ends; what it served is told so, if that can be said.
+    walk_.reset();
+    read_.reset();
+    std::vector<Request> served = std::move(serving_);
+    serving_.clear();
+    for (Request& request : served) {
+        try {
+            request.done(Error{ENOMEM, "list the pending tasks: out of memory"});
+        } catch (...) {
+        }
+    }
 }
 
 // A request for the stacks of some tids gets those tasks only.
@@ -94,6 +120,8 @@ void PendingTaskLister::start()
 
 void PendingTaskLister::turn()
 {
+    if (reading_)
+        return; // (the source could not be turned off) the reader turns it on again
     label_dispatch(read_ ? "a pending-task walk's listener" : "a pending-task walk's read");
     if (read_) {
         // The walk has ended: its listeners are called a turn each (at 30,000 tasks each one's
@@ -110,7 +138,64 @@ void PendingTaskLister::turn()
         if (!walk_)
             return;
     }
-    auto ended = walk_->read_until(monotonic_usec() + slice_usec);
+    // (Without source_, the walk is read in place: the thread's continuation could not run.)
+    if (reader_ && source_) {
+        read_off_loop();
+        return;
+    }
+    read(walk_->read_until(monotonic_usec() + slice_usec));
+}
+
+void PendingTaskLister::read_off_loop()
+{
+    struct Outcome {
+        Result<bool> ended = false;
+        bool out_of_memory = false;
+    };
+    auto outcome = std::make_shared<Outcome>();
+    reader_->post(
+        [this, outcome] {
+            // The work must not throw: out of memory ends the walk like a failed read (told
+            // on the loop: making its message allocates too).
+            try {
+                // A slice at a time, so that the destructor's wait is one slice at most.
+                do {
+                    outcome->ended = walk_->read_until(monotonic_usec() + slice_usec);
+                } while (outcome->ended && !*outcome->ended && !closing_);
+            } catch (...) {
+                outcome->out_of_memory = true;
+            }
+        },
+        [this, outcome] {
+            reading_ = false;
+            // Nothing would turn again without it: then the rest here, as list() does without
+            // a loop (until a listener's list() makes a new source, which takes over).
+            bool turns = sd_event_source_set_enabled(source_, SD_EVENT_ON) >= 0;
+            if (!turns)
+                source_ = sd_event_source_disable_unref(source_);
+            try {
+                if (outcome->out_of_memory)
+                    read(Error{ENOMEM, "list the pending tasks: out of memory"});
+                else
+                    read(std::move(outcome->ended));
+                if (turns)
+                    return;
+                journal::log(LogLevel::warning, "the pending-task walk's turns cannot be "
+                                                "turned on again; its rest is read at once");
+                while (!source_ && busy())
+                    turn();
+            } catch (...) {
+                abandon();
+            }
+        });
+    // The turns wait while the thread reads (the continuation runs on the loop, after this).
+    // Not turned off: they return at once until then.
+    (void)sd_event_source_set_enabled(source_, SD_EVENT_OFF);
+    reading_ = true;
+}
+
+void PendingTaskLister::read(Result<bool> ended)
+{
     if (!ended) {
         walk_.reset();
         read_ = std::move(ended).error();

@@ -272,7 +272,10 @@ Result<bool> PendingTaskTracker::Walk::read_until(std::uint64_t deadline_usec)
             return true;
         } else if (errno != EINTR && errno != EAGAIN) {
             // EAGAIN: the kernel visited a million tasks without output and yields; read on.
-            return failure(errno, "read the task iterator");
+            // Not failure(): a read runs on PendingTaskLister's thread, and libbpf's messages
+            // are the loop's (no program is loaded here).
+            return Error{errno, "read the task iterator: " +
+                                    std::generic_category().message(errno)};
         }
         if (monotonic_ns() / 1000 >= deadline_usec)
             return false;
