@@ -67,7 +67,8 @@ struct lpshim_task {
  * @bits:	log2 of the number of buckets
  * @orphan_state: the state of a task with no entry; the handler reads it locklessly. It changes
  *		only when a pass found no task in it that is not in the target state
- *		(lpshim_task_table_settle_orphans())
+ *		(lpshim_task_table_settle_orphans(), lpshim_task_table_settle()), or when the
+ *		transition is forced
  * @lock:	protects the buckets against concurrent writers (creation, exit and free of tasks
  *		run concurrently with the transition work), the lists and the counters below;
  *		taken with interrupts off, inside the runqueue lock (the sched_switch probe): never

@@ -543,6 +543,8 @@ static unsigned int lpshim_switch_exiting_tasks(struct lpshim_task_table *table)
 
 /* Tasks a walk under RCU visits at most between two of its breaks (below). */
 #define LPSHIM_WALK_BATCH 1024
+/* Walks under RCU a pass makes, each losing its place, before it walks under tasklist_lock. */
+#define LPSHIM_WALK_TRIES 3
 
 /*
  * Whether the last pass ended for a writer waiting for lpshim_mutex: the next one does not, so
@@ -630,7 +632,7 @@ static unsigned int lpshim_switch_tasks(void)
 	unsigned int pending = 0, idle_pending = 0;
 	bool recorded = true;
 	unsigned long lost;
-	int cpu, left, orphan_state;
+	int cpu, left, orphan_state, tries;
 
 	lpshim_task_table_refill(table);
 
@@ -640,12 +642,21 @@ static unsigned int lpshim_switch_tasks(void)
 	 * and the next one starts over (and does not end for a writer). None: the walk saw every
 	 * task that was on the list all along it recorded and switched, and the table's counts
 	 * decide (lpshim_task_table_settle()), unless a task created meanwhile got no entry; then,
-	 * or when the walk lost its place, the locked walk decides. That walk holds tasklist_lock,
+	 * or when the walk lost its place LPSHIM_WALK_TRIES times, the locked walk decides. That walk holds tasklist_lock,
 	 * preemption off, for a lookup per task: 150 ms for 30,000 tasks under TCG.
 	 */
-	lost = lpshim_task_table_lost(table);
-	orphan_state = READ_ONCE(table->orphan_state);
-	left = lpshim_switch_tasks_preemptible(table);
+	for (tries = 1; ; tries++) {
+		lost = lpshim_task_table_lost(table);
+		orphan_state = READ_ONCE(table->orphan_state);
+		left = lpshim_switch_tasks_preemptible(table);
+		/*
+		 * Lost its place (the task it stood on was released during a break) before it found
+		 * any pending: walk again from the start, so that threads exiting in numbers do not
+		 * cost the locked walk. A few times.
+		 */
+		if (left != -EAGAIN || tries == LPSHIM_WALK_TRIES)
+			break;
+	}
 	lpshim_pass_ended_for_writer = left == -EINTR;
 	if (left == -EINTR)
 		return 1;
@@ -936,9 +947,9 @@ void lpshim_cancel_transition(void)
 
 /*
  * The opposite of the current target. Task states are absolute (patched or unpatched), so the
- * handler needs no barrier for the flip; a switch point that checked a task against the old
- * target's ranges writes that target, which is consistent for it, and the task is then merely
- * pending again. The orphan state does not change either.
+ * handler needs no barrier for the flip. A switch point that checked a task against the old
+ * target's ranges would write the old target after a pass counted the task in the new one:
+ * the reversal waits such writes out (below). The orphan state does not change.
  */
 void lpshim_reverse_transition(void)
 {
