@@ -408,6 +408,63 @@ TEST_CASE("the recorder counts what the service reports, passes it all on, and w
     CHECK(samples(read_file(file), "livepatchd_running")[0] == "livepatchd_running 0");
 }
 
+TEST_CASE("the recorder reads the patches again only after an event that may change them")
+{
+    // At 10,000 pending tasks under emulation a read of the store and of sysfs took the event
+    // loop 110 ms after a stop round, which changes no patch's state.
+    TempDir dir;
+    const auto file = dir.path / "livepatchd.prom";
+    RecordingSink bus;
+    PatchStatus p;
+    p.name = "lp_fix";
+    p.state = PatchState::applying;
+    unsigned reads = 0;
+    MetricsRecorder recorder(
+        bus,
+        MetricsSources{
+            .patches = [&]() -> Result<std::vector<PatchStatus>> {
+                ++reads;
+                return std::vector<PatchStatus>{p};
+            },
+            .shim_version = [] { return std::string("0.1.0"); },
+        },
+        TextfileWriter(file), identity(), nullptr);
+    recorder.write_now();
+    CHECK(reads == 1);
+    recorder.transition_status({ServiceState::transitioning, "lp_fix", "patched", 1, 10'000});
+    CHECK(reads == 2);
+
+    // A stall's remediation: written, from the patches as read.
+    PendingTask stopped, kthread;
+    stopped.tid = 7;
+    kthread.tid = 8;
+    recorder.transition_status({ServiceState::transitioning, "lp_fix", "patched", 1, 9'999});
+    recorder.tasks_kicked();
+    recorder.task_remediated(stopped, "stop-continue");
+    recorder.task_blocked(kthread, "kernel-thread", "not stopped: a kernel thread");
+    CHECK(reads == 2);
+    std::string text = read_file(file);
+    CHECK(samples(text, "livepatchd_transition_pending_tasks")[0] == "livepatchd_transition_pending_tasks 9999");
+    CHECK(samples(text, "livepatchd_remediation_actions_total")[1] ==
+          R"(livepatchd_remediation_actions_total{rung="stop_continue"} 1)");
+    CHECK(samples(text, "livepatchd_patch_state")[2] == R"(livepatchd_patch_state{patch="lp_fix",state="applying"} 1)");
+
+    // Each event that may change a patch's state reads them again.
+    p.state = PatchState::applied;
+    recorder.transition_finished("lp_fix", "patched", "completed", 1'000'000);
+    CHECK(reads == 3);
+    CHECK(samples(read_file(file), "livepatchd_patch_state")[3] == R"(livepatchd_patch_state{patch="lp_fix",state="applied"} 1)");
+    recorder.transition_status({});
+    CHECK(reads == 4);
+    recorder.transition_started("lp_fix", "unpatched");
+    recorder.transition_stalled("lp_fix", "wait", 30'000'000);
+    recorder.patch_changed("lp_fix");
+    recorder.patch_added("lp_other");
+    recorder.patch_removed("lp_other");
+    recorder.shim_version_changed();
+    CHECK(reads == 10);
+}
+
 TEST_CASE("the recorder's writes of one loop turn are one write, after the turn")
 {
     TempDir dir;
