@@ -9,7 +9,8 @@
 // The events of one turn of the event loop make one write (a deferred sd-event source): an
 // apply reports its start, the patch's change and the transition's status together. The
 // patches and lpshim's version are read at the write, from the same sources as the bus
-// (PatchOperations::statuses(), KernelView::shim_version()). The file itself is written from a
+// (PatchOperations::statuses(), KernelView::shim_version()); the patches only after an event
+// that may change them (not a count of pending tasks, nor a task's remediation). The file itself is written from a
 // thread of its own (OffLoopQueue): a path lookup or a write may wait on the file system for
 // as long as it likes (176 ms asleep in one, at 30,000 pending tasks under emulation), and the
 // loop holds the holds' SIGCONT timers. One write at a time; what changes meanwhile makes one
@@ -91,6 +92,9 @@ private:
     MetricsSnapshot snapshot_;
     std::optional<MetricsSnapshot> written_;
     bool stall_counted_ = false; // this transition's stall is counted
+    // An event that may change a patch's state came since the patches were read (a task's
+    // remediation or a count of pending tasks changes none).
+    bool patches_stale_ = true;
     struct SourceUnref {
         void operator()(sd_event_source* s) const { sd_event_source_disable_unref(s); }
     };
