@@ -463,6 +463,16 @@ TEST_CASE("the recorder reads the patches again only after an event that may cha
     recorder.patch_removed("lp_other");
     recorder.shim_version_changed();
     CHECK(reads == 10);
+
+    // A reversal (0 written to the patch's enabled during its apply): the same state and count
+    // of pending tasks, the other direction.
+    p.state = PatchState::applying;
+    recorder.transition_status({ServiceState::transitioning, "lp_fix", "patched", 1, 500});
+    CHECK(reads == 11);
+    p.state = PatchState::reverting;
+    recorder.transition_status({ServiceState::transitioning, "lp_fix", "unpatched", 1, 500});
+    CHECK(reads == 12);
+    CHECK(samples(read_file(file), "livepatchd_patch_state")[4] == R"(livepatchd_patch_state{patch="lp_fix",state="reverting"} 1)");
 }
 
 TEST_CASE("the recorder's writes of one loop turn are one write, after the turn")
