@@ -179,10 +179,14 @@ void MetricsRecorder::transition_status(const TransitionStatus& status)
     ServiceState state = status.state;
     if (state == ServiceState::idle && sources_.save_failed && sources_.save_failed())
         state = ServiceState::error;
-    if (state == snapshot_.state && status.pending_tasks == snapshot_.pending_tasks)
+    // A transition turned back (0 written to its patch's enabled) keeps the state.
+    const bool turned = status.patch != status_patch_ || status.target != status_target_;
+    if (state == snapshot_.state && status.pending_tasks == snapshot_.pending_tasks && !turned)
         return;
     // (A count of pending tasks changes no patch's state.)
-    patches_stale_ |= state != snapshot_.state;
+    patches_stale_ |= state != snapshot_.state || turned;
+    status_patch_ = status.patch;
+    status_target_ = status.target;
     snapshot_.state = state;
     snapshot_.pending_tasks = status.pending_tasks;
     changed();

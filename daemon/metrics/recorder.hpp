@@ -95,6 +95,7 @@ private:
     // An event that may change a patch's state came since the patches were read (a task's
     // remediation or a count of pending tasks changes none).
     bool patches_stale_ = true;
+    std::string status_patch_, status_target_; // the transition last reported
     struct SourceUnref {
         void operator()(sd_event_source* s) const { sd_event_source_disable_unref(s); }
     };
