@@ -28,8 +28,9 @@
  * and switched, no creation was lost since it began, and no entry is counted in the other
  * state, every task is in the target state; the orphan state is then set to the target in the
  * same section of the table's lock, which creations take to read their creator's state
- * (lpshim_task_table_settle()). After a lost creation, or when the walk lost its place, a walk
- * under tasklist_lock decides, as upstream's does: no task can be created during it.
+ * (lpshim_task_table_settle()). After a lost creation, or when the walk lost its place three
+ * times, a walk under tasklist_lock decides, as upstream's does: no task can be created during
+ * it.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -72,10 +73,10 @@ static void lpshim_transition_work_fn(struct work_struct *work);
 static DECLARE_DELAYED_WORK(lpshim_transition_work, lpshim_transition_work_fn);
 /*
  * The workqueue of the transition work: an unbound one, so that the scheduler may run a pass on
- * an idle CPU. A pass's walk under tasklist_lock (after a lost creation) has preemption off for
- * all of it outside PREEMPT_RT; on a per-CPU worker it would take the CPU its timer fired on, from
- * whatever ran there (often livepatchd's event loop, which the pass's tracepoints had just
- * woken), while another CPU sat idle. Nothing in a pass depends on its CPU.
+ * an idle CPU. A pass's walk under tasklist_lock (after a lost creation) has preemption off
+ * for all of it outside PREEMPT_RT; on a per-CPU worker it would take the CPU its timer fired
+ * on, from whatever ran there (often livepatchd's event loop, which the pass's tracepoints had
+ * just woken), while another CPU sat idle. Nothing in a pass depends on its CPU.
  */
 #define lpshim_transition_wq system_unbound_wq
 
@@ -599,9 +600,9 @@ static int lpshim_walk_break(struct task_struct *g, struct task_struct *t, unsig
  * task waits for it. With tens of thousands of pending tasks a walk takes hundreds of
  * milliseconds under emulation: under tasklist_lock it kept its CPU from all that was queued
  * there, livepatchd's event loop included. It may miss a task created behind it: that all are
- * switched, the table's counts conclude (lpshim_task_table_settle()). Return how many it found pending
- * (when it lost its place after finding some, too), or lpshim_walk_break()'s error when it
- * stopped early.
+ * switched, the table's counts conclude (lpshim_task_table_settle()). Return how many it found
+ * pending (when it lost its place after finding some, too), or lpshim_walk_break()'s error when
+ * it stopped early.
  */
 static int lpshim_switch_tasks_preemptible(struct lpshim_task_table *table)
 {
@@ -642,8 +643,9 @@ static unsigned int lpshim_switch_tasks(void)
 	 * and the next one starts over (and does not end for a writer). None: the walk saw every
 	 * task that was on the list all along it recorded and switched, and the table's counts
 	 * decide (lpshim_task_table_settle()), unless a task created meanwhile got no entry; then,
-	 * or when the walk lost its place LPSHIM_WALK_TRIES times, the locked walk decides. That walk holds tasklist_lock,
-	 * preemption off, for a lookup per task: 150 ms for 30,000 tasks under TCG.
+	 * or when the walk lost its place LPSHIM_WALK_TRIES times, the locked walk decides. That
+	 * walk holds tasklist_lock, preemption off, for a lookup per task: 150 ms for 30,000 tasks
+	 * under TCG.
 	 */
 	for (tries = 1; ; tries++) {
 		lost = lpshim_task_table_lost(table);
