@@ -13,6 +13,7 @@
 #include <linux/atomic.h>
 #include <linux/compiler.h>
 #include <linux/cpu.h>
+#include <linux/delay.h>
 #include <linux/kthread.h>
 #include <linux/types.h>
 #include <linux/wait.h>
@@ -106,15 +107,22 @@ static inline void lpshim_target_park_wait(void)
  * original lpshim_target_idle_inject() and its replacements; call it from the idle kthread only
  * (play_idle_precise() wants a SCHED_FIFO kthread bound to one CPU). Each round is 10 ms of
  * play_idle_precise(), during which the kthread runs the idle loop with PF_IDLE set, as
- * idle-injection drivers (powerclamp, idle_inject) do.
+ * idle-injection drivers (powerclamp, idle_inject) do, then 3-4 ms asleep. Without the sleep
+ * the kthread used up the RT budget (sched_rt_runtime_us) and was throttled in the middle of a
+ * round; the round's timer then set TIF_NEED_RESCHED on whatever task ran instead
+ * (idle_inject_timer_fn() assumes current is the injecting task) without the per-CPU
+ * preempt flag, and that task, a cat in exit_mmap() here, looped in zap_pte_range() without
+ * being preempted for minutes (a soft lockup, docs/testing.md).
  */
 static inline void lpshim_target_idle_loop(int version)
 {
 	struct lpshim_target_waits *w = &lpshim_target_waits;
 
 	WRITE_ONCE(w->idle_version, version);
-	while (READ_ONCE(w->idle_requested) && !kthread_should_stop())
+	while (READ_ONCE(w->idle_requested) && !kthread_should_stop()) {
 		play_idle_precise(10 * NSEC_PER_MSEC, U64_MAX);
+		usleep_range(3000, 4000);
+	}
 	WRITE_ONCE(w->idle_version, 0);
 }
 
