@@ -253,6 +253,13 @@ Result<void> Service::connect()
         journal::log(LogLevel::warning, off_loop.error().message +
                                             "; an Apply's file and kernel work runs on the "
                                             "event loop");
+    if (auto reader = OffLoopQueue::create(event, "the end of a read of lpshim's list");
+        reader)
+        list_reader_ = std::move(*reader);
+    else
+        journal::log(LogLevel::warning, reader.error().message +
+                                            "; lpshim's list of pending tasks is read on the "
+                                            "event loop");
     operations_->set_transition_started(
         [this](std::string_view patch, std::string_view target) { watch(patch, target); });
     operations_->set_transition_reversed(
@@ -388,21 +395,20 @@ void Service::list_pending(PendingDone done)
         // is in the map from then on; a child forked since appears at the next attempt. Unless
         // the map cannot be trusted now: then lpshim's own list, which is exact (without
         // first-seen times nor attempts), and the journal says why, once.
-        auto fall_back = [this](const std::string& why) {
+        auto say_fallback = [this](const std::string& why) {
             if (why.substr(0, 40) != pending_fallback_.substr(0, 40))
                 journal::log(LogLevel::warning,
                              why + "; listing the pending tasks from lpshim's debugfs list "
                                    "instead");
             pending_fallback_ = why;
-            return control_->pending_tasks();
         };
         if (const std::uint64_t lost = tracker_->overflowed(); lost > 0) {
-            done(fall_back("the BPF map of pending tasks (" +
-                           std::to_string(tracker_->capacity()) + " entries) had no room for " +
-                           std::to_string(lost) + " of them"));
+            say_fallback("the BPF map of pending tasks (" + std::to_string(tracker_->capacity()) +
+                         " entries) had no room for " + std::to_string(lost) + " of them");
+            read_lpshim_list(std::move(done));
             return;
         }
-        lister_->list(StackSelection::nothing(), [this, fall_back, done = std::move(done)](
+        lister_->list(StackSelection::nothing(), [this, say_fallback, done = std::move(done)](
                                                      Result<std::vector<TrackedTask>> tracked) {
             // done is called once, whatever fails before: the tick and the bus calls wait
             // for it.
@@ -410,7 +416,9 @@ void Service::list_pending(PendingDone done)
                 Error{ENOMEM, "list the pending tasks: out of memory"};
             try {
                 if (!tracked) {
-                    listed = fall_back(tracked.error().message);
+                    say_fallback(tracked.error().message);
+                    read_lpshim_list(std::move(done));
+                    return;
                 } else {
                     pending_fallback_.clear();
                     std::vector<PendingTask> tasks = list_pool_->take(tracked->size());
@@ -435,7 +443,42 @@ void Service::list_pending(PendingDone done)
         return;
     }
 #endif
-    done(control_->pending_tasks());
+    read_lpshim_list(std::move(done));
+}
+
+void Service::read_lpshim_list(PendingDone done)
+{
+    // The kernel walks every task to print the list (100-140 ms at 1,500 pending tasks under
+    // emulation): the loop does not wait for it. done is called once, whatever fails (out of
+    // memory: the list is read here, or done told so).
+    if (list_reader_) {
+        std::shared_ptr<PendingDone> answer;
+        try {
+            auto read = std::make_shared<Result<std::vector<PendingTask>>>(
+                Error{ENOMEM, "list the pending tasks: out of memory"});
+            answer = std::make_shared<PendingDone>();
+            std::function<void()> work = [control = control_.get(), read] {
+                try {
+                    *read = control->pending_tasks();
+                } catch (...) {
+                    // (out of memory: read says so)
+                }
+            };
+            std::function<void()> then = [read, answer] { (*answer)(std::move(*read)); };
+            *answer = std::move(done); // (nothing throws from here but post, which keeps it)
+            list_reader_->post(std::move(work), std::move(then));
+            return;
+        } catch (...) {
+            if (answer && *answer)
+                done = std::move(*answer);
+        }
+    }
+    Result<std::vector<PendingTask>> listed = Error{ENOMEM, "list the pending tasks: out of memory"};
+    try {
+        listed = control_->pending_tasks();
+    } catch (...) {
+    }
+    done(std::move(listed));
 }
 
 void Service::list_stacks(const std::set<std::uint32_t>& tids,

@@ -112,12 +112,14 @@ private:
     // the stall act on them.
     void follow_pending(Result<std::vector<PendingTask>> tasks);
     void act_on_stall(const std::vector<PendingTask>& pending);
-    // The pending tasks of the transition under way, to done, from the loop (a walk read in
-    // slices: PendingTaskLister), or at once from lpshim's list (without BPF, or when the
-    // BPF map cannot be trusted).
+    // The pending tasks of the transition under way, to done, from the loop: from a walk
+    // read off it (PendingTaskLister), or from lpshim's list (without BPF, or when the BPF map
+    // cannot be trusted).
     using PendingDone = std::function<void(Result<std::vector<PendingTask>>)>;
     using Stacks = std::map<std::uint32_t, std::vector<std::string>>;
     void list_pending(PendingDone done);
+    // lpshim's debugfs list, read on list_reader_'s thread (on the loop without it), to done.
+    void read_lpshim_list(PendingDone done);
     // Kernel stacks of the pending tasks with these tids, to done, from the loop ({} without
     // BPF).
     // walked: the stacks come from a walk, which has an entry for every one of tids still
@@ -175,6 +177,8 @@ private:
     // Runs an Apply's blocking work; destroyed first (it waits for the work, which uses
     // operations_, control_ and the store).
     std::unique_ptr<OffLoopWork> off_loop_;
+    // Reads lpshim's debugfs list; destroyed before control_, which its reads use.
+    std::unique_ptr<OffLoopQueue> list_reader_;
 
     // The tasks of the watched transition that livepatchd acted on, or whose list (lpshim's
     // debugfs one) gives no time since when they block, by tid.
