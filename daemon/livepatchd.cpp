@@ -165,12 +165,13 @@ int run(std::span<const std::string_view> args)
     // within whatever dispatch touched it (50-220 ms under emulation, as the task iterator's
     // list grew). Should it fail, the kernel's default stays.
     (void)::prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0);
-    // No fastbins: glibc keeps small freed chunks in them uncoalesced, and merges them all at
-    // once at the next free of 64 KB or allocation of 1 KB in their arena (malloc_consolidate).
-    // A look frees tens of thousands of small strings (PendingListPool, the stall's facts), so
-    // that merge landed in whichever dispatch came next: 56 ms of one at 10,000 pending tasks
-    // under emulation. Without fastbins each free merges its own chunk (a little slower, spread
-    // over the slices that free them). Should it fail, glibc's default stays.
+    // No fastbins: glibc keeps small freed chunks in them unmerged, and merges them all at once
+    // (malloc_consolidate) when a free leaves 64 KB free in one piece, or at an allocation of
+    // 1 KB, in their arena. A look frees tens of thousands of small strings (PendingListPool,
+    // the stall's facts), so that merge landed in whichever dispatch came next: 84 ms of one at
+    // 10,000 pending tasks under emulation. Without fastbins each free beyond the thread's
+    // cache (tcache, 7 per size) merges its own chunk: a little slower, spread over the slices
+    // that free them. Should it fail, glibc's default stays.
     (void)::mallopt(M_MXFAST, 0);
     auto service = Service::start(*config, state_directory);
     if (!service) {
