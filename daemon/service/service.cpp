@@ -151,6 +151,10 @@ Service::~Service()
     lister_.reset(); // drops the listings waiting for a walk (Manager's, the tick's)
 #endif
     executor_.reset(); // continues every held process
+    // The reads of lpshim's list not yet started are skipped (their listings dropped); the
+    // one under way ends first.
+    closing_reads_ = true;
+    list_reader_.reset();
     operations_->set_sink(nullptr);
     metrics_.reset(); // passes events on to manager_
     manager_.reset(); // its slots before the bus
@@ -205,16 +209,22 @@ Result<void> Service::connect()
                                  done(std::move(tasks), {});
                                  return;
                              }
-                             // The first ones by tid (the list is in tid order).
-                             std::set<std::uint32_t> first;
-                             for (std::size_t i = 0;
-                                  i < tasks->size() && i < dbus::max_listed_stacks; ++i)
-                                 first.insert((*tasks)[i].tid);
-                             auto listed = std::make_shared<std::vector<PendingTask>>(
-                                 std::move(*tasks));
-                             list_stacks(first, [done, listed](Stacks stacks, bool) {
-                                 done(std::move(*listed), std::move(stacks));
-                             });
+                             // (Run from a continuation, which swallows what it throws: the
+                             // call is answered whatever fails here.)
+                             try {
+                                 // The first ones by tid (the list is in tid order).
+                                 std::set<std::uint32_t> first;
+                                 for (std::size_t i = 0;
+                                      i < tasks->size() && i < dbus::max_listed_stacks; ++i)
+                                     first.insert((*tasks)[i].tid);
+                                 auto listed = std::make_shared<std::vector<PendingTask>>(
+                                     std::move(*tasks));
+                                 list_stacks(first, [done, listed](Stacks stacks, bool) {
+                                     done(std::move(*listed), std::move(stacks));
+                                 });
+                             } catch (const std::bad_alloc&) {
+                                 done(Error{ENOMEM, "list the pending tasks: out of memory"}, {});
+                             }
                          });
                      },
                  .blocking_task = [this](const PendingTask& task) { return blocking_task(task); },
@@ -409,33 +419,35 @@ void Service::list_pending(PendingDone done)
             return;
         }
         lister_->list(StackSelection::nothing(), [this, say_fallback, done = std::move(done)](
-                                                     Result<std::vector<TrackedTask>> tracked) {
+                                                     Result<std::vector<TrackedTask>> tracked)
+                                                     mutable {
             // done is called once, whatever fails before: the tick and the bus calls wait
             // for it.
+            if (!tracked) {
+                try {
+                    say_fallback(tracked.error().message);
+                } catch (...) {
+                }
+                read_lpshim_list(std::move(done));
+                return;
+            }
             Result<std::vector<PendingTask>> listed =
                 Error{ENOMEM, "list the pending tasks: out of memory"};
             try {
-                if (!tracked) {
-                    say_fallback(tracked.error().message);
-                    read_lpshim_list(std::move(done));
-                    return;
-                } else {
-                    pending_fallback_.clear();
-                    std::vector<PendingTask> tasks = list_pool_->take(tracked->size());
-                    // Moved, not copied: at 30,000 tasks this turn must not allocate per
-                    // task (the tracker made the text printable as it read each record).
-                    for (TrackedTask& t : *tracked) {
-                        tasks.push_back(
-                            PendingTask{.tid = static_cast<std::uint32_t>(t.tid),
-                                        .tgid = static_cast<std::uint32_t>(t.tgid),
-                                        .comm = std::move(t.comm),
-                                        .reason = std::move(t.reason),
-                                        .function = std::move(t.function),
-                                        .blocked_since_usec = t.first_seen_ns / 1000,
-                                        .attempts = t.attempts});
-                    }
-                    listed = std::move(tasks);
+                pending_fallback_.clear();
+                std::vector<PendingTask> tasks = list_pool_->take(tracked->size());
+                // Moved, not copied: at 30,000 tasks this turn must not allocate per task (the
+                // tracker made the text printable as it read each record).
+                for (TrackedTask& t : *tracked) {
+                    tasks.push_back(PendingTask{.tid = static_cast<std::uint32_t>(t.tid),
+                                                .tgid = static_cast<std::uint32_t>(t.tgid),
+                                                .comm = std::move(t.comm),
+                                                .reason = std::move(t.reason),
+                                                .function = std::move(t.function),
+                                                .blocked_since_usec = t.first_seen_ns / 1000,
+                                                .attempts = t.attempts});
                 }
+                listed = std::move(tasks);
             } catch (...) {
             }
             done(std::move(listed));
@@ -457,7 +469,10 @@ void Service::read_lpshim_list(PendingDone done)
             auto read = std::make_shared<Result<std::vector<PendingTask>>>(
                 Error{ENOMEM, "list the pending tasks: out of memory"});
             answer = std::make_shared<PendingDone>();
-            std::function<void()> work = [control = control_.get(), read] {
+            std::function<void()> work = [control = control_.get(), closing = &closing_reads_,
+                                          read] {
+                if (closing->load())
+                    return; // (its answer is never given: the service is going)
                 try {
                     *read = control->pending_tasks();
                 } catch (...) {
@@ -473,7 +488,8 @@ void Service::read_lpshim_list(PendingDone done)
                 done = std::move(*answer);
         }
     }
-    Result<std::vector<PendingTask>> listed = Error{ENOMEM, "list the pending tasks: out of memory"};
+    Result<std::vector<PendingTask>> listed =
+        Error{ENOMEM, "list the pending tasks: out of memory"};
     try {
         listed = control_->pending_tasks();
     } catch (...) {

@@ -23,6 +23,7 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -35,6 +36,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/off_loop_queue.hpp"
 #include "common/off_loop_work.hpp"
 #include "common/result.hpp"
 #include "common/unique_fd.hpp"
@@ -177,7 +179,9 @@ private:
     // Runs an Apply's blocking work; destroyed first (it waits for the work, which uses
     // operations_, control_ and the store).
     std::unique_ptr<OffLoopWork> off_loop_;
-    // Reads lpshim's debugfs list; destroyed before control_, which its reads use.
+    // Reads lpshim's debugfs list; destroyed before control_, which its reads use. Its reads
+    // not yet started are skipped once closing_reads_ is set (~Service).
+    std::atomic<bool> closing_reads_ = false;
     std::unique_ptr<OffLoopQueue> list_reader_;
 
     // The tasks of the watched transition that livepatchd acted on, or whose list (lpshim's
