@@ -36,7 +36,8 @@ PendingTaskLister::PendingTaskLister(sd_event* event, const PendingTaskTracker& 
         return;
     // Without the thread (or out of memory for it), the loop reads the walks, a slice a turn.
     try {
-        auto reader = OffLoopQueue::create(event_, "the end of a pending-task walk's read");
+        auto reader = OffLoopQueue::create(event_, "the end of a pending-task walk's read",
+                                            OffLoopQueue::Priority::below_loop);
         if (reader)
             reader_ = std::move(*reader);
         else

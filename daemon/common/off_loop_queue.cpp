@@ -2,6 +2,7 @@
 #include "common/off_loop_queue.hpp"
 
 #include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -12,10 +13,12 @@
 
 namespace livepatchd {
 
-Result<std::unique_ptr<OffLoopQueue>> OffLoopQueue::create(sd_event* event, const char* label)
+Result<std::unique_ptr<OffLoopQueue>> OffLoopQueue::create(sd_event* event, const char* label,
+                                                           Priority priority)
 {
     std::unique_ptr<OffLoopQueue> created(new OffLoopQueue());
     created->label_ = label;
+    created->priority_ = priority;
     created->done_fd_ = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (!created->done_fd_)
         return Error{errno, std::string("cannot create an eventfd: ") + std::strerror(errno)};
@@ -55,6 +58,10 @@ void OffLoopQueue::post(std::function<void()> work, std::function<void()> then)
 
 void OffLoopQueue::serve()
 {
+    // This thread's nice value only (glibc's nice() sets the calling thread's). Should it
+    // fail, the works run as the loop does.
+    if (priority_ == Priority::below_loop)
+        (void)::nice(10);
     std::unique_lock lock(mutex_);
     for (;;) {
         changed_.wait(lock, [this] { return closing_ || !queued_.empty(); });

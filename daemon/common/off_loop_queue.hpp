@@ -29,10 +29,16 @@ namespace livepatchd {
 
 class OffLoopQueue {
 public:
+    // How its thread competes with the loop's for a CPU. below_loop: nice 10 more than the
+    // process (each thread has its own nice value on Linux), for works nobody waits on the
+    // instant they end (a walk of 30,000 tasks, a file write): when both are runnable, the
+    // loop runs first. as_loop for the signals, whose timing is the hold's.
+    enum class Priority { as_loop, below_loop };
     // Its thread, and a source on event for the continuations, which the loop's dispatch
     // lines name `label` (a string literal). An error when either cannot be had: the caller
     // then runs its works on the loop.
-    static Result<std::unique_ptr<OffLoopQueue>> create(sd_event* event, const char* label);
+    static Result<std::unique_ptr<OffLoopQueue>> create(sd_event* event, const char* label,
+                                                        Priority priority = Priority::as_loop);
     OffLoopQueue(const OffLoopQueue&) = delete;
     OffLoopQueue& operator=(const OffLoopQueue&) = delete;
     ~OffLoopQueue();
@@ -62,6 +68,7 @@ private:
     bool busy_ = false;                      // the thread runs a work taken off queued_
     bool closing_ = false;                   // the thread ends once queued_ is empty
     const char* label_ = nullptr;            // what runs the continuations, for dispatch lines
+    Priority priority_ = Priority::as_loop;  // set before the thread starts
     UniqueFd done_fd_; // an eventfd: the thread writes it when a work has run
     std::unique_ptr<sd_event_source, sd_event_source* (*)(sd_event_source*)> source_{
         nullptr, sd_event_source_disable_unref};

@@ -26,7 +26,8 @@ MetricsRecorder::MetricsRecorder(EventSink& inner, MetricsSources sources, Textf
         (void)sd_event_source_set_enabled(source, SD_EVENT_OFF);
     }
     // Without a thread, the file is written on the loop, as before there was one.
-    if (auto queue = OffLoopQueue::create(event, "the metrics textfile's write"); queue)
+    if (auto queue = OffLoopQueue::create(event, "the metrics textfile's write",
+                                              OffLoopQueue::Priority::below_loop); queue)
         queue_ = std::move(*queue);
     else
         journal::log(LogLevel::warning, "the metrics textfile is written from the event loop: " +

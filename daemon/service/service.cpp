@@ -263,7 +263,8 @@ Result<void> Service::connect()
         journal::log(LogLevel::warning, off_loop.error().message +
                                             "; an Apply's file and kernel work runs on the "
                                             "event loop");
-    if (auto reader = OffLoopQueue::create(event, "the end of a read of lpshim's list");
+    if (auto reader = OffLoopQueue::create(event, "the end of a read of lpshim's list",
+                                             OffLoopQueue::Priority::below_loop);
         reader)
         list_reader_ = std::move(*reader);
     else
