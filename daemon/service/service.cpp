@@ -881,7 +881,9 @@ void Service::follow_transition(const std::vector<KernelPatch>& in_kernel)
                 if (const std::uint64_t took = monotonic_usec() - started; took >= 20'000)
                     journal::log(LogLevel::debug,
                                  "the look at " + std::to_string(count) +
-                                     " pending task(s) took " + std::to_string(took) + " us, " +
+                                     " pending task(s) took " + std::to_string(took) + " us (" +
+                                     std::to_string(look_remedy_usec_) + " us the ladder, " +
+                                     std::to_string(look_stall_usec_) + " us the stall), " +
                                      std::to_string(started - tick_started_usec_) +
                                      " us after the tick that listed them",
                                  {{"FOLLOW_USEC", std::to_string(took)}});
@@ -913,6 +915,7 @@ void Service::follow_pending(Result<std::vector<PendingTask>> tasks)
         count = static_cast<std::uint32_t>(tasks->size());
         pending_counted_ = count;
         // While an Apply's blocking work runs, the ladder and the stall wait for the next look.
+        look_remedy_usec_ = look_stall_usec_ = 0;
         if (operations_->busy()) {
             list_pool_->give_back(std::move(*tasks));
             const TransitionStatus status = transition_status(count);
@@ -920,9 +923,13 @@ void Service::follow_pending(Result<std::vector<PendingTask>> tasks)
             update_status_line(status);
             return;
         }
+        // (Each part timed, for the look's debug line.)
         remediate(std::chrono::milliseconds(watcher_.elapsed_usec(now) / usec_per_msec), *tasks);
+        const std::uint64_t remedied = monotonic_usec();
+        look_remedy_usec_ = remedied - now;
         if (watcher_.watched() && watcher_.watched()->stalled)
             act_on_stall(*tasks);
+        look_stall_usec_ = monotonic_usec() - remedied;
         // Emptied in later turns, its storage kept for the next list (PendingListPool).
         list_pool_->give_back(std::move(*tasks));
     }
@@ -1110,6 +1117,13 @@ void Service::remediate(std::chrono::milliseconds elapsed, const std::vector<Pen
             if (auto f = read_task_facts(task))
                 facts.push_back(std::move(*f));
         }
+        // For a reader of the look's debug line: one read far over its share.
+        if (const std::uint64_t end = monotonic_usec(); end > deadline + facts_budget_usec)
+            journal::log(LogLevel::debug,
+                         "reading what /proc says of " + std::to_string(facts.size()) +
+                             " pending task(s) took " + std::to_string(end - deadline) +
+                             " us over its budget of " + std::to_string(facts_budget_usec) +
+                             " us");
     }
     std::vector<std::pair<std::uint32_t, std::string>> refused;
     const std::vector<Remedy> remedies =

@@ -200,6 +200,8 @@ private:
     std::string stall_waiting_;           // why it waits instead, as last reported
     std::uint64_t stall_looked_usec_ = 0; // when decide_stall last decided
     std::uint64_t last_tick_usec_ = 0;    // how long the last tick() took, its listing too
+    std::uint64_t look_remedy_usec_ = 0;  // the last look's time in remediate()
+    std::uint64_t look_stall_usec_ = 0;   // and in act_on_stall()
     std::uint64_t tick_started_usec_ = 0; // when the tick under way started
     bool tick_listing_ = false;           // a tick waits for its list of pending tasks
     // Counts the watched transition's changes (started, reversed, ended): what was listed or
