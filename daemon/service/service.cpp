@@ -168,6 +168,7 @@ Result<void> Service::connect()
         return Error{-r, "cannot create the event loop: " + std::string(std::strerror(-r))};
     event_.reset(event);
     list_pool_ = std::make_unique<PendingListPool>(event);
+    retired_facts_ = std::make_unique<RetiredEntries<StallFactsMap>>(event);
 
     sigset_t signals;
     sigemptyset(&signals);
@@ -794,7 +795,7 @@ void Service::handle(const std::vector<TransitionChange>& events,
             stall_acted_ = false;
             stall_waiting_.clear();
             stall_looked_usec_ = 0;
-            stall_facts_.clear();
+            retired_facts_->retire(stall_facts_);
             save_transition_record();
             report_transition_change(e, sink(), *operations_, in_kernel);
             journal::log(LogLevel::info, e.patch + ": transition to " + e.target + " started",
@@ -1036,7 +1037,7 @@ void Service::act_on_stall(const std::vector<PendingTask>& pending)
     }
     // A decision is on facts read since the last one: the next look reads them again.
     stall_looked_usec_ = now;
-    stall_facts_.clear();
+    retired_facts_->retire(stall_facts_);
     if (decision.action == StallAction::revert &&
         stall_step(decision.action, watched) == StallStep::wait)
         decision = {StallAction::wait,

@@ -53,6 +53,7 @@
 #include "remediation/task_signaller.hpp"
 #include "service/patch_operations.hpp"
 #include "service/pending_list_pool.hpp"
+#include "service/retired_entries.hpp"
 #include "service/transition_watcher.hpp"
 #include "store/desired_state.hpp"
 #include "store/patch_store.hpp"
@@ -217,7 +218,10 @@ private:
         TaskFacts facts;
         std::uint64_t read_usec = 0;
     };
-    std::unordered_map<std::uint32_t, StallFacts> stall_facts_;
+    using StallFactsMap = std::unordered_map<std::uint32_t, StallFacts>;
+    StallFactsMap stall_facts_;
+    // Where stall_facts_ goes when done with, destroyed a slice per turn; set with event_.
+    std::unique_ptr<RetiredEntries<StallFactsMap>> retired_facts_;
     std::uint64_t stall_facts_since_usec_ = 0; // when the first of stall_facts_ was read
     bool oops_seen_ = false;              // TAINT_DIE was set at the last look
     std::string status_line_;
