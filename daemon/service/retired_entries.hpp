@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 
 namespace livepatchd {
 
@@ -26,50 +27,58 @@ public:
     ~RetiredEntries() { sd_event_source_disable_unref(source_); }
 
     // map is empty on return; its entries are destroyed in later turns (at once without a
-    // loop, or without room for the turns' source). Moving them allocates nothing.
+    // loop, or without room for the turns' source). Moving the map allocates nothing but,
+    // rarely, room for one more map in the queue.
     void retire(Map& map) noexcept
     {
         if (map.empty())
             return;
-        if (retired_.empty()) {
-            retired_.swap(map);
-        } else {
-            try {
-                retired_.merge(map); // (the nodes move; a key in both stays in map)
-            } catch (...) {
-            }
-            map.clear();
-        }
         if (!source_ && event_ &&
             (sd_event_add_defer(event_, &source_, on_turn, this) < 0 ||
              sd_event_source_set_priority(source_, priority) < 0))
             source_ = sd_event_source_disable_unref(source_);
-        if (!source_) {
-            retired_ = Map();
-            return;
+        if (source_) {
+            try {
+                retired_.push_back(std::move(map)); // (unchanged if it throws)
+                map = Map(); // (moved from: valid, but not said to be empty)
+                (void)sd_event_source_set_enabled(source_, SD_EVENT_ON);
+                return;
+            } catch (...) {
+            }
         }
-        (void)sd_event_source_set_enabled(source_, SD_EVENT_ON);
+        map = Map(); // at once: no turns, or no room in the queue
     }
 
     // For tests: entries not destroyed yet.
-    std::size_t size() const { return retired_.size(); }
+    std::size_t size() const
+    {
+        std::size_t entries = 0;
+        for (const Map& map : retired_)
+            entries += map.size();
+        return entries;
+    }
 
 private:
     static int on_turn(sd_event_source*, void* userdata) noexcept
     {
         auto* self = static_cast<RetiredEntries*>(userdata);
-        for (std::size_t n = 0; n < slice_entries && !self->retired_.empty(); ++n)
-            self->retired_.erase(self->retired_.begin());
-        if (self->retired_.empty()) {
-            self->retired_ = Map(); // its buckets too
-            (void)sd_event_source_set_enabled(self->source_, SD_EVENT_OFF);
+        // The oldest first, a map at a time; an emptied one goes with its buckets.
+        std::size_t n = 0;
+        while (n < slice_entries && !self->retired_.empty()) {
+            Map& map = self->retired_.front();
+            for (; n < slice_entries && !map.empty(); ++n)
+                map.erase(map.begin());
+            if (map.empty())
+                self->retired_.pop_front();
         }
+        if (self->retired_.empty())
+            (void)sd_event_source_set_enabled(self->source_, SD_EVENT_OFF);
         return 0;
     }
 
     sd_event* event_;
     sd_event_source* source_ = nullptr; // the turns, while entries are left
-    Map retired_;
+    std::deque<Map> retired_; // the oldest first
 };
 
 } // namespace livepatchd

@@ -911,12 +911,12 @@ void Service::follow_transition(const std::vector<KernelPatch>& in_kernel)
 void Service::follow_pending(Result<std::vector<PendingTask>> tasks)
 {
     std::uint32_t count = 0;
+    look_remedy_usec_ = look_stall_usec_ = 0;
     if (tasks) {
         const std::uint64_t now = monotonic_usec();
         count = static_cast<std::uint32_t>(tasks->size());
         pending_counted_ = count;
         // While an Apply's blocking work runs, the ladder and the stall wait for the next look.
-        look_remedy_usec_ = look_stall_usec_ = 0;
         if (operations_->busy()) {
             list_pool_->give_back(std::move(*tasks));
             const TransitionStatus status = transition_status(count);
@@ -1107,6 +1107,7 @@ void Service::remediate(std::chrono::milliseconds elapsed, const std::vector<Pen
         const std::uint64_t deadline = monotonic_usec() + facts_budget_usec;
         const std::size_t first = facts_cursor_ % pending.size();
         facts_cursor_ = 0;
+        std::size_t read = 0; // tasks whose /proc was read, whatever it said
         for (std::size_t i = 0; i < pending.size(); i++) {
             const PendingTask& task = pending[(first + i) % pending.size()];
             if (remediation_.already_stopped(task))
@@ -1115,13 +1116,14 @@ void Service::remediate(std::chrono::milliseconds elapsed, const std::vector<Pen
                 facts_cursor_ = (first + i) % pending.size();
                 break;
             }
+            ++read;
             if (auto f = read_task_facts(task))
                 facts.push_back(std::move(*f));
         }
         // For a reader of the look's debug line: one read far over its share.
         if (const std::uint64_t end = monotonic_usec(); end > deadline + facts_budget_usec)
             journal::log(LogLevel::debug,
-                         "reading what /proc says of " + std::to_string(facts.size()) +
+                         "reading what /proc says of " + std::to_string(read) +
                              " pending task(s) took " + std::to_string(end - deadline) +
                              " us over its budget of " + std::to_string(facts_budget_usec) +
                              " us");
