@@ -15,16 +15,11 @@
 #include <vector>
 
 #include "common/off_loop_queue.hpp"
+#include "event_loop.hpp"
 
 using namespace livepatchd;
 
 namespace {
-
-struct EventLoop {
-    EventLoop() { REQUIRE(sd_event_new(&event) >= 0); }
-    ~EventLoop() { sd_event_unref(event); }
-    sd_event* event = nullptr;
-};
 
 // The calling thread's nice value (Linux keeps one per thread).
 int thread_nice()

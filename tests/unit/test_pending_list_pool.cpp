@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "service/pending_list_pool.hpp"
+#include "event_loop.hpp"
 
 using namespace livepatchd;
 
@@ -26,14 +27,6 @@ std::vector<PendingTask> tasks(PendingListPool& pool, std::size_t n)
                                    .function = "lpshim_target_sleep [lpshim_target]"});
     return list;
 }
-
-struct EventLoop {
-    EventLoop() { REQUIRE(sd_event_new(&event) >= 0); }
-    ~EventLoop() { sd_event_unref(event); }
-    // One turn of the loop; whether it dispatched anything.
-    bool turn() { return sd_event_run(event, 0) > 0; }
-    sd_event* event = nullptr;
-};
 
 } // namespace
 

@@ -12,6 +12,7 @@
 #include <unordered_map>
 
 #include "service/retired_entries.hpp"
+#include "event_loop.hpp"
 
 using namespace livepatchd;
 
@@ -32,13 +33,6 @@ void fill(Map& map, std::uint32_t first, std::uint32_t count, const std::shared_
     for (std::uint32_t i = first; i < first + count; i++)
         map.emplace(i, Counted(live));
 }
-
-struct EventLoop {
-    EventLoop() { REQUIRE(sd_event_new(&event) >= 0); }
-    ~EventLoop() { sd_event_unref(event); }
-    bool turn() { return sd_event_run(event, 0) > 0; }
-    sd_event* event = nullptr;
-};
 
 } // namespace
 
