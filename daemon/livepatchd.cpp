@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <initializer_list>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -121,16 +122,24 @@ int run(std::span<const std::string_view> args)
     if (options->action != DaemonOptions::Action::check_config) {
         // First, before anything that can fail (the configuration, lpshim.ko, the store):
         // continue what a crashed livepatchd left stopped. Never fatal.
+        const bool stderr_is_journal = journal::stderr_is_journal();
+        // ExecStopPost= exits right after: its words go on its unit's stream (journal.hpp).
+        if (options->action == DaemonOptions::Action::continue_stopped && stderr_is_journal)
+            journal::set_output(journal::Output::stderr);
+        const auto say = [stderr_is_journal](const std::string& text,
+                                             std::initializer_list<journal::Field> fields) {
+            journal::log(LogLevel::warning, text, fields);
+            if (!stderr_is_journal) // by hand: on the terminal too
+                std::fprintf(stderr, "%s: %s\n", program.data(), text.c_str());
+        };
         const Recovery recovery = recover_stopped(state_directory);
-        for (const std::string& warning : recovery.warnings) {
-            journal::log(LogLevel::warning, warning);
-            std::fprintf(stderr, "%s: %s\n", program.data(), warning.c_str());
-        }
+        for (const std::string& warning : recovery.warnings)
+            say(warning, {});
         for (pid_t pid : recovery.continued)
-            journal::log(LogLevel::warning,
-                         "continued process " + std::to_string(pid) +
-                             ", which an earlier livepatchd stopped and did not continue",
-                         {{"TID", std::to_string(pid)}});
+            say("continued process " + std::to_string(pid) +
+                    ", which an earlier livepatchd stopped and did not continue",
+                {{"TID", std::to_string(pid)}});
+        journal::set_output(journal::Output::native);
         if (options->action == DaemonOptions::Action::continue_stopped)
             return exit_status::success;
     }
