@@ -122,10 +122,11 @@ int run(std::span<const std::string_view> args)
     if (options->action != DaemonOptions::Action::check_config) {
         // First, before anything that can fail (the configuration, lpshim.ko, the store):
         // continue what a crashed livepatchd left stopped. Never fatal.
+        // On the unit's stream when stderr is the journal's (journal.hpp): ExecStopPost= exits
+        // right after, and so may a start that fails next.
         const bool stderr_is_journal = journal::stderr_is_journal();
-        // ExecStopPost= exits right after: its words go on its unit's stream (journal.hpp).
-        if (options->action == DaemonOptions::Action::continue_stopped && stderr_is_journal)
-            journal::set_output(journal::Output::stderr);
+        if (stderr_is_journal)
+            journal::set_output(journal::Output::stream);
         const auto say = [stderr_is_journal](const std::string& text,
                                              std::initializer_list<journal::Field> fields) {
             journal::log(LogLevel::warning, text, fields);

@@ -51,7 +51,7 @@ void log(LogLevel level, std::string_view message, std::initializer_list<Field> 
 {
     if (static_cast<int>(level) > static_cast<int>(max_level))
         return;
-    if (output == Output::stderr) {
+    if (output == Output::stream) {
         // One line each: a newline would start another entry, at the default priority.
         std::string line(message);
         for (char& c : line)

@@ -32,12 +32,12 @@ void set_level(LogLevel level);
 // Whether stderr is a stream to the journal: systemd names it in JOURNAL_STREAM (dev:ino).
 bool stderr_is_journal();
 
-// Where log() writes. native: the journal's own protocol, with every field. stderr:
-// "<priority>message" lines on a stderr that is the journal's stream, without the fields, for a
-// process that exits as soon as it has spoken (ExecStopPost=): journald files a native message
-// under the unit of its sender's cgroup, which it cannot read once the sender is gone, and
-// `journalctl -u` would not show it; a stream carries its unit in its header.
-enum class Output { native, stderr };
+// Where log() writes. native: the journal's own protocol, with every field. stream:
+// "<priority>message" lines on a stderr that is the journal's stream, without the fields, for
+// words a process may exit right after (ExecStopPost=, a start that fails): journald files a
+// native message under the unit of its sender's cgroup, which it cannot read once the sender is
+// gone, and `journalctl -u` would not show it; a stream carries its unit in its header.
+enum class Output { native, stream };
 void set_output(Output output);
 
 void log(LogLevel level, std::string_view message, std::initializer_list<Field> fields = {});

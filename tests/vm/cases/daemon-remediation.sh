@@ -139,20 +139,26 @@ livepatchctl revert $C >/dev/null
 echo "# ExecStopPost's word, read by journald after it exited"
 sleep 1000 &
 SLEEPER=$!
+journald=$(systemctl show -P MainPID systemd-journald)
+[[ $journald -gt 1 ]] || fail "systemd-journald's MainPID is '$journald'"
+# Whatever ends the case: journald running, the sleeper gone, its record too.
+trap 'kill -CONT $journald $SLEEPER 2>/dev/null; kill $SLEEPER 2>/dev/null; rm -f /var/lib/livepatchd/stopped/$SLEEPER.*' EXIT
 kill -STOP $SLEEPER
 wait_until 10 "the sleeper is stopped" sh -c "[ \"\$(awk '{ sub(/.*\) /, \"\"); print substr(\$0, 1, 1) }' /proc/$SLEEPER/stat)\" = T ]"
 start_time=$(awk '{ sub(/.*\) /, ""); split($0, f, " "); print f[20] }' /proc/$SLEEPER/stat)
 : >/var/lib/livepatchd/stopped/$SLEEPER.$start_time
-journald=$(systemctl show -P MainPID systemd-journald)
 kill -STOP "$journald"
-systemctl stop livepatchd
+stopped=0
+timeout 60 systemctl stop livepatchd || stopped=$?
 kill -CONT "$journald"
+((stopped == 0)) || fail "systemctl stop livepatchd failed ($stopped) while journald was stopped"
 journalctl --sync
 expect_eq "$(proc_state $SLEEPER)" S "ExecStopPost continued the process on record"
 journalctl -u livepatchd --no-pager -o cat | grep -q "continued process $SLEEPER," ||
 	fail "journalctl -u livepatchd does not show ExecStopPost's 'continued process $SLEEPER'"
 ok "journalctl -u livepatchd shows what ExecStopPost continued, though journald read it late"
 kill $SLEEPER && wait $SLEEPER 2>/dev/null || true
+trap - EXIT
 
 echo "# a parked kthread"
 configure '{"transition": {"stall_timeout_ms": 5000, "on_stall": "revert"}}'
