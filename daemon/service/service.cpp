@@ -695,15 +695,21 @@ void Service::tick()
         return;
     const std::uint64_t started = monotonic_usec();
     executor_->tidy();
+    int events = 0;
 #if LIVEPATCHD_HAVE_BPF
     // lpshim's events before the look at sysfs: an end the look would see is known first
     // (forced by hand; a Revert that raced the completion), and the look's time bounds the
     // starts it accounts for (TransitionWatcher::kernel_started).
-    if (events_)
+    if (events_) {
         if (auto consumed = events_->consume(); !consumed)
             journal::log(LogLevel::warning, consumed.error().message);
+        else
+            events = *consumed;
+    }
 #endif
+    const std::uint64_t consumed_usec = monotonic_usec();
     auto in_kernel = kernel_.patches();
+    const std::uint64_t read_usec = monotonic_usec();
     if (!in_kernel) {
         journal::log(LogLevel::err, "cannot read the kernel's patches: " +
                                         in_kernel.error().message);
@@ -711,6 +717,7 @@ void Service::tick()
         return;
     }
     follow_transition(*in_kernel);
+    const std::uint64_t followed_usec = monotonic_usec();
     if (!watcher_.watched()) {
         operations_->unload_unpatched(*in_kernel);
         (void)operations_->apply_next_queued(*in_kernel); // watched from its start
@@ -729,6 +736,17 @@ void Service::tick()
     if (!tick_listing_)
         last_tick_usec_ = monotonic_usec() - started;
     schedule_next_tick();
+    // Each part timed, for a reader of a long tick's DISPATCH_USEC line.
+    if (const std::uint64_t now = monotonic_usec(); now - started >= 20'000)
+        journal::log(LogLevel::debug,
+                     "the tick took " + std::to_string(now - started) + " us: " +
+                         std::to_string(consumed_usec - started) + " us " +
+                         std::to_string(events) + " lpshim event(s), " +
+                         std::to_string(read_usec - consumed_usec) + " us the kernel's patches, " +
+                         std::to_string(followed_usec - read_usec) +
+                         " us following the transition, " + std::to_string(now - followed_usec) +
+                         " us the rest",
+                     {{"TICK_USEC", std::to_string(now - started)}});
 }
 
 void Service::schedule_next_tick()
@@ -772,12 +790,21 @@ void Service::watch(std::string_view patch, std::string_view target, bool revers
     if (events_)
         watcher_.expect_kernel_start(patch, target); // lpshim's tracepoint reports it too
 #endif
+    const std::uint64_t started = monotonic_usec();
     auto in_kernel = kernel_.patches();
     // Read now, after the action's write (not the loop's wake-up time, which is before it).
     const std::uint64_t now = monotonic_usec();
     handle(reversal ? watcher_.reverse(patch, target, now) : watcher_.watch(patch, target, now),
            in_kernel ? *in_kernel : std::vector<KernelPatch>{});
     schedule_tick(0);
+    // For a reader of a long DISPATCH_USEC line of the operation's end.
+    if (const std::uint64_t end = monotonic_usec(); end - started >= 20'000)
+        journal::log(LogLevel::debug,
+                     "watching " + std::string(patch) + "'s transition took " +
+                         std::to_string(end - started) + " us: " + std::to_string(now - started) +
+                         " us the kernel's patches, " + std::to_string(end - now) +
+                         " us its start",
+                     {{"PATCH", std::string(patch)}});
 }
 
 void Service::handle(const std::vector<TransitionChange>& events,
