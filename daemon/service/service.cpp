@@ -1019,6 +1019,8 @@ void Service::act_on_stall(const std::vector<PendingTask>& pending)
         stall_facts_since_usec_ = look;
     if (config_.transition.on_stall == StallAction::revert) {
         const std::uint64_t deadline = look + stall_facts_budget_usec;
+        std::size_t read_count = 0;
+        std::uint64_t longest_read = 0;
         // Entries are updated in place, never erased here: blockers points into them (and a
         // tid may be listed twice: lpshim's debugfs list prints a task reaped between its
         // walks of the live and the exiting tasks twice).
@@ -1034,7 +1036,11 @@ void Service::act_on_stall(const std::vector<PendingTask>& pending)
                 continue;
             }
             TaskFacts read;
-            if (auto facts = read_task_facts(task)) {
+            ++read_count;
+            const std::uint64_t read_started = monotonic_usec();
+            auto facts = read_task_facts(task);
+            longest_read = std::max(longest_read, monotonic_usec() - read_started);
+            if (facts) {
                 read = std::move(*facts);
             } else if (facts.error().errnum == ESRCH) {
                 // Gone from /proc, not yet from the kernel's next pass: it is leaving.
@@ -1047,6 +1053,15 @@ void Service::act_on_stall(const std::vector<PendingTask>& pending)
             entry = StallFacts{std::move(read), monotonic_usec()};
             blockers.push_back(&entry.facts);
         }
+        // For a reader of the look's debug line: the stall's part far over its budget.
+        if (const std::uint64_t end = monotonic_usec(); end > deadline + stall_facts_budget_usec)
+            journal::log(LogLevel::debug,
+                         "the stall's look at " + std::to_string(pending.size()) +
+                             " pending task(s) took " + std::to_string(end - look) +
+                             " us: what /proc says of " + std::to_string(read_count) +
+                             " read (the longest read " + std::to_string(longest_read) +
+                             " us), against a budget of " +
+                             std::to_string(stall_facts_budget_usec) + " us");
     }
     StallDecision decision =
         decide_stall(config_.transition.on_stall, watched.direction(), blockers);
