@@ -71,11 +71,12 @@ Result<void> RemediationExecutor::stop_for_a_moment(pid_t pid, pid_t tid,
         const std::uint64_t start = monotonic_usec();
         try {
             auto done = signaller_.stop(pid, tid, thread_start_time);
-            outcome->sent_usec = monotonic_usec();
-            if (done)
-                outcome->result.emplace(outcome->sent_usec - start);
-            else
+            if (done) {
+                outcome->sent_usec = *done;
+                outcome->result.emplace(monotonic_usec() - start);
+            } else {
                 outcome->result.emplace(std::move(done).error());
+            }
         } catch (...) {
             // Out of memory, maybe after the SIGSTOP: its record is on disk, and the next
             // start continues the process if it is stopped.

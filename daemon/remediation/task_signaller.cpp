@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/atomic_file.hpp"
+#include "common/clock.hpp"
 #include "common/small_file.hpp"
 #include "remediation/task_facts.hpp"
 
@@ -288,7 +289,7 @@ Result<std::uint64_t> TaskSignaller::start_time_of(const std::filesystem::path& 
     return parsed->start_time;
 }
 
-Result<void> TaskSignaller::stop(pid_t pid, pid_t tid, std::uint64_t thread_start_time)
+Result<std::uint64_t> TaskSignaller::stop(pid_t pid, pid_t tid, std::uint64_t thread_start_time)
 {
     if (pid <= 1)
         return Error{EPERM, "refusing to stop pid " + std::to_string(pid)};
@@ -316,6 +317,7 @@ Result<void> TaskSignaller::stop(pid_t pid, pid_t tid, std::uint64_t thread_star
         return Error{saved.error().errnum,
                      saved.error().message + "; process " + std::to_string(pid) +
                          " is not stopped"};
+    const std::uint64_t sent = monotonic_usec();
     if (pidfd_send_signal(pidfd.get(), SIGSTOP, nullptr, 0) < 0) {
         const int errnum = errno;
         if (auto removed = records_->remove(record); !removed)
@@ -324,7 +326,7 @@ Result<void> TaskSignaller::stop(pid_t pid, pid_t tid, std::uint64_t thread_star
                                  errno_text(errnum)};
     }
     held_.emplace(pid, Held{record, std::move(pidfd)});
-    return {};
+    return sent;
 }
 
 Result<void> TaskSignaller::resume(pid_t pid)

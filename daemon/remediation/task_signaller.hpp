@@ -90,8 +90,10 @@ class Signaller {
 public:
     virtual ~Signaller() = default;
     // Records, then stops process pid if its thread tid is still the one that started at
-    // thread_start_time.
-    virtual Result<void> stop(pid_t pid, pid_t tid, std::uint64_t thread_start_time) = 0;
+    // thread_start_time. The CLOCK_MONOTONIC time (µs) just before the SIGSTOP was sent: a
+    // hold counts from it, not from the return, which the storm of wakeups a SIGSTOP to
+    // thousands of threads starts can hold up for hundreds of ms.
+    virtual Result<std::uint64_t> stop(pid_t pid, pid_t tid, std::uint64_t thread_start_time) = 0;
     // SIGCONT to a process stop() stopped; forgets it once its record is gone.
     virtual Result<void> resume(pid_t pid) = 0;
     // Removes again the records that could not be removed at resume(); true when none is left.
@@ -102,7 +104,7 @@ class TaskSignaller final : public Signaller {
 public:
     TaskSignaller(std::unique_ptr<StopRecords> records, std::filesystem::path proc = "/proc");
 
-    Result<void> stop(pid_t pid, pid_t tid, std::uint64_t thread_start_time) override;
+    Result<std::uint64_t> stop(pid_t pid, pid_t tid, std::uint64_t thread_start_time) override;
     Result<void> resume(pid_t pid) override;
     bool forget_resumed() override;
 

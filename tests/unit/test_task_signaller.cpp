@@ -21,6 +21,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/clock.hpp"
 #include "remediation/remediation_executor.hpp"
 #include "remediation/task_facts.hpp"
 #include "remediation/task_signaller.hpp"
@@ -146,7 +147,7 @@ struct HeldUpSignaller final : Signaller {
         changed.notify_all();
     }
     int failing_stops = 0; // the next ones fail, as for a process gone meanwhile
-    Result<void> stop(pid_t pid, pid_t, std::uint64_t) override
+    Result<std::uint64_t> stop(pid_t pid, pid_t, std::uint64_t) override
     {
         call("stop " + std::to_string(pid));
         std::lock_guard lock(mutex);
@@ -154,7 +155,7 @@ struct HeldUpSignaller final : Signaller {
             --failing_stops;
             return Error{ESRCH, "process " + std::to_string(pid) + " is gone"};
         }
-        return {};
+        return monotonic_usec();
     }
     void hold_up()
     {
@@ -171,6 +172,26 @@ struct HeldUpSignaller final : Signaller {
     Result<void> resume(pid_t pid) override
     {
         call("resume " + std::to_string(pid));
+        return {};
+    }
+    bool forget_resumed() override { return true; }
+};
+
+// A Signaller whose SIGSTOP returns late, as kill() does while the wakeups it started hold
+// every CPU: it says when it "sent" the signal, and when the SIGCONT came.
+struct LateReturningSignaller final : Signaller {
+    std::chrono::milliseconds late;
+    std::uint64_t sent_usec = 0, resumed_usec = 0; // written on the executor's thread
+    explicit LateReturningSignaller(std::chrono::milliseconds l) : late(l) {}
+    Result<std::uint64_t> stop(pid_t, pid_t, std::uint64_t) override
+    {
+        sent_usec = monotonic_usec();
+        std::this_thread::sleep_for(late);
+        return sent_usec;
+    }
+    Result<void> resume(pid_t) override
+    {
+        resumed_usec = monotonic_usec();
         return {};
     }
     bool forget_resumed() override { return true; }
@@ -323,6 +344,25 @@ TEST_CASE("the executor's signals are sent from a thread of its own, in order")
     for (const auto& id : signaller.threads)
         CHECK(id != std::this_thread::get_id());
     CHECK(errors.empty());
+}
+
+TEST_CASE("a hold counts from the SIGSTOP's sending, not from the stop call's late return")
+{
+    sd_event* event = nullptr;
+    REQUIRE(sd_event_new(&event) >= 0);
+    std::unique_ptr<sd_event, decltype(&sd_event_unref)> owned_event(event, sd_event_unref);
+    // The stop returns 400 ms after its SIGSTOP; the hold is 200 ms: the SIGCONT is due as soon
+    // as the loop hears of the SIGSTOP, not 200 ms after that (600 ms after the SIGSTOP).
+    LateReturningSignaller signaller(400ms);
+    RemediationExecutor executor(event, signaller, 200ms, nullptr);
+    REQUIRE(executor.stop_for_a_moment(4242, 4242, 1, nullptr));
+    for (int i = 0; i < 200 && executor.holding() > 0; ++i)
+        (void)sd_event_run(event, 20'000);
+    executor.flush();
+    REQUIRE(signaller.resumed_usec != 0);
+    const std::uint64_t held_ms = (signaller.resumed_usec - signaller.sent_usec) / 1000;
+    CHECK(held_ms >= 400);
+    CHECK(held_ms < 550);
 }
 
 TEST_CASE("the executor continues every held process: on its timer, resume_all, destruction")
