@@ -56,6 +56,12 @@ void OffLoopQueue::post(std::function<void()> work, std::function<void()> then)
     changed_.notify_all();
 }
 
+bool OffLoopQueue::has_queued()
+{
+    std::lock_guard lock(mutex_);
+    return !queued_.empty();
+}
+
 void OffLoopQueue::serve()
 {
     // This thread's nice value only (glibc's nice() sets the calling thread's). Should it

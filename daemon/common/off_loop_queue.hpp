@@ -47,6 +47,8 @@ public:
     void post(std::function<void()> work, std::function<void()> then);
     // Waits until every work posted so far has run, then runs their continuations, in order.
     void flush() noexcept;
+    // Whether works wait behind the running one (for a work that would wait on its own).
+    bool has_queued();
 
 private:
     struct Item {

@@ -7,18 +7,47 @@
 
 #include <time.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <optional>
 
 namespace livepatchd {
 
+namespace {
+
+// A SIGSTOP or SIGCONT to a process of thousands of threads starts a storm in the kernel: each
+// thread is woken under the process's siglock, interrupts off, and each then takes that lock to
+// stop, or to go back to sleep. For a while no CPU runs anything else (160 ms for 30,000
+// threads under emulation), and the loop, woken now for the signal's continuation, would spend
+// that while inside its dispatch, waiting for a CPU. The signal's thread waits it out instead:
+// until a 1 ms sleep of its own ends on time (a CPU is free again), another signal is queued
+// (whose kill() would wait for a CPU as long), or `until`.
+void wait_for_a_free_cpu(std::uint64_t until, OffLoopQueue& queue)
+{
+    for (std::uint64_t before = monotonic_usec(); before < until && !queue.has_queued();
+         before = monotonic_usec()) {
+        const timespec one_ms{0, 1'000'000};
+        ::nanosleep(&one_ms, nullptr);
+        if (monotonic_usec() - before < 3'000)
+            return;
+    }
+}
+
+// At most this long, or a hold if shorter: a busy machine's late sleeps look like a storm, and
+// the wait delays the continuation (the SIGCONT's timer) and the signals queued behind.
+constexpr std::uint64_t storm_wait_max_usec = 200'000;
+
+} // namespace
+
 RemediationExecutor::RemediationExecutor(sd_event* event, Signaller& signaller,
                                          std::chrono::milliseconds hold, ReportError report)
     : event_(sd_event_ref(event)), signaller_(signaller), hold_(hold), report_(std::move(report))
 {
-    if (auto queue = OffLoopQueue::create(event, "a stop or continue signal's end"); queue)
+    if (auto queue = OffLoopQueue::create(event, "a stop or continue signal's end"); queue) {
         queue_ = std::move(*queue);
+        signal_queue_ = queue_.get();
+    }
     else
         journal::log(LogLevel::warning, "the stop rung's signals are sent from the event loop: " +
                                             queue.error().message);
@@ -49,6 +78,11 @@ void RemediationExecutor::run(std::function<void()> work, std::function<void()> 
     }
 }
 
+std::uint64_t RemediationExecutor::storm_wait_usec() const noexcept
+{
+    return std::min(static_cast<std::uint64_t>(hold_.count()) * 1000, storm_wait_max_usec);
+}
+
 void RemediationExecutor::flush() noexcept
 {
     if (queue_)
@@ -77,6 +111,9 @@ Result<void> RemediationExecutor::stop_for_a_moment(pid_t pid, pid_t tid,
             } else {
                 outcome->result.emplace(std::move(done).error());
             }
+            // The timer is armed from the SIGSTOP: it may then fire at once.
+            if (done && signal_queue_)
+                wait_for_a_free_cpu(outcome->sent_usec + storm_wait_usec(), *signal_queue_);
         } catch (...) {
             // Out of memory, maybe after the SIGSTOP: its record is on disk, and the next
             // start continues the process if it is stopped.
@@ -155,6 +192,8 @@ void RemediationExecutor::resume(pid_t pid) noexcept
                 auto resumed = signaller_.resume(pid);
                 if (!resumed && resumed.error().errnum != ENOENT)
                     *result = resumed.error();
+                if (resumed && signal_queue_)
+                    wait_for_a_free_cpu(monotonic_usec() + storm_wait_usec(), *signal_queue_);
             },
             [this, result] {
                 if (*result && report_)

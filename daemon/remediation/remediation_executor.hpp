@@ -10,7 +10,10 @@
 // The signals are sent from a thread of its own (OffLoopQueue), in order: the kernel's work for
 // a SIGSTOP or a SIGCONT grows with the process's threads (a SIGCONT wakes each), 180 ms for
 // 30,000 under emulation, which the event loop would spend serving nothing. The Signaller is used
-// on that thread only (on the loop when no thread could be had).
+// on that thread only (on the loop when no thread could be had). After a signal that thread
+// waits, up to a hold or 200 ms, until a CPU is free again (or another signal is due) before
+// the loop hears of it: the kernel's storm of wakeups would otherwise hold the loop inside
+// that dispatch.
 #pragma once
 
 #include <systemd/sd-event.h>
@@ -69,6 +72,8 @@ private:
     void resume(pid_t pid) noexcept;
     // work on the signal thread, then on the loop (both now, on the loop, without a thread).
     void run(std::function<void()> work, std::function<void()> then);
+    // How long the signal's thread may wait for the storm a signal started to pass (µs).
+    std::uint64_t storm_wait_usec() const noexcept;
 
     sd_event* event_;
     Signaller& signaller_;
@@ -78,6 +83,9 @@ private:
     std::uint64_t last_hold_id_ = 0;
     bool closing_ = false; // the destructor runs: continuations report nothing to the owner
     std::unique_ptr<OffLoopQueue> queue_; // none: the signals are sent on the loop
+    // queue_, for its works: set before any is posted, and alive while they run (queue_.reset()
+    // runs the last ones); null: the signals are sent on the loop, which never waits.
+    OffLoopQueue* signal_queue_ = nullptr;
 };
 
 } // namespace livepatchd

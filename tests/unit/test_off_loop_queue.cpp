@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 //
 // OffLoopQueue: works run on its thread in the order posted, their continuations on the loop
-// after them; a queue below the loop runs its works at a nice value 10 above the loop's.
+// after them; a queue below the loop runs its works at a nice value 10 above the loop's; a
+// work can tell whether others wait behind it.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
@@ -11,6 +12,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -78,4 +80,26 @@ TEST_CASE("a queue below the loop runs its works at a nice value 10 above the lo
     CHECK(nice_of_works(loop, OffLoopQueue::Priority::as_loop) == loop_nice);
     CHECK(nice_of_works(loop, OffLoopQueue::Priority::below_loop) == std::min(loop_nice + 10, 19));
     CHECK(thread_nice() == loop_nice); // the loop's own is left as it was
+}
+
+TEST_CASE("a work sees whether works wait behind it")
+{
+    EventLoop loop;
+    auto queue = OffLoopQueue::create(loop.event, "a test");
+    REQUIRE(queue);
+    OffLoopQueue& q = **queue;
+    std::mutex gate;
+    gate.lock(); // the first work waits here until the second is queued
+    bool first_saw = false, second_saw = true;
+    q.post(
+        [&] {
+            std::lock_guard open(gate);
+            first_saw = q.has_queued();
+        },
+        nullptr);
+    q.post([&] { second_saw = q.has_queued(); }, nullptr);
+    gate.unlock();
+    q.flush();
+    CHECK(first_saw);
+    CHECK_FALSE(second_saw);
 }
