@@ -47,10 +47,10 @@ RemediationExecutor::RemediationExecutor(sd_event* event, Signaller& signaller,
     if (auto queue = OffLoopQueue::create(event, "a stop or continue signal's end"); queue) {
         queue_ = std::move(*queue);
         signal_queue_ = queue_.get();
-    }
-    else
+    } else {
         journal::log(LogLevel::warning, "the stop rung's signals are sent from the event loop: " +
                                             queue.error().message);
+    }
 }
 
 RemediationExecutor::~RemediationExecutor()
