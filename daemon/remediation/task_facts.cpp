@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <memory>
 
+#include "common/clock.hpp"
 #include "common/small_file.hpp"
 
 namespace livepatchd {
@@ -149,15 +150,55 @@ std::optional<unsigned> own_nspid_depth(const std::filesystem::path& proc)
 
 Result<TaskFacts> read_task_facts(const PendingTask& task, const std::filesystem::path& proc)
 {
+    TaskFactsLook look(proc);
+    return look.read(task);
+}
+
+namespace {
+
+std::vector<std::string> read_units(pid_t pid)
+{
+    std::vector<std::string> units;
+    // Each call before its take(): the order in which arguments are evaluated is not.
+    char* value = nullptr;
+    int r = sd_pid_get_slice(pid, &value);
+    if (auto slice = take(r, value))
+        units = slice_chain(*slice);
+    value = nullptr;
+    r = sd_pid_get_unit(pid, &value);
+    if (auto unit = take(r, value))
+        units.push_back(std::move(*unit));
+    value = nullptr;
+    r = sd_pid_get_user_unit(pid, &value);
+    if (auto user_unit = take(r, value))
+        units.push_back(std::move(*user_unit));
+    return units;
+}
+
+} // namespace
+
+Result<TaskFacts> TaskFactsLook::read(const PendingTask& task)
+{
     TaskFacts facts;
     facts.task = task;
     if (task.tid == 0) {
         facts.kind = TaskKind::idle;
         return facts;
     }
+    ++reads_;
+    ReadTimes times;
+    std::uint64_t mark = monotonic_usec();
+    const auto lap = [&mark](std::uint64_t& part) {
+        const std::uint64_t now = monotonic_usec();
+        part = now - mark;
+        mark = now;
+    };
     const std::filesystem::path dir =
-        proc / std::to_string(task.tgid) / "task" / std::to_string(task.tid);
+        proc_ / std::to_string(task.tgid) / "task" / std::to_string(task.tid);
     const auto stat_text = read_small_file(dir / "stat");
+    lap(times.stat);
+    if (times.total() > longest_.total())
+        longest_ = times; // (a read that ends here, and again below with all its parts)
     if (!stat_text)
         return Error{ESRCH, "task " + std::to_string(task.tid) + " has exited"};
     const auto stat = parse_proc_stat(*stat_text);
@@ -177,27 +218,28 @@ Result<TaskFacts> read_task_facts(const PendingTask& task, const std::filesystem
         // ours: a namespace below ours (a container). /proc/<pid>/ns/pid would need ptrace
         // access, which the service's reduced capabilities do not give over root processes.
         const auto depth = parse_nspid_depth(*status);
-        const auto own = own_nspid_depth(proc);
+        const auto own = own_nspid_depth(proc_);
         if (depth && own)
             facts.other_pid_namespace = *depth > *own;
     }
-    if (facts.kind == TaskKind::user && proc == "/proc") {
-        const auto tid = static_cast<pid_t>(task.tid);
-        // Each call before its take(): the order in which arguments are evaluated is not.
-        char* value = nullptr;
-        int r = sd_pid_get_slice(tid, &value);
-        if (auto slice = take(r, value))
-            facts.units = slice_chain(*slice);
-        value = nullptr;
-        r = sd_pid_get_unit(tid, &value);
-        if (auto unit = take(r, value))
-            facts.units.push_back(std::move(*unit));
-        value = nullptr;
-        r = sd_pid_get_user_unit(tid, &value);
-        if (auto user_unit = take(r, value))
-            facts.units.push_back(std::move(*user_unit));
+    lap(times.status);
+    if (facts.kind == TaskKind::user && proc_ == "/proc") {
+        auto [known, added] = units_.try_emplace(task.tgid);
+        if (added)
+            known->second = read_units(static_cast<pid_t>(task.tid));
+        facts.units = known->second;
+        lap(times.units);
     }
+    if (times.total() > longest_.total())
+        longest_ = times;
     return facts;
+}
+
+std::string TaskFactsLook::longest_read_parts() const
+{
+    return "stat " + std::to_string(longest_.stat) + " us, status " +
+           std::to_string(longest_.status) + " us, units " + std::to_string(longest_.units) +
+           " us";
 }
 
 } // namespace livepatchd

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -42,5 +43,35 @@ std::vector<std::string> slice_chain(std::string_view innermost);
 // under the real /proc: sd_pid_get_*() cannot be pointed at another tree.
 Result<TaskFacts> read_task_facts(const PendingTask& task,
                                   const std::filesystem::path& proc = "/proc");
+
+// One look at many pending tasks (the remediation's or the stall's, within a time budget):
+// read_task_facts() for each, with the systemd units read once per process. A thread's units
+// are its process's (a slice or a unit is never a threaded cgroup, and a signal stops the
+// whole process anyway), and sd-login reads /proc/<pid>/cgroup once per unit asked, under the
+// kernel's cgroup_mutex: a look at 10,000 threads of one process read it 30,000 times.
+// It also keeps where its longest read spent its time, for the look's debug line.
+class TaskFactsLook {
+public:
+    explicit TaskFactsLook(std::filesystem::path proc = "/proc") : proc_(std::move(proc)) {}
+
+    Result<TaskFacts> read(const PendingTask& task);
+
+    std::size_t reads() const { return reads_; }
+    std::size_t unit_reads() const { return units_.size(); } // processes asked of sd-login
+    std::uint64_t longest_read_usec() const { return longest_.total(); }
+    // "stat 12 us, status 30 us, units 9 us": the parts of the longest read.
+    std::string longest_read_parts() const;
+
+    struct ReadTimes {
+        std::uint64_t stat = 0, status = 0, units = 0;
+        std::uint64_t total() const { return stat + status + units; }
+    };
+
+private:
+    std::filesystem::path proc_;
+    std::unordered_map<std::uint32_t, std::vector<std::string>> units_; // by tgid
+    std::size_t reads_ = 0;
+    ReadTimes longest_;
+};
 
 } // namespace livepatchd

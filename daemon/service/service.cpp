@@ -1019,8 +1019,7 @@ void Service::act_on_stall(const std::vector<PendingTask>& pending)
         stall_facts_since_usec_ = look;
     if (config_.transition.on_stall == StallAction::revert) {
         const std::uint64_t deadline = look + stall_facts_budget_usec;
-        std::size_t read_count = 0;
-        std::uint64_t longest_read = 0;
+        TaskFactsLook facts_look;
         // Entries are updated in place, never erased here: blockers points into them (and a
         // tid may be listed twice: lpshim's debugfs list prints a task reaped between its
         // walks of the live and the exiting tasks twice).
@@ -1036,10 +1035,7 @@ void Service::act_on_stall(const std::vector<PendingTask>& pending)
                 continue;
             }
             TaskFacts read;
-            ++read_count;
-            const std::uint64_t read_started = monotonic_usec();
-            auto facts = read_task_facts(task);
-            longest_read = std::max(longest_read, monotonic_usec() - read_started);
+            auto facts = facts_look.read(task);
             if (facts) {
                 read = std::move(*facts);
             } else if (facts.error().errnum == ESRCH) {
@@ -1058,9 +1054,10 @@ void Service::act_on_stall(const std::vector<PendingTask>& pending)
             journal::log(LogLevel::debug,
                          "the stall's look at " + std::to_string(pending.size()) +
                              " pending task(s) took " + std::to_string(end - look) +
-                             " us: what /proc says of " + std::to_string(read_count) +
-                             " read (the longest read " + std::to_string(longest_read) +
-                             " us), against a budget of " +
+                             " us: what /proc says of " + std::to_string(facts_look.reads()) +
+                             " read, the units of " + std::to_string(facts_look.unit_reads()) +
+                             " process(es) (the longest read: " +
+                             facts_look.longest_read_parts() + "), against a budget of " +
                              std::to_string(stall_facts_budget_usec) + " us");
     }
     StallDecision decision =
@@ -1149,7 +1146,7 @@ void Service::remediate(std::chrono::milliseconds elapsed, const std::vector<Pen
         const std::uint64_t deadline = monotonic_usec() + facts_budget_usec;
         const std::size_t first = facts_cursor_ % pending.size();
         facts_cursor_ = 0;
-        std::size_t read = 0; // tasks whose /proc was read, whatever it said
+        TaskFactsLook facts_look;
         for (std::size_t i = 0; i < pending.size(); i++) {
             const PendingTask& task = pending[(first + i) % pending.size()];
             if (remediation_.already_stopped(task))
@@ -1158,17 +1155,18 @@ void Service::remediate(std::chrono::milliseconds elapsed, const std::vector<Pen
                 facts_cursor_ = (first + i) % pending.size();
                 break;
             }
-            ++read;
-            if (auto f = read_task_facts(task))
+            if (auto f = facts_look.read(task))
                 facts.push_back(std::move(*f));
         }
         // For a reader of the look's debug line: one read far over its share.
         if (const std::uint64_t end = monotonic_usec(); end > deadline + facts_budget_usec)
             journal::log(LogLevel::debug,
-                         "reading what /proc says of " + std::to_string(read) +
+                         "reading what /proc says of " + std::to_string(facts_look.reads()) +
                              " pending task(s) took " + std::to_string(end - deadline) +
                              " us over its budget of " + std::to_string(facts_budget_usec) +
-                             " us");
+                             " us (the units of " + std::to_string(facts_look.unit_reads()) +
+                             " process(es); the longest read: " +
+                             facts_look.longest_read_parts() + ")");
     }
     std::vector<std::pair<std::uint32_t, std::string>> refused;
     const std::vector<Remedy> remedies =

@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <future>
+#include <thread>
 #include <cstdlib>
 
 using namespace livepatchd;
@@ -274,6 +276,40 @@ TEST_CASE("the units of a real process come from sd-login")
     CHECK(facts->uid == getuid());
     CHECK(facts->euid == geteuid());
     CHECK_FALSE(facts->other_pid_namespace);
+}
+
+// Issue 18: a stall look at 10,000 threads of one process asked sd-login for each thread's
+// units (three /proc/<tid>/cgroup reads each, under the kernel's cgroup_mutex); once per
+// process is enough, as a thread's units are its process's.
+TEST_CASE("a look reads the units of a process once, for all its threads")
+{
+    std::promise<pid_t> started;
+    std::promise<void> done;
+    std::thread thread([&] {
+        started.set_value(gettid());
+        done.get_future().wait();
+    });
+    const pid_t other = started.get_future().get();
+    PendingTask main_task, other_task;
+    main_task.tgid = other_task.tgid = static_cast<std::uint32_t>(getpid());
+    main_task.tid = main_task.tgid;
+    other_task.tid = static_cast<std::uint32_t>(other);
+    main_task.reason = other_task.reason = "sleeping-in-function";
+
+    TaskFactsLook look;
+    auto first = look.read(main_task);
+    auto second = look.read(other_task);
+    done.set_value();
+    thread.join();
+    REQUIRE(first);
+    REQUIRE(second);
+    CHECK(look.reads() == 2);
+    CHECK(look.unit_reads() == 1);
+    CHECK(second->task.tid == other_task.tid);
+    CHECK(second->units == first->units);
+    CHECK(first->units == read_task_facts(main_task)->units);
+    CHECK(look.longest_read_usec() > 0);
+    CHECK(look.longest_read_parts().starts_with("stat "));
 }
 
 // Issue 18: the kernel keeps 15 bytes of a command name and may cut its last character in
