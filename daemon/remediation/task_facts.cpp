@@ -2,7 +2,9 @@
 #include "remediation/task_facts.hpp"
 
 #include <systemd/sd-login.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstdlib>
@@ -150,32 +152,51 @@ std::optional<unsigned> own_nspid_depth(const std::filesystem::path& proc)
 
 Result<TaskFacts> read_task_facts(const PendingTask& task, const std::filesystem::path& proc)
 {
-    TaskFactsLook look(proc);
+    TaskFactsLook look(TaskFactsLook::Units::read, proc);
     return look.read(task);
 }
 
 namespace {
 
-std::vector<std::string> read_units(pid_t pid)
+// The units sd-login says the task is in, and whether they are all it could say: not when the
+// task went away meanwhile (its cgroup file gone: ESRCH, or ENOENT from older sd-login).
+std::pair<std::vector<std::string>, bool> read_units(pid_t pid)
 {
     std::vector<std::string> units;
+    bool complete = true;
     // Each call before its take(): the order in which arguments are evaluated is not.
+    const auto asked = [&complete](int r) {
+        complete = complete && r != -ESRCH && r != -ENOENT;
+        return r;
+    };
     char* value = nullptr;
-    int r = sd_pid_get_slice(pid, &value);
+    int r = asked(sd_pid_get_slice(pid, &value));
     if (auto slice = take(r, value))
         units = slice_chain(*slice);
     value = nullptr;
-    r = sd_pid_get_unit(pid, &value);
+    r = asked(sd_pid_get_unit(pid, &value));
     if (auto unit = take(r, value))
         units.push_back(std::move(*unit));
     value = nullptr;
-    r = sd_pid_get_user_unit(pid, &value);
+    r = asked(sd_pid_get_user_unit(pid, &value));
     if (auto user_unit = take(r, value))
         units.push_back(std::move(*user_unit));
-    return units;
+    return {std::move(units), complete};
+}
+
+// Now on the clock of /proc/<pid>/stat's start time: ticks of USER_HZ since boot.
+std::uint64_t boot_ticks()
+{
+    static const auto per_second = static_cast<std::uint64_t>(std::max(1L, sysconf(_SC_CLK_TCK)));
+    return boottime_usec() / 1000 * per_second / 1000;
 }
 
 } // namespace
+
+TaskFactsLook::TaskFactsLook(Units units, std::filesystem::path proc)
+    : read_units_(units == Units::read), proc_(std::move(proc))
+{
+}
 
 Result<TaskFacts> TaskFactsLook::read(const PendingTask& task)
 {
@@ -223,11 +244,19 @@ Result<TaskFacts> TaskFactsLook::read(const PendingTask& task)
             facts.other_pid_namespace = *depth > *own;
     }
     lap(times.status);
-    if (facts.kind == TaskKind::user && proc_ == "/proc") {
-        auto [known, added] = units_.try_emplace(task.tgid);
-        if (added)
-            known->second = read_units(static_cast<pid_t>(task.tid));
-        facts.units = known->second;
+    if (read_units_ && facts.kind == TaskKind::user && proc_ == "/proc") {
+        // A thread started before its process's units were read was in that process then.
+        const auto known = units_.find(task.tgid);
+        if (known != units_.end() && facts.start_time < known->second.read_ticks) {
+            facts.units = known->second.units;
+        } else {
+            const std::uint64_t read_ticks = boot_ticks();
+            ++unit_reads_;
+            auto [units, complete] = read_units(static_cast<pid_t>(task.tid));
+            if (complete)
+                units_[task.tgid] = ProcessUnits{units, read_ticks};
+            facts.units = std::move(units);
+        }
         lap(times.units);
     }
     if (times.total() > longest_.total())

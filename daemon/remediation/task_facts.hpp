@@ -45,19 +45,23 @@ Result<TaskFacts> read_task_facts(const PendingTask& task,
                                   const std::filesystem::path& proc = "/proc");
 
 // One look at many pending tasks (the remediation's or the stall's, within a time budget):
-// read_task_facts() for each, with the systemd units read once per process. A thread's units
-// are its process's (a slice or a unit is never a threaded cgroup, and a signal stops the
-// whole process anyway), and sd-login reads /proc/<pid>/cgroup once per unit asked, under the
-// kernel's cgroup_mutex: a look at 10,000 threads of one process read it 30,000 times.
+// read_task_facts() for each, with the systemd units read once per process. sd-login reads
+// /proc/<pid>/cgroup once per unit asked, under the kernel's cgroup_mutex: a look at 10,000
+// threads of one process read it 30,000 times. A thread's units are its process's (a service's
+// threaded sub-cgroups are still in its unit, and a signal stops the whole process anyway).
+// A process's units are reused only for its threads that started before they were read (a
+// later one may be of a new process with a reused pid), and only when every read succeeded.
+// The facts are fresh enough to choose a task, not to act on: the stop reads its task again.
 // It also keeps where its longest read spent its time, for the look's debug line.
 class TaskFactsLook {
 public:
-    explicit TaskFactsLook(std::filesystem::path proc = "/proc") : proc_(std::move(proc)) {}
+    enum class Units { read, skip }; // skip: the stall's decision does not use them
+    explicit TaskFactsLook(Units units = Units::read, std::filesystem::path proc = "/proc");
 
     Result<TaskFacts> read(const PendingTask& task);
 
-    std::size_t reads() const { return reads_; }
-    std::size_t unit_reads() const { return units_.size(); } // processes asked of sd-login
+    std::size_t reads() const { return reads_; }           // tasks read (idle ones are not)
+    std::size_t unit_reads() const { return unit_reads_; } // times sd-login was asked
     std::uint64_t longest_read_usec() const { return longest_.total(); }
     // "stat 12 us, status 30 us, units 9 us": the parts of the longest read.
     std::string longest_read_parts() const;
@@ -68,9 +72,16 @@ public:
     };
 
 private:
+    struct ProcessUnits {
+        std::vector<std::string> units;
+        std::uint64_t read_ticks = 0; // boot time when read, in /proc's clock ticks
+    };
+
+    bool read_units_;
     std::filesystem::path proc_;
-    std::unordered_map<std::uint32_t, std::vector<std::string>> units_; // by tgid
+    std::unordered_map<std::uint32_t, ProcessUnits> units_; // by tgid
     std::size_t reads_ = 0;
+    std::size_t unit_reads_ = 0;
     ReadTimes longest_;
 };
 

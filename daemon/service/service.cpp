@@ -1019,7 +1019,7 @@ void Service::act_on_stall(const std::vector<PendingTask>& pending)
         stall_facts_since_usec_ = look;
     if (config_.transition.on_stall == StallAction::revert) {
         const std::uint64_t deadline = look + stall_facts_budget_usec;
-        TaskFactsLook facts_look;
+        TaskFactsLook facts_look(TaskFactsLook::Units::skip);
         // Entries are updated in place, never erased here: blockers points into them (and a
         // tid may be listed twice: lpshim's debugfs list prints a task reaped between its
         // walks of the live and the exiting tasks twice).
@@ -1055,8 +1055,7 @@ void Service::act_on_stall(const std::vector<PendingTask>& pending)
                          "the stall's look at " + std::to_string(pending.size()) +
                              " pending task(s) took " + std::to_string(end - look) +
                              " us: what /proc says of " + std::to_string(facts_look.reads()) +
-                             " read, the units of " + std::to_string(facts_look.unit_reads()) +
-                             " process(es) (the longest read: " +
+                             " read (the longest read: " +
                              facts_look.longest_read_parts() + "), against a budget of " +
                              std::to_string(stall_facts_budget_usec) + " us");
     }
@@ -1164,8 +1163,9 @@ void Service::remediate(std::chrono::milliseconds elapsed, const std::vector<Pen
                          "reading what /proc says of " + std::to_string(facts_look.reads()) +
                              " pending task(s) took " + std::to_string(end - deadline) +
                              " us over its budget of " + std::to_string(facts_budget_usec) +
-                             " us (the units of " + std::to_string(facts_look.unit_reads()) +
-                             " process(es); the longest read: " +
+                             " us (sd-login asked for units " +
+                             std::to_string(facts_look.unit_reads()) +
+                             " time(s); the longest read: " +
                              facts_look.longest_read_parts() + ")");
     }
     std::vector<std::pair<std::uint32_t, std::string>> refused;

@@ -13,9 +13,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdlib>
 #include <future>
 #include <thread>
-#include <cstdlib>
 
 using namespace livepatchd;
 using namespace std::chrono_literals;
@@ -281,35 +282,75 @@ TEST_CASE("the units of a real process come from sd-login")
 // Issue 18: a stall look at 10,000 threads of one process asked sd-login for each thread's
 // units (three /proc/<tid>/cgroup reads each, under the kernel's cgroup_mutex); once per
 // process is enough, as a thread's units are its process's.
-TEST_CASE("a look reads the units of a process once, for all its threads")
-{
-    std::promise<pid_t> started;
-    std::promise<void> done;
-    std::thread thread([&] {
-        started.set_value(gettid());
-        done.get_future().wait();
-    });
-    const pid_t other = started.get_future().get();
-    PendingTask main_task, other_task;
-    main_task.tgid = other_task.tgid = static_cast<std::uint32_t>(getpid());
-    main_task.tid = main_task.tgid;
-    other_task.tid = static_cast<std::uint32_t>(other);
-    main_task.reason = other_task.reason = "sleeping-in-function";
+namespace {
 
+// A thread of this process, asleep until the object goes; its tid in tid.
+struct SleepingThread {
+    SleepingThread()
+    {
+        std::promise<pid_t> started;
+        thread = std::thread([&started, this] {
+            started.set_value(gettid());
+            done.get_future().wait();
+        });
+        tid = started.get_future().get();
+    }
+    ~SleepingThread()
+    {
+        done.set_value();
+        thread.join();
+    }
+    std::promise<void> done;
+    std::thread thread;
+    pid_t tid = 0;
+};
+
+PendingTask pending_thread(pid_t tid)
+{
+    PendingTask task;
+    task.tgid = static_cast<std::uint32_t>(getpid());
+    task.tid = static_cast<std::uint32_t>(tid);
+    task.reason = "sleeping-in-function";
+    return task;
+}
+
+} // namespace
+
+TEST_CASE("a look reads the units of a process once, for the threads that were there")
+{
+    const SleepingThread older;
+    // Started a clock tick (USER_HZ) or more before the look, as the stat's start time says.
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
     TaskFactsLook look;
-    auto first = look.read(main_task);
-    auto second = look.read(other_task);
-    done.set_value();
-    thread.join();
+    auto first = look.read(pending_thread(getpid()));
+    auto second = look.read(pending_thread(older.tid));
     REQUIRE(first);
     REQUIRE(second);
     CHECK(look.reads() == 2);
     CHECK(look.unit_reads() == 1);
-    CHECK(second->task.tid == other_task.tid);
+    CHECK(second->task.tid == static_cast<std::uint32_t>(older.tid));
     CHECK(second->units == first->units);
-    CHECK(first->units == read_task_facts(main_task)->units);
+    const auto alone = read_task_facts(pending_thread(getpid()));
+    REQUIRE(alone);
+    CHECK(first->units == alone->units);
     CHECK(look.longest_read_usec() > 0);
     CHECK(look.longest_read_parts().starts_with("stat "));
+
+    // A thread that started after the units were read may be of another process that got
+    // the pid: its units are read again.
+    const SleepingThread newer;
+    auto third = look.read(pending_thread(newer.tid));
+    REQUIRE(third);
+    CHECK(look.unit_reads() == 2);
+    CHECK(third->units == first->units);
+
+    // The stall's look does not read them at all.
+    TaskFactsLook stall_look(TaskFactsLook::Units::skip);
+    auto bare = stall_look.read(pending_thread(getpid()));
+    REQUIRE(bare);
+    CHECK(bare->units.empty());
+    CHECK(stall_look.unit_reads() == 0);
+    CHECK(bare->uid == getuid());
 }
 
 // Issue 18: the kernel keeps 15 bytes of a command name and may cut its last character in
