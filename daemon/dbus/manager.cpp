@@ -655,7 +655,8 @@ int Manager::list_pending_tasks(sd_bus_message* call, sd_bus_error* error)
                                  "%zu ListPendingTasks calls are being answered already; call "
                                  "again once one of them is",
                                  listings_.size());
-    listings_.push_back({this, MessagePtr(sd_bus_message_ref(call)), nullptr, {}, 0, {}, nullptr});
+    listings_.push_back({this, MessagePtr(sd_bus_message_ref(call)), nullptr, {}, 0, {},
+                         TaskFactsLook{}, nullptr});
     PendingListing& added = listings_.back();
     if (!context_.list_pending) {
         begin_listing(added, context_.control.pending_tasks(), {});
@@ -745,7 +746,7 @@ bool Manager::continue_listing(PendingListing& listing, bool everything)
         PendingTask& task = listing.tasks[listing.next++];
         BlockingTask blocking;
         if (context_.blocking_task)
-            blocking = context_.blocking_task(task);
+            blocking = context_.blocking_task(task, listing.facts);
         else
             blocking.facts.task = std::move(task);
         const TaskFacts& f = blocking.facts;

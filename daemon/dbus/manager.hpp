@@ -36,6 +36,7 @@
 #include "kernel/kernel_view.hpp"
 #include "kernel/patch_control.hpp"
 #include "remediation/remediation.hpp"
+#include "remediation/task_facts.hpp"
 #include "service/event_sink.hpp"
 #include "service/patch_operations.hpp"
 #include "service/status.hpp"
@@ -67,8 +68,9 @@ struct ManagerContext {
         std::map<std::uint32_t, std::vector<std::string>> stacks)>;
     std::function<void(bool stacks, PendingListed done)> list_pending = nullptr;
     // The service's view of a pending task (facts, time blocked, actions; unset: the task as
-    // listed), asked for a slice of the tasks per turn of the loop.
-    std::function<BlockingTask(const PendingTask&)> blocking_task = nullptr;
+    // listed), asked for a slice of the tasks per turn of the loop, with one look per listing
+    // (a process's units asked of sd-login once for all its threads).
+    std::function<BlockingTask(const PendingTask&, TaskFactsLook&)> blocking_task = nullptr;
 };
 
 // ListPendingTasks and GetTaskStacks carry the kernel stacks of the first this many tasks of
@@ -196,6 +198,7 @@ private:
         std::vector<PendingTask> tasks;
         std::size_t next = 0;
         std::map<std::uint32_t, std::vector<std::string>> stacks;
+        TaskFactsLook facts; // the tasks' /proc and sd-login facts, read slice by slice
         sd_event_source* source = nullptr; // owned; the defer source that builds it
     };
     std::list<PendingListing> listings_;

@@ -228,7 +228,8 @@ Result<void> Service::connect()
                              }
                          });
                      },
-                 .blocking_task = [this](const PendingTask& task) { return blocking_task(task); },
+                 .blocking_task = [this](const PendingTask& task,
+                                         TaskFactsLook& look) { return blocking_task(task, look); },
              });
     if (!config_.metrics.textfile.empty()) {
         metrics::MetricsSnapshot identity;
@@ -1314,10 +1315,10 @@ void Service::stop_for_a_moment(const TaskFacts& facts, const Stacks& stacks)
         journal::log(LogLevel::warning, asked.error().message, {{"PATCH", patch}});
 }
 
-BlockingTask Service::blocking_task(const PendingTask& task)
+BlockingTask Service::blocking_task(const PendingTask& task, TaskFactsLook& look)
 {
     BlockingTask b;
-    if (auto facts = read_task_facts(task))
+    if (auto facts = look.read(task))
         b.facts = std::move(*facts);
     else
         b.facts.task = task;

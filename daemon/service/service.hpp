@@ -137,7 +137,7 @@ private:
     void stop_for_a_moment(const TaskFacts& facts, const Stacks& stacks);
     // What ListPendingTasks says of a pending task: its /proc and sd-login facts, how long it
     // has blocked, what the ladder did about it.
-    BlockingTask blocking_task(const PendingTask& task);
+    BlockingTask blocking_task(const PendingTask& task, TaskFactsLook& look);
     void save_transition_record();
     void resume_transition_record(const std::vector<KernelPatch>& in_kernel);
     // sd_notify STATUS=; counted: the pending tasks were counted (not yet at a transition's start).
