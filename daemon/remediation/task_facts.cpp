@@ -158,15 +158,16 @@ Result<TaskFacts> read_task_facts(const PendingTask& task, const std::filesystem
 
 namespace {
 
-// The units sd-login says the task is in, and whether they are all it could say: not when the
-// task went away meanwhile (its cgroup file gone: ESRCH, or ENOENT from older sd-login).
+// The units sd-login says the task is in, and whether each question was answered: a unit, or
+// ENXIO/ENODATA (in no such unit). Not when the task went away meanwhile (ESRCH) or the read
+// failed (out of memory or descriptors).
 std::pair<std::vector<std::string>, bool> read_units(pid_t pid)
 {
     std::vector<std::string> units;
     bool complete = true;
     // Each call before its take(): the order in which arguments are evaluated is not.
     const auto asked = [&complete](int r) {
-        complete = complete && r != -ESRCH && r != -ENOENT;
+        complete = complete && (r >= 0 || r == -ENXIO || r == -ENODATA);
         return r;
     };
     char* value = nullptr;
@@ -184,11 +185,16 @@ std::pair<std::vector<std::string>, bool> read_units(pid_t pid)
     return {std::move(units), complete};
 }
 
-// Now on the clock of /proc/<pid>/stat's start time: ticks of USER_HZ since boot.
-std::uint64_t boot_ticks()
+// /proc/<pid>/stat's clock for start times: ticks of USER_HZ since boot.
+std::uint64_t ticks_per_second()
 {
     static const auto per_second = static_cast<std::uint64_t>(std::max(1L, sysconf(_SC_CLK_TCK)));
-    return boottime_usec() / 1000 * per_second / 1000;
+    return per_second;
+}
+
+std::uint64_t boot_ticks()
+{
+    return boottime_usec() / 1000 * ticks_per_second() / 1000;
 }
 
 } // namespace
@@ -245,9 +251,11 @@ Result<TaskFacts> TaskFactsLook::read(const PendingTask& task)
     }
     lap(times.status);
     if (read_units_ && facts.kind == TaskKind::user && proc_ == "/proc") {
-        // A thread started before its process's units were read was in that process then.
+        // A thread started before its process's units were read was in that process then;
+        // a read is used for a second at most (a listing lasts longer: a process may move).
         const auto known = units_.find(task.tgid);
-        if (known != units_.end() && facts.start_time < known->second.read_ticks) {
+        if (known != units_.end() && facts.start_time < known->second.read_ticks &&
+            boot_ticks() - known->second.read_ticks < ticks_per_second()) {
             facts.units = known->second.units;
         } else {
             const std::uint64_t read_ticks = boot_ticks();

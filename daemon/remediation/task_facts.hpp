@@ -50,7 +50,8 @@ Result<TaskFacts> read_task_facts(const PendingTask& task,
 // threads of one process read it 30,000 times. A thread's units are its process's (a service's
 // threaded sub-cgroups are still in its unit, and a signal stops the whole process anyway).
 // A process's units are reused only for its threads that started before they were read (a
-// later one may be of a new process with a reused pid), and only when every read succeeded.
+// later one may be of a new process with a reused pid), only when sd-login answered every
+// question, and for a second at most (a process may be moved to another unit).
 // The facts are fresh enough to choose a task, not to act on: the stop reads its task again.
 // It also keeps where its longest read spent its time, for the look's debug line.
 class TaskFactsLook {
@@ -61,7 +62,7 @@ public:
     Result<TaskFacts> read(const PendingTask& task);
 
     std::size_t reads() const { return reads_; }           // tasks read (idle ones are not)
-    std::size_t unit_reads() const { return unit_reads_; } // times sd-login was asked
+    std::size_t unit_reads() const { return unit_reads_; } // processes read from sd-login
     std::uint64_t longest_read_usec() const { return longest_.total(); }
     // "stat 12 us, status 30 us, units 9 us": the parts of the longest read.
     std::string longest_read_parts() const;

@@ -1164,9 +1164,8 @@ void Service::remediate(std::chrono::milliseconds elapsed, const std::vector<Pen
                          "reading what /proc says of " + std::to_string(facts_look.reads()) +
                              " pending task(s) took " + std::to_string(end - deadline) +
                              " us over its budget of " + std::to_string(facts_budget_usec) +
-                             " us (sd-login asked for units " +
-                             std::to_string(facts_look.unit_reads()) +
-                             " time(s); the longest read: " +
+                             " us (the units of " + std::to_string(facts_look.unit_reads()) +
+                             " process(es) read from sd-login; the longest read: " +
                              facts_look.longest_read_parts() + ")");
     }
     std::vector<std::pair<std::uint32_t, std::string>> refused;

@@ -344,6 +344,11 @@ TEST_CASE("a look reads the units of a process once, for the threads that were t
     CHECK(look.unit_reads() == 2);
     CHECK(third->units == first->units);
 
+    // A read is used for a second at most: a process may have been moved to another unit.
+    std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+    REQUIRE(look.read(pending_thread(older.tid)));
+    CHECK(look.unit_reads() == 3);
+
     // The stall's look does not read them at all.
     TaskFactsLook stall_look(TaskFactsLook::Units::skip);
     auto bare = stall_look.read(pending_thread(getpid()));
