@@ -26,11 +26,15 @@ sleepers_checked() { (($(grep -c ' sleeping-in-function lpshim_target_sleep' /sy
 # pause()) goes off the CPU in state T at the SIGSTOP and is woken by the SIGCONT, each stamped
 # by the sched tracepoints. (Polling /proc from the case misses holds: the case's shell shares
 # the CPU with the 10,000 threads the SIGSTOP wakes, and /proc/PID/stat sums over all of them.)
-# trace_stops PID: from now on, trace PID's leader going off the CPU and being woken.
+# trace_stops PID: from now on, trace PID's leader going off the CPU and being woken. On the
+# "mono" clock: the default one stands still on a CPU with interrupts off when the TSC is
+# unstable (as under TCG), and a SIGSTOP of thousands of threads keeps them off for a while.
 TRACEFS=/sys/kernel/tracing
 trace_stops() {
 	[[ -d $TRACEFS/events/sched ]] || mount -t tracefs nodev $TRACEFS
 	echo 0 >$TRACEFS/tracing_on
+	[[ -n ${trace_clock:-} ]] || trace_clock=$(sed 's/.*\[\(.*\)\].*/\1/' $TRACEFS/trace_clock)
+	echo mono >$TRACEFS/trace_clock
 	echo >$TRACEFS/trace
 	echo "prev_pid == $1" >$TRACEFS/events/sched/sched_switch/filter
 	echo "pid == $1" >$TRACEFS/events/sched/sched_wakeup/filter
@@ -44,6 +48,7 @@ untrace_stops() {
 		echo 0 >$TRACEFS/events/sched/$event/enable
 		echo 0 >$TRACEFS/events/sched/$event/filter
 	done
+	[[ -z ${trace_clock:-} ]] || echo $trace_clock >$TRACEFS/trace_clock
 }
 # held_ms: from the trace, the first hold (the leader off the CPU in state T until its next
 # wakeup) in ms; nothing while there was none.
