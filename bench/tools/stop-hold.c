@@ -12,7 +12,8 @@
  *   policy=fifo stop_kill_us=<x> woke_us=<x> cont_kill_us=<x> cpu_free_us=<x>
  *
  * For bench/stop-storm: what a process of many threads does to the sender of these signals.
- * Needs root for fifo; exits 1 with a message on any failure.
+ * Needs root for fifo; exits 1 with a message on any failure. SIGINT, SIGTERM and SIGHUP wait
+ * until the SIGCONT is sent: it never leaves the process stopped.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -31,6 +32,19 @@ static long long now_us(void)
 	return t.tv_sec * 1000000LL + t.tv_nsec / 1000;
 }
 
+/* TEXT as a number from MIN to MAX, or -1. */
+static long long parse(const char *text, long long min, long long max)
+{
+	char *end;
+	long long value;
+
+	errno = 0;
+	value = strtoll(text, &end, 10);
+	if (errno || end == text || *end || value < min || value > max)
+		return -1;
+	return value;
+}
+
 static int set_policy(int policy, int priority)
 {
 	struct sched_param param = { .sched_priority = priority };
@@ -47,19 +61,26 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: stop-hold PID fifo|other HOLD_MS\n");
 		return 1;
 	}
-	const pid_t pid = atoi(argv[1]);
+	const long long pid = parse(argv[1], 2, 1 << 22);
 	const int fifo = !strcmp(argv[2], "fifo");
-	const long long hold_us = atoll(argv[3]) * 1000;
-	if (pid <= 1 || hold_us <= 0) {
-		fprintf(stderr, "stop-hold: PID must be a process's (not 1), HOLD_MS more than 0\n");
+	const long long hold_ms = parse(argv[3], 1, 10000);
+	if (pid < 0 || hold_ms < 0) {
+		fprintf(stderr, "stop-hold: PID must be a process's (not 1), HOLD_MS 1 to 10000\n");
 		return 1;
 	}
+	const long long hold_us = hold_ms * 1000;
 	if (fifo && set_policy(SCHED_FIFO, 1))
 		return 1;
+	sigset_t held;
+	sigemptyset(&held);
+	sigaddset(&held, SIGINT);
+	sigaddset(&held, SIGTERM);
+	sigaddset(&held, SIGHUP);
+	sigprocmask(SIG_BLOCK, &held, NULL);
 
 	const long long start = now_us();
-	if (kill(pid, SIGSTOP)) {
-		fprintf(stderr, "stop-hold: SIGSTOP to %d: %s\n", pid, strerror(errno));
+	if (kill((pid_t)pid, SIGSTOP)) {
+		fprintf(stderr, "stop-hold: SIGSTOP to %lld: %s\n", pid, strerror(errno));
 		return 1;
 	}
 	const long long stopped = now_us();
@@ -69,8 +90,13 @@ int main(int argc, char **argv)
 		;
 	const long long woke = now_us();
 	/* Continued whatever happened before: never leave the process stopped. */
-	const int cont_error = kill(pid, SIGCONT) ? errno : 0;
+	const int cont_error = kill((pid_t)pid, SIGCONT) ? errno : 0;
 	const long long continued = now_us();
+	sigprocmask(SIG_UNBLOCK, &held, NULL);
+	if (cont_error) {
+		fprintf(stderr, "stop-hold: SIGCONT to %lld: %s\n", pid, strerror(cont_error));
+		return 1;
+	}
 	if (fifo && set_policy(SCHED_OTHER, 0))
 		return 1;
 	const struct timespec one_ms = { 0, 1000000 };
@@ -81,10 +107,6 @@ int main(int argc, char **argv)
 			break;
 	}
 	const long long free_cpu = now_us();
-	if (cont_error) {
-		fprintf(stderr, "stop-hold: SIGCONT to %d: %s\n", pid, strerror(cont_error));
-		return 1;
-	}
 	printf("policy=%s stop_kill_us=%lld woke_us=%lld cont_kill_us=%lld cpu_free_us=%lld\n",
 	       argv[2], stopped - start, woke - start, continued - start, free_cpu - start);
 	return 0;
