@@ -44,7 +44,7 @@ std::vector<std::string> slice_chain(std::string_view innermost);
 Result<TaskFacts> read_task_facts(const PendingTask& task,
                                   const std::filesystem::path& proc = "/proc");
 
-// One look at many pending tasks (the remediation's or the stall's, within a time budget):
+// One look at many pending tasks (a remediation round's, the stall's, a listing's):
 // read_task_facts() for each, with the systemd units read once per process. sd-login reads
 // /proc/<pid>/cgroup once per unit asked, under the kernel's cgroup_mutex: a look at 10,000
 // threads of one process read it 30,000 times. A thread's units are its process's (a service's
@@ -67,12 +67,11 @@ public:
     // "stat 12 us, status 30 us, units 9 us": the parts of the longest read.
     std::string longest_read_parts() const;
 
+private:
     struct ReadTimes {
         std::uint64_t stat = 0, status = 0, units = 0;
         std::uint64_t total() const { return stat + status + units; }
     };
-
-private:
     struct ProcessUnits {
         std::vector<std::string> units;
         std::uint64_t read_ticks = 0; // boot time when read, in /proc's clock ticks
