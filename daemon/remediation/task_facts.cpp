@@ -253,16 +253,16 @@ Result<TaskFacts> TaskFactsLook::read(const PendingTask& task)
     if (read_units_ && facts.kind == TaskKind::user && proc_ == "/proc") {
         // A thread started before its process's units were read was in that process then;
         // a read is used for a second at most (a listing lasts longer: a process may move).
+        const std::uint64_t now_ticks = boot_ticks();
         const auto known = units_.find(task.tgid);
         if (known != units_.end() && facts.start_time < known->second.read_ticks &&
-            boot_ticks() - known->second.read_ticks < ticks_per_second()) {
+            now_ticks - known->second.read_ticks < ticks_per_second()) {
             facts.units = known->second.units;
         } else {
-            const std::uint64_t read_ticks = boot_ticks();
             ++unit_reads_;
             auto [units, complete] = read_units(static_cast<pid_t>(task.tid));
             if (complete)
-                units_[task.tgid] = ProcessUnits{units, read_ticks};
+                units_[task.tgid] = ProcessUnits{units, now_ticks};
             facts.units = std::move(units);
         }
         lap(times.units);
