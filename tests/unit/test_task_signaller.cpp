@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <fstream>
 #include <mutex>
@@ -181,13 +182,14 @@ struct HeldUpSignaller final : Signaller {
 // every CPU: it says when it "sent" the signal, and when the SIGCONT came.
 struct LateReturningSignaller final : Signaller {
     std::chrono::milliseconds late;
-    std::uint64_t sent_usec = 0, resumed_usec = 0; // written on the executor's thread
+    // Written on the executor's thread, read by the test once they are set.
+    std::atomic<std::uint64_t> sent_usec = 0, resumed_usec = 0;
     explicit LateReturningSignaller(std::chrono::milliseconds l) : late(l) {}
     Result<std::uint64_t> stop(pid_t, pid_t, std::uint64_t) override
     {
         sent_usec = monotonic_usec();
         std::this_thread::sleep_for(late);
-        return sent_usec;
+        return sent_usec.load();
     }
     Result<void> resume(pid_t) override
     {
@@ -363,6 +365,33 @@ TEST_CASE("a hold counts from the SIGSTOP's sending, not from the stop call's la
     const std::uint64_t held_ms = (signaller.resumed_usec - signaller.sent_usec) / 1000;
     CHECK(held_ms >= 400);
     CHECK(held_ms < 550);
+}
+
+TEST_CASE("a hold ends on time while the loop is busy elsewhere")
+{
+    // The loop may be inside a long dispatch (or kept off the CPU by the stop's own storm of
+    // wakeups) when a hold is due: the SIGCONT must not wait for it. Two processes stopped in
+    // one round are held side by side, each for hold_ms from its own SIGSTOP.
+    sd_event* event = nullptr;
+    REQUIRE(sd_event_new(&event) >= 0);
+    std::unique_ptr<sd_event, decltype(&sd_event_unref)> owned_event(event, sd_event_unref);
+    LateReturningSignaller first(0ms), second(0ms);
+    RemediationExecutor one(event, first, 100ms, nullptr), other(event, second, 100ms, nullptr);
+    REQUIRE(one.stop_for_a_moment(4242, 4242, 1, nullptr));
+    REQUIRE(other.stop_for_a_moment(4243, 4243, 1, nullptr));
+    std::this_thread::sleep_for(400ms); // the loop does not run
+    for (const auto* signaller : {&first, &second}) {
+        REQUIRE(signaller->sent_usec != 0);
+        REQUIRE(signaller->resumed_usec != 0);
+        const std::uint64_t held_ms = (signaller->resumed_usec - signaller->sent_usec) / 1000;
+        CHECK(held_ms >= 100);
+        CHECK(held_ms < 250);
+    }
+    // The loop hears of it when it runs again.
+    for (int i = 0; i < 50 && one.holding() + other.holding() > 0; ++i)
+        (void)sd_event_run(event, 20'000);
+    CHECK(one.holding() == 0);
+    CHECK(other.holding() == 0);
 }
 
 TEST_CASE("the executor continues every held process: on its timer, resume_all, destruction")
