@@ -1,14 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include "common/off_loop_queue.hpp"
 
+#include <pthread.h>
+#include <sched.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <chrono>
+
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <system_error>
 
+#include "common/clock.hpp"
 #include "common/dispatch_label.hpp"
 
 namespace livepatchd {
@@ -33,6 +39,13 @@ Result<std::unique_ptr<OffLoopQueue>> OffLoopQueue::create(sd_event* event, cons
     } catch (const std::system_error& e) {
         return Error{e.code().value(), std::string("cannot start a thread: ") + e.what()};
     }
+    if (priority == Priority::realtime) {
+        // Before any work is posted. EPERM without CAP_SYS_NICE or RLIMIT_RTPRIO >= 1 (the
+        // unit's LimitRTPRIO=1; RestrictRealtime=yes would refuse it too).
+        const sched_param param{.sched_priority = 1};
+        created->realtime_ =
+            ::pthread_setschedparam(created->thread_.native_handle(), SCHED_FIFO, &param) == 0;
+    }
     return created;
 }
 
@@ -51,15 +64,52 @@ void OffLoopQueue::post(std::function<void()> work, std::function<void()> then)
 {
     {
         std::lock_guard lock(mutex_);
-        queued_.push_back(Item{std::move(work), std::move(then)});
+        queued_.push_back(Item{std::move(work), std::move(then), nullptr});
     }
     changed_.notify_all();
 }
 
-bool OffLoopQueue::has_queued()
+void OffLoopQueue::post_timed(Due due, std::function<void()> work, std::function<void()> then)
+{
+    {
+        std::lock_guard lock(mutex_);
+        queued_.push_back(Item{std::move(work), std::move(then), std::move(due)});
+    }
+    changed_.notify_all();
+}
+
+void OffLoopQueue::lower(const Due& due, std::uint64_t usec) noexcept
+{
+    std::uint64_t now = due->load();
+    while (usec < now && !due->compare_exchange_weak(now, usec)) {
+    }
+}
+
+void OffLoopQueue::wake()
+{
+    // Under the lock: the thread either sees the lowered Due before it waits, or is waiting.
+    { std::lock_guard lock(mutex_); }
+    changed_.notify_all();
+}
+
+std::list<OffLoopQueue::Item>::iterator OffLoopQueue::next_due(std::uint64_t now,
+                                                               std::uint64_t& earliest)
+{
+    earliest = never_due;
+    for (auto it = queued_.begin(); it != queued_.end(); ++it) {
+        const std::uint64_t due = it->due ? it->due->load() : 0;
+        if (due <= now || closing_)
+            return it;
+        earliest = std::min(earliest, due);
+    }
+    return queued_.end();
+}
+
+bool OffLoopQueue::has_due()
 {
     std::lock_guard lock(mutex_);
-    return !queued_.empty();
+    std::uint64_t earliest = 0;
+    return next_due(monotonic_usec(), earliest) != queued_.end();
 }
 
 void OffLoopQueue::serve()
@@ -70,11 +120,28 @@ void OffLoopQueue::serve()
         (void)::nice(10);
     std::unique_lock lock(mutex_);
     for (;;) {
-        changed_.wait(lock, [this] { return closing_ || !queued_.empty(); });
-        if (queued_.empty())
-            return; // closing, and every work posted has run
+        std::uint64_t earliest = never_due;
+        const auto next = next_due(monotonic_usec(), earliest);
+        if (next == queued_.end()) {
+            // Nothing due: the loop hears of what ran (a wake-up per work would draw it into
+            // the storm a SIGSTOP started, right before the SIGCONT that ends it).
+            if (unheard_) {
+                unheard_ = false;
+                // A counter that cannot overflow in practice, read before the loop runs
+                // continuations: one wake-up for any number of them.
+                (void)::eventfd_write(done_fd_.get(), 1);
+            }
+            if (closing_)
+                return; // every work posted has run
+            if (earliest == never_due)
+                changed_.wait(lock);
+            else // CLOCK_MONOTONIC, as monotonic_usec(): libstdc++'s steady_clock
+                changed_.wait_until(lock, std::chrono::steady_clock::time_point(
+                                              std::chrono::microseconds(earliest)));
+            continue;
+        }
         std::list<Item> running;
-        running.splice(running.begin(), queued_, queued_.begin());
+        running.splice(running.begin(), queued_, next);
         busy_ = true;
         lock.unlock();
         try {
@@ -85,10 +152,8 @@ void OffLoopQueue::serve()
         lock.lock();
         busy_ = false;
         done_.splice(done_.end(), running);
+        unheard_ = true;
         changed_.notify_all();
-        // Written once per work and read before the loop runs continuations: a counter that
-        // cannot overflow in practice, and one wake-up for any number of them.
-        (void)::eventfd_write(done_fd_.get(), 1);
     }
 }
 
@@ -115,7 +180,10 @@ void OffLoopQueue::flush() noexcept
 {
     {
         std::unique_lock lock(mutex_);
-        changed_.wait(lock, [this] { return queued_.empty() && !busy_; });
+        changed_.wait(lock, [this] {
+            std::uint64_t earliest = 0;
+            return !busy_ && next_due(monotonic_usec(), earliest) == queued_.end();
+        });
     }
     run_continuations();
 }

@@ -7,15 +7,23 @@
 // nothing meanwhile. OffLoopWork runs one work at a time; this one keeps an order (a process's
 // SIGCONT never overtakes its SIGSTOP).
 //
+// A timed work (post_timed) waits in the queue until its Due time, which anyone may bring
+// forward (lower(), then wake()): a hold's SIGCONT, timed on this thread so that it is sent on
+// time whatever the loop is doing. Among the works that are due, the order is the order posted.
+//
 // A work must not throw and must touch nothing the loop touches but through what it captured;
-// its continuation runs on the loop and sees everything the work wrote. flush() waits for every
-// work posted and runs their continuations now. Destroying the queue runs the works still
-// queued (a SIGCONT must not be dropped), not their continuations.
+// its continuation runs on the loop and sees everything the work wrote. The loop hears of the
+// works that have run once no other is due (one wake-up for a SIGSTOP and the SIGCONT due right
+// after it). flush() waits for every work due and runs their continuations now. Destroying the
+// queue runs every work still queued at once, due or not (a SIGCONT must not be dropped nor
+// wait), not their continuations.
 #pragma once
 
 #include <systemd/sd-event.h>
 
+#include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <functional>
 #include <list>
 #include <memory>
@@ -32,8 +40,17 @@ public:
     // How its thread competes with the loop's for a CPU. below_loop: nice 10 more than the
     // process (each thread has its own nice value on Linux), for works nobody waits on the
     // instant they end (a walk of 30,000 tasks, a file write): when both are runnable, the
-    // loop runs first. as_loop for the signals, whose timing is the hold's.
-    enum class Priority { as_loop, below_loop };
+    // loop runs first. realtime: SCHED_FIFO priority 1 (RLIMIT_RTPRIO 1 suffices), for the
+    // signals, whose timing is the hold's: such a thread wakes on time while thousands of
+    // threads woken by a SIGSTOP wait for a CPU; as_loop when the kernel refuses (realtime()).
+    enum class Priority { as_loop, below_loop, realtime };
+    // When a timed work is due: CLOCK_MONOTONIC µs; never_due until someone lowers it.
+    using Due = std::shared_ptr<std::atomic<std::uint64_t>>;
+    static constexpr std::uint64_t never_due = UINT64_MAX;
+    static Due make_due() { return std::make_shared<std::atomic<std::uint64_t>>(never_due); }
+    // Brings due forward to usec (never back: the earliest asked for wins); then wake() the
+    // queue whose work it times.
+    static void lower(const Due& due, std::uint64_t usec) noexcept;
     // Its thread, and a source on event for the continuations, which the loop's dispatch
     // lines name `label` (a string literal). An error when either cannot be had: the caller
     // then runs its works on the loop.
@@ -45,23 +62,33 @@ public:
 
     // Queues work for the thread, then on the loop; never blocks on a running work.
     void post(std::function<void()> work, std::function<void()> then);
-    // Waits until every work posted so far has run, then runs their continuations, in order.
+    // The same, run once due has come (posted with never_due, it waits for a lower()).
+    void post_timed(Due due, std::function<void()> work, std::function<void()> then);
+    // A Due of a work of this queue was lowered: the thread looks again.
+    void wake();
+    // Waits until every work due has run, then runs the continuations of all that have run.
     void flush() noexcept;
-    // Whether works wait behind the running one (for a work that would wait on its own).
-    bool has_queued();
+    // Whether a work is due behind the running one (for a work that would wait on its own).
+    bool has_due();
+    // Whether the thread runs SCHED_FIFO (Priority::realtime, and the kernel allowed it).
+    bool realtime() const noexcept { return realtime_; }
 
 private:
     struct Item {
         std::function<void()> work;
         std::function<void()> then;
+        Due due; // none: due at once
     };
     OffLoopQueue() = default;
     void serve();
+    // The first work due at now in the order posted (any when closing_), or queued_.end();
+    // and the earliest time a timed one is due (never_due: none). mutex_ held.
+    std::list<Item>::iterator next_due(std::uint64_t now, std::uint64_t& earliest);
     void run_continuations() noexcept;
     static int on_done(sd_event_source* source, int fd, std::uint32_t revents,
                        void* userdata) noexcept;
 
-    std::mutex mutex_; // protects queued_, done_, busy_, closing_
+    std::mutex mutex_; // protects queued_, done_, busy_, closing_, unheard_ (not the Dues: atomics)
     std::condition_variable changed_; // a work was queued or has run, or closing_ was set
     // Lists: an item moves from one to the other by splicing its node, which cannot fail, so
     // no continuation is lost (its owner would wait for it for ever).
@@ -69,8 +96,10 @@ private:
     std::list<Item> done_; // the works that have run, for their continuations
     bool busy_ = false;                      // the thread runs a work taken off queued_
     bool closing_ = false;                   // the thread ends once queued_ is empty
+    bool unheard_ = false;                   // done_ has works the loop was not woken for
     const char* label_ = nullptr;            // what runs the continuations, for dispatch lines
     Priority priority_ = Priority::as_loop;  // set before the thread starts
+    bool realtime_ = false;                  // set by create(), before any work is posted
     UniqueFd done_fd_; // an eventfd: the thread writes it when a work has run
     std::unique_ptr<sd_event_source, sd_event_source* (*)(sd_event_source*)> source_{
         nullptr, sd_event_source_disable_unref};

@@ -6,20 +6,26 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
+#include <pthread.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <systemd/sd-event.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cerrno>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "common/clock.hpp"
 #include "common/off_loop_queue.hpp"
 #include "event_loop.hpp"
 
 using namespace livepatchd;
+using namespace std::chrono_literals;
 
 namespace {
 
@@ -82,7 +88,7 @@ TEST_CASE("a queue below the loop runs its works at a nice value 10 above the lo
     CHECK(thread_nice() == loop_nice); // the loop's own is left as it was
 }
 
-TEST_CASE("a work sees whether works wait behind it")
+TEST_CASE("a work sees whether works are due behind it")
 {
     EventLoop loop;
     auto queue = OffLoopQueue::create(loop.event, "a test");
@@ -94,12 +100,98 @@ TEST_CASE("a work sees whether works wait behind it")
     q.post(
         [&] {
             std::lock_guard open(gate);
-            first_saw = q.has_queued();
+            first_saw = q.has_due();
         },
         nullptr);
-    q.post([&] { second_saw = q.has_queued(); }, nullptr);
+    q.post([&] { second_saw = q.has_due(); }, nullptr);
     gate.unlock();
     q.flush();
     CHECK(first_saw);
     CHECK_FALSE(second_saw);
+}
+
+TEST_CASE("a timed work runs when due, after the works due before it, and at once when brought forward")
+{
+    EventLoop loop;
+    auto queue = OffLoopQueue::create(loop.event, "a test");
+    REQUIRE(queue);
+    OffLoopQueue& q = **queue;
+    std::mutex mutex;
+    std::vector<std::string> order; // under mutex
+    const auto note = [&](std::string what) {
+        std::lock_guard lock(mutex);
+        order.push_back(std::move(what));
+    };
+    const auto noted = [&] {
+        std::lock_guard lock(mutex);
+        return order;
+    };
+    const std::uint64_t start = monotonic_usec();
+    std::uint64_t timed_ran = 0; // written by the work, read after flush()
+    auto due = OffLoopQueue::make_due();
+    q.post_timed(
+        due,
+        [&] {
+            timed_ran = monotonic_usec();
+            note("timed");
+        },
+        nullptr);
+    q.post([&] { note("after"); }, nullptr);
+    q.flush(); // not due: flush does not wait for it
+    CHECK(noted() == std::vector<std::string>{"after"});
+    OffLoopQueue::lower(due, start + 150'000);
+    OffLoopQueue::lower(due, start + 10'000'000); // never later than asked before
+    q.wake();
+    for (int i = 0; i < 100 && noted().size() < 2; ++i)
+        std::this_thread::sleep_for(10ms); // the loop does not run: the thread times it
+    q.flush();
+    CHECK(noted() == std::vector<std::string>{"after", "timed"});
+    CHECK(timed_ran >= start + 150'000);
+    CHECK(timed_ran < start + 400'000);
+
+    // Brought forward to now, it runs at once; among works due, the order posted.
+    auto later = OffLoopQueue::make_due();
+    q.post([&] { note("first"); }, nullptr);
+    q.post_timed(later, [&] { note("brought forward"); }, nullptr);
+    q.post([&] { note("last"); }, nullptr);
+    OffLoopQueue::lower(later, 0);
+    q.wake();
+    q.flush();
+    CHECK(noted() == std::vector<std::string>{"after", "timed", "first", "brought forward", "last"});
+}
+
+TEST_CASE("destroying the queue runs its timed works at once, due or not")
+{
+    EventLoop loop;
+    bool ran = false;
+    {
+        auto queue = OffLoopQueue::create(loop.event, "a test");
+        REQUIRE(queue);
+        (*queue)->post_timed(OffLoopQueue::make_due(), [&] { ran = true; }, nullptr);
+    }
+    CHECK(ran);
+}
+
+TEST_CASE("a real-time queue's works run SCHED_FIFO 1 when the kernel allows it")
+{
+    EventLoop loop;
+    auto queue = OffLoopQueue::create(loop.event, "a test", OffLoopQueue::Priority::realtime);
+    REQUIRE(queue);
+    int policy = -1;
+    sched_param param{};
+    (*queue)->post([&] { (void)::pthread_getschedparam(::pthread_self(), &policy, &param); },
+                   nullptr);
+    (*queue)->flush();
+    if ((*queue)->realtime()) {
+        CHECK(policy == SCHED_FIFO);
+        CHECK(param.sched_priority == 1);
+    } else {
+        CHECK(policy == SCHED_OTHER);
+    }
+    // Root (as the service) may: CAP_SYS_NICE, or the unit's RLIMIT_RTPRIO.
+    rlimit rtprio{};
+    REQUIRE(::getrlimit(RLIMIT_RTPRIO, &rtprio) == 0);
+    if (::geteuid() == 0 || rtprio.rlim_cur >= 1)
+        CHECK((*queue)->realtime());
+    CHECK(::sched_getscheduler(0) == SCHED_OTHER); // the loop's own policy is left as it was
 }
