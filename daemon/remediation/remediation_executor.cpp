@@ -5,6 +5,8 @@
 #include "common/dispatch_label.hpp"
 #include "common/journal.hpp"
 
+#include <pthread.h>
+#include <sched.h>
 #include <time.h>
 
 #include <algorithm>
@@ -22,10 +24,12 @@ namespace {
 // threads under emulation), and the loop, woken now for the signal's continuation, would spend
 // that while inside its dispatch, waiting for a CPU. The signal's thread waits it out instead:
 // until a 1 ms sleep of its own ends on time (a CPU is free again), another signal is queued
-// (whose kill() would wait for a CPU as long), or `until`.
+// (whose kill() would wait for a CPU as long), or `until`. A SCHED_FIFO thread's sleep ends
+// late only while interrupts are off on every CPU (the first part of a SIGSTOP's storm, when
+// the process's first receiver wakes all its threads): to see the rest, see OrdinaryPolicy.
 void wait_for_a_free_cpu(std::uint64_t until, OffLoopQueue& queue)
 {
-    for (std::uint64_t before = monotonic_usec(); before < until && !queue.has_queued();
+    for (std::uint64_t before = monotonic_usec(); before < until && !queue.has_due();
          before = monotonic_usec()) {
         const timespec one_ms{0, 1'000'000};
         ::nanosleep(&one_ms, nullptr);
@@ -33,6 +37,34 @@ void wait_for_a_free_cpu(std::uint64_t until, OffLoopQueue& queue)
             return;
     }
 }
+
+// The calling thread as an ordinary one (SCHED_OTHER) while it lives, if it was real-time: for
+// the wait after a SIGCONT, whose storm is of ordinary threads woken at once, which a real-time
+// thread's sleep does not wait behind. Restoring SCHED_FIFO takes RLIMIT_RTPRIO (the unit's
+// LimitRTPRIO=1); refused, the thread stays ordinary, its holds timed as an ordinary thread's.
+class OrdinaryPolicy {
+public:
+    OrdinaryPolicy() noexcept
+    {
+        if (::pthread_getschedparam(::pthread_self(), &policy_, &param_) != 0 ||
+            policy_ == SCHED_OTHER)
+            return;
+        const sched_param ordinary{.sched_priority = 0};
+        lowered_ = ::pthread_setschedparam(::pthread_self(), SCHED_OTHER, &ordinary) == 0;
+    }
+    OrdinaryPolicy(const OrdinaryPolicy&) = delete;
+    OrdinaryPolicy& operator=(const OrdinaryPolicy&) = delete;
+    ~OrdinaryPolicy()
+    {
+        if (lowered_)
+            (void)::pthread_setschedparam(::pthread_self(), policy_, &param_);
+    }
+
+private:
+    int policy_ = SCHED_OTHER;
+    sched_param param_{};
+    bool lowered_ = false;
+};
 
 // At most this long, or a hold if shorter: a busy machine's late sleeps look like a storm, and
 // the wait delays the continuation (the SIGCONT's timer) and the signals queued behind.
@@ -44,9 +76,17 @@ RemediationExecutor::RemediationExecutor(sd_event* event, Signaller& signaller,
                                          std::chrono::milliseconds hold, ReportError report)
     : event_(sd_event_ref(event)), signaller_(signaller), hold_(hold), report_(std::move(report))
 {
-    if (auto queue = OffLoopQueue::create(event, "a stop or continue signal's end"); queue) {
+    if (auto queue = OffLoopQueue::create(event, "a stop or continue signal's end",
+                                          OffLoopQueue::Priority::realtime);
+        queue) {
         queue_ = std::move(*queue);
         signal_queue_ = queue_.get();
+        if (!queue_->realtime())
+            journal::log(LogLevel::warning,
+                         "the stop rung's holds are timed by an ordinary thread (SCHED_FIFO "
+                         "refused): a process of thousands of threads may be held hundreds of "
+                         "ms past hold_ms; the unit's LimitRTPRIO=1 and RestrictRealtime=no "
+                         "allow it");
     } else {
         journal::log(LogLevel::warning, "the stop rung's signals are sent from the event loop: " +
                                             queue.error().message);
@@ -100,35 +140,62 @@ Result<void> RemediationExecutor::stop_for_a_moment(pid_t pid, pid_t tid,
         std::uint64_t sent_usec = 0;
     };
     const std::uint64_t id = ++last_hold_id_;
-    auto outcome = std::make_shared<Outcome>();
-    auto work = [this, outcome, pid, tid, thread_start_time] {
-        const std::uint64_t start = monotonic_usec();
-        try {
-            auto done = signaller_.stop(pid, tid, thread_start_time);
-            if (done) {
-                outcome->sent_usec = *done;
-                outcome->result.emplace(monotonic_usec() - start);
-            } else {
-                outcome->result.emplace(std::move(done).error());
-            }
-            // The timer is armed from the SIGSTOP: it may then fire at once.
-            if (done && signal_queue_)
-                wait_for_a_free_cpu(outcome->sent_usec + storm_wait_usec(), *signal_queue_);
-        } catch (...) {
-            // Out of memory, maybe after the SIGSTOP: its record is on disk, and the next
-            // start continues the process if it is stopped.
-            outcome->result.emplace(Error{ENOMEM, "stopping process " + std::to_string(pid) +
-                                                      " failed: out of memory"});
-        }
-    };
-    auto then = [this, outcome, pid, id, stopped = std::move(stopped)] {
-        on_stopped(pid, id, *outcome->result, outcome->sent_usec, stopped);
-    };
-    holds_.emplace(pid, std::make_unique<Hold>(Hold{this, pid, id, nullptr}));
     try {
-        run(std::move(work), std::move(then));
+        auto outcome = std::make_shared<Outcome>();
+        // With a queue, the SIGCONT waits on it for its Due, which the SIGSTOP sets.
+        OffLoopQueue::Due due = queue_ ? OffLoopQueue::make_due() : nullptr;
+        const std::uint64_t hold_usec = static_cast<std::uint64_t>(hold_.count()) * 1000;
+        auto work = [this, outcome, due, hold_usec, pid, tid, thread_start_time] {
+            const std::uint64_t start = monotonic_usec();
+            try {
+                auto done = signaller_.stop(pid, tid, thread_start_time);
+                if (done) {
+                    outcome->sent_usec = *done;
+                    outcome->result.emplace(monotonic_usec() - start);
+                } else {
+                    outcome->result.emplace(std::move(done).error());
+                }
+                // From the SIGSTOP's sending, not from now: kill() may return long after it.
+                // Not stopped: its SIGCONT's work runs at once, and finds nothing to continue.
+                if (due)
+                    OffLoopQueue::lower(due, done ? *done + hold_usec : 0);
+                if (done && signal_queue_)
+                    wait_for_a_free_cpu(outcome->sent_usec + storm_wait_usec(), *signal_queue_);
+            } catch (...) {
+                // Out of memory, maybe after the SIGSTOP: its record is on disk, and the
+                // SIGCONT's work (or else the next start) continues the process.
+                if (due)
+                    OffLoopQueue::lower(due, 0);
+                outcome->result.emplace(Error{ENOMEM, "stopping process " + std::to_string(pid) +
+                                                          " failed: out of memory"});
+            }
+        };
+        auto then = [this, outcome, pid, id, stopped = std::move(stopped)] {
+            on_stopped(pid, id, *outcome->result, outcome->sent_usec, stopped);
+        };
+        holds_.emplace(pid, std::make_unique<Hold>(Hold{this, pid, id, nullptr, due}));
+        try {
+            run(std::move(work), std::move(then));
+            if (due) {
+                // Behind the SIGSTOP: when both are due, it runs first.
+                auto error = std::make_shared<std::optional<Error>>();
+                queue_->post_timed(
+                    due, [this, error, pid] { send_resume(pid, *error); },
+                    [this, error, pid, id] {
+                        if (const auto it = holds_.find(pid);
+                            it != holds_.end() && it->second->id == id)
+                            holds_.erase(it);
+                        if (*error && report_)
+                            report_(**error);
+                    });
+            }
+        } catch (...) {
+            // Out of memory for the SIGCONT's work, the SIGSTOP's queued maybe: as in resume(),
+            // its record stays, and the next start continues the process.
+            holds_.erase(pid);
+            throw;
+        }
     } catch (...) {
-        holds_.erase(pid);
         return Error{ENOMEM, "cannot ask for the SIGSTOP of process " + std::to_string(pid) +
                                  ": out of memory"};
     }
@@ -147,6 +214,8 @@ void RemediationExecutor::on_stopped(pid_t pid, std::uint64_t id,
     if (it != holds_.end() && it->second->id == id) {
         if (!result) {
             holds_.erase(it);
+        } else if (!hold_timed_on_loop(*it->second)) {
+            // Its SIGCONT is timed on the signals' thread.
         } else {
             // From the SIGSTOP, not from now: the continuation may run long after it.
             // Accuracy 1 µs: 0 would mean sd-event's default of 250 ms, five times a 50 ms hold.
@@ -177,27 +246,42 @@ int RemediationExecutor::on_timer(sd_event_source*, std::uint64_t, void* userdat
     return 0;
 }
 
+void RemediationExecutor::send_resume(pid_t pid, std::optional<Error>& error)
+{
+    // ENOENT: its SIGSTOP, queued before, failed (and was reported): not stopped.
+    auto resumed = signaller_.resume(pid);
+    if (!resumed && resumed.error().errnum != ENOENT)
+        error = resumed.error();
+    if (resumed && signal_queue_) {
+        OrdinaryPolicy ordinary;
+        wait_for_a_free_cpu(monotonic_usec() + storm_wait_usec(), *signal_queue_);
+    }
+}
+
 void RemediationExecutor::resume(pid_t pid) noexcept
 {
     const auto it = holds_.find(pid);
     if (it == holds_.end())
         return;
+    if (!hold_timed_on_loop(*it->second)) {
+        // Its SIGCONT's work, queued behind its SIGSTOP, is due now.
+        OffLoopQueue::lower(it->second->due, 0);
+        holds_.erase(it);
+        try {
+            queue_->wake();
+        } catch (...) {
+            // std::mutex::lock failing: the thread looks again after its next work.
+        }
+        return;
+    }
     sd_event_source_disable_unref(it->second->timer);
     holds_.erase(it);
     try {
-        auto result = std::make_shared<std::optional<Error>>();
-        run(
-            [this, result, pid] {
-                // ENOENT: its SIGSTOP, queued before, failed (and was reported): not stopped.
-                auto resumed = signaller_.resume(pid);
-                if (!resumed && resumed.error().errnum != ENOENT)
-                    *result = resumed.error();
-                if (resumed && signal_queue_)
-                    wait_for_a_free_cpu(monotonic_usec() + storm_wait_usec(), *signal_queue_);
-            },
-            [this, result] {
-                if (*result && report_)
-                    report_(**result);
+        auto error = std::make_shared<std::optional<Error>>();
+        run([this, error, pid] { send_resume(pid, *error); },
+            [this, error] {
+                if (*error && report_)
+                    report_(**error);
             });
     } catch (...) {
         // Out of memory for the closures: the record stays, and the next start continues it.

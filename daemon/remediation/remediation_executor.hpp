@@ -1,19 +1,24 @@
 // SPDX-License-Identifier: GPL-2.0-only
 //
 // RemediationExecutor: carries out the stop rung of the ladder. It owns the use of the
-// Signaller and the hold timers (sd-event, CLOCK_MONOTONIC): stop_for_a_moment() stops a process
-// and arms its SIGCONT hold_ms after the SIGSTOP. Every held process is continued on every way
-// out: its timer, a failure to arm the timer (at once), resume_all() (SIGTERM, the loop ending)
-// and the destructor. A crash is the one way out it cannot see; recover_stopped() at the next
-// start and `livepatchd --continue-stopped` after the service stops cover that.
+// Signaller and the holds: stop_for_a_moment() stops a process and has it continued hold_ms
+// after the SIGSTOP was sent. Every held process is continued on every way out: its hold's end,
+// a failure to time it (at once), resume_all() (SIGTERM, the loop ending) and the destructor. A
+// crash is the one way out it cannot see; recover_stopped() at the next start and
+// `livepatchd --continue-stopped` after the service stops cover that.
 //
-// The signals are sent from a thread of its own (OffLoopQueue), in order: the kernel's work for
-// a SIGSTOP or a SIGCONT grows with the process's threads (a SIGCONT wakes each), 180 ms for
-// 30,000 under emulation, which the event loop would spend serving nothing. The Signaller is used
-// on that thread only (on the loop when no thread could be had). After a signal that thread
-// waits, up to a hold or 200 ms, until a CPU is free again (or another signal is due) before
-// the loop hears of it: the kernel's storm of wakeups would otherwise hold the loop inside
-// that dispatch.
+// The signals are sent from a thread of its own (OffLoopQueue), in order, and the hold is timed
+// there too: the SIGCONT is a timed work queued behind its SIGSTOP, due hold_ms after it (holds
+// of several processes side by side), brought forward by resume_all(). The kernel's work for a
+// SIGSTOP or a SIGCONT grows with the process's threads (each is woken), 180 ms for 30,000 under
+// emulation, which the event loop would spend serving nothing; and the threads a SIGSTOP wakes
+// keep every ordinary thread off the CPU for hundreds of ms more, so that thread runs
+// SCHED_FIFO (priority 1) when the kernel allows it, and a SIGCONT timed by the loop or an
+// ordinary thread would come that much late. The Signaller is used on that thread only (on the
+// loop when no thread could be had; the hold is then a timer on the loop). After a signal that
+// thread waits, up to a hold or 200 ms, until a CPU is free again (or another signal is due)
+// before the loop hears of it: the kernel's storm of wakeups would otherwise hold the loop
+// inside that dispatch.
 #pragma once
 
 #include <systemd/sd-event.h>
@@ -24,6 +29,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 
 #include "common/off_loop_queue.hpp"
 #include "common/result.hpp"
@@ -49,14 +55,16 @@ public:
     // already (stopped is not called then).
     Result<void> stop_for_a_moment(pid_t pid, pid_t tid, std::uint64_t thread_start_time,
                                    Stopped stopped);
-    // SIGCONT to every process held now; their timers are cancelled.
+    // SIGCONT to every process held now, at once (their holds are cut short).
     void resume_all() noexcept;
     // Records the signaller could not remove at SIGCONT: removed again (each tick).
     void tidy() noexcept;
-    // Waits until every signal asked for has been sent (tests; the destructor).
+    // Waits until every signal due has been sent and runs their continuations (tests; the
+    // destructor): a hold's SIGCONT not yet due is not waited for (resume_all() makes it due).
     void flush() noexcept;
 
-    // Processes stopped or being stopped, whose SIGCONT is not yet asked for.
+    // Processes stopped or being stopped, whose SIGCONT is neither asked for early nor known
+    // to the loop to have been sent.
     std::size_t holding() const noexcept { return holds_.size(); }
 
 private:
@@ -64,12 +72,16 @@ private:
         RemediationExecutor* owner = nullptr;
         pid_t pid = 0;
         std::uint64_t id = 0;             // which stop of pid: a late result is not another's
-        sd_event_source* timer = nullptr; // armed once the SIGSTOP is sent
+        sd_event_source* timer = nullptr; // without a queue: armed once the SIGSTOP is sent
+        OffLoopQueue::Due due; // with one: when its SIGCONT's work, queued behind, is due
     };
+    static bool hold_timed_on_loop(const Hold& hold) noexcept { return !hold.due; }
     static int on_timer(sd_event_source* source, std::uint64_t usec, void* userdata) noexcept;
     void on_stopped(pid_t pid, std::uint64_t id, const Result<std::uint64_t>& result,
                     std::uint64_t sent_usec, const Stopped& stopped);
     void resume(pid_t pid) noexcept;
+    // The SIGCONT, on the signals' thread (or the loop without one): a failure in error.
+    void send_resume(pid_t pid, std::optional<Error>& error);
     // work on the signal thread, then on the loop (both now, on the loop, without a thread).
     void run(std::function<void()> work, std::function<void()> then);
     // How long the signal's thread may wait for the storm a signal started to pass (µs).

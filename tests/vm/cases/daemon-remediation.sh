@@ -5,6 +5,7 @@
 # code. With remediation off it stays pending; a process its user stopped is never continued;
 # a crash between SIGSTOP and SIGCONT leaves no process stopped once systemd restarted the
 # daemon; a parked kthread is reported as one, never signalled, and the stall reverts the patch.
+# The signal thread, which times the holds, runs SCHED_FIFO under the unit.
 . "$(dirname "$0")/../lib.sh"
 
 C=test_lpshim_consistency
@@ -75,6 +76,13 @@ ladder_ends_it() {
 mkdir -p "$(dirname $CONF)"
 echo '{}' >$CONF
 systemctl start livepatchd
+# The thread that sends the stop rung's signals and times the hold runs SCHED_FIFO at priority
+# 1 (the unit's LimitRTPRIO=1 and RestrictRealtime=no), and it alone.
+main=$(systemctl show -P MainPID livepatchd)
+expect_eq "$(ps -L -o cls=,rtprio= -p "$main" | awk '$1 != "TS"' | sort | uniq -c | awk '{ print $1, $2, $3 }')" \
+	"1 FF 1" "one thread of livepatchd runs SCHED_FIFO at priority 1, the others SCHED_OTHER"
+! journalctl -u livepatchd --no-pager -o cat | grep -q "timed by an ordinary thread" ||
+	fail "livepatchd says its holds are timed by an ordinary thread"
 insmod "$(module_path lpshim_target)"
 livepatchctl install "$(module_path $C)" >/dev/null
 
@@ -118,7 +126,9 @@ mkdir -p /run/systemd/system/livepatchd.service.d
 printf '[Service]\nEnvironment=LIVEPATCHD_FAULT_KILL_AFTER_STOP=1\n' \
 	>/run/systemd/system/livepatchd.service.d/fault.conf
 systemctl daemon-reload
-configure '{"transition": {"stall_timeout_ms": 60000}, "remediation": {"kick": {"enabled": false}}}'
+# A long hold: the signal thread times it, so with a short one the SIGCONT could come before the
+# loop hears of the SIGSTOP and crashes.
+configure '{"transition": {"stall_timeout_ms": 60000}, "remediation": {"kick": {"enabled": false}, "stop_continue": {"hold_ms": 10000}}}'
 start_reader
 livepatchctl apply --no-block $C
 wait_until 20 "livepatchd crashed after the SIGSTOP" \
