@@ -60,20 +60,25 @@ OffLoopQueue::~OffLoopQueue()
         thread_.join();
 }
 
-void OffLoopQueue::post(std::function<void()> work, std::function<void()> then)
+void OffLoopQueue::Batch::add(Due due, std::function<void()> work, std::function<void()> then)
 {
-    {
-        std::lock_guard lock(mutex_);
-        queued_.push_back(Item{std::move(work), std::move(then), nullptr});
-    }
-    changed_.notify_all();
+    items_.push_back(Item{std::move(work), std::move(then), std::move(due)});
 }
 
-void OffLoopQueue::post_timed(Due due, std::function<void()> work, std::function<void()> then)
+void OffLoopQueue::post(std::function<void()> work, std::function<void()> then)
+{
+    Batch batch;
+    batch.add(nullptr, std::move(work), std::move(then));
+    post(std::move(batch));
+}
+
+void OffLoopQueue::post(Batch&& batch) noexcept
 {
     {
+        // Only a splice under the lock, which the signal thread (real-time) also takes: a loop
+        // preempted while it holds it keeps that thread waiting.
         std::lock_guard lock(mutex_);
-        queued_.push_back(Item{std::move(work), std::move(then), std::move(due)});
+        queued_.splice(queued_.end(), batch.items_);
     }
     changed_.notify_all();
 }
@@ -105,6 +110,12 @@ std::list<OffLoopQueue::Item>::iterator OffLoopQueue::next_due(std::uint64_t now
     return queued_.end();
 }
 
+bool OffLoopQueue::has_queued()
+{
+    std::lock_guard lock(mutex_);
+    return !queued_.empty();
+}
+
 bool OffLoopQueue::has_due()
 {
     std::lock_guard lock(mutex_);
@@ -122,15 +133,18 @@ void OffLoopQueue::serve()
     for (;;) {
         std::uint64_t earliest = never_due;
         const auto next = next_due(monotonic_usec(), earliest);
-        if (next == queued_.end()) {
-            // Nothing due: the loop hears of what ran (a wake-up per work would draw it into
-            // the storm a SIGSTOP started, right before the SIGCONT that ends it).
+        // The loop hears of what ran unless a timed work is due (a wake-up between a SIGSTOP
+        // and the SIGCONT due after it would draw the loop into the storm the SIGSTOP started;
+        // the timed works are few, a stream of others must not keep it waiting).
+        if (next == queued_.end() || !next->due) {
             if (unheard_) {
                 unheard_ = false;
                 // A counter that cannot overflow in practice, read before the loop runs
                 // continuations: one wake-up for any number of them.
                 (void)::eventfd_write(done_fd_.get(), 1);
             }
+        }
+        if (next == queued_.end()) {
             if (closing_)
                 return; // every work posted has run
             if (earliest == never_due)

@@ -7,16 +7,16 @@
 // nothing meanwhile. OffLoopWork runs one work at a time; this one keeps an order (a process's
 // SIGCONT never overtakes its SIGSTOP).
 //
-// A timed work (post_timed) waits in the queue until its Due time, which anyone may bring
+// A timed work (a Batch's, with a Due) waits in the queue until its Due time, which anyone may bring
 // forward (lower(), then wake()): a hold's SIGCONT, timed on this thread so that it is sent on
 // time whatever the loop is doing. Among the works that are due, the order is the order posted.
 //
 // A work must not throw and must touch nothing the loop touches but through what it captured;
 // its continuation runs on the loop and sees everything the work wrote. The loop hears of the
-// works that have run once no other is due (one wake-up for a SIGSTOP and the SIGCONT due right
-// after it). flush() waits for every work due and runs their continuations now. Destroying the
-// queue runs every work still queued at once, due or not (a SIGCONT must not be dropped nor
-// wait), not their continuations.
+// works that have run once no timed work is due (one wake-up for a SIGSTOP and the SIGCONT
+// due right after it; a stream of untimed works does not keep it waiting). flush() waits for
+// every work due and runs their continuations now. Destroying the queue runs every work still
+// queued at once, due or not (a SIGCONT must not be dropped nor wait), not their continuations.
 #pragma once
 
 #include <systemd/sd-event.h>
@@ -36,6 +36,14 @@
 namespace livepatchd {
 
 class OffLoopQueue {
+    // When a timed work is due: CLOCK_MONOTONIC µs.
+    using DueTime = std::atomic<std::uint64_t>;
+    struct Item {
+        std::function<void()> work;
+        std::function<void()> then;
+        std::shared_ptr<DueTime> due; // none: due at once
+    };
+
 public:
     // How its thread competes with the loop's for a CPU. below_loop: nice 10 more than the
     // process (each thread has its own nice value on Linux), for works nobody waits on the
@@ -45,9 +53,9 @@ public:
     // threads woken by a SIGSTOP wait for a CPU; as_loop when the kernel refuses (realtime()).
     enum class Priority { as_loop, below_loop, realtime };
     // When a timed work is due: CLOCK_MONOTONIC µs; never_due until someone lowers it.
-    using Due = std::shared_ptr<std::atomic<std::uint64_t>>;
+    using Due = std::shared_ptr<DueTime>;
     static constexpr std::uint64_t never_due = UINT64_MAX;
-    static Due make_due() { return std::make_shared<std::atomic<std::uint64_t>>(never_due); }
+    static Due make_due() { return std::make_shared<DueTime>(never_due); }
     // Brings due forward to usec (never back: the earliest asked for wins); then wake() the
     // queue whose work it times.
     static void lower(const Due& due, std::uint64_t usec) noexcept;
@@ -60,25 +68,33 @@ public:
     OffLoopQueue& operator=(const OffLoopQueue&) = delete;
     ~OffLoopQueue();
 
+    // Works to post together, in this order: built (which may throw) before any is queued,
+    // then queued at once (which cannot fail), so that none is queued without the others.
+    class Batch {
+    public:
+        // A work run once due has come (none: at once; never_due: once lowered), then `then`
+        // on the loop.
+        void add(Due due, std::function<void()> work, std::function<void()> then);
+
+    private:
+        friend class OffLoopQueue;
+        std::list<Item> items_;
+    };
     // Queues work for the thread, then on the loop; never blocks on a running work.
     void post(std::function<void()> work, std::function<void()> then);
-    // The same, run once due has come (posted with never_due, it waits for a lower()).
-    void post_timed(Due due, std::function<void()> work, std::function<void()> then);
+    void post(Batch&& batch) noexcept;
     // A Due of a work of this queue was lowered: the thread looks again.
     void wake();
     // Waits until every work due has run, then runs the continuations of all that have run.
     void flush() noexcept;
     // Whether a work is due behind the running one (for a work that would wait on its own).
     bool has_due();
+    // Whether any work waits behind the running one, due or not.
+    bool has_queued();
     // Whether the thread runs SCHED_FIFO (Priority::realtime, and the kernel allowed it).
     bool realtime() const noexcept { return realtime_; }
 
 private:
-    struct Item {
-        std::function<void()> work;
-        std::function<void()> then;
-        Due due; // none: due at once
-    };
     OffLoopQueue() = default;
     void serve();
     // The first work due at now in the order posted (any when closing_), or queued_.end();

@@ -4,6 +4,7 @@
 #include "common/clock.hpp"
 #include "common/dispatch_label.hpp"
 #include "common/journal.hpp"
+#include "common/loop_activity.hpp"
 
 #include <pthread.h>
 #include <sched.h>
@@ -38,10 +39,28 @@ void wait_for_a_free_cpu(std::uint64_t until, OffLoopQueue& queue)
     }
 }
 
+// A SIGSTOP to thousands of threads keeps every CPU busy with interrupts off for a while (the
+// process's first receiver wakes all its threads under its signal lock; the woken spin on it):
+// a loop inside a dispatch then stays there as long (190 ms for 30,000 threads under
+// emulation). So the SIGSTOP waits, in 1 ms sleeps, until the loop waits in its poll with
+// nothing to do (the dispatch that asked for it over, and what was ready since), for at most
+// 500 ms, or until another signal is due. The loop may still wake between the look and the
+// storm: a smaller window than any dispatch.
+void wait_for_the_loop_to_wait(OffLoopQueue& queue)
+{
+    const std::uint64_t until = monotonic_usec() + 500'000;
+    while (loop_busy.load(std::memory_order_relaxed) && monotonic_usec() < until &&
+           !queue.has_due()) {
+        const timespec one_ms{0, 1'000'000};
+        ::nanosleep(&one_ms, nullptr);
+    }
+}
+
 // The calling thread as an ordinary one (SCHED_OTHER) while it lives, if it was real-time: for
 // the wait after a SIGCONT, whose storm is of ordinary threads woken at once, which a real-time
 // thread's sleep does not wait behind. Restoring SCHED_FIFO takes RLIMIT_RTPRIO (the unit's
-// LimitRTPRIO=1); refused, the thread stays ordinary, its holds timed as an ordinary thread's.
+// LimitRTPRIO=1); refused, the thread stays ordinary, its holds timed as an ordinary thread's,
+// and the loop says so.
 class OrdinaryPolicy {
 public:
     OrdinaryPolicy() noexcept
@@ -54,10 +73,14 @@ public:
     }
     OrdinaryPolicy(const OrdinaryPolicy&) = delete;
     OrdinaryPolicy& operator=(const OrdinaryPolicy&) = delete;
-    ~OrdinaryPolicy()
+    ~OrdinaryPolicy() { (void)restore(); }
+    // The policy it had again; false when the kernel refused.
+    bool restore() noexcept
     {
-        if (lowered_)
-            (void)::pthread_setschedparam(::pthread_self(), policy_, &param_);
+        if (!lowered_)
+            return true;
+        lowered_ = false;
+        return ::pthread_setschedparam(::pthread_self(), policy_, &param_) == 0;
     }
 
 private:
@@ -146,6 +169,8 @@ Result<void> RemediationExecutor::stop_for_a_moment(pid_t pid, pid_t tid,
         OffLoopQueue::Due due = queue_ ? OffLoopQueue::make_due() : nullptr;
         const std::uint64_t hold_usec = static_cast<std::uint64_t>(hold_.count()) * 1000;
         auto work = [this, outcome, due, hold_usec, pid, tid, thread_start_time] {
+            if (signal_queue_)
+                wait_for_the_loop_to_wait(*signal_queue_);
             const std::uint64_t start = monotonic_usec();
             try {
                 auto done = signaller_.stop(pid, tid, thread_start_time);
@@ -173,28 +198,32 @@ Result<void> RemediationExecutor::stop_for_a_moment(pid_t pid, pid_t tid,
         auto then = [this, outcome, pid, id, stopped = std::move(stopped)] {
             on_stopped(pid, id, *outcome->result, outcome->sent_usec, stopped);
         };
-        holds_.emplace(pid, std::make_unique<Hold>(Hold{this, pid, id, nullptr, due}));
-        try {
-            run(std::move(work), std::move(then));
-            if (due) {
-                // Behind the SIGSTOP: when both are due, it runs first.
-                auto error = std::make_shared<std::optional<Error>>();
-                queue_->post_timed(
-                    due, [this, error, pid] { send_resume(pid, *error); },
-                    [this, error, pid, id] {
-                        if (const auto it = holds_.find(pid);
-                            it != holds_.end() && it->second->id == id)
-                            holds_.erase(it);
-                        if (*error && report_)
-                            report_(**error);
-                    });
+        auto hold = std::make_unique<Hold>(Hold{this, pid, id, nullptr, due});
+        if (!due) {
+            holds_.emplace(pid, std::move(hold));
+            try {
+                run(std::move(work), std::move(then));
+            } catch (...) {
+                holds_.erase(pid);
+                throw;
             }
-        } catch (...) {
-            // Out of memory for the SIGCONT's work, the SIGSTOP's queued maybe: as in resume(),
-            // its record stays, and the next start continues the process.
-            holds_.erase(pid);
-            throw;
+            return {};
         }
+        // The SIGSTOP, its SIGCONT behind it: queued together or not at all.
+        auto error = std::make_shared<std::optional<Error>>();
+        OffLoopQueue::Batch batch;
+        batch.add(nullptr, std::move(work), std::move(then));
+        batch.add(
+            due, [this, error, pid] { send_resume(pid, *error); },
+            [this, error, pid, id] {
+                if (const auto it = holds_.find(pid); it != holds_.end() && it->second->id == id)
+                    holds_.erase(it);
+                if (*error && report_)
+                    report_(**error);
+                said_lost_realtime();
+            });
+        holds_.emplace(pid, std::move(hold));
+        queue_->post(std::move(batch));
     } catch (...) {
         return Error{ENOMEM, "cannot ask for the SIGSTOP of process " + std::to_string(pid) +
                                  ": out of memory"};
@@ -253,9 +282,25 @@ void RemediationExecutor::send_resume(pid_t pid, std::optional<Error>& error)
     if (!resumed && resumed.error().errnum != ENOENT)
         error = resumed.error();
     if (resumed && signal_queue_) {
-        OrdinaryPolicy ordinary;
+        // As an ordinary thread only when no other signal waits: the next may be due during
+        // the wait, and an ordinary thread would send it when the storm is over.
+        std::optional<OrdinaryPolicy> ordinary;
+        if (!signal_queue_->has_queued())
+            ordinary.emplace();
         wait_for_a_free_cpu(monotonic_usec() + storm_wait_usec(), *signal_queue_);
+        if (ordinary && !ordinary->restore())
+            lost_realtime_ = true;
     }
+}
+
+void RemediationExecutor::said_lost_realtime() noexcept
+{
+    if (!lost_realtime_ || said_lost_realtime_ || closing_)
+        return;
+    said_lost_realtime_ = true;
+    journal::log(LogLevel::warning,
+                 "the stop rung's signal thread could not return to SCHED_FIFO: its holds are "
+                 "timed by an ordinary thread from now on (is LimitRTPRIO=1 still set?)");
 }
 
 void RemediationExecutor::resume(pid_t pid) noexcept
@@ -264,7 +309,7 @@ void RemediationExecutor::resume(pid_t pid) noexcept
     if (it == holds_.end())
         return;
     if (!hold_timed_on_loop(*it->second)) {
-        // Its SIGCONT's work, queued behind its SIGSTOP, is due now.
+        // Its SIGCONT's work, queued behind its SIGSTOP's, is due now.
         OffLoopQueue::lower(it->second->due, 0);
         holds_.erase(it);
         try {

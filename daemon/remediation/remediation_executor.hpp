@@ -24,6 +24,7 @@
 #include <systemd/sd-event.h>
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -73,7 +74,9 @@ private:
         pid_t pid = 0;
         std::uint64_t id = 0;             // which stop of pid: a late result is not another's
         sd_event_source* timer = nullptr; // without a queue: armed once the SIGSTOP is sent
-        OffLoopQueue::Due due; // with one: when its SIGCONT's work, queued behind, is due
+        // With one: when its SIGCONT's work, queued behind its SIGSTOP's, is due (hold_ms after
+        // the SIGSTOP was sent).
+        OffLoopQueue::Due due;
     };
     static bool hold_timed_on_loop(const Hold& hold) noexcept { return !hold.due; }
     static int on_timer(sd_event_source* source, std::uint64_t usec, void* userdata) noexcept;
@@ -82,6 +85,8 @@ private:
     void resume(pid_t pid) noexcept;
     // The SIGCONT, on the signals' thread (or the loop without one): a failure in error.
     void send_resume(pid_t pid, std::optional<Error>& error);
+    // Once: the journal hears that the signal thread lost SCHED_FIFO.
+    void said_lost_realtime() noexcept;
     // work on the signal thread, then on the loop (both now, on the loop, without a thread).
     void run(std::function<void()> work, std::function<void()> then);
     // How long the signal's thread may wait for the storm a signal started to pass (µs).
@@ -98,6 +103,8 @@ private:
     // queue_, for its works: set before any is posted, and alive while they run (queue_.reset()
     // runs the last ones); null: the signals are sent on the loop, which never waits.
     OffLoopQueue* signal_queue_ = nullptr;
+    std::atomic<bool> lost_realtime_ = false; // set on the signals' thread, read on the loop
+    bool said_lost_realtime_ = false;
 };
 
 } // namespace livepatchd

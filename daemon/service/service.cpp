@@ -19,6 +19,7 @@
 #include "common/dispatch_label.hpp"
 #include "common/fault.hpp"
 #include "common/journal.hpp"
+#include "common/loop_activity.hpp"
 #include "common/run_delay.hpp"
 #include "common/small_file.hpp"
 #include "common/text.hpp"
@@ -559,9 +560,13 @@ int Service::run()
     const RunDelayClock run_delay = RunDelayClock::of_this_thread();
     std::uint64_t longest_usec = 0;
     int r = 0;
+    loop_busy.store(true, std::memory_order_relaxed);
     while (sd_event_get_state(event_.get()) != SD_EVENT_FINISHED) {
-        if ((r = sd_event_prepare(event_.get())) == 0)
+        if ((r = sd_event_prepare(event_.get())) == 0) {
+            loop_busy.store(false, std::memory_order_relaxed);
             r = sd_event_wait(event_.get(), UINT64_MAX);
+            loop_busy.store(true, std::memory_order_relaxed);
+        }
         if (r < 0)
             break;
         if (r == 0)
@@ -617,6 +622,7 @@ int Service::run()
         }
         longest_usec = std::max(longest_usec, took);
     }
+    loop_busy.store(false, std::memory_order_relaxed); // the signals sent at the end need not wait
     if (r >= 0)
         (void)sd_event_get_exit_code(event_.get(), &r);
     journal::log(LogLevel::debug,

@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <cerrno>
 #include <mutex>
 #include <string>
@@ -47,6 +48,14 @@ int nice_of_works(EventLoop& loop, OffLoopQueue::Priority priority)
     (*queue)->post([&seen] { seen = thread_nice(); }, nullptr);
     (*queue)->flush();
     return seen;
+}
+
+// One timed work, posted alone.
+void post_timed(OffLoopQueue& queue, OffLoopQueue::Due due, std::function<void()> work)
+{
+    OffLoopQueue::Batch batch;
+    batch.add(std::move(due), std::move(work), nullptr);
+    queue.post(std::move(batch));
 }
 
 } // namespace
@@ -129,13 +138,10 @@ TEST_CASE("a timed work runs when due, after the works due before it, and at onc
     const std::uint64_t start = monotonic_usec();
     std::uint64_t timed_ran = 0; // written by the work, read after flush()
     auto due = OffLoopQueue::make_due();
-    q.post_timed(
-        due,
-        [&] {
-            timed_ran = monotonic_usec();
-            note("timed");
-        },
-        nullptr);
+    post_timed(q, due, [&] {
+        timed_ran = monotonic_usec();
+        note("timed");
+    });
     q.post([&] { note("after"); }, nullptr);
     q.flush(); // not due: flush does not wait for it
     CHECK(noted() == std::vector<std::string>{"after"});
@@ -152,7 +158,7 @@ TEST_CASE("a timed work runs when due, after the works due before it, and at onc
     // Brought forward to now, it runs at once; among works due, the order posted.
     auto later = OffLoopQueue::make_due();
     q.post([&] { note("first"); }, nullptr);
-    q.post_timed(later, [&] { note("brought forward"); }, nullptr);
+    post_timed(q, later, [&] { note("brought forward"); });
     q.post([&] { note("last"); }, nullptr);
     OffLoopQueue::lower(later, 0);
     q.wake();
@@ -167,7 +173,7 @@ TEST_CASE("destroying the queue runs its timed works at once, due or not")
     {
         auto queue = OffLoopQueue::create(loop.event, "a test");
         REQUIRE(queue);
-        (*queue)->post_timed(OffLoopQueue::make_due(), [&] { ran = true; }, nullptr);
+        post_timed(**queue, OffLoopQueue::make_due(), [&] { ran = true; });
     }
     CHECK(ran);
 }

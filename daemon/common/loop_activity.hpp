@@ -1,0 +1,16 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//
+// Whether the event loop is busy (dispatching, or about to), for a thread that would rather act
+// while it waits in its poll: a SIGSTOP to thousands of threads holds every CPU for a while, and
+// a dispatch it catches lasts as long. Written by the loop only (Service::run: false around its
+// wait when sd_event_prepare() found nothing ready, true otherwise); false where no Service
+// runs (tests). A hint read by other threads (relaxed: nothing is published through it).
+#pragma once
+
+#include <atomic>
+
+namespace livepatchd {
+
+inline std::atomic<bool> loop_busy = false;
+
+} // namespace livepatchd
