@@ -116,6 +116,14 @@ bool OffLoopQueue::has_queued()
     return !queued_.empty();
 }
 
+bool OffLoopQueue::has_timed_due()
+{
+    std::lock_guard lock(mutex_);
+    const std::uint64_t now = monotonic_usec();
+    return std::any_of(queued_.begin(), queued_.end(),
+                       [now](const Item& item) { return item.due && item.due->load() <= now; });
+}
+
 bool OffLoopQueue::has_due()
 {
     std::lock_guard lock(mutex_);

@@ -89,6 +89,8 @@ public:
     void flush() noexcept;
     // Whether a work is due behind the running one (for a work that would wait on its own).
     bool has_due();
+    // Whether a timed work (a Batch's, with a Due) is due behind the running one.
+    bool has_timed_due();
     // Whether any work waits behind the running one, due or not.
     bool has_queued();
     // Whether the thread runs SCHED_FIFO (Priority::realtime, and the kernel allowed it).

@@ -44,13 +44,14 @@ void wait_for_a_free_cpu(std::uint64_t until, OffLoopQueue& queue)
 // a loop inside a dispatch then stays there as long (190 ms for 30,000 threads under
 // emulation). So the SIGSTOP waits, in 1 ms sleeps, until the loop waits in its poll with
 // nothing to do (the dispatch that asked for it over, and what was ready since), for at most
-// 500 ms, or until another signal is due. The loop may still wake between the look and the
-// storm: a smaller window than any dispatch.
-void wait_for_the_loop_to_wait(OffLoopQueue& queue)
+// 500 ms, until a hold's SIGCONT is due (which then waits for this SIGSTOP's kill()), or until
+// its own hold was ended (resume_all(): then it is not sent). The loop may still wake between
+// the look and the storm: a smaller window than any dispatch.
+void wait_for_the_loop_to_wait(OffLoopQueue& queue, const OffLoopQueue::Due& own)
 {
     const std::uint64_t until = monotonic_usec() + 500'000;
     while (loop_busy.load(std::memory_order_relaxed) && monotonic_usec() < until &&
-           !queue.has_due()) {
+           own->load() != 0 && !queue.has_timed_due()) {
         const timespec one_ms{0, 1'000'000};
         ::nanosleep(&one_ms, nullptr);
     }
@@ -169,10 +170,18 @@ Result<void> RemediationExecutor::stop_for_a_moment(pid_t pid, pid_t tid,
         OffLoopQueue::Due due = queue_ ? OffLoopQueue::make_due() : nullptr;
         const std::uint64_t hold_usec = static_cast<std::uint64_t>(hold_.count()) * 1000;
         auto work = [this, outcome, due, hold_usec, pid, tid, thread_start_time] {
-            if (signal_queue_)
-                wait_for_the_loop_to_wait(*signal_queue_);
-            const std::uint64_t start = monotonic_usec();
             try {
+                if (signal_queue_ && due) {
+                    wait_for_the_loop_to_wait(*signal_queue_, due);
+                    // Its hold ended before it began (resume_all(), SIGTERM): not stopped.
+                    if (due->load() == 0) {
+                        outcome->result.emplace(
+                            Error{ECANCELED, "process " + std::to_string(pid) +
+                                                 " was not stopped: its hold was ended first"});
+                        return;
+                    }
+                }
+                const std::uint64_t start = monotonic_usec();
                 auto done = signaller_.stop(pid, tid, thread_start_time);
                 if (done) {
                     outcome->sent_usec = *done;

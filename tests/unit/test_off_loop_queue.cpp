@@ -14,6 +14,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <cerrno>
 #include <mutex>
@@ -37,6 +39,16 @@ int thread_nice()
     const int value = ::getpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()));
     REQUIRE(errno == 0);
     return value;
+}
+
+// Whether this process has CAP_SYS_NICE in effect (/proc/self/status, CapEff, bit 23).
+bool has_cap_sys_nice()
+{
+    std::ifstream status("/proc/self/status");
+    for (std::string line; std::getline(status, line);)
+        if (line.rfind("CapEff:", 0) == 0)
+            return (std::stoull(line.substr(7), nullptr, 16) >> 23) & 1;
+    return false;
 }
 
 // The nice value a work of a queue of this priority runs at.
@@ -194,10 +206,13 @@ TEST_CASE("a real-time queue's works run SCHED_FIFO 1 when the kernel allows it"
     } else {
         CHECK(policy == SCHED_OTHER);
     }
-    // Root (as the service) may: CAP_SYS_NICE, or the unit's RLIMIT_RTPRIO.
+    // Where the kernel must allow it: CAP_SYS_NICE, or RLIMIT_RTPRIO (the unit's
+    // LimitRTPRIO=1), and no real-time group scheduling to refuse it (none: Debian's kernels).
     rlimit rtprio{};
     REQUIRE(::getrlimit(RLIMIT_RTPRIO, &rtprio) == 0);
-    if (::geteuid() == 0 || rtprio.rlim_cur >= 1)
+    if ((has_cap_sys_nice() || rtprio.rlim_cur >= 1) &&
+        !std::filesystem::exists("/proc/sys/kernel/sched_rt_group_runtime_us") &&
+        !std::filesystem::exists("/sys/fs/cgroup/cpu.rt_runtime_us"))
         CHECK((*queue)->realtime());
     CHECK(::sched_getscheduler(0) == SCHED_OTHER); // the loop's own policy is left as it was
 }

@@ -392,40 +392,70 @@ TEST_CASE("a hold counts from the SIGSTOP's sending, not from the stop call's la
     CHECK(held_ms < 550);
 }
 
-TEST_CASE("a SIGSTOP leaves while the loop waits in its poll, not during a dispatch")
+// Says the loop is busy, as Service::run does while it dispatches, until destroyed.
+struct BusyLoop {
+    BusyLoop() { loop_busy = true; }
+    BusyLoop(const BusyLoop&) = delete;
+    BusyLoop& operator=(const BusyLoop&) = delete;
+    ~BusyLoop() { loop_busy = false; }
+};
+
+TEST_CASE("SIGSTOPs leave while the loop waits in its poll, not during a dispatch")
 {
     // A SIGSTOP to thousands of threads keeps every CPU busy for a while (the first receiver
     // wakes them all with interrupts off): sent while the loop is inside a dispatch (the stop
-    // round's, or any other), that dispatch would last as long.
+    // round's, or any other), that dispatch would last as long. A round stops several.
     sd_event* event = nullptr;
     REQUIRE(sd_event_new(&event) >= 0);
     std::unique_ptr<sd_event, decltype(&sd_event_unref)> owned_event(event, sd_event_unref);
-    LateReturningSignaller signaller(0ms);
+    TimesSignaller signaller;
     RemediationExecutor executor(event, signaller, 100ms, nullptr);
-    loop_busy = true; // as Service::run says while it dispatches
-    REQUIRE(executor.stop_for_a_moment(4242, 4242, 1, nullptr));
-    std::this_thread::sleep_for(150ms); // the dispatch that asked goes on
-    CHECK(signaller.sent_usec == 0);
-    const std::uint64_t idle = monotonic_usec();
-    loop_busy = false; // the loop waits in its poll
-    for (int i = 0; i < 100 && signaller.sent_usec == 0; ++i)
+    std::uint64_t idle = 0;
+    {
+        BusyLoop busy;
+        REQUIRE(executor.stop_for_a_moment(4242, 4242, 1, nullptr));
+        REQUIRE(executor.stop_for_a_moment(4243, 4243, 1, nullptr));
+        executor.tidy(); // as a tick does meanwhile
+        std::this_thread::sleep_for(150ms); // the dispatch that asked goes on
+        CHECK(signaller.times(4242).first == 0);
+        CHECK(signaller.times(4243).first == 0);
+        idle = monotonic_usec();
+    } // the loop waits in its poll
+    for (int i = 0; i < 100 && signaller.times(4243).first == 0; ++i)
         std::this_thread::sleep_for(5ms);
-    CHECK(signaller.sent_usec >= idle);
-    CHECK(signaller.sent_usec < idle + 100'000);
-
-    // A loop that never waits does not keep it for ever: 500 ms at most.
-    loop_busy = true;
+    for (const pid_t pid : {4242, 4243}) {
+        CHECK(signaller.times(pid).first >= idle);
+        CHECK(signaller.times(pid).first < idle + 100'000);
+    }
     executor.resume_all();
     executor.flush();
-    LateReturningSignaller other(0ms);
-    RemediationExecutor busy(event, other, 100ms, nullptr);
+}
+
+TEST_CASE("a loop that never waits keeps a SIGSTOP 500 ms at most; an ended hold sends none")
+{
+    sd_event* event = nullptr;
+    REQUIRE(sd_event_new(&event) >= 0);
+    std::unique_ptr<sd_event, decltype(&sd_event_unref)> owned_event(event, sd_event_unref);
+    TimesSignaller signaller;
+    RemediationExecutor executor(event, signaller, 100ms, nullptr);
+    BusyLoop busy;
     const std::uint64_t asked = monotonic_usec();
-    REQUIRE(busy.stop_for_a_moment(4243, 4243, 1, nullptr));
-    for (int i = 0; i < 200 && other.sent_usec == 0; ++i)
+    REQUIRE(executor.stop_for_a_moment(4242, 4242, 1, nullptr));
+    for (int i = 0; i < 200 && signaller.times(4242).first == 0; ++i)
         std::this_thread::sleep_for(5ms);
-    loop_busy = false;
-    CHECK(other.sent_usec >= asked + 500'000);
-    CHECK(other.sent_usec < asked + 800'000);
+    CHECK(signaller.times(4242).first >= asked + 500'000);
+    CHECK(signaller.times(4242).first < asked + 800'000);
+
+    // SIGTERM (resume_all) while a SIGSTOP waits for the loop: it is not sent at all.
+    std::vector<bool> outcomes;
+    REQUIRE(executor.stop_for_a_moment(4250, 4250, 1, [&](const Result<std::uint64_t>& r) {
+        outcomes.push_back(r.ok());
+    }));
+    std::this_thread::sleep_for(50ms);
+    executor.resume_all();
+    executor.flush();
+    CHECK(signaller.times(4250).first == 0);
+    CHECK(outcomes == std::vector<bool>{false});
 }
 
 TEST_CASE("a hold ends on time while the loop is busy elsewhere")
