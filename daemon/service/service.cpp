@@ -170,6 +170,7 @@ Result<void> Service::connect()
     event_.reset(event);
     list_pool_ = std::make_unique<PendingListPool>(event);
     retired_facts_ = std::make_unique<RetiredEntries<StallFactsMap>>(event);
+    retired_seen_ = std::make_unique<RetiredEntries<SeenMap>>(event);
 
     sigset_t signals;
     sigemptyset(&signals);
@@ -824,7 +825,7 @@ void Service::handle(const std::vector<TransitionChange>& events,
             status_shown_ = false;
             pending_counted_.reset();
             remediation_.reset();
-            seen_.clear();
+            retired_seen_->retire(seen_);
             kicks_.clear();
             stall_acted_ = false;
             stall_waiting_.clear();

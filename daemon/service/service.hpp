@@ -191,7 +191,11 @@ private:
         std::uint64_t first_usec = 0; // CLOCK_MONOTONIC, when blocked_since_usec is 0
         std::vector<std::string> actions;
     };
-    std::unordered_map<std::uint32_t, Seen> seen_;
+    using SeenMap = std::unordered_map<std::uint32_t, Seen>;
+    SeenMap seen_;
+    // The last transition's seen_ (tens of thousands of entries after a stall), destroyed a
+    // slice per idle turn instead of in the dispatch that starts the next transition.
+    std::unique_ptr<RetiredEntries<SeenMap>> retired_seen_;
     KickLog kicks_; // the watched transition's kicks
     // Where the stop rung's next round goes on reading /proc (an index into the pending list):
     // a round reads for at most facts_budget_usec, so thousands of pending tasks are looked at
