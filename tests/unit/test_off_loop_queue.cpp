@@ -211,8 +211,36 @@ TEST_CASE("a real-time queue's works run SCHED_FIFO 1 when the kernel allows it"
     rlimit rtprio{};
     REQUIRE(::getrlimit(RLIMIT_RTPRIO, &rtprio) == 0);
     if ((has_cap_sys_nice() || rtprio.rlim_cur >= 1) &&
-        !std::filesystem::exists("/proc/sys/kernel/sched_rt_group_runtime_us") &&
+        !std::filesystem::exists("/sys/fs/cgroup/cpu/cpu.rt_runtime_us") &&
         !std::filesystem::exists("/sys/fs/cgroup/cpu.rt_runtime_us"))
         CHECK((*queue)->realtime());
     CHECK(::sched_getscheduler(0) == SCHED_OTHER); // the loop's own policy is left as it was
+}
+
+TEST_CASE("a work sees whether a timed work is due behind it, apart from the others")
+{
+    EventLoop loop;
+    auto queue = OffLoopQueue::create(loop.event, "a test");
+    REQUIRE(queue);
+    OffLoopQueue& q = **queue;
+    std::mutex gate;
+    gate.lock(); // the first work waits here until the others are queued
+    bool due = false, timed_due = true, timed_due_later = false;
+    auto timed = OffLoopQueue::make_due();
+    q.post(
+        [&] {
+            std::lock_guard open(gate);
+            due = q.has_due();             // the untimed work behind
+            timed_due = q.has_timed_due(); // the timed one is not due yet
+            OffLoopQueue::lower(timed, 0);
+            timed_due_later = q.has_timed_due();
+        },
+        nullptr);
+    q.post([] {}, nullptr);
+    post_timed(q, timed, [] {});
+    gate.unlock();
+    q.flush();
+    CHECK(due);
+    CHECK_FALSE(timed_due);
+    CHECK(timed_due_later);
 }

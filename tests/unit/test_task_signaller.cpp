@@ -445,6 +445,8 @@ TEST_CASE("a loop that never waits keeps a SIGSTOP 500 ms at most; an ended hold
         std::this_thread::sleep_for(5ms);
     CHECK(signaller.times(4242).first >= asked + 500'000);
     CHECK(signaller.times(4242).first < asked + 800'000);
+    executor.resume_all(); // its SIGCONT, due later, would end the next one's wait
+    executor.flush();
 
     // SIGTERM (resume_all) while a SIGSTOP waits for the loop: it is not sent at all.
     std::vector<bool> outcomes;
