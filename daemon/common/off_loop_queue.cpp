@@ -6,10 +6,9 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include <chrono>
-
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <string>
 #include <system_error>

@@ -7,9 +7,9 @@
 // nothing meanwhile. OffLoopWork runs one work at a time; this one keeps an order (a process's
 // SIGCONT never overtakes its SIGSTOP).
 //
-// A timed work (a Batch's, with a Due) waits in the queue until its Due time, which anyone may bring
-// forward (lower(), then wake()): a hold's SIGCONT, timed on this thread so that it is sent on
-// time whatever the loop is doing. Among the works that are due, the order is the order posted.
+// A timed work (a Batch's, with a Due) waits in the queue until its Due time, which anyone may
+// bring forward (lower(), then wake()): a hold's SIGCONT, timed on this thread so that it is
+// sent on time whatever the loop is doing. Among the works that are due, the order is the order posted.
 //
 // A work must not throw and must touch nothing the loop touches but through what it captured;
 // its continuation runs on the loop and sees everything the work wrote. The loop hears of the

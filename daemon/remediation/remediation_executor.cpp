@@ -24,7 +24,7 @@ namespace {
 // stop, or to go back to sleep. For a while no CPU runs anything else (160 ms for 30,000
 // threads under emulation), and the loop, woken now for the signal's continuation, would spend
 // that while inside its dispatch, waiting for a CPU. The signal's thread waits it out instead:
-// until a 1 ms sleep of its own ends on time (a CPU is free again), another signal is queued
+// until a 1 ms sleep of its own ends on time (a CPU is free again), another signal is due
 // (whose kill() would wait for a CPU as long), or `until`. A SCHED_FIFO thread's sleep ends
 // late only while interrupts are off on every CPU (the first part of a SIGSTOP's storm, when
 // the process's first receiver wakes all its threads): to see the rest, see OrdinaryPolicy.

@@ -25,6 +25,7 @@
 
 #include "common/clock.hpp"
 #include "common/loop_activity.hpp"
+#include "event_loop.hpp"
 #include "remediation/remediation_executor.hpp"
 #include "remediation/task_facts.hpp"
 #include "remediation/task_signaller.hpp"
@@ -405,9 +406,8 @@ TEST_CASE("SIGSTOPs leave while the loop waits in its poll, not during a dispatc
     // A SIGSTOP to thousands of threads keeps every CPU busy for a while (the first receiver
     // wakes them all with interrupts off): sent while the loop is inside a dispatch (the stop
     // round's, or any other), that dispatch would last as long. A round stops several.
-    sd_event* event = nullptr;
-    REQUIRE(sd_event_new(&event) >= 0);
-    std::unique_ptr<sd_event, decltype(&sd_event_unref)> owned_event(event, sd_event_unref);
+    EventLoop loop;
+    sd_event* event = loop.event;
     TimesSignaller signaller;
     RemediationExecutor executor(event, signaller, 100ms, nullptr);
     std::uint64_t idle = 0;
@@ -433,9 +433,8 @@ TEST_CASE("SIGSTOPs leave while the loop waits in its poll, not during a dispatc
 
 TEST_CASE("a loop that never waits keeps a SIGSTOP 500 ms at most; an ended hold sends none")
 {
-    sd_event* event = nullptr;
-    REQUIRE(sd_event_new(&event) >= 0);
-    std::unique_ptr<sd_event, decltype(&sd_event_unref)> owned_event(event, sd_event_unref);
+    EventLoop loop;
+    sd_event* event = loop.event;
     TimesSignaller signaller;
     RemediationExecutor executor(event, signaller, 100ms, nullptr);
     BusyLoop busy;
@@ -465,9 +464,8 @@ TEST_CASE("a hold ends on time while the loop is busy elsewhere")
     // The loop may be inside a long dispatch (or kept off the CPU by the stop's own storm of
     // wakeups) when a hold is due: the SIGCONT must not wait for it. Two processes stopped in
     // one round are held side by side, each for hold_ms from its own SIGSTOP.
-    sd_event* event = nullptr;
-    REQUIRE(sd_event_new(&event) >= 0);
-    std::unique_ptr<sd_event, decltype(&sd_event_unref)> owned_event(event, sd_event_unref);
+    EventLoop loop;
+    sd_event* event = loop.event;
     TimesSignaller signaller;
     RemediationExecutor executor(event, signaller, 100ms, nullptr);
     REQUIRE(executor.stop_for_a_moment(4242, 4242, 1, nullptr));
