@@ -3,7 +3,11 @@
 
 #include <signal.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
+#include <string>
+#include <thread>
 #include <utility>
 
 namespace livepatchd {
@@ -28,6 +32,15 @@ void fault_point(std::string_view name)
 #ifdef LIVEPATCHD_FAULT_INJECTION
     if (const char* at = std::getenv("LIVEPATCHD_FAULT_CRASH_AT"); at && name == at)
         ::raise(SIGKILL);
+    if (const char* at = std::getenv("LIVEPATCHD_FAULT_DELAY_AT")) {
+        const std::string_view spec(at);
+        if (const auto colon = spec.rfind(':');
+            colon != std::string_view::npos && spec.substr(0, colon) == name) {
+            const unsigned long ms = std::strtoul(std::string(spec.substr(colon + 1)).c_str(),
+                                                  nullptr, 10);
+            std::this_thread::sleep_for(std::chrono::milliseconds(std::min(ms, 10'000UL)));
+        }
+    }
 #endif
 }
 

@@ -716,6 +716,7 @@ void Service::tick()
     }
 #endif
     const std::uint64_t consumed_usec = monotonic_usec();
+    fault_point("tick-reads-kernel");
     auto in_kernel = kernel_.patches();
     const std::uint64_t read_usec = monotonic_usec();
     if (!in_kernel) {

@@ -5,12 +5,14 @@
 # revert goes back too (outcome reversed, the patch stays applied), where it used to wait for
 # ever while the journal said "on_stall is revert". Every transition gets exactly one
 # TransitionFinished. (on_stall: force pins lpshim for good, so it is not run in this boot:
-# the bus and unit tests cover Forced.)
+# the bus and unit tests cover Forced.) Last, a tick's slow read of the kernel's patches does
+# not hold the event loop.
 . "$(dirname "$0")/../lib.sh"
 
 C=test_lpshim_consistency
 T=/sys/kernel/debug/lpshim_target
 CONF=/etc/livepatchd/livepatchd.json
+DROPIN=/run/systemd/system/livepatchd.service.d/slow-kernel-read.conf
 SIGNALS=$(mktemp)
 MANAGER=(org.livepatchd.LivePatch1 /org/livepatchd/LivePatch1 org.livepatchd.LivePatch1.Manager)
 
@@ -37,7 +39,7 @@ livepatchctl install "$(module_path $C)" >/dev/null
 livepatchctl --json watch >"$SIGNALS" &
 WATCH=$!
 # Under set -e a failing trap is the script's exit status: the watcher may be gone already.
-trap 'kill $WATCH 2>/dev/null || true; rm -f $CONF' EXIT
+trap 'kill $WATCH 2>/dev/null || true; rm -f $CONF $DROPIN; systemctl daemon-reload' EXIT
 sleep 1
 
 echo "# a stalled apply"
@@ -76,6 +78,46 @@ livepatchctl revert $C >/dev/null || fail "the revert did not complete"
 sleep 1
 expect_eq "$(finished)" 4 "one TransitionFinished for the revert"
 sed 's/^/# /' "$SIGNALS"
+
+echo "# a slow read of the kernel's patches does not hold the loop"
+# A test build sleeps 300 ms in each tick's read of lpshim's sysfs (LIVEPATCHD_FAULT_DELAY_AT),
+# as one such read took 243 ms at 30,000 pending tasks under emulation: the loop serves on
+# meanwhile, and a stalled apply is still followed and reversed.
+mkdir -p "$(dirname $DROPIN)"
+printf '[Service]\nEnvironment=LIVEPATCHD_FAULT_DELAY_AT=tick-reads-kernel:300\n' >$DROPIN
+# At debug level, the loop's dispatches of 20 ms or more are logged with their DISPATCH_USEC.
+echo '{"log": {"level": "debug"}, "transition": {"stall_timeout_ms": 3000, "on_stall": "revert"}}' >$CONF
+systemctl daemon-reload
+cursor=$(journalctl -u livepatchd -n 1 --show-cursor --no-pager | sed -n 's/^-- cursor: //p')
+systemctl restart livepatchd
+echo 1 >$T/kthread_park
+wait_until 10 "the kthread is parked in the patched function" grep -qx 1 $T/kthread_park
+livepatchctl apply --no-block $C
+reversed() {
+	journalctl -u livepatchd --no-pager -o cat --after-cursor="$cursor" |
+		grep -q "^$C: transition to patched reversed after"
+}
+wait_until 60 "the stall reversed the apply" reversed
+expect_eq "$(patch_state $C)" installed "with slow reads, the stalled apply was reversed"
+echo 0 >$T/kthread_park
+wait_until 10 "the kthread is unparked" grep -qx 0 $T/kthread_park
+# The longest dispatch of the loop since the restart, and how many were logged (the first
+# is always: the longest so far).
+read -r longest logged < <(journalctl -u livepatchd --no-pager --after-cursor="$cursor" -o json \
+	--output-fields=DISPATCH_USEC | python3 -c '
+import json, sys
+took = [int(d["DISPATCH_USEC"]) for d in map(json.loads, sys.stdin) if d.get("DISPATCH_USEC")]
+print(max(took, default=0), len(took))')
+((logged > 0)) || fail "livepatchd logged no DISPATCH_USEC line at debug level"
+if ((longest >= 300000)); then
+	journalctl -u livepatchd --no-pager -o cat --after-cursor="$cursor" |
+		grep "dispatch took [0-9]\{6,\} us\|the tick took" | tail -20 | sed 's/^/# /'
+	fail "an event loop dispatch took $((longest / 1000)) ms while a tick read the kernel's patches"
+fi
+ok "no event loop dispatch waited for a slow read of the kernel's patches ($((longest / 1000)) ms the longest)"
+rm -f $DROPIN
+systemctl daemon-reload
+systemctl restart livepatchd
 # lpshim frees an unpatched patch asynchronously, and livepatchd unloads its module at its next
 # look: Remove may still find it applied for a moment.
 remove_patch() { livepatchctl remove $C >/dev/null; }
