@@ -156,6 +156,7 @@ Service::~Service()
     // one under way ends first.
     closing_reads_ = true;
     list_reader_.reset();
+    kernel_reader_.reset();
     operations_->set_sink(nullptr);
     metrics_.reset(); // passes events on to manager_
     manager_.reset(); // its slots before the bus
@@ -275,11 +276,19 @@ Result<void> Service::connect()
         journal::log(LogLevel::warning, reader.error().message +
                                             "; lpshim's list of pending tasks is read on the "
                                             "event loop");
+    if (auto reader = OffLoopQueue::create(event, "the end of a tick's read of the kernel");
+        reader)
+        kernel_reader_ = std::move(*reader);
+    else
+        journal::log(LogLevel::warning, reader.error().message +
+                                            "; the tick reads the kernel's patches on the "
+                                            "event loop");
     operations_->set_transition_started(
         [this](std::string_view patch, std::string_view target) { watch(patch, target); });
     operations_->set_transition_reversed(
         [this](std::string_view patch, std::string_view target) { watch(patch, target, true); });
     operations_->set_transition_forced([this](std::string_view patch) {
+        ++kernel_acts_;
         watcher_.forced(patch);
         save_transition_record();
     });
@@ -323,6 +332,7 @@ void Service::watch_transition_events()
         journal::log(LogLevel::debug, std::string(line));
     });
     auto events = TransitionEvents::open([this](const TransitionEvent& e) {
+        ++kernel_acts_;
         if (e.type == TransitionEvent::Type::lost) {
             // What they said is gone: the tick reads sysfs, where the watcher finds a
             // transition whose start was lost, and the end of one whose end was.
@@ -688,6 +698,7 @@ int Service::on_tick(sd_event_source*, std::uint64_t, void* userdata) noexcept
 
 void Service::operation_ended()
 {
+    ++kernel_acts_;
     if (operations_->busy())
         return; // a call that waited started the next one
     if (events_source_)
@@ -695,11 +706,23 @@ void Service::operation_ended()
     schedule_tick(0);
 }
 
+Service::KernelLook Service::read_kernel() const
+{
+    KernelLook look;
+    fault_point("tick-reads-kernel");
+    look.patches = kernel_.patches();
+    look.read_usec = monotonic_usec();
+    look.shim_version = kernel_.shim_version();
+    look.oopsed = kernel_oopsed();
+    return look;
+}
+
 void Service::tick()
 {
     // Nothing changes the patches or follows their transitions while an operation's blocking
-    // work runs: the tick after its end (operation_ended) does.
-    if (operations_->busy())
+    // work runs: the tick after its end (operation_ended) does. Nor while a tick waits for its
+    // read of the kernel: that tick goes on once it has it.
+    if (operations_->busy() || tick_reading_)
         return;
     const std::uint64_t started = monotonic_usec();
     executor_->tidy();
@@ -716,42 +739,76 @@ void Service::tick()
     }
 #endif
     const std::uint64_t consumed_usec = monotonic_usec();
-    fault_point("tick-reads-kernel");
-    auto in_kernel = kernel_.patches();
-    const std::uint64_t read_usec = monotonic_usec();
-    if (!in_kernel) {
+    if (!kernel_reader_) {
+        tick_with(read_kernel(), started, consumed_usec, events);
+        return;
+    }
+    // The loop serves on while the kernel is read. Unless it acted meanwhile in a way the look
+    // would not show (kernel_acts_): then the look is dropped and the next tick reads again.
+    try {
+        auto look = std::make_shared<KernelLook>();
+        kernel_reader_->post(
+            [this, look] { *look = read_kernel(); },
+            [this, look, acts = kernel_acts_, started, consumed_usec, events] {
+                tick_reading_ = false;
+                if (operations_->busy())
+                    return; // its end ticks
+                if (acts != kernel_acts_) {
+                    schedule_tick(0);
+                    return;
+                }
+                try {
+                    tick_with(*look, started, consumed_usec, events);
+                } catch (const std::exception& e) {
+                    journal::log(LogLevel::err, std::string("a tick failed: ") + e.what());
+                }
+            });
+    } catch (const std::bad_alloc&) {
+        tick_with(read_kernel(), started, consumed_usec, events); // not posted: read here
+        return;
+    }
+    tick_reading_ = true;
+}
+
+void Service::tick_with(const KernelLook& look, std::uint64_t started,
+                        std::uint64_t consumed_usec, int events)
+{
+    if (!look.patches) {
         journal::log(LogLevel::err, "cannot read the kernel's patches: " +
-                                        in_kernel.error().message);
+                                        look.patches.error().message);
         schedule_tick(idle_tick_usec);
         return;
     }
-    follow_transition(*in_kernel);
+    const std::uint64_t read_usec = monotonic_usec();
+    const std::vector<KernelPatch>& in_kernel = *look.patches;
+    follow_transition(in_kernel, look.read_usec);
     const std::uint64_t followed_usec = monotonic_usec();
     if (!watcher_.watched()) {
-        operations_->unload_unpatched(*in_kernel);
-        (void)operations_->apply_next_queued(*in_kernel); // watched from its start
+        operations_->unload_unpatched(in_kernel);
+        (void)operations_->apply_next_queued(in_kernel); // watched from its start
     }
     // lpshim.ko unloaded or loaded again by hand. With BPF attached it cannot be (the programs
     // hold it), and ticks wait for events; without BPF, ticks run every second.
-    if (std::string version = kernel_.shim_version(); version != shim_version_) {
-        shim_version_ = std::move(version);
+    if (look.shim_version != shim_version_) {
+        shim_version_ = look.shim_version;
         manager_->shim_version_changed();
         if (metrics_)
             metrics_->shim_version_changed();
     }
-    const bool oops = kernel_oopsed();
-    operations_->keep_crash_guard(*in_kernel, oops && !oops_seen_);
-    oops_seen_ = oops;
+    operations_->keep_crash_guard(in_kernel, look.oopsed && !oops_seen_);
+    oops_seen_ = look.oopsed;
     if (!tick_listing_)
         last_tick_usec_ = monotonic_usec() - started;
     schedule_next_tick();
-    // Each part timed, for a reader of a long tick's DISPATCH_USEC line.
+    // Each part timed, for a reader of a long tick's DISPATCH_USEC line; the read of the
+    // kernel is off the loop (with the wait for its turn on the loop after it).
     if (const std::uint64_t now = monotonic_usec(); now - started >= 20'000)
         journal::log(LogLevel::debug,
                      "the tick took " + std::to_string(now - started) + " us: " +
                          std::to_string(consumed_usec - started) + " us " +
                          std::to_string(events) + " lpshim event(s), " +
-                         std::to_string(read_usec - consumed_usec) + " us the kernel's patches, " +
+                         std::to_string(read_usec - consumed_usec) +
+                         " us the kernel's patches (read off the loop), " +
                          std::to_string(followed_usec - read_usec) +
                          " us following the transition, " + std::to_string(now - followed_usec) +
                          " us the rest",
@@ -795,6 +852,7 @@ void Service::schedule_next_tick()
 
 void Service::watch(std::string_view patch, std::string_view target, bool reversal)
 {
+    ++kernel_acts_;
 #if LIVEPATCHD_HAVE_BPF
     if (events_)
         watcher_.expect_kernel_start(patch, target); // lpshim's tracepoint reports it too
@@ -879,11 +937,10 @@ void Service::handle(const std::vector<TransitionChange>& events,
     }
 }
 
-void Service::follow_transition(const std::vector<KernelPatch>& in_kernel)
+void Service::follow_transition(const std::vector<KernelPatch>& in_kernel,
+                                std::uint64_t read_usec)
 {
-    // Read now, after the look (not the loop's wake-up time): what lpshim started until now
-    // is in that look.
-    const std::uint64_t now = monotonic_usec();
+    const std::uint64_t now = read_usec;
     handle(watcher_.update(in_kernel, now), in_kernel);
     if (!watcher_.watched()) {
         const TransitionStatus idle = transition_status(0);

@@ -24,6 +24,7 @@
 #include <systemd/sd-event.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -94,7 +95,20 @@ private:
             std::unique_ptr<StopRecords> records);
 
     Result<void> connect();
+    // What a tick reads of the kernel, on kernel_reader_'s thread: sysfs attributes that take
+    // milliseconds, and once 243 ms with 30,000 tasks pending under emulation.
+    struct KernelLook {
+        Result<std::vector<KernelPatch>> patches = Error{ENOMEM, "out of memory"};
+        std::uint64_t read_usec = 0; // CLOCK_MONOTONIC, right after the patches were read
+        std::string shim_version;
+        bool oopsed = false; // TAINT_DIE
+    };
+    KernelLook read_kernel() const;
     void tick();
+    // The rest of the tick once its look at the kernel is read; started and consumed_usec:
+    // when it started and when it had read lpshim's events (events of them).
+    void tick_with(const KernelLook& look, std::uint64_t started, std::uint64_t consumed_usec,
+                   int events);
     // An operation's blocking work has ended: the transition events and the tick go on.
     void operation_ended();
     void schedule_tick(std::uint64_t delay_usec);
@@ -108,7 +122,8 @@ private:
     void watch(std::string_view patch, std::string_view target, bool reversal = false);
     void handle(const std::vector<TransitionChange>& events,
                 const std::vector<KernelPatch>& in_kernel);
-    void follow_transition(const std::vector<KernelPatch>& in_kernel);
+    // read_usec: when in_kernel was read (the starts lpshim made until then are in it).
+    void follow_transition(const std::vector<KernelPatch>& in_kernel, std::uint64_t read_usec);
     void report_stall_waiting(const WatchedTransition& watched, std::uint64_t elapsed,
                               const std::string& reason);
     // The tick's pending tasks are listed, for the transition still watched: the ladder and
@@ -184,6 +199,13 @@ private:
     // not yet started are skipped once closing_reads_ is set (~Service).
     std::atomic<bool> closing_reads_ = false;
     std::unique_ptr<OffLoopQueue> list_reader_;
+    // Reads the tick's look at the kernel (read_kernel()); destroyed before kernel_.
+    std::unique_ptr<OffLoopQueue> kernel_reader_;
+    bool tick_reading_ = false; // a tick waits for its look at the kernel: it goes on from there
+    // Counts what the loop did that a look at the kernel read before it would not show: an
+    // operation's end, a transition watched, turned back or forced, lpshim's events read. A
+    // tick whose look was read across one of them reads again.
+    std::uint64_t kernel_acts_ = 0;
 
     // The tasks of the watched transition that livepatchd acted on, or whose list (lpshim's
     // debugfs one) gives no time since when they block, by tid.
