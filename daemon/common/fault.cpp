@@ -33,11 +33,16 @@ void fault_point(std::string_view name)
     if (const char* at = std::getenv("LIVEPATCHD_FAULT_CRASH_AT"); at && name == at)
         ::raise(SIGKILL);
     if (const char* at = std::getenv("LIVEPATCHD_FAULT_DELAY_AT")) {
-        const std::string_view spec(at);
-        if (const auto colon = spec.rfind(':');
-            colon != std::string_view::npos && spec.substr(0, colon) == name) {
-            const unsigned long ms = std::strtoul(std::string(spec.substr(colon + 1)).c_str(),
-                                                  nullptr, 10);
+        // name:ms[,name:ms...]
+        std::string_view rest(at);
+        while (!rest.empty()) {
+            const std::string_view spec = rest.substr(0, rest.find(','));
+            rest.remove_prefix(std::min(rest.size(), spec.size() + 1));
+            const auto colon = spec.rfind(':');
+            if (colon == std::string_view::npos || spec.substr(0, colon) != name)
+                continue;
+            const unsigned long ms =
+                std::strtoul(std::string(spec.substr(colon + 1)).c_str(), nullptr, 10);
             std::this_thread::sleep_for(std::chrono::milliseconds(std::min(ms, 10'000UL)));
         }
     }

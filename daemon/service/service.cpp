@@ -1101,6 +1101,7 @@ void Service::act_on_stall(const std::vector<PendingTask>& pending)
                 continue;
             }
             TaskFacts read;
+            fault_point("stall-reads-facts");
             auto facts = facts_look.read(task);
             if (facts) {
                 read = std::move(*facts);
