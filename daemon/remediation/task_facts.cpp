@@ -9,6 +9,7 @@
 #include <charconv>
 #include <cstdlib>
 #include <memory>
+#include <mutex>
 
 #include "common/clock.hpp"
 #include "common/small_file.hpp"
@@ -135,11 +136,14 @@ std::vector<std::string> slice_chain(std::string_view innermost)
 namespace {
 
 // This process's depth in the pid namespaces, which never changes: read once per proc root
-// (a look at thousands of tasks read it once per task). A failed read is not kept.
+// (a look at thousands of tasks read it once per task). A failed read is not kept. Looks run
+// on the loop and on the stall's reader thread.
 std::optional<unsigned> own_nspid_depth(const std::filesystem::path& proc)
 {
+    static std::mutex mutex; // protects read_from and depth
     static std::filesystem::path read_from;
     static std::optional<unsigned> depth;
+    std::lock_guard lock(mutex);
     if (!depth || read_from != proc) {
         const auto self = read_small_file(proc / "self" / "status");
         depth = self ? parse_nspid_depth(*self) : std::nullopt;

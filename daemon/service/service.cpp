@@ -157,6 +157,7 @@ Service::~Service()
     closing_reads_ = true;
     list_reader_.reset();
     kernel_reader_.reset();
+    facts_reader_.reset();
     operations_->set_sink(nullptr);
     metrics_.reset(); // passes events on to manager_
     manager_.reset(); // its slots before the bus
@@ -276,6 +277,13 @@ Result<void> Service::connect()
         journal::log(LogLevel::warning, reader.error().message +
                                             "; lpshim's list of pending tasks is read on the "
                                             "event loop");
+    if (auto reader = OffLoopQueue::create(event, "the end of a read of the stall's blockers",
+                                             OffLoopQueue::Priority::below_loop);
+        reader)
+        facts_reader_ = std::move(*reader);
+    else
+        journal::log(LogLevel::warning, reader.error().message +
+                                            "; the stall's blockers are read on the event loop");
     if (auto reader = OffLoopQueue::create(event, "the end of a tick's read of the kernel");
         reader)
         kernel_reader_ = std::move(*reader);
@@ -889,6 +897,7 @@ void Service::handle(const std::vector<TransitionChange>& events,
             stall_acted_ = false;
             stall_waiting_.clear();
             stall_looked_usec_ = 0;
+            ++stall_facts_epoch_;
             retired_facts_->retire(stall_facts_);
             save_transition_record();
             report_transition_change(e, sink(), *operations_, in_kernel);
@@ -1068,63 +1077,46 @@ void Service::act_on_stall(const std::vector<PendingTask>& pending)
     if (stall_looked_usec_ != 0 && now - stall_looked_usec_ < stall_look_usec)
         return;
     const WatchedTransition watched = *watcher_.watched();
-    // Only a revert looks at who blocks. Reading a task's /proc and sd-login facts costs
-    // 0.1-0.3 ms, and thousands may block: a look reads for at most stall_facts_budget_usec
-    // (the loop must not stop for seconds), and the next ticks read on, from where it stopped,
-    // until every blocker is read. A blocker that rules the revert out decides at once. Facts
-    // are kept for stall_facts_max_age_usec at most (a task may go into uninterruptible sleep,
-    // change its uid, or exit and leave its tid to another): past it they are read again, so
-    // a revert is never decided on older ones; with too many blockers to read in that time,
-    // the stall waits.
-    constexpr std::uint64_t stall_facts_budget_usec = 20 * usec_per_msec;
+    // Only a revert looks at who blocks. Reading a task's /proc facts costs 0.1-0.3 ms, and
+    // tens of milliseconds when the kernel works on the task's process; thousands may block.
+    // The facts are read off the loop, a batch at a time (read_stall_facts), and a look
+    // decides once every blocker's are read (one whose /proc cannot be parsed is left out of
+    // one decision, as before). A blocker that rules the revert out decides at once. Facts are kept for stall_facts_max_age_usec at most (a task may go into
+    // uninterruptible sleep, change its uid, or exit and leave its tid to another): past it
+    // they are read again, so a revert is never decided on older ones; with too many blockers
+    // to read in that time, the stall waits.
     constexpr std::uint64_t stall_facts_max_age_usec = 30'000 * usec_per_msec;
+    constexpr std::size_t stall_facts_batch = 256;
     std::vector<const TaskFacts*> blockers; // in stall_facts_
     bool complete = true;
     const std::uint64_t look = monotonic_usec();
     if (stall_facts_.empty())
         stall_facts_since_usec_ = look;
     if (config_.transition.on_stall == StallAction::revert) {
-        const std::uint64_t deadline = look + stall_facts_budget_usec;
-        TaskFactsLook facts_look(TaskFactsLook::Units::skip);
-        // Entries are updated in place, never erased here: blockers points into them (and a
-        // tid may be listed twice: lpshim's debugfs list prints a task reaped between its
-        // walks of the live and the exiting tasks twice).
+        std::vector<PendingTask> unread; // the next batch to read
+        // Entries are updated in place and only an unreadable one is erased here: blockers
+        // points into the others (and a tid may be listed twice: lpshim's debugfs list prints
+        // a task reaped between its walks of the live and the exiting tasks twice).
         for (const PendingTask& task : pending) {
             const auto known = stall_facts_.find(task.tid);
             if (known != stall_facts_.end() && known->second.facts.task.tgid == task.tgid &&
                 usec_since(known->second.read_usec, look) <= stall_facts_max_age_usec) {
-                blockers.push_back(&known->second.facts);
+                if (known->second.unreadable)
+                    stall_facts_.erase(known); // left out of this decision; a later look reads it
+                else
+                    blockers.push_back(&known->second.facts);
                 continue;
             }
-            if (!complete || monotonic_usec() >= deadline) {
-                complete = false;
-                continue;
-            }
-            TaskFacts read;
-            fault_point("stall-reads-facts");
-            auto facts = facts_look.read(task);
-            if (facts) {
-                read = std::move(*facts);
-            } else if (facts.error().errnum == ESRCH) {
-                // Gone from /proc, not yet from the kernel's next pass: it is leaving.
-                read.task = task;
-                read.state = 'X';
-            } else {
-                continue; // (a stale entry stays stale: read again at the next look)
-            }
-            StallFacts& entry = stall_facts_[task.tid];
-            entry = StallFacts{std::move(read), monotonic_usec()};
-            blockers.push_back(&entry.facts);
+            complete = false;
+            if (!stall_reading_ && unread.size() < stall_facts_batch)
+                unread.push_back(task);
         }
-        // For a reader of the look's debug line: the stall's part far over its budget.
-        if (const std::uint64_t end = monotonic_usec(); end > deadline + stall_facts_budget_usec)
-            journal::log(LogLevel::debug,
-                         "the stall's look at " + std::to_string(pending.size()) +
-                             " pending task(s) took " + std::to_string(end - look) +
-                             " us: what /proc says of " + std::to_string(facts_look.reads()) +
-                             " read (the longest read: " +
-                             facts_look.longest_read_parts() + "), against a budget of " +
-                             std::to_string(stall_facts_budget_usec) + " us");
+        // Read only for a look that does not decide (below): a decision retires what is read.
+        if (!complete && !unread.empty() &&
+            (blockers.empty() ||
+             decide_stall(config_.transition.on_stall, watched.direction(), blockers).action !=
+                 StallAction::wait))
+            read_stall_facts(std::move(unread));
     }
     StallDecision decision =
         decide_stall(config_.transition.on_stall, watched.direction(), blockers);
@@ -1142,6 +1134,7 @@ void Service::act_on_stall(const std::vector<PendingTask>& pending)
     }
     // A decision is on facts read since the last one: the next look reads them again.
     stall_looked_usec_ = now;
+    ++stall_facts_epoch_;
     retired_facts_->retire(stall_facts_);
     if (decision.action == StallAction::revert &&
         stall_step(decision.action, watched) == StallStep::wait)
@@ -1186,6 +1179,78 @@ void Service::act_on_stall(const std::vector<PendingTask>& pending)
         journal::log(LogLevel::err, done.error().message,
                      {{"PATCH", watched.patch},
                       {"MESSAGE_ID", std::string(journal::message_id::action_failed)}});
+}
+
+void Service::read_stall_facts(std::vector<PendingTask> tasks)
+{
+    // For at most budget_usec (the rest are posted by a later look), so that the facts arrive
+    // while fresh and their merge is short: 50 ms on the thread, 20 on the loop without it.
+    struct Read {
+        Result<TaskFacts> facts;
+        std::uint64_t read_usec = 0;
+    };
+    struct Batch {
+        std::vector<PendingTask> tasks;
+        std::vector<Read> reads; // of the first tasks
+        std::uint64_t budget_usec = 0;
+        std::uint64_t took_usec = 0;
+        std::string longest_read; // TaskFactsLook::longest_read_parts()
+    };
+    auto batch = std::make_shared<Batch>();
+    batch->tasks = std::move(tasks);
+    batch->budget_usec = (facts_reader_ ? 50 : 20) * usec_per_msec;
+    auto work = [batch] {
+        try {
+            TaskFactsLook look(TaskFactsLook::Units::skip);
+            const std::uint64_t start = monotonic_usec();
+            for (const PendingTask& task : batch->tasks) {
+                if (!batch->reads.empty() && monotonic_usec() - start >= batch->budget_usec)
+                    break;
+                fault_point("stall-reads-facts");
+                Result<TaskFacts> facts = look.read(task);
+                batch->reads.push_back(Read{std::move(facts), monotonic_usec()});
+            }
+            batch->took_usec = monotonic_usec() - start;
+            batch->longest_read = look.longest_read_parts();
+        } catch (...) {
+            // (out of memory: the reads so far are kept, the next look reads on)
+        }
+    };
+    auto merge = [this, batch, epoch = stall_facts_epoch_] {
+        stall_reading_ = false;
+        // For a reader of the journal: reads far over their budget, and the slowest.
+        if (batch->took_usec >= 2 * batch->budget_usec)
+            journal::log(LogLevel::debug,
+                         "the stall's read of " + std::to_string(batch->reads.size()) +
+                             " blocker(s) took " + std::to_string(batch->took_usec) +
+                             " us (the longest read: " + batch->longest_read + ")");
+        if (epoch != stall_facts_epoch_)
+            return; // a decision or a new transition since: read for it again
+        for (std::size_t i = 0; i < batch->reads.size(); ++i) {
+            const PendingTask& task = batch->tasks[i];
+            Read& read = batch->reads[i];
+            StallFacts entry;
+            entry.read_usec = read.read_usec;
+            if (read.facts) {
+                entry.facts = std::move(*read.facts);
+            } else if (read.facts.error().errnum == ESRCH) {
+                // Gone from /proc, not yet from the kernel's next pass: it is leaving.
+                entry.facts.task = task;
+                entry.facts.state = 'X';
+            } else {
+                entry.facts.task = task;
+                entry.unreadable = true;
+            }
+            stall_facts_[task.tid] = std::move(entry);
+        }
+    };
+    if (facts_reader_) {
+        facts_reader_->post(std::move(work), std::move(merge));
+        stall_reading_ = true; // (once posted: post may throw)
+        return;
+    }
+    work();
+    merge();
 }
 
 void Service::remediate(std::chrono::milliseconds elapsed, const std::vector<PendingTask>& pending)
