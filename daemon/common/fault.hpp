@@ -5,8 +5,8 @@
 // SIGCONT, ...) call fault_point("name"). Unit tests set a hook (which throws, so that the
 // test can then start a new instance on the same state); test builds (-Dtests=true) also obey
 // LIVEPATCHD_FAULT_CRASH_AT=name in the environment by killing themselves with SIGKILL there,
-// and LIVEPATCHD_FAULT_DELAY_AT=name:ms[,name:ms...] by sleeping that long there (at most 10 s: a slow
-// read of the kernel, for tests/vm). Release builds ignore both.
+// and LIVEPATCHD_FAULT_DELAY_AT=name:ms[,name:ms...] by sleeping that long there (at most
+// 10 s: a slow read of the kernel, for tests/vm). Release builds ignore both.
 #pragma once
 
 #include <functional>

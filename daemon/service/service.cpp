@@ -158,6 +158,7 @@ Service::~Service()
     list_reader_.reset();
     kernel_reader_.reset();
     facts_reader_.reset();
+    list_converter_.reset(); // its conversions' answers are dropped
     operations_->set_sink(nullptr);
     metrics_.reset(); // passes events on to manager_
     manager_.reset(); // its slots before the bus
@@ -284,6 +285,13 @@ Result<void> Service::connect()
     else
         journal::log(LogLevel::warning, reader.error().message +
                                             "; the stall's blockers are read on the event loop");
+    if (auto converter = OffLoopQueue::create(event, "the end of a pending list's conversion");
+        converter)
+        list_converter_ = std::move(*converter);
+    else
+        journal::log(LogLevel::warning, converter.error().message +
+                                            "; the walks' records become the looks' lists on "
+                                            "the event loop");
     if (auto reader = OffLoopQueue::create(event, "the end of a tick's read of the kernel");
         reader)
         kernel_reader_ = std::move(*reader);
@@ -454,26 +462,57 @@ void Service::list_pending(PendingDone done)
                 read_lpshim_list(std::move(done));
                 return;
             }
-            Result<std::vector<PendingTask>> listed =
+            // The walk's records become the look's list on list_converter_'s thread: at 30,000
+            // tasks, moving them and freeing the walk's took tens of ms of the loop's turn.
+            struct Conversion {
+                std::vector<TrackedTask> tracked;
+                Result<std::vector<PendingTask>> listed =
+                    Error{ENOMEM, "list the pending tasks: out of memory"};
+            };
+            std::shared_ptr<Conversion> conversion;
+            std::shared_ptr<PendingDone> reply;
+            // (Made first: answering out of memory must not need memory.)
+            Result<std::vector<PendingTask>> no_memory =
                 Error{ENOMEM, "list the pending tasks: out of memory"};
             try {
                 pending_fallback_.clear();
-                std::vector<PendingTask> tasks = list_pool_->take(tracked->size());
-                // Moved, not copied: at 30,000 tasks this turn must not allocate per task (the
-                // tracker made the text printable as it read each record).
-                for (TrackedTask& t : *tracked) {
-                    tasks.push_back(PendingTask{.tid = static_cast<std::uint32_t>(t.tid),
-                                                .tgid = static_cast<std::uint32_t>(t.tgid),
-                                                .comm = std::move(t.comm),
-                                                .reason = std::move(t.reason),
-                                                .function = std::move(t.function),
-                                                .blocked_since_usec = t.first_seen_ns / 1000,
-                                                .attempts = t.attempts});
-                }
-                listed = std::move(tasks);
+                conversion = std::make_shared<Conversion>();
+                conversion->tracked = std::move(*tracked);
+                conversion->listed = list_pool_->take(conversion->tracked.size());
+                reply = std::make_shared<PendingDone>(std::move(done)); // (last: done kept)
             } catch (...) {
+                done(std::move(no_memory));
+                return;
             }
-            done(std::move(listed));
+            auto convert = [conversion] {
+                try {
+                    std::vector<PendingTask>& tasks = *conversion->listed;
+                    // Moved, not copied: no allocation per task (the tracker made the text
+                    // printable as it read each record; the list has room for every task).
+                    for (TrackedTask& t : conversion->tracked)
+                        tasks.push_back(PendingTask{.tid = static_cast<std::uint32_t>(t.tid),
+                                                    .tgid = static_cast<std::uint32_t>(t.tgid),
+                                                    .comm = std::move(t.comm),
+                                                    .reason = std::move(t.reason),
+                                                    .function = std::move(t.function),
+                                                    .blocked_since_usec =
+                                                        t.first_seen_ns / 1000,
+                                                    .attempts = t.attempts});
+                } catch (...) {
+                    conversion->listed = Error{ENOMEM, "list the pending tasks: out of memory"};
+                }
+                std::vector<TrackedTask>().swap(conversion->tracked); // freed here too
+            };
+            auto answer = [conversion, reply] { (*reply)(std::move(conversion->listed)); };
+            if (list_converter_) {
+                try {
+                    list_converter_->post(convert, answer);
+                    return;
+                } catch (const std::bad_alloc&) {
+                }
+            }
+            convert();
+            answer();
         });
         return;
     }
@@ -787,7 +826,7 @@ void Service::tick_with(const KernelLook& look, std::uint64_t started,
         schedule_tick(idle_tick_usec);
         return;
     }
-    const std::uint64_t read_usec = monotonic_usec();
+    const std::uint64_t resumed_usec = monotonic_usec();
     const std::vector<KernelPatch>& in_kernel = *look.patches;
     follow_transition(in_kernel, look.read_usec);
     const std::uint64_t followed_usec = monotonic_usec();
@@ -815,9 +854,9 @@ void Service::tick_with(const KernelLook& look, std::uint64_t started,
                      "the tick took " + std::to_string(now - started) + " us: " +
                          std::to_string(consumed_usec - started) + " us " +
                          std::to_string(events) + " lpshim event(s), " +
-                         std::to_string(read_usec - consumed_usec) +
+                         std::to_string(resumed_usec - consumed_usec) +
                          " us the kernel's patches (read off the loop), " +
-                         std::to_string(followed_usec - read_usec) +
+                         std::to_string(followed_usec - resumed_usec) +
                          " us following the transition, " + std::to_string(now - followed_usec) +
                          " us the rest",
                      {{"TICK_USEC", std::to_string(now - started)}});
@@ -1081,10 +1120,11 @@ void Service::act_on_stall(const std::vector<PendingTask>& pending)
     // tens of milliseconds when the kernel works on the task's process; thousands may block.
     // The facts are read off the loop, a batch at a time (read_stall_facts), and a look
     // decides once every blocker's are read (one whose /proc cannot be parsed is left out of
-    // one decision, as before). A blocker that rules the revert out decides at once. Facts are kept for stall_facts_max_age_usec at most (a task may go into
-    // uninterruptible sleep, change its uid, or exit and leave its tid to another): past it
-    // they are read again, so a revert is never decided on older ones; with too many blockers
-    // to read in that time, the stall waits.
+    // one decision, as before). A blocker that rules the revert out decides at once. Facts
+    // are kept for stall_facts_max_age_usec at most (a task may go into uninterruptible sleep,
+    // change its uid, or exit and leave its tid to another): past it they are read again, so
+    // a revert is never decided on older ones; with too many blockers to read in that time,
+    // the stall waits.
     constexpr std::uint64_t stall_facts_max_age_usec = 30'000 * usec_per_msec;
     constexpr std::size_t stall_facts_batch = 256;
     std::vector<const TaskFacts*> blockers; // in stall_facts_
@@ -1092,8 +1132,8 @@ void Service::act_on_stall(const std::vector<PendingTask>& pending)
     const std::uint64_t look = monotonic_usec();
     if (stall_facts_.empty())
         stall_facts_since_usec_ = look;
+    std::vector<PendingTask> unread; // the next batch to read
     if (config_.transition.on_stall == StallAction::revert) {
-        std::vector<PendingTask> unread; // the next batch to read
         // Entries are updated in place and only an unreadable one is erased here: blockers
         // points into the others (and a tid may be listed twice: lpshim's debugfs list prints
         // a task reaped between its walks of the live and the exiting tasks twice).
@@ -1111,19 +1151,16 @@ void Service::act_on_stall(const std::vector<PendingTask>& pending)
             if (!stall_reading_ && unread.size() < stall_facts_batch)
                 unread.push_back(task);
         }
-        // Read only for a look that does not decide (below): a decision retires what is read.
-        if (!complete && !unread.empty() &&
-            (blockers.empty() ||
-             decide_stall(config_.transition.on_stall, watched.direction(), blockers).action !=
-                 StallAction::wait))
-            read_stall_facts(std::move(unread));
     }
     StallDecision decision =
         decide_stall(config_.transition.on_stall, watched.direction(), blockers);
     const std::uint64_t elapsed = watcher_.elapsed_usec(now);
     if (!complete && (decision.action != StallAction::wait || blockers.empty())) {
-        // Not every blocker read yet: the next tick reads on. Past the facts' age, it says
-        // why nothing happens (and reads on: fewer may block later).
+        // Not every blocker read yet: the next batch is read, and a later look decides (a
+        // look that decides reads nothing: the decision retires what was read). Past the
+        // facts' age, it says why nothing happens (and reads on: fewer may block later).
+        if (!unread.empty())
+            read_stall_facts(std::move(unread));
         if (look - stall_facts_since_usec_ > stall_facts_max_age_usec)
             // (No count in it: it is said once, not at every change of the count.)
             report_stall_waiting(watched, elapsed,

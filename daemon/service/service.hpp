@@ -199,6 +199,8 @@ private:
     // not yet started are skipped once closing_reads_ is set (~Service).
     std::atomic<bool> closing_reads_ = false;
     std::unique_ptr<OffLoopQueue> list_reader_;
+    // Turns a walk's records into a look's list (list_pending); its works touch no member.
+    std::unique_ptr<OffLoopQueue> list_converter_;
     // Reads the tick's look at the kernel (read_kernel()); destroyed before kernel_.
     std::unique_ptr<OffLoopQueue> kernel_reader_;
     bool tick_reading_ = false; // a tick waits for its look at the kernel: it goes on from there
