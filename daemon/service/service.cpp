@@ -43,6 +43,19 @@ bool kernel_oopsed()
     return text && (std::strtoul(text->c_str(), nullptr, 10) & taint_die);
 }
 
+// An OffLoopQueue for works the loop can also do itself; without one (no thread, no eventfd),
+// the journal says what then runs on the loop (on_loop), and nullptr.
+std::unique_ptr<OffLoopQueue> queue_or_loop(sd_event* event, const char* label,
+                                            OffLoopQueue::Priority priority,
+                                            std::string_view on_loop)
+{
+    auto queue = OffLoopQueue::create(event, label, priority);
+    if (queue)
+        return std::move(*queue);
+    journal::log(LogLevel::warning, queue.error().message + "; " + std::string(on_loop));
+    return nullptr;
+}
+
 // A STACK= journal field: one frame per line, innermost first.
 std::string stack_text(const std::map<std::uint32_t, std::vector<std::string>>& stacks,
                        std::uint32_t tid)
@@ -270,35 +283,19 @@ Result<void> Service::connect()
         journal::log(LogLevel::warning, off_loop.error().message +
                                             "; an Apply's file and kernel work runs on the "
                                             "event loop");
-    if (auto reader = OffLoopQueue::create(event, "the end of a read of lpshim's list",
-                                             OffLoopQueue::Priority::below_loop);
-        reader)
-        list_reader_ = std::move(*reader);
-    else
-        journal::log(LogLevel::warning, reader.error().message +
-                                            "; lpshim's list of pending tasks is read on the "
-                                            "event loop");
-    if (auto reader = OffLoopQueue::create(event, "the end of a read of the stall's blockers",
-                                             OffLoopQueue::Priority::below_loop);
-        reader)
-        facts_reader_ = std::move(*reader);
-    else
-        journal::log(LogLevel::warning, reader.error().message +
-                                            "; the stall's blockers are read on the event loop");
-    if (auto converter = OffLoopQueue::create(event, "the end of a pending list's conversion");
-        converter)
-        list_converter_ = std::move(*converter);
-    else
-        journal::log(LogLevel::warning, converter.error().message +
-                                            "; the walks' records become the looks' lists on "
-                                            "the event loop");
-    if (auto reader = OffLoopQueue::create(event, "the end of a tick's read of the kernel");
-        reader)
-        kernel_reader_ = std::move(*reader);
-    else
-        journal::log(LogLevel::warning, reader.error().message +
-                                            "; the tick reads the kernel's patches on the "
-                                            "event loop");
+    using Priority = OffLoopQueue::Priority;
+    list_reader_ = queue_or_loop(event, "the end of a read of lpshim's list", Priority::below_loop,
+                                 "lpshim's list of pending tasks is read on the event loop");
+    facts_reader_ = queue_or_loop(event, "the end of a read of the stall's blockers",
+                                  Priority::below_loop,
+                                  "the stall's blockers are read on the event loop");
+    list_converter_ = queue_or_loop(event, "the end of a pending list's conversion",
+                                    Priority::as_loop,
+                                    "the walks' records become the looks' lists on the event "
+                                    "loop");
+    kernel_reader_ = queue_or_loop(event, "the end of a tick's read of the kernel",
+                                   Priority::as_loop,
+                                   "the tick reads the kernel's patches on the event loop");
     operations_->set_transition_started(
         [this](std::string_view patch, std::string_view target) { watch(patch, target); });
     operations_->set_transition_reversed(
