@@ -370,6 +370,7 @@ void Service::watch_transition_events()
         };
         auto changes = follow_kernel_event(event, now, watcher_, *operations_);
         if (!changes.empty()) {
+            fault_point("events-read-kernel");
             auto in_kernel = kernel_.patches();
             handle(changes, in_kernel ? *in_kernel : std::vector<KernelPatch>{});
         }
@@ -902,6 +903,7 @@ void Service::watch(std::string_view patch, std::string_view target, bool revers
         watcher_.expect_kernel_start(patch, target); // lpshim's tracepoint reports it too
 #endif
     const std::uint64_t started = monotonic_usec();
+    fault_point("watch-reads-kernel");
     auto in_kernel = kernel_.patches();
     // Read now, after the action's write (not the loop's wake-up time, which is before it).
     const std::uint64_t now = monotonic_usec();
