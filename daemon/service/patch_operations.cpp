@@ -406,6 +406,11 @@ void PatchOperations::run_apply(ApplyWork& work) const
             return;
         }
         fault_point("apply-after-load");
+        // Whether it is an atomic replace, for its end (transition_ended): read here, off the
+        // loop. Unknown if it cannot be read (the next look tells).
+        if (auto in_kernel = context_.kernel.patches())
+            if (const KernelPatch* loaded = find_patch(*in_kernel, work.name))
+                work.replace = loaded->replace;
         DesiredState confirmed = work.next;
         if (DesiredPatch* loaded = confirmed.find(work.name);
             loaded->pending != PendingAction::none) {
@@ -437,6 +442,10 @@ OpResult<void> PatchOperations::finish_apply(ApplyWork& work)
     if (work.refused)
         return kernel_refusal(context_.kernel, "apply", work.name, *work.refused);
     skip_reasons_.erase(work.name);
+    if (work.replace.value_or(false))
+        replaces_.insert(work.name);
+    else if (work.replace)
+        replaces_.erase(work.name);
     sink_->patch_changed(work.name);
     if (transition_started_)
         transition_started_(work.name, "patched");
@@ -596,8 +605,7 @@ void PatchOperations::record_forced(std::string_view name)
 
 // --- what the kernel did -------------------------------------------------------------------
 
-void PatchOperations::transition_ended(std::string_view patch, std::string_view state,
-                                       const std::vector<KernelPatch>& in_kernel)
+void PatchOperations::transition_ended(std::string_view patch, std::string_view state)
 {
     DesiredState next = desired_;
     if (state == "unpatched")
@@ -605,14 +613,59 @@ void PatchOperations::transition_ended(std::string_view patch, std::string_view 
     else if (DesiredPatch* wanted = next.find(patch);
              wanted && wanted->pending == PendingAction::revert)
         wanted->pending = PendingAction::none; // the revert was reversed: still wanted
-    const KernelPatch* ended = find_patch(in_kernel, patch);
-    if (state == "patched" && ended && ended->replace)
-        for (const DesiredPatch& wanted : desired_.patches)
-            if (wanted.name != patch && !find_patch(in_kernel, wanted.name)) {
-                next.erase(wanted.name);
-                journal::log(LogLevel::info, wanted.name + ": replaced by " + std::string(patch),
-                             {{"PATCH", wanted.name}});
-            }
+    if (state == "patched") {
+        // Ended patched, a replace has replaced: even if it is reverted before a look.
+        if (replaces_.contains(patch))
+            drop_replaced_by(patch, next);
+        else if (ended_unknown_.size() < 64)
+            ended_unknown_.emplace(patch);
+    }
+    save_after_end(patch, std::move(next));
+}
+
+void PatchOperations::drop_replaced_by(std::string_view patch, DesiredState& next,
+                                       const std::vector<KernelPatch>* in_kernel) const
+{
+    // The desired order is the stacking order: what is below the replace was replaced, what
+    // was applied after it is on top of it. A replace that is not wanted replaced them all,
+    // but for those a look (in_kernel) shows applied: put on top of it since.
+    for (const DesiredPatch& wanted : desired_.patches) {
+        if (wanted.name == patch)
+            return;
+        if (in_kernel)
+            if (const KernelPatch* there = find_patch(*in_kernel, wanted.name);
+                there && (there->enabled || there->transition))
+                continue;
+        if (next.erase(wanted.name))
+            journal::log(LogLevel::info, wanted.name + ": replaced by " + std::string(patch),
+                         {{"PATCH", wanted.name}});
+    }
+}
+
+void PatchOperations::forget_replaced(const std::vector<KernelPatch>& in_kernel)
+{
+    for (const KernelPatch& patch : in_kernel) {
+        if (patch.replace)
+            replaces_.insert(patch.name);
+        else if (const auto known = replaces_.find(patch.name); known != replaces_.end())
+            replaces_.erase(known);
+    }
+    if (ended_unknown_.empty())
+        return;
+    DesiredState next = desired_;
+    std::string by;
+    for (const std::string& patch : ended_unknown_)
+        if (replaces_.contains(patch)) {
+            drop_replaced_by(patch, next, &in_kernel);
+            by = patch;
+        }
+    ended_unknown_.clear();
+    if (next != desired_)
+        save_after_end(by, std::move(next));
+}
+
+void PatchOperations::save_after_end(std::string_view patch, DesiredState next)
+{
     if (!desired_available_)
         return;
     if (auto saved = commit(std::move(next)); !saved)

@@ -116,9 +116,15 @@ public:
 
     // A transition the watcher saw end, with the patch now in `state` ("patched" or
     // "unpatched"): a patch that ended unpatched is no longer wanted (a reversed apply, a
-    // revert), nor are the patches an atomic replace took the place of.
-    void transition_ended(std::string_view patch, std::string_view state,
-                          const std::vector<KernelPatch>& in_kernel);
+    // revert). When an atomic replace ends patched, the patches it took the place of, those
+    // below it in the desired order (all of them for a replace not wanted), are no longer
+    // wanted either, in the same save: whether a patch is a replace was read off the event
+    // loop when it was applied, or seen in a look at the kernel. Of a replace loaded by hand
+    // and never seen, forget_replaced() learns it at the next look.
+    void transition_ended(std::string_view patch, std::string_view state);
+    // At each look at the kernel (read off the loop): learns which patches are atomic
+    // replaces, and drops what a replace whose end came before any look took the place of.
+    void forget_replaced(const std::vector<KernelPatch>& in_kernel);
     // At start: settles what a crash left pending (above).
     void settle(const std::vector<KernelPatch>& in_kernel);
 
@@ -158,6 +164,8 @@ private:
     // The one place the desired state changes: saved, then adopted; on failure nothing
     // changes and the error is returned.
     OpResult<void> commit(DesiredState next);
+    // commit() after a transition's end, which has no caller to answer: a failure is logged.
+    void save_after_end(std::string_view patch, DesiredState next);
     OpResult<void> apply_now(std::string_view name, bool boot);
     // An apply in three steps: prepared on the loop, run as blocking work on copies (nothing of
     // this object but the context's store, storage and control, which nothing else uses while
@@ -171,6 +179,7 @@ private:
         DesiredState on_disk;         // what the file holds once the work is done
         std::optional<bool> save_failed;   // the last save's outcome, if one was made
         std::vector<std::string> failures; // saves that failed after the point of no return
+        std::optional<bool> replace;       // read from lpshim's sysfs once loaded, if it could be
         // Saves state unless the file holds it already (as commit()).
         Result<void> save(const DesiredStateStorage& storage, const DesiredState& state);
     };
@@ -190,6 +199,15 @@ private:
     std::map<std::string, std::string, std::less<>> skip_reasons_;
     std::set<std::string, std::less<>> forced_;
     std::set<std::string, std::less<>> cannot_unload_;
+    // The patches known to be atomic replaces (read after their apply, or seen in a look).
+    std::set<std::string, std::less<>> replaces_;
+    // Patches that ended patched before anything said whether they are replaces: the next look
+    // does (forget_replaced).
+    std::set<std::string, std::less<>> ended_unknown_;
+    // Drops from next the wanted patches a replace took the place of (its end, patched);
+    // in_kernel: a look after the end, for a replace that is not wanted.
+    void drop_replaced_by(std::string_view patch, DesiredState& next,
+                          const std::vector<KernelPatch>* in_kernel = nullptr) const;
     std::deque<std::string> boot_queue_;
     // What the boot apply applied so far, in order: a later one goes only on top of all of them.
     std::vector<std::string> boot_applied_;

@@ -320,6 +320,7 @@ Result<void> Service::connect()
     // What a crash of the previous instance left: pending applies and reverts, the start of
     // the transition under way. Then the boot apply's plan.
     if (auto in_kernel = kernel_.patches()) {
+        operations_->forget_replaced(*in_kernel); // which are replaces
         operations_->settle(*in_kernel);
         resume_transition_record(*in_kernel);
     }
@@ -368,12 +369,7 @@ void Service::watch_transition_events()
             .forced_tasks = e.type == TransitionEvent::Type::end ? e.count : 0,
             .usec = std::min<std::uint64_t>(e.time_ns / 1000, now),
         };
-        auto changes = follow_kernel_event(event, now, watcher_, *operations_);
-        if (!changes.empty()) {
-            fault_point("events-read-kernel");
-            auto in_kernel = kernel_.patches();
-            handle(changes, in_kernel ? *in_kernel : std::vector<KernelPatch>{});
-        }
+        handle(follow_kernel_event(event, now, watcher_, *operations_));
         schedule_tick(0);
     });
     // The pending tasks' programs need neither the events nor their ring buffer: tried anyway.
@@ -827,6 +823,8 @@ void Service::tick_with(const KernelLook& look, std::uint64_t started,
     const std::uint64_t resumed_usec = monotonic_usec();
     const std::vector<KernelPatch>& in_kernel = *look.patches;
     follow_transition(in_kernel, look.read_usec);
+    // Which patches are replaces, and what one loaded by hand took the place of.
+    operations_->forget_replaced(in_kernel);
     const std::uint64_t followed_usec = monotonic_usec();
     if (!watcher_.watched()) {
         operations_->unload_unpatched(in_kernel);
@@ -902,26 +900,13 @@ void Service::watch(std::string_view patch, std::string_view target, bool revers
     if (events_)
         watcher_.expect_kernel_start(patch, target); // lpshim's tracepoint reports it too
 #endif
-    const std::uint64_t started = monotonic_usec();
-    fault_point("watch-reads-kernel");
-    auto in_kernel = kernel_.patches();
-    // Read now, after the action's write (not the loop's wake-up time, which is before it).
+    // Now, after the action's write (not the loop's wake-up time, which is before it).
     const std::uint64_t now = monotonic_usec();
-    handle(reversal ? watcher_.reverse(patch, target, now) : watcher_.watch(patch, target, now),
-           in_kernel ? *in_kernel : std::vector<KernelPatch>{});
+    handle(reversal ? watcher_.reverse(patch, target, now) : watcher_.watch(patch, target, now));
     schedule_tick(0);
-    // For a reader of a long DISPATCH_USEC line of the operation's end.
-    if (const std::uint64_t end = monotonic_usec(); end - started >= 20'000)
-        journal::log(LogLevel::debug,
-                     "watching " + std::string(patch) + "'s transition took " +
-                         std::to_string(end - started) + " us: " + std::to_string(now - started) +
-                         " us the kernel's patches, " + std::to_string(end - now) +
-                         " us its start",
-                     {{"PATCH", std::string(patch)}});
 }
 
-void Service::handle(const std::vector<TransitionChange>& events,
-                     const std::vector<KernelPatch>& in_kernel)
+void Service::handle(const std::vector<TransitionChange>& events)
 {
     for (const TransitionChange& e : events) {
         switch (e.kind) {
@@ -938,7 +923,7 @@ void Service::handle(const std::vector<TransitionChange>& events,
             ++stall_facts_epoch_;
             retired_facts_->retire(stall_facts_);
             save_transition_record();
-            report_transition_change(e, sink(), *operations_, in_kernel);
+            report_transition_change(e, sink(), *operations_);
             journal::log(LogLevel::info, e.patch + ": transition to " + e.target + " started",
                          {{"PATCH", e.patch},
                           {"TRANSITION", e.target},
@@ -967,7 +952,7 @@ void Service::handle(const std::vector<TransitionChange>& events,
                           {"OUTCOME", e.outcome},
                           {"DURATION_USEC", std::to_string(e.usec)},
                           {"MESSAGE_ID", std::string(journal::message_id::transition_finished)}});
-            report_transition_change(e, sink(), *operations_, in_kernel);
+            report_transition_change(e, sink(), *operations_);
             break;
         }
         case TransitionChange::Kind::stalled: {
@@ -988,7 +973,7 @@ void Service::follow_transition(const std::vector<KernelPatch>& in_kernel,
                                 std::uint64_t read_usec)
 {
     const std::uint64_t now = read_usec;
-    handle(watcher_.update(in_kernel, now), in_kernel);
+    handle(watcher_.update(in_kernel, now));
     if (!watcher_.watched()) {
         const TransitionStatus idle = transition_status(0);
         sink().transition_status(idle);

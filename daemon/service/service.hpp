@@ -120,8 +120,11 @@ private:
 
     // An action started a transition of patch to target, or (reversal) turned it around.
     void watch(std::string_view patch, std::string_view target, bool reversal = false);
-    void handle(const std::vector<TransitionChange>& events,
-                const std::vector<KernelPatch>& in_kernel);
+    // What the watcher said, told at once (signals, journal, the desired state), without a
+    // read of the kernel's patches of its own (what an atomic replace took the place of is
+    // known without one: PatchOperations::transition_ended). The patches' PropertiesChanged
+    // still read their statuses on the loop (dbus::Manager::patch_changed).
+    void handle(const std::vector<TransitionChange>& events);
     // read_usec: when in_kernel was read (the starts lpshim made until then are in it).
     void follow_transition(const std::vector<KernelPatch>& in_kernel, std::uint64_t read_usec);
     void report_stall_waiting(const WatchedTransition& watched, std::uint64_t elapsed,

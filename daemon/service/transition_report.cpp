@@ -4,8 +4,7 @@
 namespace livepatchd {
 
 void report_transition_change(const TransitionChange& change, EventSink& sink,
-                              PatchOperations& operations,
-                              const std::vector<KernelPatch>& in_kernel)
+                              PatchOperations& operations)
 {
     switch (change.kind) {
     case TransitionChange::Kind::started:
@@ -13,7 +12,7 @@ void report_transition_change(const TransitionChange& change, EventSink& sink,
         break;
     case TransitionChange::Kind::ended:
         sink.transition_finished(change.patch, change.target, change.outcome, change.usec);
-        operations.transition_ended(change.patch, change.state, in_kernel);
+        operations.transition_ended(change.patch, change.state);
         sink.patch_changed(change.patch);
         break;
     case TransitionChange::Kind::reversed:

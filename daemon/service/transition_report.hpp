@@ -16,8 +16,7 @@
 namespace livepatchd {
 
 void report_transition_change(const TransitionChange& change, EventSink& sink,
-                              PatchOperations& operations,
-                              const std::vector<KernelPatch>& in_kernel);
+                              PatchOperations& operations);
 
 // One of lpshim's transition events (its tracepoints, read through BPF: bpf/transition_events.h).
 struct KernelTransitionEvent {
@@ -31,8 +30,9 @@ struct KernelTransitionEvent {
 // What one means, for the service and the bus tests' fixture alike: a start goes to the
 // watcher (which drops stale ones); an end to the watcher too (its outcome, a Revert that
 // raced the completion), and an end with forced tasks makes the patch Forced, however the
-// force was written. now: CLOCK_MONOTONIC when the loop got to it. The caller handles the changes returned (and reads events before each
-// look at sysfs, so that an end is known before the look that sees the patch there).
+// force was written. now: CLOCK_MONOTONIC when the loop got to it. The caller handles the
+// changes returned (and reads events before each look at sysfs, so that an end is known before
+// the look that sees the patch there).
 std::vector<TransitionChange> follow_kernel_event(const KernelTransitionEvent& event,
                                                   std::uint64_t now, TransitionWatcher& watcher,
                                                   PatchOperations& operations);

@@ -278,9 +278,8 @@ TransitionWatcher the_watcher(std::chrono::hours(1));
 // What the service does with the watcher's events (Service::handle).
 void report(const std::vector<TransitionChange>& changes)
 {
-    const auto in_kernel = the_kernel->kernel_patches;
     for (const TransitionChange& e : changes)
-        report_transition_change(e, *the_sink, *the_operations, in_kernel);
+        report_transition_change(e, *the_sink, *the_operations);
 }
 
 // The transition events waiting in the ring buffer (Service::watch_transition_events).
@@ -307,6 +306,7 @@ void follow()
     }
     take_kernel_events();
     report(the_watcher.update(the_kernel->kernel_patches, monotonic_now()));
+    the_operations->forget_replaced(the_kernel->kernel_patches);
 }
 
 int on_follow_timer(sd_event_source* source, std::uint64_t usec, void*) noexcept

@@ -49,6 +49,7 @@ struct FakeControl final : PatchControl {
     explicit FakeControl(FakeKernelView& k) : kernel(k) {}
     FakeKernelView& kernel;
     std::set<std::string> refuse;
+    std::set<std::string> replaces; // loaded as atomic replaces
     std::vector<std::string> loaded;
     Result<void> apply(std::string_view name, int fd) override
     {
@@ -56,7 +57,7 @@ struct FakeControl final : PatchControl {
         if (refuse.contains(std::string(name)))
             return Error{EINVAL, "finit_module: Invalid argument"};
         loaded.emplace_back(name);
-        kernel.add(std::string(name), true, true);
+        kernel.add(std::string(name), true, true, replaces.contains(std::string(name)));
         return {};
     }
     Result<void> unload(std::string_view) override { return {}; }
@@ -195,7 +196,8 @@ TEST_CASE("a desired state that cannot be read is never overwritten")
         CHECK(name_of(ops->check_apply("lp_a")) == "DesiredStateUnavailable");
         CHECK(name_of(ops->apply("lp_a")) == "DesiredStateUnavailable");
         w.kernel.applied("lp_b");
-        ops->transition_ended("lp_b", "unpatched", w.kernel.kernel_patches);
+        ops->transition_ended("lp_b", "unpatched");
+        ops->forget_replaced(w.kernel.kernel_patches);
         ops->keep_crash_guard(w.kernel.kernel_patches, true);
         ops->record_clean_shutdown();
         ops->settle(w.kernel.kernel_patches);
@@ -294,7 +296,7 @@ TEST_CASE("a full disk: the apply fails with the error and nothing is loaded")
     REQUIRE(name_of(ops->apply("lp_a")) == "ok");
     CHECK_FALSE(ops->save_failed());
     w.storage.fail_save = true;
-    ops->transition_ended("lp_a", "unpatched", {});
+    ops->transition_ended("lp_a", "unpatched");
     CHECK(ops->save_failed());
     CHECK(ops->desired().find("lp_a"));
 }
@@ -330,6 +332,78 @@ TEST_CASE("the boot apply: a patch that cannot be applied stops the queue; it ne
     CHECK(w.storage.saved.find("lp_b")->applied_boot_id != boot);
 }
 
+TEST_CASE("an atomic replace's end: what it replaced is no longer wanted, without a look")
+{
+    // The end (lpshim's event, on the event loop) reads nothing from the kernel: whether the
+    // patch is a replace was read off the loop after its load; what it replaced is what is
+    // below it in the desired order, dropped in the end's own save.
+    World w;
+    for (const char* name : {"lp_a", "lp_b", "lp_r", "lp_x"})
+        w.install(name);
+    w.control.replaces = {"lp_r"};
+    auto ops = w.operations();
+    const auto wanted = [&] {
+        std::vector<std::string> names;
+        for (const DesiredPatch& p : ops->desired().patches)
+            names.push_back(p.name);
+        return names;
+    };
+    for (const char* name : {"lp_a", "lp_b", "lp_r"}) {
+        REQUIRE(name_of(ops->apply(name)) == "ok");
+        w.control.complete();
+        ops->transition_ended(name, "patched");
+    }
+    CHECK(wanted() == std::vector<std::string>{"lp_r"});
+    CHECK(w.storage.saved.find("lp_a") == nullptr);
+    CHECK(w.storage.saved.find("lp_b") == nullptr);
+    // Applied on top of the replace: stays when the replace ends patched again (a reversed
+    // revert).
+    REQUIRE(name_of(ops->apply("lp_x")) == "ok");
+    w.control.complete();
+    ops->transition_ended("lp_x", "patched");
+    ops->transition_ended("lp_r", "patched");
+    CHECK(wanted() == std::vector<std::string>{"lp_r", "lp_x"});
+
+    SUBCASE("a replace reverted before any look still replaced")
+    {
+        World v;
+        for (const char* name : {"lp_b", "lp_r"})
+            v.install(name);
+        v.control.replaces = {"lp_r"};
+        auto ops2 = v.operations();
+        REQUIRE(name_of(ops2->apply("lp_b")) == "ok");
+        v.control.complete();
+        ops2->transition_ended("lp_b", "patched");
+        REQUIRE(name_of(ops2->apply("lp_r")) == "ok");
+        ops2->transition_ended("lp_r", "patched");
+        ops2->transition_ended("lp_r", "unpatched");
+        CHECK(ops2->desired().patches.empty());
+    }
+}
+
+TEST_CASE("a replace loaded by hand: what it replaced is known at the next look")
+{
+    World w;
+    for (const char* name : {"lp_a", "lp_y"}) {
+        w.install(name);
+        w.storage.saved.append(name);
+    }
+    // lp_a was replaced (disabled until lpshim frees it); lp_y was applied after the replace.
+    w.kernel.applied("lp_a").applied("lp_h", true).applied("lp_y");
+    w.kernel.kernel_patches.front().enabled = false;
+    auto ops = w.operations();
+    ops->transition_ended("lp_h", "patched"); // not known as a replace yet: nothing dropped
+    CHECK(ops->desired().patches.size() == 2);
+    ops->forget_replaced(w.kernel.kernel_patches);
+    REQUIRE(ops->desired().patches.size() == 1);
+    CHECK(ops->desired().patches.front().name == "lp_y");
+    CHECK(w.storage.saved.find("lp_a") == nullptr);
+    // A patch that is not a replace replaced nothing.
+    ops->transition_ended("lp_y", "patched");
+    ops->forget_replaced(w.kernel.kernel_patches);
+    CHECK(ops->desired().patches.size() == 1);
+}
+
 TEST_CASE("the boot apply: a patch reverted during it stops the queue")
 {
     // The stall policy's revert (or an admin's) takes lp_a out while the queue waits.
@@ -346,7 +420,7 @@ TEST_CASE("the boot apply: a patch reverted during it stops the queue")
     CHECK(ops->apply_next_queued(w.kernel.kernel_patches) == "lp_a");
     REQUIRE(w.control.revert("lp_a"));
     w.control.complete();
-    ops->transition_ended("lp_a", "unpatched", w.kernel.kernel_patches);
+    ops->transition_ended("lp_a", "unpatched");
     CHECK_FALSE(ops->apply_next_queued(w.kernel.kernel_patches));
     CHECK(w.control.loaded == std::vector<std::string>{"lp_a"});
     CHECK(ops->boot_queue_size() == 0);

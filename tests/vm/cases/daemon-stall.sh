@@ -80,13 +80,14 @@ expect_eq "$(finished)" 4 "one TransitionFinished for the revert"
 sed 's/^/# /' "$SIGNALS"
 
 echo "# slow reads of the kernel's patches and of the blockers' /proc do not hold the loop"
-# A test build sleeps 300 ms in each read of lpshim's sysfs (the tick's, and those of lpshim's
-# transition events and of a transition's start) and before each read of a blocker's /proc for
-# the stall's decision (LIVEPATCHD_FAULT_DELAY_AT), as one such read took 243 ms, and one look's
-# reads of /proc 82 ms, at 30,000 pending tasks under emulation: the loop serves on meanwhile,
-# and a stalled apply is still followed and reversed.
+# A test build sleeps 300 ms in each tick's read of lpshim's sysfs and before each read of a
+# blocker's /proc for the stall's decision (LIVEPATCHD_FAULT_DELAY_AT), as one such read took
+# 243 ms, and one look's reads of /proc 82 ms, at 30,000 pending tasks under emulation: the loop
+# serves on meanwhile, and a stalled apply is still followed and reversed. (lpshim's transition
+# events and a transition's start read the kernel's patches no more: an atomic replace's end
+# knows what it replaced from the desired order.)
 mkdir -p "$(dirname $DROPIN)"
-printf '[Service]\nEnvironment=LIVEPATCHD_FAULT_DELAY_AT=tick-reads-kernel:300,events-read-kernel:300,watch-reads-kernel:300,stall-reads-facts:300\n' >$DROPIN
+printf '[Service]\nEnvironment=LIVEPATCHD_FAULT_DELAY_AT=tick-reads-kernel:300,stall-reads-facts:300\n' >$DROPIN
 # At debug level, the loop's dispatches of 20 ms or more are logged with their DISPATCH_USEC.
 echo '{"log": {"level": "debug"}, "transition": {"stall_timeout_ms": 3000, "on_stall": "revert"}}' >$CONF
 systemctl daemon-reload

@@ -152,6 +152,33 @@ livepatchctl remove $C >/dev/null
 livepatchctl remove $V1 >/dev/null
 expect_eq "$(patch_state $E)" none "the patch is gone from the store"
 
+# --- an atomic replace ----------------------------------------------------------------------
+# The patches a cumulative patch replaced are no longer wanted once its transition ended (known
+# from the look at the kernel after it): they show as installed, not skipped, and can be removed.
+V2=lpshim_example_target_v2
+CU=lpshim_example_cumulative
+insmod "$(module_path lpshim_target)"
+livepatchctl install "$(module_path $V1)" >/dev/null
+livepatchctl install "$(module_path $V2)" >/dev/null
+livepatchctl install "$(module_path $CU)" >/dev/null
+for p in $V1 $V2 $CU; do
+	livepatchctl apply $p >/dev/null || fail "livepatchctl apply $p failed"
+done
+expect_eq "$(cat $T/version)" cumulative "the cumulative patch replaced v1 and v2"
+replaced_not_wanted() {
+	[[ "$(patch_state $V1) $(patch_state $V2) $(patch_state $CU)" == "installed installed applied" ]]
+}
+wait_until 10 "v1 and v2 are installed, no longer wanted" replaced_not_wanted
+ok "the replaced patches are no longer wanted"
+wait_until 10 "the replaced patches' modules are removed" test ! -e /sys/module/$V1 -a ! -e /sys/module/$V2
+livepatchctl remove $V2 >/dev/null || fail "a replaced patch cannot be removed from the store"
+ok "a replaced patch can be removed from the store"
+livepatchctl revert $CU >/dev/null
+wait_until 10 "the module of $CU is removed" test ! -e /sys/module/$CU
+rmmod lpshim_target
+livepatchctl remove $CU >/dev/null
+livepatchctl remove $V1 >/dev/null
+
 # The service stops without touching the kernel; lpshim stays (the last case's teardown is ours).
 systemctl stop livepatchd
 rmmod lpshim
