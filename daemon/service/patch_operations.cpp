@@ -70,6 +70,29 @@ void log_failure(std::string_view patch, const std::string& message)
                   {"MESSAGE_ID", std::string(journal::message_id::action_failed)}});
 }
 
+// The patches the kernel has below name (stack_order), if name is an atomic replace; none if
+// it is not; nothing if the kernel's patches cannot be read or name is not among them.
+std::optional<std::vector<std::string>> replaced_below(const KernelView& kernel,
+                                                       std::string_view name)
+{
+    try {
+        auto in_kernel = kernel.patches();
+        if (!in_kernel)
+            return std::nullopt;
+        const KernelPatch* loaded = find_patch(*in_kernel, name);
+        if (!loaded)
+            return std::nullopt;
+        std::vector<std::string> below;
+        if (loaded->replace)
+            for (const KernelPatch& p : *in_kernel)
+                if (p.stack_order < loaded->stack_order)
+                    below.push_back(p.name);
+        return below;
+    } catch (const std::bad_alloc&) {
+        return std::nullopt;
+    }
+}
+
 } // namespace
 
 const KernelPatch* find_patch(const std::vector<KernelPatch>& in_kernel, std::string_view name)
@@ -336,6 +359,7 @@ void PatchOperations::apply(std::string_view name, std::function<void(OpResult<v
 OpResult<void> PatchOperations::apply_now(std::string_view name, bool boot)
 {
     ApplyWork work = prepare_apply(name, boot);
+    work.read_below = !boot; // the boot apply runs on the loop: its next look tells
     run_apply(work);
     return finish_apply(work);
 }
@@ -406,11 +430,11 @@ void PatchOperations::run_apply(ApplyWork& work) const
             return;
         }
         fault_point("apply-after-load");
-        // Whether it is an atomic replace, for its end (transition_ended): read here, off the
-        // loop. Unknown if it cannot be read (the next look tells).
-        if (auto in_kernel = context_.kernel.patches())
-            if (const KernelPatch* loaded = find_patch(*in_kernel, work.name))
-                work.replace = loaded->replace;
+        // What an atomic replace will take the place of, for its end (transition_ended): the
+        // patches the kernel has below it, read here, off the loop. Unknown if it cannot be
+        // read (the next look tells).
+        if (work.read_below)
+            work.below_replace = replaced_below(context_.kernel, work.name);
         DesiredState confirmed = work.next;
         if (DesiredPatch* loaded = confirmed.find(work.name);
             loaded->pending != PendingAction::none) {
@@ -442,10 +466,10 @@ OpResult<void> PatchOperations::finish_apply(ApplyWork& work)
     if (work.refused)
         return kernel_refusal(context_.kernel, "apply", work.name, *work.refused);
     skip_reasons_.erase(work.name);
-    if (work.replace.value_or(false))
-        replaces_.insert(work.name);
-    else if (work.replace)
-        replaces_.erase(work.name);
+    if (work.below_replace)
+        below_replace_.insert_or_assign(work.name, std::move(*work.below_replace));
+    else
+        below_replace_.erase(work.name);
     sink_->patch_changed(work.name);
     if (transition_started_)
         transition_started_(work.name, "patched");
@@ -613,52 +637,53 @@ void PatchOperations::transition_ended(std::string_view patch, std::string_view 
     else if (DesiredPatch* wanted = next.find(patch);
              wanted && wanted->pending == PendingAction::revert)
         wanted->pending = PendingAction::none; // the revert was reversed: still wanted
-    if (state == "patched") {
-        // Ended patched, a replace has replaced: even if it is reverted before a look.
-        if (replaces_.contains(patch))
-            drop_replaced_by(patch, next);
-        else if (ended_unknown_.size() < 64)
-            ended_unknown_.emplace(patch);
+    // Its load's record is used once: a replace replaced at its first patched end.
+    const auto below = below_replace_.find(patch);
+    const bool known = below != below_replace_.end();
+    if (known) {
+        if (state == "patched")
+            drop_replaced(patch, below->second, next);
+        below_replace_.erase(below);
     }
     save_after_end(patch, std::move(next));
+    if (!known && state == "patched" && ended_unknown_.size() < 64) {
+        try {
+            ended_unknown_.emplace(patch);
+        } catch (const std::bad_alloc&) {
+            // Lost: what a replace loaded by hand replaced stays wanted (shown skipped).
+        }
+    }
 }
 
-void PatchOperations::drop_replaced_by(std::string_view patch, DesiredState& next,
-                                       const std::vector<KernelPatch>* in_kernel) const
+void PatchOperations::drop_replaced(std::string_view patch, const std::vector<std::string>& names,
+                                    DesiredState& next) const
 {
-    // The desired order is the stacking order: what is below the replace was replaced, what
-    // was applied after it is on top of it. A replace that is not wanted replaced them all,
-    // but for those a look (in_kernel) shows applied: put on top of it since.
-    for (const DesiredPatch& wanted : desired_.patches) {
-        if (wanted.name == patch)
-            return;
-        if (in_kernel)
-            if (const KernelPatch* there = find_patch(*in_kernel, wanted.name);
-                there && (there->enabled || there->transition))
-                continue;
-        if (next.erase(wanted.name))
-            journal::log(LogLevel::info, wanted.name + ": replaced by " + std::string(patch),
-                         {{"PATCH", wanted.name}});
-    }
+    for (const std::string& name : names)
+        if (name != patch && next.erase(name))
+            journal::log(LogLevel::info, name + ": replaced by " + std::string(patch),
+                         {{"PATCH", name}});
 }
 
 void PatchOperations::forget_replaced(const std::vector<KernelPatch>& in_kernel)
 {
-    for (const KernelPatch& patch : in_kernel) {
-        if (patch.replace)
-            replaces_.insert(patch.name);
-        else if (const auto known = replaces_.find(patch.name); known != replaces_.end())
-            replaces_.erase(known);
-    }
     if (ended_unknown_.empty())
         return;
     DesiredState next = desired_;
     std::string by;
-    for (const std::string& patch : ended_unknown_)
-        if (replaces_.contains(patch)) {
-            drop_replaced_by(patch, next, &in_kernel);
-            by = patch;
-        }
+    for (const std::string& patch : ended_unknown_) {
+        const KernelPatch* ended = find_patch(in_kernel, patch);
+        if (!ended || !ended->replace)
+            continue;
+        by = patch;
+        // Replaced: gone from lpshim's sysfs, or disabled there until lpshim has freed it. A
+        // patch the look shows applied or in transition was put on top of it since.
+        std::vector<std::string> replaced;
+        for (const DesiredPatch& wanted : desired_.patches)
+            if (const KernelPatch* there = find_patch(in_kernel, wanted.name);
+                !there || (!there->enabled && !there->transition))
+                replaced.push_back(wanted.name);
+        drop_replaced(patch, replaced, next);
+    }
     ended_unknown_.clear();
     if (next != desired_)
         save_after_end(by, std::move(next));

@@ -116,14 +116,15 @@ public:
 
     // A transition the watcher saw end, with the patch now in `state` ("patched" or
     // "unpatched"): a patch that ended unpatched is no longer wanted (a reversed apply, a
-    // revert). When an atomic replace ends patched, the patches it took the place of, those
-    // below it in the desired order (all of them for a replace not wanted), are no longer
-    // wanted either, in the same save: whether a patch is a replace was read off the event
-    // loop when it was applied, or seen in a look at the kernel. Of a replace loaded by hand
-    // and never seen, forget_replaced() learns it at the next look.
+    // revert). When an atomic replace applied here ends patched, the wanted patches the kernel
+    // had below it when it was loaded (read then, off the event loop) are no longer wanted
+    // either, in the same save: the end reads nothing. Of a replace loaded by hand (or whose
+    // read failed, or by the boot apply, which runs on the loop), forget_replaced() learns it
+    // at the next look.
     void transition_ended(std::string_view patch, std::string_view state);
-    // At each look at the kernel (read off the loop): learns which patches are atomic
-    // replaces, and drops what a replace whose end came before any look took the place of.
+    // At each look at the kernel (read off the loop), for the patches that ended patched
+    // unknown: a replace among them replaced the wanted patches the look shows gone, or
+    // disabled until lpshim frees them.
     void forget_replaced(const std::vector<KernelPatch>& in_kernel);
     // At start: settles what a crash left pending (above).
     void settle(const std::vector<KernelPatch>& in_kernel);
@@ -179,7 +180,9 @@ private:
         DesiredState on_disk;         // what the file holds once the work is done
         std::optional<bool> save_failed;   // the last save's outcome, if one was made
         std::vector<std::string> failures; // saves that failed after the point of no return
-        std::optional<bool> replace;       // read from lpshim's sysfs once loaded, if it could be
+        bool read_below = true; // off the loop: read what the kernel has below it once loaded
+        // If read: the patches below it when it is an atomic replace, none when not.
+        std::optional<std::vector<std::string>> below_replace;
         // Saves state unless the file holds it already (as commit()).
         Result<void> save(const DesiredStateStorage& storage, const DesiredState& state);
     };
@@ -199,15 +202,15 @@ private:
     std::map<std::string, std::string, std::less<>> skip_reasons_;
     std::set<std::string, std::less<>> forced_;
     std::set<std::string, std::less<>> cannot_unload_;
-    // The patches known to be atomic replaces (read after their apply, or seen in a look).
-    std::set<std::string, std::less<>> replaces_;
-    // Patches that ended patched before anything said whether they are replaces: the next look
-    // does (forget_replaced).
+    // From an apply's load until its transition ends: the patches the kernel had below it
+    // then if it is an atomic replace (what its patched end takes the place of), none if not.
+    std::map<std::string, std::vector<std::string>, std::less<>> below_replace_;
+    // Patches that ended patched unknown (not in below_replace_): the next look says whether
+    // they were replaces (forget_replaced). At most 64.
     std::set<std::string, std::less<>> ended_unknown_;
-    // Drops from next the wanted patches a replace took the place of (its end, patched);
-    // in_kernel: a look after the end, for a replace that is not wanted.
-    void drop_replaced_by(std::string_view patch, DesiredState& next,
-                          const std::vector<KernelPatch>* in_kernel = nullptr) const;
+    // Drops the wanted patches named from next, as replaced by patch.
+    void drop_replaced(std::string_view patch, const std::vector<std::string>& names,
+                       DesiredState& next) const;
     std::deque<std::string> boot_queue_;
     // What the boot apply applied so far, in order: a later one goes only on top of all of them.
     std::vector<std::string> boot_applied_;

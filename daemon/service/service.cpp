@@ -320,7 +320,6 @@ Result<void> Service::connect()
     // What a crash of the previous instance left: pending applies and reverts, the start of
     // the transition under way. Then the boot apply's plan.
     if (auto in_kernel = kernel_.patches()) {
-        operations_->forget_replaced(*in_kernel); // which are replaces
         operations_->settle(*in_kernel);
         resume_transition_record(*in_kernel);
     }
@@ -823,7 +822,7 @@ void Service::tick_with(const KernelLook& look, std::uint64_t started,
     const std::uint64_t resumed_usec = monotonic_usec();
     const std::vector<KernelPatch>& in_kernel = *look.patches;
     follow_transition(in_kernel, look.read_usec);
-    // Which patches are replaces, and what one loaded by hand took the place of.
+    // What a replace loaded by hand (or by the boot apply) took the place of, if one ended.
     operations_->forget_replaced(in_kernel);
     const std::uint64_t followed_usec = monotonic_usec();
     if (!watcher_.watched()) {

@@ -122,7 +122,7 @@ private:
     void watch(std::string_view patch, std::string_view target, bool reversal = false);
     // What the watcher said, told at once (signals, journal, the desired state), without a
     // read of the kernel's patches of its own (what an atomic replace took the place of is
-    // known without one: PatchOperations::transition_ended). The patches' PropertiesChanged
+    // known from its load: PatchOperations::transition_ended). The patches' PropertiesChanged
     // still read their statuses on the loop (dbus::Manager::patch_changed).
     void handle(const std::vector<TransitionChange>& events);
     // read_usec: when in_kernel was read (the starts lpshim made until then are in it).

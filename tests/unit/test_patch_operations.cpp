@@ -334,9 +334,9 @@ TEST_CASE("the boot apply: a patch that cannot be applied stops the queue; it ne
 
 TEST_CASE("an atomic replace's end: what it replaced is no longer wanted, without a look")
 {
-    // The end (lpshim's event, on the event loop) reads nothing from the kernel: whether the
-    // patch is a replace was read off the loop after its load; what it replaced is what is
-    // below it in the desired order, dropped in the end's own save.
+    // The end (lpshim's event, on the event loop) reads nothing from the kernel: what the
+    // kernel had below the replace was read off the loop after its load, and is dropped in the
+    // end's own save.
     World w;
     for (const char* name : {"lp_a", "lp_b", "lp_r", "lp_x"})
         w.install(name);
@@ -356,12 +356,12 @@ TEST_CASE("an atomic replace's end: what it replaced is no longer wanted, withou
     CHECK(wanted() == std::vector<std::string>{"lp_r"});
     CHECK(w.storage.saved.find("lp_a") == nullptr);
     CHECK(w.storage.saved.find("lp_b") == nullptr);
-    // Applied on top of the replace: stays when the replace ends patched again (a reversed
-    // revert).
+    // Applied on top of the replace: stays, and the replace's record was used once.
     REQUIRE(name_of(ops->apply("lp_x")) == "ok");
     w.control.complete();
     ops->transition_ended("lp_x", "patched");
     ops->transition_ended("lp_r", "patched");
+    ops->forget_replaced(w.kernel.kernel_patches);
     CHECK(wanted() == std::vector<std::string>{"lp_r", "lp_x"});
 
     SUBCASE("a replace reverted before any look still replaced")

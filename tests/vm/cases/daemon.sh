@@ -153,8 +153,9 @@ livepatchctl remove $V1 >/dev/null
 expect_eq "$(patch_state $E)" none "the patch is gone from the store"
 
 # --- an atomic replace ----------------------------------------------------------------------
-# The patches a cumulative patch replaced are no longer wanted once its transition ended (known
-# from the look at the kernel after it): they show as installed, not skipped, and can be removed.
+# The patches a cumulative patch replaced are no longer wanted once its transition ended (what
+# the kernel had below it, read after its load): they show as installed, not skipped, and can be
+# removed.
 V2=lpshim_example_target_v2
 CU=lpshim_example_cumulative
 insmod "$(module_path lpshim_target)"
