@@ -38,24 +38,31 @@ trace_stops() {
 	echo >$TRACEFS/trace
 	echo "prev_pid == $1" >$TRACEFS/events/sched/sched_switch/filter
 	echo "pid == $1" >$TRACEFS/events/sched/sched_wakeup/filter
+	echo "pid == $1 && (sig == 19 || sig == 18)" >$TRACEFS/events/signal/signal_generate/filter
 	echo 1 >$TRACEFS/events/sched/sched_switch/enable
 	echo 1 >$TRACEFS/events/sched/sched_wakeup/enable
+	echo 1 >$TRACEFS/events/signal/signal_generate/enable
 	echo 1 >$TRACEFS/tracing_on
 }
 untrace_stops() {
 	local event
-	for event in sched_switch sched_wakeup; do
-		echo 0 >$TRACEFS/events/sched/$event/enable
-		echo 0 >$TRACEFS/events/sched/$event/filter
+	for event in sched/sched_switch sched/sched_wakeup signal/signal_generate; do
+		echo 0 >$TRACEFS/events/$event/enable
+		echo 0 >$TRACEFS/events/$event/filter
 	done
 	[[ -z ${trace_clock:-} ]] || echo $trace_clock >$TRACEFS/trace_clock
 }
 # held_ms: from the trace, the first hold (the leader off the CPU in state T until its next
-# wakeup) in ms; nothing while there was none.
+# wakeup) in ms; 0 when a SIGSTOP and then a SIGCONT were sent to the process but the leader
+# never stopped (the SIGCONT came first: the SIGSTOP's first phase takes ~190 ms at 30,000
+# threads); nothing while neither happened.
 held_ms() {
 	awk 'function ts(line) { match(line, / [0-9]+\.[0-9]+: /); return substr(line, RSTART + 1, RLENGTH - 3) + 0 }
+	     /signal_generate:.* sig=19 / { stop = 1 }
+	     /signal_generate:.* sig=18 / && stop { cont = 1 }
 	     /sched_switch:.*prev_state=T / && !t0 { t0 = ts($0); next }
-	     /sched_wakeup:/ && t0 { printf "%d\n", (ts($0) - t0) * 1000; exit }' $TRACEFS/trace
+	     /sched_wakeup:/ && t0 { printf "%d\n", (ts($0) - t0) * 1000; held = 1; exit }
+	     END { if (!held && cont) print 0 }' $TRACEFS/trace
 }
 stop_traced() { [[ -n $(held_ms) ]]; }
 # sleepers_ready OUT PID: the sleepers tool said "ready", or it is gone (then the wait ends at
