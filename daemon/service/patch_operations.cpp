@@ -70,24 +70,31 @@ void log_failure(std::string_view patch, const std::string& message)
                   {"MESSAGE_ID", std::string(journal::message_id::action_failed)}});
 }
 
-// The patches the kernel has below name (stack_order), if name is an atomic replace; none if
-// it is not; nothing if the kernel's patches cannot be read or name is not among them.
-std::optional<std::vector<std::string>> replaced_below(const KernelView& kernel,
-                                                       std::string_view name)
+// The names of the kernel's patches, or nothing if they cannot be read.
+std::optional<std::vector<std::string>> patch_names(const KernelView& kernel)
 {
     try {
         auto in_kernel = kernel.patches();
         if (!in_kernel)
             return std::nullopt;
-        const KernelPatch* loaded = find_patch(*in_kernel, name);
+        std::vector<std::string> names;
+        for (const KernelPatch& p : *in_kernel)
+            names.push_back(p.name);
+        return names;
+    } catch (const std::bad_alloc&) {
+        return std::nullopt;
+    }
+}
+
+// Whether the kernel's patch name is an atomic replace; nothing if it cannot be read.
+std::optional<bool> is_replace(const KernelView& kernel, std::string_view name)
+{
+    try {
+        auto in_kernel = kernel.patches();
+        const KernelPatch* loaded = in_kernel ? find_patch(*in_kernel, name) : nullptr;
         if (!loaded)
             return std::nullopt;
-        std::vector<std::string> below;
-        if (loaded->replace)
-            for (const KernelPatch& p : *in_kernel)
-                if (p.stack_order < loaded->stack_order)
-                    below.push_back(p.name);
-        return below;
+        return loaded->replace;
     } catch (const std::bad_alloc&) {
         return std::nullopt;
     }
@@ -356,10 +363,16 @@ void PatchOperations::apply(std::string_view name, std::function<void(OpResult<v
     }
 }
 
-OpResult<void> PatchOperations::apply_now(std::string_view name, bool boot)
+OpResult<void> PatchOperations::apply_now(std::string_view name, bool boot,
+                                          std::optional<std::vector<std::string>> below)
 {
     ApplyWork work = prepare_apply(name, boot);
-    work.read_below = !boot; // the boot apply runs on the loop: its next look tells
+    if (boot) {
+        // It runs on the loop: what the kernel had is the look's, and whether it is a replace
+        // the next look tells.
+        work.below = std::move(below);
+        work.read_replace = false;
+    }
     run_apply(work);
     return finish_apply(work);
 }
@@ -422,6 +435,12 @@ void PatchOperations::run_apply(ApplyWork& work) const
             return;
         }
         fault_point("apply-after-save");
+        // What an atomic replace will take the place of, for its end (transition_ended): all
+        // the kernel has before the load (nothing else loads meanwhile: lpshim refuses an
+        // enable during a transition, and busy() keeps livepatchd's own). Read here, off the
+        // loop, before the load: a transition may complete within it.
+        if (work.read_replace)
+            work.below = patch_names(context_.kernel);
         if (auto done = context_.control.apply(work.name, module->fd.get()); !done) {
             if (auto restored = work.save(context_.storage, work.before); !restored)
                 // The pending record stays: the next start drops it (the module is not loaded).
@@ -430,11 +449,8 @@ void PatchOperations::run_apply(ApplyWork& work) const
             return;
         }
         fault_point("apply-after-load");
-        // What an atomic replace will take the place of, for its end (transition_ended): the
-        // patches the kernel has below it, read here, off the loop. Unknown if it cannot be
-        // read (the next look tells).
-        if (work.read_below)
-            work.below_replace = replaced_below(context_.kernel, work.name);
+        if (work.read_replace)
+            work.replace = is_replace(context_.kernel, work.name);
         DesiredState confirmed = work.next;
         if (DesiredPatch* loaded = confirmed.find(work.name);
             loaded->pending != PendingAction::none) {
@@ -466,10 +482,10 @@ OpResult<void> PatchOperations::finish_apply(ApplyWork& work)
     if (work.refused)
         return kernel_refusal(context_.kernel, "apply", work.name, *work.refused);
     skip_reasons_.erase(work.name);
-    if (work.below_replace)
-        below_replace_.insert_or_assign(work.name, std::move(*work.below_replace));
+    if (work.below)
+        loads_.insert_or_assign(work.name, LoadRecord{std::move(*work.below), work.replace});
     else
-        below_replace_.erase(work.name);
+        loads_.erase(work.name);
     sink_->patch_changed(work.name);
     if (transition_started_)
         transition_started_(work.name, "patched");
@@ -637,20 +653,22 @@ void PatchOperations::transition_ended(std::string_view patch, std::string_view 
     else if (DesiredPatch* wanted = next.find(patch);
              wanted && wanted->pending == PendingAction::revert)
         wanted->pending = PendingAction::none; // the revert was reversed: still wanted
-    // Its load's record is used once: a replace replaced at its first patched end.
-    const auto below = below_replace_.find(patch);
-    const bool known = below != below_replace_.end();
-    if (known) {
-        if (state == "patched")
-            drop_replaced(patch, below->second, next);
-        below_replace_.erase(below);
+    // The load's record is used at its first end: a replace replaced at its first patched one.
+    std::optional<LoadRecord> load;
+    if (const auto it = loads_.find(patch); it != loads_.end()) {
+        load = std::move(it->second);
+        loads_.erase(it);
     }
+    if (state == "patched" && load && load->replace == true)
+        drop_replaced(patch, load->below, next);
     save_after_end(patch, std::move(next));
-    if (!known && state == "patched" && ended_unknown_.size() < 64) {
+    if (state == "patched" && (!load || !load->replace) && ended_unknown_.size() < 64) {
         try {
-            ended_unknown_.emplace(patch);
+            ended_unknown_.insert_or_assign(std::string(patch),
+                                            load ? std::optional(std::move(load->below))
+                                                 : std::nullopt);
         } catch (const std::bad_alloc&) {
-            // Lost: what a replace loaded by hand replaced stays wanted (shown skipped).
+            // Lost: what it replaced, if it is a replace, stays wanted (shown skipped).
         }
     }
 }
@@ -670,18 +688,29 @@ void PatchOperations::forget_replaced(const std::vector<KernelPatch>& in_kernel)
         return;
     DesiredState next = desired_;
     std::string by;
-    for (const std::string& patch : ended_unknown_) {
+    for (const auto& [patch, below] : ended_unknown_) {
         const KernelPatch* ended = find_patch(in_kernel, patch);
         if (!ended || !ended->replace)
             continue;
         by = patch;
-        // Replaced: gone from lpshim's sysfs, or disabled there until lpshim has freed it. A
-        // patch the look shows applied or in transition was put on top of it since.
+        if (below) {
+            drop_replaced(patch, *below, next);
+            continue;
+        }
+        // Loaded by hand: replaced are the wanted patches gone from lpshim's sysfs, or
+        // disabled there until lpshim has freed it, but for those this boot has not loaded
+        // yet (queued) or will not (skipped). One the look shows applied or in transition was
+        // put on top of it since.
         std::vector<std::string> replaced;
-        for (const DesiredPatch& wanted : desired_.patches)
+        for (const DesiredPatch& wanted : desired_.patches) {
+            if (skip_reasons_.contains(wanted.name) ||
+                std::find(boot_queue_.begin(), boot_queue_.end(), wanted.name) !=
+                    boot_queue_.end())
+                continue;
             if (const KernelPatch* there = find_patch(in_kernel, wanted.name);
                 !there || (!there->enabled && !there->transition))
                 replaced.push_back(wanted.name);
+        }
         drop_replaced(patch, replaced, next);
     }
     ended_unknown_.clear();
@@ -815,7 +844,10 @@ std::optional<std::string> PatchOperations::apply_next_queued(
                      {{"PATCH", name},
                       {"MESSAGE_ID", std::string(journal::message_id::boot_apply)},
                       {"ACTION", "apply"}});
-        if (auto done = apply_now(name, true); !done) {
+        std::vector<std::string> below;
+        for (const KernelPatch& p : in_kernel)
+            below.push_back(p.name);
+        if (auto done = apply_now(name, true, std::move(below)); !done) {
             const std::string named =
                 std::holds_alternative<PatchErrc>(done.error().code)
                     ? " (" + std::string(to_string(std::get<PatchErrc>(done.error().code))) + ")"

@@ -117,14 +117,15 @@ public:
     // A transition the watcher saw end, with the patch now in `state` ("patched" or
     // "unpatched"): a patch that ended unpatched is no longer wanted (a reversed apply, a
     // revert). When an atomic replace applied here ends patched, the wanted patches the kernel
-    // had below it when it was loaded (read then, off the event loop) are no longer wanted
-    // either, in the same save: the end reads nothing. Of a replace loaded by hand (or whose
-    // read failed, or by the boot apply, which runs on the loop), forget_replaced() learns it
-    // at the next look.
+    // had when it was loaded (all below it) are no longer wanted either: read before the load,
+    // off the event loop (the boot apply takes them from the look it runs in), so that the end
+    // reads nothing. Whether it is a replace is read after an Apply's load; of the boot
+    // apply's, and of a replace loaded by hand, forget_replaced() learns it at the next look.
     void transition_ended(std::string_view patch, std::string_view state);
-    // At each look at the kernel (read off the loop), for the patches that ended patched
-    // unknown: a replace among them replaced the wanted patches the look shows gone, or
-    // disabled until lpshim frees them.
+    // At each look at the kernel (read off the loop), for the patches that ended patched not
+    // known to be replaces or not: a replace among them replaced the patches the kernel had
+    // at its load; one loaded by hand, the wanted patches the look shows gone, or disabled
+    // until lpshim frees them (not those queued or skipped at this boot).
     void forget_replaced(const std::vector<KernelPatch>& in_kernel);
     // At start: settles what a crash left pending (above).
     void settle(const std::vector<KernelPatch>& in_kernel);
@@ -167,7 +168,9 @@ private:
     OpResult<void> commit(DesiredState next);
     // commit() after a transition's end, which has no caller to answer: a failure is logged.
     void save_after_end(std::string_view patch, DesiredState next);
-    OpResult<void> apply_now(std::string_view name, bool boot);
+    // The boot apply's: below, the patches of the look it runs in.
+    OpResult<void> apply_now(std::string_view name, bool boot,
+                             std::optional<std::vector<std::string>> below = std::nullopt);
     // An apply in three steps: prepared on the loop, run as blocking work on copies (nothing of
     // this object but the context's store, storage and control, which nothing else uses while
     // busy()), finished on the loop.
@@ -180,9 +183,11 @@ private:
         DesiredState on_disk;         // what the file holds once the work is done
         std::optional<bool> save_failed;   // the last save's outcome, if one was made
         std::vector<std::string> failures; // saves that failed after the point of no return
-        bool read_below = true; // off the loop: read what the kernel has below it once loaded
-        // If read: the patches below it when it is an atomic replace, none when not.
-        std::optional<std::vector<std::string>> below_replace;
+        // What the kernel had before the load (the boot apply: its look's), if known; whether
+        // it is an atomic replace, read after the load (off the loop only).
+        std::optional<std::vector<std::string>> below;
+        bool read_replace = true;
+        std::optional<bool> replace;
         // Saves state unless the file holds it already (as commit()).
         Result<void> save(const DesiredStateStorage& storage, const DesiredState& state);
     };
@@ -202,12 +207,17 @@ private:
     std::map<std::string, std::string, std::less<>> skip_reasons_;
     std::set<std::string, std::less<>> forced_;
     std::set<std::string, std::less<>> cannot_unload_;
-    // From an apply's load until its transition ends: the patches the kernel had below it
-    // then if it is an atomic replace (what its patched end takes the place of), none if not.
-    std::map<std::string, std::vector<std::string>, std::less<>> below_replace_;
-    // Patches that ended patched unknown (not in below_replace_): the next look says whether
-    // they were replaces (forget_replaced). At most 64.
-    std::set<std::string, std::less<>> ended_unknown_;
+    // What an apply's load knew, from the load until its transition ends: the patches the
+    // kernel had before it, and whether it is an atomic replace, if read.
+    struct LoadRecord {
+        std::vector<std::string> below;
+        std::optional<bool> replace;
+    };
+    std::map<std::string, LoadRecord, std::less<>> loads_;
+    // Patches that ended patched not known to be replaces or not, with what the kernel had
+    // below them if known (loaded by hand: not): the next look tells (forget_replaced). At
+    // most 64.
+    std::map<std::string, std::optional<std::vector<std::string>>, std::less<>> ended_unknown_;
     // Drops the wanted patches named from next, as replaced by patch.
     void drop_replaced(std::string_view patch, const std::vector<std::string>& names,
                        DesiredState& next) const;

@@ -50,6 +50,7 @@ struct FakeControl final : PatchControl {
     FakeKernelView& kernel;
     std::set<std::string> refuse;
     std::set<std::string> replaces; // loaded as atomic replaces
+    bool complete_within_load = false; // the transition completes in finit_module (immediate)
     std::vector<std::string> loaded;
     Result<void> apply(std::string_view name, int fd) override
     {
@@ -57,7 +58,10 @@ struct FakeControl final : PatchControl {
         if (refuse.contains(std::string(name)))
             return Error{EINVAL, "finit_module: Invalid argument"};
         loaded.emplace_back(name);
-        kernel.add(std::string(name), true, true, replaces.contains(std::string(name)));
+        const bool replace = replaces.contains(std::string(name));
+        if (replace && complete_within_load)
+            kernel.kernel_patches.clear(); // completed in finit_module: the rest discarded
+        kernel.add(std::string(name), true, !complete_within_load, replace);
         return {};
     }
     Result<void> unload(std::string_view) override { return {}; }
@@ -356,13 +360,31 @@ TEST_CASE("an atomic replace's end: what it replaced is no longer wanted, withou
     CHECK(wanted() == std::vector<std::string>{"lp_r"});
     CHECK(w.storage.saved.find("lp_a") == nullptr);
     CHECK(w.storage.saved.find("lp_b") == nullptr);
-    // Applied on top of the replace: stays, and the replace's record was used once.
+    // Applied on top of the replace: stays.
     REQUIRE(name_of(ops->apply("lp_x")) == "ok");
     w.control.complete();
     ops->transition_ended("lp_x", "patched");
-    ops->transition_ended("lp_r", "patched");
     ops->forget_replaced(w.kernel.kernel_patches);
     CHECK(wanted() == std::vector<std::string>{"lp_r", "lp_x"});
+
+    SUBCASE("a replace whose transition completed within its load")
+    {
+        // lpshim discarded the replaced patches before the apply could read them: what the
+        // kernel had was read before the load.
+        World v;
+        for (const char* name : {"lp_a", "lp_r"})
+            v.install(name);
+        v.control.replaces = {"lp_r"};
+        auto ops2 = v.operations();
+        REQUIRE(name_of(ops2->apply("lp_a")) == "ok");
+        v.control.complete();
+        ops2->transition_ended("lp_a", "patched");
+        v.control.complete_within_load = true;
+        REQUIRE(name_of(ops2->apply("lp_r")) == "ok");
+        ops2->transition_ended("lp_r", "patched");
+        REQUIRE(ops2->desired().patches.size() == 1);
+        CHECK(ops2->desired().patches.front().name == "lp_r");
+    }
 
     SUBCASE("a replace reverted before any look still replaced")
     {
@@ -402,6 +424,30 @@ TEST_CASE("a replace loaded by hand: what it replaced is known at the next look"
     ops->transition_ended("lp_y", "patched");
     ops->forget_replaced(w.kernel.kernel_patches);
     CHECK(ops->desired().patches.size() == 1);
+}
+
+TEST_CASE("the boot apply: a replace's end keeps the patches queued after it")
+{
+    // The boot apply runs on the loop and does not read whether its patch is a replace: the
+    // next look tells, and drops only what the kernel had at the load, not lp_x, wanted on
+    // top of the replace and not loaded yet.
+    World w;
+    w.control.replaces = {"lp_r"};
+    for (const char* name : {"lp_r", "lp_x"}) {
+        w.install(name);
+        DesiredPatch& p = w.storage.saved.append(name);
+        p.applied_boot_id = "fedcba9876543210fedcba9876543210";
+        p.applied_at_usec = 1;
+        p.survived_guard = true;
+    }
+    auto ops = w.operations();
+    ops->plan_boot_apply({true, {}});
+    CHECK(ops->apply_next_queued(w.kernel.kernel_patches) == "lp_r");
+    w.control.complete();
+    ops->transition_ended("lp_r", "patched");
+    ops->forget_replaced(w.kernel.kernel_patches);
+    CHECK(ops->desired().find("lp_x") != nullptr);
+    CHECK(ops->apply_next_queued(w.kernel.kernel_patches) == "lp_x");
 }
 
 TEST_CASE("the boot apply: a patch reverted during it stops the queue")

@@ -53,16 +53,16 @@ untrace_stops() {
 	[[ -z ${trace_clock:-} ]] || echo $trace_clock >$TRACEFS/trace_clock
 }
 # held_ms: from the trace, the first hold (the leader off the CPU in state T until its next
-# wakeup) in ms; 0 when a SIGSTOP and then a SIGCONT were sent to the process but the leader
-# never stopped (the SIGCONT came first: the SIGSTOP's first phase takes ~190 ms at 30,000
-# threads); nothing while neither happened.
+# wakeup) in ms, as "MS stopped"; "0 continued-first" when a SIGSTOP and then a SIGCONT were
+# sent to the process but the leader never stopped (the SIGCONT came first: the SIGSTOP's first
+# phase takes ~190 ms at 30,000 threads); nothing while neither happened.
 held_ms() {
 	awk 'function ts(line) { match(line, / [0-9]+\.[0-9]+: /); return substr(line, RSTART + 1, RLENGTH - 3) + 0 }
 	     /signal_generate:.* sig=19 / { stop = 1 }
 	     /signal_generate:.* sig=18 / && stop { cont = 1 }
 	     /sched_switch:.*prev_state=T / && !t0 { t0 = ts($0); next }
-	     /sched_wakeup:/ && t0 { printf "%d\n", (ts($0) - t0) * 1000; held = 1; exit }
-	     END { if (!held && cont) print 0 }' $TRACEFS/trace
+	     /sched_wakeup:/ && t0 { printf "%d stopped\n", (ts($0) - t0) * 1000; held = 1; exit }
+	     END { if (!held && cont) print "0 continued-first" }' $TRACEFS/trace
 }
 stop_traced() { [[ -n $(held_ms) ]]; }
 # sleepers_ready OUT PID: the sleepers tool said "ready", or it is gone (then the wait ends at
@@ -192,9 +192,13 @@ print(len(tids - listed))' "$pid" <<<"$json")
 	! $reapply || livepatchctl apply --no-block $C || failed_with_journal "livepatchctl apply --no-block $C failed"
 	wait_until 600 "the transition completed" state_is idle
 	stop_traced || failed_with_journal "the process was not stopped and continued (no hold in the sched trace)"
-	held=$(held_ms)
+	read -r held how < <(held_ms)
 	untrace_stops
-	echo "# measure: $n pending: the process was stopped for $held ms (hold_ms $HOLD_MS; sched trace)"
+	if [[ $how == stopped ]]; then
+		echo "# measure: $n pending: the process was stopped for $held ms (hold_ms $HOLD_MS; sched trace)"
+	else
+		echo "# measure: $n pending: the process was not stopped: the SIGCONT came before the SIGSTOP completed (sched trace)"
+	fi
 
 	read -r longest own < <(longest_dispatch "$cursor")
 	echo "# measure: $n pending: longest event loop dispatch $((longest / 1000)) ms"
