@@ -2,6 +2,7 @@
 #include "service/patch_operations.hpp"
 
 #include <algorithm>
+#include <iterator>
 
 #include "common/clock.hpp"
 #include "common/fault.hpp"
@@ -436,9 +437,9 @@ void PatchOperations::run_apply(ApplyWork& work) const
         }
         fault_point("apply-after-save");
         // What an atomic replace will take the place of, for its end (transition_ended): all
-        // the kernel has before the load (nothing else loads meanwhile: lpshim refuses an
-        // enable during a transition, and busy() keeps livepatchd's own). Read here, off the
-        // loop, before the load: a transition may complete within it.
+        // the kernel has before the load (busy() orders livepatchd's own loads; a module
+        // loaded by hand in between is not wanted). Read here, off the loop, before the load:
+        // a transition may complete within it.
         if (work.read_replace)
             work.below = patch_names(context_.kernel);
         if (auto done = context_.control.apply(work.name, module->fd.get()); !done) {
@@ -674,12 +675,16 @@ void PatchOperations::transition_ended(std::string_view patch, std::string_view 
 }
 
 void PatchOperations::drop_replaced(std::string_view patch, const std::vector<std::string>& names,
-                                    DesiredState& next) const
+                                    DesiredState& next)
 {
-    for (const std::string& name : names)
-        if (name != patch && next.erase(name))
-            journal::log(LogLevel::info, name + ": replaced by " + std::string(patch),
-                         {{"PATCH", name}});
+    for (const std::string& name : names) {
+        if (name == patch || !next.erase(name))
+            continue;
+        // Replaced, not reverted: the boot apply goes on above it.
+        std::erase(boot_applied_, name);
+        journal::log(LogLevel::info, name + ": replaced by " + std::string(patch),
+                     {{"PATCH", name}});
+    }
 }
 
 void PatchOperations::forget_replaced(const std::vector<KernelPatch>& in_kernel)
@@ -688,29 +693,33 @@ void PatchOperations::forget_replaced(const std::vector<KernelPatch>& in_kernel)
         return;
     DesiredState next = desired_;
     std::string by;
+    // Gone from lpshim's sysfs, or disabled there until lpshim has freed it. One the look
+    // shows applied or in transition was put on top of it since.
+    const auto gone = [&](const std::string& name) {
+        const KernelPatch* there = find_patch(in_kernel, name);
+        return !there || (!there->enabled && !there->transition);
+    };
     for (const auto& [patch, below] : ended_unknown_) {
         const KernelPatch* ended = find_patch(in_kernel, patch);
-        if (!ended || !ended->replace)
+        std::vector<std::string> replaced;
+        if (ended && ended->replace && below) {
+            replaced = *below;
+        } else if (!ended && below) {
+            // Reverted and freed since its end: if it was a replace, what it had below it is
+            // gone from the kernel too, and no longer wanted.
+            std::copy_if(below->begin(), below->end(), std::back_inserter(replaced), gone);
+        } else if (ended && ended->replace) {
+            // Loaded by hand (or by an earlier livepatchd): the wanted patches gone, but for
+            // those this boot's apply has not loaded yet.
+            for (const DesiredPatch& wanted : desired_.patches)
+                if (std::find(boot_queue_.begin(), boot_queue_.end(), wanted.name) ==
+                        boot_queue_.end() &&
+                    gone(wanted.name))
+                    replaced.push_back(wanted.name);
+        }
+        if (replaced.empty())
             continue;
         by = patch;
-        if (below) {
-            drop_replaced(patch, *below, next);
-            continue;
-        }
-        // Loaded by hand: replaced are the wanted patches gone from lpshim's sysfs, or
-        // disabled there until lpshim has freed it, but for those this boot has not loaded
-        // yet (queued) or will not (skipped). One the look shows applied or in transition was
-        // put on top of it since.
-        std::vector<std::string> replaced;
-        for (const DesiredPatch& wanted : desired_.patches) {
-            if (skip_reasons_.contains(wanted.name) ||
-                std::find(boot_queue_.begin(), boot_queue_.end(), wanted.name) !=
-                    boot_queue_.end())
-                continue;
-            if (const KernelPatch* there = find_patch(in_kernel, wanted.name);
-                !there || (!there->enabled && !there->transition))
-                replaced.push_back(wanted.name);
-        }
         drop_replaced(patch, replaced, next);
     }
     ended_unknown_.clear();

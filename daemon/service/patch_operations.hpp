@@ -125,7 +125,7 @@ public:
     // At each look at the kernel (read off the loop), for the patches that ended patched not
     // known to be replaces or not: a replace among them replaced the patches the kernel had
     // at its load; one loaded by hand, the wanted patches the look shows gone, or disabled
-    // until lpshim frees them (not those queued or skipped at this boot).
+    // until lpshim frees them (not those the boot apply has yet to load).
     void forget_replaced(const std::vector<KernelPatch>& in_kernel);
     // At start: settles what a crash left pending (above).
     void settle(const std::vector<KernelPatch>& in_kernel);
@@ -220,7 +220,7 @@ private:
     std::map<std::string, std::optional<std::vector<std::string>>, std::less<>> ended_unknown_;
     // Drops the wanted patches named from next, as replaced by patch.
     void drop_replaced(std::string_view patch, const std::vector<std::string>& names,
-                       DesiredState& next) const;
+                       DesiredState& next);
     std::deque<std::string> boot_queue_;
     // What the boot apply applied so far, in order: a later one goes only on top of all of them.
     std::vector<std::string> boot_applied_;

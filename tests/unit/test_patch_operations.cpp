@@ -450,6 +450,34 @@ TEST_CASE("the boot apply: a replace's end keeps the patches queued after it")
     CHECK(ops->apply_next_queued(w.kernel.kernel_patches) == "lp_x");
 }
 
+TEST_CASE("the boot apply: a patch a later replace replaced does not stop the queue")
+{
+    // lp_a, boot-applied, then replaced by lp_r: no longer wanted, and not "reverted during the
+    // boot apply": lp_x, queued after lp_r, is applied.
+    World w;
+    w.control.replaces = {"lp_r"};
+    for (const char* name : {"lp_a", "lp_r", "lp_x"}) {
+        w.install(name);
+        DesiredPatch& p = w.storage.saved.append(name);
+        p.applied_boot_id = "fedcba9876543210fedcba9876543210";
+        p.applied_at_usec = 1;
+        p.survived_guard = true;
+    }
+    auto ops = w.operations();
+    ops->plan_boot_apply({true, {}});
+    CHECK(ops->apply_next_queued(w.kernel.kernel_patches) == "lp_a");
+    w.control.complete();
+    ops->transition_ended("lp_a", "patched");
+    CHECK(ops->apply_next_queued(w.kernel.kernel_patches) == "lp_r");
+    w.control.complete();
+    std::erase_if(w.kernel.kernel_patches, [](const KernelPatch& p) { return p.name == "lp_a"; });
+    ops->transition_ended("lp_r", "patched");
+    ops->forget_replaced(w.kernel.kernel_patches);
+    CHECK(ops->desired().find("lp_a") == nullptr);
+    CHECK(ops->apply_next_queued(w.kernel.kernel_patches) == "lp_x");
+    CHECK(ops->skip_reasons().empty());
+}
+
 TEST_CASE("the boot apply: a patch reverted during it stops the queue")
 {
     // The stall policy's revert (or an admin's) takes lp_a out while the queue waits.
