@@ -71,6 +71,14 @@ void log_failure(std::string_view patch, const std::string& message)
                   {"MESSAGE_ID", std::string(journal::message_id::action_failed)}});
 }
 
+std::vector<std::string> names_of(const std::vector<KernelPatch>& in_kernel)
+{
+    std::vector<std::string> names;
+    for (const KernelPatch& p : in_kernel)
+        names.push_back(p.name);
+    return names;
+}
+
 // The names of the kernel's patches, or nothing if they cannot be read.
 std::optional<std::vector<std::string>> patch_names(const KernelView& kernel)
 {
@@ -78,10 +86,7 @@ std::optional<std::vector<std::string>> patch_names(const KernelView& kernel)
         auto in_kernel = kernel.patches();
         if (!in_kernel)
             return std::nullopt;
-        std::vector<std::string> names;
-        for (const KernelPatch& p : *in_kernel)
-            names.push_back(p.name);
-        return names;
+        return names_of(*in_kernel);
     } catch (const std::bad_alloc&) {
         return std::nullopt;
     }
@@ -853,10 +858,7 @@ std::optional<std::string> PatchOperations::apply_next_queued(
                      {{"PATCH", name},
                       {"MESSAGE_ID", std::string(journal::message_id::boot_apply)},
                       {"ACTION", "apply"}});
-        std::vector<std::string> below;
-        for (const KernelPatch& p : in_kernel)
-            below.push_back(p.name);
-        if (auto done = apply_now(name, true, std::move(below)); !done) {
+        if (auto done = apply_now(name, true, names_of(in_kernel)); !done) {
             const std::string named =
                 std::holds_alternative<PatchErrc>(done.error().code)
                     ? " (" + std::string(to_string(std::get<PatchErrc>(done.error().code))) + ")"

@@ -122,6 +122,16 @@ struct World {
         auto r = store.install(std::move(fd), path.native(), this_kernel);
         REQUIRE_MESSAGE(r, r.error().message);
     }
+    // Installed and wanted since an earlier boot, where its apply survived the crash-loop
+    // guard: the boot apply queues it.
+    void wanted_from_earlier_boot(const std::string& name)
+    {
+        install(name);
+        DesiredPatch& p = storage.saved.append(name);
+        p.applied_boot_id = "fedcba9876543210fedcba9876543210";
+        p.applied_at_usec = 1;
+        p.survived_guard = true;
+    }
     std::unique_ptr<PatchOperations> operations(const std::string& boot_id = boot)
     {
         auto ops = std::make_unique<PatchOperations>(OperationsContext{
@@ -339,8 +349,8 @@ TEST_CASE("the boot apply: a patch that cannot be applied stops the queue; it ne
 TEST_CASE("an atomic replace's end: what it replaced is no longer wanted, without a look")
 {
     // The end (lpshim's event, on the event loop) reads nothing from the kernel: what the
-    // kernel had below the replace was read off the loop after its load, and is dropped in the
-    // end's own save.
+    // kernel had below the replace was read off the loop before its load, and is dropped in
+    // the end's own save.
     World w;
     for (const char* name : {"lp_a", "lp_b", "lp_r", "lp_x"})
         w.install(name);
@@ -433,13 +443,8 @@ TEST_CASE("the boot apply: a replace's end keeps the patches queued after it")
     // top of the replace and not loaded yet.
     World w;
     w.control.replaces = {"lp_r"};
-    for (const char* name : {"lp_r", "lp_x"}) {
-        w.install(name);
-        DesiredPatch& p = w.storage.saved.append(name);
-        p.applied_boot_id = "fedcba9876543210fedcba9876543210";
-        p.applied_at_usec = 1;
-        p.survived_guard = true;
-    }
+    for (const char* name : {"lp_r", "lp_x"})
+        w.wanted_from_earlier_boot(name);
     auto ops = w.operations();
     ops->plan_boot_apply({true, {}});
     CHECK(ops->apply_next_queued(w.kernel.kernel_patches) == "lp_r");
@@ -456,13 +461,8 @@ TEST_CASE("the boot apply: a patch a later replace replaced does not stop the qu
     // boot apply": lp_x, queued after lp_r, is applied.
     World w;
     w.control.replaces = {"lp_r"};
-    for (const char* name : {"lp_a", "lp_r", "lp_x"}) {
-        w.install(name);
-        DesiredPatch& p = w.storage.saved.append(name);
-        p.applied_boot_id = "fedcba9876543210fedcba9876543210";
-        p.applied_at_usec = 1;
-        p.survived_guard = true;
-    }
+    for (const char* name : {"lp_a", "lp_r", "lp_x"})
+        w.wanted_from_earlier_boot(name);
     auto ops = w.operations();
     ops->plan_boot_apply({true, {}});
     CHECK(ops->apply_next_queued(w.kernel.kernel_patches) == "lp_a");
@@ -482,13 +482,8 @@ TEST_CASE("the boot apply: a patch reverted during it stops the queue")
 {
     // The stall policy's revert (or an admin's) takes lp_a out while the queue waits.
     World w;
-    for (const char* name : {"lp_a", "lp_b"}) {
-        w.install(name);
-        DesiredPatch& p = w.storage.saved.append(name);
-        p.applied_boot_id = "fedcba9876543210fedcba9876543210";
-        p.applied_at_usec = 1;
-        p.survived_guard = true;
-    }
+    for (const char* name : {"lp_a", "lp_b"})
+        w.wanted_from_earlier_boot(name);
     auto ops = w.operations();
     ops->plan_boot_apply({true, {}});
     CHECK(ops->apply_next_queued(w.kernel.kernel_patches) == "lp_a");

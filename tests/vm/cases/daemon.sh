@@ -154,8 +154,8 @@ expect_eq "$(patch_state $E)" none "the patch is gone from the store"
 
 # --- an atomic replace ----------------------------------------------------------------------
 # The patches a cumulative patch replaced are no longer wanted once its transition ended (what
-# the kernel had below it, read after its load): they show as installed, not skipped, and can be
-# removed.
+# the kernel had below it, read before its load): they show as installed, not skipped, and can
+# be removed.
 V2=lpshim_example_target_v2
 CU=lpshim_example_cumulative
 insmod "$(module_path lpshim_target)"
