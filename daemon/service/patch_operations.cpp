@@ -558,6 +558,7 @@ OpResult<void> PatchOperations::revert(std::string_view name)
                 return saved;
         }
         fault_point("revert-after-save");
+        fault_point("revert-writes-kernel");
         if (auto done = context_.control.revert(name); !done) {
             if (auto restored = commit(before); !restored)
                 log_failure(name, restored.error().message);
@@ -596,6 +597,7 @@ OpResult<void> PatchOperations::kick()
 {
     if (auto checked = check_kick(); !checked)
         return checked;
+    fault_point("kick-writes-kernel");
     if (auto done = context_.control.kick(); !done)
         return kernel_refusal(context_.kernel, "kick", {}, done.error());
     return {};
@@ -622,6 +624,7 @@ OpResult<void> PatchOperations::force(std::string_view name)
 {
     if (auto checked = check_force(name); !checked)
         return checked;
+    fault_point("force-writes-kernel");
     if (auto done = context_.control.force(name); !done)
         return kernel_refusal(context_.kernel, "force", name, done.error());
     record_forced(name);

@@ -159,6 +159,7 @@ public:
     Result<void> unload(std::string_view) override { return {}; }
     Result<void> revert(std::string_view name) override
     {
+        std::lock_guard lock(kernel_mutex); // off the loop, as an Apply's load
         // SetCompleteBeforeRevert: the kernel completes the transition to patched between the
         // service's look and its write, which then starts a new transition to unpatched.
         if (complete_before_revert)
@@ -186,11 +187,13 @@ public:
     }
     Result<void> kick() override
     {
+        std::lock_guard lock(kernel_mutex);
         ++kicks;
         return {};
     }
     Result<void> force(std::string_view name) override
     {
+        std::lock_guard lock(kernel_mutex);
         complete(name);
         return {};
     }
@@ -580,7 +583,12 @@ int force_by_hand(sd_bus_message* call, void*, sd_bus_error*) noexcept
 
 int kick_count(sd_bus_message* call, void* /*userdata*/, sd_bus_error* /*error*/) noexcept
 {
-    return sd_bus_reply_method_return(call, "u", the_control->kicks);
+    unsigned kicks = 0;
+    {
+        std::lock_guard lock(kernel_mutex);
+        kicks = the_control->kicks;
+    }
+    return sd_bus_reply_method_return(call, "u", kicks);
 }
 
 const sd_bus_vtable test_vtable[] = {

@@ -1401,3 +1401,69 @@ TEST_CASE("an Install copies and hashes its module off the loop; changes wait th
     CHECK(patch_state("lp_slow_install") == "installed");
     CHECK(patch_state("lp_keep").starts_with("<error "));
 }
+
+// State: lp_a lp_b lp_c lp_d lp_held applied, lp_slow_install lp_waited installed.
+TEST_CASE("Revert, Kick and Force write the kernel off the loop; changes wait their turn")
+{
+    // Issue 18: a Revert wrote lpshim's enabled and saved the desired state twice on the loop
+    // (a 105 ms dispatch under emulation right after 30,000 pending tasks exited); Kick and
+    // Force write lpshim's files that walk every task. Each one's blocking work waits for
+    // ReleaseLoad here.
+    std::vector<std::string> answered;
+    const auto process = [&](std::size_t until, int tenths) {
+        process_until(answered, until, tenths);
+    };
+    const auto call_held = [&](Pending& pending, const char* member, const char* name,
+                               SlotPtr& slot_out) {
+        sd_bus_slot* slot = nullptr;
+        const int r = name ? sd_bus_call_method_async(bus(), &slot, service, manager_path,
+                                                      manager_iface, member, on_reply, &pending,
+                                                      "s", name)
+                           : sd_bus_call_method_async(bus(), &slot, service, manager_path,
+                                                      manager_iface, member, on_reply, &pending,
+                                                      "");
+        REQUIRE(r >= 0);
+        slot_out.reset(slot);
+    };
+
+    // A Revert: while its write waits, a read is answered and the kernel is as it was; an
+    // Apply waits, and is checked on what the Revert left (lp_held's transition under way).
+    REQUIRE(test_hook("HoldWork").ok());
+    Pending revert{&answered, "Revert"};
+    Pending apply{&answered, "Apply"};
+    SlotPtr revert_slot, apply_slot;
+    call_held(revert, "Revert", "lp_held", revert_slot);
+    call_held(apply, "Apply", "lp_waited", apply_slot);
+    process(1, 5);
+    CHECK(manager("ListPatches", "").ok());
+    process(1, 5);
+    CHECK(answered.empty());
+    CHECK(patch_state("lp_held") == "applied");
+    REQUIRE(test_hook("ReleaseLoad").ok());
+    process(2, 100);
+    CHECK(answered == std::vector<std::string>{"Revert", named("TransitionInProgress")});
+    CHECK(patch_state("lp_held") == "reverting");
+    CHECK(!contains(desired_json(), "lp_held"));
+    REQUIRE(test_hook("CompleteTransition").ok());
+    CHECK(patch_state("lp_held") == "installed");
+
+    // A Kick and a Force during lp_waited's transition.
+    REQUIRE(manager("Apply", "s", "lp_waited").ok());
+    for (const char* member : {"Kick", "Force"}) {
+        answered.clear();
+        REQUIRE(test_hook("HoldWork").ok());
+        Pending held{&answered, member};
+        SlotPtr slot;
+        call_held(held, member, std::string_view(member) == "Force" ? "lp_waited" : nullptr,
+                  slot);
+        process(1, 5);
+        CHECK(manager("ListPatches", "").ok());
+        process(1, 5);
+        CHECK_MESSAGE(answered.empty(), std::string(member) << " was answered before its write ended");
+        REQUIRE(test_hook("ReleaseLoad").ok());
+        process(1, 100);
+        CHECK(answered == std::vector<std::string>{member});
+    }
+    CHECK(patch_state("lp_waited") == "applied");
+    CHECK(trivial_property<int>(patch_path("lp_waited"), patch_iface, "Forced", 'b') == 1);
+}

@@ -5,8 +5,8 @@
 # revert goes back too (outcome reversed, the patch stays applied), where it used to wait for
 # ever while the journal said "on_stall is revert". Every transition gets exactly one
 # TransitionFinished. (on_stall: force pins lpshim for good, so it is not run in this boot:
-# the bus and unit tests cover Forced.) Last, slow reads of the kernel's patches and of the
-# blockers' /proc do not hold the event loop.
+# the bus and unit tests cover Forced.) Last, slow reads and writes of the kernel's patches
+# (a Revert's, a Kick's) and slow reads of the blockers' /proc do not hold the event loop.
 . "$(dirname "$0")/../lib.sh"
 
 C=test_lpshim_consistency
@@ -79,15 +79,16 @@ sleep 1
 expect_eq "$(finished)" 4 "one TransitionFinished for the revert"
 sed 's/^/# /' "$SIGNALS"
 
-echo "# slow reads of the kernel's patches and of the blockers' /proc do not hold the loop"
+echo "# slow reads and writes of the kernel and of the blockers' /proc do not hold the loop"
 # A test build sleeps 300 ms in each tick's read of lpshim's sysfs and before each read of a
 # blocker's /proc for the stall's decision (LIVEPATCHD_FAULT_DELAY_AT), as one such read took
 # 243 ms, and one look's reads of /proc 82 ms, at 30,000 pending tasks under emulation: the loop
 # serves on meanwhile, and a stalled apply is still followed and reversed. (lpshim's transition
 # events and a transition's start read the kernel's patches no more: an atomic replace's end
-# knows what it replaced from the desired order.)
+# knows what it replaced from the desired order.) So it does before a Revert's and a Kick's
+# writes to lpshim, as a Revert took 105 ms right after 30,000 pending tasks exited.
 mkdir -p "$(dirname $DROPIN)"
-printf '[Service]\nEnvironment=LIVEPATCHD_FAULT_DELAY_AT=tick-reads-kernel:300,stall-reads-facts:300\n' >$DROPIN
+printf '[Service]\nEnvironment=LIVEPATCHD_FAULT_DELAY_AT=tick-reads-kernel:300,stall-reads-facts:300,revert-writes-kernel:300,kick-writes-kernel:300\n' >$DROPIN
 # At debug level, the loop's dispatches of 20 ms or more are logged with their DISPATCH_USEC.
 echo '{"log": {"level": "debug"}, "transition": {"stall_timeout_ms": 3000, "on_stall": "revert"}}' >$CONF
 systemctl daemon-reload
@@ -96,6 +97,7 @@ systemctl restart livepatchd
 echo 1 >$T/kthread_park
 wait_until 10 "the kthread is parked in the patched function" grep -qx 1 $T/kthread_park
 livepatchctl apply --no-block $C
+busctl call "${MANAGER[@]}" Kick || fail "Kick during the stalled apply failed"
 reversed() {
 	journalctl -u livepatchd --no-pager -o cat --after-cursor="$cursor" |
 		grep -q "^$C: transition to patched reversed after"
@@ -104,6 +106,9 @@ wait_until 60 "the stall reversed the apply" reversed
 expect_eq "$(patch_state $C)" installed "with slow reads, the stalled apply was reversed"
 echo 0 >$T/kthread_park
 wait_until 10 "the kthread is unparked" grep -qx 0 $T/kthread_park
+livepatchctl apply $C >/dev/null || fail "the apply did not complete"
+livepatchctl revert $C >/dev/null || fail "the revert did not complete"
+expect_eq "$(patch_state $C)" installed "with slow writes, the revert completed"
 # The longest dispatch of the loop since the restart, how many were logged (the first is
 # always: the longest so far), and the longest tick, its read of the kernel included (TICK_USEC:
 # the delay did happen).
@@ -119,9 +124,9 @@ print(max(took, default=0), len(took), max(ticks, default=0))')
 if ((longest >= 300000)); then
 	journalctl -u livepatchd --no-pager -o cat --after-cursor="$cursor" |
 		grep "dispatch took [0-9]\{6,\} us\|the tick took" | tail -20 | sed 's/^/# /'
-	fail "an event loop dispatch took $((longest / 1000)) ms while livepatchd read the kernel's patches or /proc"
+	fail "an event loop dispatch took $((longest / 1000)) ms while livepatchd read or wrote the kernel's patches or read /proc"
 fi
-ok "no event loop dispatch waited for a slow read of the kernel's patches or /proc ($((longest / 1000)) ms the longest)"
+ok "no event loop dispatch waited for a slow read or write of the kernel's patches or a read of /proc ($((longest / 1000)) ms the longest)"
 rm -f $DROPIN
 systemctl daemon-reload
 systemctl restart livepatchd
