@@ -494,17 +494,22 @@ int Manager::apply(sd_bus_message* call, sd_bus_error* error)
     r = allowed_now(call, "apply", {{"patch", name}}, &Manager::apply, error);
     if (r <= 0)
         return r == 0 ? 1 : r;
+    context_.operations.apply(name, answer_later(call));
+    return 1;
+}
+
+std::function<void(OpResult<void>)> Manager::answer_later(sd_bus_message* call)
+{
     // Answered once its blocking work has ended; the calls that waited for it go on then.
     std::shared_ptr<sd_bus_message> pending(sd_bus_message_ref(call), sd_bus_message_unref);
-    context_.operations.apply(name, [this, pending](const OpResult<void>& done) {
+    return [this, pending](const OpResult<void>& done) {
         try {
             answer(pending.get(), done);
         } catch (...) {
             (void)sd_bus_reply_method_errno(pending.get(), ENOMEM, nullptr);
         }
         resume_waiting();
-    });
-    return 1;
+    };
 }
 
 int Manager::wait_if_busy(sd_bus_message* call, Body body, bool authorized,
@@ -519,8 +524,8 @@ int Manager::wait_if_busy(sd_bus_message* call, Body body, bool authorized,
         return 0;
     if (waiting_.size() >= max_waiting_calls)
         return sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
-                                 "%zu calls that change patches wait already for an apply "
-                                 "or install to end; call again once they are answered",
+                                 "%zu calls that change patches wait already for an "
+                                 "operation to end; call again once they are answered",
                                  waiting_.size());
     waiting_.push_back({ref_message(call), body});
     return 1;
@@ -595,9 +600,8 @@ int Manager::revert(sd_bus_message* call, sd_bus_error* error)
     r = allowed_now(call, "revert", {{"patch", name}}, &Manager::revert, error);
     if (r <= 0)
         return r == 0 ? 1 : r;
-    if (auto done = context_.operations.revert(name); !done)
-        return set_error(error, done.error());
-    return sd_bus_reply_method_return(call, "");
+    context_.operations.revert(name, answer_later(call));
+    return 1;
 }
 
 int Manager::remove(sd_bus_message* call, sd_bus_error* error)
@@ -862,9 +866,8 @@ int Manager::kick(sd_bus_message* call, sd_bus_error* error)
     int r = allowed_now(call, "kick", {}, &Manager::kick, error);
     if (r <= 0)
         return r == 0 ? 1 : r;
-    if (auto done = context_.operations.kick(); !done)
-        return set_error(error, done.error());
-    return sd_bus_reply_method_return(call, "");
+    context_.operations.kick(answer_later(call));
+    return 1;
 }
 
 int Manager::force(sd_bus_message* call, sd_bus_error* error)
@@ -880,9 +883,8 @@ int Manager::force(sd_bus_message* call, sd_bus_error* error)
     r = allowed_now(call, "force", {{"patch", name}}, &Manager::force, error);
     if (r <= 0)
         return r == 0 ? 1 : r;
-    if (auto done = context_.operations.force(name); !done)
-        return set_error(error, done.error());
-    return sd_bus_reply_method_return(call, "");
+    context_.operations.force(name, answer_later(call));
+    return 1;
 }
 
 // --- properties and objects --------------------------------------------------------------

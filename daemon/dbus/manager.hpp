@@ -160,6 +160,9 @@ private:
     void resume_waiting();
     // Replies to a call answered once its operation has ended.
     void answer(sd_bus_message* call, const OpResult<void>& done);
+    // What an operation that ends later calls with its outcome: answers call (kept until
+    // then), and handles the calls that waited for it.
+    std::function<void(OpResult<void>)> answer_later(sd_bus_message* call);
 
     int manager_property(const char* property, sd_bus_message* reply, sd_bus_error* error);
     int patch_property(const char* path, const char* property, sd_bus_message* reply,

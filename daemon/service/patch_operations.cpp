@@ -71,6 +71,18 @@ void log_failure(std::string_view patch, const std::string& message)
                   {"MESSAGE_ID", std::string(journal::message_id::action_failed)}});
 }
 
+// An operation's end, on the loop: an exception in it is its caller's error.
+template <typename Finish>
+OpResult<void> finished(const std::string& name, std::string_view verb, Finish&& finish)
+{
+    try {
+        return finish();
+    } catch (const std::exception& e) {
+        return OpError(Error{EIO, (name.empty() ? "" : name + ": ") + "the " + std::string(verb) +
+                                      "'s end failed: " + e.what()});
+    }
+}
+
 std::vector<std::string> names_of(const std::vector<KernelPatch>& in_kernel)
 {
     std::vector<std::string> names;
@@ -180,6 +192,69 @@ OpResult<void> PatchOperations::commit(DesiredState next)
     return {};
 }
 
+// --- blocking work -------------------------------------------------------------------------
+
+void PatchOperations::run_blocking(std::function<void()> work, std::function<void()> then)
+{
+    auto ended = std::make_shared<bool>(false);
+    busy_ = true;
+    auto end = [this, ended, then = std::move(then)] {
+        *ended = true;
+        busy_ = false;
+        then();
+    };
+    if (!runner_) {
+        work();
+        end();
+        return;
+    }
+    try {
+        runner_(std::move(work), std::move(end));
+    } catch (...) {
+        if (*ended)
+            return; // ran on this thread, and its caller was answered
+        busy_ = false; // nothing runs: nothing holds the others
+        throw;
+    }
+}
+
+PatchOperations::OperationWork PatchOperations::prepare_work(std::string_view name) const
+{
+    OperationWork work;
+    work.name = std::string(name);
+    work.before = desired_;
+    work.on_disk = desired_;
+    return work;
+}
+
+Result<void> PatchOperations::OperationWork::save(const DesiredStateStorage& storage,
+                                                  const DesiredState& state)
+{
+    if (state == on_disk)
+        return {};
+    auto saved = storage.save(state);
+    save_failed = !saved;
+    if (saved)
+        on_disk = state;
+    return saved;
+}
+
+void PatchOperations::adopt(OperationWork& work, std::string_view verb)
+{
+    // What the file holds now, as after every commit(). Nothing else changes the desired state
+    // while an operation's work runs (busy()): a change would be lost here.
+    if (desired_ != work.before)
+        journal::log(LogLevel::err, work.name + ": the desired state changed while its " +
+                                        std::string(verb) +
+                                        "'s work ran; keeping what the file holds",
+                     {{"PATCH", work.name}});
+    desired_ = std::move(work.on_disk);
+    if (work.save_failed)
+        save_failed_ = *work.save_failed;
+    for (const std::string& failure : work.failures)
+        log_failure(work.name, failure);
+}
+
 // --- install, remove ---------------------------------------------------------------------
 
 OpResult<void> PatchOperations::check_install(int fd, std::string_view source_name) const
@@ -201,11 +276,7 @@ void PatchOperations::install(UniqueFd fd, std::string_view source_name,
     auto work = std::make_shared<InstallWork>();
     work->fd = std::move(fd);
     work->source = std::string(source_name);
-    auto ended = std::make_shared<bool>(false);
-    busy_ = true;
-    auto then = [this, work, ended, done = std::move(done)] {
-        *ended = true;
-        busy_ = false;
+    auto then = [this, work, done = std::move(done)] {
         OpResult<InstalledPatch> result =
             OpError(Error{ENOMEM, work->source + ": the install's work could not run; nothing "
                                                  "was installed"});
@@ -245,19 +316,7 @@ void PatchOperations::install(UniqueFd fd, std::string_view source_name,
         } catch (...) {
         }
     };
-    if (!runner_) {
-        run();
-        then();
-        return;
-    }
-    try {
-        runner_(std::move(run), std::move(then));
-    } catch (...) {
-        if (*ended)
-            return; // ran on this thread, and its caller was answered
-        busy_ = false; // nothing runs: nothing holds the others
-        throw;
-    }
+    run_blocking(std::move(run), std::move(then));
 }
 
 OpResult<void> PatchOperations::check_remove(std::string_view name) const
@@ -341,32 +400,10 @@ void PatchOperations::apply(std::string_view name, std::function<void(OpResult<v
         return;
     }
     auto work = std::make_shared<ApplyWork>(prepare_apply(name, false));
-    auto ended = std::make_shared<bool>(false);
-    busy_ = true;
-    auto then = [this, work, ended, done = std::move(done)] {
-        *ended = true;
-        busy_ = false;
-        OpResult<void> result;
-        try {
-            result = finish_apply(*work);
-        } catch (const std::exception& e) {
-            result = OpError(Error{EIO, work->name + ": the apply's end failed: " + e.what()});
-        }
-        done(std::move(result));
-    };
-    if (!runner_) {
-        run_apply(*work);
-        then();
-        return;
-    }
-    try {
-        runner_([this, work] { run_apply(*work); }, std::move(then));
-    } catch (...) {
-        if (*ended)
-            return; // ran on this thread, and its caller was answered
-        busy_ = false; // nothing runs: nothing holds the others
-        throw;
-    }
+    run_blocking([this, work] { run_apply(*work); },
+                 [this, work, done = std::move(done)] {
+                     done(finished(work->name, "apply", [&] { return finish_apply(*work); }));
+                 });
 }
 
 OpResult<void> PatchOperations::apply_now(std::string_view name, bool boot,
@@ -386,9 +423,7 @@ OpResult<void> PatchOperations::apply_now(std::string_view name, bool boot,
 PatchOperations::ApplyWork PatchOperations::prepare_apply(std::string_view name, bool boot)
 {
     ApplyWork work;
-    work.name = std::string(name);
-    work.before = desired_;
-    work.on_disk = desired_;
+    static_cast<OperationWork&>(work) = prepare_work(name);
     if (!desired_available_) {
         work.error = OpError(OpErrc::desired_state_unavailable, EIO,
                              "the desired state could not be read at start, so it is not "
@@ -410,18 +445,6 @@ PatchOperations::ApplyWork PatchOperations::prepare_apply(std::string_view name,
     if (!was_wanted)
         wanted.pending = PendingAction::apply;
     return work;
-}
-
-Result<void> PatchOperations::ApplyWork::save(const DesiredStateStorage& storage,
-                                              const DesiredState& state)
-{
-    if (state == on_disk)
-        return {};
-    auto saved = storage.save(state);
-    save_failed = !saved;
-    if (saved)
-        on_disk = state;
-    return saved;
 }
 
 void PatchOperations::run_apply(ApplyWork& work) const
@@ -472,17 +495,7 @@ void PatchOperations::run_apply(ApplyWork& work) const
 
 OpResult<void> PatchOperations::finish_apply(ApplyWork& work)
 {
-    // What the file holds now, as after every commit(). Nothing else changes the desired state
-    // while an apply's work runs (busy()): a change would be lost here.
-    if (desired_ != work.before)
-        journal::log(LogLevel::err, work.name + ": the desired state changed while its apply's "
-                                                "work ran; keeping what the file holds",
-                     {{"PATCH", work.name}});
-    desired_ = std::move(work.on_disk);
-    if (work.save_failed)
-        save_failed_ = *work.save_failed;
-    for (const std::string& failure : work.failures)
-        log_failure(work.name, failure);
+    adopt(work, "apply");
     if (work.error)
         return std::move(*work.error);
     if (work.refused)
@@ -504,6 +517,15 @@ OpResult<void> PatchOperations::check_revert(std::string_view name) const
 {
     if (!is_valid_patch_name(name))
         return invalid_name(name);
+    auto in_kernel = context_.kernel.patches();
+    if (!in_kernel)
+        return OpError(in_kernel.error());
+    return check_revert(name, *in_kernel);
+}
+
+OpResult<void> PatchOperations::check_revert(std::string_view name,
+                                             const std::vector<KernelPatch>& in_kernel) const
+{
     if (!desired_available_)
         // Reverting would leave the want on disk: the patch would come back at the next boot.
         return OpError(OpErrc::desired_state_unavailable, EIO,
@@ -511,14 +533,11 @@ OpResult<void> PatchOperations::check_revert(std::string_view name) const
                        "see 'journalctl -u livepatchd', fix it, then restart livepatchd (or "
                        "write 0 to /sys/kernel/lpshim/" +
                            std::string(name) + "/enabled by hand)");
-    auto in_kernel = context_.kernel.patches();
-    if (!in_kernel)
-        return OpError(in_kernel.error());
-    const KernelPatch* loaded = find_patch(*in_kernel, name);
+    const KernelPatch* loaded = find_patch(in_kernel, name);
     if (!loaded && !desired_.find(name))
         return OpError(OpErrc::not_applied, ENOENT, std::string(name) + " is not applied");
     if (loaded) {
-        const KernelPatch* moving = patch_in_transition(*in_kernel);
+        const KernelPatch* moving = patch_in_transition(in_kernel);
         if (moving && moving != loaded)
             return OpError(OpErrc::transition_in_progress, EBUSY,
                            transition_text(*moving) + "; wait for it to end");
@@ -527,7 +546,7 @@ OpResult<void> PatchOperations::check_revert(std::string_view name) const
                            std::string(name) + " is already being reverted");
         if (!loaded->transition)
             // The kernel unpatches the top patch only.
-            for (const KernelPatch& other : *in_kernel)
+            for (const KernelPatch& other : in_kernel)
                 if (other.enabled && other.stack_order > loaded->stack_order)
                     return OpError(OpErrc::not_top_patch, EBUSY,
                                    other.name + " is applied above " + std::string(name) +
@@ -538,46 +557,101 @@ OpResult<void> PatchOperations::check_revert(std::string_view name) const
 
 OpResult<void> PatchOperations::revert(std::string_view name)
 {
-    if (auto checked = check_revert(name); !checked)
-        return checked;
-    auto in_kernel = context_.kernel.patches();
-    if (!in_kernel)
-        return OpError(in_kernel.error());
-    const KernelPatch* in_sysfs = find_patch(*in_kernel, name);
-    const bool loaded = in_sysfs != nullptr;
-    // Writing 0 during the patch's own transition to patched turns that one around.
-    const bool reverses = in_sysfs && in_sysfs->transition;
+    RevertWork work = prepare_revert(name);
+    run_revert(work);
+    return finish_revert(work);
+}
 
+void PatchOperations::revert(std::string_view name, std::function<void(OpResult<void>)> done)
+{
+    auto work = std::make_shared<RevertWork>(prepare_revert(name));
+    if (work->error) {
+        done(std::move(*work->error));
+        return;
+    }
+    run_blocking([this, work] { run_revert(*work); },
+                 [this, work, done = std::move(done)] {
+                     done(finished(work->name, "revert", [&] { return finish_revert(*work); }));
+                 });
+}
+
+PatchOperations::RevertWork PatchOperations::prepare_revert(std::string_view name)
+{
+    RevertWork work;
+    static_cast<OperationWork&>(work) = prepare_work(name);
+    if (!is_valid_patch_name(name)) {
+        work.error = invalid_name(name);
+        return work;
+    }
+    auto in_kernel = context_.kernel.patches();
+    if (!in_kernel) {
+        work.error = OpError(in_kernel.error());
+        return work;
+    }
+    if (auto checked = check_revert(name, *in_kernel); !checked) {
+        work.error = std::move(checked).error();
+        return work;
+    }
+    const KernelPatch* in_sysfs = find_patch(*in_kernel, name);
+    work.loaded = in_sysfs != nullptr;
+    // Writing 0 during the patch's own transition to patched turns that one around.
+    work.reverses = in_sysfs && in_sysfs->transition;
     // A wanted patch that is not applied (skipped at boot) is only dropped from the wants.
-    const DesiredState before = desired_;
-    DesiredState next = desired_;
-    if (loaded) {
-        if (DesiredPatch* wanted = next.find(name)) {
-            wanted->pending = PendingAction::revert;
-            if (auto saved = commit(next); !saved)
-                return saved;
+    work.pending = desired_;
+    if (DesiredPatch* wanted = work.pending.find(name); wanted && work.loaded)
+        wanted->pending = PendingAction::revert;
+    work.next = desired_;
+    work.next.erase(name);
+    return work;
+}
+
+void PatchOperations::run_revert(RevertWork& work) const
+{
+    if (work.error)
+        return;
+    try {
+        if (work.loaded) {
+            // Recorded as pending before the write: a crash after it is settled at the next
+            // start from what the kernel shows.
+            if (auto saved = work.save(context_.storage, work.pending); !saved) {
+                work.error = OpError(saved.error());
+                return;
+            }
+            fault_point("revert-after-save");
+            fault_point("revert-writes-kernel");
+            if (auto done = context_.control.revert(work.name); !done) {
+                if (auto restored = work.save(context_.storage, work.before); !restored)
+                    work.failures.push_back(restored.error().message);
+                work.refused = done.error();
+                return;
+            }
         }
-        fault_point("revert-after-save");
-        fault_point("revert-writes-kernel");
-        if (auto done = context_.control.revert(name); !done) {
-            if (auto restored = commit(before); !restored)
-                log_failure(name, restored.error().message);
-            return kernel_refusal(context_.kernel, "revert", name, done.error());
+        if (auto saved = work.save(context_.storage, work.next); !saved) {
+            if (!work.loaded) {
+                work.error = OpError(saved.error());
+                return;
+            }
+            // The kernel is unpatching it; the pending record says so at the next start.
+            work.failures.push_back(saved.error().message);
         }
+    } catch (const std::exception& e) {
+        work.error = OpError(Error{EIO, work.name + ": the revert failed: " + e.what()});
     }
-    next.erase(name);
-    if (auto saved = commit(next); !saved) {
-        if (!loaded)
-            return saved;
-        // The kernel is unpatching it; the pending record says so at the next start.
-        log_failure(name, saved.error().message);
-    }
-    skip_reasons_.erase(std::string(name));
-    sink_->patch_changed(name);
-    if (loaded && reverses && transition_reversed_)
-        transition_reversed_(name, "unpatched");
-    else if (loaded && transition_started_)
-        transition_started_(name, "unpatched");
+}
+
+OpResult<void> PatchOperations::finish_revert(RevertWork& work)
+{
+    adopt(work, "revert");
+    if (work.error)
+        return std::move(*work.error);
+    if (work.refused)
+        return kernel_refusal(context_.kernel, "revert", work.name, *work.refused);
+    skip_reasons_.erase(work.name);
+    sink_->patch_changed(work.name);
+    if (work.loaded && work.reverses && transition_reversed_)
+        transition_reversed_(work.name, "unpatched");
+    else if (work.loaded && transition_started_)
+        transition_started_(work.name, "unpatched");
     return {};
 }
 
@@ -597,10 +671,42 @@ OpResult<void> PatchOperations::kick()
 {
     if (auto checked = check_kick(); !checked)
         return checked;
-    fault_point("kick-writes-kernel");
-    if (auto done = context_.control.kick(); !done)
-        return kernel_refusal(context_.kernel, "kick", {}, done.error());
+    OperationWork work = prepare_work({});
+    run_kick(work);
+    return finish_kick(work);
+}
+
+void PatchOperations::kick(std::function<void(OpResult<void>)> done)
+{
+    if (auto checked = check_kick(); !checked) {
+        done(std::move(checked));
+        return;
+    }
+    auto work = std::make_shared<OperationWork>(prepare_work({}));
+    run_blocking([this, work] { run_kick(*work); },
+                 [this, work, done = std::move(done)] {
+                     done(finished({}, "kick", [&] { return finish_kick(*work); }));
+                 });
+}
+
+OpResult<void> PatchOperations::finish_kick(OperationWork& work)
+{
+    if (work.error)
+        return std::move(*work.error);
+    if (work.refused)
+        return kernel_refusal(context_.kernel, "kick", {}, *work.refused);
     return {};
+}
+
+void PatchOperations::run_kick(OperationWork& work) const
+{
+    try {
+        fault_point("kick-writes-kernel");
+        if (auto done = context_.control.kick(); !done)
+            work.refused = done.error();
+    } catch (const std::exception& e) {
+        work.error = OpError(Error{EIO, std::string("the kick failed: ") + e.what()});
+    }
 }
 
 OpResult<void> PatchOperations::check_force(std::string_view name) const
@@ -622,21 +728,72 @@ OpResult<void> PatchOperations::check_force(std::string_view name) const
 
 OpResult<void> PatchOperations::force(std::string_view name)
 {
-    if (auto checked = check_force(name); !checked)
-        return checked;
-    fault_point("force-writes-kernel");
-    if (auto done = context_.control.force(name); !done)
-        return kernel_refusal(context_.kernel, "force", name, done.error());
-    record_forced(name);
+    ForceWork work = prepare_force(name);
+    run_force(work);
+    return finish_force(work);
+}
+
+void PatchOperations::force(std::string_view name, std::function<void(OpResult<void>)> done)
+{
+    auto work = std::make_shared<ForceWork>(prepare_force(name));
+    if (work->error) {
+        done(std::move(*work->error));
+        return;
+    }
+    run_blocking([this, work] { run_force(*work); },
+                 [this, work, done = std::move(done)] {
+                     done(finished(work->name, "force", [&] { return finish_force(*work); }));
+                 });
+}
+
+PatchOperations::ForceWork PatchOperations::prepare_force(std::string_view name)
+{
+    ForceWork work;
+    static_cast<OperationWork&>(work) = prepare_work(name);
+    if (auto checked = check_force(name); !checked) {
+        work.error = std::move(checked).error();
+        return work;
+    }
+    if (desired_available_)
+        work.next = with_forced(name);
+    return work;
+}
+
+void PatchOperations::run_force(ForceWork& work) const
+{
+    if (work.error)
+        return;
+    try {
+        fault_point("force-writes-kernel");
+        if (auto done = context_.control.force(work.name); !done) {
+            work.refused = done.error();
+            return;
+        }
+        if (work.next)
+            if (auto saved = work.save(context_.storage, *work.next); !saved)
+                work.failures.push_back(saved.error().message + "; Forced is not kept if "
+                                                                "livepatchd restarts in this "
+                                                                "boot");
+    } catch (const std::exception& e) {
+        work.error = OpError(Error{EIO, work.name + ": the force failed: " + e.what()});
+    }
+}
+
+OpResult<void> PatchOperations::finish_force(ForceWork& work)
+{
+    adopt(work, "force");
+    if (work.error)
+        return std::move(*work.error);
+    if (work.refused)
+        return kernel_refusal(context_.kernel, "force", work.name, *work.refused);
+    mark_forced(work.name);
     if (transition_forced_)
-        transition_forced_(name);
+        transition_forced_(work.name);
     return {};
 }
 
-void PatchOperations::record_forced(std::string_view name)
+DesiredState PatchOperations::with_forced(std::string_view name) const
 {
-    const bool known = forced_.contains(name);
-    forced_.insert(std::string(name));
     // Kept in the desired state, so that a restart of livepatchd still shows it (this boot).
     DesiredState next = desired_;
     if (next.forced_boot_id != context_.boot_id)
@@ -644,12 +801,22 @@ void PatchOperations::record_forced(std::string_view name)
     next.forced_boot_id = context_.boot_id;
     if (std::find(next.forced.begin(), next.forced.end(), name) == next.forced.end())
         next.forced.emplace_back(name);
+    return next;
+}
+
+void PatchOperations::mark_forced(std::string_view name)
+{
+    if (forced_.insert(std::string(name)).second)
+        sink_->patch_changed(name);
+}
+
+void PatchOperations::record_forced(std::string_view name)
+{
     if (desired_available_)
-        if (auto saved = commit(std::move(next)); !saved)
+        if (auto saved = commit(with_forced(name)); !saved)
             log_failure(name, saved.error().message +
                                   "; Forced is not kept if livepatchd restarts in this boot");
-    if (!known)
-        sink_->patch_changed(name);
+    mark_forced(name);
 }
 
 // --- what the kernel did -------------------------------------------------------------------

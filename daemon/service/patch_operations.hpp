@@ -103,12 +103,20 @@ public:
     void apply(std::string_view name, std::function<void(OpResult<void>)> done);
     OpResult<void> check_revert(std::string_view name) const;
     OpResult<void> revert(std::string_view name);
+    // revert(), answered through done, on the loop: the saves of the desired state and the
+    // write to lpshim's enabled (which starts the transition: it walks every task) run as
+    // blocking work, the announcements after it.
+    void revert(std::string_view name, std::function<void(OpResult<void>)> done);
     OpResult<void> check_remove(std::string_view name) const;
     OpResult<void> remove(std::string_view name);
     OpResult<void> check_kick() const;
     OpResult<void> kick();
     OpResult<void> check_force(std::string_view name) const;
     OpResult<void> force(std::string_view name);
+    // kick() and force(), answered through done, on the loop: the write to lpshim (each walks
+    // the pending tasks) and Force's save of Forced run as blocking work.
+    void kick(std::function<void(OpResult<void>)> done);
+    void force(std::string_view name, std::function<void(OpResult<void>)> done);
     // The kernel forced tasks of name's transition (Force, on_stall: force, or echo 1 > force
     // by hand, seen in lpshim's end event): its Forced is true for the rest of this boot, kept
     // in the desired state across restarts of livepatchd.
@@ -171,29 +179,61 @@ private:
     // The boot apply's: below, the patches of the look it runs in.
     OpResult<void> apply_now(std::string_view name, bool boot,
                              std::optional<std::vector<std::string>> below = std::nullopt);
-    // An apply in three steps: prepared on the loop, run as blocking work on copies (nothing of
-    // this object but the context's store, storage and control, which nothing else uses while
-    // busy()), finished on the loop.
-    struct ApplyWork {
+    // Runs work as blocking work (runner_, or at once without one), then `then` on the loop;
+    // busy() from now until `then` starts.
+    void run_blocking(std::function<void()> work, std::function<void()> then);
+    // An operation in three steps: prepared on the loop, run as blocking work on copies
+    // (nothing of this object but the context's store, storage and control, which nothing else
+    // uses while busy()), finished on the loop, where the desired state it saved is adopted.
+    struct OperationWork {
         std::string name;
-        DesiredState before; // as it was
-        DesiredState next;   // with the patch on top (pending, if the apply makes it wanted)
+        DesiredState before;          // as it was
         std::optional<OpError> error; // failed before the kernel was asked, or could not ask
-        std::optional<Error> refused; // the kernel refused the module
+        std::optional<Error> refused; // the kernel refused
         DesiredState on_disk;         // what the file holds once the work is done
         std::optional<bool> save_failed;   // the last save's outcome, if one was made
         std::vector<std::string> failures; // saves that failed after the point of no return
+        // Saves state unless the file holds it already (as commit()).
+        Result<void> save(const DesiredStateStorage& storage, const DesiredState& state);
+    };
+    OperationWork prepare_work(std::string_view name) const;
+    // At a work's end, on the loop: what the file holds becomes the desired state; the saves
+    // that failed are logged.
+    void adopt(OperationWork& work, std::string_view verb);
+    struct ApplyWork : OperationWork {
+        DesiredState next; // with the patch on top (pending, if the apply makes it wanted)
         // What the kernel had before the load (the boot apply: its look's), if known; whether
         // it is an atomic replace, read after the load (off the loop only).
         std::optional<std::vector<std::string>> below;
         bool read_replace = true;
         std::optional<bool> replace;
-        // Saves state unless the file holds it already (as commit()).
-        Result<void> save(const DesiredStateStorage& storage, const DesiredState& state);
     };
     ApplyWork prepare_apply(std::string_view name, bool boot);
     void run_apply(ApplyWork& work) const;
     OpResult<void> finish_apply(ApplyWork& work);
+    struct RevertWork : OperationWork {
+        bool loaded = false;    // lpshim has it: its enabled is written
+        bool reverses = false;  // its transition to patched is under way: the write turns it
+        DesiredState pending;   // wanted, as being reverted (if it was wanted)
+        DesiredState next;      // not wanted
+    };
+    OpResult<void> check_revert(std::string_view name,
+                                const std::vector<KernelPatch>& in_kernel) const;
+    RevertWork prepare_revert(std::string_view name);
+    void run_revert(RevertWork& work) const;
+    OpResult<void> finish_revert(RevertWork& work);
+    struct ForceWork : OperationWork {
+        std::optional<DesiredState> next; // with the patch's Forced, if it can be saved
+    };
+    ForceWork prepare_force(std::string_view name);
+    void run_force(ForceWork& work) const;
+    OpResult<void> finish_force(ForceWork& work);
+    // The desired state with name's Forced recorded (of this boot).
+    DesiredState with_forced(std::string_view name) const;
+    // Forced is true for the rest of this boot; announced when it was not.
+    void mark_forced(std::string_view name);
+    void run_kick(OperationWork& work) const;
+    OpResult<void> finish_kick(OperationWork& work);
     std::uint64_t realtime() const;
     std::uint64_t boottime() const;
 
