@@ -49,6 +49,7 @@ struct FakeControl final : PatchControl {
     explicit FakeControl(FakeKernelView& k) : kernel(k) {}
     FakeKernelView& kernel;
     std::set<std::string> refuse;
+    std::set<std::string> refuse_revert;
     std::set<std::string> replaces; // loaded as atomic replaces
     bool complete_within_load = false; // the transition completes in finit_module (immediate)
     std::vector<std::string> loaded;
@@ -67,6 +68,8 @@ struct FakeControl final : PatchControl {
     Result<void> unload(std::string_view) override { return {}; }
     Result<void> revert(std::string_view name) override
     {
+        if (refuse_revert.contains(std::string(name)))
+            return Error{EPERM, "write to enabled: Operation not permitted"};
         for (KernelPatch& p : kernel.kernel_patches)
             if (p.name == name) {
                 p.enabled = false;
@@ -521,4 +524,62 @@ TEST_CASE("Forced: set by Force, kept when livepatchd restarts in the same boot,
     CHECK(forced(*ops));
     CHECK(forced(*w.operations()));                                   // restarted
     CHECK(!forced(*w.operations("fedcba9876543210fedcba9876543210"))); // rebooted
+}
+
+TEST_CASE("a Revert off the loop: adopted at its end; a refusal puts the desired state back")
+{
+    // Issue 18: Revert's saves and its write to lpshim run as blocking work (the bus test
+    // shows the loop free meanwhile); here the work and its end are run by hand.
+    World w;
+    w.install("lp_a");
+    w.install("lp_b");
+    auto ops = w.operations();
+    REQUIRE(name_of(ops->apply("lp_a")) == "ok");
+    w.control.complete();
+    struct Queued {
+        std::function<void()> work, then;
+    };
+    std::vector<Queued> queued;
+    ops->set_work_runner([&queued](std::function<void()> work, std::function<void()> then) {
+        queued.push_back({std::move(work), std::move(then)});
+    });
+    std::optional<std::string> answer;
+    const auto answered = [&answer](OpResult<void> r) { answer = name_of(r); };
+
+    ops->revert("lp_a", answered);
+    REQUIRE(queued.size() == 1);
+    CHECK(ops->busy());
+    CHECK(!answer);
+    CHECK(w.kernel.kernel_patches.front().enabled); // not written before the work
+    queued[0].work();
+    CHECK(!w.storage.saved.find("lp_a"));             // saved by the work
+    CHECK(ops->desired().find("lp_a") != nullptr);    // adopted only at the end
+    CHECK(!w.kernel.kernel_patches.front().enabled);  // written by the work
+    CHECK(!answer);
+    queued[0].then();
+    CHECK(!ops->busy());
+    CHECK(answer == "ok");
+    CHECK(ops->desired().find("lp_a") == nullptr);
+    w.control.complete();
+
+    // Refused by the kernel: the pending record is put back, in the file and in memory.
+    ops->set_work_runner(nullptr);
+    REQUIRE(name_of(ops->apply("lp_b")) == "ok");
+    w.control.complete();
+    ops->set_work_runner([&queued](std::function<void()> work, std::function<void()> then) {
+        queued.push_back({std::move(work), std::move(then)});
+    });
+    w.control.refuse_revert.insert("lp_b");
+    answer.reset();
+    ops->revert("lp_b", answered);
+    REQUIRE(queued.size() == 2);
+    queued[1].work();
+    queued[1].then();
+    CHECK(!ops->busy());
+    CHECK(answer == "errno " + std::to_string(EPERM));
+    REQUIRE(w.storage.saved.find("lp_b"));
+    CHECK(w.storage.saved.find("lp_b")->pending == PendingAction::none);
+    REQUIRE(ops->desired().find("lp_b"));
+    CHECK(ops->desired().find("lp_b")->pending == PendingAction::none);
+    CHECK(w.kernel.kernel_patches.back().enabled);
 }
