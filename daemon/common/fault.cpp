@@ -10,6 +10,10 @@
 #include <thread>
 #include <utility>
 
+#ifdef LIVEPATCHD_FAULT_INJECTION
+#include "common/journal.hpp"
+#endif
+
 namespace livepatchd {
 
 namespace {
@@ -43,7 +47,13 @@ void fault_point(std::string_view name)
                 continue;
             const unsigned long ms =
                 std::strtoul(std::string(spec.substr(colon + 1)).c_str(), nullptr, 10);
-            std::this_thread::sleep_for(std::chrono::milliseconds(std::min(ms, 10'000UL)));
+            const unsigned long delay_ms = std::min(ms, 10'000UL);
+            std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+            // Said after the delay, so that a test sees that the point was reached and slept.
+            journal::log(LogLevel::notice,
+                         "fault point " + std::string(name) + ": delayed " +
+                             std::to_string(delay_ms) + " ms (LIVEPATCHD_FAULT_DELAY_AT)",
+                         {{"FAULT_POINT", std::string(name)}});
         }
     }
 #endif

@@ -1173,12 +1173,14 @@ void Service::act_on_stall(const std::vector<PendingTask>& pending)
     case StallStep::wait:
         break;
     case StallStep::reverse_to_unpatched:
+        fault_point("stall-writes-kernel");
         if ((done = control_->revert(watched.patch)))
             watch(watched.patch, "unpatched", true);
         break;
     case StallStep::reverse_to_patched:
         // A stalled revert goes back: the patch stays applied in this boot. The Revert already
         // stopped wanting it, so the next boot does not apply it.
+        fault_point("stall-writes-kernel");
         if ((done = control_->enable(watched.patch))) {
             watch(watched.patch, "patched", true);
             journal::log(LogLevel::warning,
@@ -1328,6 +1330,7 @@ void Service::remediate(std::chrono::milliseconds elapsed, const std::vector<Pen
             stops.push_back(remedy);
             continue;
         }
+        fault_point("ladder-kicks-kernel");
         const auto kicked = control_->kick();
         if (!kicked) {
             journal::log(LogLevel::warning, kicked.error().message, {{"PATCH", patch}});

@@ -6,7 +6,8 @@
 # ever while the journal said "on_stall is revert". Every transition gets exactly one
 # TransitionFinished. (on_stall: force pins lpshim for good, so it is not run in this boot:
 # the bus and unit tests cover Forced.) Last, slow reads and writes of the kernel's patches
-# (a Revert's, a Kick's) and slow reads of the blockers' /proc do not hold the event loop.
+# (a Revert's, a Kick's, the ladder's kicks, the stall's reversal) and slow reads of the
+# blockers' /proc do not hold the event loop.
 . "$(dirname "$0")/../lib.sh"
 
 C=test_lpshim_consistency
@@ -86,9 +87,10 @@ echo "# slow reads and writes of the kernel and of the blockers' /proc do not ho
 # serves on meanwhile, and a stalled apply is still followed and reversed. (lpshim's transition
 # events and a transition's start read the kernel's patches no more: an atomic replace's end
 # knows what it replaced from the desired order.) So it does before a Revert's and a Kick's
-# writes to lpshim, as a Revert took 105 ms right after 30,000 pending tasks exited.
+# writes to lpshim, as a Revert took 105 ms right after 30,000 pending tasks exited, and before
+# the remediation ladder's kicks and the stall's reversal.
 mkdir -p "$(dirname $DROPIN)"
-printf '[Service]\nEnvironment=LIVEPATCHD_FAULT_DELAY_AT=tick-reads-kernel:300,stall-reads-facts:300,revert-writes-kernel:300,kick-writes-kernel:300\n' >$DROPIN
+printf '[Service]\nEnvironment=LIVEPATCHD_FAULT_DELAY_AT=tick-reads-kernel:300,stall-reads-facts:300,revert-writes-kernel:300,kick-writes-kernel:300,ladder-kicks-kernel:300,stall-writes-kernel:300\n' >$DROPIN
 # At debug level, the loop's dispatches of 20 ms or more are logged with their DISPATCH_USEC.
 echo '{"log": {"level": "debug"}, "transition": {"stall_timeout_ms": 3000, "on_stall": "revert"}}' >$CONF
 systemctl daemon-reload
@@ -97,7 +99,7 @@ systemctl restart livepatchd
 echo 1 >$T/kthread_park
 wait_until 10 "the kthread is parked in the patched function" grep -qx 1 $T/kthread_park
 livepatchctl apply --no-block $C
-busctl call "${MANAGER[@]}" Kick || fail "Kick during the stalled apply failed"
+busctl call "${MANAGER[@]}" Kick >/dev/null || fail "Kick during the stalled apply failed"
 reversed() {
 	journalctl -u livepatchd --no-pager -o cat --after-cursor="$cursor" |
 		grep -q "^$C: transition to patched reversed after"
@@ -109,6 +111,15 @@ wait_until 10 "the kthread is unparked" grep -qx 0 $T/kthread_park
 livepatchctl apply $C >/dev/null || fail "the apply did not complete"
 livepatchctl revert $C >/dev/null || fail "the revert did not complete"
 expect_eq "$(patch_state $C)" installed "with slow writes, the revert completed"
+# Each delay was reached (a test build says so after it slept): the writes measured are the
+# ones delayed.
+for point in tick-reads-kernel stall-reads-facts revert-writes-kernel kick-writes-kernel \
+	ladder-kicks-kernel stall-writes-kernel; do
+	journalctl -u livepatchd --no-pager -o cat --after-cursor="$cursor" |
+		grep -q "^fault point $point: delayed 300 ms" ||
+		fail "livepatchd never reached its fault point $point (delayed 300 ms)"
+done
+ok "every slow read and write was reached and delayed"
 # The longest dispatch of the loop since the restart, how many were logged (the first is
 # always: the longest so far), and the longest tick, its read of the kernel included (TICK_USEC:
 # the delay did happen).
