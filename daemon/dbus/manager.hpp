@@ -93,6 +93,9 @@ public:
     // Registers the objects on the bus. Call before requesting the bus name, so that no call
     // arrives before they exist.
     Result<void> attach();
+    // Handles the calls that wait for an operation's work, until one starts blocking work
+    // again: at the end of each (those of the adapter's calls and the service's own writes).
+    void resume_waiting();
 
     // EventSink
     void transition_started(std::string_view patch, std::string_view target) override;
@@ -156,8 +159,6 @@ private:
     };
     std::deque<WaitingCall> waiting_;
     bool is_waiting(sd_bus_message* call) const;
-    // Handles the calls that wait, until one starts blocking work again.
-    void resume_waiting();
     // Replies to a call answered once its operation has ended.
     void answer(sd_bus_message* call, const OpResult<void>& done);
     // What an operation that ends later calls with its outcome: answers call (kept until

@@ -218,6 +218,25 @@ void PatchOperations::run_blocking(std::function<void()> work, std::function<voi
     }
 }
 
+void PatchOperations::write_kernel(std::function<Result<void>()> write,
+                                   std::function<void(Result<void>)> done)
+{
+    auto outcome = std::make_shared<Result<void>>(
+        Error{ENOMEM, "the write to lpshim could not run; nothing was written"});
+    run_blocking(
+        [outcome, write = std::move(write)] {
+            try {
+                *outcome = write();
+            } catch (const std::exception& e) {
+                try {
+                    *outcome = Error{EIO, std::string("the write to lpshim failed: ") + e.what()};
+                } catch (...) {
+                }
+            }
+        },
+        [outcome, done = std::move(done)] { done(std::move(*outcome)); });
+}
+
 PatchOperations::OperationWork PatchOperations::prepare_work(std::string_view name) const
 {
     OperationWork work;

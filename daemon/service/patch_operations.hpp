@@ -117,6 +117,10 @@ public:
     // the pending tasks) and Force's save of Forced run as blocking work.
     void kick(std::function<void(OpResult<void>)> done);
     void force(std::string_view name, std::function<void(OpResult<void>)> done);
+    // A write to lpshim the service decided (the ladder's kick, a stall's reversal), as
+    // blocking work, its outcome told through done on the loop: busy() meanwhile, as for an
+    // operation of a caller's. Not while busy().
+    void write_kernel(std::function<Result<void>()> write, std::function<void(Result<void>)> done);
     // The kernel forced tasks of name's transition (Force, on_stall: force, or echo 1 > force
     // by hand, seen in lpshim's end event): its Forced is true for the rest of this boot, kept
     // in the desired state across restarts of livepatchd.

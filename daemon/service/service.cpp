@@ -738,12 +738,22 @@ int Service::on_tick(sd_event_source*, std::uint64_t, void* userdata) noexcept
 
 void Service::operation_ended()
 {
-    ++kernel_acts_;
+    // The ladder's kick changes nothing a look shows, and its look scheduled the next tick:
+    // that one comes at its time, unless a tick was held meanwhile.
+    const bool kick = std::exchange(kick_writing_, false);
+    if (!kick)
+        ++kernel_acts_;
     if (operations_->busy())
         return; // a call that waited started the next one
+    // The calls parked behind a write of the service's own (the adapter resumes those behind
+    // its calls' operations itself).
+    manager_->resume_waiting();
+    if (operations_->busy())
+        return;
     if (events_source_)
         (void)sd_event_source_set_enabled(events_source_.get(), SD_EVENT_ON);
-    schedule_tick(0);
+    if (!kick || std::exchange(tick_held_, false))
+        schedule_tick(0);
 }
 
 Service::KernelLook Service::read_kernel() const
@@ -762,8 +772,11 @@ void Service::tick()
     // Nothing changes the patches or follows their transitions while an operation's blocking
     // work runs: the tick after its end (operation_ended) does. Nor while a tick waits for its
     // read of the kernel: that tick goes on once it has it.
-    if (operations_->busy() || tick_reading_)
+    if (operations_->busy() || tick_reading_) {
+        tick_held_ = tick_held_ || operations_->busy();
         return;
+    }
+    tick_held_ = false;
     const std::uint64_t started = monotonic_usec();
     executor_->tidy();
     int events = 0;
@@ -791,8 +804,10 @@ void Service::tick()
             [this, look] { *look = read_kernel(); },
             [this, look, acts = kernel_acts_, started, consumed_usec, events] {
                 tick_reading_ = false;
-                if (operations_->busy())
+                if (operations_->busy()) {
+                    tick_held_ = true;
                     return; // its end ticks
+                }
                 if (acts != kernel_acts_) {
                     schedule_tick(0);
                     return;
@@ -1048,13 +1063,15 @@ void Service::follow_pending(Result<std::vector<PendingTask>> tasks)
             update_status_line(status);
             return;
         }
-        // (Each part timed, for the look's debug line.)
-        remediate(std::chrono::milliseconds(watcher_.elapsed_usec(now) / usec_per_msec), *tasks);
-        const std::uint64_t remedied = monotonic_usec();
-        look_remedy_usec_ = remedied - now;
+        // (Each part timed, for the look's debug line.) The stall first: its write to lpshim
+        // runs off the loop, and the ladder's kick waits for a look without one (a kick in
+        // every look must not keep the stall from acting).
         if (watcher_.watched() && watcher_.watched()->stalled)
             act_on_stall(*tasks);
-        look_stall_usec_ = monotonic_usec() - remedied;
+        const std::uint64_t stalled = monotonic_usec();
+        look_stall_usec_ = stalled - now;
+        remediate(std::chrono::milliseconds(watcher_.elapsed_usec(now) / usec_per_msec), *tasks);
+        look_remedy_usec_ = monotonic_usec() - stalled;
         // Emptied in later turns, its storage kept for the next list (PendingListPool).
         list_pool_->give_back(std::move(*tasks));
     }
@@ -1093,7 +1110,7 @@ void Service::report_stall_waiting(const WatchedTransition& watched, std::uint64
 
 void Service::act_on_stall(const std::vector<PendingTask>& pending)
 {
-    if (stall_acted_)
+    if (stall_acted_ || operations_->busy())
         return;
     const std::uint64_t now = now_monotonic(event_.get());
     if (stall_looked_usec_ != 0 && now - stall_looked_usec_ < stall_look_usec)
@@ -1168,39 +1185,58 @@ void Service::act_on_stall(const std::vector<PendingTask>& pending)
     }
     stall_acted_ = true;
     sink().transition_stalled(watched.patch, to_string(decision.action), elapsed);
-    Result<void> done;
+    const std::string patch = watched.patch;
+    const auto failed = [patch](const Error& e) {
+        journal::log(LogLevel::err, e.message,
+                     {{"PATCH", patch},
+                      {"MESSAGE_ID", std::string(journal::message_id::action_failed)}});
+    };
+    // The writes to lpshim walk every task: they run off the loop (PatchOperations::busy()
+    // meanwhile, which holds the tick and lpshim's events, so that the watch is told of the
+    // reversal before its events come).
     switch (stall_step(decision.action, watched)) {
     case StallStep::wait:
         break;
     case StallStep::reverse_to_unpatched:
-        fault_point("stall-writes-kernel");
-        if ((done = control_->revert(watched.patch)))
-            watch(watched.patch, "unpatched", true);
+        operations_->write_kernel(
+            [control = control_.get(), patch] {
+                fault_point("stall-writes-kernel");
+                return control->revert(patch);
+            },
+            [this, patch, failed](Result<void> done) {
+                if (!done)
+                    return failed(done.error());
+                watch(patch, "unpatched", true);
+            });
         break;
     case StallStep::reverse_to_patched:
         // A stalled revert goes back: the patch stays applied in this boot. The Revert already
         // stopped wanting it, so the next boot does not apply it.
-        fault_point("stall-writes-kernel");
-        if ((done = control_->enable(watched.patch))) {
-            watch(watched.patch, "patched", true);
-            journal::log(LogLevel::warning,
-                         watched.patch + ": the stalled revert is reversed (on_stall is "
-                                         "revert): the patch stays applied until the next boot, "
-                                         "which does not apply it; revert it again once the "
-                                         "tasks that block it are gone (livepatchctl blocking)",
-                         {{"PATCH", watched.patch}});
-        }
+        operations_->write_kernel(
+            [control = control_.get(), patch] {
+                fault_point("stall-writes-kernel");
+                return control->enable(patch);
+            },
+            [this, patch, failed](Result<void> done) {
+                if (!done)
+                    return failed(done.error());
+                watch(patch, "patched", true);
+                journal::log(LogLevel::warning,
+                             patch + ": the stalled revert is reversed (on_stall is revert): "
+                                     "the patch stays applied until the next boot, which does "
+                                     "not apply it; revert it again once the tasks that block "
+                                     "it are gone (livepatchctl blocking)",
+                             {{"PATCH", patch}});
+            });
         break;
     case StallStep::force:
         // Through PatchOperations, as Force: the patch's Forced becomes true, and is kept.
-        if (auto forced = operations_->force(watched.patch); !forced)
-            done = Error(forced.error());
+        operations_->force(patch, [failed](OpResult<void> forced) {
+            if (!forced)
+                failed(forced.error());
+        });
         break;
     }
-    if (!done)
-        journal::log(LogLevel::err, done.error().message,
-                     {{"PATCH", watched.patch},
-                      {"MESSAGE_ID", std::string(journal::message_id::action_failed)}});
 }
 
 void Service::read_stall_facts(std::vector<PendingTask> tasks)
@@ -1330,18 +1366,28 @@ void Service::remediate(std::chrono::milliseconds elapsed, const std::vector<Pen
             stops.push_back(remedy);
             continue;
         }
-        fault_point("ladder-kicks-kernel");
-        const auto kicked = control_->kick();
-        if (!kicked) {
-            journal::log(LogLevel::warning, kicked.error().message, {{"PATCH", patch}});
+        // lpshim's kick walks the pending tasks: off the loop (one per round; none while the
+        // stall's write runs). It changes nothing a look at the patches shows.
+        if (operations_->busy())
             continue;
-        }
-        kicks_.record(monotonic_usec());
-        if (metrics_)
-            metrics_->tasks_kicked();
-        journal::log(LogLevel::debug,
-                     patch + ": kicked " + std::to_string(pending.size()) + " pending task(s)",
-                     {{"PATCH", patch}});
+        kick_writing_ = true;
+        operations_->write_kernel(
+            [control = control_.get()] {
+                fault_point("ladder-kicks-kernel");
+                return control->kick();
+            },
+            [this, patch, count = pending.size()](Result<void> kicked) {
+                if (!kicked) {
+                    journal::log(LogLevel::warning, kicked.error().message, {{"PATCH", patch}});
+                    return;
+                }
+                kicks_.record(monotonic_usec());
+                if (metrics_)
+                    metrics_->tasks_kicked();
+                journal::log(LogLevel::debug,
+                             patch + ": kicked " + std::to_string(count) + " pending task(s)",
+                             {{"PATCH", patch}});
+            });
     }
     std::vector<std::pair<TaskFacts, std::string>> refusals;
     for (auto& [tid, why] : refused) {

@@ -207,6 +207,8 @@ private:
     // Reads the tick's look at the kernel (read_kernel()); destroyed before kernel_.
     std::unique_ptr<OffLoopQueue> kernel_reader_;
     bool tick_reading_ = false; // a tick waits for its look at the kernel: it goes on from there
+    bool tick_held_ = false;    // a tick found an operation's work running: its end ticks
+    bool kick_writing_ = false; // the work running is the ladder's kick
     // Counts what the loop did that a look at the kernel read before it would not show: an
     // operation's end, a transition watched, turned back or forced, lpshim's events read. A
     // tick whose look was read across one of them reads again.
