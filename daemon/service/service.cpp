@@ -1064,13 +1064,16 @@ void Service::follow_pending(Result<std::vector<PendingTask>> tasks)
             return;
         }
         // (Each part timed, for the look's debug line.) The stall first: its write to lpshim
-        // runs off the loop, and the ladder's kick waits for a look without one (a kick in
-        // every look must not keep the stall from acting).
+        // runs off the loop, and a look that started one has no ladder round (no kick in every
+        // look keeps the stall from acting, and nothing is stopped for a transition being
+        // turned around).
         if (watcher_.watched() && watcher_.watched()->stalled)
             act_on_stall(*tasks);
         const std::uint64_t stalled = monotonic_usec();
         look_stall_usec_ = stalled - now;
-        remediate(std::chrono::milliseconds(watcher_.elapsed_usec(now) / usec_per_msec), *tasks);
+        if (!operations_->busy())
+            remediate(std::chrono::milliseconds(watcher_.elapsed_usec(now) / usec_per_msec),
+                      *tasks);
         look_remedy_usec_ = monotonic_usec() - stalled;
         // Emptied in later turns, its storage kept for the next list (PendingListPool).
         list_pool_->give_back(std::move(*tasks));
@@ -1366,28 +1369,34 @@ void Service::remediate(std::chrono::milliseconds elapsed, const std::vector<Pen
             stops.push_back(remedy);
             continue;
         }
-        // lpshim's kick walks the pending tasks: off the loop (one per round; none while the
-        // stall's write runs). It changes nothing a look at the patches shows.
+        // lpshim's kick walks the pending tasks: off the loop (one per round). It changes
+        // nothing a look at the patches shows.
         if (operations_->busy())
             continue;
-        kick_writing_ = true;
-        operations_->write_kernel(
-            [control = control_.get()] {
-                fault_point("ladder-kicks-kernel");
-                return control->kick();
-            },
-            [this, patch, count = pending.size()](Result<void> kicked) {
-                if (!kicked) {
-                    journal::log(LogLevel::warning, kicked.error().message, {{"PATCH", patch}});
-                    return;
-                }
-                kicks_.record(monotonic_usec());
-                if (metrics_)
-                    metrics_->tasks_kicked();
-                journal::log(LogLevel::debug,
-                             patch + ": kicked " + std::to_string(count) + " pending task(s)",
-                             {{"PATCH", patch}});
-            });
+        kick_writing_ = true; // its end: operation_ended()
+        try {
+            operations_->write_kernel(
+                [control = control_.get()] {
+                    fault_point("ladder-kicks-kernel");
+                    return control->kick();
+                },
+                [this, patch, count = pending.size()](Result<void> kicked) {
+                    if (!kicked) {
+                        journal::log(LogLevel::warning, kicked.error().message,
+                                     {{"PATCH", patch}});
+                        return;
+                    }
+                    kicks_.record(monotonic_usec());
+                    if (metrics_)
+                        metrics_->tasks_kicked();
+                    journal::log(LogLevel::debug,
+                                 patch + ": kicked " + std::to_string(count) + " pending task(s)",
+                                 {{"PATCH", patch}});
+                });
+        } catch (...) {
+            kick_writing_ = false; // not started
+            throw;
+        }
     }
     std::vector<std::pair<TaskFacts, std::string>> refusals;
     for (auto& [tid, why] : refused) {
