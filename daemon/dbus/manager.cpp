@@ -372,22 +372,21 @@ void Manager::transition_stalled(std::string_view patch, std::string_view action
                              elapsed_usec);
 }
 
+Manager::PinnedSnapshot::PinnedSnapshot(Manager& manager) : manager_(manager)
+{
+    manager_.invalidate();
+    manager_.pinned_ = true;
+}
+
+Manager::PinnedSnapshot::~PinnedSnapshot()
+{
+    manager_.pinned_ = false;
+    manager_.invalidate();
+}
+
 void Manager::patch_changed(std::string_view name)
 {
-    // One snapshot, read after the change, for the state and for every property sent (pinned:
-    // also outside a call, from a tick or lpshim's events, where each getter would read all
-    // patches again); dropped afterwards, so that nothing later sees it once something else
-    // has changed.
-    invalidate();
-    pinned_ = true;
-    struct Unpin {
-        Manager& manager;
-        ~Unpin()
-        {
-            manager.pinned_ = false;
-            manager.invalidate();
-        }
-    } unpin{*this};
+    const PinnedSnapshot pinned(*this);
     auto status = status_of(name);
     if (!status)
         return; // unknown (the store or sysfs could not be read): not announced as removed
@@ -406,7 +405,9 @@ void Manager::patch_changed(std::string_view name)
 
 void Manager::patch_added(std::string_view name)
 {
-    invalidate();
+    // Every property of the new object from one snapshot: an Install ends outside the call
+    // (its work runs off the loop), where each getter would read all patches again.
+    const PinnedSnapshot pinned(*this);
     const std::string object = patch_object_path(name);
     (void)sd_bus_emit_interfaces_added(bus_, object.c_str(), patch_interface, nullptr);
 }

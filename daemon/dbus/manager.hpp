@@ -172,7 +172,7 @@ private:
     int enumerate_patches(char*** nodes, sd_bus_error* error);
 
     // All patches (store and kernel), computed once per incoming message, or once for all a
-    // patch_changed() sends while pinned_.
+    // patch_changed() or patch_added() sends while pinned_.
     Result<std::vector<PatchStatus>> statuses();
     Result<std::optional<PatchStatus>> status_of(std::string_view name);
     void invalidate() { cache_.reset(); }
@@ -186,9 +186,21 @@ private:
         std::vector<PatchStatus> statuses;
     };
     std::optional<Snapshot> cache_;
-    // While patch_changed() sends its signals: the snapshot it read serves every getter, also
-    // when no message is being handled (a tick, lpshim's events, the boot apply queue).
+    // While patch_changed() or patch_added() sends its signals: the snapshot it read serves
+    // every getter, also when no message is being handled (a tick, lpshim's events, the boot
+    // apply queue, an operation's end); dropped afterwards, so that nothing later sees it once
+    // something else has changed.
     bool pinned_ = false;
+    class PinnedSnapshot {
+    public:
+        explicit PinnedSnapshot(Manager& manager);
+        PinnedSnapshot(const PinnedSnapshot&) = delete;
+        PinnedSnapshot& operator=(const PinnedSnapshot&) = delete;
+        ~PinnedSnapshot();
+
+    private:
+        Manager& manager_;
+    };
     std::uint64_t status_reads_ = 0;
     std::vector<SlotPtr> slots_;
 
