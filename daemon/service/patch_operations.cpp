@@ -237,6 +237,23 @@ void PatchOperations::write_kernel(std::function<Result<void>()> write,
         [outcome, done = std::move(done)] { done(std::move(*outcome)); });
 }
 
+template <typename Work>
+void PatchOperations::run_later(std::string_view verb, Work prepared,
+                                void (PatchOperations::*run)(Work&) const,
+                                OpResult<void> (PatchOperations::*finish)(Work&),
+                                std::function<void(OpResult<void>)> done)
+{
+    if (prepared.error) { // refused on the loop: nothing to run
+        done(std::move(*prepared.error));
+        return;
+    }
+    auto work = std::make_shared<Work>(std::move(prepared));
+    run_blocking([this, work, run] { (this->*run)(*work); },
+                 [this, work, finish, verb = std::string(verb), done = std::move(done)] {
+                     done(finished(work->name, verb, [&] { return (this->*finish)(*work); }));
+                 });
+}
+
 PatchOperations::OperationWork PatchOperations::prepare_work(std::string_view name) const
 {
     OperationWork work;
@@ -418,11 +435,8 @@ void PatchOperations::apply(std::string_view name, std::function<void(OpResult<v
         done(std::move(checked));
         return;
     }
-    auto work = std::make_shared<ApplyWork>(prepare_apply(name, false));
-    run_blocking([this, work] { run_apply(*work); },
-                 [this, work, done = std::move(done)] {
-                     done(finished(work->name, "apply", [&] { return finish_apply(*work); }));
-                 });
+    run_later("apply", prepare_apply(name, false), &PatchOperations::run_apply,
+              &PatchOperations::finish_apply, std::move(done));
 }
 
 OpResult<void> PatchOperations::apply_now(std::string_view name, bool boot,
@@ -583,15 +597,8 @@ OpResult<void> PatchOperations::revert(std::string_view name)
 
 void PatchOperations::revert(std::string_view name, std::function<void(OpResult<void>)> done)
 {
-    auto work = std::make_shared<RevertWork>(prepare_revert(name));
-    if (work->error) {
-        done(std::move(*work->error));
-        return;
-    }
-    run_blocking([this, work] { run_revert(*work); },
-                 [this, work, done = std::move(done)] {
-                     done(finished(work->name, "revert", [&] { return finish_revert(*work); }));
-                 });
+    run_later("revert", prepare_revert(name), &PatchOperations::run_revert,
+              &PatchOperations::finish_revert, std::move(done));
 }
 
 PatchOperations::RevertWork PatchOperations::prepare_revert(std::string_view name)
@@ -701,11 +708,8 @@ void PatchOperations::kick(std::function<void(OpResult<void>)> done)
         done(std::move(checked));
         return;
     }
-    auto work = std::make_shared<OperationWork>(prepare_work({}));
-    run_blocking([this, work] { run_kick(*work); },
-                 [this, work, done = std::move(done)] {
-                     done(finished({}, "kick", [&] { return finish_kick(*work); }));
-                 });
+    run_later("kick", prepare_work({}), &PatchOperations::run_kick, &PatchOperations::finish_kick,
+              std::move(done));
 }
 
 OpResult<void> PatchOperations::finish_kick(OperationWork& work)
@@ -754,15 +758,8 @@ OpResult<void> PatchOperations::force(std::string_view name)
 
 void PatchOperations::force(std::string_view name, std::function<void(OpResult<void>)> done)
 {
-    auto work = std::make_shared<ForceWork>(prepare_force(name));
-    if (work->error) {
-        done(std::move(*work->error));
-        return;
-    }
-    run_blocking([this, work] { run_force(*work); },
-                 [this, work, done = std::move(done)] {
-                     done(finished(work->name, "force", [&] { return finish_force(*work); }));
-                 });
+    run_later("force", prepare_force(name), &PatchOperations::run_force,
+              &PatchOperations::finish_force, std::move(done));
 }
 
 PatchOperations::ForceWork PatchOperations::prepare_force(std::string_view name)

@@ -201,6 +201,13 @@ private:
         Result<void> save(const DesiredStateStorage& storage, const DesiredState& state);
     };
     OperationWork prepare_work(std::string_view name) const;
+    // An operation's work, prepared on the loop: refused at once (its error), or run as
+    // blocking work and finished on the loop, done told the outcome there.
+    template <typename Work>
+    void run_later(std::string_view verb, Work prepared,
+                   void (PatchOperations::*run)(Work&) const,
+                   OpResult<void> (PatchOperations::*finish)(Work&),
+                   std::function<void(OpResult<void>)> done);
     // At a work's end, on the loop: what the file holds becomes the desired state; the saves
     // that failed are logged.
     void adopt(OperationWork& work, std::string_view verb);
