@@ -170,10 +170,16 @@ void OffLoopQueue::serve()
         } catch (...) {
             // Must not throw; if one does, the works after it still run.
         }
+        // A work without a continuation has nothing for the loop, which is not woken for it (a
+        // SIGSTOP's: the loop would wake inside its storm); destroyed here, outside the lock.
+        if (!running.front().then)
+            running.clear();
         lock.lock();
         busy_ = false;
-        done_.splice(done_.end(), running);
-        unheard_ = true;
+        if (!running.empty()) {
+            done_.splice(done_.end(), running);
+            unheard_ = true;
+        }
         changed_.notify_all();
     }
 }

@@ -41,8 +41,8 @@ namespace livepatchd {
 class RemediationExecutor {
 public:
     using ReportError = std::function<void(const Error&)>;
-    // What came of a SIGSTOP, on the loop once it was sent (or refused): an error, or how long
-    // the Signaller took (µs).
+    // What came of a SIGSTOP, on the loop once it was sent (or refused), and with a signal
+    // thread once its SIGCONT was sent too: an error, or how long the Signaller took (µs).
     using Stopped = std::function<void(const Result<std::uint64_t>&)>;
 
     RemediationExecutor(sd_event* event, Signaller& signaller, std::chrono::milliseconds hold,

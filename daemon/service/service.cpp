@@ -1493,7 +1493,8 @@ void Service::stop_for_a_moment(const TaskFacts& facts, const Stacks& stacks)
                   {"UNIT", unit},
                   {"FUNCTION", task.function},
                   {"STACK", stack_text(stacks, task.tid)}});
-    // The SIGSTOP is sent from the executor's thread: what follows it runs once it was.
+    // The SIGSTOP is sent from the executor's thread: what follows runs once it was (with that
+    // thread, once its SIGCONT was sent too: RemediationExecutor).
     const auto stopped = [this, patch, task, pid, hold,
                           seq = transition_seq_](const Result<std::uint64_t>& took) {
         if (!took) {
@@ -1506,12 +1507,6 @@ void Service::stop_for_a_moment(const TaskFacts& facts, const Stacks& stacks)
                          patch + ": stopping process " + std::to_string(pid) + " took " +
                              std::to_string(*took) + " us",
                          {{"PATCH", patch}, {"STOP_USEC", std::to_string(*took)}});
-        // tests/vm: a crash between SIGSTOP and SIGCONT, which the next start must repair.
-        fault_point("after-stop");
-#ifdef LIVEPATCHD_FAULT_INJECTION
-        if (std::getenv("LIVEPATCHD_FAULT_KILL_AFTER_STOP"))
-            ::raise(SIGKILL);
-#endif
         if (seq != transition_seq_)
             return; // what is seen of a task is its transition's
         sink().task_remediated(task, "stop-continue");

@@ -132,8 +132,9 @@ mkdir -p /run/systemd/system/livepatchd.service.d
 printf '[Service]\nEnvironment=LIVEPATCHD_FAULT_KILL_AFTER_STOP=1\n' \
 	>/run/systemd/system/livepatchd.service.d/fault.conf
 systemctl daemon-reload
-# A long hold: the signal thread times it, so with a short one the SIGCONT could come before the
-# loop hears of the SIGSTOP and crashes.
+# The crash comes on the signal thread right after the SIGSTOP (the loop hears of a stop only
+# after its SIGCONT). A long hold: a crash point moved after the SIGCONT would leave nothing to
+# continue, and the check below would fail.
 configure '{"transition": {"stall_timeout_ms": 60000}, "remediation": {"kick": {"enabled": false}, "stop_continue": {"hold_ms": 10000}}}'
 start_reader
 livepatchctl apply --no-block $C
