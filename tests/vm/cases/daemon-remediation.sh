@@ -103,6 +103,29 @@ ok "the journal names the stopped process, its unit and the function"
 expect_match "$(last_journal_stack)" "lpshim_target_sleep\+0x[0-9a-f]+/0x[0-9a-f]+ \[lpshim_target\]" \
 	"the SIGSTOP's journal entry carries the reader's symbolised kernel stack"
 
+echo "# a hold that outlasts the transition"
+# The loop hears of a stop with its SIGCONT: with a 3 s hold, lpshim's next pass switches the
+# stopped reader and ends the transition first. The stop is reported all the same.
+configure '{"transition": {"stall_timeout_ms": 60000}, "remediation": {"kick": {"enabled": false}, "stop_continue": {"hold_ms": 3000}}}'
+SIGNALS=$(mktemp)
+livepatchctl --json watch >"$SIGNALS" &
+WATCH=$!
+sleep 1
+start_reader
+livepatchctl apply $C >/dev/null || fail "a 3 s hold: the apply did not complete"
+echo "# a 3 s hold: the reader is in state $(proc_state $READER) when the transition completed"
+reader_remediated() { [[ $(python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    d = json.loads(line)
+    if d.get("Signal") == "TaskRemediated":
+        print(d["TGID"], d["Action"])' "$SIGNALS") == "$READER stop-continue" ]]; }
+wait_until 10 "TaskRemediated(stop-continue) for the reader" reader_remediated
+ok "a hold that outlasts the transition: one TaskRemediated for the reader once it is continued"
+kill $WATCH
+release_reader
+livepatchctl revert $C >/dev/null
+
 echo "# remediation off"
 configure '{"transition": {"stall_timeout_ms": 60000}, "remediation": {"enabled": false}}'
 start_reader
