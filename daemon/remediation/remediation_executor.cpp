@@ -3,7 +3,6 @@
 
 #include "common/clock.hpp"
 #include "common/dispatch_label.hpp"
-#include "common/fault.hpp"
 #include "common/journal.hpp"
 #include "common/loop_activity.hpp"
 
@@ -93,9 +92,9 @@ private:
     bool lowered_ = false;
 };
 
-// At most this long (after a SIGSTOP, a hold if shorter: its SIGCONT is due then): a busy
-// machine's late sleeps look like a storm, and the wait delays the signals queued behind and
-// what the loop hears of them.
+// At most this long, or a hold if shorter: a busy machine's late sleeps look like a storm, and
+// the wait delays the signals queued behind (an ordinary thread's, after a SIGCONT, notices
+// one due late) and what the loop hears of them.
 constexpr std::uint64_t storm_wait_max_usec = 200'000;
 
 } // namespace
@@ -197,16 +196,13 @@ Result<void> RemediationExecutor::stop_for_a_moment(pid_t pid, pid_t tid,
                 // Not stopped: its SIGCONT's work runs at once, and finds nothing to continue.
                 if (due)
                     OffLoopQueue::lower(due, done ? *done + hold_usec : 0);
-                if (done) {
-                    // tests/vm: a crash between SIGSTOP and SIGCONT, which the unit's
-                    // ExecStopPost or the next start must repair. Here, not on the loop: the
-                    // loop hears of the stop after the SIGCONT.
-                    fault_point("after-stop");
 #ifdef LIVEPATCHD_FAULT_INJECTION
-                    if (std::getenv("LIVEPATCHD_FAULT_KILL_AFTER_STOP"))
-                        ::raise(SIGKILL);
+                // tests/vm: a crash between SIGSTOP and SIGCONT, which the unit's ExecStopPost
+                // or the next start must repair. Here, not on the loop: the loop hears of the
+                // stop after the SIGCONT.
+                if (done && std::getenv("LIVEPATCHD_FAULT_KILL_AFTER_STOP"))
+                    ::raise(SIGKILL);
 #endif
-                }
                 if (done && signal_queue_)
                     wait_for_a_free_cpu(outcome->sent_usec + storm_wait_usec(), *signal_queue_);
             } catch (...) {
@@ -242,7 +238,9 @@ Result<void> RemediationExecutor::stop_for_a_moment(pid_t pid, pid_t tid,
         batch.add(
             due, [this, error, pid] { send_resume(pid, *error); },
             [this, error, pid, id, outcome, then = std::move(then)] {
-                if (outcome->result) // else the SIGSTOP's work never ran (the queue's end)
+                // Empty only if the SIGSTOP's work failed even to say so (no memory for its
+                // error): nothing to report then.
+                if (outcome->result)
                     then();
                 if (const auto it = holds_.find(pid); it != holds_.end() && it->second->id == id)
                     holds_.erase(it);
@@ -315,9 +313,7 @@ void RemediationExecutor::send_resume(pid_t pid, std::optional<Error>& error)
         std::optional<OrdinaryPolicy> ordinary;
         if (!signal_queue_->has_queued())
             ordinary.emplace();
-        // Longer than a hold may be: nothing of this one is timed any more, a signal due
-        // ends the wait, and the loop hears of the hold after it.
-        wait_for_a_free_cpu(monotonic_usec() + storm_wait_max_usec, *signal_queue_);
+        wait_for_a_free_cpu(monotonic_usec() + storm_wait_usec(), *signal_queue_);
         if (ordinary && !ordinary->restore())
             lost_realtime_ = true;
     }

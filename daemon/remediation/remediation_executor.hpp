@@ -16,9 +16,9 @@
 // SCHED_FIFO (priority 1) when the kernel allows it, and a SIGCONT timed by the loop or an
 // ordinary thread would come that much late. The Signaller is used on that thread only (on the
 // loop when no thread could be had; the hold is then a timer on the loop). After a signal that
-// thread waits, up to a hold or 200 ms, until a CPU is free again (or another signal is due)
-// before the loop hears of it: the kernel's storm of wakeups would otherwise hold the loop
-// inside that dispatch.
+// thread waits, up to a hold or 200 ms, until a CPU is free again (or another signal is due),
+// and the loop hears of a stop only with its SIGCONT, after that wait: the kernel's storm of
+// wakeups would otherwise hold the loop inside that dispatch.
 #pragma once
 
 #include <systemd/sd-event.h>

@@ -1507,10 +1507,11 @@ void Service::stop_for_a_moment(const TaskFacts& facts, const Stacks& stacks)
                          patch + ": stopping process " + std::to_string(pid) + " took " +
                              std::to_string(*took) + " us",
                          {{"PATCH", patch}, {"STOP_USEC", std::to_string(*took)}});
-        if (seq != transition_seq_)
-            return; // what is seen of a task is its transition's
+        // Told with the SIGCONT, often after the transition the stop ended: the act is
+        // reported all the same, what is seen of a task only for its own transition.
         sink().task_remediated(task, "stop-continue");
-        seen_[task.tid].actions.push_back("stopped for " + hold + " ms");
+        if (seq == transition_seq_)
+            seen_[task.tid].actions.push_back("stopped for " + hold + " ms");
     };
     if (auto asked = executor_->stop_for_a_moment(pid, static_cast<pid_t>(task.tid),
                                                   facts.start_time, stopped);

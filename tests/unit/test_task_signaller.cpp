@@ -318,7 +318,8 @@ TEST_CASE("the executor's signals are sent from a thread of its own, in order")
     HeldUpSignaller signaller;
     std::vector<std::string> errors;
     const auto report = [&](const Error& e) { errors.push_back(e.message); };
-    RemediationExecutor executor(event, signaller, 10ms, report);
+    // A hold long enough that the second stop below is still held when flush() returns.
+    RemediationExecutor executor(event, signaller, 500ms, report);
     int stopped = 0;
 
     // The loop's call returns while the SIGSTOP is still under way.
