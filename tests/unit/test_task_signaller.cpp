@@ -434,6 +434,32 @@ TEST_CASE("SIGSTOPs leave while the loop waits in its poll, not during a dispatc
     executor.flush();
 }
 
+TEST_CASE("a SIGSTOP waits until the loop heard of the signals before it")
+{
+    // A hold's SIGCONT wakes the loop for its continuation; a SIGSTOP right behind it must not
+    // take the instant before the woken loop says it is busy: the loop would run that
+    // continuation inside the SIGSTOP's storm.
+    EventLoop loop;
+    sd_event* event = loop.event;
+    TimesSignaller signaller;
+    RemediationExecutor executor(event, signaller, 10ms, nullptr);
+    REQUIRE(executor.stop_for_a_moment(4242, 4242, 1, nullptr));
+    for (int i = 0; i < 100 && signaller.times(4242).second == 0; ++i)
+        std::this_thread::sleep_for(5ms);
+    REQUIRE(signaller.times(4242).second != 0);
+    std::this_thread::sleep_for(100ms); // the SIGCONT's wait is over: the loop was woken
+    REQUIRE(executor.stop_for_a_moment(4243, 4243, 1, nullptr));
+    std::this_thread::sleep_for(100ms); // the loop has not run yet
+    CHECK(signaller.times(4243).first == 0);
+    const std::uint64_t heard = monotonic_usec();
+    CHECK(sd_event_run(event, 0) > 0); // the first hold's end
+    for (int i = 0; i < 100 && signaller.times(4243).first == 0; ++i)
+        std::this_thread::sleep_for(5ms);
+    CHECK(signaller.times(4243).first >= heard);
+    executor.resume_all();
+    executor.flush();
+}
+
 TEST_CASE("a loop that never waits keeps a SIGSTOP 500 ms at most; an ended hold sends none")
 {
     EventLoop loop;
