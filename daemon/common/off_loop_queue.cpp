@@ -146,6 +146,7 @@ void OffLoopQueue::serve()
         if (next == queued_.end() || !next->due) {
             if (unheard_) {
                 unheard_ = false;
+                woken_ = true;
                 // A counter that cannot overflow in practice, read before the loop runs
                 // continuations: one wake-up for any number of them.
                 (void)::eventfd_write(done_fd_.get(), 1);
@@ -184,13 +185,21 @@ void OffLoopQueue::serve()
     }
 }
 
+bool OffLoopQueue::loop_woken()
+{
+    std::lock_guard lock(mutex_);
+    return woken_;
+}
+
 void OffLoopQueue::run_continuations() noexcept
 {
-    eventfd_t ignored = 0;
-    (void)::eventfd_read(done_fd_.get(), &ignored);
     std::list<Item> ready;
     {
+        // The read under the lock, with woken_: a write after it sets woken_ again.
         std::lock_guard lock(mutex_);
+        eventfd_t ignored = 0;
+        (void)::eventfd_read(done_fd_.get(), &ignored);
+        woken_ = false;
         ready.swap(done_);
     }
     for (Item& item : ready) {

@@ -94,6 +94,9 @@ public:
     bool has_timed_due();
     // Whether any work waits behind the running one, due or not.
     bool has_queued();
+    // Whether the loop was woken for continuations it has not run yet: it is about to dispatch
+    // (for a work that must not start while the loop runs).
+    bool loop_woken();
     // Whether the thread runs SCHED_FIFO (Priority::realtime, and the kernel allowed it).
     bool realtime() const noexcept { return realtime_; }
 
@@ -107,7 +110,8 @@ private:
     static int on_done(sd_event_source* source, int fd, std::uint32_t revents,
                        void* userdata) noexcept;
 
-    std::mutex mutex_; // protects queued_, done_, busy_, closing_, unheard_ (not the Dues: atomics)
+    // protects queued_, done_, busy_, closing_, unheard_, woken_ (not the Dues: atomics)
+    std::mutex mutex_;
     std::condition_variable changed_; // a work was queued or has run, or closing_ was set
     // Lists: an item moves from one to the other by splicing its node, which cannot fail, so
     // no continuation is lost (its owner would wait for it for ever).
@@ -116,6 +120,7 @@ private:
     bool busy_ = false;                      // the thread runs a work taken off queued_
     bool closing_ = false;                   // the thread ends once queued_ is empty
     bool unheard_ = false;                   // done_ has works the loop was not woken for
+    bool woken_ = false; // done_fd_ was written; the loop has not run the continuations since
     const char* label_ = nullptr;            // what runs the continuations, for dispatch lines
     Priority priority_ = Priority::as_loop;  // set before the thread starts
     bool realtime_ = false;                  // set by create(), before any work is posted

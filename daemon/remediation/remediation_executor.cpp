@@ -45,14 +45,16 @@ void wait_for_a_free_cpu(std::uint64_t until, OffLoopQueue& queue)
 // process's first receiver wakes all its threads under its signal lock; the woken spin on it):
 // a loop inside a dispatch then stays there as long (190 ms for 30,000 threads under
 // emulation). So the SIGSTOP waits, in 1 ms sleeps, until the loop waits in its poll with
-// nothing to do (the dispatch that asked for it over, and what was ready since), for at most
+// nothing to do (the dispatch that asked for it over, what was ready since, and the ends of the
+// signals before it, for which this queue woke it), for at most
 // 500 ms, until a hold's SIGCONT is due (which then waits for this SIGSTOP's kill()), or until
 // its own hold was ended (resume_all(): then it is not sent). The loop may still wake between
 // the look and the storm: a smaller window than any dispatch.
 void wait_for_the_loop_to_wait(OffLoopQueue& queue, const OffLoopQueue::Due& own)
 {
     const std::uint64_t until = monotonic_usec() + 500'000;
-    while (loop_busy.load(std::memory_order_relaxed) && monotonic_usec() < until &&
+    while ((loop_busy.load(std::memory_order_relaxed) || queue.loop_woken()) &&
+           monotonic_usec() < until &&
            own->load() != 0 && !queue.has_timed_due()) {
         const timespec one_ms{0, 1'000'000};
         ::nanosleep(&one_ms, nullptr);
