@@ -121,6 +121,32 @@ TEST_CASE("a work without a continuation does not wake the loop")
     CHECK(continued);
 }
 
+TEST_CASE("a loop in flush() is not one about to run its continuations")
+{
+    // A SIGSTOP waits while the queue has woken the loop for continuations not yet run; the
+    // loop in flush() runs them only once that SIGSTOP's work is over: it must not count as
+    // woken meanwhile, or the two wait for each other until the SIGSTOP's 500 ms are up.
+    EventLoop loop;
+    auto queue = OffLoopQueue::create(loop.event, "a test");
+    REQUIRE(queue);
+    OffLoopQueue& q = **queue;
+    q.post([] {}, [] {});
+    for (int i = 0; i < 200 && !q.loop_woken(); ++i)
+        std::this_thread::sleep_for(1ms);
+    REQUIRE(q.loop_woken());
+    bool woken_during_flush = true;
+    q.post(
+        [&] {
+            for (int i = 0; i < 2000 && q.loop_woken(); ++i)
+                std::this_thread::sleep_for(1ms);
+            woken_during_flush = q.loop_woken();
+        },
+        nullptr);
+    q.flush();
+    CHECK_FALSE(woken_during_flush);
+    CHECK_FALSE(q.loop_woken());
+}
+
 TEST_CASE("a queue below the loop runs its works at a nice value 10 above the loop's")
 {
     EventLoop loop;
