@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
 //
 // Crash points for tests: the places where a crash of livepatchd must leave nothing
-// half-done (between saving the desired state and loading a module, between SIGSTOP and
-// SIGCONT, ...) call fault_point("name"). Unit tests set a hook (which throws, so that the
+// half-done (between saving the desired state and loading a module, ...) call
+// fault_point("name") (between SIGSTOP and SIGCONT, on the signals' thread, test builds obey
+// LIVEPATCHD_FAULT_KILL_AFTER_STOP instead). Unit tests set a hook (which throws, so that the
 // test can then start a new instance on the same state); test builds (-Dtests=true) also obey
 // LIVEPATCHD_FAULT_CRASH_AT=name in the environment by killing themselves with SIGKILL there,
 // and LIVEPATCHD_FAULT_DELAY_AT=name:ms[,name:ms...] by sleeping that long there (at most

@@ -188,7 +188,7 @@ void OffLoopQueue::serve()
 bool OffLoopQueue::loop_woken()
 {
     std::lock_guard lock(mutex_);
-    return woken_;
+    return woken_ && !flushing_;
 }
 
 void OffLoopQueue::run_continuations() noexcept
@@ -216,10 +216,12 @@ void OffLoopQueue::flush() noexcept
 {
     {
         std::unique_lock lock(mutex_);
+        flushing_ = true; // the loop waits here: not about to run continuations
         changed_.wait(lock, [this] {
             std::uint64_t earliest = 0;
             return !busy_ && next_due(monotonic_usec(), earliest) == queued_.end();
         });
+        flushing_ = false;
     }
     run_continuations();
 }

@@ -95,7 +95,8 @@ public:
     // Whether any work waits behind the running one, due or not.
     bool has_queued();
     // Whether the loop was woken for continuations it has not run yet: it is about to dispatch
-    // (for a work that must not start while the loop runs).
+    // (for a work that must not start while the loop runs). Not while the loop waits in
+    // flush(), which runs them only after the works.
     bool loop_woken();
     // Whether the thread runs SCHED_FIFO (Priority::realtime, and the kernel allowed it).
     bool realtime() const noexcept { return realtime_; }
@@ -110,7 +111,7 @@ private:
     static int on_done(sd_event_source* source, int fd, std::uint32_t revents,
                        void* userdata) noexcept;
 
-    // protects queued_, done_, busy_, closing_, unheard_, woken_ (not the Dues: atomics)
+    // protects queued_, done_, busy_, closing_, unheard_, woken_, flushing_ (not the Dues)
     std::mutex mutex_;
     std::condition_variable changed_; // a work was queued or has run, or closing_ was set
     // Lists: an item moves from one to the other by splicing its node, which cannot fail, so
@@ -121,6 +122,7 @@ private:
     bool closing_ = false;                   // the thread ends once queued_ is empty
     bool unheard_ = false;                   // done_ has works the loop was not woken for
     bool woken_ = false; // done_fd_ was written; the loop has not run the continuations since
+    bool flushing_ = false; // the loop waits in flush(), which runs them after the works
     const char* label_ = nullptr;            // what runs the continuations, for dispatch lines
     Priority priority_ = Priority::as_loop;  // set before the thread starts
     bool realtime_ = false;                  // set by create(), before any work is posted

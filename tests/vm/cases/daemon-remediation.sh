@@ -113,7 +113,7 @@ WATCH=$!
 sleep 1
 start_reader
 livepatchctl apply $C >/dev/null || fail "a 3 s hold: the apply did not complete"
-echo "# a 3 s hold: the reader is in state $(proc_state $READER) when the transition completed"
+expect_eq "$(proc_state $READER)" T "a 3 s hold: the transition completes while the reader is held"
 reader_remediated() { [[ $(python3 -c '
 import json, sys
 for line in open(sys.argv[1]):
@@ -122,7 +122,8 @@ for line in open(sys.argv[1]):
         print(d["TGID"], d["Action"])' "$SIGNALS") == "$READER stop-continue" ]]; }
 wait_until 10 "TaskRemediated(stop-continue) for the reader" reader_remediated
 ok "a hold that outlasts the transition: one TaskRemediated for the reader once it is continued"
-kill $WATCH
+kill $WATCH 2>/dev/null || true
+rm -f "$SIGNALS"
 release_reader
 livepatchctl revert $C >/dev/null
 
