@@ -15,9 +15,9 @@
 // its continuation runs on the loop and sees everything the work wrote. The loop hears of the
 // works that have run once no timed work is due (a stream of untimed works does not keep it
 // waiting), and never of a work without a continuation (a SIGSTOP's), which is destroyed on
-// the queue's thread. flush() waits for
-// every work due and runs their continuations now. Destroying the queue runs every work still
-// queued at once, due or not (a SIGCONT must not be dropped nor wait), not their continuations.
+// the queue's thread. flush() waits for every work due and runs their continuations now.
+// Destroying the queue runs every work still queued at once, due or not (a SIGCONT must not be
+// dropped nor wait), not their continuations.
 #pragma once
 
 #include <systemd/sd-event.h>

@@ -234,9 +234,9 @@ Result<void> RemediationExecutor::stop_for_a_moment(pid_t pid, pid_t tid,
             return {};
         }
         // The SIGSTOP, its SIGCONT behind it: queued together or not at all. The loop hears
-        // of both once the SIGCONT went out (and its storm passed, or 200 ms): woken as soon
-        // as the SIGSTOP is sent, it would dispatch inside the storm of wakeups the SIGSTOP
-        // sets off, and stay there as long (387 ms at 30,000 threads under emulation).
+        // of both once the SIGCONT went out and its storm passed (or storm_wait_usec() did):
+        // woken as soon as the SIGSTOP is sent, it would dispatch inside the storm of wakeups
+        // the SIGSTOP sets off, and stay there as long (387 ms at 30,000 threads, emulated).
         auto error = std::make_shared<std::optional<Error>>();
         OffLoopQueue::Batch batch;
         batch.add(nullptr, std::move(work), nullptr);
