@@ -514,7 +514,6 @@ TEST_CASE("a hold ends on time while the loop is busy elsewhere")
     CHECK(executor.holding() == 0);
 }
 
-
 TEST_CASE("the loop hears of a SIGSTOP once its SIGCONT went out, not in the stop's storm")
 {
     // The SIGSTOP leaves while the loop waits in its poll; woken at once to hear of it, the
@@ -536,6 +535,7 @@ TEST_CASE("the loop hears of a SIGSTOP once its SIGCONT went out, not in the sto
     CHECK(heard[0].second != 0); // continued before the loop heard of the stop
     CHECK(executor.holding() == 0);
 }
+
 TEST_CASE("the executor continues every held process: at its end, resume_all, destruction")
 {
     TempDir dir;
