@@ -13,6 +13,7 @@
 #include "common/fault.hpp"
 #include "elf_builder.hpp"
 #include "fake_kernel_view.hpp"
+#include "service/event_sink.hpp"
 #include "service/patch_operations.hpp"
 #include "temp_dir.hpp"
 
@@ -27,6 +28,7 @@ const std::string boot = "0123456789abcdef0123456789abcdef";
 struct MemoryStorage final : DesiredStateStorage {
     std::optional<Error> load_error;
     bool fail_save = false;
+    std::optional<unsigned> fail_from_save; // saves made before the first that fails
     mutable DesiredState saved;
     mutable unsigned saves = 0;
     Result<DesiredState> load() const override
@@ -37,7 +39,7 @@ struct MemoryStorage final : DesiredStateStorage {
     }
     Result<void> save(const DesiredState& state) const override
     {
-        if (fail_save)
+        if (fail_save || (fail_from_save && saves >= *fail_from_save))
             return Error{ENOSPC, "desired.json: cannot write: No space left on device"};
         saved = state;
         ++saves;
@@ -97,6 +99,23 @@ struct FakeControl final : PatchControl {
         for (KernelPatch& p : kernel.kernel_patches)
             p.transition = false;
     }
+};
+
+// The patches whose state or properties the operations said changed.
+struct ChangedPatches final : EventSink {
+    std::vector<std::string> names;
+    void patch_changed(std::string_view name) override { names.emplace_back(name); }
+    void transition_started(std::string_view, std::string_view) override {}
+    void transition_finished(std::string_view, std::string_view, std::string_view,
+                             std::uint64_t) override
+    {
+    }
+    void transition_stalled(std::string_view, std::string_view, std::uint64_t) override {}
+    void transition_status(const TransitionStatus&) override {}
+    void task_blocked(const PendingTask&, std::string_view, std::string_view) override {}
+    void task_remediated(const PendingTask&, std::string_view) override {}
+    void patch_added(std::string_view) override {}
+    void patch_removed(std::string_view) override {}
 };
 
 struct SimulatedCrash {
@@ -316,6 +335,37 @@ TEST_CASE("a full disk: the apply fails with the error and nothing is loaded")
     ops->transition_ended("lp_a", "unpatched");
     CHECK(ops->save_failed());
     CHECK(ops->desired().find("lp_a"));
+}
+
+TEST_CASE("a refused apply whose restore fails: the state it leaves is announced")
+{
+    // The kernel refused the load and the desired state could not be put back: the file wants
+    // the patch (its pending record), so it shows as skipped until the next start drops it.
+    // PatchStateChanged and the metrics follow patch_changed: without it they keep
+    // "installed" while State says "skipped".
+    World w;
+    w.install("lp_a");
+    auto ops = w.operations();
+    ChangedPatches changed;
+    ops->set_sink(&changed);
+    w.control.refuse.insert("lp_a");
+    w.storage.fail_from_save = w.storage.saves + 1; // the pending record is saved, not undone
+    CHECK(name_of(ops->apply("lp_a")) == "LoadRefused");
+    auto all = ops->statuses();
+    REQUIRE(all);
+    REQUIRE(all->size() == 1);
+    CHECK(all->front().state == PatchState::skipped);
+    CHECK(changed.names == std::vector<std::string>{"lp_a"});
+
+    SUBCASE("a refusal that changes nothing announces nothing")
+    {
+        w.install("lp_b");
+        w.control.refuse.insert("lp_b");
+        w.storage.fail_from_save.reset();
+        changed.names.clear();
+        CHECK_FALSE(ops->apply("lp_b"));
+        CHECK(changed.names.empty());
+    }
 }
 
 TEST_CASE("the boot apply: a patch that cannot be applied stops the queue; it never survives")
