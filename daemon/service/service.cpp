@@ -1556,6 +1556,7 @@ void Service::save_transition_record()
 {
     if (!watcher_.watched() || !state_fd_)
         return;
+    fault_point("transition-record-writes");
     if (auto saved = write_file_atomically(state_fd_.get(), state_directory_.native(),
                                            transition_record_file,
                                            to_transition_record(*watcher_.watched(), boot_id_),

@@ -88,9 +88,11 @@ echo "# slow reads and writes of the kernel and of the blockers' /proc do not ho
 # events and a transition's start read the kernel's patches no more: an atomic replace's end
 # knows what it replaced from the desired order.) So it does before a Revert's and a Kick's
 # writes to lpshim, as a Revert took 105 ms right after 30,000 pending tasks exited, and before
-# the remediation ladder's kicks and the stall's reversal.
+# the remediation ladder's kicks and the stall's reversal; and before each write of the
+# transition's record (transition.json, synced to disk at each start and reversal: a busy disk's
+# fsync can take as long).
 mkdir -p "$(dirname $DROPIN)"
-printf '[Service]\nEnvironment=LIVEPATCHD_FAULT_DELAY_AT=tick-reads-kernel:300,stall-reads-facts:300,revert-writes-kernel:300,kick-writes-kernel:300,ladder-kicks-kernel:300,stall-writes-kernel:300\n' >$DROPIN
+printf '[Service]\nEnvironment=LIVEPATCHD_FAULT_DELAY_AT=tick-reads-kernel:300,stall-reads-facts:300,revert-writes-kernel:300,kick-writes-kernel:300,ladder-kicks-kernel:300,stall-writes-kernel:300,transition-record-writes:300\n' >$DROPIN
 # At debug level, the loop's dispatches of 20 ms or more are logged with their DISPATCH_USEC.
 echo '{"log": {"level": "debug"}, "transition": {"stall_timeout_ms": 3000, "on_stall": "revert"}}' >$CONF
 systemctl daemon-reload
@@ -114,7 +116,7 @@ expect_eq "$(patch_state $C)" installed "with slow writes, the revert completed"
 # Each delay was reached (a test build says so after it slept): the writes measured are the
 # ones delayed.
 for point in tick-reads-kernel stall-reads-facts revert-writes-kernel kick-writes-kernel \
-	ladder-kicks-kernel stall-writes-kernel; do
+	ladder-kicks-kernel stall-writes-kernel transition-record-writes; do
 	journalctl -u livepatchd --no-pager -o cat --after-cursor="$cursor" |
 		grep -q "^fault point $point: delayed 300 ms" ||
 		fail "livepatchd never reached its fault point $point (delayed 300 ms)"
@@ -135,9 +137,9 @@ print(max(took, default=0), len(took), max(ticks, default=0))')
 if ((longest >= 300000)); then
 	journalctl -u livepatchd --no-pager -o cat --after-cursor="$cursor" |
 		grep "dispatch took [0-9]\{6,\} us\|the tick took" | tail -20 | sed 's/^/# /'
-	fail "an event loop dispatch took $((longest / 1000)) ms while livepatchd read or wrote the kernel's patches or read /proc"
+	fail "an event loop dispatch took $((longest / 1000)) ms while livepatchd read or wrote the kernel's patches, read /proc or wrote its transition record"
 fi
-ok "no event loop dispatch waited for a slow read or write of the kernel's patches or a read of /proc ($((longest / 1000)) ms the longest)"
+ok "no event loop dispatch waited for a slow read or write of the kernel's patches, a read of /proc or a write of the transition record ($((longest / 1000)) ms the longest)"
 rm -f $DROPIN
 systemctl daemon-reload
 systemctl restart livepatchd
