@@ -284,11 +284,16 @@ void PatchOperations::adopt(OperationWork& work, std::string_view verb)
                                         std::string(verb) +
                                         "'s work ran; keeping what the file holds",
                      {{"PATCH", work.name}});
+    const bool changed = work.on_disk != work.before;
     desired_ = std::move(work.on_disk);
     if (work.save_failed)
         save_failed_ = *work.save_failed;
     for (const std::string& failure : work.failures)
         log_failure(work.name, failure);
+    // A success says so at its end. A failure whose undo could not be saved leaves the file
+    // (and so the patch's state: a refused apply's pending record shows it skipped) changed.
+    if ((work.error || work.refused) && changed)
+        sink_->patch_changed(work.name);
 }
 
 // --- install, remove ---------------------------------------------------------------------
