@@ -284,15 +284,18 @@ void PatchOperations::adopt(OperationWork& work, std::string_view verb)
                                         std::string(verb) +
                                         "'s work ran; keeping what the file holds",
                      {{"PATCH", work.name}});
-    const bool changed = work.on_disk != work.before;
+    // Whether the patch is wanted: what a failed work can change of its State (a loaded patch
+    // shows what the kernel has).
+    const bool wanted_changed =
+        (work.on_disk.find(work.name) != nullptr) != (work.before.find(work.name) != nullptr);
     desired_ = std::move(work.on_disk);
     if (work.save_failed)
         save_failed_ = *work.save_failed;
     for (const std::string& failure : work.failures)
         log_failure(work.name, failure);
-    // A success says so at its end. A failure whose undo could not be saved leaves the file
-    // (and so the patch's state: a refused apply's pending record shows it skipped) changed.
-    if ((work.error || work.refused) && changed)
+    // A success says so at its end. A failure whose undo could not be saved may leave the
+    // patch wanted (a refused apply's pending record: it shows skipped) or not.
+    if ((work.error || work.refused) && wanted_changed)
         sink_->patch_changed(work.name);
 }
 

@@ -357,13 +357,29 @@ TEST_CASE("a refused apply whose restore fails: the state it leaves is announced
     CHECK(all->front().state == PatchState::skipped);
     CHECK(changed.names == std::vector<std::string>{"lp_a"});
 
-    SUBCASE("a refusal that changes nothing announces nothing")
+    SUBCASE("a refusal whose restore is saved announces nothing")
     {
         w.install("lp_b");
         w.control.refuse.insert("lp_b");
         w.storage.fail_from_save.reset();
         changed.names.clear();
-        CHECK_FALSE(ops->apply("lp_b"));
+        const unsigned saves = w.storage.saves;
+        CHECK(name_of(ops->apply("lp_b")) == "LoadRefused");
+        CHECK(w.storage.saves == saves + 2); // the pending record, then its undo
+        CHECK(w.storage.saved.find("lp_b") == nullptr);
+        CHECK(changed.names.empty());
+    }
+
+    SUBCASE("a refused revert whose restore fails: still wanted and applied, nothing to say")
+    {
+        w.install("lp_c");
+        w.storage.fail_from_save.reset();
+        REQUIRE(name_of(ops->apply("lp_c")) == "ok");
+        w.control.complete();
+        w.control.refuse_revert.insert("lp_c");
+        w.storage.fail_from_save = w.storage.saves + 1;
+        changed.names.clear();
+        CHECK_FALSE(ops->revert("lp_c"));
         CHECK(changed.names.empty());
     }
 }
