@@ -133,14 +133,14 @@ Result<void> AtomicFile::commit(Overwrite overwrite, Durability durability)
 
 Result<void> write_file_atomically(int dir_fd, const std::string& dir_origin,
                                    const std::string& name, std::string_view content,
-                                   mode_t mode)
+                                   mode_t mode, Durability durability)
 {
     auto file = AtomicFile::create(dir_fd, dir_origin, name, mode);
     if (!file)
         return std::move(file).error();
     if (auto r = file->write(content); !r)
         return r;
-    return file->commit(Overwrite::replace);
+    return file->commit(Overwrite::replace, durability);
 }
 
 Result<void> sync_directory(int dir_fd, std::string_view dir_origin)

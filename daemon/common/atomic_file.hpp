@@ -67,10 +67,11 @@ private:
     bool committed_ = false;
 };
 
-// The whole of content as dir/name, atomically and durably, replacing what was there.
+// The whole of content as dir/name, atomically (and durably unless unsynced), replacing what
+// was there.
 Result<void> write_file_atomically(int dir_fd, const std::string& dir_origin,
                                    const std::string& name, std::string_view content,
-                                   mode_t mode);
+                                   mode_t mode, Durability durability = Durability::synced);
 
 // fsync(2) on a directory: makes the creation, renaming and removal of its entries durable.
 Result<void> sync_directory(int dir_fd, std::string_view dir_origin);

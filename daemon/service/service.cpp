@@ -172,6 +172,7 @@ Service::~Service()
     kernel_reader_.reset();
     facts_reader_.reset();
     list_converter_.reset(); // its conversions' answers are dropped
+    record_writer_.reset();  // writes what is still queued
     operations_->set_sink(nullptr);
     metrics_.reset(); // passes events on to manager_
     manager_.reset(); // its slots before the bus
@@ -296,6 +297,9 @@ Result<void> Service::connect()
     kernel_reader_ = queue_or_loop(event, "the end of a tick's read of the kernel",
                                    Priority::as_loop,
                                    "the tick reads the kernel's patches on the event loop");
+    // As the loop: a restart of livepatchd finds what the loop last asked for.
+    record_writer_ = queue_or_loop(event, "the transition record's write", Priority::as_loop,
+                                   "the transition record is written on the event loop");
     operations_->set_transition_started(
         [this](std::string_view patch, std::string_view target) { watch(patch, target); });
     operations_->set_transition_reversed(
@@ -955,7 +959,7 @@ void Service::handle(const std::vector<TransitionChange>& events)
         case TransitionChange::Kind::ended: {
             ++transition_seq_;
             list_pool_->release(); // the lists of its looks are not kept for the next one
-            (void)::unlinkat(state_fd_.get(), transition_record_file, 0);
+            remove_transition_record();
             const bool as_asked = e.outcome == outcome_completed;
             journal::log(as_asked ? LogLevel::info : LogLevel::warning,
                          e.patch + ": transition to " + e.target + " " + e.outcome + " after " +
@@ -1556,15 +1560,45 @@ void Service::save_transition_record()
 {
     if (!watcher_.watched() || !state_fd_)
         return;
-    fault_point("transition-record-writes");
-    if (auto saved = write_file_atomically(state_fd_.get(), state_directory_.native(),
-                                           transition_record_file,
-                                           to_transition_record(*watcher_.watched(), boot_id_),
-                                           0600);
-        !saved)
-        journal::log(LogLevel::warning,
-                     saved.error().message + "; a restart of livepatchd during this transition "
-                                             "would count its stall timeout from the restart");
+    // Its content now, its write on record_writer_. Not synced to disk: it is for a restart of
+    // livepatchd in this boot (it names the boot), which the page cache serves; after a crash
+    // of the machine the transition is gone anyway.
+    write_transition_record([fd = state_fd_.get(), directory = state_directory_.native(),
+                             text = to_transition_record(*watcher_.watched(), boot_id_)] {
+        fault_point("transition-record-writes");
+        if (auto saved = write_file_atomically(fd, directory, transition_record_file, text, 0600,
+                                               Durability::unsynced);
+            !saved)
+            journal::log(LogLevel::warning,
+                         saved.error().message + "; a restart of livepatchd during this "
+                                                 "transition would count its stall timeout "
+                                                 "from the restart");
+    });
+}
+
+void Service::remove_transition_record()
+{
+    if (state_fd_)
+        write_transition_record(
+            [fd = state_fd_.get()] { (void)::unlinkat(fd, transition_record_file, 0); });
+}
+
+void Service::write_transition_record(std::function<void()> write)
+{
+    // In the order asked for, and only the last one asked for: a write or removal still queued
+    // when another is asked for is skipped, so the file is never more than the one under way
+    // behind the loop (a restarted livepatchd must not resume an older transition's start).
+    // Nobody waits for either: no continuation, so the loop is not woken for them.
+    const std::uint64_t asked = ++record_asked_;
+    if (record_writer_)
+        record_writer_->post(
+            [write = std::move(write), last = &record_asked_, asked] {
+                if (last->load() == asked)
+                    write();
+            },
+            nullptr);
+    else
+        write();
 }
 
 void Service::resume_transition_record(const std::vector<KernelPatch>& in_kernel)
@@ -1588,7 +1622,7 @@ void Service::resume_transition_record(const std::vector<KernelPatch>& in_kernel
                      {{"PATCH", record->patch}});
         return;
     }
-    (void)::unlinkat(state_fd_.get(), transition_record_file, 0);
+    remove_transition_record();
 }
 
 void Service::update_status_line(const TransitionStatus& status, bool counted)

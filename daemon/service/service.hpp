@@ -156,7 +156,11 @@ private:
     // What ListPendingTasks says of a pending task: its /proc and sd-login facts, how long it
     // has blocked, what the ladder did about it.
     BlockingTask blocking_task(const PendingTask& task, TaskFactsLook& look);
+    // transition.json: what a restarted livepatchd needs to go on following the transition
+    // under way (when it started), written at its start and reversal, removed at its end.
     void save_transition_record();
+    void remove_transition_record();
+    void write_transition_record(std::function<void()> write);
     void resume_transition_record(const std::vector<KernelPatch>& in_kernel);
     // sd_notify STATUS=; counted: the pending tasks were counted (not yet at a transition's start).
     void update_status_line(const TransitionStatus& status, bool counted = true);
@@ -206,6 +210,12 @@ private:
     std::unique_ptr<OffLoopQueue> list_converter_;
     // Reads the tick's look at the kernel (read_kernel()); destroyed before kernel_.
     std::unique_ptr<OffLoopQueue> kernel_reader_;
+    // Writes and removes the transition record off the loop (a slow file system must not hold
+    // it), in order, the last one asked for only (record_asked_, the count of those asked for);
+    // its works capture what they write. Destroyed before state_fd_ and record_asked_: what is
+    // still queued is written first.
+    std::atomic<std::uint64_t> record_asked_ = 0;
+    std::unique_ptr<OffLoopQueue> record_writer_;
     bool tick_reading_ = false; // a tick waits for its look at the kernel: it goes on from there
     bool tick_held_ = false;    // a tick found an operation's work running: its end ticks
     bool kick_writing_ = false; // the work running is the ladder's kick
