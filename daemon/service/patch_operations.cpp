@@ -1136,6 +1136,7 @@ void PatchOperations::unload_unpatched(const std::vector<KernelPatch>& in_kernel
         }
         if (cannot_unload_.contains(patch.name))
             continue;
+        fault_point("unload-writes-kernel");
         if (auto gone = context_.control.unload(patch.name); !gone) {
             // Said once: a forced patch's module, for one, can never be removed.
             journal::log(LogLevel::warning, gone.error().message, {{"PATCH", patch.name}});

@@ -89,10 +89,10 @@ echo "# slow reads and writes of the kernel and of the blockers' /proc do not ho
 # knows what it replaced from the desired order.) So it does before a Revert's and a Kick's
 # writes to lpshim, as a Revert took 105 ms right after 30,000 pending tasks exited, and before
 # the remediation ladder's kicks and the stall's reversal; and before each write of the
-# transition's record (transition.json, synced to disk at each start and reversal: a busy disk's
-# fsync can take as long).
+# transition's record (transition.json, written at each start and reversal), and before
+# each removal of an unpatched patch's module.
 mkdir -p "$(dirname $DROPIN)"
-printf '[Service]\nEnvironment=LIVEPATCHD_FAULT_DELAY_AT=tick-reads-kernel:300,stall-reads-facts:300,revert-writes-kernel:300,kick-writes-kernel:300,ladder-kicks-kernel:300,stall-writes-kernel:300,transition-record-writes:300\n' >$DROPIN
+printf '[Service]\nEnvironment=LIVEPATCHD_FAULT_DELAY_AT=tick-reads-kernel:300,stall-reads-facts:300,revert-writes-kernel:300,kick-writes-kernel:300,ladder-kicks-kernel:300,stall-writes-kernel:300,transition-record-writes:300,unload-writes-kernel:300\n' >$DROPIN
 # At debug level, the loop's dispatches of 20 ms or more are logged with their DISPATCH_USEC.
 echo '{"log": {"level": "debug"}, "transition": {"stall_timeout_ms": 3000, "on_stall": "revert"}}' >$CONF
 systemctl daemon-reload
@@ -113,10 +113,18 @@ wait_until 10 "the kthread is unparked" grep -qx 0 $T/kthread_park
 livepatchctl apply $C >/dev/null || fail "the apply did not complete"
 livepatchctl revert $C >/dev/null || fail "the revert did not complete"
 expect_eq "$(patch_state $C)" installed "with slow writes, the revert completed"
+# The reverted patch's module is removed at a later tick (delete_module() waits for the kernel:
+# 30 ms of the loop and two sleeps under emulation; delayed 300 ms here): the second removal
+# since the restart (the first, after the stalled apply's reversal, came before the apply).
+removals() {
+	journalctl -u livepatchd --no-pager -o cat --after-cursor="$cursor" | grep -cx "$C: module removed"
+}
+removed_twice() { (($(removals) >= 2)); }
+wait_until 30 "livepatchd removed the reverted patch's module" removed_twice
 # Each delay was reached (a test build says so after it slept): the writes measured are the
 # ones delayed.
 for point in tick-reads-kernel stall-reads-facts revert-writes-kernel kick-writes-kernel \
-	ladder-kicks-kernel stall-writes-kernel transition-record-writes; do
+	ladder-kicks-kernel stall-writes-kernel transition-record-writes unload-writes-kernel; do
 	journalctl -u livepatchd --no-pager -o cat --after-cursor="$cursor" |
 		grep -q "^fault point $point: delayed 300 ms" ||
 		fail "livepatchd never reached its fault point $point (delayed 300 ms)"
