@@ -1563,42 +1563,55 @@ void Service::save_transition_record()
     // Its content now, its write on record_writer_. Not synced to disk: it is for a restart of
     // livepatchd in this boot (it names the boot), which the page cache serves; after a crash
     // of the machine the transition is gone anyway.
-    write_transition_record([fd = state_fd_.get(), directory = state_directory_.native(),
-                             text = to_transition_record(*watcher_.watched(), boot_id_)] {
-        fault_point("transition-record-writes");
-        if (auto saved = write_file_atomically(fd, directory, transition_record_file, text, 0600,
-                                               Durability::unsynced);
-            !saved)
-            journal::log(LogLevel::warning,
-                         saved.error().message + "; a restart of livepatchd during this "
-                                                 "transition would count its stall timeout "
-                                                 "from the restart");
-    });
+    write_transition_record(
+        [fd = state_fd_.get(), directory = state_directory_.native(),
+         text = to_transition_record(*watcher_.watched(), boot_id_)] {
+            fault_point("transition-record-writes");
+            if (auto saved = write_file_atomically(fd, directory, transition_record_file, text,
+                                                   0600, Durability::unsynced);
+                !saved) {
+                // Never an older transition's record left behind for a restart to resume.
+                (void)::unlinkat(fd, transition_record_file, 0);
+                journal::log(LogLevel::warning,
+                             saved.error().message + "; a restart of livepatchd during this "
+                                                     "transition would count its stall "
+                                                     "timeout from the restart");
+            }
+        },
+        /*skippable=*/true);
 }
 
 void Service::remove_transition_record()
 {
     if (state_fd_)
         write_transition_record(
-            [fd = state_fd_.get()] { (void)::unlinkat(fd, transition_record_file, 0); });
+            [fd = state_fd_.get()] { (void)::unlinkat(fd, transition_record_file, 0); },
+            /*skippable=*/false);
 }
 
-void Service::write_transition_record(std::function<void()> write)
+void Service::write_transition_record(std::function<void()> write, bool skippable)
 {
-    // In the order asked for, and only the last one asked for: a write or removal still queued
-    // when another is asked for is skipped, so the file is never more than the one under way
-    // behind the loop (a restarted livepatchd must not resume an older transition's start).
-    // Nobody waits for either: no continuation, so the loop is not woken for them.
+    // In the order asked for; a write still queued when another write or removal is asked for
+    // is skipped, so the file is never more than the one under way behind the loop (a
+    // restarted livepatchd must not resume an older transition's start); a removal always
+    // runs. Nobody waits for either: no continuation, so the loop is not woken for them.
     const std::uint64_t asked = ++record_asked_;
-    if (record_writer_)
-        record_writer_->post(
-            [write = std::move(write), last = &record_asked_, asked] {
-                if (last->load() == asked)
-                    write();
-            },
-            nullptr);
-    else
-        write();
+    if (record_writer_) {
+        try {
+            record_writer_->post(
+                [write, last = &record_asked_, asked, skippable] {
+                    if (!skippable || last->load() == asked)
+                        write();
+                },
+                nullptr);
+            return;
+        } catch (const std::bad_alloc&) {
+            // Not queued: done here, after the writes queued before it (skipped now, but for
+            // the one under way).
+            record_writer_->flush();
+        }
+    }
+    write();
 }
 
 void Service::resume_transition_record(const std::vector<KernelPatch>& in_kernel)

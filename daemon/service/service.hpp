@@ -160,7 +160,7 @@ private:
     // under way (when it started), written at its start and reversal, removed at its end.
     void save_transition_record();
     void remove_transition_record();
-    void write_transition_record(std::function<void()> write);
+    void write_transition_record(std::function<void()> write, bool skippable);
     void resume_transition_record(const std::vector<KernelPatch>& in_kernel);
     // sd_notify STATUS=; counted: the pending tasks were counted (not yet at a transition's start).
     void update_status_line(const TransitionStatus& status, bool counted = true);
@@ -211,7 +211,8 @@ private:
     // Reads the tick's look at the kernel (read_kernel()); destroyed before kernel_.
     std::unique_ptr<OffLoopQueue> kernel_reader_;
     // Writes and removes the transition record off the loop (a slow file system must not hold
-    // it), in order, the last one asked for only (record_asked_, the count of those asked for);
+    // it), in order; a write only if none was asked for after it (record_asked_, the count of
+    // those asked for);
     // its works capture what they write. Destroyed before state_fd_ and record_asked_: what is
     // still queued is written first.
     std::atomic<std::uint64_t> record_asked_ = 0;
