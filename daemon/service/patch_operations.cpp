@@ -1124,28 +1124,75 @@ void PatchOperations::record_clean_shutdown()
         log_failure("", saved.error().message);
 }
 
-void PatchOperations::unload_unpatched(const std::vector<KernelPatch>& in_kernel)
+bool PatchOperations::unload_unpatched(const std::vector<KernelPatch>& in_kernel)
 {
     auto installed = context_.store.list();
     if (!installed)
-        return;
+        return false;
+    struct UnloadWork {
+        std::vector<std::string> names;
+        // Of the modules tried, in order: an error, or none (removed).
+        std::vector<std::optional<Error>> outcomes; // the rest: cut short
+    };
+    auto work = std::make_shared<UnloadWork>();
     for (const InstalledPatch& patch : *installed) {
         if (find_patch(in_kernel, patch.name) || !context_.kernel.module_loaded(patch.name)) {
             cannot_unload_.erase(patch.name);
             continue;
         }
-        if (cannot_unload_.contains(patch.name))
-            continue;
-        fault_point("unload-writes-kernel");
-        if (auto gone = context_.control.unload(patch.name); !gone) {
-            // Said once: a forced patch's module, for one, can never be removed.
-            journal::log(LogLevel::warning, gone.error().message, {{"PATCH", patch.name}});
-            cannot_unload_.insert(patch.name);
-            continue;
-        }
-        journal::log(LogLevel::info, patch.name + ": module removed", {{"PATCH", patch.name}});
-        sink_->patch_changed(patch.name);
+        if (!cannot_unload_.contains(patch.name))
+            work->names.push_back(patch.name);
     }
+    if (work->names.empty())
+        return false;
+    work->outcomes.reserve(work->names.size());
+    // delete_module() waits for the kernel (at the end of a transition of 10,000 tasks under
+    // emulation: 27-30 ms in the kernel and two sleeps, a 61-65 ms dispatch of the loop), so it
+    // runs as an operation's blocking work.
+    auto removed = [this, work] {
+        for (std::size_t i = 0; i < work->names.size(); ++i) {
+            const std::string& name = work->names[i];
+            if (i >= work->outcomes.size()) {
+                // Not tried, so not again until its state changes: its end ticks, and a
+                // candidate left as it was would start the same work again at once.
+                journal::log(LogLevel::warning,
+                             name + ": its module's removal was cut short (out of memory); it "
+                                    "is tried again once the patch is applied, or its module "
+                                    "is gone",
+                             {{"PATCH", name}});
+                cannot_unload_.insert(name);
+            } else if (const auto& failed = work->outcomes[i]) {
+                // Said once: a forced patch's module, for one, can never be removed.
+                journal::log(LogLevel::warning, failed->message, {{"PATCH", name}});
+                cannot_unload_.insert(name);
+            } else {
+                journal::log(LogLevel::info, name + ": module removed", {{"PATCH", name}});
+                sink_->patch_changed(name);
+            }
+        }
+    };
+    try {
+        run_blocking(
+            [this, work] {
+                try {
+                    for (const std::string& name : work->names) {
+                        fault_point("unload-writes-kernel");
+                        auto gone = context_.control.unload(name);
+                        work->outcomes.push_back(gone ? std::nullopt
+                                                      : std::optional<Error>(gone.error()));
+                    }
+                } catch (...) { // a work must not throw: the rest is said to be cut short
+                }
+            },
+            std::move(removed));
+    } catch (const std::exception& e) {
+        // Not run (no memory to queue it): the next idle tick tries again.
+        journal::log(LogLevel::warning,
+                     std::string("the removal of unpatched patches' modules could not start: ") +
+                         e.what());
+        return false;
+    }
+    return true;
 }
 
 Result<std::vector<PatchStatus>> PatchOperations::statuses() const

@@ -160,8 +160,10 @@ public:
     std::optional<std::uint64_t> crash_guard_deadline() const; // CLOCK_BOOTTIME
     // The boot is being shut down cleanly (the crash-loop guard's record).
     void record_clean_shutdown();
-    // Removes the modules of store patches that lpshim no longer lists (unpatched, replaced).
-    void unload_unpatched(const std::vector<KernelPatch>& in_kernel);
+    // Removes the modules of store patches that lpshim no longer lists (unpatched, replaced),
+    // as blocking work (busy() until its end, which says what was removed): true if it started
+    // one.
+    bool unload_unpatched(const std::vector<KernelPatch>& in_kernel);
 
     // What the adapter reports.
     Result<std::vector<PatchStatus>> statuses() const;

@@ -844,10 +844,10 @@ void Service::tick_with(const KernelLook& look, std::uint64_t started,
     // What a replace loaded by hand (or by the boot apply) took the place of, if one ended.
     operations_->forget_replaced(in_kernel);
     const std::uint64_t followed_usec = monotonic_usec();
-    if (!watcher_.watched()) {
-        operations_->unload_unpatched(in_kernel);
+    // A removal of modules runs as blocking work: the boot apply's next patch waits for the
+    // tick after its end.
+    if (!watcher_.watched() && !operations_->unload_unpatched(in_kernel))
         (void)operations_->apply_next_queued(in_kernel); // watched from its start
-    }
     // lpshim.ko unloaded or loaded again by hand. With BPF attached it cannot be (the programs
     // hold it), and ticks wait for events; without BPF, ticks run every second.
     if (look.shim_version != shim_version_) {

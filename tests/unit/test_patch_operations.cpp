@@ -67,7 +67,15 @@ struct FakeControl final : PatchControl {
         kernel.add(std::string(name), true, !complete_within_load, replace);
         return {};
     }
-    Result<void> unload(std::string_view) override { return {}; }
+    std::set<std::string> refuse_unload;
+    std::vector<std::string> unloaded; // tried, in order
+    Result<void> unload(std::string_view name) override
+    {
+        unloaded.emplace_back(name);
+        if (refuse_unload.contains(std::string(name)))
+            return Error{EBUSY, "delete_module " + std::string(name) + ": Device or resource busy"};
+        return {};
+    }
     Result<void> revert(std::string_view name) override
     {
         if (refuse_revert.contains(std::string(name)))
@@ -382,6 +390,44 @@ TEST_CASE("a refused apply whose restore fails: the state it leaves is announced
         CHECK_FALSE(ops->revert("lp_c"));
         CHECK(changed.names.empty());
     }
+}
+
+TEST_CASE("an unpatched patch's module is removed as blocking work, its end said on the loop")
+{
+    // delete_module() waits for the kernel (30 ms of the loop and two sleeps under emulation):
+    // it runs as an operation's work, off the loop; its outcome is said at the work's end.
+    World w;
+    w.install("lp_a");
+    w.install("lp_b");
+    w.kernel.modules = {"lp_a", "lp_b"}; // loaded, and lpshim lists neither: unpatched
+    w.control.refuse_unload = {"lp_b"};
+    auto ops = w.operations();
+    ChangedPatches changed;
+    ops->set_sink(&changed);
+    struct Queued {
+        std::function<void()> work, then;
+    };
+    std::vector<Queued> queued;
+    ops->set_work_runner([&queued](std::function<void()> work, std::function<void()> then) {
+        queued.push_back({std::move(work), std::move(then)});
+    });
+    REQUIRE(ops->unload_unpatched(w.kernel.kernel_patches));
+    REQUIRE(queued.size() == 1);
+    CHECK(ops->busy());
+    CHECK(w.control.unloaded.empty()); // not on the loop
+    queued[0].work();
+    CHECK(w.control.unloaded == std::vector<std::string>{"lp_a", "lp_b"});
+    CHECK(changed.names.empty()); // said at its end only
+    queued[0].then();
+    CHECK_FALSE(ops->busy());
+    CHECK(changed.names == std::vector<std::string>{"lp_a"});
+    // lp_b's removal was refused: not tried again at every tick; lp_a is gone.
+    w.kernel.modules = {"lp_b"};
+    CHECK_FALSE(ops->unload_unpatched(w.kernel.kernel_patches));
+    CHECK(queued.size() == 1);
+    // Nothing to remove: no work, so the tick goes on (the boot apply's next patch).
+    w.kernel.modules.clear();
+    CHECK_FALSE(ops->unload_unpatched(w.kernel.kernel_patches));
 }
 
 TEST_CASE("the boot apply: a patch that cannot be applied stops the queue; it never survives")
