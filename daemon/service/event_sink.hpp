@@ -33,8 +33,9 @@ public:
     virtual void patch_removed(std::string_view name) = 0;
 };
 
-// Reports nothing: the default until an adapter is attached.
-class NullEventSink final : public EventSink {
+// Reports nothing: the default until an adapter is attached (and a base for a test's sink that
+// records some of the events).
+class NullEventSink : public EventSink {
 public:
     void transition_started(std::string_view, std::string_view) override {}
     void transition_finished(std::string_view, std::string_view, std::string_view,

@@ -110,20 +110,9 @@ struct FakeControl final : PatchControl {
 };
 
 // The patches whose state or properties the operations said changed.
-struct ChangedPatches final : EventSink {
+struct ChangedPatches final : NullEventSink {
     std::vector<std::string> names;
     void patch_changed(std::string_view name) override { names.emplace_back(name); }
-    void transition_started(std::string_view, std::string_view) override {}
-    void transition_finished(std::string_view, std::string_view, std::string_view,
-                             std::uint64_t) override
-    {
-    }
-    void transition_stalled(std::string_view, std::string_view, std::uint64_t) override {}
-    void transition_status(const TransitionStatus&) override {}
-    void task_blocked(const PendingTask&, std::string_view, std::string_view) override {}
-    void task_remediated(const PendingTask&, std::string_view) override {}
-    void patch_added(std::string_view) override {}
-    void patch_removed(std::string_view) override {}
 };
 
 struct SimulatedCrash {
