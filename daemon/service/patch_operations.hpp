@@ -211,7 +211,7 @@ private:
                    OpResult<void> (PatchOperations::*finish)(Work&),
                    std::function<void(OpResult<void>)> done);
     // At a work's end, on the loop: what the file holds becomes the desired state; the saves
-    // that failed are logged; a failed work that left the patch wanted or not, unlike before, is announced.
+    // that failed are logged; a failed work that changed whether the patch is wanted says so.
     void adopt(OperationWork& work, std::string_view verb);
     struct ApplyWork : OperationWork {
         DesiredState next; // with the patch on top (pending, if the apply makes it wanted)

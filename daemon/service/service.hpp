@@ -212,9 +212,8 @@ private:
     std::unique_ptr<OffLoopQueue> kernel_reader_;
     // Writes and removes the transition record off the loop (a slow file system must not hold
     // it), in order; a write only if none was asked for after it (record_asked_, the count of
-    // those asked for);
-    // its works capture what they write. Destroyed before state_fd_ and record_asked_: what is
-    // still queued is written first.
+    // those asked for); its works capture what they write. Destroyed before state_fd_ and
+    // record_asked_: what is still queued is written first.
     std::atomic<std::uint64_t> record_asked_ = 0;
     std::unique_ptr<OffLoopQueue> record_writer_;
     bool tick_reading_ = false; // a tick waits for its look at the kernel: it goes on from there
