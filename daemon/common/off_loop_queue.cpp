@@ -18,6 +18,15 @@
 
 namespace livepatchd {
 
+namespace {
+std::atomic<void (*)()> holding_hook = nullptr;
+} // namespace
+
+void OffLoopQueue::set_holding_hook(void (*hook)()) noexcept
+{
+    holding_hook.store(hook);
+}
+
 Result<std::unique_ptr<OffLoopQueue>> OffLoopQueue::create(sd_event* event, const char* label,
                                                            Priority priority)
 {
@@ -155,6 +164,8 @@ void OffLoopQueue::serve()
         if (next == queued_.end()) {
             if (closing_)
                 return; // every work posted has run
+            if (auto* hook = holding_hook.load())
+                hook();
             if (earliest == never_due)
                 changed_.wait(lock);
             else // CLOCK_MONOTONIC, as monotonic_usec(): libstdc++'s steady_clock

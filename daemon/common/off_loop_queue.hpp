@@ -100,6 +100,9 @@ public:
     bool loop_woken();
     // Whether the thread runs SCHED_FIFO (Priority::realtime, and the kernel allowed it).
     bool realtime() const noexcept { return realtime_; }
+    // For unit tests: called by every queue's thread while it holds the queue's lock, before
+    // it waits for work (as a preemption there would: a test holds it); nullptr to remove.
+    static void set_holding_hook(void (*hook)()) noexcept;
 
 private:
     OffLoopQueue() = default;
