@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include "common/off_loop_queue.hpp"
 
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/eventfd.h>
@@ -42,6 +43,15 @@ Result<std::unique_ptr<OffLoopQueue>> OffLoopQueue::create(sd_event* event, cons
     if (r < 0)
         return Error{-r, std::string("cannot watch an eventfd: ") + std::strerror(-r)};
     created->source_.reset(source);
+    // Disarmed until needed; at 1 µs accuracy (sd-event's default would let it slip 250 ms).
+    // Without it (out of memory) the loop waits for the lock, as a last resort.
+    sd_event_source* retry = nullptr;
+    if (sd_event_add_time(event, &retry, CLOCK_MONOTONIC, UINT64_MAX, 1, on_retry,
+                          created.get()) >= 0) {
+        created->retry_.reset(retry);
+        if (sd_event_source_set_enabled(retry, SD_EVENT_OFF) < 0)
+            created->retry_.reset();
+    }
     try {
         created->thread_ = std::thread([queue = created.get()] { queue->serve(); });
     } catch (const std::system_error& e) {
@@ -61,6 +71,7 @@ OffLoopQueue::~OffLoopQueue()
 {
     {
         std::lock_guard lock(mutex_);
+        queued_.splice(queued_.end(), outbox_); // a SIGCONT among them must not be dropped
         closing_ = true;
     }
     changed_.notify_all();
@@ -82,13 +93,9 @@ void OffLoopQueue::post(std::function<void()> work, std::function<void()> then)
 
 void OffLoopQueue::post(Batch&& batch) noexcept
 {
-    {
-        // Only a splice under the lock, which the signal thread (real-time) also takes: a loop
-        // preempted while it holds it keeps that thread waiting.
-        std::lock_guard lock(mutex_);
-        queued_.splice(queued_.end(), batch.items_);
-    }
-    changed_.notify_all();
+    // Behind what is still kept: the order posted is the order run.
+    outbox_.splice(outbox_.end(), batch.items_);
+    hand_over(false);
 }
 
 void OffLoopQueue::lower(const Due& due, std::uint64_t usec) noexcept
@@ -98,11 +105,50 @@ void OffLoopQueue::lower(const Due& due, std::uint64_t usec) noexcept
     }
 }
 
-void OffLoopQueue::wake()
+void OffLoopQueue::wake() noexcept
 {
-    // Under the lock: the thread either sees the lowered Due before it waits, or is waiting.
-    { std::lock_guard lock(mutex_); }
-    changed_.notify_all();
+    wake_owed_ = true;
+    hand_over(false);
+}
+
+void OffLoopQueue::hand_over(bool with_continuations) noexcept
+{
+    std::list<Item> ready;
+    {
+        std::unique_lock lock(mutex_, std::try_to_lock);
+        if (!lock.owns_lock()) {
+            if (with_continuations)
+                continuations_owed_ = true;
+            if (retry_later())
+                return;
+            lock.lock(); // no timer to try again from: a last resort
+        }
+        // Only splices under the lock, which the signal thread (real-time) also takes: a loop
+        // preempted while it holds it keeps that thread waiting. Taken, the lock tells a thread
+        // about to wait of a lowered Due (wake()): it either sees it first, or is waiting.
+        const bool notify = wake_owed_ || !outbox_.empty();
+        queued_.splice(queued_.end(), outbox_);
+        wake_owed_ = false;
+        if (with_continuations) {
+            continuations_owed_ = false;
+            ready.swap(done_);
+        }
+        lock.unlock();
+        if (notify)
+            changed_.notify_all();
+    }
+    run(ready);
+}
+
+bool OffLoopQueue::retry_later() noexcept
+{
+    if (retrying_.load())
+        return true;
+    if (!retry_ || sd_event_source_set_time_relative(retry_.get(), 1'000) < 0 ||
+        sd_event_source_set_enabled(retry_.get(), SD_EVENT_ONESHOT) < 0)
+        return false;
+    retrying_.store(true);
+    return true;
 }
 
 std::list<OffLoopQueue::Item>::iterator OffLoopQueue::next_due(std::uint64_t now,
@@ -152,14 +198,15 @@ void OffLoopQueue::serve()
         // The loop hears of what ran unless a timed work is due (a wake-up between a SIGSTOP
         // and the SIGCONT due after it would draw the loop into the storm the SIGSTOP started;
         // the timed works are few, a stream of others must not keep it waiting).
-        if (next == queued_.end() || !next->due) {
-            if (unheard_) {
-                unheard_ = false;
-                woken_ = true;
-                // A counter that cannot overflow in practice, read before the loop runs
-                // continuations: one wake-up for any number of them.
-                (void)::eventfd_write(done_fd_.get(), 1);
-            }
+        if ((next == queued_.end() || !next->due) && unheard_) {
+            unheard_ = false;
+            // A counter that cannot overflow in practice, read before the loop takes done_:
+            // one wake-up for any number of them. Written outside the lock: the loop, woken,
+            // runs at once on this CPU (this thread is below it) and would find it held.
+            lock.unlock();
+            (void)::eventfd_write(done_fd_.get(), 1);
+            lock.lock();
+            continue; // looked at again: the queue may have changed meanwhile
         }
         if (next == queued_.end()) {
             if (closing_)
@@ -192,27 +239,31 @@ void OffLoopQueue::serve()
             done_.splice(done_.end(), running);
             unheard_ = true;
         }
+        // For flush(), waiting for !busy_: woken outside the lock, as the loop above.
+        lock.unlock();
         changed_.notify_all();
+        lock.lock();
     }
 }
 
 bool OffLoopQueue::loop_woken()
 {
-    std::lock_guard lock(mutex_);
-    return woken_ && !flushing_;
+    {
+        std::lock_guard lock(mutex_);
+        if (flushing_)
+            return false;
+    }
+    if (retrying_.load())
+        return true;
+    // Written and not yet read: the loop is to take done_. (The loop reads it in a dispatch,
+    // after it has set loop_busy; the kernel orders the read and this poll, under the
+    // eventfd's wait-queue lock.)
+    pollfd fd{.fd = done_fd_.get(), .events = POLLIN, .revents = 0};
+    return ::poll(&fd, 1, 0) > 0 && (fd.revents & POLLIN);
 }
 
-void OffLoopQueue::run_continuations() noexcept
+void OffLoopQueue::run(std::list<Item>& ready) noexcept
 {
-    std::list<Item> ready;
-    {
-        // The read under the lock, with woken_: a write after it sets woken_ again.
-        std::lock_guard lock(mutex_);
-        eventfd_t ignored = 0;
-        (void)::eventfd_read(done_fd_.get(), &ignored);
-        woken_ = false;
-        ready.swap(done_);
-    }
     for (Item& item : ready) {
         try {
             if (item.then)
@@ -225,23 +276,45 @@ void OffLoopQueue::run_continuations() noexcept
 
 void OffLoopQueue::flush() noexcept
 {
+    std::list<Item> ready;
     {
         std::unique_lock lock(mutex_);
+        queued_.splice(queued_.end(), outbox_);
+        wake_owed_ = false;
+        changed_.notify_all();
         flushing_ = true; // the loop waits here: not about to run continuations
         changed_.wait(lock, [this] {
             std::uint64_t earliest = 0;
             return !busy_ && next_due(monotonic_usec(), earliest) == queued_.end();
         });
         flushing_ = false;
+        // Read before done_ is taken, as on_done() does: the thread writes it after its lock is
+        // let go, so a write may still come for works taken here (a dispatch for nothing).
+        eventfd_t ignored = 0;
+        (void)::eventfd_read(done_fd_.get(), &ignored);
+        continuations_owed_ = false;
+        ready.swap(done_);
     }
-    run_continuations();
+    run(ready);
 }
 
 int OffLoopQueue::on_done(sd_event_source*, int, std::uint32_t, void* userdata) noexcept
 {
     auto* self = static_cast<OffLoopQueue*>(userdata);
     label_dispatch(self->label_);
-    self->run_continuations();
+    // Read before done_ is taken: a write after the read wakes the loop again.
+    eventfd_t ignored = 0;
+    (void)::eventfd_read(self->done_fd_.get(), &ignored);
+    self->hand_over(true);
+    return 0;
+}
+
+int OffLoopQueue::on_retry(sd_event_source*, std::uint64_t, void* userdata) noexcept
+{
+    auto* self = static_cast<OffLoopQueue*>(userdata);
+    label_dispatch(self->label_);
+    self->retrying_.store(false);
+    self->hand_over(self->continuations_owed_);
     return 0;
 }
 

@@ -53,9 +53,9 @@ void wait_for_a_free_cpu(std::uint64_t until, OffLoopQueue& queue)
 void wait_for_the_loop_to_wait(OffLoopQueue& queue, const OffLoopQueue::Due& own)
 {
     const std::uint64_t until = monotonic_usec() + 500'000;
-    // loop_woken() first: the loop sets loop_busy before it runs the continuations (and
-    // clears woken_ under the queue's lock), so a woken_ seen cleared means loop_busy is seen
-    // set, or cleared again by the end of that dispatch.
+    // loop_woken() first: the loop sets loop_busy before it dispatches (and reads the queue's
+    // eventfd in that dispatch), so a wake-up seen read means loop_busy is seen set, or
+    // cleared again by the end of that dispatch.
     while ((queue.loop_woken() || loop_busy.load(std::memory_order_relaxed)) &&
            monotonic_usec() < until &&
            own->load() != 0 && !queue.has_timed_due()) {
