@@ -13,4 +13,8 @@ namespace livepatchd {
 
 inline std::atomic<bool> loop_busy = false;
 
+// How many OffLoopQueues have the loop try again within a millisecond to take their lock (held
+// by their thread): the loop waits in its poll, but is about to dispatch. Written on the loop.
+inline std::atomic<int> loop_retrying = 0;
+
 } // namespace livepatchd

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include "common/off_loop_queue.hpp"
 
-#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/eventfd.h>
@@ -16,6 +15,7 @@
 
 #include "common/clock.hpp"
 #include "common/dispatch_label.hpp"
+#include "common/loop_activity.hpp"
 
 namespace livepatchd {
 
@@ -34,6 +34,7 @@ Result<std::unique_ptr<OffLoopQueue>> OffLoopQueue::create(sd_event* event, cons
     std::unique_ptr<OffLoopQueue> created(new OffLoopQueue());
     created->label_ = label;
     created->priority_ = priority;
+    created->waits_for_lock_ = priority == Priority::realtime;
     created->done_fd_ = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (!created->done_fd_)
         return Error{errno, std::string("cannot create an eventfd: ") + std::strerror(errno)};
@@ -71,9 +72,11 @@ OffLoopQueue::~OffLoopQueue()
 {
     {
         std::lock_guard lock(mutex_);
-        queued_.splice(queued_.end(), outbox_); // a SIGCONT among them must not be dropped
+        queued_.splice(queued_.end(), outbox_); // run, not dropped
         closing_ = true;
     }
+    if (retrying_.exchange(false))
+        loop_retrying.fetch_sub(1);
     changed_.notify_all();
     if (thread_.joinable())
         thread_.join();
@@ -105,18 +108,22 @@ void OffLoopQueue::lower(const Due& due, std::uint64_t usec) noexcept
     }
 }
 
-void OffLoopQueue::wake() noexcept
+void OffLoopQueue::wake()
 {
-    wake_owed_ = true;
-    hand_over(false);
+    // Under the lock: the thread either sees the lowered Due before it waits, or is waiting.
+    // (A real-time queue's: the loop may wait for its lock.)
+    { std::lock_guard lock(mutex_); }
+    changed_.notify_all();
 }
 
 void OffLoopQueue::hand_over(bool with_continuations) noexcept
 {
     std::list<Item> ready;
     {
-        std::unique_lock lock(mutex_, std::try_to_lock);
-        if (!lock.owns_lock()) {
+        std::unique_lock lock(mutex_, std::defer_lock);
+        if (waits_for_lock_) {
+            lock.lock();
+        } else if (!lock.try_lock()) {
             if (with_continuations)
                 continuations_owed_ = true;
             if (retry_later())
@@ -124,11 +131,9 @@ void OffLoopQueue::hand_over(bool with_continuations) noexcept
             lock.lock(); // no timer to try again from: a last resort
         }
         // Only splices under the lock, which the signal thread (real-time) also takes: a loop
-        // preempted while it holds it keeps that thread waiting. Taken, the lock tells a thread
-        // about to wait of a lowered Due (wake()): it either sees it first, or is waiting.
-        const bool notify = wake_owed_ || !outbox_.empty();
+        // preempted while it holds it keeps that thread waiting.
+        const bool notify = !outbox_.empty();
         queued_.splice(queued_.end(), outbox_);
-        wake_owed_ = false;
         if (with_continuations) {
             continuations_owed_ = false;
             ready.swap(done_);
@@ -144,10 +149,13 @@ bool OffLoopQueue::retry_later() noexcept
 {
     if (retrying_.load())
         return true;
-    if (!retry_ || sd_event_source_set_time_relative(retry_.get(), 1'000) < 0 ||
+    // From now, not from the loop's wake-up (sd_event_now()): after a long dispatch that
+    // would be at once.
+    if (!retry_ || sd_event_source_set_time(retry_.get(), monotonic_usec() + 1'000) < 0 ||
         sd_event_source_set_enabled(retry_.get(), SD_EVENT_ONESHOT) < 0)
         return false;
     retrying_.store(true);
+    loop_retrying.fetch_add(1);
     return true;
 }
 
@@ -204,6 +212,7 @@ void OffLoopQueue::serve()
             // one wake-up for any number of them. Written outside the lock: the loop, woken,
             // runs at once on this CPU (this thread is below it) and would find it held.
             lock.unlock();
+            woken_.store(true);
             (void)::eventfd_write(done_fd_.get(), 1);
             lock.lock();
             continue; // looked at again: the queue may have changed meanwhile
@@ -253,13 +262,11 @@ bool OffLoopQueue::loop_woken()
         if (flushing_)
             return false;
     }
-    if (retrying_.load())
-        return true;
-    // Written and not yet read: the loop is to take done_. (The loop reads it in a dispatch,
-    // after it has set loop_busy; the kernel orders the read and this poll, under the
-    // eventfd's wait-queue lock.)
-    pollfd fd{.fd = done_fd_.get(), .events = POLLIN, .revents = 0};
-    return ::poll(&fd, 1, 0) > 0 && (fd.revents & POLLIN);
+    // Cleared by the loop after its read of the eventfd, in a dispatch: seen cleared, the
+    // loop's loop_busy (set before the dispatch) is seen set, or cleared by that dispatch's end.
+    // (A write after the read, for works that dispatch took, may wake the loop again for
+    // nothing, with this already false.)
+    return retrying_.load() || woken_.load();
 }
 
 void OffLoopQueue::run(std::list<Item>& ready) noexcept
@@ -280,7 +287,6 @@ void OffLoopQueue::flush() noexcept
     {
         std::unique_lock lock(mutex_);
         queued_.splice(queued_.end(), outbox_);
-        wake_owed_ = false;
         changed_.notify_all();
         flushing_ = true; // the loop waits here: not about to run continuations
         changed_.wait(lock, [this] {
@@ -292,6 +298,7 @@ void OffLoopQueue::flush() noexcept
         // let go, so a write may still come for works taken here (a dispatch for nothing).
         eventfd_t ignored = 0;
         (void)::eventfd_read(done_fd_.get(), &ignored);
+        woken_.store(false);
         continuations_owed_ = false;
         ready.swap(done_);
     }
@@ -302,9 +309,11 @@ int OffLoopQueue::on_done(sd_event_source*, int, std::uint32_t, void* userdata) 
 {
     auto* self = static_cast<OffLoopQueue*>(userdata);
     label_dispatch(self->label_);
-    // Read before done_ is taken: a write after the read wakes the loop again.
+    // Read before done_ is taken: a write after the read wakes the loop again. (Cleared after
+    // the read: a write before it, then consumed by it, must not leave woken_ set.)
     eventfd_t ignored = 0;
     (void)::eventfd_read(self->done_fd_.get(), &ignored);
+    self->woken_.store(false);
     self->hand_over(true);
     return 0;
 }
@@ -314,6 +323,7 @@ int OffLoopQueue::on_retry(sd_event_source*, std::uint64_t, void* userdata) noex
     auto* self = static_cast<OffLoopQueue*>(userdata);
     label_dispatch(self->label_);
     self->retrying_.store(false);
+    loop_retrying.fetch_sub(1);
     self->hand_over(self->continuations_owed_);
     return 0;
 }

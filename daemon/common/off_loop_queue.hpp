@@ -19,11 +19,14 @@
 // Destroying the queue runs every work still queued at once, due or not (a SIGCONT must not be
 // dropped nor wait), not their continuations.
 //
-// The loop never waits for the queue's lock but in flush(): a thread below the loop, preempted
-// while it holds it, waits for a CPU as long as a storm of new threads lasts (221 ms at 30,000
-// threads under emulation, s56). What the loop cannot hand over or take at once (works posted,
-// a wake(), the continuations) it keeps, and tries again 1 ms later. The thread, for its part,
-// wakes the loop (or a flush()) only once it has let go of the lock.
+// The loop waits for the lock of a queue whose thread runs at or below its own priority only in
+// flush() and when the queue is destroyed: such a thread, preempted while it holds it, waits for
+// a CPU as long as a storm of new threads lasts (221 ms at 30,000 threads under emulation, s56).
+// What the loop cannot hand over or take at once (works posted, the continuations) it keeps,
+// in order, and tries again 1 ms later (or waits, when that cannot be timed). A real-time queue's
+// thread holds it for microseconds and no ordinary thread preempts it: the loop waits for it,
+// so that a wake() is never left for a retry (a loop that is ending runs none). The thread, for
+// its part, wakes the loop (or a flush()) only once it has let go of the lock.
 #pragma once
 
 #include <systemd/sd-event.h>
@@ -88,11 +91,12 @@ public:
         std::list<Item> items_;
     };
     // Queues work for the thread, then on the loop; never blocks on a running work. The loop's
-    // thread only (so are wake() and flush()).
+    // thread only (as are wake() and flush()).
     void post(std::function<void()> work, std::function<void()> then);
     void post(Batch&& batch) noexcept;
-    // A Due of a work of this queue was lowered: the thread looks again.
-    void wake() noexcept;
+    // A Due of a work of this queue was lowered: the thread looks again. Waits for the lock
+    // (timed works are the real-time queue's).
+    void wake();
     // Waits until every work due has run, then runs the continuations of all that have run.
     void flush() noexcept;
     // Whether a work is due behind the running one (for a work that would wait on its own).
@@ -118,8 +122,8 @@ private:
     // The first work due at now in the order posted (any when closing_), or queued_.end();
     // and the earliest time a timed one is due (never_due: none). mutex_ held.
     std::list<Item>::iterator next_due(std::uint64_t now, std::uint64_t& earliest);
-    // On the loop: hands outbox_ and a wake() owed over to the thread, and with_continuations
-    // takes and runs those owed, if the lock can be had at once; else tries again later.
+    // On the loop: hands outbox_ over to the thread, and with_continuations takes done_ and
+    // runs it, if the lock can be had at once (or waited for); else tries again later.
     void hand_over(bool with_continuations) noexcept;
     // Arms retry_ for 1 ms from now; false if it cannot be.
     bool retry_later() noexcept;
@@ -139,14 +143,18 @@ private:
     bool closing_ = false;                   // the thread ends once queued_ is empty
     bool unheard_ = false;                   // done_ has works the loop was not woken for
     bool flushing_ = false; // the loop waits in flush(), which runs them after the works
+    // done_fd_ was written (set before the write) and the loop has not read it since (cleared
+    // after the read): for loop_woken(), which a poll of the eventfd could not order against
+    // loop_busy.
+    std::atomic<bool> woken_ = false;
     // The loop's own (no lock): what it could not hand over or take at once, for retry_.
     std::list<Item> outbox_;          // posted, in order, before anything posted after them
-    bool wake_owed_ = false;          // a wake() the thread has not had
     bool continuations_owed_ = false; // done_fd_ was read, done_ not taken
     std::atomic<bool> retrying_ = false; // retry_ is armed (read by loop_woken())
     const char* label_ = nullptr;            // what runs the continuations, for dispatch lines
     Priority priority_ = Priority::as_loop;  // set before the thread starts
     bool realtime_ = false;                  // set by create(), before any work is posted
+    bool waits_for_lock_ = false; // Priority::realtime: the loop takes the lock, never retries
     UniqueFd done_fd_; // an eventfd: the thread writes it when a work has run
     std::unique_ptr<sd_event_source, sd_event_source* (*)(sd_event_source*)> source_{
         nullptr, sd_event_source_disable_unref};

@@ -56,7 +56,10 @@ void wait_for_the_loop_to_wait(OffLoopQueue& queue, const OffLoopQueue::Due& own
     // loop_woken() first: the loop sets loop_busy before it dispatches (and reads the queue's
     // eventfd in that dispatch), so a wake-up seen read means loop_busy is seen set, or
     // cleared again by the end of that dispatch.
-    while ((queue.loop_woken() || loop_busy.load(std::memory_order_relaxed)) &&
+    // And not while another queue has the loop try its lock again: the loop waits in its
+    // poll, but for a timer due within 1 ms.
+    while ((queue.loop_woken() || loop_busy.load(std::memory_order_relaxed) ||
+            loop_retrying.load() > 0) &&
            monotonic_usec() < until &&
            own->load() != 0 && !queue.has_timed_due()) {
         const timespec one_ms{0, 1'000'000};

@@ -1027,7 +1027,8 @@ void Service::follow_transition(const std::vector<KernelPatch>& in_kernel,
                                  "the look at " + std::to_string(count) +
                                      " pending task(s) took " + std::to_string(took) + " us (" +
                                      std::to_string(look_remedy_usec_) + " us the ladder, " +
-                                     std::to_string(look_stall_usec_) + " us the stall), " +
+                                     std::to_string(look_stall_usec_) + " us the stall, " +
+                                     std::to_string(look_shown_usec_) + " us its count shown), " +
                                      std::to_string(started - tick_started_usec_) +
                                      " us after the tick that listed them",
                                  {{"FOLLOW_USEC", std::to_string(took)}});
@@ -1054,7 +1055,7 @@ void Service::follow_transition(const std::vector<KernelPatch>& in_kernel,
 void Service::follow_pending(Result<std::vector<PendingTask>> tasks)
 {
     std::uint32_t count = 0;
-    look_remedy_usec_ = look_stall_usec_ = 0;
+    look_remedy_usec_ = look_stall_usec_ = look_shown_usec_ = 0;
     if (tasks) {
         const std::uint64_t now = monotonic_usec();
         count = static_cast<std::uint32_t>(tasks->size());
@@ -1082,9 +1083,11 @@ void Service::follow_pending(Result<std::vector<PendingTask>> tasks)
         // Emptied in later turns, its storage kept for the next list (PendingListPool).
         list_pool_->give_back(std::move(*tasks));
     }
+    const std::uint64_t shown = monotonic_usec();
     const TransitionStatus status = transition_status(count);
     sink().transition_status(status);
     update_status_line(status);
+    look_shown_usec_ = monotonic_usec() - shown;
 }
 
 TransitionStatus Service::transition_status(std::uint32_t pending) const

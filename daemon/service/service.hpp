@@ -246,6 +246,7 @@ private:
     std::uint64_t last_tick_usec_ = 0;    // how long the last tick() took, its listing too
     std::uint64_t look_remedy_usec_ = 0;  // the last look's time in remediate()
     std::uint64_t look_stall_usec_ = 0;   // and in act_on_stall()
+    std::uint64_t look_shown_usec_ = 0;   // and in showing its count (bus, metrics, status)
     std::uint64_t tick_started_usec_ = 0; // when the tick under way started
     bool tick_listing_ = false;           // a tick waits for its list of pending tasks
     // Counts the watched transition's changes (started, reversed, ended): what was listed or

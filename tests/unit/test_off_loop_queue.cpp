@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "common/clock.hpp"
+#include "common/loop_activity.hpp"
 #include "common/off_loop_queue.hpp"
 #include "event_loop.hpp"
 
@@ -319,10 +320,13 @@ TEST_CASE("the loop never waits while the queue's thread holds its lock")
     REQUIRE(queue);
     OffLoopQueue& q = **queue;
     OffLoopQueue::set_holding_hook(hold_the_lock);
+    struct Unhook {
+        ~Unhook() { OffLoopQueue::set_holding_hook(nullptr); }
+    } unhook;
     std::vector<std::string> order;
     q.post([] { hold_next = true; }, [&order] { order.push_back("then A"); });
     std::uint64_t longest_dispatch = 0, post_took = 0;
-    bool posted = false;
+    bool posted = false, woken_while_kept = false;
     const std::uint64_t until = monotonic_usec() + 3'000'000;
     while (order.size() < 2 && monotonic_usec() < until) {
         if (!posted && holding) {
@@ -330,6 +334,8 @@ TEST_CASE("the loop never waits while the queue's thread holds its lock")
             q.post([] {}, [&order] { order.push_back("then B"); });
             post_took = monotonic_usec() - before;
             posted = true;
+            // The work kept for a retry: the loop is about to dispatch (a SIGSTOP waits).
+            woken_while_kept = q.loop_woken() && loop_retrying.load() == 1;
         }
         int r = sd_event_prepare(loop.event);
         if (r == 0)
@@ -340,9 +346,37 @@ TEST_CASE("the loop never waits while the queue's thread holds its lock")
             longest_dispatch = std::max(longest_dispatch, monotonic_usec() - before);
         }
     }
-    OffLoopQueue::set_holding_hook(nullptr);
     CHECK(posted); // the hold was seen
     CHECK(order == std::vector<std::string>{"then A", "then B"});
     CHECK(post_took < 50'000);
     CHECK(longest_dispatch < 50'000);
+    CHECK(woken_while_kept);
+    CHECK_FALSE(q.loop_woken()); // every retry ran, every wake-up was read
+    CHECK(loop_retrying.load() == 0);
+}
+
+TEST_CASE("a real-time queue's wake() reaches its thread without another turn of the loop")
+{
+    // The signals' queue: a loop ending (SIGTERM: every hold's SIGCONT brought forward, then
+    // sd_event_exit) turns no more, so a wake() must not be left for a retry on the loop.
+    EventLoop loop;
+    auto queue = OffLoopQueue::create(loop.event, "a test", OffLoopQueue::Priority::realtime);
+    REQUIRE(queue);
+    OffLoopQueue& q = **queue;
+    OffLoopQueue::set_holding_hook(hold_the_lock);
+    struct Unhook {
+        ~Unhook() { OffLoopQueue::set_holding_hook(nullptr); }
+    } unhook;
+    std::atomic<bool> timed_ran = false;
+    auto due = OffLoopQueue::make_due();
+    post_timed(q, due, [&timed_ran] { timed_ran = true; });
+    q.post([] { hold_next = true; }, nullptr);
+    for (int i = 0; i < 1000 && !holding; ++i)
+        std::this_thread::sleep_for(1ms);
+    REQUIRE(holding);
+    OffLoopQueue::lower(due, 0);
+    q.wake();
+    for (int i = 0; i < 1000 && !timed_ran; ++i)
+        std::this_thread::sleep_for(1ms); // the loop does not turn
+    CHECK(timed_ran);
 }
