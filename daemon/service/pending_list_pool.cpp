@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include "service/pending_list_pool.hpp"
 
+#include "common/fault.hpp"
+
 #include <malloc.h>
 
 #include <algorithm>
@@ -64,6 +66,7 @@ void PendingListPool::trim() noexcept
     // The lists' storage and strings were freed in the middle of the heap (glibc serves large
     // blocks from it once a large one was freed): without a trim the idle daemon keeps those
     // pages until a later allocation reuses them.
+    fault_point("pending-lists-trim");
     malloc_trim(0);
 }
 
