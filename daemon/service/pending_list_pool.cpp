@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include "service/pending_list_pool.hpp"
 
+#include "common/clock.hpp"
 #include "common/fault.hpp"
+#include "common/journal.hpp"
 
 #include <malloc.h>
 
 #include <algorithm>
+#include <string>
 #include <utility>
 
 namespace livepatchd {
@@ -63,11 +66,28 @@ void PendingListPool::release() noexcept
 
 void PendingListPool::trim() noexcept
 {
+    if (trim_) {
+        try {
+            trim_();
+            return;
+        } catch (...) {
+        }
+    }
+    trim_heap();
+}
+
+void PendingListPool::trim_heap() noexcept
+{
     // The lists' storage and strings were freed in the middle of the heap (glibc serves large
     // blocks from it once a large one was freed): without a trim the idle daemon keeps those
     // pages until a later allocation reuses them.
     fault_point("pending-lists-trim");
+    const std::uint64_t start = monotonic_usec();
     malloc_trim(0);
+    // How long it held the arenas' locks, for a reader of a slow dispatch after it.
+    if (const std::uint64_t took = monotonic_usec() - start; took >= 20'000)
+        journal::log(LogLevel::debug, "the heap's trim after the looks' lists took " +
+                                          std::to_string(took) + " us");
 }
 
 int PendingListPool::on_turn(sd_event_source*, void* userdata) noexcept

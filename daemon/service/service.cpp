@@ -185,7 +185,16 @@ Result<void> Service::connect()
     if (r < 0)
         return Error{-r, "cannot create the event loop: " + std::string(std::strerror(-r))};
     event_.reset(event);
-    list_pool_ = std::make_unique<PendingListPool>(event);
+    // The heap's trim after a transition's lists on the conversions' thread, after them; on
+    // the loop without that thread. (glibc holds each arena's lock while it trims it: an
+    // allocation of the loop's may wait for the main arena's part, which holds the lists'
+    // storage; their strings, the bulk, are the walks' reader's.)
+    list_pool_ = std::make_unique<PendingListPool>(event, [this] {
+        if (list_converter_)
+            list_converter_->post([] { PendingListPool::trim_heap(); }, nullptr);
+        else
+            PendingListPool::trim_heap();
+    });
     retired_facts_ = std::make_unique<RetiredEntries<StallFactsMap>>(event);
     retired_seen_ = std::make_unique<RetiredEntries<SeenMap>>(event);
 

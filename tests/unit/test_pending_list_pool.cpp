@@ -8,7 +8,12 @@
 #include <systemd/sd-event.h>
 
 #include <memory>
+#include <new>
+#include <string>
+#include <string_view>
+#include <vector>
 
+#include "common/fault.hpp"
 #include "service/pending_list_pool.hpp"
 #include "event_loop.hpp"
 
@@ -164,4 +169,29 @@ TEST_CASE("without a loop, a list given back is emptied at once")
     pool.give_back(std::move(list));
     CHECK(pool.emptying() == 0);
     CHECK(pool.take(100).data() == storage);
+}
+
+TEST_CASE("the heap's trim at a transition's end is handed to the service's thread")
+{
+    // malloc_trim(0) took 79 ms of the loop's dispatch at 30,000 tasks' lists (s57).
+    std::vector<std::string> at_once; // the fault points reached on this thread
+    set_fault_hook([&at_once](std::string_view name) { at_once.emplace_back(name); });
+    EventLoop loop;
+    int handed = 0;
+    {
+        PendingListPool pool(loop.event, [&handed] { ++handed; });
+        pool.give_back(tasks(pool, 10));
+        while (loop.turn()) {
+        }
+        pool.release();
+    }
+    CHECK(handed == 1);
+    CHECK(at_once.empty());
+    // Without a thread (or when handing it over throws), at once.
+    {
+        PendingListPool pool(loop.event, [] { throw std::bad_alloc(); });
+        pool.release();
+    }
+    CHECK(at_once == std::vector<std::string>{"pending-lists-trim"});
+    set_fault_hook(nullptr);
 }
