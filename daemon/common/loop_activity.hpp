@@ -4,7 +4,8 @@
 // while it waits in its poll: a SIGSTOP to thousands of threads holds every CPU for a while, and
 // a dispatch it catches lasts as long. Written by the loop only (Service::run: false around its
 // wait when sd_event_prepare() found nothing ready, true otherwise); false where no Service
-// runs (tests). A hint read by other threads (relaxed: nothing is published through it).
+// runs (tests). A hint read by other threads; false is stored with release, so that a thread
+// that reads it false (acquire) sees loop_retrying as the dispatches before left it.
 #pragma once
 
 #include <atomic>

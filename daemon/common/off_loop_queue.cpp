@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include "common/off_loop_queue.hpp"
 
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/eventfd.h>
@@ -34,7 +35,6 @@ Result<std::unique_ptr<OffLoopQueue>> OffLoopQueue::create(sd_event* event, cons
     std::unique_ptr<OffLoopQueue> created(new OffLoopQueue());
     created->label_ = label;
     created->priority_ = priority;
-    created->waits_for_lock_ = priority == Priority::realtime;
     created->done_fd_ = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (!created->done_fd_)
         return Error{errno, std::string("cannot create an eventfd: ") + std::strerror(errno)};
@@ -111,7 +111,6 @@ void OffLoopQueue::lower(const Due& due, std::uint64_t usec) noexcept
 void OffLoopQueue::wake()
 {
     // Under the lock: the thread either sees the lowered Due before it waits, or is waiting.
-    // (A real-time queue's: the loop may wait for its lock.)
     { std::lock_guard lock(mutex_); }
     changed_.notify_all();
 }
@@ -120,10 +119,8 @@ void OffLoopQueue::hand_over(bool with_continuations) noexcept
 {
     std::list<Item> ready;
     {
-        std::unique_lock lock(mutex_, std::defer_lock);
-        if (waits_for_lock_) {
-            lock.lock();
-        } else if (!lock.try_lock()) {
+        std::unique_lock lock(mutex_, std::try_to_lock);
+        if (!lock.owns_lock()) {
             if (with_continuations)
                 continuations_owed_ = true;
             if (retry_later())
@@ -137,6 +134,12 @@ void OffLoopQueue::hand_over(bool with_continuations) noexcept
         if (with_continuations) {
             continuations_owed_ = false;
             ready.swap(done_);
+        }
+        // Nothing is owed any more: a retry armed before has nothing to do (nor does the loop,
+        // for loop_woken()).
+        if (!continuations_owed_ && retrying_.exchange(false)) {
+            (void)sd_event_source_set_enabled(retry_.get(), SD_EVENT_OFF);
+            loop_retrying.fetch_sub(1);
         }
         lock.unlock();
         if (notify)
@@ -264,9 +267,12 @@ bool OffLoopQueue::loop_woken()
     }
     // Cleared by the loop after its read of the eventfd, in a dispatch: seen cleared, the
     // loop's loop_busy (set before the dispatch) is seen set, or cleared by that dispatch's end.
-    // (A write after the read, for works that dispatch took, may wake the loop again for
-    // nothing, with this already false.)
-    return retrying_.load() || woken_.load();
+    // A write after that read (for works that dispatch took) may wake the loop again with
+    // woken_ already cleared: the eventfd, still to be read, says so.
+    if (retrying_.load() || woken_.load())
+        return true;
+    pollfd fd{.fd = done_fd_.get(), .events = POLLIN, .revents = 0};
+    return ::poll(&fd, 1, 0) > 0 && (fd.revents & POLLIN);
 }
 
 void OffLoopQueue::run(std::list<Item>& ready) noexcept
@@ -322,8 +328,8 @@ int OffLoopQueue::on_retry(sd_event_source*, std::uint64_t, void* userdata) noex
 {
     auto* self = static_cast<OffLoopQueue*>(userdata);
     label_dispatch(self->label_);
-    self->retrying_.store(false);
-    loop_retrying.fetch_sub(1);
+    if (self->retrying_.exchange(false)) // (else disarmed since: counted down then)
+        loop_retrying.fetch_sub(1);
     self->hand_over(self->continuations_owed_);
     return 0;
 }

@@ -19,14 +19,14 @@
 // Destroying the queue runs every work still queued at once, due or not (a SIGCONT must not be
 // dropped nor wait), not their continuations.
 //
-// The loop waits for the lock of a queue whose thread runs at or below its own priority only in
-// flush() and when the queue is destroyed: such a thread, preempted while it holds it, waits for
-// a CPU as long as a storm of new threads lasts (221 ms at 30,000 threads under emulation, s56).
-// What the loop cannot hand over or take at once (works posted, the continuations) it keeps,
-// in order, and tries again 1 ms later (or waits, when that cannot be timed). A real-time queue's
-// thread holds it for microseconds and no ordinary thread preempts it: the loop waits for it,
-// so that a wake() is never left for a retry (a loop that is ending runs none). The thread, for
-// its part, wakes the loop (or a flush()) only once it has let go of the lock.
+// The loop waits for the queue's lock only in wake(), flush() and when the queue is destroyed:
+// a thread preempted while it holds it waits for a CPU as long as a storm of new threads lasts
+// (221 ms for one at nice +10 at 30,000 threads under emulation, s56). What the loop cannot
+// hand over or take at once (works posted, the continuations) it keeps, in order, and tries
+// again 1 ms later (or waits, when that cannot be timed; a queue destroyed first runs what was
+// kept). wake() waits, so that it is never left for a retry (a loop that is ending runs none):
+// it is the signals' queue's, whose thread holds the lock for microseconds. The thread, for its
+// part, wakes the loop (or a flush()) only once it has let go of the lock.
 #pragma once
 
 #include <systemd/sd-event.h>
@@ -94,8 +94,7 @@ public:
     // thread only (as are wake() and flush()).
     void post(std::function<void()> work, std::function<void()> then);
     void post(Batch&& batch) noexcept;
-    // A Due of a work of this queue was lowered: the thread looks again. Waits for the lock
-    // (timed works are the real-time queue's).
+    // A Due of a work of this queue was lowered: the thread looks again. Waits for the lock.
     void wake();
     // Waits until every work due has run, then runs the continuations of all that have run.
     void flush() noexcept;
@@ -144,8 +143,8 @@ private:
     bool unheard_ = false;                   // done_ has works the loop was not woken for
     bool flushing_ = false; // the loop waits in flush(), which runs them after the works
     // done_fd_ was written (set before the write) and the loop has not read it since (cleared
-    // after the read): for loop_woken(), which a poll of the eventfd could not order against
-    // loop_busy.
+    // after the read): for loop_woken(), ordered against loop_busy as a poll of the eventfd
+    // alone is not.
     std::atomic<bool> woken_ = false;
     // The loop's own (no lock): what it could not hand over or take at once, for retry_.
     std::list<Item> outbox_;          // posted, in order, before anything posted after them
@@ -154,7 +153,6 @@ private:
     const char* label_ = nullptr;            // what runs the continuations, for dispatch lines
     Priority priority_ = Priority::as_loop;  // set before the thread starts
     bool realtime_ = false;                  // set by create(), before any work is posted
-    bool waits_for_lock_ = false; // Priority::realtime: the loop takes the lock, never retries
     UniqueFd done_fd_; // an eventfd: the thread writes it when a work has run
     std::unique_ptr<sd_event_source, sd_event_source* (*)(sd_event_source*)> source_{
         nullptr, sd_event_source_disable_unref};

@@ -58,7 +58,7 @@ void wait_for_the_loop_to_wait(OffLoopQueue& queue, const OffLoopQueue::Due& own
     // cleared again by the end of that dispatch.
     // And not while another queue has the loop try its lock again: the loop waits in its
     // poll, but for a timer due within 1 ms.
-    while ((queue.loop_woken() || loop_busy.load(std::memory_order_relaxed) ||
+    while ((queue.loop_woken() || loop_busy.load(std::memory_order_acquire) ||
             loop_retrying.load() > 0) &&
            monotonic_usec() < until &&
            own->load() != 0 && !queue.has_timed_due()) {

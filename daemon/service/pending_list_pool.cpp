@@ -81,7 +81,10 @@ void PendingListPool::trim_heap() noexcept
     // The lists' storage and strings were freed in the middle of the heap (glibc serves large
     // blocks from it once a large one was freed): without a trim the idle daemon keeps those
     // pages until a later allocation reuses them.
-    fault_point("pending-lists-trim");
+    try {
+        fault_point("pending-lists-trim");
+    } catch (...) {
+    }
     const std::uint64_t start = monotonic_usec();
     malloc_trim(0);
     // How long it held the arenas' locks, for a reader of a slow dispatch after it.

@@ -32,7 +32,7 @@ public:
 
     // How the heap is trimmed once no list is kept: malloc_trim(0) gives their memory back to
     // the kernel, 79 ms in the kernel after 30,000 tasks' lists under emulation (s57), so the
-    // service has it run on a thread of its own; none (or if it throws): trim_heap() at once.
+    // service has it run on its conversions' thread; none (or if it throws): trim_heap() at once.
     using Trim = std::function<void()>;
     explicit PendingListPool(sd_event* event, Trim trim = nullptr) noexcept
         : event_(event), trim_(std::move(trim))

@@ -188,7 +188,8 @@ Result<void> Service::connect()
     // The heap's trim after a transition's lists on the conversions' thread, after them; on
     // the loop without that thread. (glibc holds each arena's lock while it trims it: an
     // allocation of the loop's may wait for the main arena's part, which holds the lists'
-    // storage; their strings, the bulk, are the walks' reader's.)
+    // storage; their strings, the bulk, are the walks' reader's. A trim preempted while it
+    // holds that lock would keep the loop waiting as long: its time is logged past 20 ms.)
     list_pool_ = std::make_unique<PendingListPool>(event, [this] {
         if (list_converter_)
             list_converter_->post([] { PendingListPool::trim_heap(); }, nullptr);
@@ -627,7 +628,9 @@ int Service::run()
     loop_busy.store(true, std::memory_order_relaxed);
     while (sd_event_get_state(event_.get()) != SD_EVENT_FINISHED) {
         if ((r = sd_event_prepare(event_.get())) == 0) {
-            loop_busy.store(false, std::memory_order_relaxed);
+            // Release: a thread that sees it false sees what the dispatches before did
+            // (loop_retrying).
+            loop_busy.store(false, std::memory_order_release);
             r = sd_event_wait(event_.get(), UINT64_MAX);
             loop_busy.store(true, std::memory_order_relaxed);
         }

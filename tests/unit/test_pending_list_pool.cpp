@@ -176,6 +176,9 @@ TEST_CASE("the heap's trim at a transition's end is handed to the service's thre
     // malloc_trim(0) took 79 ms of the loop's dispatch at 30,000 tasks' lists (s57).
     std::vector<std::string> at_once; // the fault points reached on this thread
     set_fault_hook([&at_once](std::string_view name) { at_once.emplace_back(name); });
+    struct Unhook {
+        ~Unhook() { set_fault_hook(nullptr); }
+    } unhook;
     EventLoop loop;
     int handed = 0;
     {
@@ -193,5 +196,4 @@ TEST_CASE("the heap's trim at a transition's end is handed to the service's thre
         pool.release();
     }
     CHECK(at_once == std::vector<std::string>{"pending-lists-trim"});
-    set_fault_hook(nullptr);
 }
