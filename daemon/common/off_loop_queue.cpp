@@ -127,7 +127,7 @@ void OffLoopQueue::hand_over(bool with_continuations) noexcept
                 return;
             lock.lock(); // no timer to try again from: a last resort
         }
-        // Only splices under the lock, which the signal thread (real-time) also takes: a loop
+        // Little under the lock, which the signal thread (real-time) also takes: a loop
         // preempted while it holds it keeps that thread waiting.
         const bool notify = !outbox_.empty();
         queued_.splice(queued_.end(), outbox_);
@@ -137,15 +137,21 @@ void OffLoopQueue::hand_over(bool with_continuations) noexcept
         }
         // Nothing is owed any more: a retry armed before has nothing to do (nor does the loop,
         // for loop_woken()).
-        if (!continuations_owed_ && retrying_.exchange(false)) {
-            (void)sd_event_source_set_enabled(retry_.get(), SD_EVENT_OFF);
-            loop_retrying.fetch_sub(1);
-        }
+        if (!continuations_owed_)
+            disarm_retry();
         lock.unlock();
         if (notify)
             changed_.notify_all();
     }
     run(ready);
+}
+
+void OffLoopQueue::disarm_retry() noexcept
+{
+    if (!retrying_.exchange(false))
+        return;
+    (void)sd_event_source_set_enabled(retry_.get(), SD_EVENT_OFF);
+    loop_retrying.fetch_sub(1);
 }
 
 bool OffLoopQueue::retry_later() noexcept
@@ -260,11 +266,8 @@ void OffLoopQueue::serve()
 
 bool OffLoopQueue::loop_woken()
 {
-    {
-        std::lock_guard lock(mutex_);
-        if (flushing_)
-            return false;
-    }
+    if (flushing_.load())
+        return false;
     // Cleared by the loop after its read of the eventfd, in a dispatch: seen cleared, the
     // loop's loop_busy (set before the dispatch) is seen set, or cleared by that dispatch's end.
     // A write after that read (for works that dispatch took) may wake the loop again with
@@ -307,6 +310,7 @@ void OffLoopQueue::flush() noexcept
         woken_.store(false);
         continuations_owed_ = false;
         ready.swap(done_);
+        disarm_retry(); // nothing is owed
     }
     run(ready);
 }

@@ -25,8 +25,10 @@
 // hand over or take at once (works posted, the continuations) it keeps, in order, and tries
 // again 1 ms later (or waits, when that cannot be timed; a queue destroyed first runs what was
 // kept). wake() waits, so that it is never left for a retry (a loop that is ending runs none):
-// it is the signals' queue's, whose thread holds the lock for microseconds. The thread, for its
-// part, wakes the loop (or a flush()) only once it has let go of the lock.
+// it is the signals' queue's, called when holds end early (a stop of livepatchd: a wait there
+// is a wait of the stop; its thread, ordinary while it waits out a SIGCONT's storm, may be
+// preempted with the lock held). The thread, for its part, wakes the loop (or a flush()) only
+// once it has let go of the lock.
 #pragma once
 
 #include <systemd/sd-event.h>
@@ -124,14 +126,15 @@ private:
     // On the loop: hands outbox_ over to the thread, and with_continuations takes done_ and
     // runs it, if the lock can be had at once (or waited for); else tries again later.
     void hand_over(bool with_continuations) noexcept;
-    // Arms retry_ for 1 ms from now; false if it cannot be.
+    // Arms retry_ for 1 ms from now; false if it cannot be. disarm_retry(): nothing is owed.
     bool retry_later() noexcept;
+    void disarm_retry() noexcept;
     static void run(std::list<Item>& ready) noexcept;
     static int on_done(sd_event_source* source, int fd, std::uint32_t revents,
                        void* userdata) noexcept;
     static int on_retry(sd_event_source* source, std::uint64_t usec, void* userdata) noexcept;
 
-    // protects queued_, done_, busy_, closing_, unheard_, flushing_ (not the Dues)
+    // protects queued_, done_, busy_, closing_, unheard_ (not the Dues), flushing_'s writes
     std::mutex mutex_;
     std::condition_variable changed_; // a work was queued or has run, or closing_ was set
     // Lists: an item moves from one to the other by splicing its node, which cannot fail, so
@@ -141,7 +144,9 @@ private:
     bool busy_ = false;                      // the thread runs a work taken off queued_
     bool closing_ = false;                   // the thread ends once queued_ is empty
     bool unheard_ = false;                   // done_ has works the loop was not woken for
-    bool flushing_ = false; // the loop waits in flush(), which runs them after the works
+    // The loop waits in flush(), which runs the continuations after the works (read without
+    // the lock by loop_woken()).
+    std::atomic<bool> flushing_ = false;
     // done_fd_ was written (set before the write) and the loop has not read it since (cleared
     // after the read): for loop_woken(), ordered against loop_busy as a poll of the eventfd
     // alone is not.
