@@ -16,11 +16,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <string>
+#include <thread>
 
 #include "dbus/bus_ptr.hpp"
 #include "elf_builder.hpp"
@@ -1474,6 +1476,11 @@ TEST_CASE("an Install reads the store and the kernel once for all it announces")
     // Issue 18, run s45: an Install's end took a 209 ms dispatch (125 ms in user space) right
     // after 30,000 threads exited. Since its work runs off the loop, it ends outside the call,
     // where each of the 14 properties its InterfacesAdded sends read every patch's status again.
+    // The forced transition of the case before ends at the service's next tick (20 ms here),
+    // which announces lp_waited: waited for first, or its read counts here (CI, 2192a30).
+    for (int i = 0; i < 100 && manager_string("State") != "idle"; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    REQUIRE(manager_string("State") == "idle");
     const std::string file = write_patch("lp_announced");
     const std::uint64_t before = test_count("StatusReads");
     REQUIRE(install(file).ok());
