@@ -310,6 +310,14 @@ void hold_the_lock()
     holding = false;
 }
 
+// hold_the_lock() as the queues' holding hook while it lives.
+struct HoldingHook {
+    HoldingHook() { OffLoopQueue::set_holding_hook(hold_the_lock); }
+    ~HoldingHook() { OffLoopQueue::set_holding_hook(nullptr); }
+    HoldingHook(const HoldingHook&) = delete;
+    HoldingHook& operator=(const HoldingHook&) = delete;
+};
+
 } // namespace
 
 namespace {
@@ -321,10 +329,7 @@ void check_never_waits(OffLoopQueue::Priority priority)
     auto queue = OffLoopQueue::create(loop.event, "a test", priority);
     REQUIRE(queue);
     OffLoopQueue& q = **queue;
-    OffLoopQueue::set_holding_hook(hold_the_lock);
-    struct Unhook {
-        ~Unhook() { OffLoopQueue::set_holding_hook(nullptr); }
-    } unhook;
+    const HoldingHook hook;
     std::vector<std::string> order;
     q.post([] { hold_next = true; }, [&order] { order.push_back("then A"); });
     std::uint64_t longest_dispatch = 0, post_took = 0;
@@ -379,10 +384,7 @@ TEST_CASE("a real-time queue's wake() reaches its thread without another turn of
     auto queue = OffLoopQueue::create(loop.event, "a test", OffLoopQueue::Priority::realtime);
     REQUIRE(queue);
     OffLoopQueue& q = **queue;
-    OffLoopQueue::set_holding_hook(hold_the_lock);
-    struct Unhook {
-        ~Unhook() { OffLoopQueue::set_holding_hook(nullptr); }
-    } unhook;
+    const HoldingHook hook;
     std::atomic<bool> timed_ran = false;
     auto due = OffLoopQueue::make_due();
     post_timed(q, due, [&timed_ran] { timed_ran = true; });
