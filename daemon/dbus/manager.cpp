@@ -13,6 +13,7 @@
 
 #include "common/clock.hpp"
 #include "common/dispatch_label.hpp"
+#include "common/journal.hpp"
 #include "common/text.hpp"
 #include "dbus/bus_errors.hpp"
 #include "store/patch_file.hpp"
@@ -744,16 +745,38 @@ bool Manager::continue_listing(PendingListing& listing, bool everything)
     constexpr std::uint64_t budget_usec = 10'000;
     sd_bus_message* m = listing.reply.get();
     const std::uint64_t start = monotonic_usec();
+    std::uint64_t read_usec = 0; // of the slice's time, the tasks' facts
+    std::size_t n = 0;
+    // The slice's parts, for a reader of a long slice's DISPATCH_USEC line.
+    auto log_slice = [&](const std::string& parts, std::size_t appended, const char* end,
+                         std::uint64_t end_usec) {
+        const std::uint64_t now = monotonic_usec();
+        if (now - start < 20'000)
+            return;
+        journal::log(LogLevel::debug,
+                     "a ListPendingTasks reply's slice took " + std::to_string(now - start) +
+                         " us: " + std::to_string(n) + " task(s), " + std::to_string(read_usec) +
+                         " us their facts (the longest read: " + parts + "), " +
+                         std::to_string(end_usec - start - read_usec) + " us appended; " + end +
+                         " " + std::to_string(now - end_usec) + " us (" +
+                         std::to_string(appended) + " task(s) appended)",
+                     {{"LISTING_SLICE_USEC", std::to_string(now - start)}});
+    };
     int r = 0;
-    for (std::size_t n = 0; listing.next < listing.tasks.size(); ++n) {
-        if (!everything && n > 0 && (n >= slice || monotonic_usec() - start >= budget_usec))
+    for (; listing.next < listing.tasks.size(); ++n) {
+        if (!everything && n > 0 && (n >= slice || monotonic_usec() - start >= budget_usec)) {
+            log_slice(listing.facts.longest_read_parts(), listing.next, "the rest",
+                      monotonic_usec());
             return true;
+        }
         PendingTask& task = listing.tasks[listing.next++];
         BlockingTask blocking;
+        const std::uint64_t read_start = monotonic_usec();
         if (context_.blocking_task)
             blocking = context_.blocking_task(task, listing.facts);
         else
             blocking.facts.task = std::move(task);
+        read_usec += monotonic_usec() - read_start;
         const TaskFacts& f = blocking.facts;
         const std::string state(1, f.state > ' ' && f.state < 0x7f ? f.state : '?');
         const std::string unit = f.units.empty() ? "" : printable(f.units.back());
@@ -780,11 +803,18 @@ bool Manager::continue_listing(PendingListing& listing, bool everything)
             (r = sd_bus_message_close_container(m)) < 0)
             break;
     }
+    const std::uint64_t appended = monotonic_usec();
     if (r >= 0 && (r = sd_bus_message_close_container(m)) >= 0)
         r = sd_bus_send(nullptr, m, nullptr);
     if (r < 0)
         (void)sd_bus_reply_method_errno(listing.call.get(), -r, nullptr);
+    const std::uint64_t sent = monotonic_usec();
+    const std::string parts = listing.facts.longest_read_parts();
+    const std::size_t count = listing.next;
     end_listing(listing);
+    const std::string end = "the reply closed and sent in " + std::to_string(sent - appended) +
+                            " us, the listing let go in";
+    log_slice(parts, count, end.c_str(), sent);
     return false;
 }
 
