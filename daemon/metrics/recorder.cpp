@@ -56,8 +56,8 @@ void MetricsRecorder::changed()
 
 void MetricsRecorder::write_now()
 {
-    // During a write, its end reads the sources and compares with what it wrote (which this
-    // snapshot may have changed back from): reading them now would be read again.
+    // During a read or a write, its end reads the sources and compares with what it wrote
+    // (which this snapshot may have changed back from): reading them now would be read again.
     if (writing_) {
         rewrite_ = true;
         return;
@@ -66,18 +66,61 @@ void MetricsRecorder::write_now()
     // emulation a read of the store and of sysfs took the loop 110 ms after a stop round,
     // which changes none of them. A failed read (sysfs, the store) keeps the patches as last
     // known: the bus reports that error to its callers; the file stays what it was.
-    if (sources_.patches && patches_stale_) {
-        if (auto statuses = sources_.patches()) {
-            patches_stale_ = false;
-            std::vector<PatchMetric> patches;
-            patches.reserve(statuses->size());
-            for (const PatchStatus& status : *statuses)
-                patches.push_back({status.name, status.state, status.forced});
-            std::sort(patches.begin(), patches.end(),
-                      [](const PatchMetric& a, const PatchMetric& b) { return a.name < b.name; });
-            snapshot_.patches = std::move(patches);
-        }
+    if (!sources_.read_patches || !sources_.patch_states || !patches_stale_) {
+        write_snapshot();
+        return;
     }
+    if (!queue_) {
+        if (auto read = sources_.read_patches())
+            take_patches(*read);
+        write_snapshot();
+        return;
+    }
+    auto read = std::make_shared<Result<PatchReads>>(PatchReads{});
+    writing_ = true;
+    try {
+        queue_->post([this, read] { *read = sources_.read_patches(); },
+                     [this, read, changes = patch_changes_] {
+                         writing_ = false;
+                         // An event came during the read: what it read may be older than
+                         // that event's change (an apply's end, written after the read of
+                         // sysfs): read again.
+                         if (changes != patch_changes_) {
+                             write_now();
+                             return;
+                         }
+                         if (*read)
+                             take_patches(**read);
+                         rewrite_ = false; // what came during the read is in this snapshot
+                         write_snapshot();
+                     });
+    } catch (...) {
+        writing_ = false; // not queued: the next change writes
+        throw;
+    }
+}
+
+void MetricsRecorder::patches_may_change()
+{
+    patches_stale_ = true;
+    ++patch_changes_;
+}
+
+void MetricsRecorder::take_patches(const PatchReads& read)
+{
+    std::vector<PatchMetric> patches;
+    const std::vector<PatchStatus> statuses = sources_.patch_states(read);
+    patches.reserve(statuses.size());
+    for (const PatchStatus& status : statuses)
+        patches.push_back({status.name, status.state, status.forced});
+    std::sort(patches.begin(), patches.end(),
+              [](const PatchMetric& a, const PatchMetric& b) { return a.name < b.name; });
+    snapshot_.patches = std::move(patches);
+    patches_stale_ = false;
+}
+
+void MetricsRecorder::write_snapshot()
+{
     if (sources_.shim_version) {
         snapshot_.shim_version = sources_.shim_version();
         snapshot_.shim_loaded = !snapshot_.shim_version.empty();
@@ -127,8 +170,9 @@ void MetricsRecorder::stopping()
     snapshot_.running = false;
     // The write under way ends first (its continuation may start the next one), then this one
     // is made here: the loop is ending, nothing would run its continuation.
-    // Two at most: the write under way, and the one its end may start.
-    for (int i = 0; i < 2 && queue_ && writing_; i++)
+    // Four at most: the read or the write under way, the write after a read, and the read and
+    // the write a change during them starts.
+    for (int i = 0; i < 4 && queue_ && writing_; i++)
         queue_->flush();
     queue_.reset();
     write_now();
@@ -136,7 +180,7 @@ void MetricsRecorder::stopping()
 
 void MetricsRecorder::transition_started(std::string_view patch, std::string_view target)
 {
-    patches_stale_ = true;
+    patches_may_change();
     inner_.transition_started(patch, target);
     stall_counted_ = false;
     changed();
@@ -146,7 +190,7 @@ void MetricsRecorder::transition_finished(std::string_view patch, std::string_vi
                                           std::string_view outcome, std::uint64_t duration_usec)
 {
     inner_.transition_finished(patch, target, outcome, duration_usec);
-    patches_stale_ = true;
+    patches_may_change();
     const std::size_t t = index_of(targets, target);
     const std::size_t o = index_of(outcomes, outcome);
     if (t < targets.size() && o < outcomes.size()) {
@@ -160,7 +204,7 @@ void MetricsRecorder::transition_stalled(std::string_view patch, std::string_vie
                                          std::uint64_t elapsed_usec)
 {
     inner_.transition_stalled(patch, action, elapsed_usec);
-    patches_stale_ = true;
+    patches_may_change();
     // Said once when on_stall acts, or each time the reason to wait instead changes: one
     // stall per transition.
     if (!stall_counted_) {
@@ -185,7 +229,8 @@ void MetricsRecorder::transition_status(const TransitionStatus& status)
     if (state == snapshot_.state && status.pending_tasks == snapshot_.pending_tasks && !turned)
         return;
     // (A count of pending tasks changes no patch's state.)
-    patches_stale_ |= state != snapshot_.state || turned;
+    if (state != snapshot_.state || turned)
+        patches_may_change();
     status_patch_ = status.patch;
     status_target_ = status.target;
     snapshot_.state = state;
@@ -211,21 +256,21 @@ void MetricsRecorder::task_remediated(const PendingTask& task, std::string_view 
 
 void MetricsRecorder::patch_changed(std::string_view name)
 {
-    patches_stale_ = true;
+    patches_may_change();
     inner_.patch_changed(name);
     changed();
 }
 
 void MetricsRecorder::patch_added(std::string_view name)
 {
-    patches_stale_ = true;
+    patches_may_change();
     inner_.patch_added(name);
     changed();
 }
 
 void MetricsRecorder::patch_removed(std::string_view name)
 {
-    patches_stale_ = true;
+    patches_may_change();
     inner_.patch_removed(name);
     changed();
 }
@@ -238,7 +283,7 @@ void MetricsRecorder::tasks_kicked()
 
 void MetricsRecorder::shim_version_changed()
 {
-    patches_stale_ = true;
+    patches_may_change();
     changed();
 }
 

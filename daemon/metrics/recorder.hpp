@@ -9,12 +9,14 @@
 // The events of one turn of the event loop make one write (a deferred sd-event source): an
 // apply reports its start, the patch's change and the transition's status together. The
 // patches and lpshim's version are read at the write, from the same sources as the bus
-// (PatchOperations::statuses(), KernelView::shim_version()); the patches only after an event
-// that may change them (not a count of pending tasks, nor a task's remediation). The file itself is written from a
+// (PatchOperations::read_patches() and statuses_from(), KernelView::shim_version()); the
+// patches only after an event that may change them (not a count of pending tasks, nor a task's
+// remediation). The file is written, and the store and sysfs read for the patches, from a
 // thread of its own (OffLoopQueue): a path lookup or a write may wait on the file system for
-// as long as it likes (176 ms asleep in one, at 30,000 pending tasks under emulation), and the
-// loop holds the holds' SIGCONT timers. One write at a time; what changes meanwhile makes one
-// write after it.
+// as long as it likes (176 ms asleep in one, at 30,000 pending tasks under emulation; a read of
+// the patches took a restarted livepatchd's loop 76 ms), and the loop holds the holds' SIGCONT
+// timers. A read that an event which may change the patches came during is read again. One
+// read or write at a time; what changes meanwhile makes one write after it.
 #pragma once
 
 #include <systemd/sd-event.h>
@@ -36,7 +38,10 @@
 namespace livepatchd::metrics {
 
 struct MetricsSources {
-    std::function<Result<std::vector<PatchStatus>>()> patches;
+    // The patches: read from the writer's thread (or the loop, without one), made into states
+    // on the loop. Both or neither.
+    std::function<Result<PatchReads>()> read_patches = nullptr;
+    std::function<std::vector<PatchStatus>(const PatchReads&)> patch_states = nullptr;
     std::function<std::string()> shim_version; // "" while lpshim.ko is not loaded
     // A save of the desired state failed: State "error" while idle, as on the bus.
     std::function<bool()> save_failed = nullptr;
@@ -71,8 +76,8 @@ public:
     void shim_version_changed();
 
     // Reads the sources and writes the file if the snapshot changed (at start, and what a
-    // deferred write does): from the writer's thread when there is one (the write has not
-    // ended when this returns), at once otherwise.
+    // deferred write does): from the writer's thread when there is one (the read or the write
+    // has not ended when this returns), at once otherwise.
     void write_now();
     // livepatchd is stopping: running becomes 0, written at once, on the caller's thread, after
     // any write under way.
@@ -82,6 +87,10 @@ public:
 
 private:
     void changed();
+    void patches_may_change(); // an event that may change a patch's state
+    void take_patches(const PatchReads& read);
+    // The snapshot written, if it changed (write_now() once the patches are read).
+    void write_snapshot();
     static int on_deferred(sd_event_source* source, void* userdata) noexcept;
     // The write's result, on the loop (or at once without a writer's thread).
     void written(const MetricsSnapshot& snapshot, bool ok, std::uint64_t failures);
@@ -95,6 +104,7 @@ private:
     // An event that may change a patch's state came since the patches were read (a task's
     // remediation or a count of pending tasks changes none).
     bool patches_stale_ = true;
+    std::uint64_t patch_changes_ = 0; // events that may change a patch's state, counted
     std::string status_patch_, status_target_; // the transition last reported
     struct SourceUnref {
         void operator()(sd_event_source* s) const { sd_event_source_disable_unref(s); }
@@ -103,7 +113,7 @@ private:
     // Uses writer_ from its thread (and only it, while a write is under way): declared after
     // it, so destroyed first (its destructor waits for the write).
     std::unique_ptr<OffLoopQueue> queue_;
-    bool writing_ = false;  // a write is under way on queue_'s thread
+    bool writing_ = false;  // a read or a write is under way on queue_'s thread
     bool rewrite_ = false;  // the snapshot changed meanwhile: write again once it has ended
 };
 

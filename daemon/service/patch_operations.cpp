@@ -1197,13 +1197,26 @@ bool PatchOperations::unload_unpatched(const std::vector<KernelPatch>& in_kernel
 
 Result<std::vector<PatchStatus>> PatchOperations::statuses() const
 {
+    auto read = read_patches();
+    if (!read)
+        return std::move(read).error();
+    return statuses_from(*read);
+}
+
+Result<PatchReads> PatchOperations::read_patches() const
+{
     auto installed = context_.store.list();
     if (!installed)
         return std::move(installed).error();
     auto in_kernel = context_.kernel.patches();
     if (!in_kernel)
         return std::move(in_kernel).error();
-    return collect_patch_status(*installed, desired_, *in_kernel, skip_reasons_, forced_);
+    return PatchReads{std::move(*installed), std::move(*in_kernel)};
+}
+
+std::vector<PatchStatus> PatchOperations::statuses_from(const PatchReads& read) const
+{
+    return collect_patch_status(read.installed, desired_, read.in_kernel, skip_reasons_, forced_);
 }
 
 } // namespace livepatchd

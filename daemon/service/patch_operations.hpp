@@ -165,8 +165,11 @@ public:
     // one.
     bool unload_unpatched(const std::vector<KernelPatch>& in_kernel);
 
-    // What the adapter reports.
+    // What the adapter reports: read_patches() (the store and sysfs; from any thread) made into
+    // states by statuses_from() (on the loop).
     Result<std::vector<PatchStatus>> statuses() const;
+    Result<PatchReads> read_patches() const;
+    std::vector<PatchStatus> statuses_from(const PatchReads& read) const;
     const DesiredState& desired() const { return desired_; }
     bool desired_available() const { return desired_available_; }
     // A save of the desired state failed since the last one that worked (State "error").

@@ -268,7 +268,9 @@ Result<void> Service::connect()
         metrics_ = std::make_unique<metrics::MetricsRecorder>(
             *manager_,
             metrics::MetricsSources{
-                .patches = [this] { return operations_->statuses(); },
+                .read_patches = [this] { return operations_->read_patches(); },
+                .patch_states =
+                    [this](const PatchReads& read) { return operations_->statuses_from(read); },
                 .shim_version = [this] { return kernel_.shim_version(); },
                 .save_failed = [this] { return operations_->save_failed(); },
             },

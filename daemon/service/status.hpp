@@ -56,6 +56,14 @@ struct PatchStatus {
     bool operator==(const PatchStatus&) const = default;
 };
 
+// What the patches' states are made of outside livepatchd's memory: the store's records and
+// sysfs. Either may keep its reader waiting: read off the loop, made into states on it (with the
+// desired state, which only the loop changes).
+struct PatchReads {
+    std::vector<InstalledPatch> installed;
+    std::vector<KernelPatch> in_kernel;
+};
+
 // Every patch in the store or in the kernel, by name. skip_reasons: from the last
 // reconciliation, by patch; forced: the patches whose transition was forced in this boot.
 std::vector<PatchStatus> collect_patch_status(

@@ -688,7 +688,11 @@ int run(const char* state_directory, const char* kernel_release, const char* met
         identity.kernel_release = kernel_release;
         recorder.emplace(manager,
                          metrics::MetricsSources{
-                             .patches = [&operations] { return operations.statuses(); },
+                             .read_patches = [&operations] { return operations.read_patches(); },
+                             .patch_states =
+                                 [&operations](const PatchReads& read) {
+                                     return operations.statuses_from(read);
+                                 },
                              .shim_version = [&kernel] { return kernel.shim_version(); },
                              .save_failed = [&operations] { return operations.save_failed(); },
                          },

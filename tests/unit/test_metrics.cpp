@@ -29,6 +29,23 @@ using livepatchd::test::TempDir;
 
 namespace {
 
+// The recorder's two steps (the read off the loop, the states on it) from one function of the
+// test's: the read returns the states, handed to the loop's step as they were read.
+MetricsSources with_patches(std::function<Result<std::vector<PatchStatus>>()> read,
+                            MetricsSources sources)
+{
+    auto last = std::make_shared<std::vector<PatchStatus>>();
+    sources.read_patches = [read = std::move(read), last]() -> Result<PatchReads> {
+        auto statuses = read();
+        if (!statuses)
+            return std::move(statuses).error();
+        *last = std::move(*statuses);
+        return PatchReads{};
+    };
+    sources.patch_states = [last](const PatchReads&) { return *last; };
+    return sources;
+}
+
 // Runs event's loop until done() (true) or 5 s have passed (false).
 bool run_until(sd_event* event, const std::function<bool()>& done)
 {
@@ -309,11 +326,11 @@ TEST_CASE("the recorder counts what the service reports, passes it all on, and w
     unsigned reads = 0;
     MetricsRecorder recorder(
         bus,
-        MetricsSources{
-            .patches = [&]() -> Result<std::vector<PatchStatus>> { ++reads; return patches; },
-            .shim_version = [&] { return shim; },
-            .save_failed = [&] { return save_failed; },
-        },
+        with_patches([&]() -> Result<std::vector<PatchStatus>> { ++reads; return patches; },
+                     MetricsSources{
+                         .shim_version = [&] { return shim; },
+                         .save_failed = [&] { return save_failed; },
+                     }),
         TextfileWriter(file), identity(), nullptr);
 
     recorder.write_now();
@@ -423,13 +440,12 @@ TEST_CASE("the recorder reads the patches again only after an event that may cha
     unsigned reads = 0;
     MetricsRecorder recorder(
         bus,
-        MetricsSources{
-            .patches = [&]() -> Result<std::vector<PatchStatus>> {
+        with_patches(
+            [&]() -> Result<std::vector<PatchStatus>> {
                 ++reads;
                 return std::vector<PatchStatus>{p};
             },
-            .shim_version = [] { return std::string("0.1.0"); },
-        },
+            MetricsSources{.shim_version = [] { return std::string("0.1.0"); }}),
         TextfileWriter(file), identity(), nullptr);
     recorder.write_now();
     CHECK(reads == 1);
@@ -484,14 +500,13 @@ TEST_CASE("the recorder's writes of one loop turn are one write, after the turn"
     RecordingSink bus;
     sd_event* event = nullptr;
     REQUIRE(sd_event_new(&event) >= 0);
-    unsigned reads = 0;
+    std::atomic<unsigned> reads{0}; // counted on the recorder's thread
     {
         MetricsRecorder recorder(
             bus,
-            MetricsSources{
-                .patches = [&]() -> Result<std::vector<PatchStatus>> { ++reads; return std::vector<PatchStatus>{}; },
-                .shim_version = [] { return std::string("0.1.0"); },
-            },
+            with_patches(
+                [&]() -> Result<std::vector<PatchStatus>> { ++reads; return std::vector<PatchStatus>{}; },
+                MetricsSources{.shim_version = [] { return std::string("0.1.0"); }}),
             TextfileWriter(file), identity(), event);
         recorder.transition_started("lp_fix", "patched");
         recorder.patch_changed("lp_fix");
@@ -499,9 +514,9 @@ TEST_CASE("the recorder's writes of one loop turn are one write, after the turn"
         CHECK(!std::filesystem::exists(file));
         CHECK(reads == 0);
         REQUIRE(sd_event_run(event, 0) >= 0);
-        CHECK(reads == 1);
-        // Written from the recorder's thread; its end comes back to the loop.
+        // Read and written from the recorder's thread; their ends come back to the loop.
         REQUIRE(run_until(event, [&] { return std::filesystem::exists(file); }));
+        CHECK(reads == 1);
         CHECK(samples(read_file(file), "livepatchd_state")[1] == R"(livepatchd_state{state="transitioning"} 1)");
         REQUIRE(sd_event_run(event, 100'000) >= 0); // the write's end: nothing more to do
         CHECK(reads == 1);
@@ -533,8 +548,8 @@ TEST_CASE("the recorder reads the patches off the loop, and again when they chan
     {
         MetricsRecorder recorder(
             bus,
-            MetricsSources{
-                .patches = [&]() -> Result<std::vector<PatchStatus>> {
+            with_patches(
+                [&]() -> Result<std::vector<PatchStatus>> {
                     PatchStatus p;
                     p.name = "lp_fix";
                     p.state = applied ? PatchState::applied : PatchState::applying;
@@ -546,8 +561,7 @@ TEST_CASE("the recorder reads the patches off the loop, and again when they chan
                     cv.wait_for(lock, std::chrono::seconds(2), [&] { return go; });
                     return std::vector<PatchStatus>{p};
                 },
-                .shim_version = [] { return std::string("0.1.0"); },
-            },
+                MetricsSources{.shim_version = [] { return std::string("0.1.0"); }}),
             TextfileWriter(file), identity(), event);
         recorder.write_now();
         {
@@ -589,7 +603,7 @@ TEST_CASE("a change back during a write is written after it")
     };
     {
         MetricsRecorder recorder(
-            bus, MetricsSources{.patches = nullptr, .shim_version = [&] { return version; }},
+            bus, MetricsSources{.shim_version = [&] { return version; }},
             TextfileWriter(file), identity(), event);
         recorder.write_now();
         REQUIRE(run_until(event, [&] { return std::filesystem::exists(file) && file_says("1.0.0"); }));
@@ -622,7 +636,7 @@ TEST_CASE("the recorder writes the file from a thread of its own, one write at a
     };
     {
         MetricsRecorder recorder(
-            bus, MetricsSources{.patches = nullptr, .shim_version = [] { return std::string("0.1.0"); }},
+            bus, MetricsSources{.shim_version = [] { return std::string("0.1.0"); }},
             TextfileWriter(file,
                            [&](LogLevel, const std::string&) {
                                std::lock_guard lock(failed_mutex);
