@@ -82,17 +82,18 @@ void MetricsRecorder::write_now()
         queue_->post([this, read] { *read = sources_.read_patches(); },
                      [this, read, changes = patch_changes_] {
                          writing_ = false;
-                         // An event came during the read: what it read may be older than
-                         // that event's change (an apply's end, written after the read of
-                         // sysfs): read again.
-                         if (changes != patch_changes_) {
-                             write_now();
-                             return;
-                         }
                          if (*read)
                              take_patches(**read);
-                         rewrite_ = false; // what came during the read is in this snapshot
+                         // What came during the read is in this snapshot, but for an event
+                         // that may change the patches: what was read may be older than its
+                         // change (an apply's end, after the read of sysfs). Written all the
+                         // same (the rest must not wait for a quiet moment), read again after.
+                         rewrite_ = changes != patch_changes_;
+                         if (rewrite_)
+                             patches_stale_ = true;
                          write_snapshot();
+                         if (!writing_ && std::exchange(rewrite_, false))
+                             write_now(); // nothing new to write: read again now
                      });
     } catch (...) {
         writing_ = false; // not queued: the next change writes

@@ -15,8 +15,9 @@
 // thread of its own (OffLoopQueue): a path lookup or a write may wait on the file system for
 // as long as it likes (176 ms asleep in one, at 30,000 pending tasks under emulation; a read of
 // the patches took a restarted livepatchd's loop 76 ms), and the loop holds the holds' SIGCONT
-// timers. A read that an event which may change the patches came during is read again. One
-// read or write at a time; what changes meanwhile makes one write after it.
+// timers. When an event that may change the patches came during their read, what was read is
+// written (the rest of the snapshot does not wait) and read again. One read or write at a time;
+// what changes meanwhile makes one write after it.
 #pragma once
 
 #include <systemd/sd-event.h>

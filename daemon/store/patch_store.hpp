@@ -11,7 +11,10 @@
 // file in the same directory, fsync, rename and a directory fsync (AtomicFile), so a crash
 // leaves a patch either installed completely or not at all.
 //
-// The store is not thread-safe, and one process owns a state directory (livepatchd).
+// One process owns a state directory (livepatchd), and changes it from one thread at a time.
+// list() and find() may run on another thread meanwhile (the metrics' read): a change is seen
+// whole or not at all, but for an install between its module's rename and its record's (the
+// module is listed with its problem).
 #pragma once
 
 #include <cstdint>

@@ -62,9 +62,9 @@ std::uint64_t monotonic_now()
 
 
 // An Apply's blocking work (FakePatchControl::apply) runs on a thread of its own while the loop
-// reads the fake kernel (the properties, ListPendingTasks): both hold kernel_mutex. The timer's
-// look waits while the work runs (PatchOperations::busy()), as the service's tick does; the
-// test hooks that change the fake kernel are not called meanwhile.
+// reads the fake kernel (the properties, ListPendingTasks), and the metrics writer's thread reads
+// it while the loop changes it (the test hooks): each holds kernel_mutex. The timer's look waits
+// while the work runs (PatchOperations::busy()), as the service's tick does.
 std::mutex kernel_mutex;
 
 class LockedKernelView final : public KernelView {
@@ -408,7 +408,10 @@ int last_question(sd_bus_message* call, void* /*userdata*/, sd_bus_error* /*erro
 
 int complete_transition(sd_bus_message* call, void* /*userdata*/, sd_bus_error* /*error*/) noexcept
 {
-    the_control->complete();
+    {
+        std::lock_guard lock(kernel_mutex);
+        the_control->complete();
+    }
     // The service's look at the kernel, before the reply: the signals of this end go out
     // before the caller goes on (and cannot reach a later test's match).
     try {
@@ -518,14 +521,18 @@ int set_shim_loaded(sd_bus_message* call, void*, sd_bus_error*) noexcept
     int r = sd_bus_message_read(call, "b", &loaded);
     if (r < 0)
         return r;
+    std::lock_guard lock(kernel_mutex);
     the_kernel->loaded = loaded;
     return sd_bus_reply_method_return(call, "");
 }
 
 int drop_outside_patch(sd_bus_message* call, void*, sd_bus_error*) noexcept
 {
-    std::erase_if(the_kernel->kernel_patches,
-                  [](const KernelPatch& p) { return p.name == "lp_outside"; });
+    {
+        std::lock_guard lock(kernel_mutex);
+        std::erase_if(the_kernel->kernel_patches,
+                      [](const KernelPatch& p) { return p.name == "lp_outside"; });
+    }
     return sd_bus_reply_method_return(call, "");
 }
 
@@ -549,13 +556,19 @@ int revert_by_hand_seen_late(sd_bus_message* call, void*, sd_bus_error*) noexcep
         return r;
     try {
         FakePatchControl::KernelEvent start{true, name, "unpatched", 0, monotonic_now()};
-        for (KernelPatch& p : the_kernel->kernel_patches)
-            if (p.name == name) {
-                p.enabled = false;
-                p.transition = true;
-            }
+        {
+            std::lock_guard lock(kernel_mutex);
+            for (KernelPatch& p : the_kernel->kernel_patches)
+                if (p.name == name) {
+                    p.enabled = false;
+                    p.transition = true;
+                }
+        }
         follow(); // the look sees it
-        the_control->complete(name);
+        {
+            std::lock_guard lock(kernel_mutex);
+            the_control->complete(name);
+        }
         follow(); // and its end
         the_control->kernel_events.push_back(start);
         follow(); // then the start event comes
@@ -574,6 +587,7 @@ int force_by_hand(sd_bus_message* call, void*, sd_bus_error*) noexcept
     if (r < 0)
         return r;
     try {
+        std::lock_guard lock(kernel_mutex);
         the_control->complete(name, 1);
     } catch (...) {
         return -ENOMEM;
