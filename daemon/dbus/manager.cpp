@@ -747,25 +747,34 @@ bool Manager::continue_listing(PendingListing& listing, bool everything)
     const std::uint64_t start = monotonic_usec();
     std::uint64_t read_usec = 0; // of the slice's time, the tasks' facts
     std::size_t n = 0;
-    // The slice's parts, for a reader of a long slice's DISPATCH_USEC line.
-    auto log_slice = [&](const std::string& parts, std::size_t appended, const char* end,
-                         std::uint64_t end_usec) {
+    // The slice's parts, for a reader of a long slice's DISPATCH_USEC line: its tasks' facts,
+    // their appends (until appended_usec), and at the end the reply's close and send (until
+    // sent_usec) and the listing's release. Never throws: the listing may be gone.
+    auto log_slice = [&](const auto& read_parts, std::size_t listed, std::uint64_t appended_usec,
+                         std::uint64_t sent_usec = 0) noexcept {
         const std::uint64_t now = monotonic_usec();
         if (now - start < 20'000)
             return;
-        journal::log(LogLevel::debug,
-                     "a ListPendingTasks reply's slice took " + std::to_string(now - start) +
-                         " us: " + std::to_string(n) + " task(s), " + std::to_string(read_usec) +
-                         " us their facts (the longest read: " + parts + "), " +
-                         std::to_string(end_usec - start - read_usec) + " us appended; " + end +
-                         " " + std::to_string(now - end_usec) + " us (" +
-                         std::to_string(appended) + " task(s) appended)",
-                     {{"LISTING_SLICE_USEC", std::to_string(now - start)}});
+        try {
+            std::string text = "a ListPendingTasks reply's slice took " +
+                               std::to_string(now - start) + " us: " + std::to_string(n) +
+                               " task(s), " + std::to_string(read_usec) +
+                               " us their facts (the longest read: " + read_parts() + "), " +
+                               std::to_string(appended_usec - start - read_usec) + " us appended";
+            if (sent_usec != 0)
+                text += "; the reply closed and sent in " +
+                        std::to_string(sent_usec - appended_usec) +
+                        " us, the listing let go in " + std::to_string(now - sent_usec) + " us";
+            text += " (" + std::to_string(listed) + " task(s) of the reply appended)";
+            journal::log(LogLevel::debug, text,
+                         {{"LISTING_SLICE_USEC", std::to_string(now - start)}});
+        } catch (...) {
+        }
     };
     int r = 0;
     for (; listing.next < listing.tasks.size(); ++n) {
         if (!everything && n > 0 && (n >= slice || monotonic_usec() - start >= budget_usec)) {
-            log_slice(listing.facts.longest_read_parts(), listing.next, "the rest",
+            log_slice([&] { return listing.facts.longest_read_parts(); }, listing.next,
                       monotonic_usec());
             return true;
         }
@@ -809,12 +818,15 @@ bool Manager::continue_listing(PendingListing& listing, bool everything)
     if (r < 0)
         (void)sd_bus_reply_method_errno(listing.call.get(), -r, nullptr);
     const std::uint64_t sent = monotonic_usec();
-    const std::string parts = listing.facts.longest_read_parts();
-    const std::size_t count = listing.next;
+    std::string parts; // kept past the listing's end, for the line
+    try {
+        if (sent - start >= 20'000)
+            parts = listing.facts.longest_read_parts();
+    } catch (...) {
+    }
+    const std::size_t listed = listing.next;
     end_listing(listing);
-    const std::string end = "the reply closed and sent in " + std::to_string(sent - appended) +
-                            " us, the listing let go in";
-    log_slice(parts, count, end.c_str(), sent);
+    log_slice([&] { return parts; }, listed, appended, sent);
     return false;
 }
 
