@@ -23,6 +23,7 @@
 #include "common/run_delay.hpp"
 #include "common/small_file.hpp"
 #include "common/text.hpp"
+#include "dbus/system_bus.hpp"
 #include "remediation/task_facts.hpp"
 #include "service/transition_report.hpp"
 
@@ -220,10 +221,11 @@ Result<void> Service::connect()
                          {{"MESSAGE_ID", std::string(journal::message_id::action_failed)}});
         });
 
-    sd_bus* bus = nullptr;
-    if ((r = sd_bus_open_system(&bus)) < 0)
-        return Error{-r, "cannot connect to the system bus: " + std::string(std::strerror(-r))};
-    bus_.reset(bus);
+    auto opened = dbus::open_system_bus();
+    if (!opened)
+        return std::move(opened).error();
+    bus_ = std::move(*opened);
+    sd_bus* bus = bus_.get();
 
     manager_ = std::make_unique<dbus::Manager>(
         bus, dbus::ManagerContext{

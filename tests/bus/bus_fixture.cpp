@@ -41,6 +41,7 @@
 #include "common/off_loop_work.hpp"
 #include "dbus/bus_ptr.hpp"
 #include "dbus/manager.hpp"
+#include "dbus/system_bus.hpp"
 #include "fake_kernel_view.hpp"
 #include "metrics/recorder.hpp"
 #include "service/transition_report.hpp"
@@ -657,11 +658,11 @@ int run(const char* state_directory, const char* kernel_release, const char* met
     (void)sd_event_add_signal(event.get(), nullptr, SIGTERM, nullptr, nullptr);
     (void)sd_event_add_signal(event.get(), nullptr, SIGINT, nullptr, nullptr);
 
-    sd_bus* bus_raw = nullptr;
-    r = sd_bus_open_system(&bus_raw);
-    if (r < 0)
-        return fail("connect to the bus", r);
-    dbus::BusPtr bus(bus_raw);
+    // As livepatchd connects.
+    auto opened = dbus::open_system_bus();
+    if (!opened)
+        return fail("connect to the bus", -opened.error().errnum);
+    dbus::BusPtr bus = std::move(*opened);
     r = sd_bus_attach_event(bus.get(), event.get(), SD_EVENT_PRIORITY_NORMAL);
     if (r < 0)
         return fail("attach the bus", r);
