@@ -8,7 +8,11 @@
 
 namespace livepatchd::dbus {
 
-// The system bus (DBUS_SYSTEM_BUS_ADDRESS, or the default socket), not yet attached to a loop.
+// What the kernel holds of what livepatchd sends on the bus, at most (its own count).
+constexpr int send_buffer_bytes = 256 * 1024;
+
+// The system bus (DBUS_SYSTEM_BUS_ADDRESS, or the default socket), not yet attached to a loop;
+// its socket holds at most send_buffer_bytes of what is sent (the rest waits in sd-bus's queue).
 Result<BusPtr> open_system_bus();
 
 } // namespace livepatchd::dbus
