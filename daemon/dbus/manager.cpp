@@ -820,10 +820,9 @@ bool Manager::continue_listing(PendingListing& listing, bool everything)
     if (r < 0)
         (void)sd_bus_reply_method_errno(listing.call.get(), -r, nullptr);
     const std::uint64_t sent = monotonic_usec();
-    std::string parts; // kept past the listing's end, for the line
+    std::string parts; // kept past the listing's end, for the line (once per listing)
     try {
-        if (sent - start >= 20'000)
-            parts = listing.facts.longest_read_parts();
+        parts = listing.facts.longest_read_parts();
     } catch (...) {
     }
     const std::size_t listed = listing.next;

@@ -21,7 +21,9 @@ Result<BusPtr> open_system_bus()
     // (ListPendingTasks at 30,000 pending tasks: ~5 MB) was copied into the kernel in one write,
     // on the loop (a 95 ms dispatch, 55 ms of it in the kernel, under emulation). With at most
     // send_buffer_bytes in the kernel, each turn of the loop writes what the bus has read since
-    // and sd-bus keeps the rest, in order. (The kernel counts twice what is asked for.)
+    // and sd-bus keeps the rest, in order. (The kernel counts twice what is asked for.) A
+    // synchronous call (sd-bus's look at a caller's credentials) waits behind what is queued,
+    // as it waited behind what the kernel held before: the bus reads the socket in order.
     const int size = send_buffer_bytes / 2;
     if (const int fd = sd_bus_get_fd(bus);
         fd < 0 || ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size) < 0)
