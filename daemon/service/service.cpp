@@ -722,6 +722,7 @@ int Service::on_signal(sd_event_source*, const signalfd_siginfo*, void* userdata
         self->manager_->refuse_waiting();
         if (self->off_loop_)
             self->off_loop_->finish_now();
+        fault_point("stop-asks-systemd");
         if (self->bus_ && system_stopping(self->bus_.get()))
             self->operations_->record_clean_shutdown();
         journal::log(LogLevel::info, "stopping; the kernel keeps every patch as it is");
