@@ -217,6 +217,7 @@ private:
     std::atomic<std::uint64_t> record_asked_ = 0;
     std::unique_ptr<OffLoopQueue> record_writer_;
     bool tick_reading_ = false; // a tick waits for its look at the kernel: it goes on from there
+    bool stop_signalled_ = false; // SIGTERM or SIGINT ended the loop
     bool tick_held_ = false;    // a tick found an operation's work running: its end ticks
     bool kick_writing_ = false; // the work running is the ladder's kick
     // Counts what the loop did that a look at the kernel read before it would not show: an
