@@ -76,6 +76,7 @@ std::string seconds_text(std::uint64_t usec)
 }
 
 // Whether systemd is shutting the system down (SystemState "stopping").
+// Not known (no answer): not stopping, and the journal says so.
 bool system_stopping(sd_bus* bus)
 {
     char* state = nullptr;
@@ -83,9 +84,16 @@ bool system_stopping(sd_bus* bus)
                                              "/org/freedesktop/systemd1",
                                              "org.freedesktop.systemd1.Manager", "SystemState",
                                              nullptr, &state);
-    const bool stopping = r >= 0 && std::string_view(state) == "stopping";
+    if (r < 0) {
+        journal::log(LogLevel::warning,
+                     std::string("cannot ask systemd whether the system is stopping (") +
+                         std::strerror(-r) + "): this stop is not recorded as a clean shutdown");
+        return false;
+    }
+    const std::string said = printable(state);
     std::free(state);
-    return stopping;
+    journal::log(LogLevel::debug, "at livepatchd's stop, systemd's state is " + said);
+    return said == "stopping";
 }
 
 std::uint64_t now_monotonic(sd_event* event)
@@ -704,9 +712,12 @@ int Service::run()
     // A synchronous call to systemd and a synced save: after the loop, which nothing waits on
     // any more (in the SIGTERM's dispatch, 76 ms under emulation).
     if (stop_signalled_ && bus_) {
-        fault_point("stop-asks-systemd");
-        if (system_stopping(bus_.get()))
-            operations_->record_clean_shutdown();
+        try {
+            fault_point("stop-asks-systemd");
+            if (system_stopping(bus_.get()))
+                operations_->record_clean_shutdown();
+        } catch (...) {
+        }
     }
     if (metrics_)
         metrics_->stopping();

@@ -136,6 +136,11 @@ for point in tick-reads-kernel stall-reads-facts revert-writes-kernel kick-write
 		fail "livepatchd never reached its fault point $point (delayed 300 ms)"
 done
 ok "every slow read and write was reached and delayed"
+# The stop's question was answered (after the loop: the bus must still be open then).
+journalctl -u livepatchd --no-pager -o cat --after-cursor="$cursor" |
+	grep -qx "at livepatchd's stop, systemd's state is running" ||
+	fail "livepatchd's stop did not learn systemd's state: $(journalctl -u livepatchd --no-pager -o cat --after-cursor="$cursor" | grep "cannot ask systemd" | tail -1)"
+ok "livepatchd's stop asked systemd whether the system is stopping, and was answered"
 # The longest dispatch of the loop since the restart, how many were logged (the first is
 # always: the longest so far), and the longest tick, its read of the kernel included (TICK_USEC:
 # the delay did happen).
