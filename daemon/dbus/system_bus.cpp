@@ -31,6 +31,9 @@ Result<BusPtr> open_system_bus()
                      "cannot bound the system bus's socket buffer (" +
                          std::string(std::strerror(fd < 0 ? -fd : errno)) +
                          "): a reply of megabytes may keep the event loop for tens of ms");
+    // Open until BusPtr closes it, not closed as the loop exits (sd-bus's default for a bus
+    // attached to a loop): livepatchd asks systemd at its stop, once its loop has ended.
+    (void)sd_bus_set_close_on_exit(bus, 0);
     return owned;
 }
 

@@ -12,7 +12,8 @@ namespace livepatchd::dbus {
 constexpr int send_buffer_bytes = 256 * 1024;
 
 // The system bus (DBUS_SYSTEM_BUS_ADDRESS, or the default socket), not yet attached to a loop;
-// its socket holds at most send_buffer_bytes of what is sent (the rest waits in sd-bus's queue).
+// its socket holds at most send_buffer_bytes of what is sent (the rest waits in sd-bus's queue),
+// and it stays open when the loop it is attached to exits.
 Result<BusPtr> open_system_bus();
 
 } // namespace livepatchd::dbus
