@@ -831,8 +831,10 @@ static void lpshim_free_patch_finish(struct lpshim_patch *patch)
 {
 	bool keep_module = patch->keep_module;
 
+	lpshim_debug_free_delay(false);
 	kobject_put(&patch->kobj);
 	wait_for_completion(&patch->finish);
+	lpshim_debug_free_delay(true);
 	if (!keep_module) {
 		lpshim_debug_check_module_unused(patch);
 		module_put(patch->mod);

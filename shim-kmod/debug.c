@@ -106,6 +106,10 @@ static unsigned int test_switch_work_delay_ms;
 module_param(test_switch_work_delay_ms, uint, 0644);
 MODULE_PARM_DESC(test_switch_work_delay_ms, "debug build: MS, see shim-kmod/debug.h");
 
+static unsigned int test_free_delay_ms;
+module_param(test_free_delay_ms, uint, 0644);
+MODULE_PARM_DESC(test_free_delay_ms, "debug build: MS, see shim-kmod/debug.h");
+
 static int test_fail_exit_record;
 module_param(test_fail_exit_record, int, 0644);
 MODULE_PARM_DESC(test_fail_exit_record, "debug build: TGID, see shim-kmod/debug.h");
@@ -209,6 +213,15 @@ bool lpshim_debug_ibt_sealed(const char *name)
 void lpshim_debug_switch_work_delay(void)
 {
 	unsigned int ms = xchg(&test_switch_work_delay_ms, 0);
+
+	if (ms)
+		msleep(ms);
+}
+
+/* Before a freed patch's sysfs entry goes, and (@released) before its module is let go of. */
+void lpshim_debug_free_delay(bool released)
+{
+	unsigned int ms = released ? xchg(&test_free_delay_ms, 0) : READ_ONCE(test_free_delay_ms);
 
 	if (ms)
 		msleep(ms);

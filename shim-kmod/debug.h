@@ -25,6 +25,10 @@
  *					as if none could be allocated
  *   test_switch_work_delay_ms=MS	the next return-to-user switch attempt sleeps MS ms
  *					once its task took it off its queue
+ *   test_free_delay_ms=MS		the next patch freed sleeps MS ms before its sysfs entry
+ *					goes (listed, disabled, no longer in transition) and MS
+ *					ms again before it lets go of its module (no longer
+ *					listed, its module still in use)
  *   test_fail_exit_record=TGID	the next task of process TGID that exits gets no exit
  *					record, as if none could be allocated
  *   test_fail_switch_work=TGID	the next return-to-user switch attempt queued for a task
@@ -54,6 +58,7 @@ void lpshim_debug_table_delay(void);
 void lpshim_debug_pass_delay(void);
 bool lpshim_debug_fail_task_alloc(struct task_struct *creator);
 void lpshim_debug_switch_work_delay(void);
+void lpshim_debug_free_delay(bool released);
 bool lpshim_debug_fail_exit_record(struct task_struct *task);
 bool lpshim_debug_fail_switch_work(struct task_struct *task);
 bool lpshim_debug_ibt_sealed(const char *name);
@@ -73,6 +78,7 @@ static inline void lpshim_debug_table_delay(void) { }
 static inline void lpshim_debug_pass_delay(void) { }
 static inline bool lpshim_debug_fail_task_alloc(struct task_struct *creator) { return false; }
 static inline void lpshim_debug_switch_work_delay(void) { }
+static inline void lpshim_debug_free_delay(bool released) { }
 static inline bool lpshim_debug_fail_exit_record(struct task_struct *task) { return false; }
 static inline bool lpshim_debug_fail_switch_work(struct task_struct *task) { return false; }
 static inline bool lpshim_debug_ibt_sealed(const char *name) { return false; }

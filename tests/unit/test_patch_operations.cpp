@@ -10,6 +10,9 @@
 
 #include <fcntl.h>
 
+#include <functional>
+#include <map>
+
 #include "common/fault.hpp"
 #include "elf_builder.hpp"
 #include "fake_kernel_view.hpp"
@@ -68,10 +71,16 @@ struct FakeControl final : PatchControl {
         return {};
     }
     std::set<std::string> refuse_unload;
+    std::map<std::string, int> in_use; // how many more removals find the module in use
     std::vector<std::string> unloaded; // tried, in order
     Result<void> unload(std::string_view name) override
     {
         unloaded.emplace_back(name);
+        if (auto it = in_use.find(std::string(name)); it != in_use.end() && it->second > 0) {
+            --it->second;
+            return Error{EWOULDBLOCK, "removing module " + std::string(name) +
+                                          " failed: Resource temporarily unavailable"};
+        }
         if (refuse_unload.contains(std::string(name)))
             return Error{EBUSY, "delete_module " + std::string(name) + ": Device or resource busy"};
         return {};
@@ -125,6 +134,7 @@ struct World {
     MemoryStorage storage;
     FakeKernelView kernel;
     FakeControl control{kernel};
+    std::uint64_t boottime_usec = 5'000'000;
 
     PatchStore open_store()
     {
@@ -162,7 +172,7 @@ struct World {
             .boot_id = boot_id,
             .crash_guard_window = std::chrono::seconds(300),
             .realtime = [] { return std::uint64_t{1'700'000'000'000'000}; },
-            .boottime = [] { return std::uint64_t{5'000'000}; },
+            .boottime = [this] { return boottime_usec; },
         });
         (void)ops->load();
         return ops;
@@ -417,6 +427,48 @@ TEST_CASE("an unpatched patch's module is removed as blocking work, its end said
     // Nothing to remove: no work, so the tick goes on (the boot apply's next patch).
     w.kernel.modules.clear();
     CHECK_FALSE(ops->unload_unpatched(w.kernel.kernel_patches));
+}
+
+TEST_CASE("a module lpshim has not let go of yet is removed once it has")
+{
+    // CI, 2026-12-07: lpshim lets go of an unpatched patch's module just after its sysfs entry
+    // goes; a removal right then found the module in use (EWOULDBLOCK) and was never tried
+    // again: the module stayed loaded.
+    World w;
+    w.install("lp_a");
+    w.kernel.modules = {"lp_a"}; // lpshim no longer lists it
+    w.control.in_use = {{"lp_a", 2}};
+    auto ops = w.operations();
+    ChangedPatches changed;
+    ops->set_sink(&changed);
+    std::vector<std::function<void()>> ends;
+    ops->set_work_runner([&ends](std::function<void()> work, std::function<void()> then) {
+        work();
+        ends.push_back(std::move(then));
+    });
+    // A tick: whether it started a removal, run to its end.
+    auto tick = [&] {
+        const std::size_t before = ends.size();
+        if (!ops->unload_unpatched(w.kernel.kernel_patches))
+            return false;
+        REQUIRE(ends.size() == before + 1);
+        ends.back()();
+        return true;
+    };
+    REQUIRE(tick()); // in use
+    CHECK(changed.names.empty());
+    CHECK_FALSE(tick()); // not at once again
+    w.boottime_usec += 100'000;
+    REQUIRE(tick()); // in use again
+    w.boottime_usec += 150'000;
+    CHECK_FALSE(tick()); // the wait doubles
+    w.boottime_usec += 50'000;
+    REQUIRE(tick());
+    CHECK(changed.names == std::vector<std::string>{"lp_a"});
+    CHECK(w.control.unloaded == std::vector<std::string>{"lp_a", "lp_a", "lp_a"});
+    w.kernel.modules.clear();
+    w.boottime_usec += 10'000'000;
+    CHECK_FALSE(tick());
 }
 
 TEST_CASE("the boot apply: a patch that cannot be applied stops the queue; it never survives")

@@ -36,6 +36,34 @@ ok "a transition started outside livepatchd is reported"
 wait_until 10 "livepatchd removed the module" test ! -e /sys/module/$E
 ok "and the module of the unpatched patch is removed"
 
+# lpshim lets go of an unpatched patch after its transition's end, in a work item: its sysfs
+# entry first, then its module, and no event says when. The debug build's test_free_delay_ms
+# holds both windows open 2.5 s each: livepatchd looks again until the module can go (CI,
+# 2026-12-07: a removal that found the module still in use was never tried again). Its looks
+# come 0.1, 0.3, 0.7, 1.5 and 3.1 s after the end: the last while the module is still in use.
+systemctl stop livepatchd
+wait_until 10 "nothing holds lpshim" grep -sqx 0 /sys/module/lpshim/refcnt
+rmmod lpshim
+use_debug_lpshim
+insmod "$(module_path lpshim)"
+CONF=/etc/livepatchd/livepatchd.json
+mkdir -p "$(dirname $CONF)"
+echo '{"log": {"level": "debug"}}' >$CONF
+trap 'rm -f $CONF' EXIT
+systemctl start livepatchd
+livepatchctl apply $E >/dev/null
+cursor=$(journalctl -u livepatchd -n 1 --show-cursor --no-pager | sed -n 's/^-- cursor: //p')
+echo 2500 >/sys/module/lpshim/parameters/test_free_delay_ms
+livepatchctl revert $E >/dev/null
+wait_until 20 "livepatchd removed the module lpshim let go of late" test ! -e /sys/module/$E
+expect_eq "$(cat /sys/module/lpshim/parameters/test_free_delay_ms)" 0 "lpshim's free slept twice"
+log=$(journalctl -u livepatchd --no-pager -o cat --after-cursor="$cursor")
+grep -qx "$E: its module is removed once lpshim lets go of it (lpshim still lists it, unpatched); looking again in 100 ms" <<<"$log" ||
+	fail "livepatchd did not say it waits while lpshim still lists $E"
+grep -qx "$E: its module is removed once lpshim lets go of it (removing module $E failed: Resource temporarily unavailable); looking again in [0-9]* ms" <<<"$log" ||
+	fail "livepatchd did not say it waits while $E's module is still in use"
+ok "it waited while lpshim still listed the patch, then while its module was in use"
+
 livepatchctl remove $E >/dev/null
 systemctl stop livepatchd
 wait_until 10 "nothing holds lpshim" grep -sqx 0 /sys/module/lpshim/refcnt
