@@ -1135,14 +1135,44 @@ bool PatchOperations::unload_unpatched(const std::vector<KernelPatch>& in_kernel
         std::vector<std::optional<Error>> outcomes; // the rest: cut short
     };
     auto work = std::make_shared<UnloadWork>();
+    const std::uint64_t now = boottime();
     for (const InstalledPatch& patch : *installed) {
-        if (find_patch(in_kernel, patch.name) || !context_.kernel.module_loaded(patch.name)) {
+        const KernelPatch* listed = find_patch(in_kernel, patch.name);
+        if (listed && !listed->enabled && !listed->transition &&
+            context_.kernel.module_loaded(patch.name)) {
+            // Unpatched, and lpshim lets go of it after its transition's end (its sysfs entry,
+            // then its module): no event says when, so a later tick looks again.
             cannot_unload_.erase(patch.name);
+            const auto waited = removal_waits_.find(patch.name);
+            const bool given_up =
+                waited != removal_waits_.end() && waited->second.tries && !waited->second.due_usec;
+            if (!wait_for_removal(patch.name, now, "lpshim still lists it, unpatched") &&
+                !given_up)
+                journal::log(LogLevel::warning,
+                             patch.name + ": lpshim still lists it, unpatched, 13 s after its "
+                                          "transition ended: its module stays loaded until "
+                                          "lpshim lets go of it (see journalctl -k -g lpshim)",
+                             {{"PATCH", patch.name}});
             continue;
         }
-        if (!cannot_unload_.contains(patch.name))
-            work->names.push_back(patch.name);
+        if (listed || !context_.kernel.module_loaded(patch.name)) {
+            cannot_unload_.erase(patch.name);
+            removal_waits_.erase(patch.name);
+            continue;
+        }
+        const auto waiting = removal_waits_.find(patch.name);
+        if (cannot_unload_.contains(patch.name) ||
+            (waiting != removal_waits_.end() && waiting->second.due_usec > now))
+            continue;
+        work->names.push_back(patch.name);
     }
+    // A wait that is due and not tried now (its patch removed from the store, or no longer
+    // waited for) would have the next tick come at once, again and again.
+    std::erase_if(removal_waits_, [&](const auto& entry) {
+        return entry.second.due_usec && entry.second.due_usec <= now &&
+               std::find(work->names.begin(), work->names.end(), entry.first) ==
+                   work->names.end();
+    });
     if (work->names.empty())
         return false;
     work->outcomes.reserve(work->names.size());
@@ -1162,10 +1192,17 @@ bool PatchOperations::unload_unpatched(const std::vector<KernelPatch>& in_kernel
                              {{"PATCH", name}});
                 cannot_unload_.insert(name);
             } else if (const auto& failed = work->outcomes[i]) {
+                // Still in use (EWOULDBLOCK): lpshim lets go of an unpatched patch's module
+                // just after its sysfs entry goes, so a removal right then finds it held.
+                if (failed->errnum == EWOULDBLOCK && !forced_.contains(name) &&
+                    wait_for_removal(name, boottime(), failed->message))
+                    continue;
                 // Said once: a forced patch's module, for one, can never be removed.
+                removal_waits_.erase(name);
                 journal::log(LogLevel::warning, failed->message, {{"PATCH", name}});
                 cannot_unload_.insert(name);
             } else {
+                removal_waits_.erase(name);
                 journal::log(LogLevel::info, name + ": module removed", {{"PATCH", name}});
                 sink_->patch_changed(name);
             }
@@ -1193,6 +1230,37 @@ bool PatchOperations::unload_unpatched(const std::vector<KernelPatch>& in_kernel
         return false;
     }
     return true;
+}
+
+bool PatchOperations::wait_for_removal(const std::string& name, std::uint64_t now,
+                                       std::string_view why)
+{
+    // 0.1 s, doubling to 2 s: 13 s in all, for a kernel whose work queue waits its turn.
+    constexpr unsigned max_tries = 10;
+    RemovalWait& wait = removal_waits_[name];
+    if (wait.due_usec > now)
+        return true; // already waiting
+    if (wait.tries == max_tries) {
+        wait.due_usec = 0; // given up: no tick for it (the entry says so until it changes)
+        return false;
+    }
+    const std::uint64_t delay_usec = std::min<std::uint64_t>(100'000ULL << wait.tries, 2'000'000);
+    ++wait.tries;
+    wait.due_usec = now + delay_usec;
+    journal::log(LogLevel::debug,
+                 name + ": its module is removed once lpshim lets go of it (" + std::string(why) +
+                     "); looking again in " + std::to_string(delay_usec / 1000) + " ms",
+                 {{"PATCH", name}});
+    return true;
+}
+
+std::optional<std::uint64_t> PatchOperations::next_removal_usec() const
+{
+    std::optional<std::uint64_t> next;
+    for (const auto& [name, wait] : removal_waits_)
+        if (wait.due_usec && (!next || wait.due_usec < *next))
+            next = wait.due_usec;
+    return next;
 }
 
 Result<std::vector<PatchStatus>> PatchOperations::statuses() const

@@ -164,6 +164,8 @@ public:
     // as blocking work (busy() until its end, which says what was removed): true if it started
     // one.
     bool unload_unpatched(const std::vector<KernelPatch>& in_kernel);
+    // When a removal waits for lpshim to let go of a module (CLOCK_BOOTTIME): a tick then.
+    std::optional<std::uint64_t> next_removal_usec() const;
 
     // What the adapter reports: read_patches() (the store and sysfs; from any thread) made into
     // states by statuses_from() (on the loop).
@@ -263,6 +265,15 @@ private:
     std::map<std::string, std::string, std::less<>> skip_reasons_;
     std::set<std::string, std::less<>> forced_;
     std::set<std::string, std::less<>> cannot_unload_;
+    // Unpatched patches whose modules lpshim has not let go of yet (still listed, or the
+    // removal found the module in use): looked at again at due_usec (CLOCK_BOOTTIME; 0: given
+    // up after `tries`), until the module is gone or the patch is applied again.
+    struct RemovalWait {
+        unsigned tries = 0;
+        std::uint64_t due_usec = 0;
+    };
+    std::map<std::string, RemovalWait, std::less<>> removal_waits_;
+    bool wait_for_removal(const std::string& name, std::uint64_t now, std::string_view why);
     // What an apply's load knew, from the load until its transition ends: the patches the
     // kernel had before it, and whether it is an atomic replace, if read.
     struct LoadRecord {

@@ -940,6 +940,12 @@ void Service::schedule_next_tick()
         schedule_tick(idle_tick_usec);
         return;
     }
+    // No event says when lpshim lets go of an unpatched patch's module: a tick looks then.
+    if (const auto due = operations_->next_removal_usec()) {
+        const std::uint64_t now = boottime_usec();
+        schedule_tick(*due > now ? *due - now : 0);
+        return;
+    }
     if (timer_)
         (void)sd_event_source_set_enabled(timer_.get(), SD_EVENT_OFF);
 }

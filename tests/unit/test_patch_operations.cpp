@@ -471,6 +471,90 @@ TEST_CASE("a module lpshim has not let go of yet is removed once it has")
     CHECK_FALSE(tick());
 }
 
+TEST_CASE("an unpatched patch still listed by lpshim is looked at again until it can go")
+{
+    // No event says when lpshim lets go of an unpatched patch (its sysfs entry, then its
+    // module): the tick comes back for it, 0.1 s doubling to 2 s, and gives up after ten.
+    World w;
+    w.install("lp_a");
+    w.kernel.add("lp_a", false, false); // unpatched, still listed
+    auto ops = w.operations();
+    ChangedPatches changed;
+    ops->set_sink(&changed);
+    std::vector<std::function<void()>> ends;
+    ops->set_work_runner([&ends](std::function<void()> work, std::function<void()> then) {
+        work();
+        ends.push_back(std::move(then));
+    });
+    CHECK_FALSE(ops->next_removal_usec());
+    CHECK_FALSE(ops->unload_unpatched(w.kernel.kernel_patches));
+    CHECK(ops->next_removal_usec() == w.boottime_usec + 100'000);
+    CHECK(w.control.unloaded.empty());
+    // Applied again: nothing waits.
+    w.kernel.kernel_patches.front().enabled = true;
+    CHECK_FALSE(ops->unload_unpatched(w.kernel.kernel_patches));
+    CHECK_FALSE(ops->next_removal_usec());
+    // Unpatched again, and lpshim never lets go: ten looks, then no tick for it.
+    w.kernel.kernel_patches.front().enabled = false;
+    std::uint64_t waited = 0;
+    for (int look = 0; look < 10; ++look) {
+        CHECK_FALSE(ops->unload_unpatched(w.kernel.kernel_patches));
+        const auto due = ops->next_removal_usec();
+        REQUIRE(due);
+        waited += *due - w.boottime_usec;
+        w.boottime_usec = *due;
+    }
+    CHECK(waited == 13'100'000);
+    CHECK_FALSE(ops->unload_unpatched(w.kernel.kernel_patches));
+    CHECK_FALSE(ops->next_removal_usec());
+    // It goes at last (an event's tick): its module is removed.
+    w.kernel.kernel_patches.clear();
+    REQUIRE(ops->unload_unpatched(w.kernel.kernel_patches));
+    ends.back()();
+    CHECK(changed.names == std::vector<std::string>{"lp_a"});
+}
+
+TEST_CASE("a module that stays in use is said once, after ten tries")
+{
+    World w;
+    w.install("lp_a");
+    w.kernel.modules = {"lp_a"};
+    w.control.in_use = {{"lp_a", 1000}};
+    auto ops = w.operations();
+    std::vector<std::function<void()>> ends;
+    ops->set_work_runner([&ends](std::function<void()> work, std::function<void()> then) {
+        work();
+        ends.push_back(std::move(then));
+    });
+    for (int tried = 0; tried < 11; ++tried) {
+        REQUIRE(ops->unload_unpatched(w.kernel.kernel_patches));
+        ends.back()();
+        if (const auto due = ops->next_removal_usec())
+            w.boottime_usec = *due;
+    }
+    CHECK(w.control.unloaded.size() == 11);
+    CHECK_FALSE(ops->next_removal_usec());
+    w.boottime_usec += 60'000'000;
+    CHECK_FALSE(ops->unload_unpatched(w.kernel.kernel_patches)); // not again
+    // A patch forced by livepatchd keeps its module for good: no wait at all.
+    World f;
+    f.install("lp_f");
+    f.kernel.modules = {"lp_f"};
+    f.control.in_use = {{"lp_f", 1000}};
+    f.storage.saved.forced_boot_id = boot; // forced in this boot
+    f.storage.saved.forced = {"lp_f"};
+    auto forced = f.operations();
+    forced->set_work_runner([&ends](std::function<void()> work, std::function<void()> then) {
+        work();
+        ends.push_back(std::move(then));
+    });
+    REQUIRE(forced->unload_unpatched(f.kernel.kernel_patches));
+    ends.back()();
+    CHECK_FALSE(forced->next_removal_usec());
+    f.boottime_usec += 60'000'000;
+    CHECK_FALSE(forced->unload_unpatched(f.kernel.kernel_patches));
+}
+
 TEST_CASE("the boot apply: a patch that cannot be applied stops the queue; it never survives")
 {
     // Issue 17: the queue went on, stacking later patches without the one below them.
