@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "common/c_string.hpp"
 #include "common/clock.hpp"
 #include "common/dispatch_label.hpp"
 #include "common/journal.hpp"
@@ -21,11 +22,6 @@
 namespace livepatchd::dbus {
 
 namespace {
-
-struct FreeDeleter {
-    void operator()(void* p) const noexcept { std::free(p); }
-};
-using CString = std::unique_ptr<char, FreeDeleter>;
 
 std::string action_id(std::string_view verb)
 {

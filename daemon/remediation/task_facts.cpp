@@ -7,10 +7,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
-#include <cstdlib>
-#include <memory>
 #include <mutex>
 
+#include "common/c_string.hpp"
 #include "common/clock.hpp"
 #include "common/small_file.hpp"
 
@@ -27,13 +26,9 @@ bool parse_number(std::string_view text, T& value)
     return ec == std::errc() && end == text.data() + text.size();
 }
 
-struct FreeDeleter {
-    void operator()(char* p) const noexcept { std::free(p); }
-};
-
 std::optional<std::string> take(int r, char* value)
 {
-    std::unique_ptr<char, FreeDeleter> owned(value);
+    CString owned(value);
     if (r < 0 || !value)
         return std::nullopt;
     return std::string(value);

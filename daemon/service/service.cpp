@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "common/atomic_file.hpp"
+#include "common/c_string.hpp"
 #include "common/clock.hpp"
 #include "common/dispatch_label.hpp"
 #include "common/fault.hpp"
@@ -90,8 +91,7 @@ bool system_stopping(sd_bus* bus)
                          std::strerror(-r) + "): this stop is not recorded as a clean shutdown");
         return false;
     }
-    const std::string said = printable(state);
-    std::free(state);
+    const std::string said = printable(CString(state).get());
     journal::log(LogLevel::debug, "at livepatchd's stop, systemd's state is " + said);
     return said == "stopping";
 }
