@@ -28,7 +28,8 @@
  *   test_free_delay_ms=MS		the next patch freed sleeps MS ms before its sysfs entry
  *					goes (listed, disabled, no longer in transition) and MS
  *					ms again before it lets go of its module (no longer
- *					listed, its module still in use)
+ *					listed, its module still in use); the second sleep
+ *					disarms it (patches freed meanwhile sleep the first)
  *   test_fail_exit_record=TGID	the next task of process TGID that exits gets no exit
  *					record, as if none could be allocated
  *   test_fail_switch_work=TGID	the next return-to-user switch attempt queued for a task

@@ -1127,8 +1127,10 @@ void PatchOperations::record_clean_shutdown()
 bool PatchOperations::unload_unpatched(const std::vector<KernelPatch>& in_kernel)
 {
     auto installed = context_.store.list();
-    if (!installed)
+    if (!installed) {
+        postpone_removal_waits(); // the tick comes back in a second, not at once
         return false;
+    }
     struct UnloadWork {
         std::vector<std::string> names;
         // Of the modules tried, in order: an error, or none (removed).
@@ -1145,13 +1147,14 @@ bool PatchOperations::unload_unpatched(const std::vector<KernelPatch>& in_kernel
             cannot_unload_.erase(patch.name);
             const auto waited = removal_waits_.find(patch.name);
             const bool given_up =
-                waited != removal_waits_.end() && waited->second.tries && !waited->second.due_usec;
-            if (!wait_for_removal(patch.name, now, "lpshim still lists it, unpatched") &&
+                waited != removal_waits_.end() && waited->second.listed && !waited->second.due_usec;
+            if (!wait_for_removal(patch.name, now, true, "lpshim still lists it, unpatched") &&
                 !given_up)
                 journal::log(LogLevel::warning,
                              patch.name + ": lpshim still lists it, unpatched, 13 s after its "
-                                          "transition ended: its module stays loaded until "
-                                          "lpshim lets go of it (see journalctl -k -g lpshim)",
+                                          "transition ended (see journalctl -k -g lpshim): its "
+                                          "module is removed at a later look, at the next "
+                                          "transition or start of livepatchd",
                              {{"PATCH", patch.name}});
             continue;
         }
@@ -1166,12 +1169,15 @@ bool PatchOperations::unload_unpatched(const std::vector<KernelPatch>& in_kernel
             continue;
         work->names.push_back(patch.name);
     }
-    // A wait that is due and not tried now (its patch removed from the store, or no longer
-    // waited for) would have the next tick come at once, again and again.
+    // A wait that is due and not tried now (no longer waited for) would have the next tick
+    // come at once, again and again; one for a patch no longer installed is done with.
     std::erase_if(removal_waits_, [&](const auto& entry) {
-        return entry.second.due_usec && entry.second.due_usec <= now &&
-               std::find(work->names.begin(), work->names.end(), entry.first) ==
-                   work->names.end();
+        const auto& [name, wait] = entry;
+        const auto is_name = [&name](const auto& n) { return n == name; };
+        if (wait.due_usec && wait.due_usec <= now)
+            return std::none_of(work->names.begin(), work->names.end(), is_name);
+        return std::none_of(installed->begin(), installed->end(),
+                            [&name](const InstalledPatch& p) { return p.name == name; });
     });
     if (work->names.empty())
         return false;
@@ -1195,7 +1201,7 @@ bool PatchOperations::unload_unpatched(const std::vector<KernelPatch>& in_kernel
                 // Still in use (EWOULDBLOCK): lpshim lets go of an unpatched patch's module
                 // just after its sysfs entry goes, so a removal right then finds it held.
                 if (failed->errnum == EWOULDBLOCK && !forced_.contains(name) &&
-                    wait_for_removal(name, boottime(), failed->message))
+                    wait_for_removal(name, boottime(), false, failed->message))
                     continue;
                 // Said once: a forced patch's module, for one, can never be removed.
                 removal_waits_.erase(name);
@@ -1227,17 +1233,21 @@ bool PatchOperations::unload_unpatched(const std::vector<KernelPatch>& in_kernel
         journal::log(LogLevel::warning,
                      std::string("the removal of unpatched patches' modules could not start: ") +
                          e.what());
+        postpone_removal_waits();
         return false;
     }
     return true;
 }
 
 bool PatchOperations::wait_for_removal(const std::string& name, std::uint64_t now,
-                                       std::string_view why)
+                                       bool listed, std::string_view why)
 {
-    // 0.1 s, doubling to 2 s: 13 s in all, for a kernel whose work queue waits its turn.
+    // 0.1 s, doubling to 2 s: 13 s in all (and the loop timer's slack, up to 0.25 s a look),
+    // for a kernel whose work queue waits its turn; each phase its own.
     constexpr unsigned max_tries = 10;
     RemovalWait& wait = removal_waits_[name];
+    if (wait.listed != listed)
+        wait = RemovalWait{.listed = listed};
     if (wait.due_usec > now)
         return true; // already waiting
     if (wait.tries == max_tries) {
@@ -1252,6 +1262,14 @@ bool PatchOperations::wait_for_removal(const std::string& name, std::uint64_t no
                      "); looking again in " + std::to_string(delay_usec / 1000) + " ms",
                  {{"PATCH", name}});
     return true;
+}
+
+void PatchOperations::postpone_removal_waits()
+{
+    const std::uint64_t later = boottime() + 1'000'000;
+    for (auto& [name, wait] : removal_waits_)
+        if (wait.due_usec)
+            wait.due_usec = std::max(wait.due_usec, later);
 }
 
 std::optional<std::uint64_t> PatchOperations::next_removal_usec() const

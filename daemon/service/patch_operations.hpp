@@ -266,14 +266,18 @@ private:
     std::set<std::string, std::less<>> forced_;
     std::set<std::string, std::less<>> cannot_unload_;
     // Unpatched patches whose modules lpshim has not let go of yet (still listed, or the
-    // removal found the module in use): looked at again at due_usec (CLOCK_BOOTTIME; 0: given
-    // up after `tries`), until the module is gone or the patch is applied again.
+    // removal found the module in use: two phases, each with its own tries): looked at again
+    // at due_usec (CLOCK_BOOTTIME; 0: given up after `tries`), until the module is gone, the
+    // patch is applied again or no longer installed.
     struct RemovalWait {
+        bool listed = false;
         unsigned tries = 0;
         std::uint64_t due_usec = 0;
     };
     std::map<std::string, RemovalWait, std::less<>> removal_waits_;
-    bool wait_for_removal(const std::string& name, std::uint64_t now, std::string_view why);
+    bool wait_for_removal(const std::string& name, std::uint64_t now, bool listed,
+                          std::string_view why);
+    void postpone_removal_waits(); // a second from now at the earliest: none could be tried
     // What an apply's load knew, from the load until its transition ends: the patches the
     // kernel had before it, and whether it is an atomic replace, if read.
     struct LoadRecord {

@@ -507,11 +507,32 @@ TEST_CASE("an unpatched patch still listed by lpshim is looked at again until it
     CHECK(waited == 13'100'000);
     CHECK_FALSE(ops->unload_unpatched(w.kernel.kernel_patches));
     CHECK_FALSE(ops->next_removal_usec());
-    // It goes at last (an event's tick): its module is removed.
+    // It goes at last (an event's tick), its module still in use: that wait has its own
+    // tries, from 0.1 s again.
     w.kernel.kernel_patches.clear();
+    w.control.in_use = {{"lp_a", 1}};
+    REQUIRE(ops->unload_unpatched(w.kernel.kernel_patches));
+    ends.back()();
+    CHECK(ops->next_removal_usec() == w.boottime_usec + 100'000);
+    w.boottime_usec += 100'000;
     REQUIRE(ops->unload_unpatched(w.kernel.kernel_patches));
     ends.back()();
     CHECK(changed.names == std::vector<std::string>{"lp_a"});
+    CHECK_FALSE(ops->next_removal_usec());
+}
+
+TEST_CASE("a removal wait ends with its patch's removal from the store")
+{
+    // Left, it would be due for ever: the tick would come back at once, again and again.
+    World w;
+    w.install("lp_a");
+    w.kernel.add("lp_a", false, false);
+    auto ops = w.operations();
+    CHECK_FALSE(ops->unload_unpatched(w.kernel.kernel_patches));
+    REQUIRE(ops->next_removal_usec());
+    REQUIRE(w.store.remove("lp_a"));
+    CHECK_FALSE(ops->unload_unpatched(w.kernel.kernel_patches));
+    CHECK_FALSE(ops->next_removal_usec());
 }
 
 TEST_CASE("a module that stays in use is said once, after ten tries")

@@ -38,9 +38,10 @@ ok "and the module of the unpatched patch is removed"
 
 # lpshim lets go of an unpatched patch after its transition's end, in a work item: its sysfs
 # entry first, then its module, and no event says when. The debug build's test_free_delay_ms
-# holds both windows open 2.5 s each: livepatchd looks again until the module can go (CI,
+# holds both windows open 4 s each: livepatchd looks again until the module can go (CI,
 # 2026-12-07: a removal that found the module still in use was never tried again). Its looks
-# come 0.1, 0.3, 0.7, 1.5 and 3.1 s after the end: the last while the module is still in use.
+# come 0.1, 0.3, 0.7, 1.5, 3.1 and 5.1 s after the end (each up to 0.25 s later, the loop's
+# timer slack): at most 2.25 s apart, so one finds the module in use.
 systemctl stop livepatchd
 wait_until 10 "nothing holds lpshim" grep -sqx 0 /sys/module/lpshim/refcnt
 rmmod lpshim
@@ -53,10 +54,10 @@ trap 'rm -f $CONF' EXIT
 systemctl start livepatchd
 livepatchctl apply $E >/dev/null
 cursor=$(journalctl -u livepatchd -n 1 --show-cursor --no-pager | sed -n 's/^-- cursor: //p')
-echo 2500 >/sys/module/lpshim/parameters/test_free_delay_ms
+echo 4000 >/sys/module/lpshim/parameters/test_free_delay_ms
 livepatchctl revert $E >/dev/null
-wait_until 20 "livepatchd removed the module lpshim let go of late" test ! -e /sys/module/$E
-expect_eq "$(cat /sys/module/lpshim/parameters/test_free_delay_ms)" 0 "lpshim's free slept twice"
+wait_until 30 "livepatchd removed the module lpshim let go of late" test ! -e /sys/module/$E
+expect_eq "$(cat /sys/module/lpshim/parameters/test_free_delay_ms)" 0 "lpshim's free reached its second sleep"
 log=$(journalctl -u livepatchd --no-pager -o cat --after-cursor="$cursor")
 grep -qx "$E: its module is removed once lpshim lets go of it (lpshim still lists it, unpatched); looking again in 100 ms" <<<"$log" ||
 	fail "livepatchd did not say it waits while lpshim still lists $E"
