@@ -1151,10 +1151,10 @@ bool PatchOperations::unload_unpatched(const std::vector<KernelPatch>& in_kernel
             if (!wait_for_removal(patch.name, now, true, "lpshim still lists it, unpatched") &&
                 !given_up)
                 journal::log(LogLevel::warning,
-                             patch.name + ": lpshim still lists it, unpatched, 13 s after its "
-                                          "transition ended (see journalctl -k -g lpshim): its "
-                                          "module is removed at a later look, at the next "
-                                          "transition or start of livepatchd",
+                             patch.name + ": lpshim still lists it, unpatched, 13 s after it "
+                                          "was first seen so (see journalctl -k -g lpshim): "
+                                          "its module's removal is tried at a later look, at "
+                                          "the next transition or start of livepatchd",
                              {{"PATCH", patch.name}});
             continue;
         }
@@ -1242,15 +1242,12 @@ bool PatchOperations::unload_unpatched(const std::vector<KernelPatch>& in_kernel
 bool PatchOperations::wait_for_removal(const std::string& name, std::uint64_t now,
                                        bool listed, std::string_view why)
 {
-    // 0.1 s, doubling to 2 s: 13 s in all (and the loop timer's slack, up to 0.25 s a look),
-    // for a kernel whose work queue waits its turn; each phase its own.
-    constexpr unsigned max_tries = 10;
     RemovalWait& wait = removal_waits_[name];
     if (wait.listed != listed)
         wait = RemovalWait{.listed = listed};
     if (wait.due_usec > now)
         return true; // already waiting
-    if (wait.tries == max_tries) {
+    if (wait.tries == removal_max_tries) {
         wait.due_usec = 0; // given up: no tick for it (the entry says so until it changes)
         return false;
     }
@@ -1266,10 +1263,18 @@ bool PatchOperations::wait_for_removal(const std::string& name, std::uint64_t no
 
 void PatchOperations::postpone_removal_waits()
 {
-    const std::uint64_t later = boottime() + 1'000'000;
-    for (auto& [name, wait] : removal_waits_)
-        if (wait.due_usec)
-            wait.due_usec = std::max(wait.due_usec, later);
+    // Each postponed look costs a try: a store that stays unreadable ends the waits too.
+    const std::uint64_t now = boottime();
+    for (auto& [name, wait] : removal_waits_) {
+        if (!wait.due_usec || wait.due_usec > now)
+            continue; // given up, or not due yet
+        if (wait.tries == removal_max_tries) {
+            wait.due_usec = 0;
+            continue;
+        }
+        ++wait.tries;
+        wait.due_usec = now + 1'000'000;
+    }
 }
 
 std::optional<std::uint64_t> PatchOperations::next_removal_usec() const

@@ -275,9 +275,12 @@ private:
         std::uint64_t due_usec = 0;
     };
     std::map<std::string, RemovalWait, std::less<>> removal_waits_;
+    // 0.1 s, doubling to 2 s: 13 s in all (and the loop timer's slack, up to 0.25 s a look),
+    // for a kernel whose work queue waits its turn; each phase its own.
+    static constexpr unsigned removal_max_tries = 10;
     bool wait_for_removal(const std::string& name, std::uint64_t now, bool listed,
                           std::string_view why);
-    void postpone_removal_waits(); // a second from now at the earliest: none could be tried
+    void postpone_removal_waits(); // the due ones a second later, a try each: none could be tried
     // What an apply's load knew, from the load until its transition ends: the patches the
     // kernel had before it, and whether it is an atomic replace, if read.
     struct LoadRecord {

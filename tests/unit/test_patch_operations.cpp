@@ -12,6 +12,7 @@
 
 #include <functional>
 #include <map>
+#include <new>
 
 #include "common/fault.hpp"
 #include "elf_builder.hpp"
@@ -429,6 +430,19 @@ TEST_CASE("an unpatched patch's module is removed as blocking work, its end said
     CHECK_FALSE(ops->unload_unpatched(w.kernel.kernel_patches));
 }
 
+// Works run at once, their ends kept for the case to run: the loop's turn after the work.
+struct WorkEnds {
+    std::vector<std::function<void()>> ends;
+    explicit WorkEnds(PatchOperations& ops)
+    {
+        ops.set_work_runner([this](std::function<void()> work, std::function<void()> then) {
+            work();
+            ends.push_back(std::move(then));
+        });
+    }
+    void run_last() { ends.back()(); }
+};
+
 TEST_CASE("a module lpshim has not let go of yet is removed once it has")
 {
     // CI, 2026-12-07: lpshim lets go of an unpatched patch's module just after its sysfs entry
@@ -441,18 +455,14 @@ TEST_CASE("a module lpshim has not let go of yet is removed once it has")
     auto ops = w.operations();
     ChangedPatches changed;
     ops->set_sink(&changed);
-    std::vector<std::function<void()>> ends;
-    ops->set_work_runner([&ends](std::function<void()> work, std::function<void()> then) {
-        work();
-        ends.push_back(std::move(then));
-    });
+    WorkEnds works(*ops);
     // A tick: whether it started a removal, run to its end.
     auto tick = [&] {
-        const std::size_t before = ends.size();
+        const std::size_t before = works.ends.size();
         if (!ops->unload_unpatched(w.kernel.kernel_patches))
             return false;
-        REQUIRE(ends.size() == before + 1);
-        ends.back()();
+        REQUIRE(works.ends.size() == before + 1);
+        works.run_last();
         return true;
     };
     REQUIRE(tick()); // in use
@@ -481,11 +491,7 @@ TEST_CASE("an unpatched patch still listed by lpshim is looked at again until it
     auto ops = w.operations();
     ChangedPatches changed;
     ops->set_sink(&changed);
-    std::vector<std::function<void()>> ends;
-    ops->set_work_runner([&ends](std::function<void()> work, std::function<void()> then) {
-        work();
-        ends.push_back(std::move(then));
-    });
+    WorkEnds works(*ops);
     CHECK_FALSE(ops->next_removal_usec());
     CHECK_FALSE(ops->unload_unpatched(w.kernel.kernel_patches));
     CHECK(ops->next_removal_usec() == w.boottime_usec + 100'000);
@@ -512,27 +518,53 @@ TEST_CASE("an unpatched patch still listed by lpshim is looked at again until it
     w.kernel.kernel_patches.clear();
     w.control.in_use = {{"lp_a", 1}};
     REQUIRE(ops->unload_unpatched(w.kernel.kernel_patches));
-    ends.back()();
+    works.run_last();
     CHECK(ops->next_removal_usec() == w.boottime_usec + 100'000);
     w.boottime_usec += 100'000;
     REQUIRE(ops->unload_unpatched(w.kernel.kernel_patches));
-    ends.back()();
+    works.run_last();
     CHECK(changed.names == std::vector<std::string>{"lp_a"});
     CHECK_FALSE(ops->next_removal_usec());
 }
 
 TEST_CASE("a removal wait ends with its patch's removal from the store")
 {
-    // Left, it would be due for ever: the tick would come back at once, again and again.
+    // Left, it would bring a tick for nothing (and a given-up one would stay for good).
     World w;
     w.install("lp_a");
-    w.kernel.add("lp_a", false, false);
+    w.kernel.modules = {"lp_a"};
+    w.control.in_use = {{"lp_a", 1}};
     auto ops = w.operations();
-    CHECK_FALSE(ops->unload_unpatched(w.kernel.kernel_patches));
+    WorkEnds works(*ops);
+    REQUIRE(ops->unload_unpatched(w.kernel.kernel_patches));
+    works.run_last();
     REQUIRE(ops->next_removal_usec());
     REQUIRE(w.store.remove("lp_a"));
     CHECK_FALSE(ops->unload_unpatched(w.kernel.kernel_patches));
     CHECK_FALSE(ops->next_removal_usec());
+}
+
+TEST_CASE("a removal that cannot start looks again a second later, a try each time")
+{
+    // Not at once: the tick would come back again and again while it cannot.
+    World w;
+    w.install("lp_a");
+    w.kernel.add("lp_a", false, false); // unpatched, still listed
+    auto ops = w.operations();
+    CHECK_FALSE(ops->unload_unpatched(w.kernel.kernel_patches));
+    w.kernel.kernel_patches.clear(); // let go of
+    w.boottime_usec = *ops->next_removal_usec();
+    ops->set_work_runner([](std::function<void()>, std::function<void()>) {
+        throw std::bad_alloc(); // no memory to queue it
+    });
+    for (int look = 1; look < 10; ++look) {
+        CHECK_FALSE(ops->unload_unpatched(w.kernel.kernel_patches));
+        CHECK(ops->next_removal_usec() == w.boottime_usec + 1'000'000);
+        w.boottime_usec += 1'000'000;
+    }
+    CHECK_FALSE(ops->unload_unpatched(w.kernel.kernel_patches));
+    CHECK_FALSE(ops->next_removal_usec()); // ten tries: given up
+    CHECK(w.control.unloaded.empty());
 }
 
 TEST_CASE("a module that stays in use is said once, after ten tries")
@@ -542,14 +574,10 @@ TEST_CASE("a module that stays in use is said once, after ten tries")
     w.kernel.modules = {"lp_a"};
     w.control.in_use = {{"lp_a", 1000}};
     auto ops = w.operations();
-    std::vector<std::function<void()>> ends;
-    ops->set_work_runner([&ends](std::function<void()> work, std::function<void()> then) {
-        work();
-        ends.push_back(std::move(then));
-    });
+    WorkEnds works(*ops);
     for (int tried = 0; tried < 11; ++tried) {
         REQUIRE(ops->unload_unpatched(w.kernel.kernel_patches));
-        ends.back()();
+        works.run_last();
         if (const auto due = ops->next_removal_usec())
             w.boottime_usec = *due;
     }
@@ -565,12 +593,9 @@ TEST_CASE("a module that stays in use is said once, after ten tries")
     f.storage.saved.forced_boot_id = boot; // forced in this boot
     f.storage.saved.forced = {"lp_f"};
     auto forced = f.operations();
-    forced->set_work_runner([&ends](std::function<void()> work, std::function<void()> then) {
-        work();
-        ends.push_back(std::move(then));
-    });
+    WorkEnds forced_works(*forced);
     REQUIRE(forced->unload_unpatched(f.kernel.kernel_patches));
-    ends.back()();
+    forced_works.run_last();
     CHECK_FALSE(forced->next_removal_usec());
     f.boottime_usec += 60'000'000;
     CHECK_FALSE(forced->unload_unpatched(f.kernel.kernel_patches));
