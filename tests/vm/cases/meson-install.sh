@@ -56,6 +56,12 @@ systemctl start livepatchd || { journalctl -u livepatchd --no-pager | tail -20; 
 expect_eq "$(systemctl is-active livepatchd)" active "livepatchd.service is active"
 owner=$(busctl --system status org.livepatchd.LivePatch1 | sed -n 's/^PID=//p')
 expect_eq "$owner" "$(systemctl show -P MainPID livepatchd)" "livepatchd owns org.livepatchd.LivePatch1"
+# At shutdown it stops before the bus: its stop asks systemd over the bus whether the system
+# is stopping (the crash-loop guard's record of a clean shutdown), and a bus stopped first
+# leaves the shutdown recorded as a crash.
+systemctl show -P After livepatchd | tr ' ' '\n' | grep -qx dbus.service ||
+	fail "livepatchd.service is not ordered after dbus.service: at shutdown the bus may stop first"
+ok "livepatchd.service is ordered after dbus.service (stopped before it)"
 [[ -d /sys/kernel/lpshim ]] || fail "lpshim.ko is not loaded after the start"
 ok "the service loaded lpshim.ko (by name: the installed file)"
 # What this start of the service logged (its invocation's entries).
