@@ -1173,11 +1173,10 @@ bool PatchOperations::unload_unpatched(const std::vector<KernelPatch>& in_kernel
     // come at once, again and again; one for a patch no longer installed is done with.
     std::erase_if(removal_waits_, [&](const auto& entry) {
         const auto& [name, wait] = entry;
-        const auto is_name = [&name](const auto& n) { return n == name; };
         if (wait.due_usec && wait.due_usec <= now)
-            return std::none_of(work->names.begin(), work->names.end(), is_name);
-        return std::none_of(installed->begin(), installed->end(),
-                            [&name](const InstalledPatch& p) { return p.name == name; });
+            return std::ranges::find(work->names, name) == work->names.end();
+        return std::ranges::none_of(*installed,
+                                    [&name](const InstalledPatch& p) { return p.name == name; });
     });
     if (work->names.empty())
         return false;
