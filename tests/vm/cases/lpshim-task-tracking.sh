@@ -209,12 +209,14 @@ idle_injection_kthread() {
 	unload_mod $P
 }
 
-# 7. A transition held open through the creation of 100,000 tasks (threads: five times faster
+# 7. A transition held open through the creation of 40,000 tasks (threads: five times faster
 # to create under TCG than processes): lpshim's memory stays bounded (the entries of freed tasks
-# are reused, not kept until the transition ends). Old entries cost 64 bytes each: 6.4 MB.
+# are reused, not kept until the transition ends). Kept, 40,000 entries of 56 bytes are 2.2 MB,
+# twice the bound. (100,000 took 94 s of CI's time per kernel; docs/consistency-model.md has
+# that run.)
 memory_bound_under_fork_storm() {
 	start_test "a transition held open under a fork storm keeps lpshim's memory bounded"
-	local forks=${FORKS:-100000} before after grown
+	local forks=${FORKS:-40000} before after grown
 	start_sleeper blocker
 	load_lp_nowait $P
 	sleep 1
@@ -230,15 +232,15 @@ memory_bound_under_fork_storm() {
 	# Entries at their peak, plus the free ones the pool and the graveyard hold.
 	peak_kb=$(awk '/^(entries_peak|pool|graveyard) / { n += $2 } /^entry_size / { s = $2 }
 		END { print int(n * s / 1024) }' <<<"$stats")
-	((peak_kb < 2048)) || fail "lpshim's task entries peaked at $peak_kb kB through $forks tasks (bound: 2048 kB)"
-	ok "lpshim's task entries peaked at $peak_kb kB through $forks tasks (bound: 2048 kB)"
+	((peak_kb < 1024)) || fail "lpshim's task entries peaked at $peak_kb kB through $forks tasks (bound: 1024 kB)"
+	ok "lpshim's task entries peaked at $peak_kb kB through $forks tasks (bound: 1024 kB)"
 	# KASAN holds freed objects (task_structs, stacks) in its quarantine, counted as slab: there
 	# the slab's growth is not lpshim's, and only lpshim's own count above bounds it.
 	if grep -qsx CONFIG_KASAN=y /boot/config-"$KVER" /lib/modules/"$KVER"/config; then
 		echo "# KASAN kernel: the slab's growth includes its quarantine; not bounded here"
 	else
-		((grown < 2048)) || fail "unreclaimable slab grew by $grown kB through $forks tasks (bound: 2048 kB)"
-		ok "unreclaimable slab grew by $grown kB through $forks tasks (bound: 2048 kB)"
+		((grown < 1024)) || fail "unreclaimable slab grew by $grown kB through $forks tasks (bound: 1024 kB)"
+		ok "unreclaimable slab grew by $grown kB through $forks tasks (bound: 1024 kB)"
 	fi
 	expect_eq "$(sysfs_value $S/transition)" 1 "the transition stayed open throughout"
 	release_sleepers
