@@ -1145,11 +1145,8 @@ bool PatchOperations::unload_unpatched(const std::vector<KernelPatch>& in_kernel
             // Unpatched, and lpshim lets go of it after its transition's end (its sysfs entry,
             // then its module): no event says when, so a later tick looks again.
             cannot_unload_.erase(patch.name);
-            const auto waited = removal_waits_.find(patch.name);
-            const bool given_up =
-                waited != removal_waits_.end() && waited->second.listed && !waited->second.due_usec;
-            if (!wait_for_removal(patch.name, now, true, "lpshim still lists it, unpatched") &&
-                !given_up)
+            if (wait_for_removal(patch.name, now, true, "lpshim still lists it, unpatched") ==
+                RemovalLook::gave_up)
                 journal::log(LogLevel::warning,
                              patch.name + ": lpshim still lists it, unpatched, 13 s after it "
                                           "was first seen so (see journalctl -k -g lpshim): "
@@ -1200,7 +1197,8 @@ bool PatchOperations::unload_unpatched(const std::vector<KernelPatch>& in_kernel
                 // Still in use (EWOULDBLOCK): lpshim lets go of an unpatched patch's module
                 // just after its sysfs entry goes, so a removal right then finds it held.
                 if (failed->errnum == EWOULDBLOCK && !forced_.contains(name) &&
-                    wait_for_removal(name, boottime(), false, failed->message))
+                    wait_for_removal(name, boottime(), false, failed->message) ==
+                        RemovalLook::waiting)
                     continue;
                 // Said once: a forced patch's module, for one, can never be removed.
                 removal_waits_.erase(name);
@@ -1238,17 +1236,20 @@ bool PatchOperations::unload_unpatched(const std::vector<KernelPatch>& in_kernel
     return true;
 }
 
-bool PatchOperations::wait_for_removal(const std::string& name, std::uint64_t now,
-                                       bool listed, std::string_view why)
+PatchOperations::RemovalLook PatchOperations::wait_for_removal(const std::string& name,
+                                                               std::uint64_t now, bool listed,
+                                                               std::string_view why)
 {
     RemovalWait& wait = removal_waits_[name];
     if (wait.listed != listed)
         wait = RemovalWait{.listed = listed};
     if (wait.due_usec > now)
-        return true; // already waiting
+        return RemovalLook::waiting; // already
     if (wait.tries == removal_max_tries) {
+        if (!wait.due_usec)
+            return RemovalLook::given_up_before;
         wait.due_usec = 0; // given up: no tick for it (the entry says so until it changes)
-        return false;
+        return RemovalLook::gave_up;
     }
     const std::uint64_t delay_usec = std::min<std::uint64_t>(100'000ULL << wait.tries, 2'000'000);
     ++wait.tries;
@@ -1257,7 +1258,7 @@ bool PatchOperations::wait_for_removal(const std::string& name, std::uint64_t no
                  name + ": its module is removed once lpshim lets go of it (" + std::string(why) +
                      "); looking again in " + std::to_string(delay_usec / 1000) + " ms",
                  {{"PATCH", name}});
-    return true;
+    return RemovalLook::waiting;
 }
 
 void PatchOperations::postpone_removal_waits()

@@ -278,8 +278,11 @@ private:
     // 0.1 s, doubling to 2 s: 13 s in all (and the loop timer's slack, up to 0.25 s a look),
     // for a kernel whose work queue waits its turn; each phase its own.
     static constexpr unsigned removal_max_tries = 10;
-    bool wait_for_removal(const std::string& name, std::uint64_t now, bool listed,
-                          std::string_view why);
+    // A look at a patch whose module is not removed yet: waiting (a later tick looks again),
+    // or out of tries, just now (to be said) or at an earlier look (said then).
+    enum class RemovalLook { waiting, gave_up, given_up_before };
+    RemovalLook wait_for_removal(const std::string& name, std::uint64_t now, bool listed,
+                                 std::string_view why);
     void postpone_removal_waits(); // the due ones a second later, a try each: none could be tried
     // What an apply's load knew, from the load until its transition ends: the patches the
     // kernel had before it, and whether it is an atomic replace, if read.
