@@ -383,10 +383,31 @@ Manager::PinnedSnapshot::~PinnedSnapshot()
 
 void Manager::patch_changed(std::string_view name)
 {
+    // The patches' states are read here, on the loop (the store and lpshim's sysfs): a long
+    // one says where its time went, for a reader of the dispatch's DISPATCH_USEC line.
+    const std::uint64_t start = monotonic_usec();
+    std::uint64_t read_usec = 0;
+    const auto log_parts = [&]() noexcept {
+        const std::uint64_t took = monotonic_usec() - start;
+        if (took < 10'000)
+            return;
+        try {
+            journal::log(LogLevel::debug,
+                         std::string(name) + ": PatchStateChanged took " +
+                             std::to_string(took) + " us: " + std::to_string(read_usec) +
+                             " us the patches' states (the store and sysfs), the rest the "
+                             "signals",
+                         {{"PATCH", std::string(name)}});
+        } catch (...) {
+        }
+    };
     const PinnedSnapshot pinned(*this);
     auto status = status_of(name);
-    if (!status)
+    read_usec = monotonic_usec() - start;
+    if (!status) {
+        log_parts();
         return; // unknown (the store or sysfs could not be read): not announced as removed
+    }
     const std::string path = patch_object_path(name);
     if (*status) {
         (void)sd_bus_emit_properties_changed(bus_, path.c_str(), patch_interface, "State",
@@ -398,6 +419,7 @@ void Manager::patch_changed(std::string_view name)
         *status ? to_string((*status)->state) : std::string_view("removed");
     (void)sd_bus_emit_signal(bus_, manager_path, manager_interface, "PatchStateChanged", "ss",
                              std::string(name).c_str(), std::string(state).c_str());
+    log_parts();
 }
 
 void Manager::patch_added(std::string_view name)
