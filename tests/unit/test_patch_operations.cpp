@@ -632,6 +632,48 @@ TEST_CASE("the boot apply: a patch that cannot be applied stops the queue; it ne
     CHECK(w.storage.saved.find("lp_b")->applied_boot_id != boot);
 }
 
+TEST_CASE("a clean shutdown inside the guard's window still counts after a boot that applied nothing")
+{
+    // The first boot applies lp_a and shuts down cleanly inside the crash-loop guard's window;
+    // the second boot (livepatchd.apply=0) applies nothing and shuts down cleanly too. The
+    // third applies lp_a: its boot ended cleanly. (The record of the first clean shutdown was
+    // overwritten by the second's, and the third held lp_a for a crash of the first boot.)
+    World w;
+    w.install("lp_a");
+    const std::string first(32, '1'), second(32, '2'), third(32, '3');
+    const auto new_boot = [&w] {
+        w.kernel.kernel_patches.clear();
+        w.kernel.modules.clear();
+        w.control.loaded.clear();
+    };
+    {
+        auto ops = w.operations(first);
+        REQUIRE(name_of(ops->apply("lp_a")) == "ok");
+        w.control.complete();
+        ops->transition_ended("lp_a", "patched");
+        ops->keep_crash_guard(w.kernel.kernel_patches, false); // inside the window
+        CHECK_FALSE(w.storage.saved.find("lp_a")->survived_guard);
+        ops->record_clean_shutdown();
+    }
+    new_boot();
+    {
+        auto ops = w.operations(second);
+        BootFlags held;
+        held.apply = false;
+        ops->plan_boot_apply({true, held});
+        CHECK(ops->boot_queue_size() == 0);
+        ops->record_clean_shutdown();
+    }
+    new_boot();
+    auto ops = w.operations(third);
+    ops->plan_boot_apply({true, {}});
+    const auto held = ops->skip_reasons().find("lp_a");
+    CHECK_MESSAGE(held == ops->skip_reasons().end(),
+                  (held == ops->skip_reasons().end() ? "" : held->second));
+    CHECK(ops->boot_queue_size() == 1);
+    CHECK(ops->apply_next_queued(w.kernel.kernel_patches) == "lp_a");
+}
+
 TEST_CASE("an atomic replace's end: what it replaced is no longer wanted, without a look")
 {
     // The end (lpshim's event, on the event loop) reads nothing from the kernel: what the
