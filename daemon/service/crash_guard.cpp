@@ -29,6 +29,18 @@ bool CrashGuard::watched(const DesiredPatch& patch) const
            patch.pending == PendingAction::none;
 }
 
+bool CrashGuard::shut_down_cleanly(DesiredState& state) const
+{
+    bool changed = false;
+    for (DesiredPatch& p : state.patches) {
+        if (watched(p) && !p.survived_guard && !p.oops_after_apply) {
+            p.survived_guard = true;
+            changed = true;
+        }
+    }
+    return changed;
+}
+
 bool CrashGuard::update(DesiredState& state, const std::vector<KernelPatch>& in_kernel,
                         bool new_oops, std::uint64_t now_boottime,
                         std::vector<std::string>* oopsed) const

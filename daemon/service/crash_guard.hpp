@@ -37,6 +37,11 @@ public:
     bool update(DesiredState& state, const std::vector<KernelPatch>& in_kernel, bool new_oops,
                 std::uint64_t now_boottime, std::vector<std::string>* oopsed) const;
 
+    // A clean shutdown of this boot (systemd's): the patches applied in it with no oops
+    // survived the guard, however soon it came; that is kept with each patch, where a later
+    // boot's clean shutdown cannot overwrite it. True if changed.
+    bool shut_down_cleanly(DesiredState& state) const;
+
     // When update() next has something to do (CLOCK_BOOTTIME), after now, or nullopt. A
     // deadline that has passed without the patch applied is no deadline: the patch cannot
     // survive in this boot any more, and a timer armed on it would fire for ever.

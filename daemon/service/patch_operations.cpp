@@ -1120,6 +1120,7 @@ void PatchOperations::record_clean_shutdown()
         return;
     DesiredState next = desired_;
     next.clean_shutdown_boot_id = context_.boot_id;
+    guard_.shut_down_cleanly(next);
     if (auto saved = commit(std::move(next)); !saved)
         log_failure("", saved.error().message);
 }

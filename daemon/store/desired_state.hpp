@@ -33,8 +33,8 @@ struct DesiredPatch {
     // (/proc/sys/kernel/random/boot_id without dashes, 32 hex digits; "": never).
     std::uint64_t applied_at_usec = 0;
     std::string applied_boot_id;
-    // That boot then ran boot.crash_guard_seconds past the apply with no oops: the apply did
-    // not bring the system down. Reset by every apply.
+    // That boot then ran boot.crash_guard_seconds past the apply, or shut down cleanly before,
+    // with no oops: the apply did not bring the system down. Reset by every apply.
     bool survived_guard = false;
     // The kernel oopsed (a new TAINT_DIE) in that boot after the apply.
     bool oops_after_apply = false;
@@ -49,8 +49,9 @@ struct DesiredPatch {
 struct DesiredState {
     // In the order they are to be applied: the stack order, oldest first.
     std::vector<DesiredPatch> patches;
-    // The last boot that livepatchd saw shut down cleanly (stopped during a system shutdown);
-    // a boot not named here ended by a crash, a reset or a power loss.
+    // The last boot that livepatchd saw shut down cleanly (stopped during a system shutdown).
+    // The patches applied in that boot are marked survived_guard then: a later boot's clean
+    // shutdown replaces this id and loses nothing (a file of an older livepatchd had only it).
     std::string clean_shutdown_boot_id;
     // The patches whose transition was forced in boot forced_boot_id (Force, on_stall: force):
     // their modules can never be removed in that boot (the Patch property Forced), whether
