@@ -3,7 +3,8 @@
 // CrashGuard: the crash-loop guard's records for the patches applied in this boot
 // (DesiredPatch::survived_guard, oops_after_apply), kept on CLOCK_BOOTTIME: a patch has
 // survived once crash_guard_seconds of this boot (suspend included) went by after its apply
-// with no oops and it still applied. The wall clock plays no part: an NTP step at boot, just
+// with no oops and it still applied, or once the boot shut down cleanly with no oops. The wall
+// clock plays no part: an NTP step at boot, just
 // when the boot apply runs, cannot mark a patch as having survived. Pure: the service passes
 // the time and the kernel's state.
 #pragma once

@@ -1091,6 +1091,20 @@ void PatchOperations::skip_rest_of_boot_queue(const std::string& below,
 
 // --- the crash-loop guard, shutdown, modules -----------------------------------------------
 
+namespace {
+
+void say_oopsed(const std::vector<std::string>& names)
+{
+    for (const std::string& name : names)
+        journal::log(LogLevel::err,
+                     "the kernel oopsed after " + name +
+                         " was applied; it will not be applied at the next boot unless "
+                         "applied again",
+                     {{"PATCH", name}});
+}
+
+} // namespace
+
 void PatchOperations::keep_crash_guard(const std::vector<KernelPatch>& in_kernel, bool new_oops)
 {
     if (!desired_available_)
@@ -1099,12 +1113,7 @@ void PatchOperations::keep_crash_guard(const std::vector<KernelPatch>& in_kernel
     std::vector<std::string> oopsed;
     if (!guard_.update(next, in_kernel, new_oops, boottime(), &oopsed))
         return;
-    for (const std::string& name : oopsed)
-        journal::log(LogLevel::err,
-                     "the kernel oopsed after " + name +
-                         " was applied; it will not be applied at the next boot unless "
-                         "applied again",
-                     {{"PATCH", name}});
+    say_oopsed(oopsed);
     if (auto saved = commit(std::move(next)); !saved)
         log_failure("", saved.error().message);
 }
@@ -1114,12 +1123,17 @@ std::optional<std::uint64_t> PatchOperations::crash_guard_deadline() const
     return guard_.next_deadline(desired_, boottime());
 }
 
-void PatchOperations::record_clean_shutdown()
+void PatchOperations::record_clean_shutdown(bool new_oops)
 {
     if (!desired_available_)
         return;
     DesiredState next = desired_;
     next.clean_shutdown_boot_id = context_.boot_id;
+    // An oops since the last look (an idle service has none for long) counts first: the
+    // patches of this boot then did not survive, however cleanly it ends.
+    std::vector<std::string> oopsed;
+    (void)guard_.update(next, {}, new_oops, boottime(), &oopsed);
+    say_oopsed(oopsed);
     guard_.shut_down_cleanly(next);
     if (auto saved = commit(std::move(next)); !saved)
         log_failure("", saved.error().message);

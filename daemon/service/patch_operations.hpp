@@ -158,8 +158,9 @@ public:
     // The crash-loop guard's records; saved when they change.
     void keep_crash_guard(const std::vector<KernelPatch>& in_kernel, bool new_oops);
     std::optional<std::uint64_t> crash_guard_deadline() const; // CLOCK_BOOTTIME
-    // The boot is being shut down cleanly (the crash-loop guard's record).
-    void record_clean_shutdown();
+    // The boot is being shut down cleanly (the crash-loop guard's record): the patches applied
+    // in it survived, unless the kernel oopsed (new_oops: since the last keep_crash_guard).
+    void record_clean_shutdown(bool new_oops);
     // Removes the modules of store patches that lpshim no longer lists (unpatched, replaced),
     // as blocking work (busy() until its end, which says what was removed): true if it started
     // one.
@@ -279,7 +280,8 @@ private:
     // for a kernel whose work queue waits its turn; each phase its own.
     static constexpr unsigned removal_max_tries = 10;
     // A look at a patch whose module is not removed yet: waiting (a later tick looks again),
-    // or out of tries, just now (to be said) or at an earlier look (said then).
+    // or out of tries, just now (to be said) or earlier (said then, or given up unsaid by
+    // postpone_removal_waits when no look could be taken).
     enum class RemovalLook { waiting, gave_up, given_up_before };
     RemovalLook wait_for_removal(const std::string& name, std::uint64_t now, bool listed,
                                  std::string_view why);

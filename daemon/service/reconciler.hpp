@@ -25,8 +25,9 @@
 // The crash-loop guard, for a patch last applied in an earlier boot B (crash_guard_seconds
 // > 0): it holds if the kernel oopsed in B after the apply, or if B neither ran
 // crash_guard_seconds past the apply nor shut down cleanly (survived_guard, set by either;
-// or B is the clean_shutdown_boot_id of a file of an older livepatchd). It keeps holding
-// at later boots, until the patch is applied again explicitly (Apply resets the record).
+// clean_shutdown_boot_id == B also counts: the files of an older livepatchd have only that).
+// It keeps holding at later boots, until the patch is applied again explicitly (Apply resets
+// the record).
 #pragma once
 
 #include <chrono>

@@ -715,7 +715,7 @@ int Service::run()
         try {
             fault_point("stop-asks-systemd");
             if (system_stopping(bus_.get()))
-                operations_->record_clean_shutdown();
+                operations_->record_clean_shutdown(kernel_oopsed() && !oops_seen_);
         } catch (...) {
         }
     }

@@ -243,7 +243,7 @@ TEST_CASE("a desired state that cannot be read is never overwritten")
         ops->transition_ended("lp_b", "unpatched");
         ops->forget_replaced(w.kernel.kernel_patches);
         ops->keep_crash_guard(w.kernel.kernel_patches, true);
-        ops->record_clean_shutdown();
+        ops->record_clean_shutdown(false);
         ops->settle(w.kernel.kernel_patches);
         CHECK(w.storage.saves == 0);
         CHECK(w.control.loaded.empty());
@@ -653,7 +653,7 @@ TEST_CASE("a clean shutdown inside the guard's window still counts after a boot 
         ops->transition_ended("lp_a", "patched");
         ops->keep_crash_guard(w.kernel.kernel_patches, false); // inside the window
         CHECK_FALSE(w.storage.saved.find("lp_a")->survived_guard);
-        ops->record_clean_shutdown();
+        ops->record_clean_shutdown(false);
     }
     new_boot();
     {
@@ -662,7 +662,7 @@ TEST_CASE("a clean shutdown inside the guard's window still counts after a boot 
         held.apply = false;
         ops->plan_boot_apply({true, held});
         CHECK(ops->boot_queue_size() == 0);
-        ops->record_clean_shutdown();
+        ops->record_clean_shutdown(false);
     }
     new_boot();
     auto ops = w.operations(third);
@@ -672,6 +672,33 @@ TEST_CASE("a clean shutdown inside the guard's window still counts after a boot 
                   (held == ops->skip_reasons().end() ? "" : held->second));
     CHECK(ops->boot_queue_size() == 1);
     CHECK(ops->apply_next_queued(w.kernel.kernel_patches) == "lp_a");
+}
+
+TEST_CASE("an oops no look saw, then a clean shutdown: the patch did not survive")
+{
+    // An idle service looks at the kernel only at the guard's deadline: an oops after the
+    // last look and an admin's reboot marked the patch as having survived.
+    World w;
+    w.install("lp_a");
+    const std::string first(32, '1'), second(32, '2');
+    {
+        auto ops = w.operations(first);
+        REQUIRE(name_of(ops->apply("lp_a")) == "ok");
+        w.control.complete();
+        ops->transition_ended("lp_a", "patched");
+        ops->keep_crash_guard(w.kernel.kernel_patches, false);
+        ops->record_clean_shutdown(true); // the kernel oopsed since that look
+    }
+    CHECK(w.storage.saved.find("lp_a")->oops_after_apply);
+    CHECK_FALSE(w.storage.saved.find("lp_a")->survived_guard);
+    w.kernel.kernel_patches.clear();
+    w.kernel.modules.clear();
+    auto ops = w.operations(second);
+    ops->plan_boot_apply({true, {}});
+    CHECK(ops->boot_queue_size() == 0);
+    REQUIRE(ops->skip_reasons().contains("lp_a"));
+    CHECK(ops->skip_reasons().at("lp_a").starts_with("crash-loop guard: the kernel oopsed in boot " +
+                                                     first));
 }
 
 TEST_CASE("an atomic replace's end: what it replaced is no longer wanted, without a look")
