@@ -29,16 +29,11 @@ bool CrashGuard::watched(const DesiredPatch& patch) const
            patch.pending == PendingAction::none;
 }
 
-bool CrashGuard::shut_down_cleanly(DesiredState& state) const
+void CrashGuard::shut_down_cleanly(DesiredState& state) const
 {
-    bool changed = false;
-    for (DesiredPatch& p : state.patches) {
-        if (watched(p) && !p.survived_guard && !p.oops_after_apply) {
+    for (DesiredPatch& p : state.patches)
+        if (watched(p) && !p.oops_after_apply)
             p.survived_guard = true;
-            changed = true;
-        }
-    }
-    return changed;
 }
 
 bool CrashGuard::update(DesiredState& state, const std::vector<KernelPatch>& in_kernel,

@@ -3,10 +3,9 @@
 // CrashGuard: the crash-loop guard's records for the patches applied in this boot
 // (DesiredPatch::survived_guard, oops_after_apply), kept on CLOCK_BOOTTIME: a patch has
 // survived once crash_guard_seconds of this boot (suspend included) went by after its apply
-// with no oops and it still applied, or once the boot shut down cleanly with no oops. The wall
-// clock plays no part: an NTP step at boot, just
-// when the boot apply runs, cannot mark a patch as having survived. Pure: the service passes
-// the time and the kernel's state.
+// with no oops and it still applied, or once the boot shut down cleanly with no oops. The
+// wall clock plays no part: an NTP step at boot, just when the boot apply runs, cannot mark a
+// patch as having survived. Pure: the service passes the time and the kernel's state.
 #pragma once
 
 #include <chrono>
@@ -40,8 +39,8 @@ public:
 
     // A clean shutdown of this boot (systemd's): the patches applied in it with no oops
     // survived the guard, however soon it came; that is kept with each patch, where a later
-    // boot's clean shutdown cannot overwrite it. True if changed.
-    bool shut_down_cleanly(DesiredState& state) const;
+    // boot's clean shutdown cannot overwrite it.
+    void shut_down_cleanly(DesiredState& state) const;
 
     // When update() next has something to do (CLOCK_BOOTTIME), after now, or nullopt. A
     // deadline that has passed without the patch applied is no deadline: the patch cannot
