@@ -162,6 +162,13 @@ struct World {
         p.applied_at_usec = 1;
         p.survived_guard = true;
     }
+    // A reboot: the kernel has no patch loaded; the store and the saved state stay.
+    void new_boot()
+    {
+        kernel.kernel_patches.clear();
+        kernel.modules.clear();
+        control.loaded.clear();
+    }
     std::unique_ptr<PatchOperations> operations(const std::string& boot_id = boot)
     {
         auto ops = std::make_unique<PatchOperations>(OperationsContext{
@@ -641,11 +648,6 @@ TEST_CASE("a clean shutdown inside the guard's window still counts after a boot 
     World w;
     w.install("lp_a");
     const std::string first(32, '1'), second(32, '2'), third(32, '3');
-    const auto new_boot = [&w] {
-        w.kernel.kernel_patches.clear();
-        w.kernel.modules.clear();
-        w.control.loaded.clear();
-    };
     {
         auto ops = w.operations(first);
         REQUIRE(name_of(ops->apply("lp_a")) == "ok");
@@ -655,7 +657,7 @@ TEST_CASE("a clean shutdown inside the guard's window still counts after a boot 
         CHECK_FALSE(w.storage.saved.find("lp_a")->survived_guard);
         ops->record_clean_shutdown(false);
     }
-    new_boot();
+    w.new_boot();
     {
         auto ops = w.operations(second);
         BootFlags held;
@@ -664,7 +666,7 @@ TEST_CASE("a clean shutdown inside the guard's window still counts after a boot 
         CHECK(ops->boot_queue_size() == 0);
         ops->record_clean_shutdown(false);
     }
-    new_boot();
+    w.new_boot();
     auto ops = w.operations(third);
     ops->plan_boot_apply({true, {}});
     const auto held = ops->skip_reasons().find("lp_a");
@@ -691,8 +693,7 @@ TEST_CASE("an oops no look saw, then a clean shutdown: the patch did not survive
     }
     CHECK(w.storage.saved.find("lp_a")->oops_after_apply);
     CHECK_FALSE(w.storage.saved.find("lp_a")->survived_guard);
-    w.kernel.kernel_patches.clear();
-    w.kernel.modules.clear();
+    w.new_boot();
     auto ops = w.operations(second);
     ops->plan_boot_apply({true, {}});
     CHECK(ops->boot_queue_size() == 0);
