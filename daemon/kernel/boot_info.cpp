@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <charconv>
 #include <cerrno>
 #include <cstring>
 
@@ -113,6 +114,40 @@ Result<std::string> read_boot_id()
         return Error{-r, std::string("cannot read this boot's id: ") + std::strerror(-r)};
     char text[SD_ID128_STRING_MAX];
     return std::string(sd_id128_to_string(id, text));
+}
+
+namespace {
+
+// The decimal number a kernel file holds (one line), or an Error naming the file.
+Result<std::uint64_t> read_kernel_number(const std::filesystem::path& path)
+{
+    auto text = read_small_file(path, 64);
+    if (!text)
+        return std::move(text).error();
+    std::string_view digits = *text;
+    if (digits.ends_with('\n'))
+        digits.remove_suffix(1);
+    std::uint64_t value = 0;
+    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+    if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size())
+        return Error{EBADMSG, path.native() + ": not a number: \"" +
+                                  std::string(digits.substr(0, 32)) + "\""};
+    return value;
+}
+
+} // namespace
+
+Result<std::uint64_t> read_oops_count(const std::filesystem::path& count_path,
+                                      const std::filesystem::path& tainted_path)
+{
+    auto count = read_kernel_number(count_path);
+    if (count || count.error().errnum != ENOENT)
+        return count;
+    constexpr std::uint64_t taint_die = 1U << 7; // TAINT_DIE
+    auto tainted = read_kernel_number(tainted_path);
+    if (!tainted)
+        return std::move(tainted).error();
+    return (*tainted & taint_die) ? 1 : 0;
 }
 
 Result<std::string> read_kernel_command_line(const std::filesystem::path& path)

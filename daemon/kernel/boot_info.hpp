@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0-only
 //
 // What livepatchd needs to know about the running boot: the kernel release (which patches can
-// apply), the boot id (which boot applied a patch, for the crash-loop guard), and the
-// livepatchd.* parameters of the kernel command line (the admin's override at the boot prompt).
+// apply), the boot id and the kernel's oops count (which boot applied a patch, and whether the
+// kernel oopsed after it, for the crash-loop guard), and the livepatchd.* parameters of the kernel command line (the admin's override at the boot prompt).
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -40,6 +41,12 @@ bool is_boot_id(std::string_view id);
 // that tests can give their own files.
 // The boot id from sd_id128_get_boot(), as livepatchd stores it (is_boot_id()).
 Result<std::string> read_boot_id();
+// How many times the kernel oopsed in this boot: /sys/kernel/oops_count (Linux 6.2, and
+// backported: Debian 12's 6.1 and 6.12 both have it). A kernel without it: TAINT_DIE of /proc/sys/kernel/tainted,
+// 0 or 1, which never clears (only the first oops of a boot can be told then).
+Result<std::uint64_t> read_oops_count(
+    const std::filesystem::path& count_path = "/sys/kernel/oops_count",
+    const std::filesystem::path& tainted_path = "/proc/sys/kernel/tainted");
 Result<std::string> read_kernel_command_line(const std::filesystem::path& path = "/proc/cmdline");
 std::string running_kernel_release();
 

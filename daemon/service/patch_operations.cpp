@@ -1105,17 +1105,33 @@ void say_oopsed(const std::vector<std::string>& names)
 
 } // namespace
 
-void PatchOperations::keep_crash_guard(const std::vector<KernelPatch>& in_kernel, bool new_oops)
+void PatchOperations::start_oops_watch(std::optional<std::uint64_t> oops_count)
+{
+    if (!context_.boot_id.empty() && desired_.oops_boot_id == context_.boot_id)
+        oops_seen_ = std::min(desired_.oops_count, oops_count.value_or(desired_.oops_count));
+    else
+        oops_seen_ = oops_count.value_or(0);
+}
+
+void PatchOperations::keep_crash_guard(const std::vector<KernelPatch>& in_kernel,
+                                       std::optional<std::uint64_t> oops_count)
 {
     if (!desired_available_)
         return;
+    const std::uint64_t count = std::max(oops_seen_, oops_count.value_or(0));
     DesiredState next = desired_;
     std::vector<std::string> oopsed;
-    if (!guard_.update(next, in_kernel, new_oops, boottime(), &oopsed))
+    const bool changed = guard_.update(next, in_kernel, count > 0 && oops_seen_ == 0, boottime(), &oopsed);
+    const std::uint64_t seen_before = oops_seen_;
+    oops_seen_ = count; // no patch of this boot to mark: seen (the next save stamps it)
+    if (!changed)
         return;
-    say_oopsed(oopsed);
-    if (auto saved = commit(std::move(next)); !saved)
+    (void)seen_before;
+    if (auto saved = commit(std::move(next)); !saved) {
         log_failure("", saved.error().message);
+        return;
+    }
+    say_oopsed(oopsed);
 }
 
 std::optional<std::uint64_t> PatchOperations::crash_guard_deadline() const
@@ -1123,16 +1139,24 @@ std::optional<std::uint64_t> PatchOperations::crash_guard_deadline() const
     return guard_.next_deadline(desired_, boottime());
 }
 
-void PatchOperations::record_clean_shutdown(bool new_oops)
+void PatchOperations::record_clean_shutdown(std::optional<std::uint64_t> oops_count)
 {
     if (!desired_available_)
         return;
+    if (!oops_count) {
+        journal::log(LogLevel::warning,
+                     "cannot read the kernel's oops count: this clean shutdown does not count "
+                     "for the crash-loop guard (the patches applied in this boot are held at "
+                     "the next unless boot.crash_guard_seconds passed)");
+        return;
+    }
     DesiredState next = desired_;
     next.clean_shutdown_boot_id = context_.boot_id;
     // An oops since the last look (an idle service has none for long) counts first: the
     // patches of this boot then did not survive, however cleanly it ends.
     std::vector<std::string> oopsed;
-    (void)guard_.update(next, {}, new_oops, boottime(), &oopsed);
+    (void)guard_.update(next, {}, *oops_count > oops_seen_, boottime(), &oopsed);
+    oops_seen_ = std::max(oops_seen_, *oops_count);
     say_oopsed(oopsed);
     guard_.shut_down_cleanly(next);
     if (auto saved = commit(std::move(next)); !saved)

@@ -155,12 +155,21 @@ public:
     std::optional<std::string> apply_next_queued(const std::vector<KernelPatch>& in_kernel);
     std::size_t boot_queue_size() const { return boot_queue_.size(); }
 
-    // The crash-loop guard's records; saved when they change.
-    void keep_crash_guard(const std::vector<KernelPatch>& in_kernel, bool new_oops);
+    // The crash-loop guard's oopses: those of this boot past oops_seen_ are new. Called once
+    // after load() with the kernel's oops count now (read_oops_count(); nullopt: unreadable):
+    // the count the desired state says this boot's guard already accounted for (livepatchd
+    // stopped or crashed in this boot and started again: an oops meanwhile is still new), else
+    // (another boot) the count now.
+    void start_oops_watch(std::optional<std::uint64_t> oops_count);
+    // The crash-loop guard's records, with the kernel's oops count now (nullopt: unreadable,
+    // nothing new); saved when they change. An oops counts as seen only once saved.
+    void keep_crash_guard(const std::vector<KernelPatch>& in_kernel,
+                          std::optional<std::uint64_t> oops_count);
     std::optional<std::uint64_t> crash_guard_deadline() const; // CLOCK_BOOTTIME
     // The boot is being shut down cleanly (the crash-loop guard's record): the patches applied
-    // in it survived, unless the kernel oopsed (new_oops: since the last keep_crash_guard).
-    void record_clean_shutdown(bool new_oops);
+    // in it survived, unless the kernel oopsed (oops_count past the oopses seen). An unreadable
+    // count records nothing: the shutdown is then not counted.
+    void record_clean_shutdown(std::optional<std::uint64_t> oops_count);
     // Removes the modules of store patches that lpshim no longer lists (unpatched, replaced),
     // as blocking work (busy() until its end, which says what was removed): true if it started
     // one.
@@ -261,6 +270,9 @@ private:
     NullEventSink null_sink_;
     EventSink* sink_ = &null_sink_;
     DesiredState desired_;
+    // The kernel's oopses of this boot the crash-loop guard has accounted for; every save
+    // stamps it in the desired state (oops_boot_id, oops_count) for a later start in this boot.
+    std::uint64_t oops_seen_ = 0;
     bool desired_available_ = true;
     bool save_failed_ = false;
     std::map<std::string, std::string, std::less<>> skip_reasons_;

@@ -36,13 +36,16 @@ constexpr std::uint64_t usec_per_msec = 1000;
 constexpr std::uint64_t busy_tick_usec = 100 * usec_per_msec;
 constexpr std::uint64_t idle_tick_usec = 1000 * usec_per_msec;
 constexpr std::uint64_t stall_look_usec = 1000 * usec_per_msec;
-constexpr unsigned long taint_die = 1UL << 7; // TAINT_DIE: the kernel oopsed
 constexpr const char* transition_record_file = "transition.json";
 
-bool kernel_oopsed()
+// The kernel's oops count, nullopt (logged at debug: a look comes back) when unreadable.
+std::optional<std::uint64_t> kernel_oops_count()
 {
-    const auto text = read_small_file("/proc/sys/kernel/tainted", 64);
-    return text && (std::strtoul(text->c_str(), nullptr, 10) & taint_die);
+    auto count = read_oops_count();
+    if (count)
+        return *count;
+    journal::log(LogLevel::debug, "cannot read the kernel's oops count: " + count.error().message);
+    return std::nullopt;
 }
 
 // An OffLoopQueue for works the loop can also do itself; without one (no thread, no eventfd),
@@ -152,7 +155,6 @@ Service::Service(const Config& config, std::filesystem::path state_directory, Pa
         boot_flags_ = parse_kernel_command_line(*cmdline);
     for (const std::string& warning : boot_flags_.warnings)
         journal::log(LogLevel::warning, warning);
-    oops_seen_ = kernel_oopsed();
     operations_ = std::make_unique<PatchOperations>(OperationsContext{
         .store = store_,
         .storage = desired_file_,
@@ -165,6 +167,7 @@ Service::Service(const Config& config, std::filesystem::path state_directory, Pa
     if (auto problem = operations_->load())
         journal::log(LogLevel::err, problem->message,
                      {{"MESSAGE_ID", std::string(journal::message_id::action_failed)}});
+    operations_->start_oops_watch(kernel_oops_count());
 }
 
 Service::~Service()
@@ -715,7 +718,7 @@ int Service::run()
         try {
             fault_point("stop-asks-systemd");
             if (system_stopping(bus_.get()))
-                operations_->record_clean_shutdown(kernel_oopsed() && !oops_seen_);
+                operations_->record_clean_shutdown(kernel_oops_count());
         } catch (...) {
         }
     }
@@ -800,7 +803,7 @@ Service::KernelLook Service::read_kernel() const
     look.patches = kernel_.patches();
     look.read_usec = monotonic_usec();
     look.shim_version = kernel_.shim_version();
-    look.oopsed = kernel_oopsed();
+    look.oops_count = kernel_oops_count();
     return look;
 }
 
@@ -889,8 +892,7 @@ void Service::tick_with(const KernelLook& look, std::uint64_t started,
         if (metrics_)
             metrics_->shim_version_changed();
     }
-    operations_->keep_crash_guard(in_kernel, look.oopsed && !oops_seen_);
-    oops_seen_ = look.oopsed;
+    operations_->keep_crash_guard(in_kernel, look.oops_count);
     if (!tick_listing_)
         last_tick_usec_ = monotonic_usec() - started;
     schedule_next_tick();

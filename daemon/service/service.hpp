@@ -101,7 +101,7 @@ private:
         Result<std::vector<KernelPatch>> patches = Error{ENOMEM, "out of memory"};
         std::uint64_t read_usec = 0; // CLOCK_MONOTONIC, right after the patches were read
         std::string shim_version;
-        bool oopsed = false; // TAINT_DIE
+        std::optional<std::uint64_t> oops_count; // read_oops_count(); nullopt: unreadable
     };
     KernelLook read_kernel() const;
     void tick();
@@ -279,7 +279,6 @@ private:
     // Where stall_facts_ goes when done with, destroyed a slice per turn; set with event_.
     std::unique_ptr<RetiredEntries<StallFactsMap>> retired_facts_;
     std::uint64_t stall_facts_since_usec_ = 0; // when the first of stall_facts_ was read
-    bool oops_seen_ = false;              // TAINT_DIE was set at the last look
     std::string status_line_;
     std::string pending_fallback_; // why pending tasks come from debugfs, as last logged
     std::string shim_version_; // as last announced (ShimVersion)

@@ -134,6 +134,10 @@ std::string to_desired_state_json(const DesiredState& state)
         document["forced_boot_id"] = state.forced_boot_id;
         document["forced"] = state.forced;
     }
+    if (!state.oops_boot_id.empty()) {
+        document["oops_boot_id"] = state.oops_boot_id;
+        document["oops_count"] = state.oops_count;
+    }
     return document.dump(2) + "\n";
 }
 
@@ -190,6 +194,24 @@ Result<DesiredState> parse_desired_state(std::string_view text, std::string_view
                         "forced in this boot: their Forced property reads false until forced "
                         "again) and keeping the rest of the desired state. To fix: nothing; "
                         "the next save writes them anew (or delete both fields by hand)");
+            }
+        }
+        // Added later in format 1: optional. It only keeps an oops seen while livepatchd was
+        // down in the same boot: a bad one is dropped alone, with a warning.
+        if (document.contains("oops_boot_id")) {
+            try {
+                state.oops_boot_id = boot_id_member(document, "oops_boot_id", "the top level");
+                state.oops_count = uint_member(document, "oops_count", "the top level");
+            } catch (const Damaged& damaged) {
+                state.oops_boot_id.clear();
+                state.oops_count = 0;
+                if (warnings)
+                    warnings->push_back(
+                        std::string(origin) + ": " + damaged.what +
+                        "; ignoring the fields \"oops_boot_id\" and \"oops_count\" (an oops "
+                        "of this boot that livepatchd did not see before it stopped is not "
+                        "recorded) and keeping the rest of the desired state. To fix: nothing; "
+                        "the next save writes them anew");
             }
         }
         const json& patches = member(document, "patches", "the top level");

@@ -36,7 +36,7 @@ struct DesiredPatch {
     // That boot then ran boot.crash_guard_seconds past the apply, or shut down cleanly before,
     // with no oops: the apply did not bring the system down. Reset by every apply.
     bool survived_guard = false;
-    // The kernel oopsed (a new TAINT_DIE) in that boot after the apply.
+    // The kernel oopsed in that boot after the apply (its oops count grew).
     bool oops_after_apply = false;
     // CLOCK_BOOTTIME of the apply, µs, in applied_boot_id: the crash-loop guard's window is
     // measured on it, never on the wall clock. 0: not known (a file of an older livepatchd).
@@ -58,6 +58,12 @@ struct DesiredState {
     // they are still wanted or not. Another boot's list means nothing.
     std::string forced_boot_id;
     std::vector<std::string> forced;
+    // The kernel's oops count (/sys/kernel/oops_count) the crash-loop guard has accounted for
+    // in boot oops_boot_id: a livepatchd started again in that boot (a restart, a crash) takes
+    // every oops past it as new, so none that came while it was down is lost. Another boot's
+    // count means nothing.
+    std::string oops_boot_id;
+    std::uint64_t oops_count = 0;
 
     const DesiredPatch* find(std::string_view name) const;
     DesiredPatch* find(std::string_view name);

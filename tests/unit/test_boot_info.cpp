@@ -4,6 +4,8 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
+#include <cerrno>
+
 #include "kernel/boot_info.hpp"
 #include "temp_dir.hpp"
 
@@ -64,4 +66,23 @@ TEST_CASE("reading the boot id and the command line")
     REQUIRE(cmdline);
     CHECK(parse_kernel_command_line(*cmdline).apply == false);
     CHECK(!running_kernel_release().empty());
+}
+
+TEST_CASE("the kernel's oops count: oops_count, else TAINT_DIE, else the error")
+{
+    // TAINT_DIE never clears: a daemon that read only it missed every oops of a boot after
+    // the first (one before livepatchd started, unrelated to any patch, hid them all).
+    TempDir dir;
+    const auto missing = dir.path / "no-such-file";
+    CHECK(read_oops_count(dir.write("oops_count", "3\n"), missing).value() == 3);
+    CHECK(read_oops_count(missing, dir.write("tainted", "128\n")).value() == 1); // TAINT_DIE
+    CHECK(read_oops_count(missing, dir.write("tainted2", "4097\n")).value() == 0);
+    auto bad = read_oops_count(dir.write("bad", "3 oopses\n"), missing);
+    REQUIRE_FALSE(bad);
+    CHECK(bad.error().errnum == EBADMSG);
+    CHECK(bad.error().message.find("/bad: not a number: \"3 oopses\"") != std::string::npos);
+    CHECK_FALSE(read_oops_count(dir.write("empty", ""), missing));
+    auto neither = read_oops_count(missing, missing);
+    REQUIRE_FALSE(neither);
+    CHECK(neither.error().errnum == ENOENT);
 }

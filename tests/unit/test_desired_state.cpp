@@ -27,6 +27,8 @@ DesiredState sample_state()
     state.clean_shutdown_boot_id = boot_a;
     state.forced_boot_id = boot_a; // issue 18: Forced survives a restart of livepatchd
     state.forced = {"lp_b", "lp_gone"};
+    state.oops_boot_id = boot_b; // the oopses the guard accounted for survive a restart
+    state.oops_count = 3;
     return state;
 }
 
@@ -240,4 +242,30 @@ TEST_CASE("the dropped forced list is reported: the file, the field and the fix"
     warnings.clear();
     REQUIRE(parse_desired_state(to_desired_state_json(sample_state()), "d.json", &warnings));
     CHECK(warnings.empty());
+}
+
+TEST_CASE("a malformed oops count is dropped alone, with the fields and the fix named")
+{
+    // Only an oops of this boot that livepatchd did not see before a restart depends on it: a
+    // bad one must not lose the wanted patches.
+    for (const std::string& oops : {R"("oops_boot_id": ")" + boot_a + R"(", "oops_count": -1)",
+                                    R"("oops_boot_id": ")" + boot_a + R"(")",
+                                    std::string(R"("oops_boot_id": "nope", "oops_count": 2)")}) {
+        CAPTURE(oops);
+        std::vector<std::string> warnings;
+        auto state = parse_desired_state(
+            R"({"version": 1, "clean_shutdown_boot_id": "", "patches": [{"name": "lp_a", )"
+            R"("applied_at_usec": 5, "applied_boot_id": "", "survived_guard": true, )"
+            R"("oops_after_apply": false}], )" + oops + "}",
+            "/var/lib/livepatchd/desired.json", &warnings);
+        REQUIRE_MESSAGE(state, state.error().message);
+        CHECK(state->patches.size() == 1);
+        CHECK(state->oops_boot_id.empty());
+        CHECK(state->oops_count == 0);
+        REQUIRE(warnings.size() == 1);
+        CHECK(warnings[0].starts_with("/var/lib/livepatchd/desired.json: "));
+        CHECK(contains(warnings[0].substr(0, warnings[0].find(";")), "oops_"));
+        CHECK(contains(warnings[0], "ignoring the fields \"oops_boot_id\" and \"oops_count\""));
+        CHECK(contains(warnings[0], "To fix: nothing; the next save writes them anew"));
+    }
 }

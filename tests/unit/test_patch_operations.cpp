@@ -249,8 +249,8 @@ TEST_CASE("a desired state that cannot be read is never overwritten")
         w.kernel.applied("lp_b");
         ops->transition_ended("lp_b", "unpatched");
         ops->forget_replaced(w.kernel.kernel_patches);
-        ops->keep_crash_guard(w.kernel.kernel_patches, true);
-        ops->record_clean_shutdown(false);
+        ops->keep_crash_guard(w.kernel.kernel_patches, 1);
+        ops->record_clean_shutdown(0);
         ops->settle(w.kernel.kernel_patches);
         CHECK(w.storage.saves == 0);
         CHECK(w.control.loaded.empty());
@@ -635,7 +635,7 @@ TEST_CASE("the boot apply: a patch that cannot be applied stops the queue; it ne
           std::string::npos);
     // lp_b's record is the earlier boot's, as before the attempt; the guard never marks it.
     CHECK(w.storage.saved.find("lp_b")->applied_boot_id == "fedcba9876543210fedcba9876543210");
-    ops->keep_crash_guard(w.kernel.kernel_patches, false);
+    ops->keep_crash_guard(w.kernel.kernel_patches, 0);
     CHECK(w.storage.saved.find("lp_b")->applied_boot_id != boot);
 }
 
@@ -653,9 +653,9 @@ TEST_CASE("a clean shutdown inside the guard's window still counts after a boot 
         REQUIRE(name_of(ops->apply("lp_a")) == "ok");
         w.control.complete();
         ops->transition_ended("lp_a", "patched");
-        ops->keep_crash_guard(w.kernel.kernel_patches, false); // inside the window
+        ops->keep_crash_guard(w.kernel.kernel_patches, 0); // inside the window
         CHECK_FALSE(w.storage.saved.find("lp_a")->survived_guard);
-        ops->record_clean_shutdown(false);
+        ops->record_clean_shutdown(0);
     }
     w.new_boot();
     {
@@ -664,7 +664,7 @@ TEST_CASE("a clean shutdown inside the guard's window still counts after a boot 
         held.apply = false;
         ops->plan_boot_apply({true, held});
         CHECK(ops->boot_queue_size() == 0);
-        ops->record_clean_shutdown(false);
+        ops->record_clean_shutdown(0);
     }
     w.new_boot();
     auto ops = w.operations(third);
@@ -688,8 +688,8 @@ TEST_CASE("an oops no look saw, then a clean shutdown: the patch did not survive
         REQUIRE(name_of(ops->apply("lp_a")) == "ok");
         w.control.complete();
         ops->transition_ended("lp_a", "patched");
-        ops->keep_crash_guard(w.kernel.kernel_patches, false);
-        ops->record_clean_shutdown(true); // the kernel oopsed since that look
+        ops->keep_crash_guard(w.kernel.kernel_patches, 0);
+        ops->record_clean_shutdown(1); // the kernel oopsed since that look
     }
     CHECK(w.storage.saved.find("lp_a")->oops_after_apply);
     CHECK_FALSE(w.storage.saved.find("lp_a")->survived_guard);
@@ -700,6 +700,85 @@ TEST_CASE("an oops no look saw, then a clean shutdown: the patch did not survive
     REQUIRE(ops->skip_reasons().contains("lp_a"));
     CHECK(ops->skip_reasons().at("lp_a").starts_with("crash-loop guard: the kernel oopsed in boot " +
                                                      first));
+}
+
+TEST_CASE("an oops after one before the start still marks the patch")
+{
+    // TAINT_DIE never clears: one oops before livepatchd started (nothing of ours) hid every
+    // later one, a patch's too. The kernel's oops count tells each.
+    World w;
+    w.install("lp_a");
+    auto ops = w.operations();
+    ops->start_oops_watch(1); // an oops before the start
+    REQUIRE(name_of(ops->apply("lp_a")) == "ok");
+    w.control.complete();
+    ops->transition_ended("lp_a", "patched");
+    ops->keep_crash_guard(w.kernel.kernel_patches, 1);
+    CHECK_FALSE(w.storage.saved.find("lp_a")->oops_after_apply);
+    ops->keep_crash_guard(w.kernel.kernel_patches, 2); // the patch's
+    CHECK(w.storage.saved.find("lp_a")->oops_after_apply);
+}
+
+TEST_CASE("an oops while livepatchd was down in the same boot is not lost")
+{
+    // `systemctl restart livepatchd`, or a crash of it, after an oops no look saw: the new
+    // instance took the kernel's oopses at its start as seen, and the patch survived.
+    World w;
+    w.install("lp_a");
+    {
+        auto ops = w.operations();
+        ops->start_oops_watch(0);
+        REQUIRE(name_of(ops->apply("lp_a")) == "ok");
+        w.control.complete();
+        ops->transition_ended("lp_a", "patched");
+        ops->keep_crash_guard(w.kernel.kernel_patches, 0);
+    } // the kernel oopses, then livepatchd stops before a look
+    SUBCASE("started again in that boot: the oops is new")
+    {
+        auto ops = w.operations();
+        ops->start_oops_watch(1);
+        ops->keep_crash_guard(w.kernel.kernel_patches, 1);
+        CHECK(w.storage.saved.find("lp_a")->oops_after_apply);
+    }
+    SUBCASE("a later boot's count says nothing of this one")
+    {
+        w.new_boot();
+        auto ops = w.operations(std::string(32, '2'));
+        ops->start_oops_watch(1); // this boot's, before the start
+        ops->keep_crash_guard(w.kernel.kernel_patches, 1);
+        CHECK_FALSE(w.storage.saved.find("lp_a")->oops_after_apply);
+    }
+}
+
+TEST_CASE("an oops whose record could not be saved is recorded at the next look")
+{
+    World w;
+    w.install("lp_a");
+    auto ops = w.operations();
+    ops->start_oops_watch(0);
+    REQUIRE(name_of(ops->apply("lp_a")) == "ok");
+    w.control.complete();
+    ops->transition_ended("lp_a", "patched");
+    w.storage.fail_save = true;
+    ops->keep_crash_guard(w.kernel.kernel_patches, 1);
+    CHECK_FALSE(w.storage.saved.find("lp_a")->oops_after_apply);
+    w.storage.fail_save = false;
+    ops->keep_crash_guard(w.kernel.kernel_patches, 1);
+    CHECK(w.storage.saved.find("lp_a")->oops_after_apply);
+}
+
+TEST_CASE("a clean shutdown whose oops count cannot be read is not counted")
+{
+    World w;
+    w.install("lp_a");
+    auto ops = w.operations();
+    ops->start_oops_watch(0);
+    REQUIRE(name_of(ops->apply("lp_a")) == "ok");
+    w.control.complete();
+    ops->transition_ended("lp_a", "patched");
+    ops->record_clean_shutdown(std::nullopt);
+    CHECK_FALSE(w.storage.saved.find("lp_a")->survived_guard);
+    CHECK(w.storage.saved.clean_shutdown_boot_id.empty());
 }
 
 TEST_CASE("an atomic replace's end: what it replaced is no longer wanted, without a look")
