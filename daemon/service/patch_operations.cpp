@@ -181,6 +181,10 @@ OpResult<void> PatchOperations::commit(DesiredState next)
         return OpError(OpErrc::desired_state_unavailable, EIO,
                        "the desired state could not be read at start, so it is not changed; "
                        "see 'journalctl -u livepatchd', fix it, then restart livepatchd");
+    if (!context_.boot_id.empty()) {
+        next.oops_boot_id = context_.boot_id;
+        next.oops_count = oops_seen_;
+    }
     if (next == desired_)
         return {};
     if (auto saved = context_.storage.save(next); !saved) {
@@ -1121,13 +1125,13 @@ void PatchOperations::keep_crash_guard(const std::vector<KernelPatch>& in_kernel
     const std::uint64_t count = std::max(oops_seen_, oops_count.value_or(0));
     DesiredState next = desired_;
     std::vector<std::string> oopsed;
-    const bool changed = guard_.update(next, in_kernel, count > 0 && oops_seen_ == 0, boottime(), &oopsed);
+    const bool changed = guard_.update(next, in_kernel, count > oops_seen_, boottime(), &oopsed);
     const std::uint64_t seen_before = oops_seen_;
     oops_seen_ = count; // no patch of this boot to mark: seen (the next save stamps it)
     if (!changed)
         return;
-    (void)seen_before;
     if (auto saved = commit(std::move(next)); !saved) {
+        oops_seen_ = seen_before; // the next look marks them again
         log_failure("", saved.error().message);
         return;
     }
