@@ -229,6 +229,7 @@ Manager::Manager(sd_bus* bus, ManagerContext context)
 
 Manager::~Manager()
 {
+    *alive_ = false;
     for (PendingListing& listing : listings_)
         sd_event_source_disable_unref(listing.source);
 }
@@ -317,56 +318,71 @@ void Manager::transition_status(const TransitionStatus& status)
     if (watched_transition_ == shown)
         return;
     watched_transition_ = shown;
-    (void)sd_bus_emit_properties_changed(bus_, manager_path, manager_interface, "State",
-                                         "TransitionPatch", "TransitionTarget",
-                                         "TransitionStartedUSec", "PendingTasks", nullptr);
+    send([this] {
+        (void)sd_bus_emit_properties_changed(bus_, manager_path, manager_interface, "State",
+                                             "TransitionPatch", "TransitionTarget",
+                                             "TransitionStartedUSec", "PendingTasks", nullptr);
+    });
 }
 
 void Manager::shim_version_changed()
 {
-    (void)sd_bus_emit_properties_changed(bus_, manager_path, manager_interface, "ShimVersion",
-                                         nullptr);
+    send([this] {
+        (void)sd_bus_emit_properties_changed(bus_, manager_path, manager_interface,
+                                             "ShimVersion", nullptr);
+    });
 }
 
 void Manager::transition_started(std::string_view patch, std::string_view target)
 {
     invalidate();
-    (void)sd_bus_emit_signal(bus_, manager_path, manager_interface, "TransitionStarted", "ss",
-                             std::string(patch).c_str(), std::string(target).c_str());
+    send([this, patch = std::string(patch), target = std::string(target)] {
+        (void)sd_bus_emit_signal(bus_, manager_path, manager_interface, "TransitionStarted",
+                                 "ss", patch.c_str(), target.c_str());
+    });
 }
 
 void Manager::transition_finished(std::string_view patch, std::string_view target,
                                   std::string_view outcome, std::uint64_t duration_usec)
 {
     invalidate();
-    (void)sd_bus_emit_signal(bus_, manager_path, manager_interface, "TransitionFinished", "ssst",
-                             std::string(patch).c_str(), std::string(target).c_str(),
-                             std::string(outcome).c_str(), duration_usec);
+    send([this, patch = std::string(patch), target = std::string(target),
+          outcome = std::string(outcome), duration_usec] {
+        (void)sd_bus_emit_signal(bus_, manager_path, manager_interface, "TransitionFinished",
+                                 "ssst", patch.c_str(), target.c_str(), outcome.c_str(),
+                                 duration_usec);
+    });
 }
 
 // Task names are printable UTF-8 already (PendingTask::comm); printable() again costs little
 // and keeps a signal from being dropped if some path forgot.
 void Manager::task_blocked(const PendingTask& task, std::string_view kind, std::string_view note)
 {
-    (void)sd_bus_emit_signal(bus_, manager_path, manager_interface, "TaskBlocked", "uussss",
-                             task.tid, task.tgid, printable(task.comm).c_str(),
-                             std::string(kind).c_str(), printable(task.function).c_str(),
-                             printable(note).c_str());
+    send([this, tid = task.tid, tgid = task.tgid, comm = printable(task.comm),
+          kind = std::string(kind), function = printable(task.function),
+          note = printable(note)] {
+        (void)sd_bus_emit_signal(bus_, manager_path, manager_interface, "TaskBlocked", "uussss",
+                                 tid, tgid, comm.c_str(), kind.c_str(), function.c_str(),
+                                 note.c_str());
+    });
 }
 
 void Manager::task_remediated(const PendingTask& task, std::string_view action)
 {
-    (void)sd_bus_emit_signal(bus_, manager_path, manager_interface, "TaskRemediated", "uuss",
-                             task.tid, task.tgid, std::string(action).c_str(),
-                             printable(task.comm).c_str());
+    send([this, tid = task.tid, tgid = task.tgid, action = std::string(action),
+          comm = printable(task.comm)] {
+        (void)sd_bus_emit_signal(bus_, manager_path, manager_interface, "TaskRemediated",
+                                 "uuss", tid, tgid, action.c_str(), comm.c_str());
+    });
 }
 
 void Manager::transition_stalled(std::string_view patch, std::string_view action,
                                  std::uint64_t elapsed_usec)
 {
-    (void)sd_bus_emit_signal(bus_, manager_path, manager_interface, "TransitionStalled", "sst",
-                             std::string(patch).c_str(), std::string(action).c_str(),
-                             elapsed_usec);
+    send([this, patch = std::string(patch), action = std::string(action), elapsed_usec] {
+        (void)sd_bus_emit_signal(bus_, manager_path, manager_interface, "TransitionStalled",
+                                 "sst", patch.c_str(), action.c_str(), elapsed_usec);
+    });
 }
 
 Manager::PinnedSnapshot::PinnedSnapshot(Manager& manager) : manager_(manager)
@@ -381,42 +397,98 @@ Manager::PinnedSnapshot::~PinnedSnapshot()
     manager_.invalidate();
 }
 
+void Manager::send(std::function<void()> emit)
+{
+    if (outbox_.empty())
+        emit();
+    else
+        outbox_.push_back(std::make_shared<Outgoing>(Outgoing{std::move(emit)}));
+}
+
+void Manager::send_ready()
+{
+    while (!outbox_.empty() && outbox_.front()->ready) {
+        const std::shared_ptr<Outgoing> next = std::move(outbox_.front());
+        outbox_.pop_front();
+        try {
+            next->emit();
+        } catch (...) {
+            // One signal lost (as a failed sd_bus_emit_*); the rest still go, in order.
+        }
+    }
+}
+
 void Manager::patch_changed(std::string_view name)
 {
-    // The patches' states are read here, on the loop (the store and lpshim's sysfs): a long
-    // one says where its time went, for a reader of the dispatch's DISPATCH_USEC line.
+    if (context_.read_patches) {
+        // Built whole before it is posted: the read's end only marks it ready (nothing there
+        // can fail and leave every later signal waiting).
+        auto read = std::make_shared<Result<PatchReads>>(Error{EIO, "not read"});
+        auto waiting = std::make_shared<Outgoing>(Outgoing{
+            [this, read, name = std::string(name)] { announce_state(name, *read, 0); }, false});
+        outbox_.push_back(waiting);
+        try {
+            context_.read_patches(
+                [&operations = context_.operations, read] { *read = operations.read_patches(); },
+                [this, alive = alive_, waiting]() noexcept {
+                    if (!*alive)
+                        return;
+                    waiting->ready = true;
+                    send_ready();
+                });
+            ++status_reads_;
+            return;
+        } catch (const std::bad_alloc&) {
+            // Not posted: read here.
+            std::erase(outbox_, waiting);
+        }
+    }
     const std::uint64_t start = monotonic_usec();
-    std::uint64_t read_usec = 0;
+    auto read = context_.operations.read_patches();
+    ++status_reads_;
+    const std::uint64_t read_usec = monotonic_usec() - start;
+    send([this, read = std::move(read), read_usec, name = std::string(name)] {
+        announce_state(name, read, read_usec);
+    });
+}
+
+void Manager::announce_state(std::string_view name, const Result<PatchReads>& read,
+                             std::uint64_t read_usec)
+{
+    // A long one says where its time went, for a reader of the dispatch's DISPATCH_USEC line.
+    const std::uint64_t start = monotonic_usec();
     const auto log_parts = [&]() noexcept {
-        const std::uint64_t took = monotonic_usec() - start;
+        const std::uint64_t took = monotonic_usec() - start + read_usec;
         if (took < 10'000)
             return;
         try {
             journal::log(LogLevel::debug,
                          std::string(name) + ": PatchStateChanged took " +
-                             std::to_string(took) + " us: " + std::to_string(read_usec) +
-                             " us the patches' states (the store and sysfs), the rest the "
-                             "signals",
+                             std::to_string(took) + " us on the loop: " +
+                             std::to_string(read_usec) +
+                             " us the patches' read (the store and sysfs; 0: read off the "
+                             "loop), the rest their states and the signals",
                          {{"PATCH", std::string(name)}});
         } catch (...) {
         }
     };
-    const PinnedSnapshot pinned(*this);
-    auto status = status_of(name);
-    read_usec = monotonic_usec() - start;
-    if (!status) {
+    if (!read) {
         log_parts();
         return; // unknown (the store or sysfs could not be read): not announced as removed
     }
+    // Every property sent from this one read: pinned as the snapshot the getters serve.
+    const PinnedSnapshot pinned(*this);
+    cache_ = Snapshot{MessagePtr(), context_.operations.statuses_from(*read)};
+    const auto status = std::find_if(cache_->statuses.begin(), cache_->statuses.end(),
+                                     [&](const PatchStatus& s) { return s.name == name; });
+    const bool known = status != cache_->statuses.end();
+    const std::string_view state = known ? to_string(status->state) : std::string_view("removed");
     const std::string path = patch_object_path(name);
-    if (*status) {
+    if (known)
         (void)sd_bus_emit_properties_changed(bus_, path.c_str(), patch_interface, "State",
                                              "SkipReason", "Enabled", "Transition", "Replace",
                                              "StackOrder", "Functions", "AppliedAt", "Forced",
                                              nullptr);
-    }
-    const std::string_view state =
-        *status ? to_string((*status)->state) : std::string_view("removed");
     (void)sd_bus_emit_signal(bus_, manager_path, manager_interface, "PatchStateChanged", "ss",
                              std::string(name).c_str(), std::string(state).c_str());
     log_parts();
@@ -426,16 +498,20 @@ void Manager::patch_added(std::string_view name)
 {
     // Every property of the new object from one snapshot: an Install ends outside the call
     // (its work runs off the loop), where each getter would read all patches again.
-    const PinnedSnapshot pinned(*this);
-    const std::string object = patch_object_path(name);
-    (void)sd_bus_emit_interfaces_added(bus_, object.c_str(), patch_interface, nullptr);
+    send([this, name = std::string(name)] {
+        const PinnedSnapshot pinned(*this);
+        const std::string object = patch_object_path(name);
+        (void)sd_bus_emit_interfaces_added(bus_, object.c_str(), patch_interface, nullptr);
+    });
 }
 
 void Manager::patch_removed(std::string_view name)
 {
     invalidate();
-    const std::string object = patch_object_path(name);
-    (void)sd_bus_emit_interfaces_removed(bus_, object.c_str(), patch_interface, nullptr);
+    send([this, name = std::string(name)] {
+        const std::string object = patch_object_path(name);
+        (void)sd_bus_emit_interfaces_removed(bus_, object.c_str(), patch_interface, nullptr);
+    });
 }
 
 // --- methods -----------------------------------------------------------------------------
@@ -483,16 +559,24 @@ int Manager::install(sd_bus_message* call, sd_bus_error* error)
     std::shared_ptr<sd_bus_message> pending(sd_bus_message_ref(call), sd_bus_message_unref);
     context_.operations.install(
         std::move(own), source, [this, pending](const OpResult<InstalledPatch>& installed) {
+            // After InterfacesAdded, which may wait behind a read of the patches.
             try {
-                if (installed) {
-                    const std::string object = patch_object_path(installed->name);
-                    (void)sd_bus_reply_method_return(pending.get(), "so",
-                                                     installed->name.c_str(), object.c_str());
-                } else {
-                    BusError reply_error;
-                    (void)set_error(reply_error.get(), installed.error());
-                    (void)sd_bus_reply_method_error(pending.get(), reply_error.get());
+                send([this, pending, installed] {
+                try {
+                    if (installed) {
+                        const std::string object = patch_object_path(installed->name);
+                        (void)sd_bus_reply_method_return(pending.get(), "so",
+                                                         installed->name.c_str(),
+                                                         object.c_str());
+                    } else {
+                        BusError reply_error;
+                        (void)set_error(reply_error.get(), installed.error());
+                        (void)sd_bus_reply_method_error(pending.get(), reply_error.get());
+                    }
+                } catch (...) {
+                    (void)sd_bus_reply_method_errno(pending.get(), ENOMEM, nullptr);
                 }
+                });
             } catch (...) {
                 (void)sd_bus_reply_method_errno(pending.get(), ENOMEM, nullptr);
             }
@@ -522,9 +606,17 @@ std::function<void(OpResult<void>)> Manager::answer_later(sd_bus_message* call)
 {
     // Answered once its blocking work has ended; the calls that waited for it go on then.
     std::shared_ptr<sd_bus_message> pending(sd_bus_message_ref(call), sd_bus_message_unref);
+    // The reply after the signals of the operation's end (docs/dbus-api.md: emit, then
+    // reply), which may wait for a read of the patches.
     return [this, pending](const OpResult<void>& done) {
         try {
-            answer(pending.get(), done);
+            send([this, pending, done] {
+                try {
+                    answer(pending.get(), done);
+                } catch (...) {
+                    (void)sd_bus_reply_method_errno(pending.get(), ENOMEM, nullptr);
+                }
+            });
         } catch (...) {
             (void)sd_bus_reply_method_errno(pending.get(), ENOMEM, nullptr);
         }
@@ -589,10 +681,26 @@ void Manager::resume_waiting()
         if (r >= 0)
             r = guarded(error.get(), [&] { return (this->*next.body)(call, error.get()); });
         authorizer_.forget(call);
-        if (error.is_set())
-            (void)sd_bus_reply_method_error(call, error.get());
-        else if (r < 0)
-            (void)sd_bus_reply_method_errno(call, r, nullptr);
+        if (!error.is_set() && r >= 0)
+            continue;
+        // In the order of the calls: behind the replies that wait for a read of the patches.
+        try {
+            std::shared_ptr<sd_bus_message> pending(sd_bus_message_ref(call),
+                                                    sd_bus_message_unref);
+            std::string name = error.is_set() ? error.get()->name : "";
+            std::string message =
+                error.is_set() && error.get()->message ? error.get()->message : "";
+            send([pending, name = std::move(name), message = std::move(message), r] {
+                if (name.empty()) {
+                    (void)sd_bus_reply_method_errno(pending.get(), r, nullptr);
+                    return;
+                }
+                const sd_bus_error refused{name.c_str(), message.c_str(), 0};
+                (void)sd_bus_reply_method_error(pending.get(), &refused);
+            });
+        } catch (const std::bad_alloc&) {
+            (void)sd_bus_reply_method_errno(call, ENOMEM, nullptr);
+        }
     }
 }
 
@@ -639,7 +747,12 @@ int Manager::remove(sd_bus_message* call, sd_bus_error* error)
         return r == 0 ? 1 : r;
     if (auto done = context_.operations.remove(name); !done)
         return set_error(error, done.error());
-    return sd_bus_reply_method_return(call, "");
+    if (outbox_.empty())
+        return sd_bus_reply_method_return(call, "");
+    // After InterfacesRemoved, which waits behind a read of the patches.
+    std::shared_ptr<sd_bus_message> pending(sd_bus_message_ref(call), sd_bus_message_unref);
+    send([pending] { (void)sd_bus_reply_method_return(pending.get(), ""); });
+    return 1;
 }
 
 int Manager::list_patches(sd_bus_message* call, sd_bus_error* error)

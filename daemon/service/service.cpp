@@ -182,6 +182,7 @@ Service::~Service()
     closing_reads_ = true;
     list_reader_.reset();
     kernel_reader_.reset();
+    patches_reader_.reset(); // reads what is queued; PatchStateChanged is not sent
     facts_reader_.reset();
     list_converter_.reset(); // its conversions' answers are dropped
     record_writer_.reset();  // writes what is still queued
@@ -272,6 +273,15 @@ Result<void> Service::connect()
                      },
                  .blocking_task = [this](const PendingTask& task,
                                          TaskFactsLook& look) { return blocking_task(task, look); },
+                 .read_patches =
+                     [this](std::function<void()> work, std::function<void()> then) {
+                         if (!patches_reader_) {
+                             work();
+                             then();
+                             return;
+                         }
+                         patches_reader_->post(std::move(work), std::move(then));
+                     },
              });
     if (!config_.metrics.textfile.empty()) {
         metrics::MetricsSnapshot identity;
@@ -319,6 +329,9 @@ Result<void> Service::connect()
                                     Priority::as_loop,
                                     "the walks' records become the looks' lists on the event "
                                     "loop");
+    patches_reader_ = queue_or_loop(event, "the end of PatchStateChanged's read of the patches",
+                                    Priority::as_loop,
+                                    "PatchStateChanged reads the patches on the event loop");
     kernel_reader_ = queue_or_loop(event, "the end of a tick's read of the kernel",
                                    Priority::as_loop,
                                    "the tick reads the kernel's patches on the event loop");
@@ -743,6 +756,9 @@ int Service::on_signal(sd_event_source*, const signalfd_siginfo*, void* userdata
         self->manager_->refuse_waiting();
         if (self->off_loop_)
             self->off_loop_->finish_now();
+        // Its signals and its reply, which wait for their read of the patches.
+        if (self->patches_reader_)
+            self->patches_reader_->flush();
         self->stop_signalled_ = true; // whether the system is stopping: asked once it ended
         journal::log(LogLevel::info, "stopping; the kernel keeps every patch as it is");
     } catch (...) {

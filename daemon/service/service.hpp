@@ -123,7 +123,7 @@ private:
     // What the watcher said, told at once (signals, journal, the desired state), without a
     // read of the kernel's patches of its own (what an atomic replace took the place of is
     // known from its load: PatchOperations::transition_ended). The patches' PropertiesChanged
-    // still read their statuses on the loop (dbus::Manager::patch_changed).
+    // read their statuses off the loop (dbus::Manager::patch_changed, patches_reader_).
     void handle(const std::vector<TransitionChange>& events);
     // read_usec: when in_kernel was read (the starts lpshim made until then are in it).
     void follow_transition(const std::vector<KernelPatch>& in_kernel, std::uint64_t read_usec);
@@ -210,6 +210,9 @@ private:
     std::unique_ptr<OffLoopQueue> list_converter_;
     // Reads the tick's look at the kernel (read_kernel()); destroyed before kernel_.
     std::unique_ptr<OffLoopQueue> kernel_reader_;
+    // Reads the patches for the Manager's PatchStateChanged; destroyed before operations_,
+    // whose read_patches() its works call.
+    std::unique_ptr<OffLoopQueue> patches_reader_;
     // Writes and removes the transition record off the loop (a slow file system must not hold
     // it), in order; a write only if none was asked for after it (record_asked_, the count of
     // those asked for); its works capture what they write. Destroyed before state_fd_ and

@@ -38,6 +38,7 @@
 #include <mutex>
 #include <optional>
 
+#include "common/off_loop_queue.hpp"
 #include "common/off_loop_work.hpp"
 #include "dbus/bus_ptr.hpp"
 #include "dbus/manager.hpp"
@@ -99,6 +100,9 @@ private:
 // lp_held's module loads until ReleaseLoad (at most 30 s), as a finit_module() that takes long;
 // so does the next operation's blocking work after HoldWork.
 bool hold_next_work = false; // the loop's
+// The next read of the patches for PatchStateChanged waits for ReleaseLoad on its thread too
+// (HoldPatchesRead), as a slow sysfs read would.
+bool hold_next_patches_read = false; // the loop's
 std::mutex load_mutex;
 std::condition_variable load_released_cv;
 bool load_released = false; // under load_mutex
@@ -279,6 +283,17 @@ PatchOperations* the_operations = nullptr;
 FakeKernelView* the_kernel = nullptr;
 TransitionWatcher the_watcher(std::chrono::hours(1));
 
+// PatchStateChanged's reads of the patches (as the service's patches_reader_).
+OffLoopQueue* the_patches_reader = nullptr;
+
+// What a hook changed is announced before its reply: the patches' reads its signals wait for
+// end, and those signals go out (a later test's match never sees them).
+void announce_now()
+{
+    if (the_patches_reader)
+        the_patches_reader->flush();
+}
+
 // What the service does with the watcher's events (Service::handle).
 void report(const std::vector<TransitionChange>& changes)
 {
@@ -419,6 +434,7 @@ int complete_transition(sd_bus_message* call, void* /*userdata*/, sd_bus_error* 
         follow();
     } catch (...) {
     }
+    announce_now();
     return sd_bus_reply_method_return(call, "");
 }
 
@@ -435,6 +451,12 @@ int release_load(sd_bus_message* call, void*, sd_bus_error*) noexcept
 int hold_work(sd_bus_message* call, void*, sd_bus_error*) noexcept
 {
     hold_next_work = true;
+    return sd_bus_reply_method_return(call, "");
+}
+
+int hold_patches_read(sd_bus_message* call, void*, sd_bus_error*) noexcept
+{
+    hold_next_patches_read = true;
     return sd_bus_reply_method_return(call, "");
 }
 
@@ -576,6 +598,7 @@ int revert_by_hand_seen_late(sd_bus_message* call, void*, sd_bus_error*) noexcep
     } catch (...) {
         return -ENOMEM;
     }
+    announce_now();
     return sd_bus_reply_method_return(call, "");
 }
 
@@ -612,6 +635,7 @@ const sd_bus_vtable test_vtable[] = {
     SD_BUS_METHOD("KickCount", "", "u", kick_count, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("ReleaseLoad", "", "", release_load, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("HoldWork", "", "", hold_work, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD("HoldPatchesRead", "", "", hold_patches_read, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("StartPolkit", "", "", start_polkit, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("LastPolkitQuestion", "", "s", last_question, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD("HoldPolkit", "", "", hold_polkit, SD_BUS_VTABLE_UNPRIVILEGED),
@@ -693,8 +717,33 @@ int run(const char* state_directory, const char* kernel_release, const char* met
         std::fprintf(stderr, "bus_fixture: %s\n", problem->message.c_str());
         return 1;
     }
-    dbus::Manager manager(bus.get(), dbus::ManagerContext{operations, locked_kernel, control,
-                                                          kernel_release});
+    // As the service: PatchStateChanged's read of the patches on a thread of its own.
+    auto patches_reader = OffLoopQueue::create(event.get(), "the patches' read");
+    if (!patches_reader) {
+        std::fprintf(stderr, "bus_fixture: %s\n", patches_reader.error().message.c_str());
+        return 1;
+    }
+    the_patches_reader = patches_reader->get();
+    dbus::Manager manager(
+        bus.get(),
+        dbus::ManagerContext{
+            .operations = operations,
+            .kernel = locked_kernel,
+            .control = control,
+            .kernel_release = kernel_release,
+            .read_patches =
+                [&patches_reader](std::function<void()> work, std::function<void()> then) {
+                    const bool held = std::exchange(hold_next_patches_read, false);
+                    (*patches_reader)
+                        ->post(
+                            [held, work = std::move(work)] {
+                                if (held)
+                                    wait_for_release();
+                                work();
+                            },
+                            std::move(then));
+                },
+        });
     std::optional<metrics::MetricsRecorder> recorder;
     the_sink = &manager;
     if (metrics_textfile) {
@@ -771,6 +820,7 @@ int run(const char* state_directory, const char* kernel_release, const char* met
     if (r < 0)
         return fail("take the bus name", r);
     r = sd_event_loop(event.get());
+    the_patches_reader = nullptr;
     operations.set_sink(nullptr);
     the_sink = nullptr;
     the_metrics = nullptr;

@@ -758,6 +758,60 @@ TEST_CASE("an Apply reads the store and the kernel once for all it announces")
     CHECK(patch_state("lp_d") == "installed");
 }
 
+TEST_CASE("PatchStateChanged is read off the loop, and the signals after it wait for it")
+{
+    // Issue 18: at 30,000 pending tasks the read of the patches' states for an Apply's
+    // PatchStateChanged took 40 ms of the loop. Read on a thread now (held here until
+    // ReleaseLoad), while the loop serves calls; TransitionStarted and the Apply's reply
+    // still come after it.
+    std::vector<std::string> seen;
+    auto record = [](sd_bus_message* m, void* userdata, sd_bus_error*) noexcept -> int {
+        auto* out = static_cast<std::vector<std::string>*>(userdata);
+        const char *first = nullptr, *second = nullptr;
+        if (sd_bus_message_is_signal(m, manager_iface, "PatchStateChanged") &&
+            sd_bus_message_read(m, "ss", &first, &second) >= 0)
+            out->push_back(std::string("PatchStateChanged ") + first + " " + second);
+        else if (sd_bus_message_is_signal(m, manager_iface, "TransitionStarted") &&
+                 sd_bus_message_read(m, "ss", &first, &second) >= 0)
+            out->push_back(std::string("TransitionStarted ") + first + " " + second);
+        return 0;
+    };
+    sd_bus_slot* slot = nullptr;
+    REQUIRE(sd_bus_add_match(bus(), &slot, "type='signal',sender='org.livepatchd.LivePatch1'",
+                             record, &seen) >= 0);
+    SlotPtr match(slot);
+    const auto pump = [&](int rounds) {
+        for (int i = 0; i < rounds; ++i) {
+            while (sd_bus_process(bus(), nullptr) > 0) {
+            }
+            (void)sd_bus_wait(bus(), 50'000);
+        }
+    };
+    // The reply too (docs/dbus-api.md: emit, then reply).
+    auto replied = [](sd_bus_message* m, void* userdata, sd_bus_error*) noexcept -> int {
+        static_cast<std::vector<std::string>*>(userdata)->push_back(
+            sd_bus_message_is_method_error(m, nullptr) ? "Apply failed" : "Apply replied");
+        return 0;
+    };
+    REQUIRE(test_hook("HoldPatchesRead").ok());
+    sd_bus_slot* call = nullptr;
+    REQUIRE(sd_bus_call_method_async(bus(), &call, service, manager_path, manager_iface, "Apply",
+                                     replied, &seen, "s", "lp_d") >= 0);
+    SlotPtr call_slot(call);
+    pump(6);
+    CHECK(seen.empty()); // the signals and the reply wait behind the held read
+    CHECK(patch_state("lp_d") == "applying"); // the loop answers meanwhile
+    REQUIRE(test_hook("ReleaseLoad").ok());
+    for (int i = 0; i < 100 && seen.size() < 3; ++i)
+        pump(1);
+    CHECK(seen == std::vector<std::string>{"PatchStateChanged lp_d applying",
+                                           "TransitionStarted lp_d patched", "Apply replied"});
+    // As it was: installed.
+    REQUIRE(manager("Revert", "s", "lp_d").ok());
+    REQUIRE(test_hook("CompleteTransition").ok());
+    CHECK(patch_state("lp_d") == "installed");
+}
+
 // State: lp_a lp_b lp_c applied, lp_d lp_keep installed.
 TEST_CASE("TransitionFinished: once per transition, with the documented outcomes")
 {
