@@ -65,6 +65,63 @@ held_ms() {
 	     END { if (!held && cont) print "0 continued-first" }' $TRACEFS/trace
 }
 stop_traced() { [[ -n $(held_ms) ]]; }
+# Where the loop's waits for a CPU go (issue 18: a tick waited 141 ms at 30,000, s82): a trace
+# instance of its own records livepatchd's threads going on and off the CPUs.
+LOOPTRACE=$TRACEFS/instances/lpvm-loop
+trace_loop() {
+	[[ -d $LOOPTRACE ]] || mkdir $LOOPTRACE
+	echo 0 >$LOOPTRACE/tracing_on
+	echo mono >$LOOPTRACE/trace_clock
+	echo 65536 >$LOOPTRACE/buffer_size_kb
+	echo >$LOOPTRACE/trace
+	echo 'prev_comm == "livepatchd" || next_comm == "livepatchd"' >$LOOPTRACE/events/sched/sched_switch/filter
+	echo 'comm == "livepatchd"' >$LOOPTRACE/events/sched/sched_wakeup/filter
+	echo 1 >$LOOPTRACE/events/sched/sched_switch/enable
+	echo 1 >$LOOPTRACE/events/sched/sched_wakeup/enable
+	echo 1 >$LOOPTRACE/tracing_on
+}
+untrace_loop() { [[ ! -d $LOOPTRACE ]] || { echo 0 >$LOOPTRACE/tracing_on; rmdir $LOOPTRACE; }; }
+# loop_wait LOOP_TID: the loop thread's longest wait for a CPU in the trace, as "MS ms at T: how": from
+# its wake-up or its preemption (by whom, on which CPU) until it ran again, with the time
+# livepatchd's other threads were on a CPU meanwhile, and whether the trace lost events.
+loop_wait() {
+	local lost
+	lost=$(grep -o 'entries-in-buffer/entries-written: [0-9]*/[0-9]*' $LOOPTRACE/trace | head -1)
+	awk -v L="$1" -v lost="$lost" '
+	function ts(line) { match(line, / [0-9]+\.[0-9]+: /); return substr(line, RSTART + 1, RLENGTH - 3) + 0 }
+	function cpu(line) { match(line, /\[[0-9]+\]/); return substr(line, RSTART + 1, RLENGTH - 2) + 0 }
+	function field(line, name) {
+		if (!match(line, " " name "=[^ ]+")) return ""
+		return substr(line, RSTART + length(name) + 2, RLENGTH - length(name) - 2)
+	}
+	/sched_wakeup:/ {
+		if (field($0, "pid") == L && !running && !waiting) {
+			waiting = 1; since = ts($0); ours = 0
+			how = "woken for CPU " (field($0, "target_cpu") + 0)
+		}
+		next
+	}
+	/sched_switch:/ {
+		t = ts($0); c = cpu($0); prev = field($0, "prev_pid"); nxt = field($0, "next_pid")
+		if (prev != L && (prev in on)) { if (waiting) ours += t - on[prev]; delete on[prev] }
+		if (nxt != L && field($0, "next_comm") == "livepatchd") on[nxt] = t
+		if (prev == L) {
+			running = 0
+			if (field($0, "prev_state") ~ /^R/) {
+				waiting = 1; since = t; ours = 0
+				how = "preempted on CPU " c " by " field($0, "next_comm") ":" nxt
+			}
+		}
+		if (nxt == L) {
+			if (waiting && t - since > worst) { worst = t - since; at = since; worst_how = how " until CPU " c; worst_ours = ours }
+			waiting = 0; running = 1
+		}
+	}
+	END {
+		printf "%d ms at %.3f: %s; livepatchd'"'"'s other threads were on a CPU %d ms meanwhile (%s)\n",
+			worst * 1000, at, worst_how, worst_ours * 1000, lost
+	}' $LOOPTRACE/trace
+}
 # sleepers_ready OUT PID: the sleepers tool said "ready", or it is gone (then the wait ends at
 # once and the check after it fails, rather than waiting out the limit).
 sleepers_ready() { grep -qx ready "$1" || ! kill -0 "$2" 2>/dev/null; }
@@ -116,6 +173,7 @@ pid_max=$(cat /proc/sys/kernel/pid_max)
 restore() {
 	rm -f $CONF
 	untrace_stops 2>/dev/null || true
+	untrace_loop 2>/dev/null || true
 	sysctl -qw kernel.threads-max=$threads_max kernel.pid_max=$pid_max
 }
 trap restore EXIT
@@ -188,12 +246,16 @@ print(len(tids - listed))' "$pid" <<<"$json")
 	# Then the stop rung stops the sleepers, for hold_ms (applied again if it was reverted).
 	config true
 	trace_stops $pid
+	trace_loop
 	systemctl restart livepatchd
 	! $reapply || livepatchctl apply --no-block $C || failed_with_journal "livepatchctl apply --no-block $C failed"
 	wait_until 600 "the transition completed" state_is idle
 	stop_traced || failed_with_journal "the process was not stopped and continued (no hold in the sched trace)"
 	read -r held how < <(held_ms)
 	untrace_stops
+	echo 0 >$LOOPTRACE/tracing_on
+	echo "# measure: $n pending: in the stop phase, the loop's longest wait for a CPU: $(loop_wait "$(systemctl show -p MainPID --value livepatchd)")"
+	untrace_loop
 	if [[ $how == stopped ]]; then
 		echo "# measure: $n pending: the process was stopped for $held ms (hold_ms $HOLD_MS; sched trace)"
 	else
