@@ -437,6 +437,30 @@ TEST_CASE("an unpatched patch's module is removed as blocking work, its end said
     CHECK_FALSE(ops->unload_unpatched(w.kernel.kernel_patches));
 }
 
+TEST_CASE("a patch removed before lpshim let go of its module: the module is still removed")
+{
+    // s84: `livepatchctl revert` then `remove` at once. lpshim lets go of an unpatched patch's
+    // module a moment after the end (its sysfs entry first): Remove found it no longer listed
+    // and deleted the store's copy, and the tick, which only looked at the store's patches,
+    // never removed the module.
+    World w;
+    w.install("lp_a");
+    auto ops = w.operations();
+    REQUIRE(name_of(ops->apply("lp_a")) == "ok");
+    w.control.complete();
+    ops->transition_ended("lp_a", "patched");
+    REQUIRE(name_of(ops->revert("lp_a")) == "ok");
+    w.control.complete(); // lpshim lists it no more; its module is still loaded
+    ops->transition_ended("lp_a", "unpatched");
+    REQUIRE(w.kernel.modules.contains("lp_a"));
+    REQUIRE(name_of(ops->remove("lp_a")) == "ok");
+    CHECK(ops->unload_unpatched(w.kernel.kernel_patches));
+    CHECK(w.control.unloaded == std::vector<std::string>{"lp_a"});
+    w.kernel.modules.clear();
+    CHECK_FALSE(ops->unload_unpatched(w.kernel.kernel_patches)); // gone: nothing more to do
+    CHECK(w.control.unloaded.size() == 1);
+}
+
 // Works run at once, their ends kept for the case to run: the loop's turn after the work.
 struct WorkEnds {
     std::vector<std::function<void()>> ends;
@@ -748,6 +772,29 @@ TEST_CASE("an oops while livepatchd was down in the same boot is not lost")
         ops->keep_crash_guard(w.kernel.kernel_patches, 1);
         CHECK_FALSE(w.storage.saved.find("lp_a")->oops_after_apply);
     }
+}
+
+TEST_CASE("an oops with no patch to mark, then an apply and a restart: the new patch is not marked")
+{
+    // Review: only the guard's own saves kept the count accounted for; an Apply's save kept
+    // an older one, so a livepatchd started again in this boot (before the transition's end
+    // was saved) took that oops as new and marked the patch applied after it.
+    World w;
+    w.install("lp_b");
+    {
+        auto ops = w.operations();
+        ops->start_oops_watch(0);
+        ops->settle(w.kernel.kernel_patches);
+        ops->keep_crash_guard(w.kernel.kernel_patches, 1); // an oops: no patch to mark
+        REQUIRE(name_of(ops->apply("lp_b")) == "ok");
+    } // restarted while lp_b's transition runs
+    w.control.complete();
+    auto ops = w.operations();
+    ops->start_oops_watch(1);
+    ops->keep_crash_guard(w.kernel.kernel_patches, 1);
+    CHECK_FALSE(w.storage.saved.find("lp_b")->oops_after_apply);
+    ops->keep_crash_guard(w.kernel.kernel_patches, 2); // one after lp_b's apply still counts
+    CHECK(w.storage.saved.find("lp_b")->oops_after_apply);
 }
 
 TEST_CASE("an oops whose record could not be saved is recorded at the next look")
