@@ -181,10 +181,6 @@ OpResult<void> PatchOperations::commit(DesiredState next)
         return OpError(OpErrc::desired_state_unavailable, EIO,
                        "the desired state could not be read at start, so it is not changed; "
                        "see 'journalctl -u livepatchd', fix it, then restart livepatchd");
-    if (!context_.boot_id.empty()) {
-        next.oops_boot_id = context_.boot_id;
-        next.oops_count = oops_seen_;
-    }
     if (next == desired_)
         return {};
     if (auto saved = context_.storage.save(next); !saved) {
@@ -392,6 +388,10 @@ OpResult<void> PatchOperations::remove(std::string_view name)
         return checked;
     if (auto removed = context_.store.remove(name); !removed)
         return OpError(removed.error());
+    // Reverted just now: lpshim lets go of its module a moment after the end, and the tick
+    // removes it then, installed or not.
+    if (context_.kernel.module_loaded(name))
+        removed_loaded_.insert(std::string(name));
     skip_reasons_.erase(std::string(name));
     sink_->patch_removed(name);
     return {};
@@ -1111,10 +1111,20 @@ void say_oopsed(const std::vector<std::string>& names)
 
 void PatchOperations::start_oops_watch(std::optional<std::uint64_t> oops_count)
 {
+    std::uint64_t seen = oops_count.value_or(0);
     if (!context_.boot_id.empty() && desired_.oops_boot_id == context_.boot_id)
-        oops_seen_ = std::min(desired_.oops_count, oops_count.value_or(desired_.oops_count));
-    else
-        oops_seen_ = oops_count.value_or(0);
+        // Never past the kernel's count now (a hand-edited file): that would hide oopses.
+        seen = std::min(desired_.oops_count, oops_count.value_or(desired_.oops_count));
+    see_oopses(seen, desired_);
+}
+
+void PatchOperations::see_oopses(std::uint64_t count, DesiredState& state)
+{
+    oops_seen_ = count;
+    if (!context_.boot_id.empty()) {
+        state.oops_boot_id = context_.boot_id;
+        state.oops_count = count;
+    }
 }
 
 void PatchOperations::keep_crash_guard(const std::vector<KernelPatch>& in_kernel,
@@ -1122,14 +1132,16 @@ void PatchOperations::keep_crash_guard(const std::vector<KernelPatch>& in_kernel
 {
     if (!desired_available_)
         return;
-    const std::uint64_t count = std::max(oops_seen_, oops_count.value_or(0));
+    const std::uint64_t seen_before = oops_seen_;
+    const std::uint64_t count = std::max(seen_before, oops_count.value_or(0));
     DesiredState next = desired_;
     std::vector<std::string> oopsed;
-    const bool changed = guard_.update(next, in_kernel, count > oops_seen_, boottime(), &oopsed);
-    const std::uint64_t seen_before = oops_seen_;
-    oops_seen_ = count; // no patch of this boot to mark: seen (the next save stamps it)
-    if (!changed)
+    if (!guard_.update(next, in_kernel, count > seen_before, boottime(), &oopsed)) {
+        // No patch of this boot to mark: seen, and the next save (of anything) keeps it.
+        see_oopses(count, desired_);
         return;
+    }
+    see_oopses(count, next);
     if (auto saved = commit(std::move(next)); !saved) {
         oops_seen_ = seen_before; // the next look marks them again
         log_failure("", saved.error().message);
@@ -1160,7 +1172,7 @@ void PatchOperations::record_clean_shutdown(std::optional<std::uint64_t> oops_co
     // patches of this boot then did not survive, however cleanly it ends.
     std::vector<std::string> oopsed;
     (void)guard_.update(next, {}, *oops_count > oops_seen_, boottime(), &oopsed);
-    oops_seen_ = std::max(oops_seen_, *oops_count);
+    see_oopses(std::max(oops_seen_, *oops_count), next);
     say_oopsed(oopsed);
     guard_.shut_down_cleanly(next);
     if (auto saved = commit(std::move(next)); !saved)
@@ -1181,33 +1193,39 @@ bool PatchOperations::unload_unpatched(const std::vector<KernelPatch>& in_kernel
     };
     auto work = std::make_shared<UnloadWork>();
     const std::uint64_t now = boottime();
-    for (const InstalledPatch& patch : *installed) {
-        const KernelPatch* listed = find_patch(in_kernel, patch.name);
+    // The store's patches, and those removed from it while their module was still loaded.
+    std::set<std::string, std::less<>> candidates(removed_loaded_.begin(), removed_loaded_.end());
+    for (const InstalledPatch& patch : *installed)
+        candidates.insert(patch.name);
+    for (const std::string& name : candidates) {
+        const KernelPatch* listed = find_patch(in_kernel, name);
         if (listed && !listed->enabled && !listed->transition &&
-            context_.kernel.module_loaded(patch.name)) {
+            context_.kernel.module_loaded(name)) {
             // Unpatched, and lpshim lets go of it after its transition's end (its sysfs entry,
             // then its module): no event says when, so a later tick looks again.
-            cannot_unload_.erase(patch.name);
-            if (wait_for_removal(patch.name, now, true, "lpshim still lists it, unpatched") ==
+            cannot_unload_.erase(name);
+            if (wait_for_removal(name, now, true, "lpshim still lists it, unpatched") ==
                 RemovalLook::gave_up)
                 journal::log(LogLevel::warning,
-                             patch.name + ": lpshim still lists it, unpatched, 13 s after it "
+                             name + ": lpshim still lists it, unpatched, 13 s after it "
                                           "was first seen so (see journalctl -k -g lpshim): "
                                           "its module's removal is tried at a later look, at "
                                           "the next transition or start of livepatchd",
-                             {{"PATCH", patch.name}});
+                             {{"PATCH", name}});
             continue;
         }
-        if (listed || !context_.kernel.module_loaded(patch.name)) {
-            cannot_unload_.erase(patch.name);
-            removal_waits_.erase(patch.name);
+        if (listed || !context_.kernel.module_loaded(name)) {
+            cannot_unload_.erase(name);
+            removal_waits_.erase(name);
+            if (!listed)
+                removed_loaded_.erase(name); // gone
             continue;
         }
-        const auto waiting = removal_waits_.find(patch.name);
-        if (cannot_unload_.contains(patch.name) ||
+        const auto waiting = removal_waits_.find(name);
+        if (cannot_unload_.contains(name) ||
             (waiting != removal_waits_.end() && waiting->second.due_usec > now))
             continue;
-        work->names.push_back(patch.name);
+        work->names.push_back(name);
     }
     // A wait that is due and not tried now (no longer waited for) would have the next tick
     // come at once, again and again; one for a patch no longer installed is done with.
@@ -1215,8 +1233,7 @@ bool PatchOperations::unload_unpatched(const std::vector<KernelPatch>& in_kernel
         const auto& [name, wait] = entry;
         if (wait.due_usec && wait.due_usec <= now)
             return std::ranges::find(work->names, name) == work->names.end();
-        return std::ranges::none_of(*installed,
-                                    [&name](const InstalledPatch& p) { return p.name == name; });
+        return !candidates.contains(name);
     });
     if (work->names.empty())
         return false;

@@ -270,14 +270,19 @@ private:
     NullEventSink null_sink_;
     EventSink* sink_ = &null_sink_;
     DesiredState desired_;
-    // The kernel's oopses of this boot the crash-loop guard has accounted for; every save
-    // stamps it in the desired state (oops_boot_id, oops_count) for a later start in this boot.
+    // The kernel's oopses of this boot the crash-loop guard has accounted for, kept in the
+    // desired state too (oops_boot_id, oops_count; see_oopses()), so that every save, an
+    // operation's work's too, keeps it for a later start in this boot.
     std::uint64_t oops_seen_ = 0;
+    void see_oopses(std::uint64_t count, DesiredState& state);
     bool desired_available_ = true;
     bool save_failed_ = false;
     std::map<std::string, std::string, std::less<>> skip_reasons_;
     std::set<std::string, std::less<>> forced_;
     std::set<std::string, std::less<>> cannot_unload_;
+    // Removed from the store while their module was still loaded (Remove just after the
+    // revert's end, before lpshim let go of it): unload_unpatched still removes their modules.
+    std::set<std::string, std::less<>> removed_loaded_;
     // Unpatched patches whose modules lpshim has not let go of yet (still listed, or the
     // removal found the module in use: two phases, each with its own tries): looked at again
     // at due_usec (CLOCK_BOOTTIME; 0: given up after `tries`), until the module is gone, the
