@@ -7,6 +7,7 @@
 #include <cstring>
 #include <memory>
 #include <new>
+#include <utility>
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -318,10 +319,14 @@ void Manager::transition_status(const TransitionStatus& status)
     if (watched_transition_ == shown)
         return;
     watched_transition_ = shown;
-    send([this] {
+    // With the values of this event, also when it waits behind a read of the patches (a
+    // later status is its own PropertiesChanged).
+    send([this, shown] {
+        const auto now = std::exchange(watched_transition_, shown);
         (void)sd_bus_emit_properties_changed(bus_, manager_path, manager_interface, "State",
                                              "TransitionPatch", "TransitionTarget",
                                              "TransitionStartedUSec", "PendingTasks", nullptr);
+        watched_transition_ = now;
     });
 }
 
@@ -562,20 +567,20 @@ int Manager::install(sd_bus_message* call, sd_bus_error* error)
             // After InterfacesAdded, which may wait behind a read of the patches.
             try {
                 send([this, pending, installed] {
-                try {
-                    if (installed) {
-                        const std::string object = patch_object_path(installed->name);
-                        (void)sd_bus_reply_method_return(pending.get(), "so",
-                                                         installed->name.c_str(),
-                                                         object.c_str());
-                    } else {
-                        BusError reply_error;
-                        (void)set_error(reply_error.get(), installed.error());
-                        (void)sd_bus_reply_method_error(pending.get(), reply_error.get());
+                    try {
+                        if (installed) {
+                            const std::string object = patch_object_path(installed->name);
+                            (void)sd_bus_reply_method_return(pending.get(), "so",
+                                                             installed->name.c_str(),
+                                                             object.c_str());
+                        } else {
+                            BusError reply_error;
+                            (void)set_error(reply_error.get(), installed.error());
+                            (void)sd_bus_reply_method_error(pending.get(), reply_error.get());
+                        }
+                    } catch (...) {
+                        (void)sd_bus_reply_method_errno(pending.get(), ENOMEM, nullptr);
                     }
-                } catch (...) {
-                    (void)sd_bus_reply_method_errno(pending.get(), ENOMEM, nullptr);
-                }
                 });
             } catch (...) {
                 (void)sd_bus_reply_method_errno(pending.get(), ENOMEM, nullptr);
@@ -749,10 +754,15 @@ int Manager::remove(sd_bus_message* call, sd_bus_error* error)
         return set_error(error, done.error());
     if (outbox_.empty())
         return sd_bus_reply_method_return(call, "");
-    // After InterfacesRemoved, which waits behind a read of the patches.
-    std::shared_ptr<sd_bus_message> pending(sd_bus_message_ref(call), sd_bus_message_unref);
-    send([pending] { (void)sd_bus_reply_method_return(pending.get(), ""); });
-    return 1;
+    // After InterfacesRemoved, which waits behind a read of the patches (removed: never an
+    // error, even when it cannot wait).
+    try {
+        std::shared_ptr<sd_bus_message> pending(sd_bus_message_ref(call), sd_bus_message_unref);
+        send([pending] { (void)sd_bus_reply_method_return(pending.get(), ""); });
+        return 1;
+    } catch (const std::bad_alloc&) {
+        return sd_bus_reply_method_return(call, "");
+    }
 }
 
 int Manager::list_patches(sd_bus_message* call, sd_bus_error* error)

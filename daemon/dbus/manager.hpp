@@ -210,8 +210,9 @@ private:
     std::uint64_t status_reads_ = 0;
     std::vector<SlotPtr> slots_;
 
-    // The signals, in the order of their events: while a PatchStateChanged waits for its read
-    // of the patches (ManagerContext::read_patches), every signal after it waits behind it, so
+    // The signals and the operations' replies, in the order of their events: while a
+    // PatchStateChanged waits for its read of the patches (ManagerContext::read_patches),
+    // every signal and reply after it waits behind it, so
     // that a client that sees TransitionStarted or TransitionFinished has seen the state it
     // follows.
     struct Outgoing {

@@ -2,7 +2,8 @@
 //
 // What livepatchd needs to know about the running boot: the kernel release (which patches can
 // apply), the boot id and the kernel's oops count (which boot applied a patch, and whether the
-// kernel oopsed after it, for the crash-loop guard), and the livepatchd.* parameters of the kernel command line (the admin's override at the boot prompt).
+// kernel oopsed after it, for the crash-loop guard), and the livepatchd.* parameters of the
+// kernel command line (the admin's override at the boot prompt).
 #pragma once
 
 #include <cstdint>
@@ -42,8 +43,9 @@ bool is_boot_id(std::string_view id);
 // The boot id from sd_id128_get_boot(), as livepatchd stores it (is_boot_id()).
 Result<std::string> read_boot_id();
 // How many times the kernel oopsed in this boot: /sys/kernel/oops_count (Linux 6.2, and
-// backported: Debian 12's 6.1 and 6.12 both have it). A kernel without it: TAINT_DIE of /proc/sys/kernel/tainted,
-// 0 or 1, which never clears (only the first oops of a boot can be told then).
+// backported: both kernels Debian 12 ships, 6.1 and 6.12, have it). A kernel without it:
+// TAINT_DIE of /proc/sys/kernel/tainted, 0 or 1, which never clears (only the first oops of a
+// boot can be told then).
 Result<std::uint64_t> read_oops_count(
     const std::filesystem::path& count_path = "/sys/kernel/oops_count",
     const std::filesystem::path& tainted_path = "/proc/sys/kernel/tainted");
