@@ -9,6 +9,7 @@
 #include <libsmartcols.h>
 #include <systemd/sd-bus.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -717,11 +718,32 @@ int cmd_install(Client& client, const CtlOptions& options)
     return exit_status::success;
 }
 
+constexpr const char* still_applied_error = "org.livepatchd.LivePatch1.Error.StillApplied";
+
 int cmd_remove(Client& client, const CtlOptions& options)
 {
-    client.call("Remove", options.arguments.front().c_str());
+    const std::string& name = options.arguments.front();
+    // Right after a revert lpshim holds the patch's module a moment longer, and Remove answers
+    // StillApplied until livepatchd has unloaded it: a patch that is only installed by then
+    // is tried again, for at most 10 s.
+    for (int tries = 0;; ++tries) {
+        BusError e;
+        sd_bus_message* reply = nullptr;
+        const int r = sd_bus_call_method(client.bus(), service, manager_path, manager_interface,
+                                         "Remove", &e.error, &reply, "s", name.c_str());
+        MessagePtr owned(reply);
+        if (r >= 0)
+            break;
+        const bool held = sd_bus_error_has_name(&e.error, still_applied_error) > 0;
+        const auto patches = tries < 100 && held ? client.patches() : std::vector<Patch>{};
+        if (!std::ranges::any_of(patches, [&](const Patch& p) {
+                return p.name == name && p.state == "installed";
+            }))
+            fail_call("Remove", r, e.error);
+        ::usleep(100'000);
+    }
     if (!options.json)
-        std::printf("Removed %s\n", options.arguments.front().c_str());
+        std::printf("Removed %s\n", name.c_str());
     return exit_status::success;
 }
 

@@ -318,16 +318,21 @@ void Manager::transition_status(const TransitionStatus& status)
         shown.state = ServiceState::error;
     if (watched_transition_ == shown)
         return;
-    watched_transition_ = shown;
     // With the values of this event, also when it waits behind a read of the patches (a
-    // later status is its own PropertiesChanged).
-    send([this, shown] {
-        const auto now = std::exchange(watched_transition_, shown);
-        (void)sd_bus_emit_properties_changed(bus_, manager_path, manager_interface, "State",
-                                             "TransitionPatch", "TransitionTarget",
-                                             "TransitionStartedUSec", "PendingTasks", nullptr);
-        watched_transition_ = now;
-    });
+    // later status is its own PropertiesChanged): swapped in for the getters while it is
+    // sent (swaps cannot fail), and everything that can fail before anything changed.
+    std::function<void()> emit =
+        [this, event = std::optional<TransitionStatus>(shown)]() mutable {
+            watched_transition_.swap(event);
+            (void)sd_bus_emit_properties_changed(bus_, manager_path, manager_interface,
+                                                 "State", "TransitionPatch", "TransitionTarget",
+                                                 "TransitionStartedUSec", "PendingTasks",
+                                                 nullptr);
+            watched_transition_.swap(event);
+        };
+    std::optional<TransitionStatus> next(std::move(shown));
+    watched_transition_.swap(next);
+    send(std::move(emit));
 }
 
 void Manager::shim_version_changed()

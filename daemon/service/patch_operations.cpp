@@ -379,6 +379,17 @@ OpResult<void> PatchOperations::check_remove(std::string_view name) const
                        std::string(name) +
                            " is wanted (livepatchd applies it at boot); revert it first to "
                            "stop wanting it, then remove it");
+    // The end of its revert: lpshim lets go of the module a moment after it no longer lists
+    // the patch, and the tick then removes it. The store's copy goes only after the module,
+    // which nothing would remove once the patch is no longer installed.
+    if (context_.kernel.module_loaded(name))
+        return OpError(OpErrc::still_applied, EBUSY,
+                       forced_.contains(name)
+                           ? std::string(name) + "'s module stays loaded until the next boot "
+                                                 "(its transition was forced); remove it then"
+                           : std::string(name) + "'s module is still loaded: livepatchd "
+                                                 "removes it a moment after the revert's end; "
+                                                 "try again in a second");
     return {};
 }
 
@@ -388,12 +399,13 @@ OpResult<void> PatchOperations::remove(std::string_view name)
         return checked;
     if (auto removed = context_.store.remove(name); !removed)
         return OpError(removed.error());
-    // Reverted just now: lpshim lets go of its module a moment after the end, and the tick
-    // removes it then, installed or not.
-    if (context_.kernel.module_loaded(name))
-        removed_loaded_.insert(std::string(name));
-    skip_reasons_.erase(std::string(name));
-    sink_->patch_removed(name);
+    try { // removed: the caller is told so, whatever fails below
+        skip_reasons_.erase(std::string(name));
+        sink_->patch_removed(name);
+    } catch (const std::exception& e) {
+        journal::log(LogLevel::err, std::string(name) + ": removed, but not announced: " +
+                                        e.what());
+    }
     return {};
 }
 
@@ -1193,11 +1205,8 @@ bool PatchOperations::unload_unpatched(const std::vector<KernelPatch>& in_kernel
     };
     auto work = std::make_shared<UnloadWork>();
     const std::uint64_t now = boottime();
-    // The store's patches, and those removed from it while their module was still loaded.
-    std::set<std::string, std::less<>> candidates(removed_loaded_.begin(), removed_loaded_.end());
-    for (const InstalledPatch& patch : *installed)
-        candidates.insert(patch.name);
-    for (const std::string& name : candidates) {
+    for (const InstalledPatch& patch : *installed) {
+        const std::string& name = patch.name;
         const KernelPatch* listed = find_patch(in_kernel, name);
         if (listed && !listed->enabled && !listed->transition &&
             context_.kernel.module_loaded(name)) {
@@ -1217,8 +1226,6 @@ bool PatchOperations::unload_unpatched(const std::vector<KernelPatch>& in_kernel
         if (listed || !context_.kernel.module_loaded(name)) {
             cannot_unload_.erase(name);
             removal_waits_.erase(name);
-            if (!listed)
-                removed_loaded_.erase(name); // gone
             continue;
         }
         const auto waiting = removal_waits_.find(name);
@@ -1233,7 +1240,8 @@ bool PatchOperations::unload_unpatched(const std::vector<KernelPatch>& in_kernel
         const auto& [name, wait] = entry;
         if (wait.due_usec && wait.due_usec <= now)
             return std::ranges::find(work->names, name) == work->names.end();
-        return !candidates.contains(name);
+        return std::ranges::none_of(*installed,
+                                    [&name](const InstalledPatch& p) { return p.name == name; });
     });
     if (work->names.empty())
         return false;

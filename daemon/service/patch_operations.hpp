@@ -162,7 +162,8 @@ public:
     // (another boot) the count now.
     void start_oops_watch(std::optional<std::uint64_t> oops_count);
     // The crash-loop guard's records, with the kernel's oops count now (nullopt: unreadable,
-    // nothing new); saved when they change. An oops counts as seen only once saved.
+    // nothing new); saved when they change. An oops that marks a patch counts as seen only
+    // once saved; one with no patch to mark is seen at once (the next save keeps it).
     void keep_crash_guard(const std::vector<KernelPatch>& in_kernel,
                           std::optional<std::uint64_t> oops_count);
     std::optional<std::uint64_t> crash_guard_deadline() const; // CLOCK_BOOTTIME
@@ -280,9 +281,6 @@ private:
     std::map<std::string, std::string, std::less<>> skip_reasons_;
     std::set<std::string, std::less<>> forced_;
     std::set<std::string, std::less<>> cannot_unload_;
-    // Removed from the store while their module was still loaded (Remove just after the
-    // revert's end, before lpshim let go of it): unload_unpatched still removes their modules.
-    std::set<std::string, std::less<>> removed_loaded_;
     // Unpatched patches whose modules lpshim has not let go of yet (still listed, or the
     // removal found the module in use: two phases, each with its own tries): looked at again
     // at due_usec (CLOCK_BOOTTIME; 0: given up after `tries`), until the module is gone, the

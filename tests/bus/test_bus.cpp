@@ -1425,6 +1425,11 @@ TEST_CASE("an Install copies and hashes its module off the loop; changes wait th
     // Issue 18: Install copied and hashed the module on the loop (93 ms of user time under
     // emulation at 10,000 pending tasks). Its blocking work waits for ReleaseLoad here.
     const std::string file = write_patch("lp_slow_install");
+    // Not lp_keep: its transition was forced, so its module stays and Remove refuses it.
+    const Reply kept = manager("Remove", "s", "lp_keep");
+    CHECK(kept.error == named("StillApplied"));
+    CHECK(contains(kept.message, "lp_keep's module stays loaded until the next boot"));
+    REQUIRE(install(write_patch("lp_gone")).ok());
     REQUIRE(test_hook("HoldWork").ok());
     std::vector<std::string> answered;
     Pending install_reply{&answered, "Install"};
@@ -1438,7 +1443,7 @@ TEST_CASE("an Install copies and hashes its module off the loop; changes wait th
     REQUIRE(sent >= 0);
     SlotPtr install_slot(slot);
     REQUIRE(sd_bus_call_method_async(bus(), &slot, service, manager_path, manager_iface,
-                                     "Remove", on_reply, &remove_reply, "s", "lp_keep") >= 0);
+                                     "Remove", on_reply, &remove_reply, "s", "lp_gone") >= 0);
     SlotPtr remove_slot(slot);
     const auto process = [&](std::size_t until, int tenths) {
         process_until(answered, until, tenths);
@@ -1457,10 +1462,10 @@ TEST_CASE("an Install copies and hashes its module off the loop; changes wait th
     process(2, 100);
     CHECK(answered == std::vector<std::string>{"Install", "Remove"});
     CHECK(patch_state("lp_slow_install") == "installed");
-    CHECK(patch_state("lp_keep").starts_with("<error "));
+    CHECK(patch_state("lp_gone").starts_with("<error "));
 }
 
-// State: lp_a lp_b lp_c lp_d lp_held applied, lp_slow_install lp_waited installed.
+// State: lp_a lp_b lp_c lp_d lp_held applied, lp_keep lp_slow_install lp_waited installed.
 TEST_CASE("Revert, Kick and Force write the kernel off the loop; changes wait their turn")
 {
     // Issue 18: a Revert wrote lpshim's enabled and saved the desired state twice on the loop
