@@ -1206,33 +1206,32 @@ bool PatchOperations::unload_unpatched(const std::vector<KernelPatch>& in_kernel
     auto work = std::make_shared<UnloadWork>();
     const std::uint64_t now = boottime();
     for (const InstalledPatch& patch : *installed) {
-        const std::string& name = patch.name;
-        const KernelPatch* listed = find_patch(in_kernel, name);
+        const KernelPatch* listed = find_patch(in_kernel, patch.name);
         if (listed && !listed->enabled && !listed->transition &&
-            context_.kernel.module_loaded(name)) {
+            context_.kernel.module_loaded(patch.name)) {
             // Unpatched, and lpshim lets go of it after its transition's end (its sysfs entry,
             // then its module): no event says when, so a later tick looks again.
-            cannot_unload_.erase(name);
-            if (wait_for_removal(name, now, true, "lpshim still lists it, unpatched") ==
+            cannot_unload_.erase(patch.name);
+            if (wait_for_removal(patch.name, now, true, "lpshim still lists it, unpatched") ==
                 RemovalLook::gave_up)
                 journal::log(LogLevel::warning,
-                             name + ": lpshim still lists it, unpatched, 13 s after it "
+                             patch.name + ": lpshim still lists it, unpatched, 13 s after it "
                                           "was first seen so (see journalctl -k -g lpshim): "
                                           "its module's removal is tried at a later look, at "
                                           "the next transition or start of livepatchd",
-                             {{"PATCH", name}});
+                             {{"PATCH", patch.name}});
             continue;
         }
-        if (listed || !context_.kernel.module_loaded(name)) {
-            cannot_unload_.erase(name);
-            removal_waits_.erase(name);
+        if (listed || !context_.kernel.module_loaded(patch.name)) {
+            cannot_unload_.erase(patch.name);
+            removal_waits_.erase(patch.name);
             continue;
         }
-        const auto waiting = removal_waits_.find(name);
-        if (cannot_unload_.contains(name) ||
+        const auto waiting = removal_waits_.find(patch.name);
+        if (cannot_unload_.contains(patch.name) ||
             (waiting != removal_waits_.end() && waiting->second.due_usec > now))
             continue;
-        work->names.push_back(name);
+        work->names.push_back(patch.name);
     }
     // A wait that is due and not tried now (no longer waited for) would have the next tick
     // come at once, again and again; one for a patch no longer installed is done with.

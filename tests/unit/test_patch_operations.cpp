@@ -437,6 +437,14 @@ TEST_CASE("an unpatched patch's module is removed as blocking work, its end said
     CHECK_FALSE(ops->unload_unpatched(w.kernel.kernel_patches));
 }
 
+// name applied in this boot, its transition completed and its end told.
+void applied_in_this_boot(World& w, PatchOperations& ops, const std::string& name)
+{
+    REQUIRE(name_of(ops.apply(name)) == "ok");
+    w.control.complete();
+    ops.transition_ended(name, "patched");
+}
+
 TEST_CASE("a patch whose module is still loaded is not removed: its module would stay for good")
 {
     // s84: `livepatchctl revert` then `remove` at once. lpshim lets go of an unpatched patch's
@@ -446,9 +454,7 @@ TEST_CASE("a patch whose module is still loaded is not removed: its module would
     World w;
     w.install("lp_a");
     auto ops = w.operations();
-    REQUIRE(name_of(ops->apply("lp_a")) == "ok");
-    w.control.complete();
-    ops->transition_ended("lp_a", "patched");
+    applied_in_this_boot(w, *ops, "lp_a");
     REQUIRE(name_of(ops->revert("lp_a")) == "ok");
     w.control.complete(); // lpshim lists it no more; its module is still loaded
     ops->transition_ended("lp_a", "unpatched");
@@ -738,9 +744,7 @@ TEST_CASE("an oops after one before the start still marks the patch")
     w.install("lp_a");
     auto ops = w.operations();
     ops->start_oops_watch(1); // an oops before the start
-    REQUIRE(name_of(ops->apply("lp_a")) == "ok");
-    w.control.complete();
-    ops->transition_ended("lp_a", "patched");
+    applied_in_this_boot(w, *ops, "lp_a");
     ops->keep_crash_guard(w.kernel.kernel_patches, 1);
     CHECK_FALSE(w.storage.saved.find("lp_a")->oops_after_apply);
     ops->keep_crash_guard(w.kernel.kernel_patches, 2); // the patch's
@@ -756,9 +760,7 @@ TEST_CASE("an oops while livepatchd was down in the same boot is not lost")
     {
         auto ops = w.operations();
         ops->start_oops_watch(0);
-        REQUIRE(name_of(ops->apply("lp_a")) == "ok");
-        w.control.complete();
-        ops->transition_ended("lp_a", "patched");
+        applied_in_this_boot(w, *ops, "lp_a");
         ops->keep_crash_guard(w.kernel.kernel_patches, 0);
     } // the kernel oopses, then livepatchd stops before a look
     SUBCASE("started again in that boot: the oops is new")
@@ -807,9 +809,7 @@ TEST_CASE("an oops whose record could not be saved is recorded at the next look"
     w.install("lp_a");
     auto ops = w.operations();
     ops->start_oops_watch(0);
-    REQUIRE(name_of(ops->apply("lp_a")) == "ok");
-    w.control.complete();
-    ops->transition_ended("lp_a", "patched");
+    applied_in_this_boot(w, *ops, "lp_a");
     w.storage.fail_save = true;
     ops->keep_crash_guard(w.kernel.kernel_patches, 1);
     CHECK_FALSE(w.storage.saved.find("lp_a")->oops_after_apply);
@@ -824,9 +824,7 @@ TEST_CASE("a clean shutdown whose oops count cannot be read is not counted")
     w.install("lp_a");
     auto ops = w.operations();
     ops->start_oops_watch(0);
-    REQUIRE(name_of(ops->apply("lp_a")) == "ok");
-    w.control.complete();
-    ops->transition_ended("lp_a", "patched");
+    applied_in_this_boot(w, *ops, "lp_a");
     ops->record_clean_shutdown(std::nullopt);
     CHECK_FALSE(w.storage.saved.find("lp_a")->survived_guard);
     CHECK(w.storage.saved.clean_shutdown_boot_id.empty());
