@@ -26,6 +26,7 @@
 #include "cli/cli.hpp"
 #include "common/text.hpp"
 #include "common/unique_fd.hpp"
+#include "dbus/bus_errors.hpp"
 #include "dbus/bus_ptr.hpp"
 
 using namespace livepatchd;
@@ -718,7 +719,6 @@ int cmd_install(Client& client, const CtlOptions& options)
     return exit_status::success;
 }
 
-constexpr const char* still_applied_error = "org.livepatchd.LivePatch1.Error.StillApplied";
 
 int cmd_remove(Client& client, const CtlOptions& options)
 {
@@ -734,7 +734,8 @@ int cmd_remove(Client& client, const CtlOptions& options)
         MessagePtr owned(reply);
         if (r >= 0)
             break;
-        const bool held = sd_bus_error_has_name(&e.error, still_applied_error) > 0;
+        const bool held = e.error.name && std::string_view(e.error.name) ==
+                                              std::string(dbus::error_prefix) + "StillApplied";
         const auto patches = tries < 100 && held ? client.patches() : std::vector<Patch>{};
         if (!std::ranges::any_of(patches, [&](const Patch& p) {
                 return p.name == name && p.state == "installed";

@@ -212,9 +212,8 @@ private:
 
     // The signals and the operations' replies, in the order of their events: while a
     // PatchStateChanged waits for its read of the patches (ManagerContext::read_patches),
-    // every signal and reply after it waits behind it, so
-    // that a client that sees TransitionStarted or TransitionFinished has seen the state it
-    // follows.
+    // every signal and reply after it waits behind it, so that a client that sees
+    // TransitionStarted or TransitionFinished has seen the state it follows.
     struct Outgoing {
         std::function<void()> emit;
         bool ready = true; // false: its read of the patches is under way
@@ -222,7 +221,7 @@ private:
     std::deque<std::shared_ptr<Outgoing>> outbox_;
     // Sends now, or behind what waits.
     void send(std::function<void()> emit);
-    // Sends, from the front, every signal no longer waiting for a read.
+    // Sends, from the front, every signal and reply no longer waiting for a read.
     void send_ready();
     // PropertiesChanged and PatchStateChanged of name from the patches read (read_usec: how
     // long that took on the loop, 0 off it).
