@@ -52,6 +52,9 @@ struct OperationsContext {
     std::chrono::seconds crash_guard_window{300};
     std::function<std::uint64_t()> realtime = nullptr; // default: the real clocks
     std::function<std::uint64_t()> boottime = nullptr;
+    // The kernel's oops count now (read_oops_count; nullopt: unreadable), taken at each apply
+    // for the crash-loop guard. nullptr: not known.
+    std::function<std::optional<std::uint64_t>()> oops_count = nullptr;
 };
 
 class PatchOperations {

@@ -964,26 +964,29 @@ TEST_CASE("livepatchctl watch: every transition and its outcome as it happens, h
     CHECK(at("lp_d: transition to unpatched completed") != std::string::npos);
 }
 
+// stdout of `livepatchctl ARGS` on the test's bus (stderr dropped), then "rc=N".
+std::string livepatchctl(const std::string& args)
+{
+    const std::string command = "DBUS_SYSTEM_BUS_ADDRESS='" + env("LIVEPATCHD_TEST_BUS") + "' '" +
+                                env("LIVEPATCHD_TEST_LIVEPATCHCTL") + "' " + args +
+                                " 2>/dev/null; echo rc=$?";
+    std::string out;
+    FILE* pipe = ::popen(command.c_str(), "r");
+    REQUIRE(pipe);
+    char buffer[4096];
+    for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;)
+        out.append(buffer, n);
+    ::pclose(pipe);
+    return out;
+}
+
 // State: lp_a lp_b lp_c applied, lp_d lp_keep installed.
 TEST_CASE("livepatchctl --json: the named error of a refused call, and each patch's SHA256")
 {
     // Issue 21: scripts and the Ansible modules branch on livepatchd's named errors
     // (docs/dbus-api.md, Errors), but livepatchctl printed only the message; and they could
     // not tell which build of a patch the store holds.
-    const std::string ctl = env("LIVEPATCHD_TEST_LIVEPATCHCTL");
-    // stdout of `livepatchctl ARGS` (stderr dropped), then "rc=N".
-    const auto run = [&](const std::string& args) {
-        const std::string command = "DBUS_SYSTEM_BUS_ADDRESS='" + env("LIVEPATCHD_TEST_BUS") +
-                                    "' '" + ctl + "' " + args + " 2>/dev/null; echo rc=$?";
-        std::string out;
-        FILE* pipe = ::popen(command.c_str(), "r");
-        REQUIRE(pipe);
-        char buffer[4096];
-        for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;)
-            out.append(buffer, n);
-        ::pclose(pipe);
-        return out;
-    };
+    const auto& run = livepatchctl;
     std::string out = run("--json apply lp_no_such_patch");
     CAPTURE(out);
     CHECK(contains(out, "\"Error\": \"org.livepatchd.LivePatch1.Error.NotInstalled\""));
@@ -1429,6 +1432,10 @@ TEST_CASE("an Install copies and hashes its module off the loop; changes wait th
     const Reply kept = manager("Remove", "s", "lp_keep");
     CHECK(kept.error == named("StillApplied"));
     CHECK(contains(kept.message, "lp_keep's module stays loaded until the next boot"));
+    // livepatchctl tries Remove again only while the module may yet go: it waited 10 s here.
+    const auto asked = std::chrono::steady_clock::now();
+    CHECK(contains(livepatchctl("--json remove lp_keep"), named("StillApplied")));
+    CHECK(std::chrono::steady_clock::now() - asked < std::chrono::seconds(5));
     REQUIRE(install(write_patch("lp_gone")).ok());
     REQUIRE(test_hook("HoldWork").ok());
     std::vector<std::string> answered;

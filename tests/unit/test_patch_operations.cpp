@@ -136,6 +136,7 @@ struct World {
     FakeKernelView kernel;
     FakeControl control{kernel};
     std::uint64_t boottime_usec = 5'000'000;
+    std::optional<std::uint64_t> oops_count = 0; // the kernel's, at an apply
 
     PatchStore open_store()
     {
@@ -181,6 +182,7 @@ struct World {
             .crash_guard_window = std::chrono::seconds(300),
             .realtime = [] { return std::uint64_t{1'700'000'000'000'000}; },
             .boottime = [this] { return boottime_usec; },
+            .oops_count = [this] { return oops_count; },
         });
         (void)ops->load();
         return ops;
@@ -816,6 +818,46 @@ TEST_CASE("an oops whose record could not be saved is recorded at the next look"
     w.storage.fail_save = false;
     ops->keep_crash_guard(w.kernel.kernel_patches, 1);
     CHECK(w.storage.saved.find("lp_a")->oops_after_apply);
+}
+
+TEST_CASE("an oops whose record could not be saved does not mark a patch applied after it")
+{
+    // Review: the failed save kept the guard's count back, so that the next look marks lp_a;
+    // that look marked lp_b too, applied after the oops, and held it at the next boot.
+    World w;
+    w.install("lp_a");
+    w.install("lp_b");
+    auto ops = w.operations();
+    ops->start_oops_watch(0);
+    applied_in_this_boot(w, *ops, "lp_a");
+    w.oops_count = 1; // the kernel oopses
+    w.storage.fail_save = true;
+    ops->keep_crash_guard(w.kernel.kernel_patches, 1);
+    w.storage.fail_save = false;
+    applied_in_this_boot(w, *ops, "lp_b");
+    ops->keep_crash_guard(w.kernel.kernel_patches, 1);
+    CHECK(w.storage.saved.find("lp_a")->oops_after_apply);
+    CHECK_FALSE(w.storage.saved.find("lp_b")->oops_after_apply);
+    ops->keep_crash_guard(w.kernel.kernel_patches, 2); // one after lp_b's apply
+    CHECK(w.storage.saved.find("lp_b")->oops_after_apply);
+}
+
+TEST_CASE("an oops a look read is before a later apply, even when the count cannot be read then")
+{
+    World w;
+    w.install("lp_a");
+    w.install("lp_b");
+    auto ops = w.operations();
+    ops->start_oops_watch(0);
+    applied_in_this_boot(w, *ops, "lp_a");
+    w.storage.fail_save = true;
+    ops->keep_crash_guard(w.kernel.kernel_patches, 1); // read, and lp_a's mark not saved
+    w.storage.fail_save = false;
+    w.oops_count = std::nullopt;
+    applied_in_this_boot(w, *ops, "lp_b");
+    ops->keep_crash_guard(w.kernel.kernel_patches, 1);
+    CHECK(w.storage.saved.find("lp_a")->oops_after_apply);
+    CHECK_FALSE(w.storage.saved.find("lp_b")->oops_after_apply);
 }
 
 TEST_CASE("a clean shutdown whose oops count cannot be read is not counted")
