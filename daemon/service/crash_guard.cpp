@@ -6,11 +6,12 @@
 namespace livepatchd {
 
 void CrashGuard::record_apply(DesiredPatch& patch, std::uint64_t now_realtime,
-                              std::uint64_t now_boottime) const
+                              std::uint64_t now_boottime, std::uint64_t oops_count) const
 {
     patch.applied_at_usec = now_realtime; // for people (AppliedAt) only
     patch.applied_boot_id = boot_id_;
     patch.applied_boottime_usec = now_boottime;
+    patch.applied_oops_count = oops_count;
     patch.survived_guard = false;
     patch.oops_after_apply = false;
 }
@@ -37,8 +38,8 @@ void CrashGuard::shut_down_cleanly(DesiredState& state) const
 }
 
 bool CrashGuard::update(DesiredState& state, const std::vector<KernelPatch>& in_kernel,
-                        bool new_oops, std::uint64_t now_boottime,
-                        std::vector<std::string>* oopsed) const
+                        std::uint64_t oops_seen, std::uint64_t oops_count,
+                        std::uint64_t now_boottime, std::vector<std::string>* oopsed) const
 {
     bool changed = false;
     for (DesiredPatch& p : state.patches) {
@@ -49,7 +50,10 @@ bool CrashGuard::update(DesiredState& state, const std::vector<KernelPatch>& in_
             p.applied_boottime_usec = now_boottime;
             changed = true;
         }
-        if (new_oops && !p.oops_after_apply) {
+        // Both bounds count: the guard's own, which a failed save of its marks keeps back
+        // (an apply after that oops must not take it), and the patch's, which a file of an
+        // older livepatchd lacks (0).
+        if (oops_count > std::max(oops_seen, p.applied_oops_count) && !p.oops_after_apply) {
             p.oops_after_apply = true;
             changed = true;
             if (oopsed)

@@ -27,15 +27,18 @@ public:
     {
     }
 
-    // The record of an apply now (before the module loads).
-    void record_apply(DesiredPatch& patch, std::uint64_t now_realtime,
-                      std::uint64_t now_boottime) const;
+    // The record of an apply now (before the module loads), with the kernel's oops count
+    // now: an oops up to it came before the apply.
+    void record_apply(DesiredPatch& patch, std::uint64_t now_realtime, std::uint64_t now_boottime,
+                      std::uint64_t oops_count) const;
 
-    // Updates the records of state for this boot: oops_after_apply when the kernel oopsed
-    // since the last look (new_oops), survived_guard when the window passed and the patch is
-    // applied in the kernel. The names newly marked oopsed go to *oopsed. True if changed.
-    bool update(DesiredState& state, const std::vector<KernelPatch>& in_kernel, bool new_oops,
-                std::uint64_t now_boottime, std::vector<std::string>* oopsed) const;
+    // Updates the records of state for this boot: oops_after_apply when the kernel's oops
+    // count is past both the oopses already accounted for (oops_seen) and the patch's own
+    // count at its apply, survived_guard when the window passed and the patch is applied in
+    // the kernel. The names newly marked oopsed go to *oopsed. True if changed.
+    bool update(DesiredState& state, const std::vector<KernelPatch>& in_kernel,
+                std::uint64_t oops_seen, std::uint64_t oops_count, std::uint64_t now_boottime,
+                std::vector<std::string>* oopsed) const;
 
     // A clean shutdown of this boot (systemd's): the patches applied in it with no oops
     // survived the guard, however soon it came; that is kept with each patch, where a later

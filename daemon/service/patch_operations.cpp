@@ -496,7 +496,9 @@ PatchOperations::ApplyWork PatchOperations::prepare_apply(std::string_view name,
     if (!boot)
         work.next.erase(name);
     DesiredPatch& wanted = work.next.append(name);
-    guard_.record_apply(wanted, realtime(), boottime());
+    // An oops known already came before the apply too, whatever the read says.
+    const auto oops_now = context_.oops_count ? context_.oops_count() : std::nullopt;
+    guard_.record_apply(wanted, realtime(), boottime(), std::max(oops_known_, oops_now.value_or(0)));
     // Pending only when the apply is what makes it wanted: a patch wanted already (the boot
     // apply, an Apply of a skipped patch) stays wanted whatever happens next.
     if (!was_wanted)
@@ -1128,11 +1130,18 @@ void PatchOperations::start_oops_watch(std::optional<std::uint64_t> oops_count)
         // Never past the kernel's count now (a hand-edited file): that would hide oopses.
         seen = std::min(desired_.oops_count, oops_count.value_or(desired_.oops_count));
     see_oopses(seen, desired_);
+    oops_known_ = std::max(seen, oops_count.value_or(0));
+    // Nor a patch's own count, for the same reason: kept from the next save on.
+    if (oops_count && !context_.boot_id.empty())
+        for (DesiredPatch& p : desired_.patches)
+            if (p.applied_boot_id == context_.boot_id)
+                p.applied_oops_count = std::min(p.applied_oops_count, *oops_count);
 }
 
 void PatchOperations::see_oopses(std::uint64_t count, DesiredState& state)
 {
     oops_seen_ = count;
+    oops_known_ = std::max(oops_known_, count);
     if (!context_.boot_id.empty()) {
         state.oops_boot_id = context_.boot_id;
         state.oops_count = count;
@@ -1148,7 +1157,7 @@ void PatchOperations::keep_crash_guard(const std::vector<KernelPatch>& in_kernel
     const std::uint64_t count = std::max(seen_before, oops_count.value_or(0));
     DesiredState next = desired_;
     std::vector<std::string> oopsed;
-    if (!guard_.update(next, in_kernel, count > seen_before, boottime(), &oopsed)) {
+    if (!guard_.update(next, in_kernel, seen_before, count, boottime(), &oopsed)) {
         // No patch of this boot to mark: seen, and the next save (of anything) keeps it.
         see_oopses(count, desired_);
         return;
@@ -1183,7 +1192,7 @@ void PatchOperations::record_clean_shutdown(std::optional<std::uint64_t> oops_co
     // An oops since the last look (an idle service has none for long) counts first: the
     // patches of this boot then did not survive, however cleanly it ends.
     std::vector<std::string> oopsed;
-    (void)guard_.update(next, {}, *oops_count > oops_seen_, boottime(), &oopsed);
+    (void)guard_.update(next, {}, oops_seen_, *oops_count, boottime(), &oopsed);
     see_oopses(std::max(oops_seen_, *oops_count), next);
     say_oopsed(oopsed);
     guard_.shut_down_cleanly(next);

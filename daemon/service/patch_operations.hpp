@@ -278,6 +278,10 @@ private:
     // desired state too (oops_boot_id, oops_count; see_oopses()), so that every save, an
     // operation's work's too, keeps it for a later start in this boot.
     std::uint64_t oops_seen_ = 0;
+    // The highest oops count of this boot known (read at the start or by a look; never rolled
+    // back, as oops_seen_ is after a failed save): every oops up to it came before an apply
+    // now, whether the kernel's count can be read then or not.
+    std::uint64_t oops_known_ = 0;
     void see_oopses(std::uint64_t count, DesiredState& state);
     bool desired_available_ = true;
     bool save_failed_ = false;

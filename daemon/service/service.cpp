@@ -163,6 +163,7 @@ Service::Service(const Config& config, std::filesystem::path state_directory, Pa
         .kernel_release = release_,
         .boot_id = boot_id_,
         .crash_guard_window = config.boot.crash_guard_seconds,
+        .oops_count = kernel_oops_count,
     });
     if (auto problem = operations_->load())
         journal::log(LogLevel::err, problem->message,

@@ -121,6 +121,7 @@ std::string to_desired_state_json(const DesiredState& state)
                            {"applied_at_usec", patch.applied_at_usec},
                            {"applied_boot_id", patch.applied_boot_id},
                            {"applied_boottime_usec", patch.applied_boottime_usec},
+                           {"applied_oops_count", patch.applied_oops_count},
                            {"survived_guard", patch.survived_guard},
                            {"oops_after_apply", patch.oops_after_apply}};
         if (patch.pending != PendingAction::none)
@@ -237,6 +238,8 @@ Result<DesiredState> parse_desired_state(std::string_view text, std::string_view
             // Added later in format 1: optional.
             if (entry.contains("applied_boottime_usec"))
                 patch.applied_boottime_usec = uint_member(entry, "applied_boottime_usec", where);
+            if (entry.contains("applied_oops_count"))
+                patch.applied_oops_count = uint_member(entry, "applied_oops_count", where);
             if (entry.contains("pending")) {
                 const std::string pending = string_member(entry, "pending", where);
                 if (pending == "apply")

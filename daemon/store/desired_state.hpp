@@ -41,6 +41,10 @@ struct DesiredPatch {
     // CLOCK_BOOTTIME of the apply, µs, in applied_boot_id: the crash-loop guard's window is
     // measured on it, never on the wall clock. 0: not known (a file of an older livepatchd).
     std::uint64_t applied_boottime_usec = 0;
+    // The kernel's oops count at the apply, in applied_boot_id (or the oopses the crash-loop
+    // guard had accounted for then, if more): only an oops past it is after the apply. 0: not
+    // known (a file of an older livepatchd), and the guard's own count decides alone.
+    std::uint64_t applied_oops_count = 0;
     PendingAction pending = PendingAction::none;
 
     bool operator==(const DesiredPatch&) const = default;

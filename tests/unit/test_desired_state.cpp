@@ -24,6 +24,8 @@ DesiredState sample_state()
     state.patches.push_back({"lp_z", 1'700'000'000'000'001, boot_a, true, false});
     state.patches.push_back({"lp_a", 1'700'000'000'000'002, boot_b, false, true});
     state.patches.push_back({"lp_m", 0, "", false, false});
+    state.patches[1].applied_boottime_usec = 7'000'000;
+    state.patches[1].applied_oops_count = 2; // the kernel's oopses before its apply
     state.clean_shutdown_boot_id = boot_a;
     state.forced_boot_id = boot_a; // issue 18: Forced survives a restart of livepatchd
     state.forced = {"lp_b", "lp_gone"};

@@ -860,6 +860,22 @@ TEST_CASE("an oops a look read is before a later apply, even when the count cann
     CHECK_FALSE(w.storage.saved.find("lp_b")->oops_after_apply);
 }
 
+TEST_CASE("a patch's count at its apply past the kernel's now (a hand-edited file) hides no oops")
+{
+    World w;
+    w.install("lp_a");
+    {
+        auto ops = w.operations();
+        ops->start_oops_watch(0);
+        applied_in_this_boot(w, *ops, "lp_a");
+    }
+    w.storage.saved.find("lp_a")->applied_oops_count = UINT64_MAX;
+    auto ops = w.operations(); // restarted in the same boot
+    ops->start_oops_watch(0);
+    ops->keep_crash_guard(w.kernel.kernel_patches, 1);
+    CHECK(w.storage.saved.find("lp_a")->oops_after_apply);
+}
+
 TEST_CASE("a clean shutdown whose oops count cannot be read is not counted")
 {
     World w;
