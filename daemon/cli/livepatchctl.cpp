@@ -190,6 +190,16 @@ public:
         return objects;
     }
 
+    // A patch's Forced, or nullopt when it cannot be read (the patch went meanwhile).
+    std::optional<bool> forced(const char* path)
+    {
+        int value = 0;
+        if (sd_bus_get_property_trivial(bus_.get(), service, path, patch_interface, "Forced",
+                                        nullptr, 'b', &value) < 0)
+            return std::nullopt;
+        return value != 0;
+    }
+
     template <typename T>
     T trivial_property(const char* name, char type)
     {
@@ -725,7 +735,7 @@ int cmd_remove(Client& client, const CtlOptions& options)
     const std::string& name = options.arguments.front();
     // Right after a revert lpshim holds the patch's module a moment longer, and Remove answers
     // StillApplied until livepatchd has unloaded it: a patch that is only installed by then
-    // is tried again, for at most 10 s.
+    // is tried again, for at most 10 s. A forced one's module stays until the next boot.
     for (int tries = 0;; ++tries) {
         BusError e;
         sd_bus_message* reply = nullptr;
@@ -738,7 +748,8 @@ int cmd_remove(Client& client, const CtlOptions& options)
                                               std::string(dbus::error_prefix) + "StillApplied";
         const auto patches = tries < 100 && held ? client.patches() : std::vector<Patch>{};
         if (!std::ranges::any_of(patches, [&](const Patch& p) {
-                return p.name == name && p.state == "installed";
+                return p.name == name && p.state == "installed" &&
+                       client.forced(p.path.c_str()) == false;
             }))
             fail_call("Remove", r, e.error);
         ::usleep(100'000);
