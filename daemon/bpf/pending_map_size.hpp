@@ -8,10 +8,11 @@
 // instead: the view is exact, or says it is not.
 #pragma once
 
-#include <charconv>
 #include <cstdint>
 #include <optional>
 #include <string_view>
+
+#include "common/decimal.hpp"
 
 namespace livepatchd {
 
@@ -27,15 +28,14 @@ inline std::uint32_t pending_map_entries(std::optional<std::string_view> threads
     std::string_view text = *threads_max_text;
     while (!text.empty() && (text.back() == '\n' || text.back() == ' '))
         text.remove_suffix(1);
-    std::uint64_t n = 0;
-    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
-    if (ec != std::errc{} || end != text.data() + text.size() || text.empty())
+    const auto n = parse_decimal<std::uint64_t>(text);
+    if (!n)
         return pending_map_max_entries;
-    if (n < pending_map_min_entries)
+    if (*n < pending_map_min_entries)
         return pending_map_min_entries;
-    if (n > pending_map_max_entries)
+    if (*n > pending_map_max_entries)
         return pending_map_max_entries;
-    return static_cast<std::uint32_t>(n);
+    return static_cast<std::uint32_t>(*n);
 }
 
 } // namespace livepatchd

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include "kernel/boot_info.hpp"
 
+#include "common/decimal.hpp"
 #include "common/small_file.hpp"
 
 #include <sys/utsname.h>
@@ -9,7 +10,6 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
-#include <charconv>
 #include <cerrno>
 #include <cstring>
 
@@ -127,12 +127,11 @@ Result<std::uint64_t> read_kernel_number(const std::filesystem::path& path)
     std::string_view digits = *text;
     if (digits.ends_with('\n'))
         digits.remove_suffix(1);
-    std::uint64_t value = 0;
-    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
-    if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size())
+    const auto value = parse_decimal<std::uint64_t>(digits);
+    if (!value)
         return Error{EBADMSG, path.native() + ": not a number: \"" +
                                   std::string(digits.substr(0, 32)) + "\""};
-    return value;
+    return *value;
 }
 
 } // namespace

@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include "kernel/pending_tasks.hpp"
 
+#include "common/decimal.hpp"
 #include "common/text.hpp"
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <cstdint>
 #include <string>
 
@@ -28,13 +28,6 @@ std::optional<PendingTask> parse_pending_task_line(std::string_view line)
         std::string_view word = line.substr(start + 1);
         line.remove_suffix(line.size() - start);
         return word;
-    };
-    auto number = [](std::string_view text) -> std::optional<std::uint32_t> {
-        std::uint32_t value = 0;
-        const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-        if (ec != std::errc() || end != text.data() + text.size())
-            return std::nullopt;
-        return value;
     };
 
     if (!line.empty() && line.back() == '\n')
@@ -60,8 +53,8 @@ std::optional<PendingTask> parse_pending_task_line(std::string_view line)
     if (std::find(std::begin(reasons), std::end(reasons), *reason) == std::end(reasons))
         return std::nullopt;
     PendingTask task;
-    const auto tid_value = number(*tid);
-    const auto tgid_value = number(*tgid);
+    const auto tid_value = parse_decimal<std::uint32_t>(*tid);
+    const auto tgid_value = parse_decimal<std::uint32_t>(*tgid);
     if (!tid_value || !tgid_value)
         return std::nullopt;
     task.tid = *tid_value;

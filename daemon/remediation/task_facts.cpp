@@ -6,11 +6,11 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <mutex>
 
 #include "common/c_string.hpp"
 #include "common/clock.hpp"
+#include "common/decimal.hpp"
 #include "common/small_file.hpp"
 
 namespace livepatchd {
@@ -18,13 +18,6 @@ namespace livepatchd {
 namespace {
 
 constexpr unsigned long pf_kthread = 0x00200000; // PF_KTHREAD, include/linux/sched.h
-
-template <typename T>
-bool parse_number(std::string_view text, T& value)
-{
-    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    return ec == std::errc() && end == text.data() + text.size();
-}
 
 std::optional<std::string> take(int r, char* value)
 {
@@ -52,11 +45,16 @@ std::optional<ProcStat> parse_proc_stat(std::string_view text)
         rest.remove_prefix(end == std::string_view::npos ? rest.size() : end);
     }
     // fields[0] is field 3 (state); flags is field 9, starttime field 22.
+    if (fields.size() < 20 || fields[0].size() != 1)
+        return std::nullopt;
     ProcStat stat;
-    if (fields.size() < 20 || fields[0].size() != 1 || !parse_number(fields[6], stat.flags) ||
-        !parse_number(fields[19], stat.start_time))
+    const auto flags = parse_decimal<decltype(stat.flags)>(fields[6]);
+    const auto start_time = parse_decimal<decltype(stat.start_time)>(fields[19]);
+    if (!flags || !start_time)
         return std::nullopt;
     stat.state = fields[0][0];
+    stat.flags = *flags;
+    stat.start_time = *start_time;
     return stat;
 }
 
@@ -74,8 +72,10 @@ std::optional<std::pair<std::uint32_t, std::uint32_t>> parse_status_uids(std::st
             return std::nullopt;
         line.remove_prefix(start);
         const auto end = std::min(line.find_first_of(" \t"), line.size());
-        if (!parse_number(line.substr(0, end), id))
+        const auto number = parse_decimal<std::uint32_t>(line.substr(0, end));
+        if (!number)
             return std::nullopt;
+        id = *number;
         line.remove_prefix(end);
     }
     return std::pair{ids[0], ids[1]};
@@ -89,10 +89,7 @@ std::optional<std::uint32_t> parse_tracer_pid(std::string_view text)
     std::string_view value = text.substr(at + 11);
     value = value.substr(0, value.find('\n'));
     value.remove_prefix(std::min(value.find_first_not_of(" \t"), value.size()));
-    std::uint32_t pid = 0;
-    if (!parse_number(value, pid))
-        return std::nullopt;
-    return pid;
+    return parse_decimal<std::uint32_t>(value);
 }
 
 std::optional<unsigned> parse_nspid_depth(std::string_view text)

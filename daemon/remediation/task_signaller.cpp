@@ -16,6 +16,7 @@
 
 #include "common/atomic_file.hpp"
 #include "common/clock.hpp"
+#include "common/decimal.hpp"
 #include "common/small_file.hpp"
 #include "remediation/task_facts.hpp"
 
@@ -134,14 +135,11 @@ std::optional<StopRecord> parse_stop_record_name(std::string_view name)
     const auto dot = name.find('.');
     if (dot == std::string_view::npos || dot == 0 || dot + 1 == name.size())
         return std::nullopt;
-    StopRecord r;
-    const std::string_view pid = name.substr(0, dot), start = name.substr(dot + 1);
-    const auto a = std::from_chars(pid.data(), pid.data() + pid.size(), r.pid);
-    const auto b = std::from_chars(start.data(), start.data() + start.size(), r.start_time);
-    if (a.ec != std::errc() || a.ptr != pid.data() + pid.size() || b.ec != std::errc() ||
-        b.ptr != start.data() + start.size() || r.pid <= 1)
+    const auto pid = parse_decimal<pid_t>(name.substr(0, dot));
+    const auto start_time = parse_decimal<std::uint64_t>(name.substr(dot + 1));
+    if (!pid || !start_time || *pid <= 1)
         return std::nullopt;
-    return r;
+    return StopRecord{*pid, *start_time};
 }
 
 Result<std::unique_ptr<DirStopRecords>> DirStopRecords::open(
