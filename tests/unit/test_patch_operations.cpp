@@ -955,6 +955,37 @@ TEST_CASE("an atomic replace's end: what it replaced is no longer wanted, withou
     }
 }
 
+TEST_CASE("a replace's end announces the patches it replaced: their State is no longer applied")
+{
+    // A script waiting for lp_a's PatchStateChanged saw nothing when a replace took it out:
+    // only the replace's own change was announced.
+    World w;
+    for (const char* name : {"lp_a", "lp_b", "lp_r", "lp_h"})
+        w.install(name);
+    w.control.replaces = {"lp_r"};
+    auto ops = w.operations();
+    ChangedPatches changed;
+    ops->set_sink(&changed);
+    for (const char* name : {"lp_a", "lp_b", "lp_r"}) {
+        REQUIRE(name_of(ops->apply(name)) == "ok");
+        w.control.complete();
+        changed.names.clear();
+        ops->transition_ended(name, "patched");
+    }
+    CHECK(changed.names == std::vector<std::string>{"lp_a", "lp_b"});
+
+    SUBCASE("one loaded by hand, known at the next look")
+    {
+        w.kernel.applied("lp_h", true);
+        for (KernelPatch& p : w.kernel.kernel_patches)
+            p.enabled = p.name == "lp_h"; // lp_r replaced: disabled until lpshim frees it
+        changed.names.clear();
+        ops->transition_ended("lp_h", "patched");
+        ops->forget_replaced(w.kernel.kernel_patches);
+        CHECK(changed.names == std::vector<std::string>{"lp_r"});
+    }
+}
+
 TEST_CASE("a replace loaded by hand: what it replaced is known at the next look")
 {
     World w;
