@@ -877,9 +877,11 @@ void PatchOperations::transition_ended(std::string_view patch, std::string_view 
         load = std::move(it->second);
         loads_.erase(it);
     }
+    std::vector<std::string> replaced;
     if (state == "patched" && load && load->replace == true)
-        drop_replaced(patch, load->below, next);
+        replaced = drop_replaced(patch, load->below, next);
     save_after_end(patch, std::move(next));
+    announce_replaced(replaced);
     if (state == "patched" && (!load || !load->replace) && ended_unknown_.size() < 64) {
         try {
             ended_unknown_.insert_or_assign(std::string(patch),
@@ -891,9 +893,11 @@ void PatchOperations::transition_ended(std::string_view patch, std::string_view 
     }
 }
 
-void PatchOperations::drop_replaced(std::string_view patch, const std::vector<std::string>& names,
-                                    DesiredState& next)
+std::vector<std::string> PatchOperations::drop_replaced(std::string_view patch,
+                                                       const std::vector<std::string>& names,
+                                                       DesiredState& next)
 {
+    std::vector<std::string> dropped;
     for (const std::string& name : names) {
         if (name == patch || !next.erase(name))
             continue;
@@ -901,7 +905,16 @@ void PatchOperations::drop_replaced(std::string_view patch, const std::vector<st
         std::erase(boot_applied_, name);
         journal::log(LogLevel::info, name + ": replaced by " + std::string(patch),
                      {{"PATCH", name}});
+        dropped.push_back(name);
     }
+    return dropped;
+}
+
+void PatchOperations::announce_replaced(const std::vector<std::string>& names)
+{
+    // No transition of their own ends: their State changes with the replace's.
+    for (const std::string& name : names)
+        sink_->patch_changed(name);
 }
 
 void PatchOperations::forget_replaced(const std::vector<KernelPatch>& in_kernel)
@@ -910,6 +923,7 @@ void PatchOperations::forget_replaced(const std::vector<KernelPatch>& in_kernel)
         return;
     DesiredState next = desired_;
     std::string by;
+    std::vector<std::string> dropped;
     // Gone from lpshim's sysfs, or disabled there until lpshim has freed it. One the look
     // shows applied or in transition was put on top of it since.
     const auto gone = [&](const std::string& name) {
@@ -937,11 +951,12 @@ void PatchOperations::forget_replaced(const std::vector<KernelPatch>& in_kernel)
         if (replaced.empty())
             continue;
         by = patch;
-        drop_replaced(patch, replaced, next);
+        std::ranges::move(drop_replaced(patch, replaced, next), std::back_inserter(dropped));
     }
     ended_unknown_.clear();
     if (next != desired_)
         save_after_end(by, std::move(next));
+    announce_replaced(dropped);
 }
 
 void PatchOperations::save_after_end(std::string_view patch, DesiredState next)

@@ -319,9 +319,12 @@ private:
     // below them if known (loaded by hand: not): the next look tells (forget_replaced). At
     // most 64.
     std::map<std::string, std::optional<std::vector<std::string>>, std::less<>> ended_unknown_;
-    // Drops the wanted patches named from next, as replaced by patch.
-    void drop_replaced(std::string_view patch, const std::vector<std::string>& names,
-                       DesiredState& next);
+    // Drops the wanted patches named from next, as replaced by patch; returns those dropped,
+    // to announce (announce_replaced) once next is saved.
+    std::vector<std::string> drop_replaced(std::string_view patch,
+                                           const std::vector<std::string>& names,
+                                           DesiredState& next);
+    void announce_replaced(const std::vector<std::string>& names);
     std::deque<std::string> boot_queue_;
     // What the boot apply applied so far, in order: a later one goes only on top of all of them.
     std::vector<std::string> boot_applied_;
