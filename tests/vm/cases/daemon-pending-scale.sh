@@ -65,29 +65,45 @@ held_ms() {
 	     END { if (!held && cont) print "0 continued-first" }' $TRACEFS/trace
 }
 stop_traced() { [[ -n $(held_ms) ]]; }
-# Where the loop's waits for a CPU go (issue 18: a tick waited 141 ms at 30,000, s82): a trace
-# instance of its own records livepatchd's threads going on and off the CPUs.
+# Where the loop's waits for a CPU go (issue 18: a tick waited 141 ms at 30,000, s82; a dispatch
+# 180 ms at 10,000, s89): a trace instance of its own records livepatchd's threads going on and
+# off the CPUs, and another every switch of every CPU, to say who had them meanwhile.
 LOOPTRACE=$TRACEFS/instances/lpvm-loop
+CPUTRACE=$TRACEFS/instances/lpvm-cpus
 trace_loop() {
-	[[ -d $LOOPTRACE ]] || mkdir $LOOPTRACE
-	echo 0 >$LOOPTRACE/tracing_on
-	echo mono >$LOOPTRACE/trace_clock
-	echo 65536 >$LOOPTRACE/buffer_size_kb
-	echo >$LOOPTRACE/trace
+	local instance
+	for instance in $LOOPTRACE $CPUTRACE; do
+		[[ -d $instance ]] || mkdir $instance
+		echo 0 >$instance/tracing_on
+		echo mono >$instance/trace_clock
+		echo 65536 >$instance/buffer_size_kb
+		echo >$instance/trace
+		echo 1 >$instance/events/sched/sched_switch/enable
+	done
 	echo 'prev_comm == "livepatchd" || next_comm == "livepatchd"' >$LOOPTRACE/events/sched/sched_switch/filter
 	echo 'comm == "livepatchd"' >$LOOPTRACE/events/sched/sched_wakeup/filter
-	echo 1 >$LOOPTRACE/events/sched/sched_switch/enable
 	echo 1 >$LOOPTRACE/events/sched/sched_wakeup/enable
+	echo 1 >$CPUTRACE/tracing_on
 	echo 1 >$LOOPTRACE/tracing_on
 }
-untrace_loop() { [[ ! -d $LOOPTRACE ]] || { echo 0 >$LOOPTRACE/tracing_on; rmdir $LOOPTRACE; }; }
+untrace_loop() {
+	local instance
+	for instance in $LOOPTRACE $CPUTRACE; do
+		[[ ! -d $instance ]] || { echo 0 >$instance/tracing_on; rmdir $instance; }
+	done
+}
 # loop_wait LOOP_TID: the loop thread's longest wait for a CPU in the trace, as "MS ms at T: how": from
 # its wake-up or its preemption (by whom, on which CPU) until it ran again, with the time
-# livepatchd's other threads were on a CPU meanwhile, and whether the trace lost events.
+# livepatchd's other threads were on a CPU meanwhile, the three commands each CPU ran longest
+# then (CPUTRACE), and whether the traces lost events.
 loop_wait() {
-	local lost
-	lost=$(grep -o 'entries-in-buffer/entries-written: [0-9]*/[0-9]*' $LOOPTRACE/trace | head -1)
-	awk -v L="$1" -v lost="$lost" '
+	local lost rows
+	rows=$(mktemp)
+	lost=$(for t in $LOOPTRACE/trace $CPUTRACE/trace; do
+		grep -o 'entries-in-buffer/entries-written: [0-9]*/[0-9]*' $t | head -1
+	done | paste -sd' ')
+	echo 0 >$CPUTRACE/tracing_on
+	awk -v L="$1" -v cpus="$CPUTRACE/trace" '
 	function ts(line) { match(line, / [0-9]+\.[0-9]+: /); return substr(line, RSTART + 1, RLENGTH - 3) + 0 }
 	function cpu(line) { match(line, /\[[0-9]+\]/); return substr(line, RSTART + 1, RLENGTH - 2) + 0 }
 	function field(line, name) {
@@ -118,9 +134,25 @@ loop_wait() {
 		}
 	}
 	END {
-		printf "%d ms at %.3f: %s; livepatchd'"'"'s other threads were on a CPU %d ms meanwhile (%s)\n",
-			worst * 1000, at, worst_how, worst_ours * 1000, lost
-	}' $LOOPTRACE/trace
+		printf "%d ms at %.3f: %s; livepatchd'"'"'s other threads were on a CPU %d ms meanwhile\n",
+			worst * 1000, at, worst_how, worst_ours * 1000
+		# Each CPU within [at, at + worst]: the time from each switch to the next goes to the
+		# command switched away from; as rows "CPU MS COMMAND".
+		end = at + worst
+		while ((getline line < cpus) > 0) {
+			if (line !~ /sched_switch:/) continue
+			t = ts(line); c = cpu(line)
+			if (t > end) break
+			if (t > at) ran[c, field(line, "prev_comm")] += t - ((c in last) && last[c] > at ? last[c] : at)
+			last[c] = t; after[c] = field(line, "next_comm")
+		}
+		for (c in after) ran[c, after[c]] += end - (last[c] > at ? last[c] : at)
+		for (key in ran) { split(key, k, SUBSEP); printf "%d %d %s\n", k[1], ran[key] * 1000, k[2] }
+	}' $LOOPTRACE/trace >$rows
+	echo "$(head -1 $rows)$(tail -n +2 $rows | sort -k1,1n -k2,2nr |
+		awk '$2 > 0 { if (n[$1]++ < 3) s[$1] = s[$1] (n[$1] > 1 ? ", " : "") $3 " " $2 " ms" }
+		     END { for (c in s) printf "; CPU %s ran %s", c, s[c] }') ($lost)"
+	rm -f $rows
 }
 # sleepers_ready OUT PID: the sleepers tool said "ready", or it is gone (then the wait ends at
 # once and the check after it fails, rather than waiting out the limit).
