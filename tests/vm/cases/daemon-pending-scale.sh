@@ -70,26 +70,32 @@ stop_traced() { [[ -n $(held_ms) ]]; }
 # off the CPUs, and another every switch of every CPU, to say who had them meanwhile.
 LOOPTRACE=$TRACEFS/instances/lpvm-loop
 CPUTRACE=$TRACEFS/instances/lpvm-cpus
+# trace_instance DIR: a trace instance of sched_switch, on the mono clock, 64 MB a CPU, off.
+trace_instance() {
+	{ [[ -d $1 ]] || mkdir $1; } && echo 0 >$1/tracing_on && echo mono >$1/trace_clock &&
+		echo 65536 >$1/buffer_size_kb && echo >$1/trace &&
+		echo 1 >$1/events/sched/sched_switch/enable
+}
 trace_loop() {
-	local instance
-	for instance in $LOOPTRACE $CPUTRACE; do
-		[[ -d $instance ]] || mkdir $instance
-		echo 0 >$instance/tracing_on
-		echo mono >$instance/trace_clock
-		echo 65536 >$instance/buffer_size_kb
-		echo >$instance/trace
-		echo 1 >$instance/events/sched/sched_switch/enable
-	done
+	trace_instance $LOOPTRACE
 	echo 'prev_comm == "livepatchd" || next_comm == "livepatchd"' >$LOOPTRACE/events/sched/sched_switch/filter
 	echo 'comm == "livepatchd"' >$LOOPTRACE/events/sched/sched_wakeup/filter
 	echo 1 >$LOOPTRACE/events/sched/sched_wakeup/enable
-	echo 1 >$CPUTRACE/tracing_on
+	# Every CPU's switches only if the guest can spare the buffers: loop_wait then says less.
+	if trace_instance $CPUTRACE 2>/dev/null; then
+		echo 1 >$CPUTRACE/tracing_on
+	else
+		echo "# no trace of every CPU's switches: the loop's waits are told without who had the CPUs"
+		CPUTRACE=
+	fi
 	echo 1 >$LOOPTRACE/tracing_on
 }
+# stop_loop_trace: both instances stop recording (each CPU's buffer overwrites its oldest).
+stop_loop_trace() { echo 0 >$LOOPTRACE/tracing_on; [[ -z $CPUTRACE ]] || echo 0 >$CPUTRACE/tracing_on; }
 untrace_loop() {
 	local instance
 	for instance in $LOOPTRACE $CPUTRACE; do
-		[[ ! -d $instance ]] || { echo 0 >$instance/tracing_on; rmdir $instance; }
+		[[ ! -d $instance ]] || { echo 0 >$instance/tracing_on; rmdir $instance || true; }
 	done
 }
 # loop_wait LOOP_TID: the loop thread's longest wait for a CPU in the trace, as "MS ms at T: how": from
@@ -99,11 +105,10 @@ untrace_loop() {
 loop_wait() {
 	local lost rows
 	rows=$(mktemp)
-	lost=$(for t in $LOOPTRACE/trace $CPUTRACE/trace; do
-		grep -o 'entries-in-buffer/entries-written: [0-9]*/[0-9]*' $t | head -1
+	lost=$(for t in $LOOPTRACE/trace ${CPUTRACE:+$CPUTRACE/trace}; do
+		grep -m1 -o 'entries-in-buffer/entries-written: [0-9]*/[0-9]*' $t
 	done | paste -sd' ')
-	echo 0 >$CPUTRACE/tracing_on
-	awk -v L="$1" -v cpus="$CPUTRACE/trace" '
+	awk -v L="$1" -v cpus="${CPUTRACE:+$CPUTRACE/trace}" '
 	function ts(line) { match(line, / [0-9]+\.[0-9]+: /); return substr(line, RSTART + 1, RLENGTH - 3) + 0 }
 	function cpu(line) { match(line, /\[[0-9]+\]/); return substr(line, RSTART + 1, RLENGTH - 2) + 0 }
 	function field(line, name) {
@@ -285,7 +290,7 @@ print(len(tids - listed))' "$pid" <<<"$json")
 	stop_traced || failed_with_journal "the process was not stopped and continued (no hold in the sched trace)"
 	read -r held how < <(held_ms)
 	untrace_stops
-	echo 0 >$LOOPTRACE/tracing_on
+	stop_loop_trace
 	echo "# measure: $n pending: in the stop phase, the loop's longest wait for a CPU: $(loop_wait "$(systemctl show -p MainPID --value livepatchd)")"
 	untrace_loop
 	if [[ $how == stopped ]]; then
