@@ -498,7 +498,8 @@ PatchOperations::ApplyWork PatchOperations::prepare_apply(std::string_view name,
     DesiredPatch& wanted = work.next.append(name);
     // An oops known already came before the apply too, whatever the read says.
     const auto oops_now = context_.oops_count ? context_.oops_count() : std::nullopt;
-    guard_.record_apply(wanted, realtime(), boottime(), std::max(oops_known_, oops_now.value_or(0)));
+    guard_.record_apply(wanted, realtime(), boottime(),
+                        std::max(oops_known_, oops_now.value_or(0)));
     // Pending only when the apply is what makes it wanted: a patch wanted already (the boot
     // apply, an Apply of a skipped patch) stays wanted whatever happens next.
     if (!was_wanted)
