@@ -21,6 +21,9 @@ HOLD_MS=50
 state_is() { [[ $(busctl get-property "${MANAGER[@]}" State) == "s \"$1\"" ]]; }
 proc_state() { awk '{ sub(/.*\) /, ""); print substr($0, 1, 1) }' /proc/$1/stat; }
 debugfs_count() { wc -l </sys/kernel/debug/lpshim/tasks; }
+# lpshim's transition passes' walks of the task list under tasklist_lock, preemption off, since
+# it was loaded (debugfs stats); "?" when unreadable.
+tasklist_walks() { awk '$1 == "tasklist_walks" { print $2; found = 1 } END { if (!found) print "?" }' /sys/kernel/debug/lpshim/stats 2>/dev/null || echo "?"; }
 sleepers_checked() { (($(grep -c ' sleeping-in-function lpshim_target_sleep' /sys/kernel/debug/lpshim/tasks) >= $1)); }
 # How long a stop held the process, in the kernel's words: its leader thread (asleep in
 # pause()) goes off the CPU in state T at the SIGSTOP and is woken by the SIGCONT, each stamped
@@ -83,6 +86,8 @@ trace_loop() {
 	echo 1 >$LOOPTRACE/events/sched/sched_wakeup/enable
 	# Every CPU's switches only if the guest can spare the buffers: loop_wait then says less.
 	if trace_instance $CPUTRACE 2>/dev/null; then
+		# Which work a kworker that keeps a CPU runs (s92, s93: 345 and 294 ms).
+		echo 1 >$CPUTRACE/events/workqueue/workqueue_execute_start/enable 2>/dev/null || true
 		echo 1 >$CPUTRACE/tracing_on
 	else
 		echo "# no trace of every CPU's switches: the loop's waits are told without who had the CPUs"
@@ -145,6 +150,11 @@ loop_wait() {
 		# command switched away from; as rows "CPU MS COMMAND".
 		end = at + worst
 		while ((getline line < cpus) > 0) {
+			if (line ~ /workqueue_execute_start:/) {
+				if (ts(line) > end) break
+				work[cpu(line)] = substr(line, index(line, "function ") + 9)
+				continue
+			}
 			if (line !~ /sched_switch:/) continue
 			t = ts(line); c = cpu(line)
 			if (t > end) break
@@ -152,7 +162,13 @@ loop_wait() {
 			last[c] = t; after[c] = field(line, "next_comm")
 		}
 		for (c in after) ran[c, after[c]] += end - (last[c] > at ? last[c] : at)
-		for (key in ran) { split(key, k, SUBSEP); printf "%d %d %s\n", k[1], ran[key] * 1000, k[2] }
+		for (key in ran) {
+			split(key, k, SUBSEP)
+			# A kworker: the last work it started on that CPU before the wait ended.
+			w = (k[2] ~ /^kworker/ && (k[1] in work)) ? "(" work[k[1]] ")" : ""
+			gsub(/ /, "_", w)
+			printf "%d %d %s%s\n", k[1], ran[key] * 1000, k[2], w
+		}
 	}' $LOOPTRACE/trace >$rows
 	echo "$(head -1 $rows)$(tail -n +2 $rows | sort -k1,1n -k2,2nr |
 		awk '$2 > 0 { if (n[$1]++ < 3) s[$1] = s[$1] (n[$1] > 1 ? ", " : "") $3 " " $2 " ms" }
@@ -282,6 +298,7 @@ print(len(tids - listed))' "$pid" <<<"$json")
 
 	# Then the stop rung stops the sleepers, for hold_ms (applied again if it was reverted).
 	config true
+	walks_before=$(tasklist_walks)
 	trace_stops $pid
 	trace_loop
 	systemctl restart livepatchd
@@ -293,6 +310,8 @@ print(len(tids - listed))' "$pid" <<<"$json")
 	stop_loop_trace
 	echo "# measure: $n pending: in the stop phase, the loop's longest wait for a CPU: $(loop_wait "$(systemctl show -p MainPID --value livepatchd)")"
 	untrace_loop
+	# An unbound kworker kept a CPU 345 ms in s92's stop phase: lpshim's pass, under the lock?
+	echo "# measure: $n pending: lpshim's walks under tasklist_lock in the stop phase: $walks_before -> $(tasklist_walks)"
 	if [[ $how == stopped ]]; then
 		echo "# measure: $n pending: the process was stopped for $held ms (hold_ms $HOLD_MS; sched trace)"
 	else
