@@ -152,7 +152,9 @@ loop_wait() {
 		while ((getline line < cpus) > 0) {
 			if (line ~ /workqueue_execute_start:/) {
 				if (ts(line) > end) break
-				work[cpu(line)] = substr(line, index(line, "function ") + 9)
+				# By the kworker that started it (its comm, before "-PID [CPU]").
+				who = line; sub(/^ +/, "", who); sub(/-[0-9]+ +\[.*/, "", who)
+				work[who] = substr(line, index(line, "function ") + 9)
 				continue
 			}
 			if (line !~ /sched_switch:/) continue
@@ -164,8 +166,8 @@ loop_wait() {
 		for (c in after) ran[c, after[c]] += end - (last[c] > at ? last[c] : at)
 		for (key in ran) {
 			split(key, k, SUBSEP)
-			# A kworker: the last work it started on that CPU before the wait ended.
-			w = (k[2] ~ /^kworker/ && (k[1] in work)) ? "(" work[k[1]] ")" : ""
+			# A kworker: the last work it started before the wait ended.
+			w = (k[2] ~ /^kworker/ && (k[2] in work)) ? "(" work[k[2]] ")" : ""
 			gsub(/ /, "_", w)
 			printf "%d %d %s%s\n", k[1], ran[key] * 1000, k[2], w
 		}
