@@ -30,6 +30,9 @@ for line in open(sys.argv[1]):
         print(d["Patch"], d["Target"], d["Outcome"])' "$SIGNALS"; }
 finished() { finished_list | wc -l; }
 finished_is() { [[ $(finished) == "$1" ]]; }
+# loop_policy: the scheduling policy of livepatchd's event loop (its main thread), as chrt says it.
+loop_policy() { chrt -p "$(systemctl show -p MainPID --value livepatchd)" | head -n1 | sed 's/.*: //'; }
+loop_policy_is() { [[ $(loop_policy) == "$1" ]]; }
 
 "$(dirname "$0")/../install-livepatchd" "$BUILD"
 mkdir -p "$(dirname $CONF)"
@@ -46,8 +49,17 @@ sleep 1
 echo "# a stalled apply"
 echo 1 >$T/kthread_park
 wait_until 10 "the kthread is parked" grep -qx 1 $T/kthread_park
+expect_eq "$(loop_policy)" SCHED_OTHER "the event loop is an ordinary thread while no transition runs"
 livepatchctl apply --no-block $C
+# Tens of thousands of tasks woken at once would keep an ordinary loop from a CPU (issue 18).
+wait_until 3 "the event loop runs SCHED_FIFO while the transition lasts" \
+	loop_policy_is "SCHED_FIFO|SCHED_RESET_ON_FORK"
+ok "the event loop runs SCHED_FIFO while the transition lasts: $(loop_policy)"
 wait_until 30 "the stall reverted the apply" finished_is 1
+# Lowering keeps SCHED_RESET_ON_FORK: only CAP_SYS_NICE, which the unit does not have, clears it.
+wait_until 3 "the event loop is an ordinary thread again after the transition" \
+	loop_policy_is "SCHED_OTHER|SCHED_RESET_ON_FORK"
+ok "the event loop is an ordinary thread again after the transition"
 expect_eq "$(patch_state $C)" installed "the stalled apply was reversed"
 sleep 1
 expect_eq "$(finished_list)" "$C patched reversed" "TransitionFinished: the transition to patched, reversed"
