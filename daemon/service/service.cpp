@@ -1050,6 +1050,7 @@ void Service::follow_transition(const std::vector<KernelPatch>& in_kernel,
 {
     const std::uint64_t now = read_usec;
     handle(watcher_.update(in_kernel, now));
+    loop_priority_.set_realtime(watcher_.watched().has_value());
     if (!watcher_.watched()) {
         const TransitionStatus idle = transition_status(0);
         sink().transition_status(idle);

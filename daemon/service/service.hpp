@@ -37,6 +37,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/loop_priority.hpp"
 #include "common/off_loop_queue.hpp"
 #include "common/off_loop_work.hpp"
 #include "common/result.hpp"
@@ -182,6 +183,7 @@ private:
     BootFlags boot_flags_;
     std::unique_ptr<PatchOperations> operations_;
     TransitionWatcher watcher_;
+    LoopPriority loop_priority_; // real-time while watcher_ watches a transition
 
     EventPtr event_;
     dbus::BusPtr bus_;
