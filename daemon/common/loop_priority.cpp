@@ -13,10 +13,10 @@ namespace livepatchd {
 
 namespace {
 
-void warn(const std::string& message) noexcept
+void warn(const char* what, int error) noexcept
 {
     try {
-        journal::log(LogLevel::warning, message);
+        journal::log(LogLevel::warning, std::string(what) + std::strerror(error));
     } catch (...) {
         // Out of memory for the message: the policy is what the kernel says it is anyway.
     }
@@ -24,40 +24,61 @@ void warn(const std::string& message) noexcept
 
 } // namespace
 
-void LoopPriority::set_realtime(bool on) noexcept
+void LoopPriority::set_wanted(bool on) noexcept
 {
-    if (!on) {
+    if (!on)
         refused_ = false; // the next transition asks again
-        if (!realtime_)
-            return;
-        realtime_ = false;
+    wanted_ = on;
+    apply();
+}
+
+void LoopPriority::rested() noexcept
+{
+    tired_ = false;
+    apply();
+}
+
+void LoopPriority::busy_for(std::uint64_t busy_usec) noexcept
+{
+    if (busy_usec <= real_time_stretch_usec || tired_)
+        return;
+    tired_ = true;
+    apply();
+}
+
+void LoopPriority::apply() noexcept
+{
+    const bool want = wanted_ && !tired_;
+    if (want == realtime_)
+        return;
+    if (!want) {
         // Lowering is always allowed, but clearing SCHED_RESET_ON_FORK takes CAP_SYS_NICE
-        // (which the unit does not give): then it stays, and only resets a negative nice
-        // value in what the loop starts.
+        // (which the unit does not give): then it stays, and only resets a negative nice value
+        // in what the loop starts. Refused all the same (an LSM): still real-time, said once.
         const sched_param ordinary{.sched_priority = 0};
-        if (::sched_setscheduler(0, SCHED_OTHER, &ordinary) != 0 &&
-            ::sched_setscheduler(0, SCHED_OTHER | SCHED_RESET_ON_FORK, &ordinary) != 0) {
-            const int error = errno;
-            warn(std::string("the event loop stays a real-time thread (SCHED_FIFO) after the "
-                             "transition: returning to SCHED_OTHER failed: ") +
-                 std::strerror(error));
+        if (::sched_setscheduler(0, SCHED_OTHER, &ordinary) == 0 ||
+            ::sched_setscheduler(0, SCHED_OTHER | SCHED_RESET_ON_FORK, &ordinary) == 0) {
+            realtime_ = false;
+        } else if (!said_stays_) {
+            said_stays_ = true;
+            warn("the event loop stays a real-time thread (SCHED_FIFO): returning to SCHED_OTHER "
+                 "failed: ",
+                 errno);
         }
         return;
     }
-    if (realtime_ || refused_)
+    if (refused_)
         return;
-    const sched_param fifo{.sched_priority = 1};
+    const sched_param fifo{.sched_priority = priority};
     if (::sched_setscheduler(0, SCHED_FIFO | SCHED_RESET_ON_FORK, &fifo) == 0) {
         realtime_ = true;
         return;
     }
-    const int error = errno;
     refused_ = true;
-    warn(std::string("the event loop runs as an ordinary thread during this transition "
-                     "(SCHED_FIFO refused: ") +
-         std::strerror(error) +
-         "): threads woken by the thousands may keep it from a CPU for hundreds of ms; the "
-         "unit's LimitRTPRIO=1 and RestrictRealtime=no allow it");
+    warn("the event loop runs as an ordinary thread during this transition: threads woken by "
+         "the thousands may keep it from a CPU for hundreds of ms (the unit's LimitRTPRIO=2 and "
+         "RestrictRealtime=no allow SCHED_FIFO); it was refused: ",
+         errno);
 }
 
 } // namespace livepatchd

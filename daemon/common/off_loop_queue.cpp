@@ -17,6 +17,7 @@
 #include "common/clock.hpp"
 #include "common/dispatch_label.hpp"
 #include "common/loop_activity.hpp"
+#include "common/loop_priority.hpp"
 
 namespace livepatchd {
 
@@ -59,9 +60,10 @@ Result<std::unique_ptr<OffLoopQueue>> OffLoopQueue::create(sd_event* event, cons
         return Error{e.code().value(), std::string("cannot start a thread: ") + e.what()};
     }
     if (priority == Priority::realtime) {
-        // Before any work is posted. EPERM without CAP_SYS_NICE or RLIMIT_RTPRIO >= 1 (the
-        // unit's LimitRTPRIO=1; RestrictRealtime=yes would refuse it too).
-        const sched_param param{.sched_priority = 1};
+        // Before any work is posted. EPERM without CAP_SYS_NICE or RLIMIT_RTPRIO >= 2 (the
+        // unit's LimitRTPRIO=2; RestrictRealtime=yes would refuse it too). Above the loop's
+        // real-time priority (LoopPriority::priority).
+        const sched_param param{.sched_priority = LoopPriority::priority + 1};
         created->realtime_ =
             ::pthread_setschedparam(created->thread_.native_handle(), SCHED_FIFO, &param) == 0;
     }

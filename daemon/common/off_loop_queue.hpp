@@ -60,9 +60,10 @@ public:
     // How its thread competes with the loop's for a CPU. below_loop: nice 10 more than the
     // process (each thread has its own nice value on Linux), for works nobody waits on the
     // instant they end (a walk of 30,000 tasks, a file write): when both are runnable, the
-    // loop runs first. realtime: SCHED_FIFO priority 1 (RLIMIT_RTPRIO 1 suffices), for the
+    // loop runs first. realtime: SCHED_FIFO priority 2 (RLIMIT_RTPRIO 2 suffices), for the
     // signals, whose timing is the hold's: such a thread wakes on time while thousands of
-    // threads woken by a SIGSTOP wait for a CPU; as_loop when the kernel refuses (realtime()).
+    // threads woken by a SIGSTOP wait for a CPU, and before the loop, which runs SCHED_FIFO 1
+    // during a transition (LoopPriority); as_loop when the kernel refuses (realtime()).
     enum class Priority { as_loop, below_loop, realtime };
     // When a timed work is due: CLOCK_MONOTONIC µs; never_due until someone lowers it.
     using Due = std::shared_ptr<DueTime>;

@@ -70,7 +70,7 @@ void wait_for_the_loop_to_wait(OffLoopQueue& queue, const OffLoopQueue::Due& own
 // The calling thread as an ordinary one (SCHED_OTHER) while it lives, if it was real-time: for
 // the wait after a SIGCONT, whose storm is of ordinary threads woken at once, which a real-time
 // thread's sleep does not wait behind. Restoring SCHED_FIFO takes RLIMIT_RTPRIO (the unit's
-// LimitRTPRIO=1); refused, the thread stays ordinary, its holds timed as an ordinary thread's,
+// LimitRTPRIO=2); refused, the thread stays ordinary, its holds timed as an ordinary thread's,
 // and the loop says so.
 class OrdinaryPolicy {
 public:
@@ -120,7 +120,7 @@ RemediationExecutor::RemediationExecutor(sd_event* event, Signaller& signaller,
             journal::log(LogLevel::warning,
                          "the stop rung's holds are timed by an ordinary thread (SCHED_FIFO "
                          "refused): a process of thousands of threads may be held hundreds of "
-                         "ms past hold_ms; the unit's LimitRTPRIO=1 and RestrictRealtime=no "
+                         "ms past hold_ms; the unit's LimitRTPRIO=2 and RestrictRealtime=no "
                          "allow it");
     } else {
         journal::log(LogLevel::warning, "the stop rung's signals are sent from the event loop: " +
@@ -334,7 +334,7 @@ void RemediationExecutor::said_lost_realtime() noexcept
     said_lost_realtime_ = true;
     journal::log(LogLevel::warning,
                  "the stop rung's signal thread could not return to SCHED_FIFO: its holds are "
-                 "timed by an ordinary thread from now on (is LimitRTPRIO=1 still set?)");
+                 "timed by an ordinary thread from now on (is LimitRTPRIO=2 still set?)");
 }
 
 void RemediationExecutor::resume(pid_t pid) noexcept

@@ -653,20 +653,25 @@ int Service::run()
     constexpr std::uint64_t slow_dispatch_usec = 20 * usec_per_msec;
     const RunDelayClock run_delay = RunDelayClock::of_this_thread();
     std::uint64_t longest_usec = 0;
+    // Since when the loop has not slept in its poll (LoopPriority: real-time that long only).
+    std::uint64_t busy_since = monotonic_usec();
     int r = 0;
     loop_busy.store(true, std::memory_order_relaxed);
     while (sd_event_get_state(event_.get()) != SD_EVENT_FINISHED) {
         if ((r = sd_event_prepare(event_.get())) == 0) {
+            loop_priority_.rested();
             // Release: a thread that sees it false sees what the dispatches before did
             // (loop_retrying).
             loop_busy.store(false, std::memory_order_release);
             r = sd_event_wait(event_.get(), UINT64_MAX);
             loop_busy.store(true, std::memory_order_relaxed);
+            busy_since = monotonic_usec();
         }
         if (r < 0)
             break;
         if (r == 0)
             continue;
+        loop_priority_.busy_for(monotonic_usec() - busy_since);
         // The run delay is read inside the timed window, so that a wait for a CPU around a read
         // (returning from it is a common place to be preempted) counts in both; the one at the
         // end only for a slow dispatch. The delay is clamped to the dispatch.
@@ -1043,6 +1048,7 @@ void Service::handle(const std::vector<TransitionChange>& events)
         }
         }
     }
+    loop_priority_.set_wanted(watcher_.watched().has_value());
 }
 
 void Service::follow_transition(const std::vector<KernelPatch>& in_kernel,
@@ -1050,7 +1056,6 @@ void Service::follow_transition(const std::vector<KernelPatch>& in_kernel,
 {
     const std::uint64_t now = read_usec;
     handle(watcher_.update(in_kernel, now));
-    loop_priority_.set_realtime(watcher_.watched().has_value());
     if (!watcher_.watched()) {
         const TransitionStatus idle = transition_status(0);
         sink().transition_status(idle);

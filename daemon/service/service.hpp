@@ -183,7 +183,8 @@ private:
     BootFlags boot_flags_;
     std::unique_ptr<PatchOperations> operations_;
     TransitionWatcher watcher_;
-    LoopPriority loop_priority_; // real-time while watcher_ watches a transition
+    // Real-time while watcher_ watches a transition, for each busy stretch's first 20 ms (run()).
+    LoopPriority loop_priority_;
 
     EventPtr event_;
     dbus::BusPtr bus_;

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
 //
-// LoopPriority: the event loop's thread is SCHED_FIFO 1 while a transition runs and ordinary
-// after, never hands real-time to a thread it starts, and, refused, stays ordinary until the
-// next transition asks again. Each case runs on a thread of its own (the policy is a thread's).
+// LoopPriority: the event loop's thread is SCHED_FIFO 1 while a transition runs (for a busy
+// stretch's first 20 ms only) and ordinary after, never hands real-time to a thread it starts,
+// and, refused, stays ordinary. Each case runs on a thread of its own (the policy is a
+// thread's).
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
@@ -33,20 +34,20 @@ int priority()
     return ::sched_getparam(0, &param) == 0 ? param.sched_priority : -1;
 }
 
-// As the unit runs livepatchd (LimitRTPRIO=1, no CAP_SYS_NICE): a child process as nobody
+// As the unit runs livepatchd (LimitRTPRIO=2, no CAP_SYS_NICE): a child process as nobody
 // with RLIMIT_RTPRIO `rtprio`. Returns the number of the first check that failed, 0, or 77
-// when the limit cannot be had (raising it takes CAP_SYS_RESOURCE, which a container may not
-// give).
-constexpr int cannot_set_limit = 77;
+// when it cannot be set up (raising the limit takes CAP_SYS_RESOURCE, becoming nobody
+// CAP_SETUID: not run as root, or in a container that does not give them).
+constexpr int cannot_set_up = 77;
 int as_the_unit(rlim_t rtprio, const std::function<int()>& body)
 {
     const pid_t child = ::fork();
     if (child == 0) {
         const rlimit limit{rtprio, rtprio};
         if (::setrlimit(RLIMIT_RTPRIO, &limit) != 0)
-            ::_exit(cannot_set_limit);
+            ::_exit(cannot_set_up);
         if (::setresgid(65534, 65534, 65534) != 0 || ::setresuid(65534, 65534, 65534) != 0)
-            ::_exit(100);
+            ::_exit(cannot_set_up);
         ::_exit(body());
     }
     int status = 0;
@@ -60,22 +61,23 @@ int as_the_unit(rlim_t rtprio, const std::function<int()>& body)
 TEST_CASE("while a transition runs the loop is SCHED_FIFO 1, and ordinary again after")
 {
     if (::geteuid() != 0) {
-        MESSAGE("not root: see the unprivileged case below");
+        MESSAGE("not root: see the unprivileged cases below");
         return;
     }
     on_a_thread([] {
         REQUIRE(::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 3) == 0);
         LoopPriority loop;
+        loop.rested();
         CHECK_FALSE(loop.realtime());
-        loop.set_realtime(false);
         CHECK(policy() == SCHED_OTHER);
-        loop.set_realtime(true);
+        loop.set_wanted(true);
         CHECK(loop.realtime());
         CHECK(policy() == (SCHED_FIFO | SCHED_RESET_ON_FORK));
-        CHECK(priority() == 1);
-        loop.set_realtime(true); // every tick of the transition
+        CHECK(priority() == LoopPriority::priority);
+        loop.set_wanted(true); // every change the service learns of
+        loop.rested();
         CHECK(policy() == (SCHED_FIFO | SCHED_RESET_ON_FORK));
-        loop.set_realtime(false);
+        loop.set_wanted(false);
         CHECK_FALSE(loop.realtime());
         CHECK(policy() == SCHED_OTHER); // privileged: the flag is cleared too
         CHECK(priority() == 0);
@@ -83,38 +85,75 @@ TEST_CASE("while a transition runs the loop is SCHED_FIFO 1, and ordinary again 
     });
 }
 
-TEST_CASE("a thread the real-time loop starts is an ordinary one")
+TEST_CASE("a busy stretch is real-time for its first 20 ms only, until the loop sleeps again")
 {
     if (::geteuid() != 0) {
-        MESSAGE("not root: see the unprivileged case below");
+        MESSAGE("not root: see the unprivileged cases below");
         return;
     }
     on_a_thread([] {
         LoopPriority loop;
-        loop.set_realtime(true);
+        loop.set_wanted(true);
+        REQUIRE(loop.realtime());
+        loop.busy_for(LoopPriority::real_time_stretch_usec);
+        CHECK(policy() == (SCHED_FIFO | SCHED_RESET_ON_FORK));
+        // ListPendingTasks' slices, one idle turn after another, for seconds.
+        loop.busy_for(LoopPriority::real_time_stretch_usec + 1);
+        CHECK_FALSE(loop.realtime());
+        CHECK(policy() == SCHED_OTHER);
+        loop.busy_for(10 * LoopPriority::real_time_stretch_usec);
+        CHECK(policy() == SCHED_OTHER);
+        loop.rested(); // about to sleep in its poll: real-time again for the next wake-up
+        CHECK(loop.realtime());
+        CHECK(policy() == (SCHED_FIFO | SCHED_RESET_ON_FORK));
+        // The transition ends during a long stretch: ordinary, and stays so when it rests.
+        loop.busy_for(LoopPriority::real_time_stretch_usec + 1);
+        loop.set_wanted(false);
+        loop.rested();
+        CHECK_FALSE(loop.realtime());
+        CHECK(policy() == SCHED_OTHER);
+    });
+}
+
+TEST_CASE("a thread the real-time loop starts is an ordinary one")
+{
+    if (::geteuid() != 0) {
+        MESSAGE("not root: see the unprivileged cases below");
+        return;
+    }
+    on_a_thread([] {
+        LoopPriority loop;
+        loop.set_wanted(true);
         REQUIRE(loop.realtime());
         int started = -1;
         std::thread([&] { started = policy(); }).join();
         CHECK(started == SCHED_OTHER);
-        loop.set_realtime(false);
+        loop.set_wanted(false);
     });
 }
 
-TEST_CASE("as the unit runs it: RLIMIT_RTPRIO 1 suffices, and lowering keeps the reset flag")
+TEST_CASE("as the unit runs it: the RLIMIT_RTPRIO suffices, and lowering keeps the reset flag")
 {
-    const int failed = as_the_unit(1, [] {
+    const int failed = as_the_unit(2, [] {
         LoopPriority loop;
-        loop.set_realtime(true);
+        loop.set_wanted(true);
         if (!loop.realtime() || policy() != (SCHED_FIFO | SCHED_RESET_ON_FORK))
             return 1;
-        loop.set_realtime(false);
+        loop.busy_for(LoopPriority::real_time_stretch_usec + 1);
         // Without CAP_SYS_NICE the flag cannot be cleared: ordinary all the same.
         if (loop.realtime() || policy() != (SCHED_OTHER | SCHED_RESET_ON_FORK))
             return 2;
+        loop.rested();
+        if (!loop.realtime() || policy() != (SCHED_FIFO | SCHED_RESET_ON_FORK))
+            return 3;
+        loop.set_wanted(false);
+        if (loop.realtime() || policy() != (SCHED_OTHER | SCHED_RESET_ON_FORK))
+            return 4;
         return 0;
     });
-    if (failed == cannot_set_limit)
-        MESSAGE("RLIMIT_RTPRIO cannot be raised here: tests/vm/cases/daemon-stall.sh runs it so");
+    if (failed == cannot_set_up)
+        MESSAGE("cannot run as the unit here (CAP_SYS_RESOURCE, CAP_SETUID): "
+                "tests/vm/cases/daemon-stall.sh does");
     else
         CHECK(failed == 0);
 }
@@ -124,17 +163,21 @@ TEST_CASE("refused, the loop stays ordinary, in this transition and the next")
     const int failed = as_the_unit(0, [] {
         LoopPriority loop;
         for (int transition = 0; transition < 2; transition++) {
+            loop.set_wanted(true);
             for (int tick = 0; tick < 3; tick++) {
-                loop.set_realtime(true);
+                loop.rested();
+                loop.set_wanted(true);
                 if (loop.realtime() || policy() != SCHED_OTHER)
                     return 1 + transition;
             }
-            loop.set_realtime(false);
+            loop.set_wanted(false);
             if (loop.realtime() || policy() != SCHED_OTHER)
                 return 3 + transition;
         }
         return 0;
     });
-    REQUIRE(failed != cannot_set_limit); // lowering a limit is always allowed
-    CHECK(failed == 0);
+    if (failed == cannot_set_up)
+        MESSAGE("cannot run as the unit here (CAP_SETUID)");
+    else
+        CHECK(failed == 0);
 }

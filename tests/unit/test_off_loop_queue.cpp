@@ -239,7 +239,7 @@ TEST_CASE("destroying the queue runs its timed works at once, due or not")
     CHECK(ran);
 }
 
-TEST_CASE("a real-time queue's works run SCHED_FIFO 1 when the kernel allows it")
+TEST_CASE("a real-time queue's works run SCHED_FIFO 2, above the loop's 1, when the kernel allows it")
 {
     EventLoop loop;
     auto queue = OffLoopQueue::create(loop.event, "a test", OffLoopQueue::Priority::realtime);
@@ -251,15 +251,15 @@ TEST_CASE("a real-time queue's works run SCHED_FIFO 1 when the kernel allows it"
     (*queue)->flush();
     if ((*queue)->realtime()) {
         CHECK(policy == SCHED_FIFO);
-        CHECK(param.sched_priority == 1);
+        CHECK(param.sched_priority == 2);
     } else {
         CHECK(policy == SCHED_OTHER);
     }
     // Where the kernel must allow it: CAP_SYS_NICE, or RLIMIT_RTPRIO (the unit's
-    // LimitRTPRIO=1), and no real-time group scheduling to refuse it (none: Debian's kernels).
+    // LimitRTPRIO=2), and no real-time group scheduling to refuse it (none: Debian's kernels).
     rlimit rtprio{};
     REQUIRE(::getrlimit(RLIMIT_RTPRIO, &rtprio) == 0);
-    if ((has_cap_sys_nice() || rtprio.rlim_cur >= 1) &&
+    if ((has_cap_sys_nice() || rtprio.rlim_cur >= 2) &&
         !std::filesystem::exists("/sys/fs/cgroup/cpu/cpu.rt_runtime_us") &&
         !std::filesystem::exists("/sys/fs/cgroup/cpu.rt_runtime_us"))
         CHECK((*queue)->realtime());

@@ -77,13 +77,14 @@ mkdir -p "$(dirname $CONF)"
 echo '{}' >$CONF
 systemctl start livepatchd
 # The thread that sends the stop rung's signals and times the hold runs SCHED_FIFO at priority
-# 1 (the unit's LimitRTPRIO=1 and RestrictRealtime=no), and it alone; also after SIGCONTs, for
-# whose wait it is an ordinary thread for a moment.
+# 2 (the unit's LimitRTPRIO=2 and RestrictRealtime=no; above the loop's 1 during a transition),
+# and, with no transition, it alone; also after SIGCONTs, for whose wait it is an ordinary
+# thread for a moment.
 signal_thread_is_realtime() {
 	local main
 	main=$(systemctl show -P MainPID livepatchd)
 	expect_eq "$(ps -L -o cls=,rtprio= -p "$main" | awk '$1 != "TS"' | sort | uniq -c | awk '{ print $1, $2, $3 }')" \
-		"1 FF 1" "$1: one thread of livepatchd runs SCHED_FIFO at priority 1, the others SCHED_OTHER"
+		"1 FF 2" "$1: one thread of livepatchd runs SCHED_FIFO at priority 2, the others SCHED_OTHER"
 	! journalctl -u livepatchd --no-pager -o cat | grep -qE "timed by an ordinary thread|could not return to SCHED_FIFO" ||
 		fail "livepatchd says its holds are timed by an ordinary thread"
 }
