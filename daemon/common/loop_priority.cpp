@@ -28,6 +28,8 @@ void LoopPriority::set_wanted(bool on) noexcept
 {
     if (!on)
         refused_ = false; // the next transition asks again
+    else if (!wanted_)
+        cannot_lower_ = false; // and tries to lower it again at its end
     wanted_ = on;
     apply();
 }
@@ -52,19 +54,21 @@ void LoopPriority::apply() noexcept
     if (want == realtime_)
         return;
     if (!want) {
-        // Lowering is always allowed, but clearing SCHED_RESET_ON_FORK takes CAP_SYS_NICE
-        // (which the unit does not give): then it stays, and only resets a negative nice value
-        // in what the loop starts. Refused all the same (an LSM): still real-time, said once.
+        if (cannot_lower_)
+            return;
+        // Lowering is always allowed. SCHED_RESET_ON_FORK stays (clearing it takes
+        // CAP_SYS_NICE, which the unit does not give): for an ordinary thread it only resets a
+        // negative nice value in what the loop starts. Refused all the same (an LSM): still
+        // real-time, said, and tried again at the next transition's end only.
         const sched_param ordinary{.sched_priority = 0};
-        if (::sched_setscheduler(0, SCHED_OTHER, &ordinary) == 0 ||
-            ::sched_setscheduler(0, SCHED_OTHER | SCHED_RESET_ON_FORK, &ordinary) == 0) {
+        if (::sched_setscheduler(0, SCHED_OTHER | SCHED_RESET_ON_FORK, &ordinary) == 0) {
             realtime_ = false;
-        } else if (!said_stays_) {
-            said_stays_ = true;
-            warn("the event loop stays a real-time thread (SCHED_FIFO): returning to SCHED_OTHER "
-                 "failed: ",
-                 errno);
+            return;
         }
+        cannot_lower_ = true;
+        warn("the event loop stays a real-time thread (SCHED_FIFO) until the next transition's "
+             "end: returning to SCHED_OTHER failed: ",
+             errno);
         return;
     }
     if (refused_)

@@ -42,7 +42,7 @@ private:
     bool tired_ = false;          // past real_time_stretch_usec in this busy stretch
     bool realtime_ = false;       // what the kernel was last asked, successfully
     bool refused_ = false;        // asked in vain since the last set_wanted(false)
-    bool said_stays_ = false;     // a lowering failed, and the journal heard of it
+    bool cannot_lower_ = false;   // a lowering failed since the last transition began
 };
 
 } // namespace livepatchd

@@ -658,7 +658,12 @@ int Service::run()
     int r = 0;
     loop_busy.store(true, std::memory_order_relaxed);
     while (sd_event_get_state(event_.get()) != SD_EVENT_FINISHED) {
-        if ((r = sd_event_prepare(event_.get())) == 0) {
+        // sd_event_prepare() sees only what is pending already: a ready fd (a bus message) or
+        // a timer due is found by the wait. A look without sleeping first, so that a stream of
+        // them is one busy stretch, and the loop rests only when it is to sleep.
+        if ((r = sd_event_prepare(event_.get())) == 0 &&
+            (r = sd_event_wait(event_.get(), 0)) == 0 &&
+            (r = sd_event_prepare(event_.get())) == 0) {
             loop_priority_.rested();
             // Release: a thread that sees it false sees what the dispatches before did
             // (loop_retrying).
@@ -724,6 +729,7 @@ int Service::run()
         longest_usec = std::max(longest_usec, took);
     }
     loop_busy.store(false, std::memory_order_relaxed); // the signals sent at the end need not wait
+    loop_priority_.set_wanted(false); // what follows is not timed in stretches
     if (r >= 0)
         (void)sd_event_get_exit_code(event_.get(), &r);
     journal::log(LogLevel::debug,
@@ -989,6 +995,8 @@ void Service::watch(std::string_view patch, std::string_view target, bool revers
 
 void Service::handle(const std::vector<TransitionChange>& events)
 {
+    // First: the watcher knows already, and what follows may throw.
+    loop_priority_.set_wanted(watcher_.watched().has_value());
     for (const TransitionChange& e : events) {
         switch (e.kind) {
         case TransitionChange::Kind::started:
@@ -1048,7 +1056,6 @@ void Service::handle(const std::vector<TransitionChange>& events)
         }
         }
     }
-    loop_priority_.set_wanted(watcher_.watched().has_value());
 }
 
 void Service::follow_transition(const std::vector<KernelPatch>& in_kernel,
@@ -1694,6 +1701,7 @@ void Service::resume_transition_record(const std::vector<KernelPatch>& in_kernel
     if (record && shown.state != ServiceState::idle && shown.patch == record->patch &&
         shown.target == record->direction()) {
         watcher_.resume(*record);
+        loop_priority_.set_wanted(watcher_.watched().has_value());
         journal::log(LogLevel::info,
                      record->patch + ": following the transition to " + record->target +
                          " that an earlier livepatchd started " +
