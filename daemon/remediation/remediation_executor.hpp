@@ -13,9 +13,10 @@
 // SIGSTOP or a SIGCONT grows with the process's threads (each is woken), 180 ms for 30,000 under
 // emulation, which the event loop would spend serving nothing; and the threads a SIGSTOP wakes
 // keep every ordinary thread off the CPU for hundreds of ms more, so that thread runs
-// SCHED_FIFO (priority 2, above the loop's 1) when the kernel allows it, and a SIGCONT timed by the loop or an
-// ordinary thread would come that much late. The Signaller is used on that thread only (on the
-// loop when no thread could be had; the hold is then a timer on the loop). After a signal that
+// SCHED_FIFO (priority 2, above the loop's 1) when the kernel allows it, and a SIGCONT timed
+// by the loop or an ordinary thread would come that much late. The Signaller is used on that
+// thread only (on the loop when no thread could be had; the hold is then a timer on the
+// loop). After a signal that
 // thread waits, up to a hold or 200 ms, until a CPU is free again (or another signal is due),
 // and the loop hears of a stop only with its SIGCONT, after that wait: the kernel's storm of
 // wakeups would otherwise hold the loop inside that dispatch.

@@ -41,6 +41,16 @@ bool realtime_allowed()
     return allowed;
 }
 
+// body on a thread of its own where real-time is allowed; elsewhere a message instead.
+void on_a_realtime_capable_thread(const std::function<void()>& body)
+{
+    if (!realtime_allowed()) {
+        MESSAGE("real-time refused here: see the unprivileged cases below");
+        return;
+    }
+    on_a_thread(body);
+}
+
 int priority()
 {
     sched_param param{};
@@ -73,11 +83,7 @@ int as_the_unit(rlim_t rtprio, const std::function<int()>& body)
 
 TEST_CASE("while a transition runs the loop is SCHED_FIFO 1, and ordinary again after")
 {
-    if (!realtime_allowed()) {
-        MESSAGE("real-time refused here: see the unprivileged cases below");
-        return;
-    }
-    on_a_thread([] {
+    on_a_realtime_capable_thread([] {
         REQUIRE(::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 3) == 0);
         LoopPriority loop;
         loop.rested();
@@ -100,11 +106,7 @@ TEST_CASE("while a transition runs the loop is SCHED_FIFO 1, and ordinary again 
 
 TEST_CASE("a busy stretch is real-time for its first 20 ms only, until the loop sleeps again")
 {
-    if (!realtime_allowed()) {
-        MESSAGE("real-time refused here: see the unprivileged cases below");
-        return;
-    }
-    on_a_thread([] {
+    on_a_realtime_capable_thread([] {
         LoopPriority loop;
         loop.set_wanted(true);
         REQUIRE(loop.realtime());
@@ -130,11 +132,7 @@ TEST_CASE("a busy stretch is real-time for its first 20 ms only, until the loop 
 
 TEST_CASE("a thread the real-time loop starts is an ordinary one")
 {
-    if (!realtime_allowed()) {
-        MESSAGE("real-time refused here: see the unprivileged cases below");
-        return;
-    }
-    on_a_thread([] {
+    on_a_realtime_capable_thread([] {
         LoopPriority loop;
         loop.set_wanted(true);
         REQUIRE(loop.realtime());

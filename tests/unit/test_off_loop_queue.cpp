@@ -239,7 +239,7 @@ TEST_CASE("destroying the queue runs its timed works at once, due or not")
     CHECK(ran);
 }
 
-TEST_CASE("a real-time queue's works run SCHED_FIFO 2, above the loop's 1, when the kernel allows it")
+TEST_CASE("a real-time queue's works run SCHED_FIFO 2, above the loop, when the kernel allows it")
 {
     EventLoop loop;
     auto queue = OffLoopQueue::create(loop.event, "a test", OffLoopQueue::Priority::realtime);
